@@ -1,0 +1,327 @@
+"""``Sequences``: one or many observation sequences of different lengths, padded, with masks.
+
+Values are held as a float64 tensor ``(N, T_max, D)`` (``D = 1`` for univariate data) with
+``NaN`` at missing observations and at padding, plus ``lengths (N,)``. A missing observation is
+kept as a step of the chain whose emission term is dropped (marginalised).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from hmm_pyro._validation import check_int, describe
+
+__all__ = ["Sequences", "as_sequences"]
+
+
+def _to_float_array(name: str, value: Any) -> np.ndarray:
+    """Convert one array-like to float64 with NaN at masked / missing entries."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ma.MaskedArray):
+        value = value.astype(np.float64).filled(np.nan)
+    if isinstance(value, (pd.Series, pd.DataFrame)):
+        value = value.to_numpy(dtype=np.float64, na_value=np.nan)
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name}: expected numeric values, got {describe(value)}") from error
+    if np.isinf(array).any():
+        raise ValueError(f"{name}: expected finite values or NaN for missing, got inf")
+    return array
+
+
+def _is_ragged(items: list | tuple) -> bool:
+    """True when a list holds sequences that do not stack into one regular array."""
+    if not items or not all(isinstance(item, Iterable) for item in items):
+        return False
+    if any(isinstance(item, (np.ma.MaskedArray, torch.Tensor)) for item in items):
+        return True
+    try:
+        np.asarray(items, dtype=np.float64)
+    except (TypeError, ValueError):
+        return True
+    return False
+
+
+class Sequences:
+    """One or many observation sequences, padded to a common length.
+
+    Parameters
+    ----------
+    data : array-like, list of array-likes, torch.Tensor or Sequences
+        A 1-D array (one univariate sequence); a 2-D array ``(N, T)`` of ``N`` univariate
+        sequences (``(T, D)`` of one sequence when ``dim=D`` is given); a 3-D array
+        ``(N, T, D)``; or a list of per-sequence arrays ``(T_n,)`` / ``(T_n, D)`` of different
+        lengths. ``NaN`` and masked entries (``numpy.ma``) are missing observations.
+    lengths : sequence of int, optional
+        Valid lengths of the rows of a padded 2-D/3-D array; the rest of each row is padding.
+    dim : int, optional
+        Emission dimension ``D``; inferred when omitted (1 for 1-D/2-D arrays).
+
+    Attributes
+    ----------
+    values : torch.Tensor
+        ``(N, T_max, D)`` float64, NaN at missing and padded entries.
+    lengths : torch.Tensor
+        ``(N,)`` int64 number of steps of each sequence.
+
+    Examples
+    --------
+    >>> seqs = Sequences([[0, 1, 1], [2, 0]])
+    >>> seqs.num_sequences, seqs.max_length, seqs.lengths.tolist()
+    (2, 3, [3, 2])
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        lengths: Sequence[int] | np.ndarray | torch.Tensor | None = None,
+        dim: int | None = None,
+    ) -> None:
+        if isinstance(data, Sequences):
+            if lengths is not None:
+                raise ValueError("lengths: expected None when data is already a Sequences")
+            if dim is not None and dim != data.dim:
+                raise ValueError(f"dim: expected {data.dim} (from data), got {dim}")
+            self.values, self.lengths = data.values, data.lengths
+            return
+        if dim is not None:
+            dim = check_int("dim", dim, minimum=1)
+        pieces = self._split(data, lengths, dim)
+        if not pieces:
+            raise ValueError("data: expected at least one sequence, got none")
+        dims = {piece.shape[1] for piece in pieces}
+        if len(dims) != 1:
+            raise ValueError(
+                f"data: expected every sequence to have the same dimension, got {dims}"
+            )
+        for index, piece in enumerate(pieces):
+            if piece.shape[0] == 0:
+                raise ValueError(f"data: expected non-empty sequences, sequence {index} is empty")
+        width = dims.pop()
+        if dim is not None and width != dim:
+            raise ValueError(f"data: expected dimension dim={dim}, got {width}")
+        max_length = max(piece.shape[0] for piece in pieces)
+        values = np.full((len(pieces), max_length, width), np.nan)
+        for index, piece in enumerate(pieces):
+            values[index, : piece.shape[0]] = piece
+        self.values = torch.from_numpy(values)
+        self.lengths = torch.tensor([piece.shape[0] for piece in pieces], dtype=torch.long)
+
+    @staticmethod
+    def _split(data: Any, lengths: Any, dim: int | None) -> list[np.ndarray]:
+        """Return a list of ``(T_n, D)`` float arrays, one per sequence."""
+        if isinstance(data, (str, Path)):
+            raise TypeError(
+                f"data: expected arrays, got the path {str(data)!r}; use Sequences.from_file"
+            )
+        if isinstance(data, pd.DataFrame):
+            raise TypeError("data: got a DataFrame; use Sequences.from_dataframe(df, ...)")
+        if isinstance(data, (list, tuple)) and _is_ragged(data):
+            if lengths is not None:
+                raise ValueError(
+                    "lengths: expected None for a list of sequences (each has its own)"
+                )
+            pieces = []
+            for index, item in enumerate(data):
+                array = _to_float_array(f"data[{index}]", item)
+                if array.ndim == 1 and (dim is None or dim == 1):
+                    array = array[:, None]
+                if array.ndim != 2:
+                    expected = "(T,)" if dim in (None, 1) else f"(T, {dim})"
+                    raise ValueError(f"data[{index}]: expected shape {expected}, got {array.shape}")
+                pieces.append(array)
+            return pieces
+        array = _to_float_array("data", data)
+        if array.ndim == 0:
+            raise ValueError(f"data: expected a sequence, got a scalar {describe(data)}")
+        if array.ndim == 1:
+            array = array[None, :, None]
+        elif array.ndim == 2:
+            array = array[None] if dim not in (None, 1) else array[:, :, None]
+        elif array.ndim != 3:
+            raise ValueError(f"data: expected 1 to 3 dimensions, got shape {array.shape}")
+        if lengths is None:
+            return list(array)
+        lengths = np.asarray(lengths)
+        if lengths.shape != (array.shape[0],) or not np.issubdtype(lengths.dtype, np.integer):
+            raise ValueError(
+                f"lengths: expected {array.shape[0]} integers (one per sequence), "
+                f"got {describe(lengths)}"
+            )
+        if (lengths < 1).any() or (lengths > array.shape[1]).any():
+            raise ValueError(
+                f"lengths: expected values in [1, {array.shape[1]}], got {lengths.tolist()}"
+            )
+        return [row[:length] for row, length in zip(array, lengths, strict=True)]
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_dataframe(
+        cls,
+        frame: pd.DataFrame,
+        sequence: str = "sequence",
+        time: str | None = "time",
+        value: str | Sequence[str] = "value",
+    ) -> Sequences:
+        """Build from a long-format table: one row per (sequence, time step).
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            The table.
+        sequence : str
+            Column with the sequence id; sequences keep the order of first appearance.
+        time : str or None
+            Column used to order steps within a sequence; ``None`` keeps row order.
+        value : str or sequence of str
+            Column(s) holding the observation; several columns give ``D > 1``.
+
+        Returns
+        -------
+        Sequences
+        """
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(f"frame: expected a pandas DataFrame, got {describe(frame)}")
+        columns = [value] if isinstance(value, str) else list(value)
+        needed = [sequence, *columns] + ([time] if time is not None else [])
+        missing = [column for column in needed if column not in frame.columns]
+        if missing:
+            raise ValueError(
+                f"frame: expected columns {needed}, missing {missing}; got {list(frame.columns)}"
+            )
+        if frame.empty:
+            raise ValueError("frame: expected at least one row, got an empty table")
+        pieces = []
+        for _, group in frame.groupby(sequence, sort=False):
+            if time is not None:
+                if group[time].duplicated().any():
+                    raise ValueError(f"frame: column {time!r} repeats a time within a sequence")
+                group = group.sort_values(time, kind="stable")
+            pieces.append(_to_float_array(f"frame[{columns}]", group[columns]))
+        return cls(pieces, dim=len(columns))
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | Path,
+        sequence: str = "sequence",
+        time: str | None = "time",
+        value: str | Sequence[str] = "value",
+    ) -> Sequences:
+        """Read sequences from ``.csv`` (long format), ``.npy`` or ``.npz``.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            A CSV file with columns ``sequence``, ``time`` and ``value`` (see
+            :meth:`from_dataframe`); an ``.npy`` array (as for the constructor); or an ``.npz``
+            archive holding either ``values`` (+ optional ``lengths``) or one array per sequence.
+        sequence, time, value
+            Column names for CSV input.
+
+        Returns
+        -------
+        Sequences
+        """
+        path = Path(path)
+        if not path.exists():
+            raise ValueError(f"path: expected an existing file, got {str(path)!r}")
+        suffix = path.suffix.lower()
+        if suffix == ".csv":
+            return cls.from_dataframe(pd.read_csv(path), sequence=sequence, time=time, value=value)
+        if suffix == ".npy":
+            return cls(np.load(path, allow_pickle=False))
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                if "values" in archive.files:
+                    lengths = archive["lengths"] if "lengths" in archive.files else None
+                    return cls(archive["values"], lengths=lengths)
+                return cls([archive[key] for key in archive.files])
+        raise ValueError(f"path: expected a .csv, .npy or .npz file, got {path.name!r}")
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def num_sequences(self) -> int:
+        """Number of sequences ``N``."""
+        return int(self.values.shape[0])
+
+    @property
+    def max_length(self) -> int:
+        """Padded length ``T_max``."""
+        return int(self.values.shape[1])
+
+    @property
+    def dim(self) -> int:
+        """Emission dimension ``D``."""
+        return int(self.values.shape[2])
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """``(N, T_max)`` bool: True at steps inside each sequence (not padding)."""
+        return torch.arange(self.max_length) < self.lengths[:, None]
+
+    @property
+    def observed(self) -> torch.Tensor:
+        """``(N, T_max, D)`` bool: True where a value was observed (not missing, not padding)."""
+        return ~torch.isnan(self.values)
+
+    @property
+    def num_observed(self) -> int:
+        """Number of observed steps (steps with at least one observed coordinate)."""
+        return int(self.observed.any(-1).sum())
+
+    def __len__(self) -> int:
+        return self.num_sequences
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        """Return sequence ``index`` as a ``(T_n,)`` or ``(T_n, D)`` float array."""
+        row = self.values[index, : int(self.lengths[index])].numpy()
+        return row[:, 0] if self.dim == 1 else row
+
+    def to_list(self) -> list[np.ndarray]:
+        """Return the sequences as a list of float arrays (NaN at missing values)."""
+        return [self[index] for index in range(self.num_sequences)]
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """Return a long-format table with columns ``sequence``, ``time`` and ``value``."""
+        rows = []
+        for index in range(self.num_sequences):
+            row = self.values[index, : int(self.lengths[index])].numpy()
+            frame = pd.DataFrame(
+                row, columns=["value"] if self.dim == 1 else [f"value_{d}" for d in range(self.dim)]
+            )
+            frame.insert(0, "time", np.arange(len(row)))
+            frame.insert(0, "sequence", index)
+            rows.append(frame)
+        return pd.concat(rows, ignore_index=True)
+
+    def select(self, index: Sequence[int] | torch.Tensor) -> Sequences:
+        """Return the subset of sequences at ``index`` (padding trimmed)."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        subset = Sequences.__new__(Sequences)
+        lengths = self.lengths[index]
+        subset.values = self.values[index, : int(lengths.max())]
+        subset.lengths = lengths
+        return subset
+
+    def __repr__(self) -> str:
+        lengths = self.lengths.tolist()
+        shown = lengths if len(lengths) <= 6 else [*lengths[:5], "..."]
+        missing = int((~self.observed).sum()) - int((~self.mask).sum()) * self.dim
+        return (
+            f"Sequences(num_sequences={self.num_sequences}, dim={self.dim}, "
+            f"lengths={shown}, missing={missing})"
+        )
+
+
+def as_sequences(data: Any) -> Sequences:
+    """Return ``data`` as :class:`Sequences` (unchanged if it already is one)."""
+    return data if isinstance(data, Sequences) else Sequences(data)

@@ -1,0 +1,154 @@
+"""The interface every emission family implements.
+
+An emission family maps data to the ``(..., N, T, K)`` table of per-state log likelihoods that
+the kernels consume, owns the prior of its parameters, and can simulate observations. Parameters
+are plain dicts of tensors whose trailing shape is :meth:`Emission.param_shapes`; any leading
+dimensions (posterior draws) broadcast.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import pyro.distributions as dist
+import torch
+
+from hmm_pyro._validation import describe
+from hmm_pyro.data import Sequences
+from hmm_pyro.priors import Prior
+
+__all__ = ["Emission"]
+
+Params = dict[str, torch.Tensor]
+
+
+class Emission(ABC):
+    """Base class of emission families (categorical, Gaussian, Poisson)."""
+
+    family: str = ""
+    param_names: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------------ description
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Emission dimension ``D`` (1 for categorical)."""
+
+    @abstractmethod
+    def param_shapes(self, num_states: int) -> dict[str, tuple[int, ...]]:
+        """Trailing shape of each parameter for ``K`` states."""
+
+    @abstractmethod
+    def param_dims(self) -> dict[str, tuple[str, ...]]:
+        """ArviZ dimension names of each parameter (first is always ``"state"``)."""
+
+    @abstractmethod
+    def to_config(self) -> dict[str, Any]:
+        """JSON-serialisable description; :func:`hmm_pyro.emissions.from_config` inverts it."""
+
+    # ------------------------------------------------------------------ data
+    @abstractmethod
+    def validate_data(self, data: Sequences) -> None:
+        """Raise ``ValueError`` naming ``data`` if the observations cannot come from this family."""
+
+    def _check_dim(self, data: Sequences) -> None:
+        if data.dim != self.dim:
+            raise ValueError(
+                f"data: expected observations of dimension {self.dim} for {self!r}, got {data.dim}"
+            )
+
+    @staticmethod
+    def _observed_values(data: Sequences) -> torch.Tensor:
+        return data.values[data.observed]
+
+    # ------------------------------------------------------------------ prior
+    @abstractmethod
+    def prior_distributions(
+        self, prior: Prior, num_states: int, dtype: torch.dtype
+    ) -> dict[str, dist.TorchDistribution]:
+        """Prior of each parameter: one distribution whose event is the whole parameter."""
+
+    # ------------------------------------------------------------------ likelihood
+    @abstractmethod
+    def _log_prob_elementwise(self, params: Params, values: torch.Tensor) -> torch.Tensor:
+        """Log density of filled ``values (N, T, D)``: ``(..., N, T, K, D)``."""
+
+    @abstractmethod
+    def fill_value(self) -> float:
+        """A valid placeholder written over missing entries before evaluating densities."""
+
+    def log_likelihood_table(self, params: Params, data: Sequences) -> torch.Tensor:
+        """Per-step, per-state log likelihoods ``(..., N, T, K)``; zero where nothing was observed.
+
+        Parameters
+        ----------
+        params : dict of torch.Tensor
+            Emission parameters (leading batch dimensions allowed).
+        data : Sequences
+            Observations; missing coordinates contribute nothing.
+
+        Returns
+        -------
+        torch.Tensor
+        """
+        dtype = next(iter(params.values())).dtype
+        observed = data.observed
+        values = torch.where(observed, data.values, self.fill_value()).to(dtype)
+        table = self._log_prob_elementwise(params, values)
+        table = torch.where(observed.unsqueeze(-2), table, torch.zeros((), dtype=dtype))
+        return table.sum(-1)
+
+    @abstractmethod
+    def conditional(
+        self, params: Params, states: torch.Tensor, observed: torch.Tensor
+    ) -> dist.TorchDistribution:
+        """Distribution of one step's observation given ``states``, masked where not observed.
+
+        Used by the enumerated Pyro model: ``states`` is an (enumerated) index tensor and
+        ``observed`` the ``(N, D)`` mask of the step.
+        """
+
+    def observation(self, values: torch.Tensor) -> torch.Tensor:
+        """One step's filled values ``(N, D)`` in the form :meth:`conditional` scores."""
+        return values
+
+    @abstractmethod
+    def sample(
+        self, params: Params, states: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Draw observations ``(*states.shape, D)`` given a single parameter set and states."""
+
+    # ------------------------------------------------------------------ parameters
+    @abstractmethod
+    def _check_param_values(self, name: str, value: torch.Tensor) -> None:
+        """Raise ``ValueError`` if ``value`` is not a valid value of parameter ``name``."""
+
+    def validate_params(self, params: Params, num_states: int) -> None:
+        """Check names, trailing shapes and values of the emission parameters."""
+        for name, shape in self.param_shapes(num_states).items():
+            if name not in params:
+                raise ValueError(
+                    f"params: expected key {name!r} for {self!r}, got keys {sorted(params)}"
+                )
+            value = params[name]
+            if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+                raise TypeError(f"params[{name!r}]: expected a float tensor, got {describe(value)}")
+            if tuple(value.shape[value.dim() - len(shape) :]) != shape or value.dim() < len(shape):
+                raise ValueError(
+                    f"params[{name!r}]: expected trailing shape {shape}, got {describe(value)}"
+                )
+            if not torch.isfinite(value).all():
+                raise ValueError(f"params[{name!r}]: expected finite values, got non-finite")
+            self._check_param_values(name, value)
+
+    def __repr__(self) -> str:
+        config = self.to_config()
+        args = ", ".join(f"{key}={value!r}" for key, value in config.items() if key != "family")
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Emission) and self.to_config() == other.to_config()
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.to_config().items())))

@@ -1,0 +1,122 @@
+"""Gaussian emissions: ``y_t[d] | z_t = k ~ Normal(mu[k, d], sigma[k, d])`` (diagonal)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyro.distributions as dist
+import torch
+from pyro.distributions.transforms import PowerTransform
+
+from hmm_pyro._validation import check_int
+from hmm_pyro.data import Sequences
+from hmm_pyro.emissions.base import Emission, Params
+from hmm_pyro.priors import Prior
+
+__all__ = ["Gaussian"]
+
+
+class Gaussian(Emission):
+    """Gaussian emissions with per-state means ``mu`` and standard deviations ``sigma``.
+
+    Univariate (``dim=None``): ``mu`` and ``sigma`` have shape ``(K,)``. Multivariate with a
+    diagonal covariance (``dim=D``): shape ``(K, D)``; missing coordinates are marginalised one
+    by one.
+
+    Prior (semi-conjugate): ``mu[k] ~ Normal(prior.mu_loc, prior.mu_scale)`` and
+    ``sigma[k]**2 ~ InverseGamma(prior.variance_shape, prior.variance_scale)``; the Pyro site is
+    ``sigma`` itself, with the Jacobian of the square root included.
+
+    Parameters
+    ----------
+    dim : int, optional
+        Emission dimension ``D``; omit for univariate data.
+    """
+
+    family = "gaussian"
+    param_names = ("mu", "sigma")
+
+    def __init__(self, dim: int | None = None) -> None:
+        self._dim = None if dim is None else check_int("dim", dim, minimum=1)
+
+    @property
+    def dim(self) -> int:
+        """Emission dimension ``D``."""
+        return 1 if self._dim is None else self._dim
+
+    def _shape(self, num_states: int) -> tuple[int, ...]:
+        return (num_states,) if self._dim is None else (num_states, self._dim)
+
+    def param_shapes(self, num_states: int) -> dict[str, tuple[int, ...]]:
+        """``{"mu": shape, "sigma": shape}`` with shape ``(K,)`` or ``(K, D)``."""
+        shape = self._shape(num_states)
+        return {"mu": shape, "sigma": shape}
+
+    def param_dims(self) -> dict[str, tuple[str, ...]]:
+        """``("state",)`` or ``("state", "dim")`` for both parameters."""
+        dims = ("state",) if self._dim is None else ("state", "dim")
+        return {"mu": dims, "sigma": dims}
+
+    def to_config(self) -> dict[str, Any]:
+        """``{"family": "gaussian", "dim": D or None}``."""
+        return {"family": self.family, "dim": self._dim}
+
+    def validate_data(self, data: Sequences) -> None:
+        """Require the right dimension (finiteness is checked by :class:`Sequences`)."""
+        self._check_dim(data)
+
+    def prior_distributions(
+        self, prior: Prior, num_states: int, dtype: torch.dtype
+    ) -> dict[str, dist.TorchDistribution]:
+        """Normal means and inverse-gamma variances (reported as ``sigma``)."""
+        width = self.dim
+        loc = prior.resolve_emission("mu_loc", num_states, width, dtype)
+        scale = prior.resolve_emission("mu_scale", num_states, width, dtype)
+        shape = prior.resolve_emission("variance_shape", num_states, width, dtype)
+        rate = prior.resolve_emission("variance_scale", num_states, width, dtype)
+        if self._dim is None:
+            loc, scale, shape, rate = loc[:, 0], scale[:, 0], shape[:, 0], rate[:, 0]
+        half = torch.tensor(0.5, dtype=dtype)
+        sigma = dist.TransformedDistribution(dist.InverseGamma(shape, rate), [PowerTransform(half)])
+        return {
+            "mu": dist.Normal(loc, scale).to_event(loc.dim()),
+            "sigma": sigma.to_event(loc.dim()),
+        }
+
+    def fill_value(self) -> float:
+        """Zero."""
+        return 0.0
+
+    def _columns(self, params: Params) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, sigma = params["mu"], params["sigma"]
+        if self._dim is None:
+            mu, sigma = mu.unsqueeze(-1), sigma.unsqueeze(-1)
+        return mu, sigma
+
+    def _log_prob_elementwise(self, params: Params, values: torch.Tensor) -> torch.Tensor:
+        mu, sigma = self._columns(params)
+        base = dist.Normal(
+            mu[..., None, None, :, :], sigma[..., None, None, :, :], validate_args=False
+        )
+        return base.log_prob(values.unsqueeze(-2))
+
+    def conditional(
+        self, params: Params, states: torch.Tensor, observed: torch.Tensor
+    ) -> dist.TorchDistribution:
+        """``Normal(mu[states], sigma[states])`` masked per coordinate where not observed."""
+        mu, sigma = self._columns(params)
+        return dist.Normal(mu[states], sigma[states]).mask(observed).to_event(1)
+
+    def sample(
+        self, params: Params, states: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Draw ``(*states.shape, D)`` observations."""
+        mu, sigma = self._columns(params)
+        noise = torch.randn((*states.shape, self.dim), dtype=mu.dtype, generator=generator)
+        return mu[states] + sigma[states] * noise
+
+    def _check_param_values(self, name: str, value: torch.Tensor) -> None:
+        if name == "sigma" and (value <= 0).any():
+            raise ValueError(
+                f"params['sigma']: expected standard deviations > 0, got {value.min().item()}"
+            )

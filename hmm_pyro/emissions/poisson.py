@@ -1,0 +1,107 @@
+"""Poisson emissions: ``y_t[d] | z_t = k ~ Poisson(rate[k, d])``, independent across ``d``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyro.distributions as dist
+import torch
+
+from hmm_pyro._validation import check_int
+from hmm_pyro.data import Sequences
+from hmm_pyro.emissions.base import Emission, Params
+from hmm_pyro.priors import Prior
+
+__all__ = ["Poisson"]
+
+
+class Poisson(Emission):
+    """Poisson count emissions; parameter ``rate`` of shape ``(K,)`` (or ``(K, D)``).
+
+    Prior: ``rate[k] ~ Gamma(prior.rate_shape, prior.rate_rate)`` (shape/rate), the conjugate
+    prior of the Poisson rate.
+
+    Parameters
+    ----------
+    dim : int, optional
+        Number of independent count channels ``D``; omit for univariate counts.
+    """
+
+    family = "poisson"
+    param_names = ("rate",)
+
+    def __init__(self, dim: int | None = None) -> None:
+        self._dim = None if dim is None else check_int("dim", dim, minimum=1)
+
+    @property
+    def dim(self) -> int:
+        """Emission dimension ``D``."""
+        return 1 if self._dim is None else self._dim
+
+    def _shape(self, num_states: int) -> tuple[int, ...]:
+        return (num_states,) if self._dim is None else (num_states, self._dim)
+
+    def param_shapes(self, num_states: int) -> dict[str, tuple[int, ...]]:
+        """``{"rate": (K,)}`` or ``(K, D)``."""
+        return {"rate": self._shape(num_states)}
+
+    def param_dims(self) -> dict[str, tuple[str, ...]]:
+        """``("state",)`` or ``("state", "dim")``."""
+        return {"rate": ("state",) if self._dim is None else ("state", "dim")}
+
+    def to_config(self) -> dict[str, Any]:
+        """``{"family": "poisson", "dim": D or None}``."""
+        return {"family": self.family, "dim": self._dim}
+
+    def validate_data(self, data: Sequences) -> None:
+        """Require non-negative integer counts."""
+        self._check_dim(data)
+        values = self._observed_values(data)
+        if values.numel() == 0:
+            return
+        if not torch.equal(values, values.round()):
+            bad = values[values != values.round()][0].item()
+            raise ValueError(f"data: expected integer counts for {self!r}, got {bad}")
+        if (values < 0).any():
+            raise ValueError(
+                f"data: expected non-negative counts for {self!r}, got {values.min().item()}"
+            )
+
+    def prior_distributions(
+        self, prior: Prior, num_states: int, dtype: torch.dtype
+    ) -> dict[str, dist.TorchDistribution]:
+        """``rate ~ Gamma(rate_shape, rate_rate)``, one event per parameter."""
+        shape = prior.resolve_emission("rate_shape", num_states, self.dim, dtype)
+        rate = prior.resolve_emission("rate_rate", num_states, self.dim, dtype)
+        if self._dim is None:
+            shape, rate = shape[:, 0], rate[:, 0]
+        return {"rate": dist.Gamma(shape, rate).to_event(shape.dim())}
+
+    def fill_value(self) -> float:
+        """Count 0."""
+        return 0.0
+
+    def _rate(self, params: Params) -> torch.Tensor:
+        rate = params["rate"]
+        return rate.unsqueeze(-1) if self._dim is None else rate
+
+    def _log_prob_elementwise(self, params: Params, values: torch.Tensor) -> torch.Tensor:
+        rate = self._rate(params)[..., None, None, :, :]  # (..., 1, 1, K, D)
+        return dist.Poisson(rate, validate_args=False).log_prob(values.unsqueeze(-2))
+
+    def conditional(
+        self, params: Params, states: torch.Tensor, observed: torch.Tensor
+    ) -> dist.TorchDistribution:
+        """``Poisson(rate[states])`` masked where not observed."""
+        base = dist.Poisson(self._rate(params)[states])
+        return base.mask(observed).to_event(1)
+
+    def sample(
+        self, params: Params, states: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Draw counts ``(*states.shape, D)``."""
+        return torch.poisson(self._rate(params)[states], generator=generator)
+
+    def _check_param_values(self, name: str, value: torch.Tensor) -> None:
+        if (value <= 0).any():
+            raise ValueError(f"params[{name!r}]: expected rates > 0, got {value.min().item()}")

@@ -1,0 +1,33 @@
+"""Pure tensor HMM algorithms in log space.
+
+Every function takes only ``log_pi (..., K)``, ``log_A (..., K, K)``, ``log_lik (..., T, K)``
+and optional ``lengths (...)``: it never sees an emission distribution. Leading dimensions
+broadcast (sequences, posterior draws). ``log_pi`` is the distribution of the state that emits
+the *first* observation (Rabiner, Stan, hmmlearn), not the state one step before it
+(Pyro's ``DiscreteHMM``).
+"""
+
+from hmm_pyro.kernels.forward_backward import (
+    ForwardBackward,
+    backward,
+    expected_transitions,
+    forward,
+    forward_backward,
+    log_likelihood,
+    posterior_marginals,
+)
+from hmm_pyro.kernels.sampling import sample_paths
+from hmm_pyro.kernels.viterbi import PAD_STATE, viterbi
+
+__all__ = [
+    "PAD_STATE",
+    "ForwardBackward",
+    "backward",
+    "expected_transitions",
+    "forward",
+    "forward_backward",
+    "log_likelihood",
+    "posterior_marginals",
+    "sample_paths",
+    "viterbi",
+]

@@ -1,0 +1,265 @@
+"""Log-space forward and backward algorithms, marginal likelihood, smoothed marginals.
+
+Conventions (see :mod:`hmm_pyro.kernels`): ``log_pi`` is the log distribution of the state that
+emits the first observation; ``log_A[..., i, j] = log P(z_t = j | z_{t-1} = i)``; ``log_lik[...,
+t, k] = log p(y_t | z_t = k)`` (0 for a missing observation); steps ``t >= lengths`` are padding.
+
+:func:`log_likelihood` reduces over time with a parallel (tree) product of log-space matrices:
+``O(log T)`` sequential depth, differentiable by autograd, stable for very long sequences.
+:func:`forward` and :func:`backward` are exact sequential recursions that return every step.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from pyro.ops.special import safe_log
+
+from hmm_pyro.kernels._inputs import KernelInputs, prepare_inputs
+
+__all__ = [
+    "ForwardBackward",
+    "backward",
+    "expected_transitions",
+    "forward",
+    "forward_backward",
+    "log_likelihood",
+    "posterior_marginals",
+]
+
+_TIME_CHUNK = 1024
+
+
+def _logmatmulexp(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Return ``log(exp(x) @ exp(y))`` computed stably with shifts (``-inf`` entries allowed)."""
+    lowest = torch.finfo(x.dtype).min
+    x_shift = x.detach().amax(-1, keepdim=True).clamp(min=lowest)
+    y_shift = y.detach().amax(-2, keepdim=True).clamp(min=lowest)
+    product = torch.matmul((x - x_shift).exp(), (y - y_shift).exp())
+    return safe_log(product) + x_shift + y_shift
+
+
+def _log_identity(num_states: int, like: torch.Tensor) -> torch.Tensor:
+    eye = torch.full((num_states, num_states), -float("inf"), dtype=like.dtype, device=like.device)
+    return eye.fill_diagonal_(0.0)
+
+
+def _time_product(steps: torch.Tensor) -> torch.Tensor:
+    """Multiply ``(..., T, K, K)`` log matrices over time as a balanced tree: ``(..., K, K)``."""
+    while steps.shape[-3] > 1:
+        num = steps.shape[-3]
+        even = num - num % 2
+        paired = _logmatmulexp(steps[..., 0:even:2, :, :], steps[..., 1:even:2, :, :])
+        if num % 2:
+            paired = torch.cat([paired, steps[..., even:, :, :]], dim=-3)
+        steps = paired
+    return steps.squeeze(-3)
+
+
+def log_likelihood(
+    log_pi: torch.Tensor,
+    log_A: torch.Tensor,
+    log_lik: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Log marginal likelihood ``log p(y_{1:L})`` with the hidden states summed out.
+
+    Parameters
+    ----------
+    log_pi : torch.Tensor
+        ``(..., K)`` log initial distribution (state of the first observation).
+    log_A : torch.Tensor
+        ``(..., K, K)`` log transition matrix (rows: from, columns: to).
+    log_lik : torch.Tensor
+        ``(..., T, K)`` per-step, per-state log emission likelihoods.
+    lengths : torch.Tensor, optional
+        ``(...)`` number of valid steps of each sequence (default: all ``T``).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(...)`` log likelihood of each sequence; differentiable in all inputs.
+
+    Notes
+    -----
+    The transition-and-emission matrices ``M_t[i, j] = log_A[i, j] + log_lik[t, j]`` are
+    multiplied in log space as a balanced binary tree (Särkkä & García-Fernández, 2021), so the
+    autograd graph has depth ``O(log T)``. Padded steps use the log identity matrix.
+    """
+    inputs = prepare_inputs(log_pi, log_A, log_lik, lengths)
+    first = inputs.log_pi + inputs.log_lik[..., 0, :]
+    if inputs.log_lik.shape[-2] == 1:
+        return first.logsumexp(-1)
+    num_states = first.shape[-1]
+    steps = inputs.log_A.unsqueeze(-3) + inputs.log_lik[..., 1:, None, :]
+    steps = torch.where(inputs.valid[..., 1:, None, None], steps, _log_identity(num_states, steps))
+    total = _time_product(steps)
+    return (first.unsqueeze(-1) + total).logsumexp(-1).logsumexp(-1)
+
+
+def forward(
+    log_pi: torch.Tensor,
+    log_A: torch.Tensor,
+    log_lik: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Forward variables ``log alpha_t(k) = log p(y_{1:t}, z_t = k)``.
+
+    Parameters
+    ----------
+    log_pi, log_A, log_lik, lengths
+        As in :func:`log_likelihood`.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(..., T, K)``. At padded steps ``t >= length`` the last valid row is repeated, so
+        ``log_alpha[..., -1, :].logsumexp(-1)`` is the log likelihood of every sequence.
+    """
+    inputs = prepare_inputs(log_pi, log_A, log_lik, lengths)
+    alpha = inputs.log_pi + inputs.log_lik[..., 0, :]
+    rows = [alpha]
+    for t in range(1, inputs.log_lik.shape[-2]):
+        step = (alpha.unsqueeze(-1) + inputs.log_A).logsumexp(-2) + inputs.log_lik[..., t, :]
+        alpha = torch.where(inputs.valid[..., t, None], step, alpha)
+        rows.append(alpha)
+    return torch.stack(rows, dim=-2)
+
+
+def backward(
+    log_pi: torch.Tensor,
+    log_A: torch.Tensor,
+    log_lik: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Backward variables ``log beta_t(k) = log p(y_{t+1:L} | z_t = k)``.
+
+    Parameters
+    ----------
+    log_pi, log_A, log_lik, lengths
+        As in :func:`log_likelihood` (``log_pi`` only fixes the batch shape).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(..., T, K)``; zero (``log 1``) at the last valid step and at padded steps.
+    """
+    inputs = prepare_inputs(log_pi, log_A, log_lik, lengths)
+    beta = torch.zeros_like(inputs.log_pi)
+    rows = [beta]
+    for t in range(inputs.log_lik.shape[-2] - 2, -1, -1):
+        ahead = (inputs.log_lik[..., t + 1, :] + beta).unsqueeze(-2)
+        step = (inputs.log_A + ahead).logsumexp(-1)
+        beta = torch.where(inputs.valid[..., t + 1, None], step, torch.zeros_like(step))
+        rows.append(beta)
+    rows.reverse()
+    return torch.stack(rows, dim=-2)
+
+
+class ForwardBackward(NamedTuple):
+    """Results of one forward-backward pass.
+
+    Attributes
+    ----------
+    log_likelihood : torch.Tensor
+        ``(...)`` log marginal likelihood per sequence.
+    gamma : torch.Tensor
+        ``(..., T, K)`` smoothed marginals ``p(z_t = k | y)``; zero at padded steps.
+    transitions : torch.Tensor
+        ``(..., K, K)`` expected transition counts ``sum_t p(z_{t-1} = i, z_t = j | y)``.
+    """
+
+    log_likelihood: torch.Tensor
+    gamma: torch.Tensor
+    transitions: torch.Tensor
+
+
+def forward_backward(
+    log_pi: torch.Tensor,
+    log_A: torch.Tensor,
+    log_lik: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+) -> ForwardBackward:
+    """Log likelihood, smoothed marginals and expected transition counts in one pass.
+
+    Parameters
+    ----------
+    log_pi, log_A, log_lik, lengths
+        As in :func:`log_likelihood`.
+
+    Returns
+    -------
+    ForwardBackward
+        ``(log_likelihood, gamma, transitions)``.
+    """
+    inputs = prepare_inputs(log_pi, log_A, log_lik, lengths)
+    log_alpha = forward(inputs.log_pi, inputs.log_A, inputs.log_lik, inputs.lengths)
+    log_beta = backward(inputs.log_pi, inputs.log_A, inputs.log_lik, inputs.lengths)
+    log_z = log_alpha[..., -1, :].logsumexp(-1)
+    gamma = (log_alpha + log_beta - log_z[..., None, None]).exp()
+    gamma = gamma * inputs.valid.unsqueeze(-1)
+    transitions = _summed_transitions(inputs, log_alpha, log_beta, log_z)
+    return ForwardBackward(log_z, gamma, transitions)
+
+
+def _summed_transitions(
+    inputs: KernelInputs, log_alpha: torch.Tensor, log_beta: torch.Tensor, log_z: torch.Tensor
+) -> torch.Tensor:
+    """Sum ``xi_t(i, j)`` over valid steps, in time chunks to bound memory."""
+    log_A, log_lik, valid = inputs.log_A, inputs.log_lik, inputs.valid
+    num_steps = log_lik.shape[-2]
+    total = torch.zeros_like(log_A)
+    for start in range(1, num_steps, _TIME_CHUNK):
+        stop = min(start + _TIME_CHUNK, num_steps)
+        log_xi = (
+            log_alpha[..., start - 1 : stop - 1, :, None]
+            + log_A.unsqueeze(-3)
+            + (log_lik[..., start:stop, :] + log_beta[..., start:stop, :]).unsqueeze(-2)
+            - log_z[..., None, None, None]
+        )
+        xi = log_xi.exp() * valid[..., start:stop, None, None]
+        total = total + xi.sum(-3)
+    return total
+
+
+def posterior_marginals(
+    log_pi: torch.Tensor,
+    log_A: torch.Tensor,
+    log_lik: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Smoothed marginals ``gamma_t(k) = p(z_t = k | y_{1:L})``.
+
+    Parameters
+    ----------
+    log_pi, log_A, log_lik, lengths
+        As in :func:`log_likelihood`.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(..., T, K)``; rows sum to one at valid steps and are zero at padded steps.
+    """
+    return forward_backward(log_pi, log_A, log_lik, lengths).gamma
+
+
+def expected_transitions(
+    log_pi: torch.Tensor,
+    log_A: torch.Tensor,
+    log_lik: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Expected transition counts ``sum_t p(z_{t-1} = i, z_t = j | y_{1:L})``.
+
+    Parameters
+    ----------
+    log_pi, log_A, log_lik, lengths
+        As in :func:`log_likelihood`.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(..., K, K)``; entries sum to ``length - 1`` for each sequence.
+    """
+    return forward_backward(log_pi, log_A, log_lik, lengths).transitions

@@ -1,0 +1,398 @@
+"""``HMM``: a hidden Markov model specification and its Pyro models.
+
+Parameters are plain dicts of tensors: ``pi (K,)``, ``A (K, K)`` and the emission parameters
+(``B (K, V)``; ``mu``, ``sigma``; ``rate``). Any leading dimensions (posterior draws) broadcast
+through every method, which then returns results with those dimensions in front.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.ops.special import safe_log
+
+from hmm_pyro import kernels
+from hmm_pyro._random import make_generator
+from hmm_pyro._validation import check_choice, check_int, describe
+from hmm_pyro.data import Sequences, as_sequences
+from hmm_pyro.emissions import Emission, from_config
+from hmm_pyro.priors import Prior
+
+__all__ = ["HMM", "MARGINALIZE_METHODS"]
+
+Params = dict[str, torch.Tensor]
+MARGINALIZE_METHODS = ("forward", "enumerate")
+_SIMPLEX_ATOL = 1e-6
+_CHUNK_ELEMENTS = 2**23
+"""Upper bound on the elements of the largest intermediate tensor when mapping over draws."""
+
+
+class HMM:
+    """A Bayesian hidden Markov model with ``K`` states.
+
+    Parameters
+    ----------
+    num_states : int
+        Number of hidden states ``K >= 1``.
+    emission : Emission
+        Emission family, e.g. ``Categorical(num_symbols=V)``, ``Gaussian()`` or ``Poisson()``.
+    prior : Prior, optional
+        Prior hyperparameters (default: ``Prior()``, flat Dirichlet priors).
+    dtype : torch.dtype
+        Floating-point type of parameters and computations (default float64).
+
+    Examples
+    --------
+    >>> from hmm_pyro import HMM, Categorical
+    >>> hmm = HMM(num_states=2, emission=Categorical(num_symbols=3))
+    >>> sorted(hmm.param_shapes().items())
+    [('A', (2, 2)), ('B', (2, 3)), ('pi', (2,))]
+    """
+
+    def __init__(
+        self,
+        num_states: int,
+        emission: Emission,
+        prior: Prior | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
+        self.num_states = check_int("num_states", num_states, minimum=1)
+        if not isinstance(emission, Emission):
+            raise TypeError(
+                "emission: expected an Emission such as Categorical(num_symbols=V), Gaussian() "
+                f"or Poisson(), got {describe(emission)}"
+            )
+        if prior is None:
+            prior = Prior()
+        if not isinstance(prior, Prior):
+            raise TypeError(f"prior: expected a hmm_pyro.Prior, got {describe(prior)}")
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
+        self.emission = emission
+        self.prior = prior
+        self.dtype = dtype
+        # Resolve once so that a prior of the wrong shape fails here, not inside a sampler.
+        self._prior_distributions = self._build_prior_distributions()
+
+    # ------------------------------------------------------------------ description
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """Names of the parameters (Pyro sample sites), in model order."""
+        return ("pi", "A", *self.emission.param_names)
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shape of each parameter of one draw."""
+        num = self.num_states
+        return {"pi": (num,), "A": (num, num), **self.emission.param_shapes(num)}
+
+    def param_dims(self) -> dict[str, tuple[str, ...]]:
+        """ArviZ dimension names of each parameter."""
+        return {"pi": ("state",), "A": ("state", "state_to"), **self.emission.param_dims()}
+
+    def to_config(self) -> dict[str, Any]:
+        """JSON-serialisable description; :meth:`from_config` inverts it."""
+        return {
+            "num_states": self.num_states,
+            "emission": self.emission.to_config(),
+            "prior": self.prior.to_dict(),
+            "dtype": str(self.dtype).replace("torch.", ""),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> HMM:
+        """Rebuild an ``HMM`` from :meth:`to_config` output."""
+        return cls(
+            num_states=config["num_states"],
+            emission=from_config(config["emission"]),
+            prior=Prior(**config["prior"]),
+            dtype=getattr(torch, config.get("dtype", "float64")),
+        )
+
+    def with_prior(self, prior: Prior) -> HMM:
+        """Return the same model with another prior."""
+        return HMM(self.num_states, self.emission, prior, self.dtype)
+
+    def __repr__(self) -> str:
+        return (
+            f"HMM(num_states={self.num_states}, emission={self.emission!r}, prior={self.prior!r})"
+        )
+
+    # ------------------------------------------------------------------ prior
+    def _build_prior_distributions(self) -> dict[str, dist.TorchDistribution]:
+        num = self.num_states
+        dtype = self.dtype
+        return {
+            "pi": dist.Dirichlet(self.prior.resolve_initial(num, dtype)),
+            "A": dist.Dirichlet(self.prior.resolve_transitions(num, dtype)).to_event(1),
+            **self.emission.prior_distributions(self.prior, num, dtype),
+        }
+
+    def prior_distributions(self) -> dict[str, dist.TorchDistribution]:
+        """Prior of each parameter (each distribution's event is the whole parameter)."""
+        return dict(self._prior_distributions)
+
+    def sample_prior(self, num_samples: int | None = None, seed: int | None = None) -> Params:
+        """Draw parameters from the prior.
+
+        Parameters
+        ----------
+        num_samples : int, optional
+            Number of draws; omitted gives one draw without a leading dimension.
+        seed : int, optional
+            Seed for reproducible draws.
+
+        Returns
+        -------
+        dict of torch.Tensor
+        """
+        shape = () if num_samples is None else (check_int("num_samples", num_samples, 1),)
+        generator = make_generator(seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(2**31 - 1, (), generator=generator)))
+            return {name: d.sample(shape) for name, d in self._prior_distributions.items()}
+
+    def log_prior(self, params: Params) -> torch.Tensor:
+        """Log prior density of ``params``, summed over sites: shape = the draws' batch shape."""
+        return sum(self.log_prior_terms(params).values())
+
+    def log_prior_terms(self, params: Params) -> dict[str, torch.Tensor]:
+        """Log prior density of each parameter separately (for power-scaling sensitivity)."""
+        params = self.validate_params(params)
+        return {name: d.log_prob(params[name]) for name, d in self._prior_distributions.items()}
+
+    # ------------------------------------------------------------------ validation
+    def validate_params(self, params: Params) -> Params:
+        """Check a parameter dict and return it as tensors of ``self.dtype``.
+
+        Raises
+        ------
+        ValueError, TypeError
+            Naming the offending key, with the expected and actual shape or value.
+        """
+        if not isinstance(params, dict):
+            raise TypeError(f"params: expected a dict of tensors, got {describe(params)}")
+        converted = {}
+        for name in self.param_names:
+            if name not in params:
+                raise ValueError(
+                    f"params: expected keys {list(self.param_names)}, missing {name!r}"
+                )
+            try:
+                converted[name] = torch.as_tensor(params[name], dtype=self.dtype)
+            except (TypeError, ValueError, RuntimeError) as error:
+                raise TypeError(
+                    f"params[{name!r}]: expected numbers, got {describe(params[name])}"
+                ) from error
+        shapes = self.param_shapes()
+        for name in ("pi", "A"):
+            value = converted[name]
+            shape = shapes[name]
+            if value.dim() < len(shape) or tuple(value.shape[value.dim() - len(shape) :]) != shape:
+                raise ValueError(
+                    f"params[{name!r}]: expected trailing shape {shape}, got {describe(value)}"
+                )
+            ok = torch.isfinite(value).all() and (value >= 0).all()
+            if not ok or not torch.allclose(
+                value.sum(-1), torch.ones((), dtype=self.dtype), atol=_SIMPLEX_ATOL
+            ):
+                raise ValueError(
+                    f"params[{name!r}]: expected probabilities (rows non-negative and summing "
+                    f"to 1 within {_SIMPLEX_ATOL})"
+                )
+        self.emission.validate_params(converted, self.num_states)
+        self.batch_shape(converted)
+        return converted
+
+    def batch_shape(self, params: Params) -> torch.Size:
+        """Broadcast leading (draw) shape of a parameter dict."""
+        shapes = self.param_shapes()
+        leading = [
+            value.shape[: value.dim() - len(shapes[name])]
+            for name, value in params.items()
+            if name in shapes
+        ]
+        try:
+            return torch.broadcast_shapes(*leading)
+        except RuntimeError as error:
+            raise ValueError(
+                f"params: leading (draw) dimensions do not broadcast: {[tuple(s) for s in leading]}"
+            ) from error
+
+    def prepare_data(self, data: Any) -> Sequences:
+        """Return ``data`` as :class:`Sequences`, validated for this model's emission family."""
+        sequences = as_sequences(data)
+        checked = getattr(sequences, "_checked_for", None)
+        if checked is None:
+            checked = set()
+            sequences._checked_for = checked
+        if self.emission not in checked:
+            self.emission.validate_data(sequences)
+            checked.add(self.emission)
+        return sequences
+
+    # ------------------------------------------------------------------ kernel inputs
+    def kernel_inputs(
+        self, params: Params, data: Sequences
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(log_pi (..., 1, K), log_A (..., 1, K, K), log_lik (..., N, T, K), lengths (N,))``.
+
+        ``params`` must already be valid (see :meth:`validate_params`).
+        """
+        log_pi = safe_log(params["pi"]).unsqueeze(-2)
+        log_A = safe_log(params["A"]).unsqueeze(-3)
+        table = self.emission.log_likelihood_table(params, data)
+        return log_pi, log_A, table, data.lengths
+
+    def _map_draws(
+        self, params: Params, data: Sequences, func: Callable[..., Any], width: int
+    ) -> Any:
+        """Apply ``func(*kernel_inputs)`` over chunks of draws; concatenate along the batch."""
+        batch = self.batch_shape(params)
+        per_draw = data.num_sequences * data.max_length * width
+        chunk = max(1, _CHUNK_ELEMENTS // max(per_draw, 1))
+        total = batch.numel()
+        if len(batch) == 0 or total <= chunk:
+            return func(*self.kernel_inputs(params, data))
+        shapes = self.param_shapes()
+        flat = {
+            name: params[name].expand(*batch, *shapes[name]).reshape(total, *shapes[name])
+            for name in self.param_names
+        }
+        pieces = []
+        for start in range(0, total, chunk):
+            part = {name: value[start : start + chunk] for name, value in flat.items()}
+            pieces.append(func(*self.kernel_inputs(part, data)))
+        if isinstance(pieces[0], tuple):
+            joined = tuple(torch.cat(parts, 0) for parts in zip(*pieces, strict=True))
+            return tuple(part.reshape(*batch, *part.shape[1:]) for part in joined)
+        joined = torch.cat(pieces, 0)
+        return joined.reshape(*batch, *joined.shape[1:])
+
+    # ------------------------------------------------------------------ inference on states
+    def log_likelihood(self, params: Params, data: Any) -> torch.Tensor:
+        """Log marginal likelihood of each sequence, hidden states summed out.
+
+        Parameters
+        ----------
+        params : dict of torch.Tensor
+            Parameters, optionally with leading draw dimensions ``(...)``.
+        data : Sequences or array-like
+            ``N`` sequences.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(..., N)``.
+        """
+        params = self.validate_params(params)
+        data = self.prepare_data(data)
+        width = self.num_states**2
+        return self._map_draws(params, data, kernels.log_likelihood, width)
+
+    def posterior_marginals(self, params: Params, data: Any) -> torch.Tensor:
+        """Smoothed state probabilities ``p(z_t = k | y, params)``: ``(..., N, T, K)``.
+
+        Zero at padded steps of shorter sequences.
+        """
+        params = self.validate_params(params)
+        data = self.prepare_data(data)
+        return self._map_draws(params, data, kernels.posterior_marginals, self.num_states**2)
+
+    def forward_backward(self, params: Params, data: Any) -> kernels.ForwardBackward:
+        """One forward-backward pass: log likelihood, smoothed marginals, expected transitions.
+
+        Shapes: ``(..., N)``, ``(..., N, T, K)`` and ``(..., N, K, K)``.
+
+        One forward-backward pass per draw and sequence (see :func:`kernels.forward_backward`).
+        """
+        params = self.validate_params(params)
+        data = self.prepare_data(data)
+        result = self._map_draws(params, data, kernels.forward_backward, self.num_states**2)
+        return kernels.ForwardBackward(*result)
+
+    def viterbi(self, params: Params, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Most probable state paths and their log joint probabilities.
+
+        Returns
+        -------
+        paths : torch.Tensor
+            ``(..., N, T)`` int64, ``-1`` at padded steps.
+        scores : torch.Tensor
+            ``(..., N)`` ``log p(z*, y)``.
+        """
+        params = self.validate_params(params)
+        data = self.prepare_data(data)
+        return self._map_draws(params, data, kernels.viterbi, self.num_states**2)
+
+    def sample_paths(
+        self, params: Params, data: Any, num_samples: int = 1, seed: int | None = None
+    ) -> torch.Tensor:
+        """Draw whole state paths from ``p(z | y, params)`` by forward filtering, backward sampling.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(num_samples, ..., N, T)`` int64, ``-1`` at padded steps.
+        """
+        params = self.validate_params(params)
+        data = self.prepare_data(data)
+        num_samples = check_int("num_samples", num_samples, minimum=1)
+        generator = make_generator(seed)
+        return kernels.sample_paths(
+            *self.kernel_inputs(params, data), num_samples=num_samples, generator=generator
+        )
+
+    # ------------------------------------------------------------------ Pyro models
+    def sample_params(self) -> Params:
+        """Declare the parameter sample sites inside a Pyro model and return their values."""
+        return {name: pyro.sample(name, d) for name, d in self._prior_distributions.items()}
+
+    def model(self, data: Any, marginalize: str = "forward") -> None:
+        """The Pyro model: parameter sites ``pi``, ``A`` and the emission parameters.
+
+        Parameters
+        ----------
+        data : Sequences or array-like
+            Observations. Pass a :class:`Sequences` to avoid re-validating on every call.
+        marginalize : {"forward", "enumerate"}
+            ``"forward"`` adds the log likelihood from the parallel forward algorithm as a
+            ``pyro.factor`` per sequence (fast; for NUTS and SVI). ``"enumerate"`` writes the
+            classic ``pyro.markov`` model with enumerated discrete states ``z_t`` and observed
+            sites ``y_t`` for ``TraceEnum_ELBO`` and ``infer_discrete``
+            (``max_plate_nesting=1``). Both define the same joint density of parameters and data.
+        """
+        check_choice("marginalize", marginalize, MARGINALIZE_METHODS)
+        data = self.prepare_data(data)
+        params = self.sample_params()
+        if marginalize == "forward":
+            log_lik = kernels.log_likelihood(*self.kernel_inputs(params, data))
+            with pyro.plate("sequences", data.num_sequences):
+                pyro.factor("log_likelihood", log_lik)
+        else:
+            self._enumerated_likelihood(params, data)
+
+    def _enumerated_likelihood(self, params: Params, data: Sequences) -> None:
+        num = self.num_states
+        values = torch.where(data.observed, data.values, self.emission.fill_value()).to(self.dtype)
+        observed = data.observed
+        valid = data.mask
+        with pyro.plate("sequences", data.num_sequences, dim=-1):
+            state = None
+            for t in pyro.markov(range(data.max_length)):
+                if state is None:
+                    probs = params["pi"]
+                else:
+                    stay = torch.nn.functional.one_hot(state, num).to(self.dtype)
+                    probs = torch.where(valid[:, t, None], params["A"][state], stay)
+                state = pyro.sample(
+                    f"z_{t}", dist.Categorical(probs), infer={"enumerate": "parallel"}
+                )
+                pyro.sample(
+                    f"y_{t}",
+                    self.emission.conditional(params, state, observed[:, t]),
+                    obs=self.emission.observation(values[:, t]),
+                )

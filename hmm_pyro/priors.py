@@ -1,0 +1,181 @@
+"""``Prior``: hyperparameters of every prior in the model, validated and resolved to tensors.
+
+- ``pi ~ Dirichlet(pi)``
+- ``A[k] ~ Dirichlet(A[k] + stickiness[k] * e_k)`` (sticky transitions, Fox et al. 2011)
+- categorical emissions: ``B[k] ~ Dirichlet(B[k])``
+- Gaussian emissions: ``mu[k] ~ Normal(mu_loc, mu_scale)``,
+  ``sigma[k]**2 ~ InverseGamma(variance_shape, variance_scale)`` (semi-conjugate)
+- Poisson emissions: ``rate[k] ~ Gamma(rate_shape, rate_rate)``
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from hmm_pyro._validation import describe
+
+__all__ = ["Prior"]
+
+ArrayLike = Any
+
+
+def _as_array(name: str, value: ArrayLike) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: expected a number or array of numbers, got {value!r}")
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"{name}: expected a number or array of numbers, got {describe(value)}"
+        ) from error
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name}: expected finite values, got {array.tolist()}")
+    return array
+
+
+def _check_sign(name: str, array: np.ndarray, sign: str) -> None:
+    if sign == "positive" and not (array > 0).all():
+        raise ValueError(f"{name}: expected values > 0, got {array.tolist()}")
+    if sign == "nonnegative" and not (array >= 0).all():
+        raise ValueError(f"{name}: expected values >= 0, got {array.tolist()}")
+
+
+def _broadcast(name: str, array: np.ndarray, shape: tuple[int, ...], allowed: str) -> np.ndarray:
+    """Broadcast ``array`` to ``shape``; ``allowed`` names the shapes for the error message."""
+    if array.ndim > len(shape) or array.shape != shape[len(shape) - array.ndim :]:
+        if not (array.ndim == 1 and len(shape) == 2 and array.shape == (shape[0],)):
+            raise ValueError(f"{name}: expected {allowed}, got shape {array.shape}")
+        return np.broadcast_to(array[:, None], shape).copy()
+    return np.broadcast_to(array, shape).copy()
+
+
+@dataclass(frozen=True)
+class Prior:
+    """Prior hyperparameters of an HMM.
+
+    Parameters
+    ----------
+    pi : float or array_like
+        Dirichlet concentration of the initial distribution: scalar or ``(K,)``.
+    A : float or array_like
+        Dirichlet concentration of each transition row: scalar, ``(K,)`` (one value per row) or
+        ``(K, K)`` (row ``k`` is the concentration of ``A[k]``).
+    B : float or array_like
+        Dirichlet concentration of each emission row (categorical emissions): scalar, ``(V,)``
+        (shared by all states) or ``(K, V)``.
+    stickiness : float or array_like
+        ``kappa >= 0`` added to the diagonal of the transition concentration: scalar or ``(K,)``.
+    mu_loc, mu_scale : float or array_like
+        Normal prior of Gaussian means: scalar, ``(K,)`` or ``(K, D)`` (per state and dimension).
+        Different per-state locations break the label symmetry of the prior.
+    variance_shape, variance_scale : float or array_like
+        Inverse-gamma prior of Gaussian variances ``sigma**2``: scalar, ``(K,)`` or ``(K, D)``.
+    rate_shape, rate_rate : float or array_like
+        Gamma(shape, rate) prior of Poisson rates: scalar, ``(K,)`` or ``(K, D)``.
+
+    Notes
+    -----
+    The Gaussian defaults (``mu ~ N(0, 10)``, ``sigma**2 ~ InvGamma(2, 1)``, prior mean
+    variance 1) suit data on a unit-to-tens scale; rescale the data or set them otherwise.
+    The Poisson default ``Gamma(1, 0.1)`` has mean 10 and standard deviation 10.
+
+    Examples
+    --------
+    >>> sticky = Prior(A=1.0, stickiness=10.0)
+    >>> sticky.resolve_transitions(2)
+    tensor([[11.,  1.],
+            [ 1., 11.]], dtype=torch.float64)
+    """
+
+    pi: ArrayLike = 1.0
+    A: ArrayLike = 1.0
+    B: ArrayLike = 1.0
+    stickiness: ArrayLike = 0.0
+    mu_loc: ArrayLike = 0.0
+    mu_scale: ArrayLike = 10.0
+    variance_shape: ArrayLike = 2.0
+    variance_scale: ArrayLike = 1.0
+    rate_shape: ArrayLike = 1.0
+    rate_rate: ArrayLike = 0.1
+
+    def __post_init__(self) -> None:
+        nonnegative = ("stickiness",)
+        real = ("mu_loc",)
+        for field in dataclasses.fields(self):
+            array = _as_array(field.name, getattr(self, field.name))
+            if field.name in nonnegative:
+                _check_sign(field.name, array, "nonnegative")
+            elif field.name not in real:
+                _check_sign(field.name, array, "positive")
+
+    # ----------------------------------------------------------------- resolution to tensors
+    @staticmethod
+    def _tensor(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+        return torch.as_tensor(array, dtype=dtype)
+
+    def resolve_initial(self, num_states: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """Return the ``(K,)`` Dirichlet concentration of ``pi``."""
+        array = _broadcast(
+            "pi", _as_array("pi", self.pi), (num_states,), f"a scalar or ({num_states},)"
+        )
+        return self._tensor(array, dtype)
+
+    def resolve_transitions(
+        self, num_states: int, dtype: torch.dtype = torch.float64
+    ) -> torch.Tensor:
+        """Return the ``(K, K)`` Dirichlet concentrations of the rows of ``A``, stickiness added."""
+        shape = (num_states, num_states)
+        allowed = f"a scalar, ({num_states},) or {shape}"
+        base = _broadcast("A", _as_array("A", self.A), shape, allowed)
+        kappa = _broadcast(
+            "stickiness",
+            _as_array("stickiness", self.stickiness),
+            (num_states,),
+            f"a scalar or ({num_states},)",
+        )
+        return self._tensor(base + np.diag(kappa), dtype)
+
+    def resolve_emission(
+        self, name: str, num_states: int, width: int, dtype: torch.dtype = torch.float64
+    ) -> torch.Tensor:
+        """Return emission hyperparameter ``name`` broadcast to ``(K, width)``.
+
+        ``width`` is ``V`` for ``B`` and ``D`` for the Gaussian/Poisson hyperparameters.
+        """
+        field_names = {field.name for field in dataclasses.fields(self)}
+        if name not in field_names - {"pi", "A", "stickiness"}:
+            raise ValueError(f"name: expected an emission hyperparameter, got {name!r}")
+        shape = (num_states, width)
+        what = "V" if name == "B" else "D"
+        allowed = f"a scalar, ({width},) [{what}], ({num_states},) [K] or {shape}"
+        array = _as_array(name, getattr(self, name))
+        if array.ndim == 1 and width == num_states and width > 1:
+            raise ValueError(
+                f"{name}: a 1-D value of length {width} is ambiguous when K = {what} = {width}; "
+                f"pass a scalar or a {shape} array"
+            )
+        if array.ndim == 1 and array.shape == (width,):
+            result = np.broadcast_to(array, shape).copy()
+        elif array.ndim == 1 and array.shape == (num_states,):
+            result = np.broadcast_to(array[:, None], shape).copy()
+        else:
+            result = _broadcast(name, array, shape, allowed)
+        return self._tensor(result, dtype)
+
+    def replace(self, **changes: ArrayLike) -> Prior:
+        """Return a copy with some hyperparameters changed."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the hyperparameters as plain Python values (lists for arrays)."""
+        return {
+            field.name: _as_array(field.name, getattr(self, field.name)).tolist()
+            for field in dataclasses.fields(self)
+        }
