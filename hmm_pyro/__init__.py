@@ -6,23 +6,27 @@ priors.
 """
 
 from hmm_pyro import kernels
+from hmm_pyro._version import __version__
 from hmm_pyro.data import Sequences
 from hmm_pyro.emissions import Categorical, Emission, Gaussian, Poisson
+from hmm_pyro.inference import Fit, fit_nuts, fit_svi, load
 from hmm_pyro.model import HMM
 from hmm_pyro.priors import Prior
 from hmm_pyro.simulate import simulate
-
-__version__ = "0.1.0"
 
 __all__ = [
     "HMM",
     "Categorical",
     "Emission",
+    "Fit",
     "Gaussian",
     "Poisson",
     "Prior",
     "Sequences",
     "__version__",
+    "fit_nuts",
+    "fit_svi",
     "kernels",
+    "load",
     "simulate",
 ]

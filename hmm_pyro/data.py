@@ -7,7 +7,7 @@ kept as a step of the chain whose emission term is dropped (marginalised).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,7 @@ class Sequences:
         lengths: Sequence[int] | np.ndarray | torch.Tensor | None = None,
         dim: int | None = None,
     ) -> None:
+        self._cache: dict[Hashable, Any] = {}
         if isinstance(data, Sequences):
             if lengths is not None:
                 raise ValueError("lengths: expected None when data is already a Sequences")
@@ -263,15 +264,33 @@ class Sequences:
         """Emission dimension ``D``."""
         return int(self.values.shape[2])
 
+    def cached(self, key: Hashable, factory: Callable[[], Any]) -> Any:
+        """Return ``factory()`` computed once per key (sequences are treated as immutable)."""
+        if key not in self._cache:
+            self._cache[key] = factory()
+        return self._cache[key]
+
     @property
     def mask(self) -> torch.Tensor:
         """``(N, T_max)`` bool: True at steps inside each sequence (not padding)."""
-        return torch.arange(self.max_length) < self.lengths[:, None]
+        return self.cached("mask", lambda: torch.arange(self.max_length) < self.lengths[:, None])
 
     @property
     def observed(self) -> torch.Tensor:
         """``(N, T_max, D)`` bool: True where a value was observed (not missing, not padding)."""
-        return ~torch.isnan(self.values)
+        return self.cached("observed", lambda: ~torch.isnan(self.values))
+
+    @property
+    def complete(self) -> bool:
+        """True if every entry of ``values`` is observed (no missing values, no padding)."""
+        return self.cached("complete", lambda: bool(self.observed.all()))
+
+    def filled(self, fill_value: float, dtype: torch.dtype) -> torch.Tensor:
+        """``values`` with missing and padded entries replaced by ``fill_value``, in ``dtype``."""
+        return self.cached(
+            ("filled", fill_value, dtype),
+            lambda: torch.where(self.observed, self.values, fill_value).to(dtype),
+        )
 
     @property
     def num_observed(self) -> int:
@@ -307,6 +326,7 @@ class Sequences:
         """Return the subset of sequences at ``index`` (padding trimmed)."""
         index = torch.as_tensor(index, dtype=torch.long)
         subset = Sequences.__new__(Sequences)
+        subset._cache = {}
         lengths = self.lengths[index]
         subset.values = self.values[index, : int(lengths.max())]
         subset.lengths = lengths

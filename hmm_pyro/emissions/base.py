@@ -81,6 +81,8 @@ class Emission(ABC):
     def log_likelihood_table(self, params: Params, data: Sequences) -> torch.Tensor:
         """Per-step, per-state log likelihoods ``(..., N, T, K)``; zero where nothing was observed.
 
+        Missing and padded entries contribute zero.
+
         Parameters
         ----------
         params : dict of torch.Tensor
@@ -93,10 +95,11 @@ class Emission(ABC):
         torch.Tensor
         """
         dtype = next(iter(params.values())).dtype
-        observed = data.observed
-        values = torch.where(observed, data.values, self.fill_value()).to(dtype)
+        values = data.filled(self.fill_value(), dtype)
         table = self._log_prob_elementwise(params, values)
-        table = torch.where(observed.unsqueeze(-2), table, torch.zeros((), dtype=dtype))
+        if not data.complete:
+            observed = data.observed.unsqueeze(-2)
+            table = torch.where(observed, table, torch.zeros((), dtype=dtype))
         return table.sum(-1)
 
     @abstractmethod
@@ -118,6 +121,18 @@ class Emission(ABC):
         self, params: Params, states: torch.Tensor, generator: torch.Generator
     ) -> torch.Tensor:
         """Draw observations ``(*states.shape, D)`` given a single parameter set and states."""
+
+    # ------------------------------------------------------------------ distances
+    @abstractmethod
+    def bhattacharyya(self, params: Params) -> torch.Tensor:
+        """Bhattacharyya coefficients ``BC[..., i, j]`` between the states' emission laws."""
+
+    def hellinger(self, params: Params) -> torch.Tensor:
+        """Squared Hellinger distances ``H2[..., i, j] = 1 - BC[i, j]`` in ``[0, 1]``.
+
+        Label-free summaries of it (minimum over pairs) measure how distinct the states are.
+        """
+        return (1.0 - self.bhattacharyya(params)).clamp(min=0.0, max=1.0)
 
     # ------------------------------------------------------------------ parameters
     @abstractmethod

@@ -17,6 +17,8 @@ from hmm_pyro.priors import Prior
 __all__ = ["Categorical"]
 
 _SIMPLEX_ATOL = 1e-6
+_ONE_HOT_LIMIT = 2**24
+"""Largest ``N * T * V`` for which the data are one-hot encoded (128 MiB in float64)."""
 
 
 class Categorical(Emission):
@@ -85,10 +87,34 @@ class Categorical(Emission):
         """Symbol 0."""
         return 0.0
 
+    def _log_b(self, params: Params) -> torch.Tensor:
+        """``log B`` with exact zeros mapped to the most negative float (not ``-inf``)."""
+        log_b = safe_log(params["B"])
+        return log_b.clamp(min=torch.finfo(log_b.dtype).min)
+
     def _log_prob_elementwise(self, params: Params, values: torch.Tensor) -> torch.Tensor:
-        log_b = safe_log(params["B"]).transpose(-1, -2)  # (..., V, K)
+        log_b = self._log_b(params).transpose(-1, -2)  # (..., V, K)
         symbols = values[..., 0].long()  # (N, T)
         return log_b[..., symbols, :].unsqueeze(-1)
+
+    def log_likelihood_table(self, params: Params, data: Sequences) -> torch.Tensor:
+        """``(..., N, T, K)`` table as ``one_hot(y) @ log(B).T`` (zero rows where missing).
+
+        The matrix product has a cheap dense backward pass; for very large ``N T V`` it falls
+        back to indexing.
+        """
+        if data.num_sequences * data.max_length * self.num_symbols > _ONE_HOT_LIMIT:
+            return super().log_likelihood_table(params, data)
+        log_b = self._log_b(params)
+        one_hot = data.cached(
+            ("one_hot", self.num_symbols, log_b.dtype), lambda: self._one_hot(data, log_b.dtype)
+        )
+        return one_hot @ log_b.transpose(-1, -2).unsqueeze(-3)
+
+    def _one_hot(self, data: Sequences, dtype: torch.dtype) -> torch.Tensor:
+        symbols = data.filled(0.0, torch.float64)[..., 0].long()
+        encoded = torch.nn.functional.one_hot(symbols, self.num_symbols).to(dtype)
+        return encoded * data.observed[..., :1].to(dtype)
 
     def conditional(
         self, params: Params, states: torch.Tensor, observed: torch.Tensor
@@ -106,6 +132,11 @@ class Categorical(Emission):
     def observation(self, values: torch.Tensor) -> torch.Tensor:
         """Symbols of one step as int64 ``(N,)`` (the enumerated model's ``obs``)."""
         return values[..., 0].long()
+
+    def bhattacharyya(self, params: Params) -> torch.Tensor:
+        """``BC[i, j] = sum_v sqrt(B[i, v] B[j, v])``."""
+        root = params["B"].clamp(min=0).sqrt()
+        return root @ root.transpose(-1, -2)
 
     def _check_param_values(self, name: str, value: torch.Tensor) -> None:
         if (value < 0).any() or not torch.allclose(

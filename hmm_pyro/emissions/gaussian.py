@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pyro.distributions as dist
@@ -14,6 +15,8 @@ from hmm_pyro.emissions.base import Emission, Params
 from hmm_pyro.priors import Prior
 
 __all__ = ["Gaussian"]
+
+_HALF_LOG_TWO_PI = 0.5 * math.log(2 * math.pi)
 
 
 class Gaussian(Emission):
@@ -95,10 +98,9 @@ class Gaussian(Emission):
 
     def _log_prob_elementwise(self, params: Params, values: torch.Tensor) -> torch.Tensor:
         mu, sigma = self._columns(params)
-        base = dist.Normal(
-            mu[..., None, None, :, :], sigma[..., None, None, :, :], validate_args=False
-        )
-        return base.log_prob(values.unsqueeze(-2))
+        loc, scale = mu[..., None, None, :, :], sigma[..., None, None, :, :]
+        z = (values.unsqueeze(-2) - loc) / scale
+        return -0.5 * z * z - torch.log(scale) - _HALF_LOG_TWO_PI
 
     def conditional(
         self, params: Params, states: torch.Tensor, observed: torch.Tensor
@@ -114,6 +116,19 @@ class Gaussian(Emission):
         mu, sigma = self._columns(params)
         noise = torch.randn((*states.shape, self.dim), dtype=mu.dtype, generator=generator)
         return mu[states] + sigma[states] * noise
+
+    def bhattacharyya(self, params: Params) -> torch.Tensor:
+        """Closed form for diagonal Gaussians: a product over coordinates.
+
+        Each coordinate contributes ``sqrt(2 s_i s_j / v) * exp(-(m_i - m_j)**2 / (4 v))``
+        with ``v = s_i**2 + s_j**2``.
+        """
+        mu, sigma = self._columns(params)  # (..., K, D)
+        var_sum = sigma.pow(2).unsqueeze(-2) + sigma.pow(2).unsqueeze(-3)
+        prod = sigma.unsqueeze(-2) * sigma.unsqueeze(-3)
+        gap = mu.unsqueeze(-2) - mu.unsqueeze(-3)
+        log_bc = 0.5 * torch.log(2 * prod / var_sum) - gap.pow(2) / (4 * var_sum)
+        return log_bc.sum(-1).exp()
 
     def _check_param_values(self, name: str, value: torch.Tensor) -> None:
         if name == "sigma" and (value <= 0).any():

@@ -87,7 +87,8 @@ class Poisson(Emission):
 
     def _log_prob_elementwise(self, params: Params, values: torch.Tensor) -> torch.Tensor:
         rate = self._rate(params)[..., None, None, :, :]  # (..., 1, 1, K, D)
-        return dist.Poisson(rate, validate_args=False).log_prob(values.unsqueeze(-2))
+        counts = values.unsqueeze(-2)
+        return counts * torch.log(rate) - rate - torch.lgamma(counts + 1.0)
 
     def conditional(
         self, params: Params, states: torch.Tensor, observed: torch.Tensor
@@ -101,6 +102,12 @@ class Poisson(Emission):
     ) -> torch.Tensor:
         """Draw counts ``(*states.shape, D)``."""
         return torch.poisson(self._rate(params)[states], generator=generator)
+
+    def bhattacharyya(self, params: Params) -> torch.Tensor:
+        """``BC[i, j] = prod_d exp(-(sqrt(rate_i) - sqrt(rate_j))**2 / 2)``."""
+        root = self._rate(params).sqrt()  # (..., K, D)
+        gap = root.unsqueeze(-2) - root.unsqueeze(-3)
+        return torch.exp(-0.5 * gap.pow(2).sum(-1))
 
     def _check_param_values(self, name: str, value: torch.Tensor) -> None:
         if (value <= 0).any():

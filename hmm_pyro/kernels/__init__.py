@@ -8,6 +8,7 @@ the *first* observation (Rabiner, Stan, hmmlearn), not the state one step before
 """
 
 from hmm_pyro.kernels.forward_backward import (
+    BACKENDS,
     ForwardBackward,
     backward,
     expected_transitions,
@@ -20,6 +21,7 @@ from hmm_pyro.kernels.sampling import sample_paths
 from hmm_pyro.kernels.viterbi import PAD_STATE, viterbi
 
 __all__ = [
+    "BACKENDS",
     "PAD_STATE",
     "ForwardBackward",
     "backward",

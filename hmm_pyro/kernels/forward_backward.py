@@ -16,9 +16,12 @@ from typing import NamedTuple
 import torch
 from pyro.ops.special import safe_log
 
+from hmm_pyro._validation import check_choice
+from hmm_pyro.kernels import fused
 from hmm_pyro.kernels._inputs import KernelInputs, prepare_inputs
 
 __all__ = [
+    "BACKENDS",
     "ForwardBackward",
     "backward",
     "expected_transitions",
@@ -29,6 +32,18 @@ __all__ = [
 ]
 
 _TIME_CHUNK = 1024
+BACKENDS = ("auto", "numba", "torch")
+"""``"numba"``: fused CPU forward-backward with analytic gradients (fast, first-order only).
+``"torch"``: pure torch (parallel-scan likelihood, any device, higher-order gradients).
+``"auto"``: numba for CPU tensors, torch otherwise."""
+
+
+def _use_numba(backend: str, inputs: KernelInputs) -> bool:
+    check_choice("backend", backend, BACKENDS)
+    tensors = (inputs.log_pi, inputs.log_A, inputs.log_lik)
+    if backend == "numba" and not fused.supports(*tensors):
+        raise ValueError("backend: 'numba' needs CPU tensors; use 'torch' on other devices")
+    return backend == "numba" or (backend == "auto" and fused.supports(*tensors))
 
 
 def _logmatmulexp(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -62,6 +77,7 @@ def log_likelihood(
     log_A: torch.Tensor,
     log_lik: torch.Tensor,
     lengths: torch.Tensor | None = None,
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Log marginal likelihood ``log p(y_{1:L})`` with the hidden states summed out.
 
@@ -75,6 +91,8 @@ def log_likelihood(
         ``(..., T, K)`` per-step, per-state log emission likelihoods.
     lengths : torch.Tensor, optional
         ``(...)`` number of valid steps of each sequence (default: all ``T``).
+    backend : {"auto", "numba", "torch"}
+        Implementation (see :data:`BACKENDS`); all agree to round-off.
 
     Returns
     -------
@@ -83,11 +101,17 @@ def log_likelihood(
 
     Notes
     -----
-    The transition-and-emission matrices ``M_t[i, j] = log_A[i, j] + log_lik[t, j]`` are
-    multiplied in log space as a balanced binary tree (Särkkä & García-Fernández, 2021), so the
-    autograd graph has depth ``O(log T)``. Padded steps use the log identity matrix.
+    ``"numba"`` runs one scaled forward-backward sweep per sequence and returns the expected
+    counts as the gradient. ``"torch"`` multiplies the transition-and-emission matrices
+    ``M_t[i, j] = log_A[i, j] + log_lik[t, j]`` in log space as a balanced binary tree
+    (Särkkä & García-Fernández, 2021), so its autograd graph has depth ``O(log T)``; padded steps
+    use the log identity matrix.
     """
     inputs = prepare_inputs(log_pi, log_A, log_lik, lengths)
+    if _use_numba(backend, inputs):
+        return fused.FusedLogLikelihood.apply(
+            inputs.log_pi, inputs.log_A, inputs.log_lik, inputs.lengths
+        )
     first = inputs.log_pi + inputs.log_lik[..., 0, :]
     if inputs.log_lik.shape[-2] == 1:
         return first.logsumexp(-1)
@@ -180,20 +204,23 @@ def forward_backward(
     log_A: torch.Tensor,
     log_lik: torch.Tensor,
     lengths: torch.Tensor | None = None,
+    backend: str = "auto",
 ) -> ForwardBackward:
     """Log likelihood, smoothed marginals and expected transition counts in one pass.
 
     Parameters
     ----------
-    log_pi, log_A, log_lik, lengths
+    log_pi, log_A, log_lik, lengths, backend
         As in :func:`log_likelihood`.
 
     Returns
     -------
     ForwardBackward
-        ``(log_likelihood, gamma, transitions)``.
+        ``(log_likelihood, gamma, transitions)``; not differentiable with ``"numba"``.
     """
     inputs = prepare_inputs(log_pi, log_A, log_lik, lengths)
+    if _use_numba(backend, inputs):
+        return ForwardBackward(*fused.fused_forward_backward(*inputs[:3], inputs.lengths))
     log_alpha = forward(inputs.log_pi, inputs.log_A, inputs.log_lik, inputs.lengths)
     log_beta = backward(inputs.log_pi, inputs.log_A, inputs.log_lik, inputs.lengths)
     log_z = log_alpha[..., -1, :].logsumexp(-1)
@@ -228,12 +255,13 @@ def posterior_marginals(
     log_A: torch.Tensor,
     log_lik: torch.Tensor,
     lengths: torch.Tensor | None = None,
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Smoothed marginals ``gamma_t(k) = p(z_t = k | y_{1:L})``.
 
     Parameters
     ----------
-    log_pi, log_A, log_lik, lengths
+    log_pi, log_A, log_lik, lengths, backend
         As in :func:`log_likelihood`.
 
     Returns
@@ -241,7 +269,7 @@ def posterior_marginals(
     torch.Tensor
         ``(..., T, K)``; rows sum to one at valid steps and are zero at padded steps.
     """
-    return forward_backward(log_pi, log_A, log_lik, lengths).gamma
+    return forward_backward(log_pi, log_A, log_lik, lengths, backend).gamma
 
 
 def expected_transitions(
@@ -249,12 +277,13 @@ def expected_transitions(
     log_A: torch.Tensor,
     log_lik: torch.Tensor,
     lengths: torch.Tensor | None = None,
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Expected transition counts ``sum_t p(z_{t-1} = i, z_t = j | y_{1:L})``.
 
     Parameters
     ----------
-    log_pi, log_A, log_lik, lengths
+    log_pi, log_A, log_lik, lengths, backend
         As in :func:`log_likelihood`.
 
     Returns
@@ -262,4 +291,4 @@ def expected_transitions(
     torch.Tensor
         ``(..., K, K)``; entries sum to ``length - 1`` for each sequence.
     """
-    return forward_backward(log_pi, log_A, log_lik, lengths).transitions
+    return forward_backward(log_pi, log_A, log_lik, lengths, backend).transitions

@@ -1,0 +1,323 @@
+"""``Fit``: the result of any runner — an ArviZ ``InferenceData`` plus the model it came from."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from hmm_pyro._random import make_generator, resolve_seed
+from hmm_pyro._validation import check_int, describe
+from hmm_pyro.data import Sequences
+from hmm_pyro.inference.inference_data import (
+    az,
+    build_inference_data,
+    draws_from_idata,
+    read_attrs,
+    sequences_from_idata,
+)
+from hmm_pyro.model import HMM
+from hmm_pyro.simulate import simulate
+
+__all__ = ["Fit", "load"]
+
+Params = dict[str, torch.Tensor]
+_DEFAULT_MAX_DRAWS = 200
+
+
+class Fit:
+    """Posterior draws (or a point estimate) of an HMM's parameters, with the data.
+
+    Parameters
+    ----------
+    hmm : HMM
+        The fitted model.
+    idata : arviz.InferenceData
+        Groups ``posterior``, ``sample_stats``, ``log_likelihood``, ``log_prior``, ``prior``,
+        ``observed_data``, ``constant_data``; attributes record method, init and seed.
+
+    Notes
+    -----
+    Per-state quantities (posterior means, averaged state probabilities) assume that every
+    chain uses the same state labels. Check with ``hmm_pyro.diagnose`` and align with
+    ``hmm_pyro.relabel`` first; label-invariant quantities (log likelihood, LOO) need no care.
+    """
+
+    def __init__(self, hmm: HMM, idata: az.InferenceData) -> None:
+        if not isinstance(hmm, HMM):
+            raise TypeError(f"hmm: expected a hmm_pyro.HMM, got {describe(hmm)}")
+        self.hmm = hmm
+        self.idata = idata
+        self.data = hmm.prepare_data(sequences_from_idata(idata))
+
+    @classmethod
+    def from_params(
+        cls,
+        hmm: HMM,
+        data: Any,
+        params: Params,
+        method: str = "point",
+        attrs: dict[str, Any] | None = None,
+        sample_stats: dict[str, np.ndarray] | None = None,
+        sample_stats_dims: dict[str, list[str]] | None = None,
+    ) -> Fit:
+        """Wrap parameters (a point estimate, or draws ``(chain, draw, ...)``) as a ``Fit``.
+
+        Use it for estimates from elsewhere (your own Pyro run, EM, hmmlearn) so that decoding,
+        ``diagnose`` and plots work on them.
+
+        Parameters
+        ----------
+        hmm : HMM
+            The model the parameters belong to.
+        data : Sequences or array-like
+            The data they were fitted to.
+        params : dict of torch.Tensor
+            One parameter set (stored as one chain with one draw) or draws with leading
+            ``(chain, draw)`` dimensions.
+        method : str
+            Recorded as the ``inference`` attribute.
+        attrs : dict, optional
+            More attributes, e.g. ``{"init": "median"}`` to record how the run started.
+        sample_stats, sample_stats_dims : optional
+            Extra sample statistics ``(chain, draw, ...)`` and their dimension names.
+
+        Returns
+        -------
+        Fit
+        """
+        data = hmm.prepare_data(data)
+        params = hmm.validate_params(params)
+        batch = hmm.batch_shape(params)
+        if len(batch) == 0:
+            params = {name: value[None, None] for name, value in params.items()}
+        elif len(batch) != 2:
+            raise ValueError(
+                f"params: expected no draw dimensions or (chain, draw), got {tuple(batch)}"
+            )
+        shapes = hmm.param_shapes()
+        batch = hmm.batch_shape(params)
+        params = {name: params[name].expand(*batch, *shapes[name]) for name in hmm.param_names}
+        meta = {"inference": method, **(attrs or {})}
+        idata = build_inference_data(
+            hmm, data, params, sample_stats, sample_stats_dims=sample_stats_dims, attrs=meta
+        )
+        return cls(hmm, idata)
+
+    # ------------------------------------------------------------------ metadata
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """Decoded attributes: ``inference``, ``init``, ``seed`` and runner settings."""
+        return read_attrs(self.idata)
+
+    @property
+    def method(self) -> str:
+        """Inference method that produced the fit (``"nuts"``, ``"svi"``, ...)."""
+        return str(self.attrs.get("inference", "unknown"))
+
+    @property
+    def num_chains(self) -> int:
+        """Number of chains (or restarts kept) in the posterior group."""
+        return int(self.idata.posterior.sizes["chain"])
+
+    @property
+    def num_draws(self) -> int:
+        """Number of draws per chain."""
+        return int(self.idata.posterior.sizes["draw"])
+
+    def __repr__(self) -> str:
+        return (
+            f"Fit(method={self.method!r}, chains={self.num_chains}, draws={self.num_draws}, "
+            f"hmm={self.hmm!r}, data={self.data!r})"
+        )
+
+    # ------------------------------------------------------------------ draws
+    def draws(self, group: str = "posterior") -> Params:
+        """Parameter draws as tensors ``(chain, draw, *param_shape)``."""
+        return draws_from_idata(self.hmm, self.idata, group)
+
+    def flat_draws(self, max_draws: int | None = None) -> Params:
+        """Draws with chains pooled, ``(S, *param_shape)``, evenly thinned to ``max_draws``."""
+        draws = self.draws()
+        total = self.num_chains * self.num_draws
+        flat = {name: value.reshape(total, *value.shape[2:]) for name, value in draws.items()}
+        if max_draws is not None and total > check_int("max_draws", max_draws, minimum=1):
+            index = torch.linspace(0, total - 1, max_draws).round().long()
+            flat = {name: value[index] for name, value in flat.items()}
+        return flat
+
+    def posterior_mean(self) -> Params:
+        """Posterior mean of every parameter (rows of ``pi``, ``A``, ``B`` stay on the simplex)."""
+        return {name: value.mean(dim=(0, 1)) for name, value in self.draws().items()}
+
+    # ------------------------------------------------------------------ hidden states
+    def _data(self, data: Any) -> Sequences:
+        return self.data if data is None else self.hmm.prepare_data(data)
+
+    def state_probs(self, data: Any = None, max_draws: int = _DEFAULT_MAX_DRAWS) -> torch.Tensor:
+        """Smoothed state probabilities averaged over posterior draws: ``(N, T, K)``.
+
+        Parameters
+        ----------
+        data : Sequences or array-like, optional
+            Sequences to decode (default: the fitted data).
+        max_draws : int
+            Number of evenly spaced posterior draws averaged.
+        """
+        data = self._data(data)
+        draws = self.flat_draws(max_draws)
+        total = None
+        chunk = max(1, 2**22 // max(data.num_sequences * data.max_length * self.hmm.num_states, 1))
+        count = next(iter(draws.values())).shape[0]
+        for start in range(0, count, chunk):
+            part = {name: value[start : start + chunk] for name, value in draws.items()}
+            summed = self.hmm.posterior_marginals(part, data).sum(0)
+            total = summed if total is None else total + summed
+        return total / count
+
+    def viterbi(
+        self, data: Any = None, per_draw: bool = False, max_draws: int = _DEFAULT_MAX_DRAWS
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Most probable state paths.
+
+        Parameters
+        ----------
+        data : Sequences or array-like, optional
+            Sequences to decode (default: the fitted data).
+        per_draw : bool
+            ``False``: one path per sequence under the posterior mean parameters.
+            ``True``: one path per draw, ``(S, N, T)``.
+        max_draws : int
+            Draws used when ``per_draw`` is true.
+
+        Returns
+        -------
+        paths, scores : torch.Tensor
+            ``(N, T)`` and ``(N,)`` (or with a leading draw dimension); ``-1`` at padding.
+        """
+        data = self._data(data)
+        params = self.flat_draws(max_draws) if per_draw else self.posterior_mean()
+        return self.hmm.viterbi(params, data)
+
+    def sample_paths(
+        self, data: Any = None, num_samples: int = 100, seed: int | None = None
+    ) -> torch.Tensor:
+        """Draw state paths from their posterior, integrating over parameter uncertainty.
+
+        Each path uses a posterior draw picked at random, then forward-filtering
+        backward-sampling given that draw.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(num_samples, N, T)`` int64, ``-1`` at padding.
+        """
+        data = self._data(data)
+        num_samples = check_int("num_samples", num_samples, minimum=1)
+        seed = resolve_seed(seed)
+        generator = make_generator(seed)
+        flat = self.flat_draws()
+        count = next(iter(flat.values())).shape[0]
+        picks = torch.randint(count, (num_samples,), generator=generator)
+        params = {name: value[picks] for name, value in flat.items()}
+        paths = self.hmm.sample_paths(params, data, num_samples=1, seed=seed + 1)
+        return paths[0]
+
+    def posterior_predictive(self, num_samples: int = 100, seed: int | None = None) -> xr.Dataset:
+        """Simulate replicated data sets from random posterior draws (same lengths as the data).
+
+        The result is also stored as the ``posterior_predictive`` group of ``idata``.
+
+        Returns
+        -------
+        xarray.Dataset
+            ``y`` ``(chain=1, draw, sequence, time[, dim])`` NaN-padded and ``states``
+            ``(chain=1, draw, sequence, time)`` with ``-1`` at padding.
+        """
+        num_samples = check_int("num_samples", num_samples, minimum=1)
+        generator = make_generator(resolve_seed(seed))
+        flat = self.flat_draws()
+        count = next(iter(flat.values())).shape[0]
+        lengths = self.data.lengths.tolist()
+        replicas, paths = [], []
+        for _ in range(num_samples):
+            pick = int(torch.randint(count, (), generator=generator))
+            params = {name: value[pick] for name, value in flat.items()}
+            child = int(torch.randint(2**31 - 1, (), generator=generator))
+            replica, states = simulate(self.hmm, params, lengths, seed=child)
+            values = replica.values.numpy()
+            replicas.append(values[..., 0] if self.data.dim == 1 else values)
+            paths.append(states.numpy())
+        dims = ["chain", "draw", "sequence", "time"]
+        y_dims = dims + (["dim"] if self.data.dim > 1 else [])
+        dataset = xr.Dataset(
+            {
+                "y": (y_dims, np.stack(replicas)[None]),
+                "states": (dims, np.stack(paths)[None]),
+            },
+            coords={"chain": [0], "draw": np.arange(num_samples)},
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            if "posterior_predictive" in self.idata.groups():
+                del self.idata["posterior_predictive"]
+            self.idata.add_groups({"posterior_predictive": dataset})
+        return dataset
+
+    # ------------------------------------------------------------------ summaries and I/O
+    def summary(self, **kwargs: Any) -> pd.DataFrame:
+        """``arviz.summary`` of the posterior (keyword arguments are passed through)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # R-hat of constant entries
+            return az.summary(self.idata, **kwargs)
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``idata`` to NetCDF atomically (temporary file, then rename).
+
+        Returns
+        -------
+        pathlib.Path
+            The written path.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".nc.tmp")
+        os.close(handle)
+        try:
+            self.idata.to_netcdf(temporary)
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+        return path
+
+
+def load(path: str | Path) -> Fit:
+    """Read a :class:`Fit` written by :meth:`Fit.save`.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A NetCDF file.
+
+    Returns
+    -------
+    Fit
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"path: expected an existing NetCDF file, got {str(path)!r}")
+    idata = az.from_netcdf(path)
+    if "posterior" not in idata.groups() or "model" not in idata.posterior.attrs:
+        raise ValueError(f"path: {str(path)!r} is not a hmm_pyro fit (no model attribute)")
+    # Load into memory so that the file is not held open.
+    idata = idata.map(lambda dataset: dataset.load(), groups=idata.groups(), inplace=False)
+    hmm = HMM.from_config(read_attrs(idata)["model"])
+    return Fit(hmm, idata)

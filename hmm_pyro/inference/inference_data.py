@@ -1,0 +1,156 @@
+"""Build ArviZ ``InferenceData`` for HMM fits: the only module that knows ArviZ's API.
+
+Groups written: ``posterior`` (parameters, ``(chain, draw, ...)``), ``sample_stats``,
+``log_likelihood`` (``y``: one value per sequence, for PSIS-LOO over sequences), ``log_prior``
+(one variable per parameter site, for power-scaling sensitivity), ``prior`` (draws from the
+prior), ``observed_data`` (``y``, NaN-padded) and ``constant_data`` (``lengths``). The model
+configuration, inference method, initialisation and seed are JSON in the attributes.
+
+Per-sequence log likelihoods are computed with our exact forward algorithm, never with
+``az.from_pyro``: for enumerated models it draws the hidden states from their prior instead of
+marginalising them.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+with warnings.catch_warnings():
+    # ArviZ 0.x announces its 1.0 refactor once a day at import; we pin 0.x on purpose.
+    warnings.simplefilter("ignore", FutureWarning)
+    import arviz as az
+
+from hmm_pyro._version import __version__
+from hmm_pyro.data import Sequences
+from hmm_pyro.model import HMM
+
+__all__ = ["build_inference_data", "draws_from_idata", "sequences_from_idata"]
+
+Params = dict[str, torch.Tensor]
+OBSERVED = "y"
+_PRIOR_DRAWS = 500
+
+
+def _coords(hmm: HMM, data: Sequences) -> dict[str, np.ndarray]:
+    coords = {
+        "state": np.arange(hmm.num_states),
+        "state_to": np.arange(hmm.num_states),
+        "sequence": np.arange(data.num_sequences),
+        "time": np.arange(data.max_length),
+    }
+    for dims in hmm.emission.param_dims().values():
+        if "symbol" in dims:
+            coords["symbol"] = np.arange(hmm.emission.num_symbols)
+        if "dim" in dims:
+            coords["dim"] = np.arange(hmm.emission.dim)
+    if data.dim > 1:
+        coords["dim"] = np.arange(data.dim)
+    return coords
+
+
+def _numpy(params: Params) -> dict[str, np.ndarray]:
+    return {name: value.detach().cpu().numpy() for name, value in params.items()}
+
+
+def _observed(data: Sequences) -> np.ndarray:
+    values = data.values.numpy()
+    return values[..., 0] if data.dim == 1 else values
+
+
+def build_inference_data(
+    hmm: HMM,
+    data: Sequences,
+    draws: Params,
+    sample_stats: dict[str, np.ndarray] | None = None,
+    sample_stats_dims: dict[str, list[str]] | None = None,
+    attrs: dict[str, Any] | None = None,
+    prior_seed: int = 0,
+) -> az.InferenceData:
+    """Assemble the ``InferenceData`` of a fit.
+
+    Parameters
+    ----------
+    hmm : HMM
+        The fitted model.
+    data : Sequences
+        The data it was fitted to.
+    draws : dict of torch.Tensor
+        Posterior draws, each ``(chain, draw, *param_shape)``.
+    sample_stats : dict of numpy.ndarray, optional
+        Sampler statistics, each ``(chain, draw, ...)``.
+    sample_stats_dims : dict, optional
+        Extra dimension names of sample statistics with more than two dimensions.
+    attrs : dict, optional
+        Extra attributes (inference method, init, seed, ...); values are JSON-encoded.
+    prior_seed : int
+        Seed of the prior draws.
+
+    Returns
+    -------
+    arviz.InferenceData
+    """
+    params = {name: draws[name] for name in hmm.param_names}
+    log_lik = hmm.log_likelihood(params, data)
+    log_prior = hmm.log_prior_terms(params)
+    prior_draws = hmm.sample_prior(_PRIOR_DRAWS, seed=prior_seed)
+    dims = {name: list(value) for name, value in hmm.param_dims().items()}
+    dims[OBSERVED] = ["sequence", "time"] + (["dim"] if data.dim > 1 else [])
+    observed_dims = {OBSERVED: dims[OBSERVED]}
+    dims_all = {**dims, **(sample_stats_dims or {})}
+    log_lik_dims = {OBSERVED: ["sequence"]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        idata = az.from_dict(
+            posterior=_numpy(params),
+            sample_stats=sample_stats,
+            log_likelihood={OBSERVED: log_lik.detach().cpu().numpy()},
+            prior={name: value[None] for name, value in _numpy(prior_draws).items()},
+            observed_data={OBSERVED: _observed(data)},
+            constant_data={"lengths": data.lengths.numpy()},
+            coords=_coords(hmm, data),
+            dims={**dims_all, **observed_dims, **log_lik_dims, "lengths": ["sequence"]},
+        )
+        idata.add_groups({"log_prior": _numpy(log_prior)})
+    meta = {
+        "hmm_pyro_version": __version__,
+        "model": json.dumps(hmm.to_config()),
+        **{key: json.dumps(value) for key, value in (attrs or {}).items()},
+    }
+    for group in idata.groups():
+        idata[group].attrs.update(meta)
+    return idata
+
+
+def read_attrs(idata: az.InferenceData) -> dict[str, Any]:
+    """Decode the JSON attributes written by :func:`build_inference_data`."""
+    decoded = {}
+    for key, value in idata.posterior.attrs.items():
+        if key in ("created_at", "arviz_version", "hmm_pyro_version", "inference_library"):
+            decoded[key] = value
+            continue
+        try:
+            decoded[key] = json.loads(value)
+        except (TypeError, ValueError):
+            decoded[key] = value
+    return decoded
+
+
+def draws_from_idata(hmm: HMM, idata: az.InferenceData, group: str = "posterior") -> Params:
+    """Return the parameter draws of ``group`` as tensors ``(chain, draw, *param_shape)``."""
+    dataset = idata[group]
+    return {
+        name: torch.as_tensor(dataset[name].values, dtype=hmm.dtype) for name in hmm.param_names
+    }
+
+
+def sequences_from_idata(idata: az.InferenceData) -> Sequences:
+    """Rebuild the fitted :class:`Sequences` from ``observed_data`` and ``constant_data``."""
+    values = np.asarray(idata.observed_data[OBSERVED].values)
+    lengths = np.asarray(idata.constant_data["lengths"].values)
+    dim = None if values.ndim == 2 else values.shape[-1]
+    return Sequences(values, lengths=lengths, dim=dim)

@@ -1,0 +1,143 @@
+"""Symmetry-breaking starting points for NUTS chains and SVI restarts.
+
+Identical states get identical gradients (the log density is invariant under relabelling), so an
+optimiser or EM started with all states equal never separates them. Pyro's ``AutoDelta``
+default (``init_to_median``; ``init_to_feasible`` for Dirichlet rows) starts exactly there. Every
+start drawn here is checked: the smallest squared Hellinger distance between two states'
+emission laws must exceed :data:`MIN_START_SEPARATION`, else it is redrawn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from hmm_pyro._random import make_generator
+from hmm_pyro._validation import check_choice, describe
+from hmm_pyro.data import Sequences
+from hmm_pyro.emissions import Categorical
+from hmm_pyro.model import HMM
+
+__all__ = [
+    "INIT_METHODS",
+    "MIN_START_SEPARATION",
+    "initial_params",
+    "min_separation",
+]
+
+Params = dict[str, torch.Tensor]
+INIT_METHODS = ("auto", "prior", "data")
+MIN_START_SEPARATION = 1e-3
+"""Smallest acceptable squared Hellinger distance between two states at a start (about a 0.09
+standard-deviation gap between unit Gaussians): below it the start is numerically symmetric."""
+_MAX_TRIES = 20
+
+
+def min_separation(hmm: HMM, params: Params) -> torch.Tensor:
+    """Smallest pairwise squared Hellinger distance between states: shape = draws' batch shape.
+
+    ``1.0`` when there is a single state (nothing can collapse).
+    """
+    distances = hmm.emission.hellinger(params)
+    num = hmm.num_states
+    if num == 1:
+        return torch.ones(distances.shape[:-2], dtype=distances.dtype)
+    upper = torch.triu_indices(num, num, offset=1)
+    return distances[..., upper[0], upper[1]].amin(-1)
+
+
+def _data_driven(hmm: HMM, data: Sequences, generator: torch.Generator) -> Params:
+    """Prior draws for ``pi``/``A``; emission locations at random quantiles of the data."""
+    params = hmm.sample_prior(seed=int(torch.randint(2**31 - 1, (), generator=generator)))
+    if isinstance(hmm.emission, Categorical):
+        return params
+    observed = data.values[data.mask]  # (num_steps, D), NaN where missing
+    num = hmm.num_states
+    levels = torch.sort(torch.rand(num, generator=generator, dtype=torch.float64)).values
+    columns = []
+    for d in range(observed.shape[1]):
+        column = observed[:, d]
+        column = column[~torch.isnan(column)]
+        if column.numel() == 0:
+            raise ValueError(f"data: coordinate {d} has no observed values")
+        columns.append(torch.quantile(column, levels))
+    locations = torch.stack(columns, -1).to(hmm.dtype)  # (K, D)
+    if hmm.emission.family == "gaussian":
+        spread = torch.nanmean((observed - torch.nanmean(observed, 0)) ** 2, 0).sqrt()
+        scale = (spread / num).clamp(min=1e-3).to(hmm.dtype).expand(num, -1)
+        jitter = torch.randn(locations.shape, generator=generator, dtype=hmm.dtype) * scale * 0.1
+        mu, sigma = locations + jitter, scale.clone()
+        if hmm.emission.param_shapes(num)["mu"] == (num,):
+            mu, sigma = mu[:, 0], sigma[:, 0]
+        params["mu"], params["sigma"] = mu, sigma
+    else:  # poisson
+        rate = locations + 0.5 + torch.rand(locations.shape, generator=generator, dtype=hmm.dtype)
+        params["rate"] = rate[:, 0] if hmm.emission.param_shapes(num)["rate"] == (num,) else rate
+    return params
+
+
+def initial_params(
+    hmm: HMM,
+    data: Sequences,
+    method: str | Mapping[str, Any] = "auto",
+    seed: int | None = None,
+) -> Params:
+    """Return one symmetry-breaking starting point.
+
+    Parameters
+    ----------
+    hmm : HMM
+        The model.
+    data : Sequences
+        The data (used by ``"data"``).
+    method : {"auto", "prior", "data"} or dict
+        ``"prior"``: a draw from the prior. ``"data"``: prior draws for ``pi`` and ``A``, and
+        emission locations at random quantiles of the data (Gaussian means, Poisson rates;
+        categorical rows fall back to prior draws). ``"auto"``: ``"data"``. A dict of
+        parameters is validated and returned as is.
+    seed : int, optional
+        Seed of the draw.
+
+    Returns
+    -------
+    dict of torch.Tensor
+
+    Raises
+    ------
+    ValueError
+        If no start with distinct states was found, or a given dict has identical states.
+    """
+    if isinstance(method, Mapping):
+        params = hmm.validate_params(dict(method))
+        if hmm.num_states > 1 and bool((min_separation(hmm, params) <= 0).any()):
+            raise ValueError(
+                "init: the given starting parameters have two identical states; identical "
+                "states receive identical gradients and never separate"
+            )
+        return params
+    if not isinstance(method, str):
+        raise TypeError(
+            f"init: expected a method name or a dict of parameters, got {describe(method)}"
+        )
+    check_choice("init", method, INIT_METHODS)
+    generator = make_generator(seed)
+    for _ in range(_MAX_TRIES):
+        if method == "prior":
+            params = hmm.sample_prior(seed=int(torch.randint(2**31 - 1, (), generator=generator)))
+        else:
+            params = _data_driven(hmm, data, generator)
+        if hmm.num_states == 1 or float(min_separation(hmm, params)) > MIN_START_SEPARATION:
+            return params
+    raise ValueError(
+        f"init: no start with distinct states in {_MAX_TRIES} draws with method {method!r}; "
+        "the prior or the data may leave no room for distinct states (try fewer states)"
+    )
+
+
+def derive_seeds(seed: int, count: int) -> list[int]:
+    """``count`` independent child seeds of ``seed`` (NumPy ``SeedSequence.spawn``)."""
+    children = np.random.SeedSequence(seed).spawn(count)
+    return [int(child.generate_state(1)[0] % (2**31 - 1)) for child in children]

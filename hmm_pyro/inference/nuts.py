@@ -1,0 +1,238 @@
+"""NUTS over the marginalised model: several chains, in parallel processes where possible.
+
+Each chain runs Pyro's ``NUTS`` kernel on :class:`~hmm_pyro.inference.potential.Potential`
+(the model's log joint over unconstrained parameters, hidden states summed out by the forward
+algorithm), driven step by step so that per-iteration statistics are kept: divergences, step
+size, acceptance probability, leapfrog steps, tree depth and log density.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from pyro.infer.mcmc import NUTS
+
+from hmm_pyro._random import resolve_seed
+from hmm_pyro._validation import check_int, check_positive, describe
+from hmm_pyro.data import Sequences
+from hmm_pyro.inference._parallel import ProgressReporter, available_cores, run_tasks
+from hmm_pyro.inference.fit import Fit
+from hmm_pyro.inference.inference_data import build_inference_data
+from hmm_pyro.inference.init import derive_seeds, initial_params, min_separation
+from hmm_pyro.inference.potential import Potential
+from hmm_pyro.model import HMM
+
+__all__ = ["fit_nuts"]
+
+_REPORT_EVERY = 10
+
+
+@dataclass(frozen=True)
+class _ChainTask:
+    index: int
+    hmm_config: dict[str, Any]
+    values: np.ndarray
+    lengths: np.ndarray
+    init: dict[str, np.ndarray]
+    warmup: int
+    draws: int
+    seed: int
+    target_accept: float
+    max_tree_depth: int
+
+
+@dataclass(frozen=True)
+class _ChainResult:
+    draws: dict[str, np.ndarray]
+    stats: dict[str, np.ndarray]
+    seconds: float
+
+
+def _run_chain(task: _ChainTask, reporter: ProgressReporter) -> _ChainResult:
+    """Run one chain (module level so that worker processes can unpickle it)."""
+    hmm = HMM.from_config(task.hmm_config)
+    data = Sequences(task.values, lengths=task.lengths, dim=task.values.shape[-1])
+    potential = Potential(hmm, data)
+    start = potential.unconstrain({k: torch.as_tensor(v) for k, v in task.init.items()})
+    kernel = NUTS(
+        potential_fn=potential,
+        adapt_step_size=True,
+        adapt_mass_matrix=True,
+        full_mass=False,
+        target_accept_prob=task.target_accept,
+        max_tree_depth=task.max_tree_depth,
+    )
+    kernel.initial_params = start
+    names = list(start)
+    samples: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+    stats: dict[str, list[float]] = {
+        key: [] for key in ("diverging", "step_size", "acceptance_rate", "n_steps", "lp")
+    }
+    began = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(task.seed)
+        kernel.setup(task.warmup)
+        params = kernel.initial_params
+        previous_mean, divergences = 0.0, 0
+        for iteration in range(task.warmup + task.draws):
+            before = potential.num_evaluations
+            params = kernel.sample(params)
+            if iteration >= task.warmup:
+                count = iteration - task.warmup + 1
+                # Pyro keeps a running mean of the acceptance probability; recover this step's.
+                mean = float(kernel._mean_accept_prob)
+                stats["acceptance_rate"].append(mean * count - previous_mean * (count - 1))
+                previous_mean = mean
+                stats["diverging"].append(len(kernel._divergences) > divergences)
+                divergences = len(kernel._divergences)
+                stats["step_size"].append(float(kernel.step_size))
+                stats["n_steps"].append(potential.num_evaluations - before)
+                stats["lp"].append(-float(kernel._potential_energy_last))
+                for name in names:
+                    samples[name].append(params[name].detach().clone())
+            if (iteration + 1) % _REPORT_EVERY == 0 or iteration + 1 == task.warmup + task.draws:
+                reporter.report(task.index, iteration + 1)
+        kernel.cleanup()
+    seconds = time.perf_counter() - began
+    unconstrained = {name: torch.stack(values) for name, values in samples.items()}
+    constrained = potential.constrain(unconstrained)
+    steps = np.asarray(stats["n_steps"], dtype=np.int64)
+    return _ChainResult(
+        draws={name: value.numpy() for name, value in constrained.items()},
+        stats={
+            "diverging": np.asarray(stats["diverging"], dtype=bool),
+            "step_size": np.asarray(stats["step_size"]),
+            "acceptance_rate": np.asarray(stats["acceptance_rate"]).clip(0.0, 1.0),
+            "n_steps": steps,
+            "tree_depth": np.floor(np.log2(np.maximum(steps, 1))).astype(np.int64) + 1,
+            "lp": np.asarray(stats["lp"]),
+        },
+        seconds=seconds,
+    )
+
+
+def fit_nuts(
+    hmm: HMM,
+    data: Any,
+    chains: int = 4,
+    warmup: int = 500,
+    draws: int = 500,
+    seed: int | None = None,
+    init: str | dict[str, Any] | list[dict[str, Any]] = "auto",
+    target_accept: float = 0.8,
+    max_tree_depth: int = 10,
+    parallel: bool | None = None,
+    progress: bool = True,
+) -> Fit:
+    """Sample the posterior of the HMM parameters with NUTS, hidden states marginalised.
+
+    Parameters
+    ----------
+    hmm : HMM
+        The model.
+    data : Sequences or array-like
+        The observations.
+    chains : int
+        Number of chains (4 recommended for R-hat).
+    warmup, draws : int
+        Warm-up (adaptation) iterations and kept draws per chain.
+    seed : int, optional
+        Master seed; chain ``c`` uses an independent child seed. The same seed gives the same
+        draws, in parallel or sequential execution. ``None`` draws one and records it.
+    init : {"auto", "prior", "data"}, dict, or list of dicts
+        Starting points (see :func:`hmm_pyro.inference.init.initial_params`), drawn
+        independently per chain so that no chain starts with identical states; a list gives one
+        parameter dict per chain.
+    target_accept : float
+        Target acceptance probability of step-size adaptation (raise towards 0.95 if there are
+        divergences).
+    max_tree_depth : int
+        Maximum NUTS tree depth.
+    parallel : bool, optional
+        Run chains in worker processes; default: when there are several chains and cores.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    Fit
+        ``fit.idata`` holds posterior, sample_stats, log_likelihood, log_prior, prior,
+        observed_data and constant_data.
+    """
+    if not isinstance(hmm, HMM):
+        raise TypeError(f"hmm: expected a hmm_pyro.HMM, got {describe(hmm)}")
+    data = hmm.prepare_data(data)
+    chains = check_int("chains", chains, minimum=1)
+    warmup = check_int("warmup", warmup, minimum=0)
+    draws = check_int("draws", draws, minimum=1)
+    max_tree_depth = check_int("max_tree_depth", max_tree_depth, minimum=1)
+    target_accept = check_positive("target_accept", target_accept)
+    if not 0.0 < target_accept < 1.0:
+        raise ValueError(f"target_accept: expected a value in (0, 1), got {target_accept}")
+    seed = resolve_seed(seed)
+    chain_seeds = derive_seeds(seed, chains)
+    if isinstance(init, list):
+        if len(init) != chains:
+            raise ValueError(
+                f"init: expected {chains} parameter dicts (one per chain), got {len(init)}"
+            )
+        starts = [initial_params(hmm, data, start) for start in init]
+        init_name = "user"
+    else:
+        starts = [initial_params(hmm, data, init, seed=s) for s in chain_seeds]
+        init_name = init if isinstance(init, str) else "user"
+    tasks = [
+        _ChainTask(
+            index=c,
+            hmm_config=hmm.to_config(),
+            values=data.values.numpy(),
+            lengths=data.lengths.numpy(),
+            init={k: v.detach().numpy() for k, v in starts[c].items()},
+            warmup=warmup,
+            draws=draws,
+            seed=chain_seeds[c],
+            target_accept=target_accept,
+            max_tree_depth=max_tree_depth,
+        )
+        for c in range(chains)
+    ]
+    if parallel is None:
+        parallel = chains > 1 and available_cores() > 1
+    began = time.perf_counter()
+    results = run_tasks(
+        _run_chain,
+        tasks,
+        totals=[warmup + draws] * chains,
+        labels=[f"NUTS chain {c}" for c in range(chains)],
+        parallel=bool(parallel),
+        progress=progress,
+    )
+    wall = time.perf_counter() - began
+    posterior = {
+        name: torch.as_tensor(np.stack([r.draws[name] for r in results]))
+        for name in hmm.param_names
+    }
+    stats = {key: np.stack([r.stats[key] for r in results]) for key in results[0].stats}
+    start_separation = [float(min_separation(hmm, start)) for start in starts]
+    attrs = {
+        "inference": "nuts",
+        "init": init_name,
+        "seed": seed,
+        "chain_seeds": chain_seeds,
+        "num_chains": chains,
+        "num_warmup": warmup,
+        "num_draws": draws,
+        "target_accept": target_accept,
+        "max_tree_depth": max_tree_depth,
+        "parallel": bool(parallel),
+        "chain_seconds": [r.seconds for r in results],
+        "sampling_time": wall,
+        "init_min_hellinger": start_separation,
+        "init_params": {k: [v.tolist() for v in [s[k] for s in starts]] for k in starts[0]},
+    }
+    idata = build_inference_data(hmm, data, posterior, stats, attrs=attrs, prior_seed=seed)
+    return Fit(hmm, idata)

@@ -1,0 +1,115 @@
+"""Numba forward-backward kernels: one forward and one backward sweep per sequence.
+
+Scaled probability-space recursions (Rabiner 1989, section V.A) with a per-step shift of the
+emission log likelihoods, so nothing under- or overflows; the log likelihood is accumulated from
+the scale factors. Parallel over the flattened batch (sequences x draws). Everything is float64.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+__all__ = ["forward_backward_batch", "log_likelihood_batch"]
+
+
+@numba.njit(cache=True, nogil=True)
+def _forward(log_pi, trans, log_lik, length, alpha, emis, scale):  # noqa: ANN001, ANN202
+    """Fill scaled alpha, shifted emissions and scales; return the log likelihood."""
+    num_states = log_lik.shape[1]
+    shift = -math.inf
+    for k in range(num_states):
+        shift = max(shift, log_pi[k] + log_lik[0, k])
+    if shift == -math.inf:
+        return -math.inf
+    total = 0.0
+    for k in range(num_states):
+        alpha[0, k] = math.exp(log_pi[k] + log_lik[0, k] - shift)
+        total += alpha[0, k]
+    for k in range(num_states):
+        alpha[0, k] /= total
+    scale[0] = total
+    log_z = shift + math.log(total)
+    for t in range(1, length):
+        shift = -math.inf
+        for k in range(num_states):
+            shift = max(shift, log_lik[t, k])
+        if shift == -math.inf:
+            return -math.inf
+        total = 0.0
+        for j in range(num_states):
+            emis[t, j] = math.exp(log_lik[t, j] - shift)
+            acc = 0.0
+            for i in range(num_states):
+                acc += alpha[t - 1, i] * trans[i, j]
+            alpha[t, j] = acc * emis[t, j]
+            total += alpha[t, j]
+        if total <= 0.0:
+            return -math.inf
+        for j in range(num_states):
+            alpha[t, j] /= total
+        scale[t] = total
+        log_z += shift + math.log(total)
+    return log_z
+
+
+@numba.njit(cache=True, nogil=True)
+def _backward(trans, length, alpha, emis, scale, beta, gamma, xi):  # noqa: ANN001, ANN202
+    """Scaled backward sweep; writes gamma (over alpha's storage is not assumed) and summed xi."""
+    num_states = trans.shape[0]
+    for k in range(num_states):
+        beta[length - 1, k] = 1.0
+        gamma[length - 1, k] = alpha[length - 1, k]
+    for t in range(length - 2, -1, -1):
+        inv = 1.0 / scale[t + 1]
+        for i in range(num_states):
+            acc = 0.0
+            for j in range(num_states):
+                weight = trans[i, j] * emis[t + 1, j] * beta[t + 1, j] * inv
+                acc += weight
+                xi[i, j] += alpha[t, i] * weight
+            beta[t, i] = acc
+            gamma[t, i] = alpha[t, i] * acc
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def forward_backward_batch(log_pi, log_A, log_lik, lengths):  # noqa: ANN001, ANN202
+    """Log likelihood ``(B,)``, gamma ``(B, T, K)`` and summed xi ``(B, K, K)``.
+
+    Inputs: ``log_pi (B, K)``, ``log_A (B, K, K)``, ``log_lik (B, T, K)``, ``lengths (B,)``.
+    Gamma is zero at padded steps. A sequence with zero likelihood gets ``-inf`` and zero
+    gamma/xi.
+    """
+    batch, steps, num_states = log_lik.shape
+    log_z = np.empty(batch)
+    gamma = np.zeros((batch, steps, num_states))
+    xi = np.zeros((batch, num_states, num_states))
+    for b in numba.prange(batch):
+        length = lengths[b]
+        trans = np.exp(log_A[b])
+        alpha = np.empty((length, num_states))
+        emis = np.empty((length, num_states))
+        scale = np.empty(length)
+        beta = np.empty((length, num_states))
+        log_z[b] = _forward(log_pi[b], trans, log_lik[b], length, alpha, emis, scale)
+        if log_z[b] == -math.inf:
+            continue
+        _backward(trans, length, alpha, emis, scale, beta, gamma[b], xi[b])
+    return log_z, gamma, xi
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def log_likelihood_batch(log_pi, log_A, log_lik, lengths):  # noqa: ANN001, ANN202
+    """Forward sweep only: log likelihood ``(B,)``."""
+    batch, _, num_states = log_lik.shape
+    log_z = np.empty(batch)
+    for b in numba.prange(batch):
+        length = lengths[b]
+        trans = np.exp(log_A[b])
+        alpha = np.empty((length, num_states))
+        emis = np.empty((length, num_states))
+        scale = np.empty(length)
+        log_z[b] = _forward(log_pi[b], trans, log_lik[b], length, alpha, emis, scale)
+    return log_z
