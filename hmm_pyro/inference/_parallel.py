@@ -19,7 +19,24 @@ import numba
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["ProgressReporter", "available_cores", "run_tasks", "torch_threads"]
+__all__ = [
+    "ProgressReporter",
+    "available_cores",
+    "progress_disabled",
+    "run_tasks",
+    "torch_threads",
+]
+
+
+def progress_disabled(progress: bool) -> bool | None:
+    """Return tqdm's ``disable`` argument for a ``progress`` flag.
+
+    Off on request; outside a terminal off too (``None`` lets tqdm check), except when tqdm
+    renders notebook widgets.
+    """
+    if not progress:
+        return True
+    return False if tqdm.__module__.endswith("notebook") else None
 
 
 def available_cores() -> int:
@@ -92,7 +109,9 @@ def run_tasks(
         torch intra-op threads for sequential execution.
     """
     bars = [
-        tqdm(total=total, desc=label, position=index, leave=True, disable=not progress)
+        tqdm(
+            total=total, desc=label, position=index, leave=True, disable=progress_disabled(progress)
+        )
         for index, (total, label) in enumerate(zip(totals, labels, strict=True))
     ]
     done = [0] * len(tasks)

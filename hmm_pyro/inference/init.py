@@ -29,11 +29,13 @@ __all__ = [
 ]
 
 Params = dict[str, torch.Tensor]
-INIT_METHODS = ("auto", "prior", "data")
+INIT_METHODS = ("auto", "prior", "data", "em")
 MIN_START_SEPARATION = 1e-3
 """Smallest acceptable squared Hellinger distance between two states at a start (about a 0.09
 standard-deviation gap between unit Gaussians): below it the start is numerically symmetric."""
 _MAX_TRIES = 20
+EM_INIT_ITERATIONS = 30
+"""EM updates of the ``"em"`` start (a short run from a ``"data"`` start, not a full fit)."""
 
 
 def min_separation(hmm: HMM, params: Params) -> torch.Tensor:
@@ -93,11 +95,13 @@ def initial_params(
         The model.
     data : Sequences
         The data (used by ``"data"``).
-    method : {"auto", "prior", "data"} or dict
+    method : {"auto", "prior", "data", "em"} or dict
         ``"prior"``: a draw from the prior. ``"data"``: prior draws for ``pi`` and ``A``, and
         emission locations at random quantiles of the data (Gaussian means, Poisson rates;
-        categorical rows fall back to prior draws). ``"auto"``: ``"data"``. A dict of
-        parameters is validated and returned as is.
+        categorical rows fall back to prior draws). ``"em"``: a ``"data"`` start improved by
+        :data:`EM_INIT_ITERATIONS` EM updates towards the MAP point (one EM run per call,
+        probabilities kept off the boundary; see :func:`hmm_pyro.learning.em_start`).
+        ``"auto"``: ``"data"``. A dict of parameters is validated and returned as is.
     seed : int, optional
         Seed of the draw.
 
@@ -127,6 +131,12 @@ def initial_params(
     for _ in range(_MAX_TRIES):
         if method == "prior":
             params = hmm.sample_prior(seed=int(torch.randint(2**31 - 1, (), generator=generator)))
+        elif method == "em":
+            # Imported here: hmm_pyro.learning imports this module.
+            from hmm_pyro.learning.em import em_start
+
+            child = int(torch.randint(2**31 - 1, (), generator=generator))
+            params = em_start(hmm, data, seed=child, iterations=EM_INIT_ITERATIONS)
         else:
             params = _data_driven(hmm, data, generator)
         if hmm.num_states == 1 or float(min_separation(hmm, params)) > MIN_START_SEPARATION:

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from hmm_pyro._random import resolve_seed
 from hmm_pyro._validation import check_choice, check_int, check_positive, describe
 from hmm_pyro.data import Sequences
-from hmm_pyro.inference._parallel import torch_threads
+from hmm_pyro.inference._parallel import progress_disabled, torch_threads
 from hmm_pyro.inference.fit import Fit
 from hmm_pyro.inference.inference_data import build_inference_data
 from hmm_pyro.inference.init import INIT_METHODS, derive_seeds, initial_params, min_separation
@@ -222,7 +222,9 @@ def fit_svi(
     with (
         _isolated_param_store(),
         torch_threads(1),
-        tqdm(total=steps * restarts, desc=f"SVI ({guide})", disable=not progress) as bar,
+        tqdm(
+            total=steps * restarts, desc=f"SVI ({guide})", disable=progress_disabled(progress)
+        ) as bar,
     ):
         for restart_seed in seeds:
             runs.append(_run_restart(hmm, data, guide, init, restart_seed, steps, lr, tol, bar))

@@ -1,0 +1,115 @@
+"""The main job on generated data: simulate, decode, fit by SVI then NUTS, summarise, save.
+
+Run it with ``hmm-pyro demo`` (or ``python -m hmm_pyro demo``); ``make demo`` bootstraps the
+environment first.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from hmm_pyro.emissions import Categorical
+from hmm_pyro.inference import fit_nuts, fit_svi
+from hmm_pyro.inference.fit import Fit
+from hmm_pyro.model import HMM
+from hmm_pyro.simulate import simulate
+
+__all__ = ["TRUE_PARAMS", "run_demo"]
+
+TRUE_PARAMS = {
+    "pi": torch.tensor([1 / 3, 1 / 3, 1 / 3], dtype=torch.float64),
+    "A": torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]], dtype=torch.float64),
+    "B": torch.tensor(
+        [
+            [0.70, 0.10, 0.10, 0.05, 0.05],
+            [0.05, 0.05, 0.10, 0.10, 0.70],
+            [0.10, 0.50, 0.30, 0.05, 0.05],
+        ],
+        dtype=torch.float64,
+    ),
+}
+"""The project's reference workload: 3 states, 5 symbols, clearly distinct emission rows."""
+
+
+def _print_matrix(name: str, matrix: torch.Tensor) -> None:
+    print(f"{name} =")
+    for row in matrix.tolist():
+        print("   " + " ".join(f"{value:6.3f}" for value in row))
+
+
+def _aligned(fit: Fit, truth: torch.Tensor) -> torch.Tensor:
+    """Posterior-mean B with rows matched to the true rows (Hungarian on L1 distance)."""
+    from scipy.optimize import linear_sum_assignment
+
+    estimate = fit.posterior_mean()["B"]
+    rows, cols = linear_sum_assignment(torch.cdist(truth, estimate, p=1).numpy())
+    return estimate[cols[rows.argsort()]]
+
+
+def run_demo(out_dir: str | Path = "out", quick: bool = False, seed: int = 0) -> dict[str, Fit]:
+    """Run the demo and return the fits.
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        Folder for the NetCDF results.
+    quick : bool
+        Smaller data and shorter chains (for smoke tests).
+    seed : int
+        Seed of the simulation and of both fits.
+
+    Returns
+    -------
+    dict of Fit
+        ``{"svi": ..., "nuts": ...}``.
+    """
+    out_dir = Path(out_dir)
+    num_sequences, length = (5, 100) if quick else (20, 500)
+    warmup = draws = 50 if quick else 300
+    hmm = HMM(num_states=3, emission=Categorical(num_symbols=5))
+    data, states = simulate(hmm, TRUE_PARAMS, [length] * num_sequences, seed=seed)
+    print(f"Simulated {data}: 3 states, 5 symbols.")
+
+    log_lik = hmm.log_likelihood(TRUE_PARAMS, data)
+    print(
+        f"Log likelihood at the true parameters: {float(log_lik.sum()):.3f} "
+        f"(per sequence {float(log_lik.mean()):.3f} on average)"
+    )
+    paths, _ = hmm.viterbi(TRUE_PARAMS, data)
+    accuracy = float((paths == states)[data.mask].double().mean())
+    print(
+        f"Viterbi path at the true parameters matches the hidden states at {accuracy:.1%} of steps"
+    )
+
+    print("\n== SVI, MAP (AutoDelta), symmetry-breaking start, 4 restarts ==")
+    began = time.perf_counter()
+    svi = fit_svi(hmm, data, guide="map", restarts=4, seed=seed)
+    print(
+        f"done in {time.perf_counter() - began:.1f} s; final losses per restart: "
+        f"{[round(v, 1) for v in svi.idata.sample_stats.final_loss.values.ravel().tolist()]}"
+    )
+    _print_matrix("B (MAP, rows matched to the truth)", _aligned(svi, TRUE_PARAMS["B"]))
+
+    print(
+        f"\n== NUTS, 4 chains x ({warmup} warm-up + {draws} draws), hidden states marginalised =="
+    )
+    began = time.perf_counter()
+    nuts = fit_nuts(hmm, data, chains=4, warmup=warmup, draws=draws, seed=seed)
+    print(f"done in {time.perf_counter() - began:.1f} s")
+    summary = nuts.summary(var_names=["B"])
+    print(summary.to_string())
+    print(
+        "Note: per-state summaries assume the chains agree on state labels; "
+        "R-hat far above 1.01 on B with healthy chains usually means label switching."
+    )
+    _print_matrix("B (posterior mean, rows matched to the truth)", _aligned(nuts, TRUE_PARAMS["B"]))
+    _print_matrix("B (truth)", TRUE_PARAMS["B"])
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, fit in (("svi", svi), ("nuts", nuts)):
+        path = fit.save(out_dir / f"demo_{name}.nc")
+        print(f"saved {path}")
+    return {"svi": svi, "nuts": nuts}

@@ -1,0 +1,148 @@
+"""NUTS runner: reproducibility, stored statistics, and posterior recovery."""
+
+import numpy as np
+import pytest
+import torch
+
+from hmm_pyro import HMM, Gaussian, Poisson, fit_nuts, simulate
+from hmm_pyro.inference.init import MIN_START_SEPARATION
+
+
+def _quick(hmm, data, **kwargs):
+    options = dict(
+        chains=2, warmup=30, draws=20, seed=0, progress=False, parallel=False, max_tree_depth=5
+    )
+    options.update(kwargs)
+    return fit_nuts(hmm, data, **options)
+
+
+def test_groups_dims_and_sample_stats(workload_hmm, small_data):
+    fit = _quick(workload_hmm, small_data)
+    idata = fit.idata
+    for group in (
+        "posterior",
+        "sample_stats",
+        "log_likelihood",
+        "log_prior",
+        "prior",
+        "observed_data",
+        "constant_data",
+    ):
+        assert group in idata.groups()
+    assert idata.posterior["B"].dims == ("chain", "draw", "state", "symbol")
+    assert idata.posterior["A"].dims == ("chain", "draw", "state", "state_to")
+    assert idata.log_likelihood["y"].shape == (2, 20, 3)  # one value per sequence
+    for stat in ("diverging", "step_size", "acceptance_rate", "n_steps", "tree_depth", "lp"):
+        assert idata.sample_stats[stat].shape == (2, 20)
+    steps = idata.sample_stats["n_steps"].values
+    depth = idata.sample_stats["tree_depth"].values
+    assert (steps >= 1).all() and (2 ** (depth - 1) <= steps).all() and (steps < 2**depth).all()
+    accept = idata.sample_stats["acceptance_rate"].values
+    assert ((accept >= 0) & (accept <= 1)).all()
+    attrs = fit.attrs
+    assert attrs["inference"] == "nuts" and attrs["num_chains"] == 2 and attrs["seed"] == 0
+    assert min(attrs["init_min_hellinger"]) > MIN_START_SEPARATION
+
+
+def test_log_likelihood_group_equals_forward_algorithm(workload_hmm, small_data):
+    fit = _quick(workload_hmm, small_data)
+    expected = workload_hmm.log_likelihood(fit.draws(), small_data).numpy()
+    np.testing.assert_allclose(fit.idata.log_likelihood["y"].values, expected, rtol=0, atol=1e-9)
+    log_prior = sum(fit.idata.log_prior[name].values for name in workload_hmm.param_names)
+    np.testing.assert_allclose(
+        log_prior, workload_hmm.log_prior(fit.draws()).numpy(), rtol=0, atol=1e-9
+    )
+    # lp stored by the sampler = log joint in the unconstrained space (includes the Jacobian):
+    # it must differ from log prior + log likelihood by a finite, draw-dependent amount.
+    lp = fit.idata.sample_stats["lp"].values
+    assert np.isfinite(lp).all()
+
+
+def test_same_seed_same_draws_sequential_and_parallel(workload_hmm, small_data):
+    first = _quick(workload_hmm, small_data, seed=5)
+    second = _quick(workload_hmm, small_data, seed=5)
+    parallel = _quick(workload_hmm, small_data, seed=5, parallel=True)
+    for name in workload_hmm.param_names:
+        assert torch.equal(first.draws()[name], second.draws()[name])
+        assert torch.equal(first.draws()[name], parallel.draws()[name])
+    other = _quick(workload_hmm, small_data, seed=6)
+    assert not torch.equal(first.draws()["B"], other.draws()["B"])
+
+
+def test_chains_can_start_from_given_parameters(workload_hmm, small_data, true_params):
+    permuted = {
+        "pi": true_params["pi"][[1, 0, 2]],
+        "A": true_params["A"][[1, 0, 2]][:, [1, 0, 2]],
+        "B": true_params["B"][[1, 0, 2]],
+    }
+    fit = _quick(workload_hmm, small_data, init=[true_params, permuted])
+    assert fit.attrs["init"] == "user"
+    starts = fit.attrs["init_params"]["B"]
+    assert np.allclose(starts[0], true_params["B"].numpy())
+    assert np.allclose(starts[1], permuted["B"].numpy())
+    with pytest.raises(ValueError, match="init: expected 2"):
+        _quick(workload_hmm, small_data, init=[true_params])
+
+
+def test_bad_arguments_are_named(workload_hmm, small_data):
+    with pytest.raises(ValueError, match="chains"):
+        fit_nuts(workload_hmm, small_data, chains=0)
+    with pytest.raises(ValueError, match="target_accept"):
+        fit_nuts(workload_hmm, small_data, target_accept=1.5)
+    with pytest.raises(TypeError, match="draws"):
+        fit_nuts(workload_hmm, small_data, draws=2.5)
+    with pytest.raises(ValueError, match="data"):
+        fit_nuts(workload_hmm, [[0, 1, 7]])  # symbol 7 is out of range for V=5
+
+
+def _coverage(fit, truth, align_rows):
+    """Fraction of true entries inside the 94% interval, chains aligned to the truth first."""
+    draws = fit.draws()
+    aligned = {name: [] for name in truth}
+    for chain in range(fit.num_chains):
+        perm = align_rows(truth["B"], draws["B"][chain].mean(0))
+        aligned["B"].append(draws["B"][chain][:, perm])
+        aligned["pi"].append(draws["pi"][chain][:, perm])
+        aligned["A"].append(draws["A"][chain][:, perm][:, :, perm])
+    inside, total = 0, 0
+    for name, pieces in aligned.items():
+        pooled = torch.cat(pieces)
+        low = torch.quantile(pooled, 0.03, dim=0)
+        high = torch.quantile(pooled, 0.97, dim=0)
+        inside += int(((truth[name] >= low) & (truth[name] <= high)).sum())
+        total += truth[name].numel()
+    return inside / total
+
+
+@pytest.mark.slow
+def test_nuts_recovers_the_reference_hmm(workload_hmm, workload_data, true_params, align_rows):
+    fit = fit_nuts(
+        workload_hmm, workload_data, chains=4, warmup=300, draws=300, seed=1, progress=False
+    )
+    assert int(fit.idata.sample_stats["diverging"].sum()) == 0
+    assert _coverage(fit, true_params, align_rows) >= 0.9
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("emission", [Gaussian(), Poisson()], ids=repr)
+def test_nuts_recovers_gaussian_and_poisson_emissions(emission, align_rows):
+    hmm = HMM(2, emission)
+    name = "mu" if isinstance(emission, Gaussian) else "rate"
+    params = {
+        "pi": torch.tensor([0.5, 0.5], dtype=torch.float64),
+        "A": torch.tensor([[0.9, 0.1], [0.2, 0.8]], dtype=torch.float64),
+        name: torch.tensor([-2.0, 2.0] if name == "mu" else [2.0, 9.0], dtype=torch.float64),
+    }
+    if name == "mu":
+        params["sigma"] = torch.tensor([1.0, 0.5], dtype=torch.float64)
+    data, _ = simulate(hmm, params, [200] * 4, seed=0)
+    fit = fit_nuts(
+        hmm, data, chains=2, warmup=200, draws=200, seed=0, progress=False, parallel=False
+    )
+    assert int(fit.idata.sample_stats["diverging"].sum()) == 0
+    draws = fit.draws()[name]
+    for chain in range(2):
+        ordered = draws[chain].sort(-1).values
+        low = torch.quantile(ordered, 0.005, dim=0)
+        high = torch.quantile(ordered, 0.995, dim=0)
+        assert bool(((params[name] >= low) & (params[name] <= high)).all())
