@@ -10,6 +10,7 @@ from hmm_pyro._version import __version__
 from hmm_pyro.data import Sequences
 from hmm_pyro.emissions import Categorical, Emission, Gaussian, Poisson
 from hmm_pyro.inference import Fit, fit_nuts, fit_svi, load
+from hmm_pyro.learning import fit_em, fit_supervised, fit_viterbi_training
 from hmm_pyro.model import HMM
 from hmm_pyro.priors import Prior
 from hmm_pyro.simulate import simulate
@@ -24,8 +25,11 @@ __all__ = [
     "Prior",
     "Sequences",
     "__version__",
+    "fit_em",
     "fit_nuts",
+    "fit_supervised",
     "fit_svi",
+    "fit_viterbi_training",
     "kernels",
     "load",
     "simulate",

@@ -24,11 +24,11 @@ def _to_float_array(name: str, value: Any) -> np.ndarray:
     """Convert one array-like to float64 with NaN at masked / missing entries."""
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
-    if isinstance(value, np.ma.MaskedArray):
-        value = value.astype(np.float64).filled(np.nan)
-    if isinstance(value, (pd.Series, pd.DataFrame)):
-        value = value.to_numpy(dtype=np.float64, na_value=np.nan)
     try:
+        if isinstance(value, np.ma.MaskedArray):
+            value = value.astype(np.float64).filled(np.nan)
+        if isinstance(value, (pd.Series, pd.DataFrame)):
+            value = value.to_numpy(dtype=np.float64, na_value=np.nan)
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as error:
         raise TypeError(f"{name}: expected numeric values, got {describe(value)}") from error
@@ -200,6 +200,8 @@ class Sequences:
             )
         if frame.empty:
             raise ValueError("frame: expected at least one row, got an empty table")
+        if frame[sequence].isna().any():  # groupby would drop these rows silently
+            raise ValueError(f"frame: column {sequence!r} has rows without a sequence id")
         pieces = []
         for _, group in frame.groupby(sequence, sort=False):
             if time is not None:

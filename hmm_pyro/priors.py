@@ -48,11 +48,15 @@ def _check_sign(name: str, array: np.ndarray, sign: str) -> None:
 
 
 def _broadcast(name: str, array: np.ndarray, shape: tuple[int, ...], allowed: str) -> np.ndarray:
-    """Broadcast ``array`` to ``shape``; ``allowed`` names the shapes for the error message."""
-    if array.ndim > len(shape) or array.shape != shape[len(shape) - array.ndim :]:
-        if not (array.ndim == 1 and len(shape) == 2 and array.shape == (shape[0],)):
-            raise ValueError(f"{name}: expected {allowed}, got shape {array.shape}")
+    """Broadcast ``array`` to ``shape``; ``allowed`` names the shapes for the error message.
+
+    A 1-D ``(shape[0],)`` array for a 2-D ``shape`` gives one value per row (checked first: for a
+    square ``shape`` it would otherwise broadcast as one value per column).
+    """
+    if array.ndim == 1 and len(shape) == 2 and array.shape == (shape[0],):
         return np.broadcast_to(array[:, None], shape).copy()
+    if array.ndim > len(shape) or array.shape != shape[len(shape) - array.ndim :]:
+        raise ValueError(f"{name}: expected {allowed}, got shape {array.shape}")
     return np.broadcast_to(array, shape).copy()
 
 

@@ -298,6 +298,24 @@ class Fit:
                 os.remove(temporary)
         return path
 
+    # ------------------------------------------------------------------ degeneracy
+    def diagnose(self, **kwargs: Any) -> Any:
+        """Degeneracy report of this fit: ``hmm_pyro.diagnose(self, **kwargs)``.
+
+        Returns
+        -------
+        hmm_pyro.diagnostics.DegeneracyReport
+        """
+        from hmm_pyro.diagnostics import diagnose
+
+        return diagnose(self, **kwargs)
+
+    def relabel(self, **kwargs: Any) -> Fit:
+        """A new fit with one labelling for every draw: ``hmm_pyro.relabel(self, **kwargs)``."""
+        from hmm_pyro.diagnostics import relabel
+
+        return relabel(self, **kwargs)
+
 
 def load(path: str | Path) -> Fit:
     """Read a :class:`Fit` written by :meth:`Fit.save`.

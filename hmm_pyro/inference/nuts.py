@@ -1,8 +1,10 @@
 """NUTS over the marginalised model: several chains, in parallel processes where possible.
 
-Each chain runs Pyro's ``NUTS`` kernel on :class:`~hmm_pyro.inference.potential.Potential`
-(the model's log joint over unconstrained parameters, hidden states summed out by the forward
-algorithm), driven step by step so that per-iteration statistics are kept: divergences, step
+Each chain runs Pyro's ``NUTS`` kernel on
+:class:`~hmm_pyro.inference.lean_potential.LeanPotential` (the model's log joint over
+unconstrained coordinates, hidden states summed out by the fused forward-backward kernel; equal
+in distribution to Pyro's model-based potential, which re-traces the model at every gradient),
+driven step by step so that per-iteration statistics are kept: divergences, step
 size, acceptance probability, leapfrog steps, tree depth and log density.
 """
 
@@ -23,7 +25,7 @@ from hmm_pyro.inference._parallel import ProgressReporter, available_cores, run_
 from hmm_pyro.inference.fit import Fit
 from hmm_pyro.inference.inference_data import build_inference_data
 from hmm_pyro.inference.init import derive_seeds, initial_params, min_separation
-from hmm_pyro.inference.potential import Potential
+from hmm_pyro.inference.lean_potential import LeanPotential
 from hmm_pyro.model import HMM
 
 __all__ = ["fit_nuts"]
@@ -56,7 +58,7 @@ def _run_chain(task: _ChainTask, reporter: ProgressReporter) -> _ChainResult:
     """Run one chain (module level so that worker processes can unpickle it)."""
     hmm = HMM.from_config(task.hmm_config)
     data = Sequences(task.values, lengths=task.lengths, dim=task.values.shape[-1])
-    potential = Potential(hmm, data)
+    potential = LeanPotential(hmm, data)
     start = potential.unconstrain({k: torch.as_tensor(v) for k, v in task.init.items()})
     kernel = NUTS(
         potential_fn=potential,
@@ -143,7 +145,7 @@ def fit_nuts(
     seed : int, optional
         Master seed; chain ``c`` uses an independent child seed. The same seed gives the same
         draws, in parallel or sequential execution. ``None`` draws one and records it.
-    init : {"auto", "prior", "data"}, dict, or list of dicts
+    init : {"auto", "prior", "data", "em"}, dict, or list of dicts
         Starting points (see :func:`hmm_pyro.inference.init.initial_params`), drawn
         independently per chain so that no chain starts with identical states; a list gives one
         parameter dict per chain.

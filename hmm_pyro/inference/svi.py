@@ -180,7 +180,7 @@ def fit_svi(
         Independent starts; the one with the lowest final loss (best ELBO) is kept.
     seed : int, optional
         Master seed (restart ``r`` uses child seed ``r``); same seed, bitwise same result.
-    init : {"auto", "prior", "data"}, dict, Pyro name or callable
+    init : {"auto", "prior", "data", "em"}, dict, Pyro name or callable
         Starting point. The default draws a symmetry-breaking start per restart. Pyro's
         ``"median"``/``"mean"``/``"feasible"``/``"uniform"``/``"sample"`` or any
         ``init_loc_fn`` are accepted to reproduce Pyro's behaviour (``"median"`` and ``"mean"``

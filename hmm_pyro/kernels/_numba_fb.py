@@ -67,12 +67,15 @@ def _backward(trans, length, alpha, emis, scale, beta, gamma, xi):  # noqa: ANN0
     for k in range(num_states):
         beta[length - 1, k] = 1.0
         gamma[length - 1, k] = alpha[length - 1, k]
+    ahead = np.empty(num_states)
     for t in range(length - 2, -1, -1):
         inv = 1.0 / scale[t + 1]
+        for j in range(num_states):
+            ahead[j] = emis[t + 1, j] * beta[t + 1, j] * inv
         for i in range(num_states):
             acc = 0.0
             for j in range(num_states):
-                weight = trans[i, j] * emis[t + 1, j] * beta[t + 1, j] * inv
+                weight = trans[i, j] * ahead[j]
                 acc += weight
                 xi[i, j] += alpha[t, i] * weight
             beta[t, i] = acc

@@ -21,7 +21,7 @@ def true_params():
 @pytest.fixture(scope="session")
 def workload_data(workload_hmm, true_params):
     """20 sequences x 500 symbols from the reference HMM."""
-    data, _ = simulate(workload_hmm, true_params, [500] * 20, seed=100)
+    data, _ = simulate(workload_hmm, true_params, [500] * 20, seed=0)  # the demo data
     return data
 
 

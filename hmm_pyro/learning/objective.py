@@ -1,0 +1,180 @@
+"""The objective that classical learning ascends: ``log p(y | theta) + log p(theta)``.
+
+The prior densities are exactly those of :meth:`hmm_pyro.HMM.log_prior` (Dirichlet rows for
+``pi``, ``A`` and ``B``; Normal means and the inverse-gamma variance reported as ``sigma``, with
+the Jacobian of the square root; Gamma rates), evaluated in float64, so that the point EM
+converges to is the same MAP point that ``fit_svi(guide="map")`` approximates. With
+``emission_prior=False`` the emission terms are left out (a plain MLE of the emission
+parameters; flat Dirichlet priors, concentration 1, make the whole objective the likelihood).
+
+Dirichlet concentrations below 1 make the density unbounded at the boundary of the simplex:
+there is no maximiser, and MAP-EM sets such probabilities to exactly zero (see
+:func:`hmm_pyro.learning.mstep.dirichlet_map`). The value recorded here is then the density of
+the face the point lies on: the ``(alpha - 1) log p`` terms of zero entries (``+inf``) are
+dropped and counted by :func:`boundary_count`; a step that moves onto a new face is an increase
+to ``+inf`` of the full density, which the convergence monitor accounts for.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import pyro.distributions as dist
+import torch
+
+from hmm_pyro.model import HMM
+
+__all__ = [
+    "PriorTensors",
+    "boundary_count",
+    "dirichlet_log_density",
+    "log_prior",
+    "prior_tensors",
+    "stationary_distribution",
+]
+
+Params = dict[str, torch.Tensor]
+DTYPE = torch.float64
+
+
+class PriorTensors(NamedTuple):
+    """Prior hyperparameters of one model, resolved to float64 tensors.
+
+    Attributes
+    ----------
+    pi : torch.Tensor
+        ``(K,)`` Dirichlet concentration of the initial distribution.
+    A : torch.Tensor
+        ``(K, K)`` Dirichlet concentrations of the transition rows (stickiness added).
+    emission : dict of torch.Tensor
+        Emission hyperparameters broadcast to ``(K, V)`` or ``(K, D)``: ``B``; ``mu_loc``,
+        ``mu_scale``, ``variance_shape``, ``variance_scale``; ``rate_shape``, ``rate_rate``.
+    emission_distributions : dict of pyro.distributions.Distribution
+        The emission priors exactly as the model defines them, in float64.
+    sparse : bool
+        Whether some Dirichlet concentration is below 1 (zeros can have infinite density).
+    """
+
+    pi: torch.Tensor
+    A: torch.Tensor
+    emission: dict[str, torch.Tensor]
+    emission_distributions: dict[str, dist.TorchDistribution]
+    sparse: bool
+
+
+_EMISSION_HYPERPARAMETERS = {
+    "categorical": ("B",),
+    "gaussian": ("mu_loc", "mu_scale", "variance_shape", "variance_scale"),
+    "poisson": ("rate_shape", "rate_rate"),
+}
+
+
+def prior_tensors(hmm: HMM) -> PriorTensors:
+    """Resolve the model's prior hyperparameters to float64 tensors."""
+    num = hmm.num_states
+    family = hmm.emission.family
+    if family not in _EMISSION_HYPERPARAMETERS:
+        raise ValueError(
+            f"hmm: classical learning supports emission families "
+            f"{sorted(_EMISSION_HYPERPARAMETERS)}, got {family!r}"
+        )
+    width = hmm.emission.num_symbols if family == "categorical" else hmm.emission.dim
+    emission = {
+        name: hmm.prior.resolve_emission(name, num, width, DTYPE)
+        for name in _EMISSION_HYPERPARAMETERS[family]
+    }
+    pi = hmm.prior.resolve_initial(num, DTYPE)
+    transitions = hmm.prior.resolve_transitions(num, DTYPE)
+    dirichlets = [pi, transitions] + ([emission["B"]] if "B" in emission else [])
+    return PriorTensors(
+        pi=pi,
+        A=transitions,
+        emission=emission,
+        emission_distributions=hmm.emission.prior_distributions(hmm.prior, num, DTYPE),
+        sparse=any(bool((c < 1).any()) for c in dirichlets),
+    )
+
+
+def dirichlet_log_density(probs: torch.Tensor, concentration: torch.Tensor) -> torch.Tensor:
+    """Dirichlet log density of the rows of ``probs``, summed; ``+inf`` terms of zeros dropped.
+
+    Equals ``Dirichlet(concentration).log_prob(probs).sum()`` except where that is ``+inf``:
+    the ``(alpha - 1) log 0`` terms of zero entries with ``alpha < 1`` are left out. (A zero
+    entry with ``alpha > 1`` gives ``-inf``, as it should.)
+    """
+    concentration = concentration.expand_as(probs)
+    dropped = (probs == 0) & (concentration < 1)
+    terms = torch.where(dropped, 0.0, torch.xlogy(concentration - 1.0, probs)).sum(-1)
+    norm = torch.lgamma(concentration.sum(-1)) - torch.lgamma(concentration).sum(-1)
+    return (terms + norm).sum()
+
+
+def boundary_count(hmm: HMM, params: Params, prior: PriorTensors) -> int:
+    """Number of zero probabilities whose Dirichlet concentration is below 1 (density ``+inf``)."""
+    if not prior.sparse:
+        return 0
+    count = int(((params["pi"] == 0) & (prior.pi < 1)).sum())
+    count += int(((params["A"] == 0) & (prior.A < 1)).sum())
+    if hmm.emission.family == "categorical":
+        count += int(((params["B"] == 0) & (prior.emission["B"] < 1)).sum())
+    return count
+
+
+def log_prior(
+    hmm: HMM, params: Params, prior: PriorTensors, emission_prior: bool = True
+) -> torch.Tensor:
+    """``log p(theta)`` as in :meth:`HMM.log_prior` (float64 scalar), see the module notes.
+
+    Parameters
+    ----------
+    hmm : HMM
+        The model.
+    params : dict of torch.Tensor
+        One parameter set (no draw dimensions), float64.
+    prior : PriorTensors
+        From :func:`prior_tensors`.
+    emission_prior : bool
+        Include the emission parameters' prior.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar.
+    """
+    total = dirichlet_log_density(params["pi"], prior.pi)
+    total = total + dirichlet_log_density(params["A"], prior.A)
+    if not emission_prior:
+        return total
+    for name, distribution in prior.emission_distributions.items():
+        if name == "B":
+            total = total + dirichlet_log_density(params["B"], prior.emission["B"])
+        else:
+            total = total + distribution.log_prob(params[name])
+    return total
+
+
+def stationary_distribution(transition: torch.Tensor) -> torch.Tensor:
+    """Stationary distribution ``pi A = pi`` of an irreducible transition matrix (differentiable).
+
+    Solves ``(I - A + 1 1^T)^T pi = 1``, whose unique solution is the stationary distribution
+    when ``A`` is irreducible.
+
+    Parameters
+    ----------
+    transition : torch.Tensor
+        ``(K, K)`` row-stochastic matrix.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(K,)``; NaN when ``A`` has several closed classes (no unique stationary distribution),
+        zeros at transient states.
+    """
+    num = transition.shape[-1]
+    eye = torch.eye(num, dtype=transition.dtype)
+    system = (eye - transition + 1.0).transpose(-1, -2)
+    ones = torch.ones(num, 1, dtype=transition.dtype)
+    solution, info = torch.linalg.solve_ex(system, ones)
+    if int(info) != 0:
+        return torch.full((num,), float("nan"), dtype=transition.dtype)
+    return solution.squeeze(-1)

@@ -1,0 +1,218 @@
+"""Restarts shared by EM and hard EM: seeded symmetry-breaking starts, best run, the ``Fit``.
+
+Each restart starts from :func:`hmm_pyro.inference.init.initial_params` with its own child seed
+(:func:`~hmm_pyro.inference.init.derive_seeds`), so no restart starts with identical states.
+The kept run is the one with the highest final objective among the runs that stayed finite.
+With Dirichlet concentrations below 1 that is the finite part of the log posterior (see
+:mod:`hmm_pyro.learning.objective`): every point with a zero probability has infinite density
+there, so ranking by the full density would prefer the most degenerate restart. The ``Fit``
+holds that point; its ``sample_stats`` hold every restart's histories, its attributes every
+restart's status and final parameters.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from hmm_pyro._random import resolve_seed
+from hmm_pyro._validation import check_int, check_positive, describe, warn
+from hmm_pyro.data import Sequences
+from hmm_pyro.inference._parallel import progress_disabled
+from hmm_pyro.inference.fit import Fit
+from hmm_pyro.inference.init import INIT_METHODS, derive_seeds, initial_params, min_separation
+from hmm_pyro.learning.monitor import ConvergenceMonitor
+from hmm_pyro.learning.mstep import stationary_initial
+from hmm_pyro.model import HMM
+
+__all__ = ["Run", "check_common", "fit_from_runs", "is_valid", "run_restarts", "to_float64"]
+
+Params = dict[str, torch.Tensor]
+
+
+@dataclass
+class Run:
+    """One restart's outcome.
+
+    Attributes
+    ----------
+    params : dict of torch.Tensor
+        Last valid (finite, in-domain) parameters.
+    start : dict of torch.Tensor
+        Starting parameters.
+    monitor : ConvergenceMonitor
+        Histories and status.
+    final_objective, final_log_likelihood : float
+        Values at ``params``.
+    final_boundary : int
+        Boundary count at ``params``.
+    """
+
+    params: Params
+    start: Params
+    monitor: ConvergenceMonitor
+    final_objective: float
+    final_log_likelihood: float
+    final_boundary: int
+
+
+def to_float64(params: Mapping[str, torch.Tensor], initial: str = "free") -> Params:
+    """Copy parameters to float64; with ``initial="stationary"`` tie ``pi`` to ``A``."""
+    params = {
+        name: torch.as_tensor(value).to(torch.float64).clone() for name, value in params.items()
+    }
+    if initial == "stationary":
+        params["pi"] = stationary_initial(params["A"])
+    return params
+
+
+def is_valid(params: Params) -> bool:
+    """True when every parameter is finite and in its domain.
+
+    Probability rows come out of the M-step normalised (or unchanged), so only their finiteness
+    and sign are checked here.
+    """
+    for name, value in params.items():
+        if not bool(torch.isfinite(value).all()):
+            return False
+        if name in ("sigma", "rate") and bool((value <= 0).any()):
+            return False
+        if name in ("pi", "A", "B") and bool((value < 0).any()):
+            return False
+    return True
+
+
+def check_common(
+    hmm: HMM, data: Any, restarts: int, max_iter: int, tol: float
+) -> tuple[Sequences, int, int, float]:
+    """Validate the arguments shared by the EM-type runners."""
+    if not isinstance(hmm, HMM):
+        raise TypeError(f"hmm: expected a hmm_pyro.HMM, got {describe(hmm)}")
+    data = hmm.prepare_data(data)
+    restarts = check_int("restarts", restarts, minimum=1)
+    max_iter = check_int("max_iter", max_iter, minimum=0)
+    tol = check_positive("tol", tol, allow_zero=True)
+    return data, restarts, max_iter, tol
+
+
+def _starts(
+    hmm: HMM, data: Sequences, init: str | Mapping[str, Any], seeds: list[int]
+) -> list[Params]:
+    if isinstance(init, Mapping):
+        return [initial_params(hmm, data, init)]
+    if not isinstance(init, str) or init not in INIT_METHODS:
+        raise ValueError(
+            f"init: expected one of {INIT_METHODS} or a dict of parameters, got {describe(init)}"
+        )
+    return [initial_params(hmm, data, init, seed=child) for child in seeds]
+
+
+def run_restarts(
+    hmm: HMM,
+    data: Sequences,
+    runner: Callable[[Params, Callable[[], None]], Run],
+    restarts: int,
+    seed: int | None,
+    init: str | Mapping[str, Any],
+    max_iter: int,
+    progress: bool,
+    desc: str,
+) -> tuple[list[Run], int, list[int], float]:
+    """Run ``runner(start, tick)`` from every start.
+
+    A dict ``init`` is one start: it is run once (restarts of a deterministic algorithm from the
+    same point are identical).
+
+    Returns
+    -------
+    runs, seed, restart_seeds, seconds
+    """
+    seed = resolve_seed(seed)
+    seeds = derive_seeds(seed, restarts)
+    starts = _starts(hmm, data, init, seeds)
+    seeds = seeds[: len(starts)]
+    began = time.perf_counter()
+    runs = []
+    with tqdm(total=max_iter * len(starts), desc=desc, disable=progress_disabled(progress)) as bar:
+        for start in starts:
+            runs.append(runner(start, lambda: bar.update(1)))
+    return runs, seed, seeds, time.perf_counter() - began
+
+
+def _best(runs: list[Run]) -> int:
+    finite = [run.monitor.status != "non_finite" for run in runs]
+    if not any(finite):
+        warn(
+            "every restart stopped at non-finite values (a state collapsed or the data are "
+            "impossible under the parameters); the last valid parameters of the best restart are "
+            "returned. Use a prior on the emission parameters or fewer states."
+        )
+        finite = [True] * len(runs)
+    keys = [run.final_objective if ok else -np.inf for run, ok in zip(runs, finite, strict=True)]
+    return max(range(len(runs)), key=lambda index: keys[index])
+
+
+def fit_from_runs(
+    hmm: HMM,
+    data: Sequences,
+    method: str,
+    runs: list[Run],
+    seed: int,
+    seeds: list[int],
+    seconds: float,
+    init: str | Mapping[str, Any],
+    settings: dict[str, Any],
+) -> Fit:
+    """Assemble the ``Fit``: best point, per-restart histories and attributes."""
+    best = _best(runs)
+    longest = max(len(run.monitor.objective) for run in runs)
+    count = len(runs)
+    loglik = np.full((1, 1, count, longest), np.nan)
+    objective = np.full((1, 1, count, longest), np.nan)
+    for index, run in enumerate(runs):
+        loglik[0, 0, index, : len(run.monitor.log_likelihood)] = run.monitor.log_likelihood
+        objective[0, 0, index, : len(run.monitor.objective)] = run.monitor.objective
+    stats = {
+        "loglik": loglik,
+        "objective": objective,
+        "final_objective": np.asarray([run.final_objective for run in runs])[None, None],
+    }
+    dims = {
+        "loglik": ["restart", "iteration"],
+        "objective": ["restart", "iteration"],
+        "final_objective": ["restart"],
+    }
+    attrs = {
+        "init": init if isinstance(init, str) else "user",
+        "seed": seed,
+        "restart_seeds": seeds,
+        "restarts": count,
+        "best_restart": best,
+        **settings,
+        "converged": [run.monitor.converged for run in runs],
+        "status": [run.monitor.status for run in runs],
+        "iterations": [run.monitor.iterations for run in runs],
+        "decreases": [list(run.monitor.decreases) for run in runs],
+        "final_log_likelihood": [run.final_log_likelihood for run in runs],
+        "boundary_zeros": [run.final_boundary for run in runs],
+        "sampling_time": seconds,
+        "init_min_hellinger": [float(min_separation(hmm, run.start)) for run in runs],
+        "restart_params": {
+            name: [run.params[name].tolist() for run in runs] for name in hmm.param_names
+        },
+    }
+    return Fit.from_params(
+        hmm,
+        data,
+        runs[best].params,
+        method=method,
+        attrs=attrs,
+        sample_stats=stats,
+        sample_stats_dims=dims,
+    )

@@ -1,0 +1,199 @@
+"""Categorical emissions: likelihood table, sampling, validation, configuration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+import hmm_pyro as hp
+from hmm_pyro.emissions import categorical as categorical_module
+from hmm_pyro.emissions import from_config
+
+NUM_DRAWS = 200_000
+
+
+@pytest.fixture
+def emission():
+    return hp.Categorical(num_symbols=4)
+
+
+@pytest.fixture
+def params(rng):
+    return {"B": torch.as_tensor(rng.dirichlet(np.ones(4), size=3))}
+
+
+def _data():
+    return hp.Sequences([[0, 3, np.nan, 1, 2], [2, 2], [np.nan, 0, 3]])
+
+
+def _scipy_table(B: np.ndarray, data: hp.Sequences) -> np.ndarray:
+    values = data.values[..., 0].numpy()
+    num, steps = values.shape
+    table = np.zeros((num, steps, B.shape[0]))
+    for n in range(num):
+        for t in range(steps):
+            if np.isnan(values[n, t]):
+                continue  # missing or padding: no emission term
+            for k in range(B.shape[0]):
+                onehot = np.eye(B.shape[1])[int(values[n, t])]
+                table[n, t, k] = stats.multinomial.logpmf(onehot, 1, B[k])
+    return table
+
+
+@pytest.mark.parametrize("one_hot", [True, False], ids=["one_hot", "indexing"])
+def test_log_likelihood_table_matches_scipy(emission, params, monkeypatch, one_hot):
+    if not one_hot:
+        monkeypatch.setattr(categorical_module, "_ONE_HOT_LIMIT", 0)
+    data = _data()
+    table = emission.log_likelihood_table(params, data)
+    assert table.shape == (3, 5, 3) and table.dtype == torch.float64
+    expected = _scipy_table(params["B"].numpy(), data)
+    np.testing.assert_allclose(table.numpy(), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("one_hot", [True, False], ids=["one_hot", "indexing"])
+def test_log_likelihood_table_with_draw_dimensions(emission, rng, monkeypatch, one_hot):
+    if not one_hot:
+        monkeypatch.setattr(categorical_module, "_ONE_HOT_LIMIT", 0)
+    B = torch.as_tensor(rng.dirichlet(np.ones(4), size=(2, 3, 3)))
+    data = _data()
+    table = emission.log_likelihood_table({"B": B}, data)
+    assert table.shape == (2, 3, 3, 5, 3)
+    for i in range(2):
+        for j in range(3):
+            expected = _scipy_table(B[i, j].numpy(), data)
+            np.testing.assert_allclose(table[i, j].numpy(), expected, rtol=0, atol=1e-12)
+
+
+def test_zero_probability_symbol_gives_a_finite_floor_not_nan(emission):
+    """``log 0`` is mapped to the most negative float: no NaN from ``0 * -inf`` in the one-hot
+    product, and the state is effectively impossible at that step."""
+    B = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.25, 0.25, 0.25, 0.25]], dtype=torch.float64)
+    data = hp.Sequences([[0, 2, 1]])
+    table = emission.log_likelihood_table({"B": B}, data)
+    assert not torch.isnan(table).any()
+    assert table[0, 1, 0].item() == torch.finfo(torch.float64).min
+    assert table[0, 0, 0].item() == np.log(0.5)
+    hmm = hp.HMM(2, emission)
+    pi = torch.tensor([0.5, 0.5], dtype=torch.float64)
+    A = torch.tensor([[0.9, 0.1], [0.1, 0.9]], dtype=torch.float64)
+    loglik = hmm.log_likelihood({"pi": pi, "A": A, "B": B}, data).item()
+    # only paths through state 1 at step 1 count
+    paths = [(a, 1, c) for a in range(2) for c in range(2)]
+    total = sum(pi[a] * B[a, 0] * A[a, 1] * B[1, 2] * A[1, c] * B[c, 1] for a, _, c in paths).item()
+    assert abs(loglik - np.log(total)) < 1e-12
+
+
+def test_conditional_scores_like_the_table(emission, params):
+    states = torch.arange(3)[:, None]  # (K, 1): as enumerated by Pyro
+    values = torch.tensor([[3.0], [0.0]], dtype=torch.float64)
+    observed = torch.tensor([[True], [False]])
+    scored = emission.conditional(params, states, observed).log_prob(emission.observation(values))
+    expected = torch.stack([params["B"][:, 3].log(), torch.zeros(3, dtype=torch.float64)], -1)
+    torch.testing.assert_close(scored, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("state", [0, 2])
+def test_sample_frequencies(emission, params, state):
+    generator = torch.Generator().manual_seed(5)
+    states = torch.full((NUM_DRAWS,), state)
+    draws = emission.sample(params, states, generator)
+    assert draws.shape == (NUM_DRAWS, 1) and draws.dtype == torch.float64
+    assert torch.equal(draws, draws.round()) and draws.min() >= 0 and draws.max() <= 3
+    freq = np.bincount(draws[:, 0].long().numpy(), minlength=4) / NUM_DRAWS
+    probs = params["B"][state].numpy()
+    standard_error = np.sqrt(probs * (1 - probs) / NUM_DRAWS)
+    assert np.all(np.abs(freq - probs) < 5 * standard_error), (freq, probs)
+
+
+def test_sample_is_reproducible(emission, params):
+    states = torch.tensor([[0, 1, 2, 1]])
+    first = emission.sample(params, states, torch.Generator().manual_seed(9))
+    second = emission.sample(params, states, torch.Generator().manual_seed(9))
+    assert torch.equal(first, second)
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ([[0, 4]], r"data: expected symbols in \[0, 3\]"),
+        ([[0, -1]], r"data: expected symbols in \[0, 3\]"),
+        ([[0, 1.5]], r"data: expected integer symbols"),
+        ([[0.0, 0.999]], r"data: expected integer symbols"),
+    ],
+)
+def test_validate_data_rejects(emission, data, match):
+    with pytest.raises(ValueError, match=match):
+        emission.validate_data(hp.Sequences(data))
+
+
+def test_validate_data_rejects_multivariate_data(emission):
+    with pytest.raises(ValueError, match="data: expected observations of dimension 1"):
+        emission.validate_data(hp.Sequences(np.zeros((1, 4, 2))))
+
+
+def test_validate_data_accepts_valid_and_all_missing(emission):
+    emission.validate_data(hp.Sequences([[0, 3, np.nan], [1]]))
+    emission.validate_data(hp.Sequences([[np.nan, np.nan]]))
+
+
+def test_config_round_trip_and_equality(emission):
+    config = emission.to_config()
+    assert config == {"family": "categorical", "num_symbols": 4}
+    rebuilt = from_config(config)
+    assert isinstance(rebuilt, hp.Categorical) and rebuilt.num_symbols == 4
+    assert rebuilt == emission and hash(rebuilt) == hash(emission)
+    assert rebuilt != hp.Categorical(num_symbols=5)
+    assert repr(emission) == "Categorical(num_symbols=4)"
+
+
+def test_description(emission):
+    assert emission.dim == 1
+    assert emission.param_shapes(3) == {"B": (3, 4)}
+    assert emission.param_dims() == {"B": ("state", "symbol")}
+
+
+@pytest.mark.parametrize(
+    ("value", "error"), [(1, ValueError), (0, ValueError), (2.0, TypeError), ("3", TypeError)]
+)
+def test_bad_num_symbols(value, error):
+    with pytest.raises(error, match="num_symbols"):
+        hp.Categorical(num_symbols=value)
+
+
+@pytest.mark.parametrize(
+    ("B", "error", "match"),
+    [
+        (torch.full((3, 4), 0.25, dtype=torch.float64)[:, :3], ValueError, r"params\['B'\]"),
+        (torch.full((3, 4), 0.3, dtype=torch.float64), ValueError, r"params\['B'\].*simplex"),
+        (
+            torch.tensor([[1.2, -0.2, 0, 0]] * 3, dtype=torch.float64),
+            ValueError,
+            r"params\['B'\].*simplex",
+        ),
+        (torch.full((3, 4), 1, dtype=torch.long), TypeError, r"params\['B'\]"),
+        (torch.full((3, 4), float("nan"), dtype=torch.float64), ValueError, r"params\['B'\]"),
+    ],
+)
+def test_validate_params(emission, B, error, match):
+    with pytest.raises(error, match=match):
+        emission.validate_params({"B": B}, 3)
+
+
+def test_validate_params_missing_key(emission):
+    with pytest.raises(ValueError, match="params: expected key 'B'"):
+        emission.validate_params({"b": torch.full((3, 4), 0.25)}, 3)
+
+
+def test_bhattacharyya(emission, params):
+    bc = emission.bhattacharyya(params)
+    B = params["B"].numpy()
+    expected = np.array([[np.sum(np.sqrt(B[i] * B[j])) for j in range(3)] for i in range(3)])
+    np.testing.assert_allclose(bc.numpy(), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(np.diag(bc.numpy()), 1.0, rtol=0, atol=1e-12)
+    h2 = emission.hellinger(params)
+    np.testing.assert_allclose(h2.numpy(), 1 - expected, rtol=0, atol=1e-12)
+    disjoint = torch.tensor([[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]], dtype=torch.float64)
+    assert emission.hellinger({"B": disjoint})[0, 1].item() == 1.0

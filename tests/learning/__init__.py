@@ -1,0 +1,1 @@
+"""Tests of classical learning (EM, Viterbi training, supervised estimation)."""
