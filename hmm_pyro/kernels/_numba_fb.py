@@ -8,9 +8,16 @@ the scale factors. Parallel over the flattened batch (sequences x draws). Everyt
 from __future__ import annotations
 
 import math
+import os
 
 import numba
 import numpy as np
+
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    # numba's default OpenMP pool, once started, made every later small torch operation in the
+    # process ~4000x slower (3 us -> 12 ms for a 3x4 logsigmoid, measured): two OpenMP thread
+    # pools compete. numba's own "workqueue" pool does not (3.5 us after a parallel call).
+    numba.config.THREADING_LAYER = "workqueue"
 
 __all__ = ["forward_backward_batch", "log_likelihood_batch"]
 
@@ -82,49 +89,65 @@ def _backward(trans, length, alpha, emis, scale, beta, gamma, xi):  # noqa: ANN0
             gamma[t, i] = alpha[t, i] * acc
 
 
-def _forward_backward_batch(log_pi, log_A, log_lik, lengths):  # noqa: ANN001, ANN202
-    """Log likelihood ``(B,)``, gamma ``(B, T, K)`` and summed xi ``(B, K, K)``.
-
-    Inputs: ``log_pi (B, K)``, ``log_A (B, K, K)``, ``log_lik (B, T, K)``, ``lengths (B,)``.
-    Gamma is zero at padded steps. A sequence with zero likelihood gets ``-inf`` and zero
-    gamma/xi.
-    """
-    batch, steps, num_states = log_lik.shape
-    log_z = np.empty(batch)
-    gamma = np.zeros((batch, steps, num_states))
-    xi = np.zeros((batch, num_states, num_states))
-    for b in numba.prange(batch):
-        length = lengths[b]
-        trans = np.exp(log_A[b])
-        alpha = np.empty((length, num_states))
-        emis = np.empty((length, num_states))
-        scale = np.empty(length)
-        beta = np.empty((length, num_states))
-        log_z[b] = _forward(log_pi[b], trans, log_lik[b], length, alpha, emis, scale)
-        if log_z[b] == -math.inf:
-            continue
+@numba.njit(cache=True, nogil=True)
+def _fb_sequence(b, log_pi, log_A, log_lik, lengths, log_z, gamma, xi):  # noqa: ANN001, ANN202
+    """Forward-backward of batch element ``b``, written into ``log_z``, ``gamma``, ``xi``."""
+    num_states = log_lik.shape[2]
+    length = lengths[b]
+    trans = np.exp(log_A[b])
+    alpha = np.empty((length, num_states))
+    emis = np.empty((length, num_states))
+    scale = np.empty(length)
+    beta = np.empty((length, num_states))
+    log_z[b] = _forward(log_pi[b], trans, log_lik[b], length, alpha, emis, scale)
+    if log_z[b] != -math.inf:
         _backward(trans, length, alpha, emis, scale, beta, gamma[b], xi[b])
-    return log_z, gamma, xi
 
 
-def _log_likelihood_batch(log_pi, log_A, log_lik, lengths):  # noqa: ANN001, ANN202
-    """Forward sweep only: log likelihood ``(B,)``."""
-    batch, _, num_states = log_lik.shape
-    log_z = np.empty(batch)
-    for b in numba.prange(batch):
-        length = lengths[b]
-        trans = np.exp(log_A[b])
-        alpha = np.empty((length, num_states))
-        emis = np.empty((length, num_states))
-        scale = np.empty(length)
-        log_z[b] = _forward(log_pi[b], trans, log_lik[b], length, alpha, emis, scale)
-    return log_z
+@numba.njit(cache=True, nogil=True)
+def _ll_sequence(b, log_pi, log_A, log_lik, lengths, log_z):  # noqa: ANN001, ANN202
+    """Forward sweep of batch element ``b``, written into ``log_z``."""
+    num_states = log_lik.shape[2]
+    length = lengths[b]
+    alpha = np.empty((length, num_states))
+    emis = np.empty((length, num_states))
+    scale = np.empty(length)
+    log_z[b] = _forward(log_pi[b], np.exp(log_A[b]), log_lik[b], length, alpha, emis, scale)
 
 
-_FB_SERIAL = numba.njit(cache=True, nogil=True)(_forward_backward_batch)
-_FB_PARALLEL = numba.njit(parallel=True, cache=True, nogil=True)(_forward_backward_batch)
-_LL_SERIAL = numba.njit(cache=True, nogil=True)(_log_likelihood_batch)
-_LL_PARALLEL = numba.njit(parallel=True, cache=True, nogil=True)(_log_likelihood_batch)
+def _outputs(log_lik: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    batch, steps, num_states = log_lik.shape
+    return (
+        np.empty(batch),
+        np.zeros((batch, steps, num_states)),
+        np.zeros((batch, num_states, num_states)),
+    )
+
+
+# Serial and threaded variants are separate functions: numba's on-disk cache is keyed by the
+# function, and one function compiled twice (with and without ``parallel``) shared one entry.
+@numba.njit(cache=True, nogil=True)
+def _fb_serial(log_pi, log_A, log_lik, lengths, log_z, gamma, xi):  # noqa: ANN001, ANN202
+    for b in range(log_lik.shape[0]):
+        _fb_sequence(b, log_pi, log_A, log_lik, lengths, log_z, gamma, xi)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _fb_parallel(log_pi, log_A, log_lik, lengths, log_z, gamma, xi):  # noqa: ANN001, ANN202
+    for b in numba.prange(log_lik.shape[0]):
+        _fb_sequence(b, log_pi, log_A, log_lik, lengths, log_z, gamma, xi)
+
+
+@numba.njit(cache=True, nogil=True)
+def _ll_serial(log_pi, log_A, log_lik, lengths, log_z):  # noqa: ANN001, ANN202
+    for b in range(log_lik.shape[0]):
+        _ll_sequence(b, log_pi, log_A, log_lik, lengths, log_z)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _ll_parallel(log_pi, log_A, log_lik, lengths, log_z):  # noqa: ANN001, ANN202
+    for b in numba.prange(log_lik.shape[0]):
+        _ll_sequence(b, log_pi, log_A, log_lik, lengths, log_z)
 
 
 def _parallel(log_lik: np.ndarray) -> bool:
@@ -143,13 +166,17 @@ def forward_backward_batch(
     Gamma is zero at padded steps; a sequence with zero likelihood gets ``-inf`` and zero
     gamma and xi. Threads are used only for large batches (:data:`PARALLEL_MIN_WORK`).
     """
-    kernel = _FB_PARALLEL if _parallel(log_lik) else _FB_SERIAL
-    return kernel(log_pi, log_A, log_lik, lengths)
+    log_z, gamma, xi = _outputs(log_lik)
+    kernel = _fb_parallel if _parallel(log_lik) else _fb_serial
+    kernel(log_pi, log_A, log_lik, lengths, log_z, gamma, xi)
+    return log_z, gamma, xi
 
 
 def log_likelihood_batch(
     log_pi: np.ndarray, log_A: np.ndarray, log_lik: np.ndarray, lengths: np.ndarray
 ) -> np.ndarray:
     """Forward sweep only: log likelihood ``(B,)``."""
-    kernel = _LL_PARALLEL if _parallel(log_lik) else _LL_SERIAL
-    return kernel(log_pi, log_A, log_lik, lengths)
+    log_z = np.empty(log_lik.shape[0])
+    kernel = _ll_parallel if _parallel(log_lik) else _ll_serial
+    kernel(log_pi, log_A, log_lik, lengths, log_z)
+    return log_z
