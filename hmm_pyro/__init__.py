@@ -8,6 +8,7 @@ priors.
 from hmm_pyro import kernels
 from hmm_pyro._version import __version__
 from hmm_pyro.data import Sequences
+from hmm_pyro.diagnostics import DegeneracyReport, Flag, Remedy, diagnose, relabel
 from hmm_pyro.emissions import Categorical, Emission, Gaussian, Poisson
 from hmm_pyro.inference import Fit, fit_nuts, fit_svi, load
 from hmm_pyro.learning import fit_em, fit_supervised, fit_viterbi_training
@@ -18,13 +19,17 @@ from hmm_pyro.simulate import simulate
 __all__ = [
     "HMM",
     "Categorical",
+    "DegeneracyReport",
     "Emission",
     "Fit",
+    "Flag",
     "Gaussian",
     "Poisson",
     "Prior",
+    "Remedy",
     "Sequences",
     "__version__",
+    "diagnose",
     "fit_em",
     "fit_nuts",
     "fit_supervised",
@@ -32,5 +37,6 @@ __all__ = [
     "fit_viterbi_training",
     "kernels",
     "load",
+    "relabel",
     "simulate",
 ]

@@ -275,7 +275,8 @@ class Fit:
     def summary(self, **kwargs: Any) -> pd.DataFrame:
         """``arviz.summary`` of the posterior (keyword arguments are passed through)."""
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # R-hat of constant entries
+            # R-hat/ESS of constant entries (e.g. a one-draw point estimate) are undefined.
+            warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
             return az.summary(self.idata, **kwargs)
 
     def save(self, path: str | Path) -> Path:

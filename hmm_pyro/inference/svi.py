@@ -3,9 +3,11 @@
 The default start breaks the label symmetry (:mod:`hmm_pyro.inference.init`). Pyro's own
 initialisations can be asked for by name (``"median"``, ``"mean"``, ``"feasible"``,
 ``"uniform"``, ``"sample"``) or as an ``init_loc_fn``; ``"median"`` and ``"mean"`` start every
-Dirichlet row at the same point, and the fit then ends with identical states (measured: three
-identical emission rows equal to the overall symbol frequencies). Those starts are recorded in
-the attributes so that ``hmm_pyro.diagnose`` can name the cause.
+Dirichlet row at the same point, a saddle where identical states get identical gradients. Plain
+Pyro (``DiscreteHMM`` + ``AutoDelta``) stays there: three identical emission rows equal to the
+overall symbol frequencies (measured). Our model usually escapes only because floating-point
+round-off differs between states (1e-11 in the gradients), which is not something to rely on.
+The starts are recorded in the attributes so that ``hmm_pyro.diagnose`` can flag them.
 """
 
 from __future__ import annotations
@@ -236,7 +238,7 @@ def fit_svi(
         Starting point. The default draws a symmetry-breaking start per restart. Pyro's
         ``"median"``/``"mean"``/``"feasible"``/``"uniform"``/``"sample"`` or any
         ``init_loc_fn`` are accepted to reproduce Pyro's behaviour (``"median"`` and ``"mean"``
-        start all states equal: the fit cannot separate them).
+        start all states equal, at a saddle; see the module notes).
     tol : float, optional
         Stop when the mean loss over the last 50 steps changed by less than ``tol`` relative to
         the 50 before (default 1e-7 for MAP, 1e-4 for Gaussian guides).

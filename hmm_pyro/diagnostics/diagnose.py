@@ -1,0 +1,358 @@
+"""``diagnose``: run every degeneracy check on a ``Fit`` and turn the measurements into flags.
+
+Order of work: thin the draws (chains kept), one forward-backward pass per kept draw (state
+probabilities and occupancy), a Stephens relabelling of the kept draws (with ECR as a
+cross-check), then label-free and relabelled measurements: collapse, occupancy, contraction,
+symmetric start, label switching, and convergence on all draws (raw and label-invariant).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hmm_pyro.diagnostics._draws import (
+    Arrays,
+    emission_distances,
+    state_statistics,
+    thin_per_chain,
+    to_numpy,
+)
+from hmm_pyro.diagnostics.collapse import (
+    CollapseStatistics,
+    collapse_statistics,
+    count_groups,
+    min_pairwise,
+)
+from hmm_pyro.diagnostics.contraction import ContractionStatistics, contraction_statistics
+from hmm_pyro.diagnostics.convergence import ConvergenceStatistics, convergence_statistics
+from hmm_pyro.diagnostics.findings import (
+    collapse_flag,
+    convergence_flags,
+    empty_flag,
+    identifiability_flag,
+    optimizer_flag,
+    prior_dominated_flag,
+    switching_flag,
+    symmetric_start_flag,
+)
+from hmm_pyro.diagnostics.flags import Flag
+from hmm_pyro.diagnostics.label_switching import switch_statistics
+from hmm_pyro.diagnostics.occupancy import (
+    OccupancyStatistics,
+    free_emission_parameters,
+    occupancy_statistics,
+)
+from hmm_pyro.diagnostics.permutations import permute_axis, permute_params
+from hmm_pyro.diagnostics.relabel import (
+    Labelling,
+    chain_alignment,
+    compute_labelling,
+    log_posterior,
+)
+from hmm_pyro.diagnostics.report import DegeneracyReport
+from hmm_pyro.diagnostics.symmetry import symmetry_evidence
+from hmm_pyro.diagnostics.thresholds import (
+    COLLAPSE_DISTANCE,
+)
+from hmm_pyro.inference.fit import Fit
+from hmm_pyro.model import HMM
+
+__all__ = ["diagnose"]
+
+DEFAULT_MAX_DRAWS = 1000
+"""Draws (over all chains) whose state probabilities are computed; R-hat and ESS use all."""
+
+
+# ---------------------------------------------------------------------------- checks
+@dataclass(frozen=True)
+class _Draws:
+    """What every check reads: the thinned draws, their relabelling and their occupancy."""
+
+    fit: Fit
+    draws: Arrays  # thinned posterior draws (chain, draw, ...)
+    relabelled: Arrays  # the same draws in one labelling (Stephens)
+    prior: Arrays  # prior draws (1, P, ...)
+    labelling: Labelling
+    occupancy: OccupancyStatistics  # in the relabelled labelling
+    log_post: np.ndarray  # (chain, draw) of the thinned draws
+
+    @property
+    def hmm(self) -> HMM:
+        return self.fit.hmm
+
+    @property
+    def num_kept(self) -> int:
+        return int(np.prod(self.draws["pi"].shape[:2]))
+
+
+def _prepare(fit: Fit, max_draws: int, log_post_all: np.ndarray) -> _Draws:
+    hmm = fit.hmm
+    all_draws = to_numpy(fit.draws())
+    num_chains, num_draws = log_post_all.shape
+    index = thin_per_chain(num_draws, num_chains, max_draws)
+    draws = {name: value[:, index] for name, value in all_draws.items()}
+    log_post = log_post_all[:, index]
+    labelling = compute_labelling(hmm, fit.data, draws, log_post, "stephens", cross_check=True)
+    perms = labelling.perms
+    counts = labelling.counts
+    if counts is None:  # a single draw or a single state: nothing was relabelled
+        counts = state_statistics(hmm, fit.data, draws).counts
+    counts = permute_axis(counts.reshape(perms.shape), perms, axis=2)
+    return _Draws(
+        fit=fit,
+        draws=draws,
+        relabelled=permute_params(hmm, draws, perms),
+        prior=to_numpy(fit.draws("prior")),
+        labelling=labelling,
+        occupancy=occupancy_statistics(hmm, counts, int(fit.data.lengths.sum())),
+        log_post=log_post,
+    )
+
+
+def _check_states(
+    kept: _Draws, distance: float, attrs: dict[str, Any]
+) -> tuple[list[Flag | None], dict[str, Any], CollapseStatistics | None, float]:
+    """Collapse, symmetric start and empty states; also the effective number of states."""
+    hmm, occupancy = kept.hmm, kept.occupancy
+    measurements: dict[str, Any] = {
+        "occupancy": {
+            "mean_fraction": occupancy.mean_fraction,
+            "p_empty": occupancy.p_empty,
+            "p_any_empty": occupancy.p_any_empty,
+            "min_expected_steps": occupancy.required,
+            "perplexity": occupancy.perplexity,
+        }
+    }
+    flags: list[Flag | None] = [empty_flag(occupancy, occupancy.total_steps)]
+    if hmm.num_states < 2:
+        return flags, measurements, None, 1.0
+    collapse = collapse_statistics(hmm, kept.relabelled, kept.prior, distance)
+    occupied = occupancy.counts >= occupancy.required
+    effective = float(np.median(count_groups(collapse.distances < distance, keep=occupied)))
+    symmetry = symmetry_evidence(hmm, kept.fit.data, kept.draws, attrs)
+    measurements["collapse"] = {
+        "p_post": collapse.p_post,
+        "p_prior": collapse.p_prior,
+        "bayes_factor": collapse.bayes_factor,
+        "median_min_distance": float(np.median(collapse.min_distance)),
+        "pair_probability": collapse.pair_probability,
+        "groups": collapse.groups,
+    }
+    measurements["symmetric_start"] = {
+        "init": symmetry.init,
+        "start_min_distance": symmetry.start_separation,
+        "identical_to_round_off": symmetry.identical,
+        "distance_to_one_state_fit": symmetry.pooled_distance,
+    }
+    flags.insert(0, symmetric_start_flag(symmetry, collapse.collapsed))
+    flags.insert(0, collapse_flag(collapse, symmetry, effective, hmm.num_states))
+    return flags, measurements, collapse, effective
+
+
+def _check_contraction(kept: _Draws) -> tuple[Flag | None, ContractionStatistics]:
+    """Prior domination: contraction of relabelled posterior against relabelled prior draws."""
+    hmm, prior = kept.hmm, kept.prior
+    prior_perms = compute_labelling(
+        hmm, kept.fit.data, prior, np.zeros(prior["pi"].shape[:2]), "stephens", cross_check=False
+    ).perms
+    contraction = contraction_statistics(
+        hmm, kept.relabelled, permute_params(hmm, prior, prior_perms)
+    )
+    flag = prior_dominated_flag(
+        contraction,
+        kept.occupancy,
+        kept.fit.data.num_observed,
+        free_emission_parameters(hmm),
+        hmm.num_states,
+    )
+    return flag, contraction
+
+
+def _check_switching(
+    kept: _Draws, convergence: ConvergenceStatistics | None
+) -> tuple[list[Flag | None], dict[str, Any], bool]:
+    """Label switching between and within chains, and agreement of Stephens with ECR."""
+    labelling = kept.labelling
+    aligned = chain_alignment(kept.hmm, kept.draws, kept.log_post)
+    switches = switch_statistics(labelling.perms, labelling.groups, aligned)
+    measurements = {
+        "chain_alignment": aligned,
+        "chains_aligned_by_a_permutation": list(switches.aligned_switch),
+        "chain_permutations": switches.modal,
+        "non_modal_fraction": switches.non_modal_fraction,
+        "changes": switches.changes,
+        "between_chains": switches.between_chains,
+        "switching_chains": list(switches.switching_chains),
+        "relabel_agreement": labelling.agreement,
+        "collapsed_groups": labelling.groups,
+    }
+    flags = [switching_flag(switches, convergence), identifiability_flag(labelling)]
+    return flags, measurements, switches.switching
+
+
+def _convergence_measurements(convergence: ConvergenceStatistics) -> dict[str, Any]:
+    worst = convergence.summary()
+    return {
+        "raw": {**worst["raw"], "entries": convergence.raw.to_dict(orient="index")},
+        "invariant": {
+            **worst["invariant"],
+            "entries": convergence.invariant.to_dict(orient="index"),
+        },
+        "divergences": convergence.divergences,
+    }
+
+
+def _summary_numbers(
+    collapse: CollapseStatistics | None,
+    occupancy: OccupancyStatistics,
+    contraction: ContractionStatistics | None,
+    effective: float,
+    labelling: Labelling,
+) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "effective_num_states": effective,
+        "mean_occupancy": occupancy.mean_fraction,
+    }
+    if collapse is not None:
+        summary["p_collapsed_post"] = collapse.p_post
+        summary["p_collapsed_prior"] = collapse.p_prior
+        summary["median_min_distance"] = float(np.median(collapse.min_distance))
+    if contraction is not None:
+        summary["contraction_per_state"] = contraction.per_state
+    if labelling.agreement is not None:
+        summary["relabel_agreement"] = labelling.agreement
+    return summary
+
+
+def _diverging(fit: Fit) -> np.ndarray | None:
+    """``(chain, draw)`` divergence indicators, if the sampler recorded them."""
+    if "sample_stats" not in fit.idata.groups() or "diverging" not in fit.idata.sample_stats:
+        return None
+    return np.asarray(fit.idata.sample_stats["diverging"].values)
+
+
+def _restart_measurements(fit: Fit, attrs: dict[str, Any]) -> dict[str, Any] | None:
+    """Closest pair of states and final loss of every SVI restart."""
+    restarts = attrs.get("restart_params")
+    if not restarts:
+        return None
+    hmm = fit.hmm
+    emission = {name: np.asarray(restarts[name]) for name in hmm.emission.param_names}
+    result: dict[str, Any] = {"min_distance": min_pairwise(emission_distances(hmm, emission))}
+    if "sample_stats" in fit.idata.groups() and "final_loss" in fit.idata.sample_stats:
+        result["final_loss"] = np.asarray(fit.idata.sample_stats["final_loss"].values).ravel()
+    return result
+
+
+# ---------------------------------------------------------------------------- main
+def diagnose(
+    fit: Fit, max_draws: int = DEFAULT_MAX_DRAWS, distance: float = COLLAPSE_DISTANCE
+) -> DegeneracyReport:
+    """Check a fit for degeneracy: collapse, empty states, symmetry, switching, convergence.
+
+    Also flags prior-dominated emission parameters, divergences and SVI runs that stopped early.
+
+    Parameters
+    ----------
+    fit : Fit
+        Any fit: NUTS chains, SVI (point estimate or guide draws), or ``Fit.from_params``.
+    max_draws : int
+        Draws (over all chains, evenly thinned per chain) whose forward-backward state
+        probabilities drive the occupancy, collapse and relabelling checks. R-hat and ESS
+        always use every draw.
+    distance : float
+        Squared Hellinger distance below which two emission laws are indistinguishable
+        (default :data:`~hmm_pyro.diagnostics.thresholds.COLLAPSE_DISTANCE`).
+
+    Returns
+    -------
+    DegeneracyReport
+        ``.ok`` is true when no flag is raised; ``.flags`` says what was measured, the
+        threshold, the likely cause and the remedy.
+
+    Notes
+    -----
+    Label-free statistics decide collapse (smallest pairwise distance, calibrated against the
+    prior draws), emptiness (smallest occupancy) and convergence of invariants. Per-state
+    statistics (which pairs collapse, contraction, per-state occupancy) use draws relabelled by
+    Stephens' algorithm. A fit relabelled with :func:`hmm_pyro.relabel` diagnoses without the
+    switching flag.
+
+    Examples
+    --------
+    >>> report = hmm_pyro.diagnose(fit)  # doctest: +SKIP
+    >>> print(report.to_markdown())  # doctest: +SKIP
+    """
+    if not isinstance(fit, Fit):
+        raise TypeError(f"fit: expected a hmm_pyro Fit, got {type(fit).__name__}")
+    if isinstance(max_draws, bool) or not isinstance(max_draws, int) or max_draws < 1:
+        raise ValueError(f"max_draws: expected an int >= 1, got {max_draws!r}")
+    if not 0.0 < float(distance) < 1.0:
+        raise ValueError(
+            f"distance: expected a squared Hellinger distance in (0, 1), got {distance}"
+        )
+    hmm = fit.hmm
+    attrs = fit.attrs
+    log_lik = fit.idata.log_likelihood["y"].sum("sequence").values
+    log_post = log_posterior(fit)
+    kept = _prepare(fit, max_draws, log_post)
+    notes: list[str] = []
+    flags, measurements, collapse, effective = _check_states(kept, distance, attrs)
+    if hmm.num_states < 2:
+        notes.append("one state: collapse, symmetric starts and label switching do not apply")
+
+    contraction = None
+    convergence = convergence_statistics(
+        hmm, to_numpy(fit.draws()), log_lik, log_post - log_lik, _diverging(fit)
+    )
+    switching = False
+    if kept.num_kept >= 2:
+        flag, contraction = _check_contraction(kept)
+        flags.append(flag)
+        measurements["contraction"] = {
+            "per_state": contraction.per_state,
+            "entries": contraction.entries,
+        }
+        if hmm.num_states > 1:
+            more, measurements["label_switching"], switching = _check_switching(kept, convergence)
+            flags.extend(more)
+    else:
+        notes.append(
+            "a single draw (point estimate): posterior contraction, label switching and "
+            "convergence need several draws"
+        )
+    if convergence is not None:
+        measurements["convergence"] = _convergence_measurements(convergence)
+        degenerate = set(kept.occupancy.empty_states)
+        if collapse is not None and collapse.collapsed:
+            degenerate |= {state for group in collapse.groups for state in group}
+        flags.extend(convergence_flags(convergence, switching, tuple(sorted(degenerate))))
+    elif kept.num_kept >= 2:
+        notes.append("R-hat and ESS need at least 2 chains of 4 draws")
+    flags.append(optimizer_flag(attrs))
+    restarts = _restart_measurements(fit, attrs)
+    if restarts is not None:
+        measurements["restarts"] = restarts
+    if "relabel" in attrs:
+        measurements["relabel"] = attrs["relabel"]
+    measurements["summary"] = _summary_numbers(
+        collapse, kept.occupancy, contraction, effective, kept.labelling
+    )
+    raised = sorted(
+        (flag for flag in flags if flag is not None), key=lambda flag: flag.severity != "error"
+    )
+    num_chains, num_draws = log_post.shape
+    return DegeneracyReport(
+        flags=tuple(raised),
+        measurements=measurements,
+        notes=tuple(notes),
+        context={
+            "method": fit.method,
+            "states": hmm.num_states,
+            "chains": num_chains,
+            "draws": num_draws,
+        },
+    )

@@ -1,0 +1,93 @@
+"""Named thresholds of the degeneracy diagnostics, each with its justification and source.
+
+Distances are squared Hellinger distances ``H2 = 1 - sum sqrt(p q)`` between two states'
+emission laws (in ``[0, 1]``; closed forms in :mod:`hmm_pyro.emissions`).
+"""
+
+from __future__ import annotations
+
+from hmm_pyro.inference.init import MIN_START_SEPARATION
+
+__all__ = [
+    "COLLAPSE_BAYES_FACTOR",
+    "COLLAPSE_DISTANCE",
+    "COLLAPSE_PROBABILITY",
+    "CONTRACTION_PRIOR_DOMINATED",
+    "DIVERGENCE_FRACTION",
+    "EMPTY_STATE_PROBABILITY",
+    "ESS_PER_CHAIN",
+    "IDENTICAL_DISTANCE",
+    "MAX_TIME_POINTS",
+    "METHOD_DISAGREEMENT",
+    "POOLED_FIT_DISTANCE",
+    "RHAT",
+    "SYMMETRIC_START_DISTANCE",
+    "WITHIN_CHAIN_SWITCH_FRACTION",
+]
+
+COLLAPSE_DISTANCE = 0.05
+"""Two states are indistinguishable when ``H2 < 0.05``: equal-variance Gaussians 0.64 sd apart,
+and ``H2`` bounds total variation (``TV <= H sqrt(2 - H2)``, so ``TV < 0.32``) (degeneracy.md
+4.1-4.2; Le Cam & Yang 2000 for the bounds)."""
+
+COLLAPSE_PROBABILITY = 0.5
+"""A pair (or the closest pair) is collapsed when ``P(H2 < COLLAPSE_DISTANCE | y) > 0.5``: the
+posterior median distance is below the threshold (degeneracy.md 4.2)."""
+
+COLLAPSE_BAYES_FACTOR = 3.0
+"""Posterior odds over prior odds of "collapsed" above 3 is "positive" evidence that the data
+pulled the states together; below it the prior alone makes them alike (Kass & Raftery 1995,
+JASA 90:773, Bayes-factor scale)."""
+
+IDENTICAL_DISTANCE = 1e-8
+"""``H2`` below which emission laws are identical to round-off (a symmetric fixed point:
+an optimiser started with identical states moves them identically, degeneracy.md 5)."""
+
+POOLED_FIT_DISTANCE = 1e-3
+"""``H2`` to the one-state fit (overall symbol frequencies, pooled mean and sd, pooled rate)
+below which identical states are recognised as the symmetric saddle's fixed point; the same
+scale as the smallest acceptable start separation (``hmm_pyro.inference.init``)."""
+
+SYMMETRIC_START_DISTANCE = MIN_START_SEPARATION
+"""A start whose closest two states have ``H2`` at or below this (1e-3, about a 0.09 sd gap)
+is numerically symmetric; any escape from it relied on round-off (degeneracy.md 5)."""
+
+EMPTY_STATE_PROBABILITY = 0.5
+"""A state is empty when ``P(n_k < n0 | y) > 0.5`` for its expected number of observations
+``n_k`` (forward-backward), with ``n0 = max(1, d)`` for ``d`` free emission parameters per state:
+fewer observations than parameters to estimate (degeneracy.md 4.3; Rousseau & Mengersen 2011)."""
+
+CONTRACTION_PRIOR_DOMINATED = 0.5
+"""Posterior contraction ``c = 1 - Var_post / Var_prior`` below 0.5: precisions add
+(``1/Var_post = 1/Var_prior + 1/Var_lik``), so ``c`` is the likelihood's share of the posterior
+precision and ``c < 0.5`` means the prior supplies more of it than the data (Betancourt 2018,
+arXiv:1803.08393; Schad, Betancourt & Vasishth 2021). Measured: 0.11-0.17 with 10 observations
+of 3 states and 2 symbols, 0.99 with 5,000; a Dirichlet(1) row of ``V`` symbols reaches 0.5 at
+about ``V + 1`` observations."""
+
+RHAT = 1.01
+"""Rank-normalised split R-hat above 1.01 means the chains disagree (Vehtari, Gelman, Simpson,
+Carpenter & Buerkner 2021, Bayesian Analysis 16:667)."""
+
+ESS_PER_CHAIN = 100
+"""Bulk and tail ESS below 100 per chain (400 for four chains) make R-hat and MCSE unreliable
+(Vehtari et al. 2021, section 4)."""
+
+DIVERGENCE_FRACTION = 0.0
+"""Any divergent transition means NUTS could not explore a region of high curvature, which
+can bias the draws (Betancourt 2017, arXiv:1701.02434, section 6.2; Stan warns on any)."""
+
+WITHIN_CHAIN_SWITCH_FRACTION = 0.01
+"""A chain switches labels when more than 1% of its draws are relabelled by a permutation other
+than its most common one (degeneracy.md 3.6: flags a planted mid-run swap, no false alarms on
+separated states)."""
+
+METHOD_DISAGREEMENT = 0.05
+"""Two relabelling methods (Stephens' KL and ECR) that disagree on more than 5% of the draws
+mean the labels are not identifiable from the data (degeneracy.md 0, step 4;
+Papastamoulis 2016, JSS 69(1))."""
+
+MAX_TIME_POINTS = 2000
+"""Time steps (evenly spaced over all sequences) whose state probabilities drive relabelling:
+the KL and ECR costs are sums over time, 2000 terms pin them down (degeneracy.md 3.3 advises
+subsampling time for long series); occupancy always uses every step."""

@@ -1,0 +1,101 @@
+"""Label switching and convergence on crafted draws (no sampler): detect, explain, repair."""
+
+import warnings
+
+import numpy as np
+
+from hmm_pyro import Fit
+from hmm_pyro.diagnostics import Remedy, diagnose, find_permutations, relabel
+from hmm_pyro.diagnostics.label_switching import switch_statistics
+from hmm_pyro.diagnostics.permutations import compose, identity
+from tests.diagnostics.helpers import TRUTH, crafted_fit, noisy_draws, planted_fit, tensors
+
+CHAINS, DRAWS = 4, 300
+
+
+def test_clean_draws_raise_no_flag(workload_hmm, small_data):
+    report = diagnose(planted_fit(workload_hmm, small_data, identity(3, (CHAINS, DRAWS))))
+    assert report.ok, str(report)
+    assert report.measurements["convergence"]["invariant"]["max_r_hat"] < 1.01
+
+
+def test_within_chain_swap_is_flagged_and_repaired(workload_hmm, small_data):
+    planted = identity(3, (CHAINS, DRAWS))
+    planted[2, DRAWS // 2 :] = [0, 2, 1]  # chain 2 swaps states 1 and 2 halfway
+    fit = planted_fit(workload_hmm, small_data, planted)
+    report = diagnose(fit)
+    assert report.kinds == ("label_switching",), str(report)
+    flag = report.flag("label_switching")
+    assert "chain(s) 2 switch labels" in flag.summary
+    assert flag.measured["non_modal_fraction"][2] == 0.5
+    assert flag.measured["changes"][2] == 1
+    assert flag.measured["max_r_hat_raw"] > 1.1
+    assert flag.measured["max_r_hat_invariant"] < 1.01
+    assert "converged up to labels" in flag.cause
+    assert flag.remedies[0] is Remedy.RELABEL
+    # repaired: every draw brought back, draw by draw
+    perms = find_permutations(fit).perms
+    total = compose(planted, perms).reshape(-1, 3)
+    assert (total == total[0]).all()
+    relabelled = relabel(fit)
+    after = diagnose(relabelled)
+    assert after.ok, str(after)
+    assert after.measurements["convergence"]["raw"]["max_r_hat"] < 1.01
+
+
+def test_between_chain_permutations_are_flagged(workload_hmm, small_data):
+    planted = identity(3, (CHAINS, DRAWS))
+    planted[1], planted[3] = [1, 2, 0], [2, 1, 0]
+    report = diagnose(planted_fit(workload_hmm, small_data, planted))
+    flag = report.flag("label_switching")
+    assert flag is not None and "different labellings" in flag.summary
+    assert report.flag("not_converged") is None
+    modal = np.asarray(flag.measured["chain_permutations"])
+    assert (compose(planted[:, 0], modal) == compose(planted[0, 0], modal[0])).all()
+    # the Hungarian match of each chain's mean emission rows to a reference chain agrees
+    aligned = np.asarray(flag.measured["chain_alignment"])
+    assert (compose(planted[:, 0], aligned) == compose(planted[0, 0], aligned[0])).all()
+    assert "only after permuting states" in flag.summary
+
+
+def test_chains_in_different_modes_are_not_converged(workload_hmm, small_data):
+    draws = noisy_draws(TRUTH, CHAINS, DRAWS, seed=5)
+    other = {name: value.copy() for name, value in TRUTH.items()}
+    other["B"] = 0.5 * TRUTH["B"] + 0.5 * TRUTH["B"][[1, 2, 0]]  # another mode, not a relabelling
+    shifted = noisy_draws(other, 1, DRAWS, seed=6)
+    for name in draws:
+        draws[name][3] = shifted[name][0]
+    report = diagnose(crafted_fit(workload_hmm, small_data, draws))
+    flag = report.flag("not_converged")
+    assert flag is not None and flag.severity == "error"
+    assert "not mere label switching" in flag.cause
+    assert flag.measured["invariant"]["max_r_hat"] > 1.1
+
+
+def test_divergences_and_constant_entries(workload_hmm, small_data):
+    draws = noisy_draws(TRUTH, CHAINS, DRAWS, seed=7)
+    draws["pi"][:] = TRUTH["pi"]  # constant: R-hat undefined, must not warn or flag
+    diverging = np.zeros((CHAINS, DRAWS), dtype=bool)
+    diverging[1, 10] = diverging[2, 99] = True
+    fit = Fit.from_params(
+        workload_hmm,
+        small_data,
+        tensors(draws),
+        method="nuts",
+        sample_stats={"diverging": diverging},
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = diagnose(fit)
+    assert report.kinds == ("divergences",), str(report)
+    assert report.flag("divergences").measured["divergences"] == 2
+    assert np.isnan(report.measurements["convergence"]["raw"]["entries"]["pi[0]"]["r_hat"])
+
+
+def test_switch_statistics_ignore_swaps_inside_collapsed_groups():
+    perms = identity(3, (2, 10))
+    perms[1, 5:] = [0, 2, 1]
+    assert switch_statistics(perms).within_chain
+    grouped = switch_statistics(perms, groups=[(1, 2)])
+    assert not grouped.switching
+    assert grouped.non_modal_fraction.tolist() == [0.0, 0.0]
