@@ -1,10 +1,11 @@
 """NUTS over the marginalised model: several chains, in parallel processes where possible.
 
 Each chain runs Pyro's ``NUTS`` kernel on
-:class:`~hmm_pyro.inference.lean_potential.LeanPotential` (the model's log joint over
-unconstrained coordinates, hidden states summed out by the fused forward-backward kernel; equal
-in distribution to Pyro's model-based potential, which re-traces the model at every gradient),
-driven step by step so that per-iteration statistics are kept: divergences, step
+:class:`~hmm_pyro.inference.analytic_potential.AnalyticPotential`: the model's log joint over
+Pyro's unconstrained coordinates (flattened to one site), hidden states summed out by a
+forward-backward sweep, value and gradient from one numba call (equal to Pyro's model-based
+potential, which re-traces the model and runs autograd at every gradient). Chains are driven
+step by step so that per-iteration statistics are kept: divergences, step
 size, acceptance probability, leapfrog steps, tree depth and log density.
 """
 
@@ -22,10 +23,10 @@ from hmm_pyro._random import resolve_seed
 from hmm_pyro._validation import check_int, check_positive, describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.inference._parallel import ProgressReporter, available_cores, run_tasks
+from hmm_pyro.inference.analytic_potential import AnalyticPotential
 from hmm_pyro.inference.fit import Fit
 from hmm_pyro.inference.inference_data import build_inference_data
 from hmm_pyro.inference.init import derive_seeds, initial_params, min_separation
-from hmm_pyro.inference.lean_potential import LeanPotential
 from hmm_pyro.model import HMM
 
 __all__ = ["fit_nuts"]
@@ -58,7 +59,7 @@ def _run_chain(task: _ChainTask, reporter: ProgressReporter) -> _ChainResult:
     """Run one chain (module level so that worker processes can unpickle it)."""
     hmm = HMM.from_config(task.hmm_config)
     data = Sequences(task.values, lengths=task.lengths, dim=task.values.shape[-1])
-    potential = LeanPotential(hmm, data)
+    potential = AnalyticPotential(hmm, data)
     start = potential.unconstrain({k: torch.as_tensor(v) for k, v in task.init.items()})
     kernel = NUTS(
         potential_fn=potential,

@@ -140,9 +140,10 @@ def test_nuts_recovers_gaussian_and_poisson_emissions(emission, align_rows):
         hmm, data, chains=2, warmup=200, draws=200, seed=0, progress=False, parallel=False
     )
     assert int(fit.idata.sample_stats["diverging"].sum()) == 0
+    # Well-separated states: sorting identifies them. The truth must lie within 4 posterior
+    # standard deviations of the posterior mean (per chain, per state).
     draws = fit.draws()[name]
     for chain in range(2):
         ordered = draws[chain].sort(-1).values
-        low = torch.quantile(ordered, 0.005, dim=0)
-        high = torch.quantile(ordered, 0.995, dim=0)
-        assert bool(((params[name] >= low) & (params[name] <= high)).all())
+        distance = (ordered.mean(0) - params[name]).abs() / ordered.std(0)
+        assert bool((distance < 4).all()), distance

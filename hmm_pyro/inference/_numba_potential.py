@@ -1,0 +1,300 @@
+"""Numba log joint and gradient of the HMM posterior in NUTS coordinates, one call per evaluation.
+
+Coordinates (as :class:`~hmm_pyro.inference.lean_potential.LeanPotential`, flattened in the
+order ``pi``, ``A``, emission parameters): stick-breaking rows for ``pi``, ``A`` and ``B``;
+``mu`` as is; ``log sigma``; ``log rate``. Each call decodes the coordinates, adds the prior and
+log-Jacobian terms, runs a scaled forward-backward sweep per sequence with the emission
+likelihoods computed on the fly (no ``(N, T, K)`` table), accumulates the expected counts and
+moments, and assembles the gradient in closed form. Normalising constants of the prior are
+added by the caller. Everything is float64.
+"""
+
+# Numba-compiled functions take untyped array arguments.
+# ruff: noqa: ANN001, ANN202
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from hmm_pyro.kernels import _numba_fb  # noqa: F401  (sets numba's threading layer first)
+
+__all__ = ["categorical", "gaussian", "poisson"]
+
+_HALF_LOG_TWO_PI = 0.5 * math.log(2.0 * math.pi)
+
+
+@numba.njit(cache=True, nogil=True)
+def _log_sigmoid(x):
+    if x >= 0.0:
+        return -math.log1p(math.exp(-x))
+    return x - math.log1p(math.exp(x))
+
+
+@numba.njit(cache=True, nogil=True)
+def _stick_rows(x, width, rows, log_y, sig):
+    """Decode ``rows`` stick-breaking rows of ``width - 1`` coordinates from flat ``x``.
+
+    Fills ``log_y (rows, width)`` and ``sig (rows, width - 1)``; returns the log-Jacobian.
+    """
+    free = width - 1
+    log_det = 0.0
+    for r in range(rows):
+        acc = 0.0
+        for m in range(free):
+            s = x[r * free + m] - math.log(free - m)
+            log_z = _log_sigmoid(s)
+            log_rest = _log_sigmoid(-s)
+            log_y[r, m] = log_z + acc
+            sig[r, m] = math.exp(log_z)
+            acc += log_rest
+            log_det += log_rest + log_y[r, m]
+        log_y[r, free] = acc
+    return log_det
+
+
+@numba.njit(cache=True, nogil=True)
+def _stick_gradient(counts, alpha, sig, out, offset):
+    """Gradient of ``sum_k (alpha_k - 1 + counts_k) log y_k + log|J|`` for each row."""
+    rows, width = counts.shape
+    free = width - 1
+    for r in range(rows):
+        tail = 0.0
+        for m in range(width - 1, -1, -1):
+            weight = alpha[r, m] - 1.0 + counts[r, m] + (1.0 if m < free else 0.0)
+            tail += weight
+            if m < free:
+                out[offset + r * free + m] = weight - sig[r, m] * (tail + 1.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _prior_simplex(log_y, alpha):
+    total = 0.0
+    rows, width = log_y.shape
+    for r in range(rows):
+        for k in range(width):
+            total += (alpha[r, k] - 1.0) * log_y[r, k]
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _sequence_sweep(log_pi, trans, loglik, length, alpha, emis, scale, gamma, start, xi):
+    """Scaled forward-backward of one sequence from its ``(T, K)`` log-likelihood rows.
+
+    Writes ``gamma (T, K)`` for the valid steps, adds ``gamma_0`` to ``start`` and the summed
+    ``xi`` to ``xi``; returns the log likelihood.
+    """
+    num = loglik.shape[1]
+    log_z = 0.0
+    for t in range(length):
+        shift = -math.inf
+        for k in range(num):
+            if loglik[t, k] > shift:
+                shift = loglik[t, k]
+        log_z += shift
+        for k in range(num):
+            emis[t, k] = math.exp(loglik[t, k] - shift)
+    total = 0.0
+    for k in range(num):
+        alpha[0, k] = math.exp(log_pi[k]) * emis[0, k]
+        total += alpha[0, k]
+    for k in range(num):
+        alpha[0, k] /= total
+    scale[0] = total
+    log_z += math.log(total)
+    for t in range(1, length):
+        total = 0.0
+        for j in range(num):
+            acc = 0.0
+            for i in range(num):
+                acc += alpha[t - 1, i] * trans[i, j]
+            alpha[t, j] = acc * emis[t, j]
+            total += alpha[t, j]
+        for j in range(num):
+            alpha[t, j] /= total
+        scale[t] = total
+        log_z += math.log(total)
+    beta = np.ones(num)
+    ahead = np.empty(num)
+    for k in range(num):
+        gamma[length - 1, k] = alpha[length - 1, k]
+    for t in range(length - 2, -1, -1):
+        inv = 1.0 / scale[t + 1]
+        for j in range(num):
+            ahead[j] = emis[t + 1, j] * beta[j] * inv
+        for i in range(num):
+            acc = 0.0
+            for j in range(num):
+                weight = trans[i, j] * ahead[j]
+                acc += weight
+                xi[i, j] += alpha[t, i] * weight
+            beta[i] = acc
+            gamma[t, i] = alpha[t, i] * acc
+    for k in range(num):
+        start[k] += gamma[0, k]
+    return log_z
+
+
+@numba.njit(cache=True, nogil=True)
+def _transition_part(z, num, alpha_pi, alpha_A):
+    """Decode ``pi`` and ``A``; return their prior + log-Jacobian, log pi, A and helpers."""
+    log_pi = np.empty((1, num))
+    sig_pi = np.empty((1, num - 1))
+    log_a = np.empty((num, num))
+    sig_a = np.empty((num, num - 1))
+    value = _stick_rows(z[: num - 1], num, 1, log_pi, sig_pi)
+    value += _stick_rows(z[num - 1 : num - 1 + num * (num - 1)], num, num, log_a, sig_a)
+    value += _prior_simplex(log_pi, alpha_pi) + _prior_simplex(log_a, alpha_A)
+    return value, log_pi, sig_pi, log_a, sig_a
+
+
+@numba.njit(cache=True, nogil=True)
+def categorical(z, num, symbols_count, alpha_pi, alpha_A, alpha_B, symbols, lengths):
+    """Log joint (without prior constants) and gradient; ``symbols`` is -1 where unobserved."""
+    grad = np.zeros(z.shape[0])
+    value, log_pi, sig_pi, log_a, sig_a = _transition_part(z, num, alpha_pi, alpha_A)
+    offset_b = num - 1 + num * (num - 1)
+    log_b = np.empty((num, symbols_count))
+    sig_b = np.empty((num, symbols_count - 1))
+    value += _stick_rows(z[offset_b:], symbols_count, num, log_b, sig_b)
+    value += _prior_simplex(log_b, alpha_B)
+    trans = np.exp(log_a)
+    steps = symbols.shape[1]
+    loglik = np.zeros((steps, num))
+    alpha = np.empty((steps, num))
+    emis = np.empty((steps, num))
+    scale = np.empty(steps)
+    gamma = np.empty((steps, num))
+    start = np.zeros((1, num))
+    xi = np.zeros((num, num))
+    counts = np.zeros((num, symbols_count))
+    for n in range(symbols.shape[0]):
+        length = lengths[n]
+        for t in range(length):
+            symbol = symbols[n, t]
+            for k in range(num):
+                loglik[t, k] = log_b[k, symbol] if symbol >= 0 else 0.0
+        value += _sequence_sweep(
+            log_pi[0], trans, loglik, length, alpha, emis, scale, gamma, start[0], xi
+        )
+        for t in range(length):
+            symbol = symbols[n, t]
+            if symbol >= 0:
+                for k in range(num):
+                    counts[k, symbol] += gamma[t, k]
+    _stick_gradient(start, alpha_pi, sig_pi, grad, 0)
+    _stick_gradient(xi, alpha_A, sig_a, grad, num - 1)
+    _stick_gradient(counts, alpha_B, sig_b, grad, offset_b)
+    return value, grad
+
+
+@numba.njit(cache=True, nogil=True)
+def gaussian(z, num, dim, alpha_pi, alpha_A, loc, scale_mu, shape, rate, values, observed, lengths):
+    """Gaussian emissions: ``mu`` then ``log sigma`` (each ``num * dim``) after ``pi`` and ``A``."""
+    grad = np.zeros(z.shape[0])
+    value, log_pi, sig_pi, log_a, sig_a = _transition_part(z, num, alpha_pi, alpha_A)
+    offset_mu = num - 1 + num * (num - 1)
+    offset_sigma = offset_mu + num * dim
+    mu = z[offset_mu:offset_sigma].reshape((num, dim))
+    log_sigma = z[offset_sigma:].reshape((num, dim))
+    inv_var = np.exp(-2.0 * log_sigma)
+    for k in range(num):
+        for d in range(dim):
+            standard = (mu[k, d] - loc[k, d]) / scale_mu[k, d]
+            value += -0.5 * standard * standard
+            value += -2.0 * shape[k, d] * log_sigma[k, d] - rate[k, d] * inv_var[k, d]
+            grad[offset_mu + k * dim + d] = -standard / scale_mu[k, d]
+            grad[offset_sigma + k * dim + d] = -2.0 * shape[k, d] + 2.0 * rate[k, d] * inv_var[k, d]
+    trans = np.exp(log_a)
+    steps = values.shape[1]
+    loglik = np.zeros((steps, num))
+    alpha = np.empty((steps, num))
+    emis = np.empty((steps, num))
+    scale = np.empty(steps)
+    gamma = np.empty((steps, num))
+    start = np.zeros((1, num))
+    xi = np.zeros((num, num))
+    first = np.zeros((num, dim))
+    second = np.zeros((num, dim))
+    count = np.zeros((num, dim))
+    for n in range(values.shape[0]):
+        length = lengths[n]
+        for t in range(length):
+            for k in range(num):
+                acc = 0.0
+                for d in range(dim):
+                    if observed[n, t, d]:
+                        gap = values[n, t, d] - mu[k, d]
+                        acc += -0.5 * gap * gap * inv_var[k, d] - log_sigma[k, d] - _HALF_LOG_TWO_PI
+                loglik[t, k] = acc
+        value += _sequence_sweep(
+            log_pi[0], trans, loglik, length, alpha, emis, scale, gamma, start[0], xi
+        )
+        for t in range(length):
+            for d in range(dim):
+                if observed[n, t, d]:
+                    y = values[n, t, d]
+                    for k in range(num):
+                        weight = gamma[t, k]
+                        gap = y - mu[k, d]
+                        count[k, d] += weight
+                        first[k, d] += weight * gap
+                        second[k, d] += weight * gap * gap
+    _stick_gradient(start, alpha_pi, sig_pi, grad, 0)
+    _stick_gradient(xi, alpha_A, sig_a, grad, num - 1)
+    for k in range(num):
+        for d in range(dim):
+            grad[offset_mu + k * dim + d] += first[k, d] * inv_var[k, d]
+            grad[offset_sigma + k * dim + d] += second[k, d] * inv_var[k, d] - count[k, d]
+    return value, grad
+
+
+@numba.njit(cache=True, nogil=True)
+def poisson(z, num, dim, alpha_pi, alpha_A, shape, rate, counts, log_factorial, observed, lengths):
+    """Poisson emissions: ``log rate`` (``num * dim``) after ``pi`` and ``A``."""
+    grad = np.zeros(z.shape[0])
+    value, log_pi, sig_pi, log_a, sig_a = _transition_part(z, num, alpha_pi, alpha_A)
+    offset = num - 1 + num * (num - 1)
+    log_rate = z[offset:].reshape((num, dim))
+    lam = np.exp(log_rate)
+    for k in range(num):
+        for d in range(dim):
+            value += shape[k, d] * log_rate[k, d] - rate[k, d] * lam[k, d]
+            grad[offset + k * dim + d] = shape[k, d] - rate[k, d] * lam[k, d]
+    trans = np.exp(log_a)
+    steps = counts.shape[1]
+    loglik = np.zeros((steps, num))
+    alpha = np.empty((steps, num))
+    emis = np.empty((steps, num))
+    scale = np.empty(steps)
+    gamma = np.empty((steps, num))
+    start = np.zeros((1, num))
+    xi = np.zeros((num, num))
+    weight_total = np.zeros((num, dim))
+    weight_counts = np.zeros((num, dim))
+    for n in range(counts.shape[0]):
+        length = lengths[n]
+        for t in range(length):
+            for k in range(num):
+                acc = 0.0
+                for d in range(dim):
+                    if observed[n, t, d]:
+                        acc += counts[n, t, d] * log_rate[k, d] - lam[k, d] - log_factorial[n, t, d]
+                loglik[t, k] = acc
+        value += _sequence_sweep(
+            log_pi[0], trans, loglik, length, alpha, emis, scale, gamma, start[0], xi
+        )
+        for t in range(length):
+            for d in range(dim):
+                if observed[n, t, d]:
+                    for k in range(num):
+                        weight_total[k, d] += gamma[t, k]
+                        weight_counts[k, d] += gamma[t, k] * counts[n, t, d]
+    _stick_gradient(start, alpha_pi, sig_pi, grad, 0)
+    _stick_gradient(xi, alpha_A, sig_a, grad, num - 1)
+    for k in range(num):
+        for d in range(dim):
+            grad[offset + k * dim + d] += weight_counts[k, d] - lam[k, d] * weight_total[k, d]
+    return value, grad

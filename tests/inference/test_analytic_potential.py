@@ -1,0 +1,45 @@
+"""The closed-form-gradient potential equals the autograd one (value and gradient)."""
+
+import numpy as np
+import pytest
+import torch
+from pyro.infer.mcmc.util import potential_grad
+
+from hmm_pyro import HMM, Categorical, Gaussian, Poisson, Prior, simulate
+from hmm_pyro.inference.analytic_potential import SITE, AnalyticPotential
+from hmm_pyro.inference.lean_potential import LeanPotential
+
+FAMILIES = [Categorical(num_symbols=4), Gaussian(), Gaussian(dim=2), Poisson(), Poisson(dim=2)]
+
+
+@pytest.mark.parametrize("emission", FAMILIES, ids=repr)
+def test_value_and_gradient_equal_the_autograd_potential(emission):
+    prior = Prior(
+        pi=[1.0, 2.0, 0.5], stickiness=2.0, B=0.7, mu_loc=[-1.0, 0.0, 1.0], rate_shape=2.0
+    )
+    hmm = HMM(3, emission, prior)
+    data, _ = simulate(hmm, hmm.sample_prior(seed=0), [30, 20, 25], seed=1)
+    values = [np.array(row) for row in data.to_list()]
+    values[1][4] = np.nan  # a missing observation (one coordinate for D = 2)
+    analytic = AnalyticPotential(hmm, values)
+    lean = LeanPotential(hmm, values)
+    for seed in range(3):
+        params = hmm.sample_prior(seed=10 + seed)
+        flat = analytic.unconstrain(params)
+        grads, value = potential_grad(analytic, flat)
+        expected_grads, expected = potential_grad(lean, lean.unconstrain(params))
+        # float64, values of O(100-1000) nats.
+        assert abs(float(value) - float(expected)) < 1e-9
+        joined = analytic.join(expected_grads)
+        assert torch.allclose(grads[SITE], joined, atol=1e-8, rtol=0)
+        back = analytic.constrain(flat)
+        for name in params:
+            assert torch.allclose(back[name], params[name], atol=1e-12)
+
+
+def test_split_and_join_are_inverse():
+    hmm = HMM(3, Gaussian(dim=2))
+    potential = AnalyticPotential(hmm, simulate(hmm, hmm.sample_prior(seed=0), 20, seed=0)[0])
+    flat = torch.randn(4, potential.size, dtype=torch.float64)
+    assert torch.equal(potential.join(potential.split(flat)), flat)
+    assert potential.size == 2 + 3 * 2 + 3 * 2 + 3 * 2
