@@ -18,7 +18,7 @@ import pandas as pd
 
 from hmm_pyro.diagnostics._draws import Arrays, emission_distances
 from hmm_pyro.diagnostics.collapse import min_pairwise
-from hmm_pyro.diagnostics.thresholds import ESS_PER_CHAIN, RHAT
+from hmm_pyro.diagnostics.thresholds import ESS_PER_CHAIN, RHAT, RHAT_NOISE
 from hmm_pyro.inference.inference_data import az
 from hmm_pyro.model import HMM
 
@@ -147,9 +147,24 @@ class ConvergenceStatistics:
         """ESS threshold for all chains together (``ESS_PER_CHAIN`` per chain)."""
         return float(ESS_PER_CHAIN * self.num_chains)
 
+    def _well_sampled(self, table: pd.DataFrame) -> pd.Series:
+        return table[["ess_bulk", "ess_tail"]].min(axis=1) >= 2 * self.min_ess
+
     def failing_rhat(self, table: pd.DataFrame) -> list[str]:
-        """Entries of ``table`` (``raw`` or ``invariant``) with R-hat above the threshold."""
-        return list(table.index[table["r_hat"] > RHAT])
+        """Entries of ``table`` (``raw`` or ``invariant``) with R-hat above the threshold.
+
+        R-hat up to ``RHAT_NOISE`` with ample ESS is within its sampling noise and does not fail
+        (see :meth:`borderline_rhat`).
+        """
+        above = table["r_hat"] > RHAT
+        noise = (table["r_hat"] <= RHAT_NOISE) & self._well_sampled(table)
+        return list(table.index[above & ~noise])
+
+    def borderline_rhat(self, table: pd.DataFrame) -> list[str]:
+        """Entries with R-hat in ``(RHAT, RHAT_NOISE]`` and ample ESS (reported as a note)."""
+        above = table["r_hat"] > RHAT
+        noise = (table["r_hat"] <= RHAT_NOISE) & self._well_sampled(table)
+        return list(table.index[above & noise])
 
     def failing_ess(self, table: pd.DataFrame) -> list[str]:
         """Entries of ``table`` with bulk or tail ESS below ``ESS_PER_CHAIN`` per chain."""

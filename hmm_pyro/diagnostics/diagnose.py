@@ -56,6 +56,9 @@ from hmm_pyro.diagnostics.report import DegeneracyReport
 from hmm_pyro.diagnostics.symmetry import symmetry_evidence
 from hmm_pyro.diagnostics.thresholds import (
     COLLAPSE_DISTANCE,
+    ESS_PER_CHAIN,
+    RHAT,
+    RHAT_NOISE,
 )
 from hmm_pyro.inference.fit import Fit
 from hmm_pyro.model import HMM
@@ -326,6 +329,15 @@ def diagnose(
         )
     if convergence is not None:
         measurements["convergence"] = _convergence_measurements(convergence)
+        borderline = convergence.borderline_rhat(convergence.invariant) + (
+            convergence.borderline_rhat(convergence.raw)
+        )
+        if borderline:
+            notes.append(
+                f"R-hat slightly above {RHAT} ({', '.join(sorted(set(borderline))[:6])}) with "
+                f"bulk and tail ESS >= {2 * ESS_PER_CHAIN} per chain: within R-hat's sampling "
+                f"noise (up to {RHAT_NOISE}); run longer chains to confirm"
+            )
         degenerate = set(kept.occupancy.empty_states)
         if collapse is not None and collapse.collapsed:
             degenerate |= {state for group in collapse.groups for state in group}

@@ -99,3 +99,23 @@ def test_switch_statistics_ignore_swaps_inside_collapsed_groups():
     grouped = switch_statistics(perms, groups=[(1, 2)])
     assert not grouped.switching
     assert grouped.non_modal_fraction.tolist() == [0.0, 0.0]
+
+
+def test_borderline_rhat_with_ample_ess_is_a_note_not_a_failure():
+    import pandas as pd
+
+    from hmm_pyro.diagnostics.convergence import ConvergenceStatistics
+    from hmm_pyro.diagnostics.thresholds import RHAT_NOISE
+
+    table = pd.DataFrame(
+        {
+            "r_hat": [1.005, 1.012, 1.012, RHAT_NOISE + 0.001],
+            "ess_bulk": [2000.0, 2000.0, 500.0, 2000.0],
+            "ess_tail": [1500.0, 1500.0, 500.0, 1500.0],
+        },
+        index=["fine", "noise", "few_draws", "too_high"],
+    )
+    stats = ConvergenceStatistics(table, table, 0, 2000, 4)
+    # 4 chains: the ESS floor is 400, "ample" is 800.
+    assert stats.failing_rhat(table) == ["few_draws", "too_high"]
+    assert stats.borderline_rhat(table) == ["noise"]
