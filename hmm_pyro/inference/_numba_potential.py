@@ -6,7 +6,9 @@ order ``pi``, ``A``, emission parameters): stick-breaking rows for ``pi``, ``A``
 log-Jacobian terms, runs a scaled forward-backward sweep per sequence with the emission
 likelihoods computed on the fly (no ``(N, T, K)`` table), accumulates the expected counts and
 moments, and assembles the gradient in closed form. Normalising constants of the prior are
-added by the caller. Everything is float64.
+added by the caller. ``jac`` is 1.0 for the NUTS potential and 0.0 for the MAP objective
+(``log p(y, theta)`` in the constrained space, as ``AutoDelta`` maximises it). Everything is
+float64.
 """
 
 # Numba-compiled functions take untyped array arguments.
@@ -26,18 +28,19 @@ __all__ = ["categorical", "gaussian", "poisson"]
 _HALF_LOG_TWO_PI = 0.5 * math.log(2.0 * math.pi)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _log_sigmoid(x):
     if x >= 0.0:
         return -math.log1p(math.exp(-x))
     return x - math.log1p(math.exp(x))
 
 
-@numba.njit(cache=True, nogil=True)
-def _stick_rows(x, width, rows, log_y, sig):
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _stick_rows(x, width, rows, log_y, sig, jac):
     """Decode ``rows`` stick-breaking rows of ``width - 1`` coordinates from flat ``x``.
 
-    Fills ``log_y (rows, width)`` and ``sig (rows, width - 1)``; returns the log-Jacobian.
+    Fills ``log_y (rows, width)`` and ``sig (rows, width - 1)``; returns ``jac`` times the
+    log-Jacobian.
     """
     free = width - 1
     log_det = 0.0
@@ -50,26 +53,26 @@ def _stick_rows(x, width, rows, log_y, sig):
             log_y[r, m] = log_z + acc
             sig[r, m] = math.exp(log_z)
             acc += log_rest
-            log_det += log_rest + log_y[r, m]
+            log_det += jac * (log_rest + log_y[r, m])
         log_y[r, free] = acc
     return log_det
 
 
-@numba.njit(cache=True, nogil=True)
-def _stick_gradient(counts, alpha, sig, out, offset):
-    """Gradient of ``sum_k (alpha_k - 1 + counts_k) log y_k + log|J|`` for each row."""
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _stick_gradient(counts, alpha, sig, out, offset, jac):
+    """Gradient of ``sum_k (alpha_k - 1 + counts_k) log y_k + jac * log|J|`` for each row."""
     rows, width = counts.shape
     free = width - 1
     for r in range(rows):
         tail = 0.0
         for m in range(width - 1, -1, -1):
-            weight = alpha[r, m] - 1.0 + counts[r, m] + (1.0 if m < free else 0.0)
+            weight = alpha[r, m] - 1.0 + counts[r, m] + (jac if m < free else 0.0)
             tail += weight
             if m < free:
-                out[offset + r * free + m] = weight - sig[r, m] * (tail + 1.0)
+                out[offset + r * free + m] = weight - sig[r, m] * (tail + jac)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _prior_simplex(log_y, alpha):
     total = 0.0
     rows, width = log_y.shape
@@ -79,7 +82,7 @@ def _prior_simplex(log_y, alpha):
     return total
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _sequence_sweep(log_pi, trans, loglik, length, alpha, emis, scale, gamma, start, xi):
     """Scaled forward-backward of one sequence from its ``(T, K)`` log-likelihood rows.
 
@@ -137,28 +140,28 @@ def _sequence_sweep(log_pi, trans, loglik, length, alpha, emis, scale, gamma, st
     return log_z
 
 
-@numba.njit(cache=True, nogil=True)
-def _transition_part(z, num, alpha_pi, alpha_A):
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _transition_part(z, num, alpha_pi, alpha_A, jac):
     """Decode ``pi`` and ``A``; return their prior + log-Jacobian, log pi, A and helpers."""
     log_pi = np.empty((1, num))
     sig_pi = np.empty((1, num - 1))
     log_a = np.empty((num, num))
     sig_a = np.empty((num, num - 1))
-    value = _stick_rows(z[: num - 1], num, 1, log_pi, sig_pi)
-    value += _stick_rows(z[num - 1 : num - 1 + num * (num - 1)], num, num, log_a, sig_a)
+    value = _stick_rows(z[: num - 1], num, 1, log_pi, sig_pi, jac)
+    value += _stick_rows(z[num - 1 : num - 1 + num * (num - 1)], num, num, log_a, sig_a, jac)
     value += _prior_simplex(log_pi, alpha_pi) + _prior_simplex(log_a, alpha_A)
     return value, log_pi, sig_pi, log_a, sig_a
 
 
-@numba.njit(cache=True, nogil=True)
-def categorical(z, num, symbols_count, alpha_pi, alpha_A, alpha_B, symbols, lengths):
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def categorical(z, num, symbols_count, alpha_pi, alpha_A, alpha_B, symbols, lengths, jac):
     """Log joint (without prior constants) and gradient; ``symbols`` is -1 where unobserved."""
     grad = np.zeros(z.shape[0])
-    value, log_pi, sig_pi, log_a, sig_a = _transition_part(z, num, alpha_pi, alpha_A)
+    value, log_pi, sig_pi, log_a, sig_a = _transition_part(z, num, alpha_pi, alpha_A, jac)
     offset_b = num - 1 + num * (num - 1)
     log_b = np.empty((num, symbols_count))
     sig_b = np.empty((num, symbols_count - 1))
-    value += _stick_rows(z[offset_b:], symbols_count, num, log_b, sig_b)
+    value += _stick_rows(z[offset_b:], symbols_count, num, log_b, sig_b, jac)
     value += _prior_simplex(log_b, alpha_B)
     trans = np.exp(log_a)
     steps = symbols.shape[1]
@@ -184,17 +187,19 @@ def categorical(z, num, symbols_count, alpha_pi, alpha_A, alpha_B, symbols, leng
             if symbol >= 0:
                 for k in range(num):
                     counts[k, symbol] += gamma[t, k]
-    _stick_gradient(start, alpha_pi, sig_pi, grad, 0)
-    _stick_gradient(xi, alpha_A, sig_a, grad, num - 1)
-    _stick_gradient(counts, alpha_B, sig_b, grad, offset_b)
+    _stick_gradient(start, alpha_pi, sig_pi, grad, 0, jac)
+    _stick_gradient(xi, alpha_A, sig_a, grad, num - 1, jac)
+    _stick_gradient(counts, alpha_B, sig_b, grad, offset_b, jac)
     return value, grad
 
 
-@numba.njit(cache=True, nogil=True)
-def gaussian(z, num, dim, alpha_pi, alpha_A, loc, scale_mu, shape, rate, values, observed, lengths):
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def gaussian(
+    z, num, dim, alpha_pi, alpha_A, loc, scale_mu, shape, rate, values, observed, lengths, jac
+):
     """Gaussian emissions: ``mu`` then ``log sigma`` (each ``num * dim``) after ``pi`` and ``A``."""
     grad = np.zeros(z.shape[0])
-    value, log_pi, sig_pi, log_a, sig_a = _transition_part(z, num, alpha_pi, alpha_A)
+    value, log_pi, sig_pi, log_a, sig_a = _transition_part(z, num, alpha_pi, alpha_A, jac)
     offset_mu = num - 1 + num * (num - 1)
     offset_sigma = offset_mu + num * dim
     mu = z[offset_mu:offset_sigma].reshape((num, dim))
@@ -204,9 +209,10 @@ def gaussian(z, num, dim, alpha_pi, alpha_A, loc, scale_mu, shape, rate, values,
         for d in range(dim):
             standard = (mu[k, d] - loc[k, d]) / scale_mu[k, d]
             value += -0.5 * standard * standard
-            value += -2.0 * shape[k, d] * log_sigma[k, d] - rate[k, d] * inv_var[k, d]
+            power = 2.0 * shape[k, d] + 1.0 - jac  # log sigma, plus the log-Jacobian if jac
+            value += -power * log_sigma[k, d] - rate[k, d] * inv_var[k, d]
             grad[offset_mu + k * dim + d] = -standard / scale_mu[k, d]
-            grad[offset_sigma + k * dim + d] = -2.0 * shape[k, d] + 2.0 * rate[k, d] * inv_var[k, d]
+            grad[offset_sigma + k * dim + d] = -power + 2.0 * rate[k, d] * inv_var[k, d]
     trans = np.exp(log_a)
     steps = values.shape[1]
     loglik = np.zeros((steps, num))
@@ -242,8 +248,8 @@ def gaussian(z, num, dim, alpha_pi, alpha_A, loc, scale_mu, shape, rate, values,
                         count[k, d] += weight
                         first[k, d] += weight * gap
                         second[k, d] += weight * gap * gap
-    _stick_gradient(start, alpha_pi, sig_pi, grad, 0)
-    _stick_gradient(xi, alpha_A, sig_a, grad, num - 1)
+    _stick_gradient(start, alpha_pi, sig_pi, grad, 0, jac)
+    _stick_gradient(xi, alpha_A, sig_a, grad, num - 1, jac)
     for k in range(num):
         for d in range(dim):
             grad[offset_mu + k * dim + d] += first[k, d] * inv_var[k, d]
@@ -251,18 +257,21 @@ def gaussian(z, num, dim, alpha_pi, alpha_A, loc, scale_mu, shape, rate, values,
     return value, grad
 
 
-@numba.njit(cache=True, nogil=True)
-def poisson(z, num, dim, alpha_pi, alpha_A, shape, rate, counts, log_factorial, observed, lengths):
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def poisson(
+    z, num, dim, alpha_pi, alpha_A, shape, rate, counts, log_factorial, observed, lengths, jac
+):
     """Poisson emissions: ``log rate`` (``num * dim``) after ``pi`` and ``A``."""
     grad = np.zeros(z.shape[0])
-    value, log_pi, sig_pi, log_a, sig_a = _transition_part(z, num, alpha_pi, alpha_A)
+    value, log_pi, sig_pi, log_a, sig_a = _transition_part(z, num, alpha_pi, alpha_A, jac)
     offset = num - 1 + num * (num - 1)
     log_rate = z[offset:].reshape((num, dim))
     lam = np.exp(log_rate)
     for k in range(num):
         for d in range(dim):
-            value += shape[k, d] * log_rate[k, d] - rate[k, d] * lam[k, d]
-            grad[offset + k * dim + d] = shape[k, d] - rate[k, d] * lam[k, d]
+            power = shape[k, d] - 1.0 + jac
+            value += power * log_rate[k, d] - rate[k, d] * lam[k, d]
+            grad[offset + k * dim + d] = power - rate[k, d] * lam[k, d]
     trans = np.exp(log_a)
     steps = counts.shape[1]
     loglik = np.zeros((steps, num))
@@ -292,8 +301,8 @@ def poisson(z, num, dim, alpha_pi, alpha_A, shape, rate, counts, log_factorial, 
                     for k in range(num):
                         weight_total[k, d] += gamma[t, k]
                         weight_counts[k, d] += gamma[t, k] * counts[n, t, d]
-    _stick_gradient(start, alpha_pi, sig_pi, grad, 0)
-    _stick_gradient(xi, alpha_A, sig_a, grad, num - 1)
+    _stick_gradient(start, alpha_pi, sig_pi, grad, 0, jac)
+    _stick_gradient(xi, alpha_A, sig_a, grad, num - 1, jac)
     for k in range(num):
         for d in range(dim):
             grad[offset + k * dim + d] += weight_counts[k, d] - lam[k, d] * weight_total[k, d]

@@ -158,10 +158,19 @@ class AnalyticPotential:
         )
         return _numba_potential.poisson, arguments
 
-    def value_and_gradient(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``log_joint(flat)`` and its gradient, without autograd."""
+    def value_and_gradient(
+        self, flat: torch.Tensor, jacobian: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``log_joint(flat)`` and its gradient, without autograd.
+
+        With ``jacobian=False``: the MAP objective ``log p(y, T(z))`` and its gradient in ``z``.
+        """
         point = np.ascontiguousarray(flat.detach().to(torch.float64).numpy())
-        value, gradient = self._function(point, *self._arguments)
+        value, gradient = self._function(point, *self._arguments, 1.0 if jacobian else 0.0)
+        if not (np.isfinite(value) and np.isfinite(gradient).all()):
+            # A point where some sequence has zero likelihood (or the coordinates overflow):
+            # log density -inf; a zero gradient lets line searches and NUTS reject it.
+            value, gradient = -math.inf, np.zeros_like(gradient)
         return (
             torch.tensor(value + self.lean.constant, dtype=flat.dtype),
             torch.from_numpy(gradient).to(flat.dtype),

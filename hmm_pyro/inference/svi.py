@@ -39,10 +39,10 @@ from hmm_pyro._random import resolve_seed
 from hmm_pyro._validation import check_choice, check_int, check_positive, describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.inference._parallel import progress_disabled, torch_threads
+from hmm_pyro.inference.analytic_potential import SITE, AnalyticPotential
 from hmm_pyro.inference.fit import Fit
 from hmm_pyro.inference.inference_data import build_inference_data
 from hmm_pyro.inference.init import INIT_METHODS, derive_seeds, initial_params, min_separation
-from hmm_pyro.inference.lean_potential import LeanPotential
 from hmm_pyro.model import HMM
 
 __all__ = ["BACKENDS", "GUIDES", "PYRO_INITS", "fit_svi"]
@@ -152,16 +152,17 @@ def _run_restart(
 def _run_restart_lean(
     hmm: HMM, data: Sequences, init: str | dict[str, Any], seed: int, steps: int, bar: tqdm
 ) -> dict[str, Any]:
-    """MAP by L-BFGS (strong Wolfe line search) on the lean MAP objective from one start.
+    """MAP by L-BFGS (strong Wolfe line search) from one start.
 
     The objective is the ``AutoDelta`` one, ``log p(y, theta)`` in the constrained space,
-    evaluated through stick-breaking/log coordinates.
+    evaluated with its closed-form gradient (one numba call) through stick-breaking/log
+    coordinates.
     """
     start = initial_params(hmm, data, init, seed=seed)
-    potential = LeanPotential(hmm, data)
-    coords = {k: v.clone().requires_grad_() for k, v in potential.unconstrain(start).items()}
+    potential = AnalyticPotential(hmm, data)
+    flat = potential.unconstrain(start)[SITE].clone().requires_grad_()
     optimizer = torch.optim.LBFGS(
-        list(coords.values()),
+        [flat],
         lr=1.0,
         max_iter=steps,
         max_eval=2 * steps,
@@ -173,17 +174,16 @@ def _run_restart_lean(
     losses: list[float] = []
 
     def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = -potential.log_joint(coords, jacobian=False)
-        loss.backward()
-        losses.append(float(loss.detach()))
+        value, gradient = potential.value_and_gradient(flat.detach(), jacobian=False)
+        flat.grad = -gradient
+        losses.append(-float(value))
         bar.update(1)
-        return loss
+        return -value
 
     optimizer.step(closure)
-    iterations = optimizer.state[next(iter(coords.values()))].get("n_iter", 0)
-    point = {k: v.detach() for k, v in potential.constrain(coords).items()}
-    final = float(-potential.log_joint({k: v.detach() for k, v in coords.items()}, jacobian=False))
+    iterations = optimizer.state[flat].get("n_iter", 0)
+    final = -float(potential.value_and_gradient(flat.detach(), jacobian=False)[0])
+    point = potential.constrain({SITE: flat.detach()})
     return {
         "guide": None,
         "losses": np.asarray(losses),

@@ -43,3 +43,19 @@ def test_split_and_join_are_inverse():
     flat = torch.randn(4, potential.size, dtype=torch.float64)
     assert torch.equal(potential.join(potential.split(flat)), flat)
     assert potential.size == 2 + 3 * 2 + 3 * 2 + 3 * 2
+
+
+@pytest.mark.parametrize("emission", FAMILIES, ids=repr)
+def test_without_jacobian_it_is_the_map_objective_and_its_gradient(emission):
+    hmm = HMM(3, emission, Prior(stickiness=1.0, rate_shape=2.0, B=1.5))
+    data, _ = simulate(hmm, hmm.sample_prior(seed=0), [40, 15], seed=2)
+    analytic = AnalyticPotential(hmm, data)
+    lean = LeanPotential(hmm, data)
+    params = hmm.sample_prior(seed=4)
+    value, gradient = analytic.value_and_gradient(analytic.unconstrain(params)[SITE], False)
+    coords = {k: v.requires_grad_() for k, v in lean.unconstrain(params).items()}
+    expected = lean.log_joint(coords, jacobian=False)
+    expected_grads = torch.autograd.grad(expected, list(coords.values()))
+    assert abs(float(value - expected.detach())) < 1e-9
+    joined = analytic.join(dict(zip(coords, expected_grads, strict=True)))
+    assert torch.allclose(gradient, joined, atol=1e-8, rtol=0)
