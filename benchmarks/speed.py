@@ -662,9 +662,21 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip Pyro NUTS on DiscreteHMM (about a minute)",
     )
+    parser.add_argument(
+        "--nuts-repeats",
+        type=int,
+        default=None,
+        help="NUTS runs per runner on the small workload (default 3; 1 with --quick)",
+    )
+    parser.add_argument(
+        "--large-nuts-repeats",
+        type=int,
+        default=1,
+        help="NUTS runs per runner on the large workload (NumPyro takes ~10 min per run there)",
+    )
     args = parser.parse_args(argv)
     repeats = 3 if args.quick else 7
-    nuts_repeats = 1 if args.quick else 3
+    nuts_repeats = args.nuts_repeats or (1 if args.quick else 3)
     results = {
         "versions": versions(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}",
@@ -680,7 +692,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     results["nuts"] = {"small": nuts_benchmark("small", nuts_repeats, not args.skip_pyro_nuts)}
     if not args.quick:
-        results["nuts"]["large"] = nuts_benchmark("large", nuts_repeats, False)
+        results["nuts"]["large"] = nuts_benchmark("large", args.large_nuts_repeats, False)
     results["svi"] = svi_benchmark(repeats)
     results["threads"] = thread_benchmark(repeats)
     results["memory"] = memory_benchmark()

@@ -4,7 +4,8 @@ Coordinates (as :class:`~hmm_pyro.inference.lean_potential.LeanPotential`, flatt
 order ``pi``, ``A``, emission parameters): stick-breaking rows for ``pi``, ``A`` and ``B``;
 ``mu`` as is; ``log sigma``; ``log rate``. Each call decodes the coordinates, adds the prior and
 log-Jacobian terms, runs a scaled forward-backward sweep per sequence with the emission
-likelihoods computed on the fly (no ``(N, T, K)`` table), accumulates the expected counts and
+likelihoods computed on the fly (no ``(N, T, K)`` table; categorical rows are looked up from one
+shifted row per symbol, so no exponential per step), accumulates the expected counts and
 moments, and assembles the gradient in closed form. Normalising constants of the prior are
 added by the caller. ``jac`` is 1.0 for the NUTS potential and 0.0 for the MAP objective
 (``log p(y, theta)`` in the constrained space, as ``AutoDelta`` maximises it). Everything is
@@ -99,26 +100,48 @@ def _sequence_sweep(log_pi, trans, loglik, length, alpha, emis, scale, gamma, st
         log_z += shift
         for k in range(num):
             emis[t, k] = math.exp(loglik[t, k] - shift)
-    total = 0.0
-    for k in range(num):
-        alpha[0, k] = math.exp(log_pi[k]) * emis[0, k]
-        total += alpha[0, k]
-    for k in range(num):
-        alpha[0, k] /= total
-    scale[0] = total
-    log_z += math.log(total)
-    for t in range(1, length):
+    return log_z + _scaled_sweep(log_pi, trans, emis, length, alpha, scale, gamma, start, xi)
+
+
+_FOLD_BELOW = 1e-150
+"""Scale factors are multiplied into a running product whose log is taken only when it falls
+below this (or for a single factor below it): one ``log`` per ~150 decades, not per step."""
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _scaled_sweep(log_pi, trans, emis, length, alpha, scale, gamma, start, xi):
+    """Forward-backward from shifted emission probabilities ``emis (T, K)``.
+
+    Returns the log of the product of the scale factors (the log likelihood minus the shifts).
+    """
+    num = emis.shape[1]
+    log_z = 0.0
+    product = 1.0
+    for t in range(length):
         total = 0.0
+        if t == 0:
+            for k in range(num):
+                alpha[0, k] = math.exp(log_pi[k]) * emis[0, k]
+                total += alpha[0, k]
+        else:
+            for j in range(num):
+                acc = 0.0
+                for i in range(num):
+                    acc += alpha[t - 1, i] * trans[i, j]
+                alpha[t, j] = acc * emis[t, j]
+                total += alpha[t, j]
+        inverse = 1.0 / total
         for j in range(num):
-            acc = 0.0
-            for i in range(num):
-                acc += alpha[t - 1, i] * trans[i, j]
-            alpha[t, j] = acc * emis[t, j]
-            total += alpha[t, j]
-        for j in range(num):
-            alpha[t, j] /= total
+            alpha[t, j] *= inverse
         scale[t] = total
-        log_z += math.log(total)
+        if total < _FOLD_BELOW:
+            log_z += math.log(total)
+        else:
+            product *= total
+            if product < _FOLD_BELOW:
+                log_z += math.log(product)
+                product = 1.0
+    log_z += math.log(product)
     beta = np.ones(num)
     ahead = np.empty(num)
     for k in range(num):
@@ -164,8 +187,17 @@ def categorical(z, num, symbols_count, alpha_pi, alpha_A, alpha_B, symbols, leng
     value += _stick_rows(z[offset_b:], symbols_count, num, log_b, sig_b, jac)
     value += _prior_simplex(log_b, alpha_B)
     trans = np.exp(log_a)
+    # One shifted emission row per symbol (V x K exponentials per call, none per step).
+    symbol_emis = np.empty((symbols_count, num))
+    symbol_shift = np.empty(symbols_count)
+    for v in range(symbols_count):
+        shift = -math.inf
+        for k in range(num):
+            shift = max(shift, log_b[k, v])
+        symbol_shift[v] = shift
+        for k in range(num):
+            symbol_emis[v, k] = math.exp(log_b[k, v] - shift)
     steps = symbols.shape[1]
-    loglik = np.zeros((steps, num))
     alpha = np.empty((steps, num))
     emis = np.empty((steps, num))
     scale = np.empty(steps)
@@ -177,11 +209,14 @@ def categorical(z, num, symbols_count, alpha_pi, alpha_A, alpha_B, symbols, leng
         length = lengths[n]
         for t in range(length):
             symbol = symbols[n, t]
-            for k in range(num):
-                loglik[t, k] = log_b[k, symbol] if symbol >= 0 else 0.0
-        value += _sequence_sweep(
-            log_pi[0], trans, loglik, length, alpha, emis, scale, gamma, start[0], xi
-        )
+            if symbol >= 0:
+                value += symbol_shift[symbol]
+                for k in range(num):
+                    emis[t, k] = symbol_emis[symbol, k]
+            else:
+                for k in range(num):
+                    emis[t, k] = 1.0
+        value += _scaled_sweep(log_pi[0], trans, emis, length, alpha, scale, gamma, start[0], xi)
         for t in range(length):
             symbol = symbols[n, t]
             if symbol >= 0:

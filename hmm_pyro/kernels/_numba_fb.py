@@ -13,6 +13,8 @@ import os
 import numba
 import numpy as np
 
+from hmm_pyro.kernels._numba_lanes import forward_backward_lanes, log_likelihood_lanes
+
 if "NUMBA_THREADING_LAYER" not in os.environ:
     # numba's default OpenMP pool, once started, made every later small torch operation in the
     # process ~4000x slower (3 us -> 12 ms for a 3x4 logsigmoid, measured): two OpenMP thread
@@ -124,24 +126,12 @@ def _outputs(log_lik: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-# Serial and threaded variants are separate functions: numba's on-disk cache is keyed by the
-# function, and one function compiled twice (with and without ``parallel``) shared one entry.
-@numba.njit(cache=True, nogil=True)
-def _fb_serial(log_pi, log_A, log_lik, lengths, log_z, gamma, xi):  # noqa: ANN001, ANN202
-    for b in range(log_lik.shape[0]):
-        _fb_sequence(b, log_pi, log_A, log_lik, lengths, log_z, gamma, xi)
-
-
+# The threaded variants run one sequence per iteration; single-threaded calls go to
+# ``_numba_lanes``, which runs all sequences at once as vector lanes (about 2x faster).
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _fb_parallel(log_pi, log_A, log_lik, lengths, log_z, gamma, xi):  # noqa: ANN001, ANN202
     for b in numba.prange(log_lik.shape[0]):
         _fb_sequence(b, log_pi, log_A, log_lik, lengths, log_z, gamma, xi)
-
-
-@numba.njit(cache=True, nogil=True)
-def _ll_serial(log_pi, log_A, log_lik, lengths, log_z):  # noqa: ANN001, ANN202
-    for b in range(log_lik.shape[0]):
-        _ll_sequence(b, log_pi, log_A, log_lik, lengths, log_z)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -164,11 +154,14 @@ def forward_backward_batch(
 
     Inputs: ``log_pi (B, K)``, ``log_A (B, K, K)``, ``log_lik (B, T, K)``, ``lengths (B,)``.
     Gamma is zero at padded steps; a sequence with zero likelihood gets ``-inf`` and zero
-    gamma and xi. Threads are used only for large batches (:data:`PARALLEL_MIN_WORK`).
+    gamma and xi. Threads are used only for large batches (:data:`PARALLEL_MIN_WORK`);
+    otherwise :func:`~hmm_pyro.kernels._numba_lanes.forward_backward_lanes` runs (gamma may
+    then be a non-contiguous view).
     """
+    if not _parallel(log_lik):
+        return forward_backward_lanes(log_pi, log_A, log_lik, lengths)
     log_z, gamma, xi = _outputs(log_lik)
-    kernel = _fb_parallel if _parallel(log_lik) else _fb_serial
-    kernel(log_pi, log_A, log_lik, lengths, log_z, gamma, xi)
+    _fb_parallel(log_pi, log_A, log_lik, lengths, log_z, gamma, xi)
     return log_z, gamma, xi
 
 
@@ -176,7 +169,8 @@ def log_likelihood_batch(
     log_pi: np.ndarray, log_A: np.ndarray, log_lik: np.ndarray, lengths: np.ndarray
 ) -> np.ndarray:
     """Forward sweep only: log likelihood ``(B,)``."""
+    if not _parallel(log_lik):
+        return log_likelihood_lanes(log_pi, log_A, log_lik, lengths)
     log_z = np.empty(log_lik.shape[0])
-    kernel = _ll_parallel if _parallel(log_lik) else _ll_serial
-    kernel(log_pi, log_A, log_lik, lengths, log_z)
+    _ll_parallel(log_pi, log_A, log_lik, lengths, log_z)
     return log_z
