@@ -176,9 +176,119 @@ def _transition_part(z, num, alpha_pi, alpha_A, jac):
     return value, log_pi, sig_pi, log_a, sig_a
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc"})
+def _categorical_lanes(pi, trans, symbol_emis, symbols, lengths, start, xi, counts):
+    """Forward-backward of all sequences at once, sequences as vector lanes.
+
+    ``symbols (T, N)`` is time-major with unobserved and padded steps pointing at the last row
+    of ``symbol_emis (V + 1, K)`` (all ones). Each step updates every sequence in loops over
+    ``n`` whose iterations are independent (the per-sequence recursion is a chain of dependent
+    operations that leaves the CPU waiting for small ``K``). Adds ``gamma_0`` to ``start``,
+    summed xi to ``xi``, per-symbol gamma to ``counts (K, V)``; returns the summed log
+    likelihood minus the emission shifts.
+    """
+    steps, batch = symbols.shape
+    num = trans.shape[0]
+    missing = symbol_emis.shape[0] - 1
+    alpha = np.empty((steps, num, batch))
+    emis = np.empty((steps, num, batch))
+    for t in range(steps):
+        for k in range(num):
+            for n in range(batch):
+                emis[t, k, n] = symbol_emis[symbols[t, n], k]
+    scale = np.empty((steps, batch))
+    total = np.zeros(batch)
+    inverse = np.empty(batch)
+    product = np.ones(batch)
+    log_z = 0.0
+    for t in range(steps):
+        if t == 0:
+            for k in range(num):
+                for n in range(batch):
+                    alpha[0, k, n] = pi[k] * emis[0, k, n]
+                    total[n] += alpha[0, k, n]
+        else:
+            for j in range(num):
+                for n in range(batch):
+                    alpha[t, j, n] = 0.0
+            for i in range(num):
+                for j in range(num):
+                    weight = trans[i, j]
+                    for n in range(batch):
+                        alpha[t, j, n] += alpha[t - 1, i, n] * weight
+            for n in range(batch):
+                total[n] = 0.0
+            for j in range(num):
+                for n in range(batch):
+                    alpha[t, j, n] *= emis[t, j, n]
+                    total[n] += alpha[t, j, n]
+        for n in range(batch):
+            value = total[n] if t < lengths[n] else 1.0
+            scale[t, n] = value
+            if value < _FOLD_BELOW:
+                log_z += math.log(value)
+            else:
+                product[n] *= value
+                if product[n] < _FOLD_BELOW:
+                    log_z += math.log(product[n])
+                    product[n] = 1.0
+            inverse[n] = 1.0 / value
+        for j in range(num):
+            for n in range(batch):
+                alpha[t, j, n] *= inverse[n]
+    for n in range(batch):
+        log_z += math.log(product[n])
+    beta = np.ones((num, batch))
+    ahead = np.empty((num, batch))
+    for n in range(batch):
+        last = lengths[n] - 1
+        symbol = symbols[last, n]
+        for k in range(num):
+            if symbol < missing:
+                counts[k, symbol] += alpha[last, k, n]
+            if last == 0:
+                start[k] += alpha[0, k, n]
+    for t in range(steps - 2, -1, -1):
+        for n in range(batch):
+            inverse[n] = 1.0 / scale[t + 1, n] if t + 1 < lengths[n] else 0.0
+        for j in range(num):
+            for n in range(batch):
+                ahead[j, n] = emis[t + 1, j, n] * beta[j, n] * inverse[n]
+        for i in range(num):
+            for n in range(batch):
+                # the last real step of a sequence (and every padded one) keeps beta = 1
+                total[n] = 0.0 if t + 1 < lengths[n] else 1.0
+            for j in range(num):
+                weight = trans[i, j]
+                expected = 0.0
+                for n in range(batch):
+                    term = weight * ahead[j, n]
+                    total[n] += term
+                    expected += alpha[t, i, n] * term
+                xi[i, j] += expected
+            for n in range(batch):
+                beta[i, n] = total[n]
+        for n in range(batch):
+            if t < lengths[n] - 1:
+                symbol = symbols[t, n]
+                for k in range(num):
+                    gamma = alpha[t, k, n] * beta[k, n]
+                    if symbol < missing:
+                        counts[k, symbol] += gamma
+                    if t == 0:
+                        start[k] += gamma
+    return log_z
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def categorical(z, num, symbols_count, alpha_pi, alpha_A, alpha_B, symbols, lengths, jac):
-    """Log joint (without prior constants) and gradient; ``symbols`` is -1 where unobserved."""
+def categorical(
+    z, num, symbols_count, alpha_pi, alpha_A, alpha_B, symbols, lengths, symbol_totals, jac
+):
+    """Log joint (without prior constants) and gradient.
+
+    ``symbols (T, N)`` is time-major, with ``symbols_count`` at unobserved and padded steps;
+    ``symbol_totals (V,)`` counts each observed symbol.
+    """
     grad = np.zeros(z.shape[0])
     value, log_pi, sig_pi, log_a, sig_a = _transition_part(z, num, alpha_pi, alpha_A, jac)
     offset_b = num - 1 + num * (num - 1)
@@ -187,41 +297,23 @@ def categorical(z, num, symbols_count, alpha_pi, alpha_A, alpha_B, symbols, leng
     value += _stick_rows(z[offset_b:], symbols_count, num, log_b, sig_b, jac)
     value += _prior_simplex(log_b, alpha_B)
     trans = np.exp(log_a)
-    # One shifted emission row per symbol (V x K exponentials per call, none per step).
-    symbol_emis = np.empty((symbols_count, num))
-    symbol_shift = np.empty(symbols_count)
+    # One shifted emission row per symbol (V x K exponentials per call, none per step); the
+    # extra last row (ones) serves unobserved and padded steps.
+    symbol_emis = np.ones((symbols_count + 1, num))
     for v in range(symbols_count):
         shift = -math.inf
         for k in range(num):
             shift = max(shift, log_b[k, v])
-        symbol_shift[v] = shift
+        if symbol_totals[v] > 0.0:
+            value += symbol_totals[v] * shift
         for k in range(num):
             symbol_emis[v, k] = math.exp(log_b[k, v] - shift)
-    steps = symbols.shape[1]
-    alpha = np.empty((steps, num))
-    emis = np.empty((steps, num))
-    scale = np.empty(steps)
-    gamma = np.empty((steps, num))
     start = np.zeros((1, num))
     xi = np.zeros((num, num))
     counts = np.zeros((num, symbols_count))
-    for n in range(symbols.shape[0]):
-        length = lengths[n]
-        for t in range(length):
-            symbol = symbols[n, t]
-            if symbol >= 0:
-                value += symbol_shift[symbol]
-                for k in range(num):
-                    emis[t, k] = symbol_emis[symbol, k]
-            else:
-                for k in range(num):
-                    emis[t, k] = 1.0
-        value += _scaled_sweep(log_pi[0], trans, emis, length, alpha, scale, gamma, start[0], xi)
-        for t in range(length):
-            symbol = symbols[n, t]
-            if symbol >= 0:
-                for k in range(num):
-                    counts[k, symbol] += gamma[t, k]
+    value += _categorical_lanes(
+        np.exp(log_pi[0]), trans, symbol_emis, symbols, lengths, start[0], xi, counts
+    )
     _stick_gradient(start, alpha_pi, sig_pi, grad, 0, jac)
     _stick_gradient(xi, alpha_A, sig_a, grad, num - 1, jac)
     _stick_gradient(counts, alpha_B, sig_b, grad, offset_b, jac)

@@ -110,15 +110,20 @@ class AnalyticPotential:
         lengths = data.lengths.numpy().astype(np.int64)
         family = hmm.emission.family
         if family == "categorical":
-            symbols = np.where(observed[..., 0], np.nan_to_num(data.values.numpy()[..., 0]), -1)
+            num_symbols = hmm.emission.num_symbols
+            symbols = np.where(
+                observed[..., 0], np.nan_to_num(data.values.numpy()[..., 0]), num_symbols
+            ).astype(np.int64)
+            totals = np.bincount(symbols.ravel(), minlength=num_symbols + 1)[:num_symbols]
             arguments = (
                 num,
-                hmm.emission.num_symbols,
+                num_symbols,
                 alpha_pi,
                 alpha_a,
                 lean.concentration["B"].numpy(),
-                symbols.astype(np.int64),
+                np.ascontiguousarray(symbols.T),  # time-major: sequences are vector lanes
                 lengths,
+                totals.astype(np.float64),
             )
             return _numba_potential.categorical, arguments
         dim = data.dim

@@ -59,3 +59,22 @@ def test_without_jacobian_it_is_the_map_objective_and_its_gradient(emission):
     assert abs(float(value - expected.detach())) < 1e-9
     joined = analytic.join(dict(zip(coords, expected_grads, strict=True)))
     assert torch.allclose(gradient, joined, atol=1e-8, rtol=0)
+
+
+def test_categorical_lanes_with_length_one_and_missing_edges():
+    """Edge steps of the lane kernel: a one-step sequence, missing first and last steps."""
+    hmm = HMM(3, Categorical(num_symbols=4), Prior(B=0.8))
+    values = [
+        np.array([2.0]),
+        np.array([np.nan, 1.0, 3.0, 0.0, np.nan]),
+        np.array([1.0, np.nan, 2.0]),
+        np.array([np.nan]),
+    ]
+    analytic = AnalyticPotential(hmm, values)
+    lean = LeanPotential(hmm, values)
+    for seed in range(3):
+        params = hmm.sample_prior(seed=20 + seed)
+        grads, value = potential_grad(analytic, analytic.unconstrain(params))
+        expected_grads, expected = potential_grad(lean, lean.unconstrain(params))
+        assert abs(float(value) - float(expected)) < 1e-9
+        assert torch.allclose(grads[SITE], analytic.join(expected_grads), atol=1e-9, rtol=0)
