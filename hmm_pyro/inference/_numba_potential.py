@@ -23,6 +23,7 @@ import numba
 import numpy as np
 
 from hmm_pyro.kernels import _numba_fb  # noqa: F401  (sets numba's threading layer first)
+from hmm_pyro.kernels import _numba_lanes as lanes
 
 __all__ = ["categorical", "gaussian", "poisson"]
 
@@ -176,108 +177,53 @@ def _transition_part(z, num, alpha_pi, alpha_A, jac):
     return value, log_pi, sig_pi, log_a, sig_a
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc"})
-def _categorical_lanes(pi, trans, symbol_emis, symbols, lengths, start, xi, counts):
-    """Forward-backward of all sequences at once, sequences as vector lanes.
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _categorical_sweeps(pi, trans, symbol_emis, symbols, lengths, start, xi, counts):
+    """Forward-backward of all sequences at once, sequences as vector lanes (``_numba_lanes``).
 
     ``symbols (T, N)`` is time-major with unobserved and padded steps pointing at the last row
-    of ``symbol_emis (V + 1, K)`` (all ones). Each step updates every sequence in loops over
-    ``n`` whose iterations are independent (the per-sequence recursion is a chain of dependent
-    operations that leaves the CPU waiting for small ``K``). Adds ``gamma_0`` to ``start``,
-    summed xi to ``xi``, per-symbol gamma to ``counts (K, V)``; returns the summed log
-    likelihood minus the emission shifts.
+    of ``symbol_emis (V + 1, K)`` (all ones). Adds ``gamma_0`` to ``start``, summed xi to
+    ``xi``, per-symbol gamma to ``counts (K, V)``; returns the summed log likelihood minus the
+    emission shifts (``-inf`` if some sequence is impossible).
     """
     steps, batch = symbols.shape
     num = trans.shape[0]
     missing = symbol_emis.shape[0] - 1
-    alpha = np.empty((steps, num, batch))
     emis = np.empty((steps, num, batch))
     for t in range(steps):
         for k in range(num):
             for n in range(batch):
                 emis[t, k, n] = symbol_emis[symbols[t, n], k]
+    for k in range(num):
+        for n in range(batch):
+            emis[0, k, n] *= pi[k]
+    lane_trans = np.empty((num, num, batch))
+    for i in range(num):
+        for j in range(num):
+            for n in range(batch):
+                lane_trans[i, j, n] = trans[i, j]
+    alpha = np.empty((steps, num, batch))
     scale = np.empty((steps, batch))
-    total = np.zeros(batch)
-    inverse = np.empty(batch)
-    product = np.ones(batch)
-    log_z = 0.0
+    log_z = np.zeros(batch)
+    dead = np.zeros(batch, dtype=np.bool_)
+    lanes.forward_sweep(emis, lane_trans, lengths, alpha, scale, log_z, dead)
+    if dead.any():
+        return -math.inf
+    gamma = alpha  # overwritten step by step after its last use
+    lane_xi = np.zeros((num, num, batch))
+    lanes.backward_sweep(emis, lane_trans, lengths, alpha, scale, gamma, lane_xi)
+    for i in range(num):
+        for j in range(num):
+            xi[i, j] += lane_xi[i, j].sum()
     for t in range(steps):
-        if t == 0:
-            for k in range(num):
-                for n in range(batch):
-                    alpha[0, k, n] = pi[k] * emis[0, k, n]
-                    total[n] += alpha[0, k, n]
-        else:
-            for j in range(num):
-                for n in range(batch):
-                    alpha[t, j, n] = 0.0
-            for i in range(num):
-                for j in range(num):
-                    weight = trans[i, j]
-                    for n in range(batch):
-                        alpha[t, j, n] += alpha[t - 1, i, n] * weight
-            for n in range(batch):
-                total[n] = 0.0
-            for j in range(num):
-                for n in range(batch):
-                    alpha[t, j, n] *= emis[t, j, n]
-                    total[n] += alpha[t, j, n]
         for n in range(batch):
-            value = total[n] if t < lengths[n] else 1.0
-            scale[t, n] = value
-            if value < _FOLD_BELOW:
-                log_z += math.log(value)
-            else:
-                product[n] *= value
-                if product[n] < _FOLD_BELOW:
-                    log_z += math.log(product[n])
-                    product[n] = 1.0
-            inverse[n] = 1.0 / value
-        for j in range(num):
-            for n in range(batch):
-                alpha[t, j, n] *= inverse[n]
-    for n in range(batch):
-        log_z += math.log(product[n])
-    beta = np.ones((num, batch))
-    ahead = np.empty((num, batch))
-    for n in range(batch):
-        last = lengths[n] - 1
-        symbol = symbols[last, n]
-        for k in range(num):
+            symbol = symbols[t, n]
             if symbol < missing:
-                counts[k, symbol] += alpha[last, k, n]
-            if last == 0:
-                start[k] += alpha[0, k, n]
-    for t in range(steps - 2, -1, -1):
-        for n in range(batch):
-            inverse[n] = 1.0 / scale[t + 1, n] if t + 1 < lengths[n] else 0.0
-        for j in range(num):
-            for n in range(batch):
-                ahead[j, n] = emis[t + 1, j, n] * beta[j, n] * inverse[n]
-        for i in range(num):
-            for n in range(batch):
-                # the last real step of a sequence (and every padded one) keeps beta = 1
-                total[n] = 0.0 if t + 1 < lengths[n] else 1.0
-            for j in range(num):
-                weight = trans[i, j]
-                expected = 0.0
-                for n in range(batch):
-                    term = weight * ahead[j, n]
-                    total[n] += term
-                    expected += alpha[t, i, n] * term
-                xi[i, j] += expected
-            for n in range(batch):
-                beta[i, n] = total[n]
-        for n in range(batch):
-            if t < lengths[n] - 1:
-                symbol = symbols[t, n]
                 for k in range(num):
-                    gamma = alpha[t, k, n] * beta[k, n]
-                    if symbol < missing:
-                        counts[k, symbol] += gamma
-                    if t == 0:
-                        start[k] += gamma
-    return log_z
+                    counts[k, symbol] += gamma[t, k, n]
+    for k in range(num):
+        start[k] += gamma[0, k].sum()
+    return log_z.sum()
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -311,7 +257,7 @@ def categorical(
     start = np.zeros((1, num))
     xi = np.zeros((num, num))
     counts = np.zeros((num, symbols_count))
-    value += _categorical_lanes(
+    value += _categorical_sweeps(
         np.exp(log_pi[0]), trans, symbol_emis, symbols, lengths, start[0], xi, counts
     )
     _stick_gradient(start, alpha_pi, sig_pi, grad, 0, jac)

@@ -23,7 +23,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["forward_backward_lanes", "log_likelihood_lanes"]
+__all__ = ["backward_sweep", "forward_backward_lanes", "forward_sweep", "log_likelihood_lanes"]
 
 _FLUSH_BELOW = 1e-150
 """Running products of scale factors are folded into the log likelihood below this value
@@ -92,7 +92,7 @@ def _accumulate_scale(t, lengths, total, product, log_z, dead, inverse):  # noqa
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def _forward(emis, trans, lengths, alpha, scale, log_z, dead):  # noqa: ANN001, ANN202
+def forward_sweep(emis, trans, lengths, alpha, scale, log_z, dead):  # noqa: ANN001, ANN202
     """Scaled forward sweep over all lanes; ``alpha (T, K, B)``, ``scale (T, B)``."""
     steps, num_states, batch = emis.shape
     total = np.zeros(batch)
@@ -129,8 +129,12 @@ def _forward(emis, trans, lengths, alpha, scale, log_z, dead):  # noqa: ANN001, 
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def _backward(emis, trans, lengths, alpha, scale, gamma, xi):  # noqa: ANN001, ANN202
-    """Scaled backward sweep: ``gamma (T, K, B)`` (zero at padded steps), summed ``xi``."""
+def backward_sweep(emis, trans, lengths, alpha, scale, gamma, xi):  # noqa: ANN001, ANN202
+    """Scaled backward sweep: ``gamma (T, K, B)`` (zero at padded steps), summed ``xi``.
+
+    ``gamma`` may be ``alpha`` itself: step ``t`` reads ``alpha[t]`` before it writes
+    ``gamma[t]`` and never reads it again.
+    """
     steps, num_states, batch = emis.shape
     beta = np.empty((2, num_states, batch))
     ahead = np.empty((num_states, batch))
@@ -191,8 +195,8 @@ def forward_backward_lanes(
     scale = np.empty((steps, batch))
     gamma = np.empty((steps, num_states, batch))
     xi = np.zeros((num_states, num_states, batch))
-    _forward(emis, trans, lengths, alpha, scale, log_z, dead)
-    _backward(emis, trans, lengths, alpha, scale, gamma, xi)
+    forward_sweep(emis, trans, lengths, alpha, scale, log_z, dead)
+    backward_sweep(emis, trans, lengths, alpha, scale, gamma, xi)
     if dead.any():
         log_z[dead] = -np.inf
         gamma[:, :, dead] = 0.0
@@ -208,6 +212,6 @@ def log_likelihood_lanes(
     emis, trans, log_z, dead = _prepared(log_pi, log_A, log_lik, lengths)
     alpha = np.empty((steps, num_states, batch))
     scale = np.empty((steps, batch))
-    _forward(emis, trans, lengths, alpha, scale, log_z, dead)
+    forward_sweep(emis, trans, lengths, alpha, scale, log_z, dead)
     log_z[dead] = -np.inf
     return log_z
