@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "check_bool",
     "check_choice",
     "check_int",
     "check_positive",
@@ -39,6 +40,30 @@ def check_choice(name: str, value: object, choices: Iterable[object]) -> None:
     options = tuple(choices)
     if value not in options:
         raise ValueError(f"{name}: expected one of {options}, got {describe(value)}")
+
+
+def check_bool(name: str, value: object, allow_none: bool = False) -> bool | None:
+    """Return ``value`` as ``bool``; raise ``TypeError`` unless it is a boolean.
+
+    Parameters
+    ----------
+    name : str
+        Argument name, for the message.
+    value : object
+        A Python or NumPy boolean (or ``None`` when ``allow_none``).
+    allow_none : bool
+        Accept ``None`` (returned unchanged: "choose automatically").
+
+    Returns
+    -------
+    bool or None
+    """
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, (bool, np.bool_)):
+        expected = "True, False or None" if allow_none else "True or False"
+        raise TypeError(f"{name}: expected {expected}, got {describe(value)}")
+    return bool(value)
 
 
 def check_int(name: str, value: object, minimum: int | None = None) -> int:

@@ -20,8 +20,57 @@ from hmm_pyro._validation import check_int, describe
 __all__ = ["Sequences", "as_sequences"]
 
 
+_NUMERIC_KINDS = "biuf"
+"""NumPy dtype kinds accepted as observations: bool, signed/unsigned integer, float."""
+
+
+def _check_numeric(name: str, value: Any) -> None:
+    """Raise ``TypeError`` for values that NumPy would cast to float but are not numbers.
+
+    Strings (``"1"``), bytes, complex numbers (the imaginary part would be dropped), dates and
+    time spans are rejected; object arrays may hold numbers and ``None`` (missing).
+    """
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name}: expected numeric values, got {describe(value)}")
+    if isinstance(value, torch.Tensor):
+        if value.is_complex():
+            raise TypeError(
+                f"{name}: expected numeric values (real numbers), got {describe(value)}"
+            )
+        return
+    if isinstance(value, pd.DataFrame):
+        columns = [value[column] for column in value.columns]
+    elif isinstance(value, pd.Series):
+        columns = [value]
+    else:
+        columns = []
+    for column in columns:
+        if not (
+            pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype)
+        ) or pd.api.types.is_complex_dtype(column.dtype):
+            if column.dtype == object and all(
+                item is None or isinstance(item, (int, float, np.integer, np.floating))
+                for item in column
+            ):
+                continue
+            raise TypeError(f"{name}: expected numeric columns, got dtype {column.dtype}")
+    if columns:
+        return
+    try:
+        kind = np.asarray(value).dtype.kind
+    except (TypeError, ValueError):
+        return  # ragged or otherwise not an array: the float conversion reports it
+    if kind == "O":
+        for item in np.asarray(value, dtype=object).flat:
+            if isinstance(item, (str, bytes, complex, np.complexfloating)):
+                raise TypeError(f"{name}: expected numeric values, got {describe(item)}")
+    elif kind not in _NUMERIC_KINDS:
+        raise TypeError(f"{name}: expected numeric values (real numbers), got {describe(value)}")
+
+
 def _to_float_array(name: str, value: Any) -> np.ndarray:
     """Convert one array-like to float64 with NaN at masked / missing entries."""
+    _check_numeric(name, value)
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     try:
@@ -72,6 +121,15 @@ class Sequences:
     lengths : torch.Tensor
         ``(N,)`` int64 number of steps of each sequence.
 
+    Raises
+    ------
+    TypeError
+        For values that are not real numbers: strings (even ``"1"``), bytes, complex numbers,
+        dates, non-numeric table columns.
+    ValueError
+        For ``inf``, no sequence, an empty sequence, zero values per step, or ``lengths``/``dim``
+        that do not fit the data. Every message starts with the argument's name.
+
     Examples
     --------
     >>> seqs = Sequences([[0, 1, 1], [2, 0]])
@@ -107,6 +165,8 @@ class Sequences:
             if piece.shape[0] == 0:
                 raise ValueError(f"data: expected non-empty sequences, sequence {index} is empty")
         width = dims.pop()
+        if width == 0:
+            raise ValueError("data: expected at least one value per step, got dimension 0")
         if dim is not None and width != dim:
             raise ValueError(f"data: expected dimension dim={dim}, got {width}")
         max_length = max(piece.shape[0] for piece in pieces)

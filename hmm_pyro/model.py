@@ -7,6 +7,7 @@ through every method, which then returns results with those dimensions in front.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -22,13 +23,16 @@ from hmm_pyro.data import Sequences, as_sequences
 from hmm_pyro.emissions import Emission, from_config
 from hmm_pyro.priors import Prior
 
-__all__ = ["HMM", "MARGINALIZE_METHODS"]
+__all__ = ["HMM", "MARGINALIZE_METHODS", "MAX_PARAMETERS"]
 
 Params = dict[str, torch.Tensor]
 MARGINALIZE_METHODS = ("forward", "enumerate")
 _SIMPLEX_ATOL = 1e-6
 _CHUNK_ELEMENTS = 2**23
 """Upper bound on the elements of the largest intermediate tensor when mapping over draws."""
+MAX_PARAMETERS = 10**7
+"""Largest number of parameter entries (``K + K**2 +`` emission) of one draw: beyond it the
+prior alone needs gigabytes, and a forward pass costs ``O(T K**2)`` per sequence."""
 
 
 class HMM:
@@ -44,6 +48,13 @@ class HMM:
         Prior hyperparameters (default: ``Prior()``, flat Dirichlet priors).
     dtype : torch.dtype
         Floating-point type of parameters and computations (default float64).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the argument: ``num_states`` not an integer ``>= 1``; ``emission`` not an
+        :class:`Emission`; more than :data:`MAX_PARAMETERS` parameter entries; ``prior`` not a
+        :class:`Prior` or of the wrong shape for ``K`` states; ``dtype`` not float32/float64.
 
     Examples
     --------
@@ -65,6 +76,13 @@ class HMM:
             raise TypeError(
                 "emission: expected an Emission such as Categorical(num_symbols=V), Gaussian() "
                 f"or Poisson(), got {describe(emission)}"
+            )
+        num = self.num_states
+        size = num + num**2 + sum(math.prod(s) for s in emission.param_shapes(num).values())
+        if size > MAX_PARAMETERS:
+            raise ValueError(
+                f"num_states, emission: {num} states with {emission!r} have {size:.3g} "
+                f"parameters; at most {MAX_PARAMETERS:.0e} are supported"
             )
         if prior is None:
             prior = Prior()

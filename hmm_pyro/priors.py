@@ -19,24 +19,43 @@ import torch
 
 from hmm_pyro._validation import describe
 
-__all__ = ["Prior"]
+__all__ = ["MAX_MAGNITUDE", "Prior"]
 
 ArrayLike = Any
+
+MAX_MAGNITUDE = 1e100
+"""Largest absolute value of a hyperparameter. Beyond it the prior densities overflow (a
+Dirichlet concentration of 1e308 gives a NaN log density); such a prior is a point mass in
+all but name."""
 
 
 def _as_array(name: str, value: ArrayLike) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
-    if isinstance(value, bool):
-        raise TypeError(f"{name}: expected a number or array of numbers, got {value!r}")
+    if isinstance(value, (bool, np.bool_, str, bytes)) or value is None:
+        raise TypeError(f"{name}: expected a number or array of numbers, got {describe(value)}")
+    try:
+        kind = np.asarray(value).dtype.kind
+    except (TypeError, ValueError):
+        kind = "O"  # ragged: the float conversion below reports it
+    if kind not in "iuf" and kind != "O":  # bool, complex, strings, dates
+        raise TypeError(f"{name}: expected numeric values (real numbers), got {describe(value)}")
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as error:
         raise TypeError(
             f"{name}: expected a number or array of numbers, got {describe(value)}"
         ) from error
+    items = np.asarray(value, dtype=object).flat if kind == "O" else ()
+    if any(isinstance(item, (bool, np.bool_, str, bytes)) for item in items):
+        raise TypeError(f"{name}: expected a number or array of numbers, got {describe(value)}")
     if not np.isfinite(array).all():
-        raise ValueError(f"{name}: expected finite values, got {array.tolist()}")
+        raise ValueError(f"{name}: expected finite values, got {describe(array.tolist())}")
+    if array.size and np.abs(array).max() > MAX_MAGNITUDE:
+        raise ValueError(
+            f"{name}: expected values of magnitude at most {MAX_MAGNITUDE:g}, "
+            f"got {np.abs(array).max():g}"
+        )
     return array
 
 
@@ -83,6 +102,16 @@ class Prior:
         Inverse-gamma prior of Gaussian variances ``sigma**2``: scalar, ``(K,)`` or ``(K, D)``.
     rate_shape, rate_rate : float or array_like
         Gamma(shape, rate) prior of Poisson rates: scalar, ``(K,)`` or ``(K, D)``.
+
+    Raises
+    ------
+    TypeError
+        For a value that is not a real number or array of real numbers (``None``, booleans,
+        strings, complex numbers, ragged lists).
+    ValueError
+        For NaN or infinite values, values of magnitude above :data:`MAX_MAGNITUDE`, and
+        non-positive values (negative for ``stickiness``; ``mu_loc`` may be any real number).
+        Shapes are checked against the model when an ``HMM`` is built.
 
     Notes
     -----

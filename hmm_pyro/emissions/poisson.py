@@ -12,7 +12,11 @@ from hmm_pyro.data import Sequences
 from hmm_pyro.emissions.base import Emission, Params
 from hmm_pyro.priors import Prior
 
-__all__ = ["Poisson"]
+__all__ = ["MAX_COUNT", "Poisson"]
+
+MAX_COUNT = 2.0**53
+"""Largest count accepted: every integer up to it is exact in float64, and ``y log(rate)``
+stays finite for any finite rate."""
 
 
 class Poisson(Emission):
@@ -54,7 +58,7 @@ class Poisson(Emission):
         return {"family": self.family, "dim": self._dim}
 
     def validate_data(self, data: Sequences) -> None:
-        """Require non-negative integer counts."""
+        """Require non-negative integer counts up to :data:`MAX_COUNT` (``2**53``)."""
         self._check_dim(data)
         values = self._observed_values(data)
         if values.numel() == 0:
@@ -65,6 +69,11 @@ class Poisson(Emission):
         if (values < 0).any():
             raise ValueError(
                 f"data: expected non-negative counts for {self!r}, got {values.min().item()}"
+            )
+        if (values > MAX_COUNT).any():
+            raise ValueError(
+                f"data: expected counts up to 2**53 for {self!r} (integers exactly representable "
+                f"in float64; larger ones overflow the log density), got {values.max().item():g}"
             )
 
     def prior_distributions(

@@ -141,11 +141,23 @@ def read_attrs(idata: az.InferenceData) -> dict[str, Any]:
 
 
 def draws_from_idata(hmm: HMM, idata: az.InferenceData, group: str = "posterior") -> Params:
-    """Return the parameter draws of ``group`` as tensors ``(chain, draw, *param_shape)``."""
+    """Return the parameter draws of ``group`` as tensors ``(chain, draw, *param_shape)``.
+
+    Raises ``ValueError`` when a draw holds NaN or inf: no result is computed from them as if
+    they were valid.
+    """
     dataset = idata[group]
-    return {
-        name: torch.as_tensor(dataset[name].values, dtype=hmm.dtype) for name in hmm.param_names
-    }
+    draws = {}
+    for name in hmm.param_names:
+        values = np.asarray(dataset[name].values)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise ValueError(
+                f"idata: {group} draws of {name!r} hold NaN or inf ({int(bad.sum())} of "
+                f"{values.size} values); the run that produced them failed"
+            )
+        draws[name] = torch.as_tensor(values, dtype=hmm.dtype)
+    return draws
 
 
 def sequences_from_idata(idata: az.InferenceData) -> Sequences:

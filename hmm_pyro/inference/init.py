@@ -115,7 +115,11 @@ def initial_params(
         If no start with distinct states was found, or a given dict has identical states.
     """
     if isinstance(method, Mapping):
-        params = hmm.validate_params(dict(method))
+        try:
+            params = hmm.validate_params(dict(method))
+        except (TypeError, ValueError) as error:
+            # name the option the caller passed, not the internal argument
+            raise type(error)(f"init: {error}") from error
         if hmm.num_states > 1 and bool((min_separation(hmm, params) <= 0).any()):
             raise ValueError(
                 "init: the given starting parameters have two identical states; identical "

@@ -80,7 +80,12 @@ def prepare_inputs(
         lengths = torch.full((), num_steps, dtype=torch.long, device=log_lik.device)
     else:
         if not isinstance(lengths, torch.Tensor):
-            lengths = torch.as_tensor(lengths)
+            try:
+                lengths = torch.as_tensor(lengths)
+            except (TypeError, ValueError, RuntimeError) as error:
+                raise TypeError(
+                    f"lengths: expected an integer tensor, got {describe(lengths)}"
+                ) from error
         if lengths.is_floating_point() or lengths.dtype == torch.bool:
             raise TypeError(f"lengths: expected an integer tensor, got {describe(lengths)}")
         if lengths.numel() and (int(lengths.min()) < 1 or int(lengths.max()) > num_steps):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
+from hmm_pyro._validation import describe
 from hmm_pyro.kernels._inputs import prepare_inputs
 from hmm_pyro.kernels.forward_backward import forward
 from hmm_pyro.kernels.viterbi import PAD_STATE
@@ -51,6 +54,12 @@ def sample_paths(
     torch.Tensor
         ``(num_samples, ..., T)`` int64 states; ``-1`` at padded steps.
 
+    Raises
+    ------
+    ValueError
+        If the inputs contain NaN or ``+inf`` (at valid steps), or a sequence has probability
+        zero under every path: there is then no distribution to draw from.
+
     Notes
     -----
     Filter forward (``alpha``), then draw ``z_L ~ alpha_L`` and
@@ -58,8 +67,22 @@ def sample_paths(
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"num_samples: expected an integer >= 1, got {num_samples!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator: expected a torch.Generator or None, got {describe(generator)}")
     inputs = prepare_inputs(log_pi, log_A, log_lik, lengths)
     log_alpha = forward(inputs.log_pi, inputs.log_A, inputs.log_lik, inputs.lengths)
+    # Paths are integers and cannot carry a NaN: refuse inputs that leave nothing to sample.
+    last = log_alpha[..., -1, :]
+    if bool(torch.isnan(last).any()) or bool((last == math.inf).any()):
+        raise ValueError(
+            "log_pi, log_A, log_lik: expected log probabilities (no NaN, no +inf); the forward "
+            "pass is not a number, so there is no distribution to draw paths from"
+        )
+    if bool((last == -math.inf).all(-1).any()):
+        raise ValueError(
+            "log_pi, log_A, log_lik: some sequence has probability zero under every path "
+            "(all -inf), so there is no distribution to draw paths from"
+        )
     num_steps = log_alpha.shape[-2]
     shape = (num_samples, *log_alpha.shape[:-2])
     log_alpha = log_alpha.expand(num_samples, *log_alpha.shape)

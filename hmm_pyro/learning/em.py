@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from hmm_pyro._validation import check_bool
 from hmm_pyro.data import Sequences
 from hmm_pyro.inference._parallel import torch_threads
 from hmm_pyro.inference.fit import Fit
@@ -183,9 +184,10 @@ def fit_em(
     it.
     """
     data, restarts, max_iter, tol = check_common(hmm, data, restarts, max_iter, tol)
+    emission_prior = check_bool("emission_prior", emission_prior)
+    progress = check_bool("progress", progress)
     prior = prior_tensors(hmm)
     check_initial_mode(initial, prior)
-    emission_prior = bool(emission_prior)
 
     def runner(start: Params, tick: Callable[[], None]) -> Run:
         return run_em(hmm, data, start, prior, max_iter, tol, emission_prior, initial, tick)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hmm_pyro._validation import describe
+from hmm_pyro._validation import check_bool, describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.inference.fit import Fit
 from hmm_pyro.kernels import PAD_STATE
@@ -160,11 +160,12 @@ def fit_supervised(
     if not isinstance(hmm, HMM):
         raise TypeError(f"hmm: expected a hmm_pyro.HMM, got {describe(hmm)}")
     data = hmm.prepare_data(data)
+    emission_prior = check_bool("emission_prior", emission_prior)
     paths = as_state_paths(states, data, hmm.num_states)
     prior = prior_tensors(hmm)
     check_initial_mode(initial, prior)
     stats = path_statistics(hmm, data, paths)
-    params = maximize(hmm, stats, prior, None, bool(emission_prior), initial)
+    params = maximize(hmm, stats, prior, None, emission_prior, initial)
     for name in hmm.emission.param_names:
         value = params[name]
         bad = ~torch.isfinite(value)
@@ -178,7 +179,7 @@ def fit_supervised(
                 "emission_prior=True with a proper prior"
             )
     attrs = {
-        "emission_prior": bool(emission_prior),
+        "emission_prior": emission_prior,
         "initial": initial,
         "start_counts": stats.start.tolist(),
         "transition_counts": stats.transitions.tolist(),

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from hmm_pyro import kernels
+from hmm_pyro._validation import check_bool
 from hmm_pyro.data import Sequences
 from hmm_pyro.inference._parallel import torch_threads
 from hmm_pyro.inference.fit import Fit
@@ -167,9 +168,10 @@ def fit_viterbi_training(
     when there is no emission prior.
     """
     data, restarts, max_iter, _ = check_common(hmm, data, restarts, max_iter, 0.0)
+    emission_prior = check_bool("emission_prior", emission_prior)
+    progress = check_bool("progress", progress)
     prior = prior_tensors(hmm)
     check_initial_mode(initial, prior)
-    emission_prior = bool(emission_prior)
 
     def runner(start: Params, tick: Callable[[], None]) -> Run:
         return run_viterbi_training(
