@@ -41,6 +41,7 @@ from hmmlearn.hmm import CategoricalHMM
 
 import hmm_pyro
 from hmm_pyro import HMM, Categorical, simulate
+from hmm_pyro._io import atomic_write
 from hmm_pyro.learning import run_em
 
 RESULTS = Path(__file__).resolve().parent / "results" / "em.json"
@@ -305,7 +306,8 @@ def _write(section: str, payload: dict) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     existing[section] = payload
-    RESULTS.write_text(json.dumps(existing, indent=2) + "\n")
+    with atomic_write(RESULTS) as handle:
+        handle.write(json.dumps(existing, indent=2) + "\n")
 
 
 def main() -> None:

@@ -48,6 +48,7 @@ import torch  # noqa: E402
 
 import hmm_pyro as hp  # noqa: E402
 from hmm_pyro import kernels  # noqa: E402
+from hmm_pyro._io import atomic_write  # noqa: E402
 from hmm_pyro.demo import TRUE_PARAMS  # noqa: E402
 
 torch.set_num_threads(1)
@@ -701,9 +702,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, default=float))
+    with atomic_write(out) as handle:
+        handle.write(json.dumps(results, indent=2, default=float))
     report = markdown(results)
-    out.with_suffix(".md").write_text(report)
+    with atomic_write(out.with_suffix(".md")) as handle:
+        handle.write(report)
     print(report)
     return 0
 

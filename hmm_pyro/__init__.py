@@ -15,6 +15,7 @@ from hmm_pyro.learning import fit_em, fit_supervised, fit_viterbi_training
 from hmm_pyro.model import HMM
 from hmm_pyro.priors import Prior
 from hmm_pyro.simulate import simulate
+from hmm_pyro.sweep import SweepResult, sweep
 
 __all__ = [
     "HMM",
@@ -28,6 +29,7 @@ __all__ = [
     "Prior",
     "Remedy",
     "Sequences",
+    "SweepResult",
     "__version__",
     "diagnose",
     "fit_em",
@@ -39,4 +41,5 @@ __all__ = [
     "load",
     "relabel",
     "simulate",
+    "sweep",
 ]

@@ -1,8 +1,10 @@
 """Command-line interface: ``hmm-pyro <command>`` (also ``python -m hmm_pyro``).
 
-Commands: ``simulate``, ``fit``, ``diagnose``, ``relabel``, ``compare``, ``decode``, ``plot`` and
-``demo``. Data files: CSV in long format (columns ``sequence``, ``time``, ``value``), ``.npy``
-or ``.npz`` (see :meth:`hmm_pyro.Sequences.from_file`). Fits are ArviZ NetCDF files.
+Commands: ``simulate``, ``fit``, ``diagnose``, ``relabel``, ``compare``, ``sweep``, ``decode``,
+``plot`` and ``demo``. Data files: CSV in long format (columns ``sequence``, ``time``,
+``value``), ``.npy`` or ``.npz`` (see :meth:`hmm_pyro.Sequences.from_file`). Fits are ArviZ
+NetCDF files. ``fit`` (NUTS chains), ``compare`` and ``sweep`` run their independent fits as
+tasks on a local Dask cluster, or on ``--scheduler ADDRESS``.
 
 Exit codes: 0 success; 1 ``diagnose`` found degeneracy (so scripts can gate on it); 2 bad input
 (one line on stderr naming the problem, no traceback).
@@ -16,7 +18,9 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+from hmm_pyro._io import atomic_path, write_text_atomic
 
 __all__ = ["PRIOR_KEYS", "build_parser", "main", "parse_prior_spec"]
 
@@ -35,6 +39,8 @@ PRIOR_KEYS = (
 """Fields of :class:`hmm_pyro.Prior`, the keys of a ``--prior`` setting."""
 
 EXIT_OK, EXIT_FLAGGED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_INTERRUPTED = 130
+"""Ctrl-C during a checkpointed SVI run: the state was saved, ``--resume`` continues."""
 
 _PRIOR_HELP = """\
 prior setting NAME[:KEY=VALUE[,KEY=VALUE...]] (repeat for several settings). KEY is a Prior
@@ -167,15 +173,20 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_model_options(parser: argparse.ArgumentParser, states_required: bool = True) -> None:
+def _add_model_options(
+    parser: argparse.ArgumentParser, states_required: bool = True, several_states: bool = False
+) -> None:
     group = parser.add_argument_group("model")
     group.add_argument(
         "--states",
         "-K",
         type=int,
         required=states_required,
+        nargs="+" if several_states else None,
         metavar="K",
-        help="number of hidden states",
+        help="numbers of hidden states (one fit each)"
+        if several_states
+        else "number of hidden states",
     )
     group.add_argument(
         "--emission",
@@ -221,10 +232,12 @@ def _add_model_options(parser: argparse.ArgumentParser, states_required: bool = 
     prior.add_argument("--rate-rate", type=_json_value, metavar="X", help="Gamma rate of rate")
 
 
-def _add_runner_options(parser: argparse.ArgumentParser, methods: Sequence[str]) -> None:
+def _add_runner_options(
+    parser: argparse.ArgumentParser, methods: Sequence[str], default: str = "nuts"
+) -> None:
     group = parser.add_argument_group("inference")
     group.add_argument(
-        "--method", choices=tuple(methods), default="nuts", help="runner (default: %(default)s)"
+        "--method", choices=tuple(methods), default=default, help="runner (default: %(default)s)"
     )
     group.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     group.add_argument("--chains", type=int, default=4, help="NUTS chains (default: %(default)s)")
@@ -260,8 +273,15 @@ def _add_runner_options(parser: argparse.ArgumentParser, methods: Sequence[str])
     group.add_argument(
         "--serial",
         action="store_true",
-        help="run everything in this process (default: NUTS chains, or compare's fits, in "
-        "worker processes, one per core)",
+        help="run everything in this process (default: NUTS chains, or compare's and sweep's "
+        "fits, as tasks on a local Dask cluster, one worker process per core)",
+    )
+    group.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the tasks on this Dask cluster instead, e.g. tcp://10.0.0.5:8786 (workers "
+        "need hmm_pyro installed; start them with --nthreads 1); results are the same bit for "
+        "bit. The connect timeout is Dask's (DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT)",
     )
 
 
@@ -361,6 +381,28 @@ def _runner_kwargs(args: argparse.Namespace, method: str) -> dict[str, Any]:
     return {}
 
 
+def _check_scheduler(args: argparse.Namespace) -> None:
+    if args.scheduler is not None:
+        if not args.scheduler.strip():
+            raise ValueError("--scheduler: expected an address such as tcp://10.0.0.5:8786")
+        if args.serial:
+            raise ValueError("--scheduler: cannot be combined with --serial")
+
+
+def _prior_settings(args: argparse.Namespace, default: Sequence[str]) -> dict[str, Any]:
+    """``{name: Prior}`` from the repeated ``--prior NAME[:KEY=VALUE,...]`` options."""
+    priors = {}
+    for spec in args.prior or default:
+        name, changes = parse_prior_spec(spec)
+        if name in priors:
+            raise ValueError(f"--prior: the name {name!r} is used twice")
+        try:
+            priors[name] = _prior(args, **changes)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"--prior {spec!r}: {_one_line(error)}") from None
+    return priors
+
+
 def _load_fit(path: str) -> Any:
     from hmm_pyro.inference import load
 
@@ -442,18 +484,21 @@ def _simulate(args: argparse.Namespace) -> int:
         if hmm.emission.family != "gaussian":
             value_columns = [column for column in frame.columns if column.startswith("value")]
             frame[value_columns] = frame[value_columns].astype("int64")
-        frame.to_csv(out, index=False)
+        with atomic_path(out) as temporary:
+            frame.to_csv(temporary, index=False)
     elif suffix == ".npz":
-        np.savez(
-            out,
-            values=data.values.numpy()[..., 0] if data.dim == 1 else data.values.numpy(),
-            lengths=data.lengths.numpy(),
-        )
+        with atomic_path(out) as temporary:
+            np.savez(
+                temporary,
+                values=data.values.numpy()[..., 0] if data.dim == 1 else data.values.numpy(),
+                lengths=data.lengths.numpy(),
+            )
     elif suffix == ".npy":
         if len(set(lengths)) != 1:
             raise ValueError("--out: .npy needs sequences of equal length; use .csv or .npz")
         values = data.values.numpy()
-        np.save(out, values[..., 0] if data.dim == 1 else values)
+        with atomic_path(out) as temporary:
+            np.save(temporary, values[..., 0] if data.dim == 1 else values)
     else:
         raise ValueError(f"--out: expected a .csv, .npz or .npy file name, got {out.name!r}")
     state_rows = [
@@ -462,10 +507,12 @@ def _simulate(args: argparse.Namespace) -> int:
         for t in range(lengths[n])
     ]
     states_path = out.with_name(f"{out.stem}_states.csv")
-    pd.DataFrame(state_rows).to_csv(states_path, index=False)
+    with atomic_path(states_path) as temporary:
+        pd.DataFrame(state_rows).to_csv(temporary, index=False)
     params_path = out.with_name(f"{out.stem}_params.json")
-    params_path.write_text(
-        json.dumps({key: value.tolist() for key, value in params.items()}, indent=2) + "\n"
+    write_text_atomic(
+        params_path,
+        json.dumps({key: value.tolist() for key, value in params.items()}, indent=2) + "\n",
     )
     print(f"simulated {data} from {hmm!r}")
     print(f"wrote {out}, {states_path}, {params_path}")
@@ -486,7 +533,102 @@ def _read_states(path: str) -> list[Any]:
     return [np.asarray(row, dtype=np.int64) for row in np.atleast_2d(np.load(file))]
 
 
+def _is_store(path: str) -> bool:
+    """True when ``path`` is a sequence store (``hmm-pyro store``), read lazily."""
+    import h5py
+
+    file = Path(path)
+    if file.suffix.lower() not in (".nc", ".h5") or not file.is_file():
+        return False
+    try:
+        with h5py.File(file, "r") as handle:
+            return "hmm_pyro_store" in handle.attrs
+    except OSError:
+        return False
+
+
+def _check_fit_options(args: argparse.Namespace, streaming: bool) -> None:
+    """Options that belong to one runner only, refused (exit 2) with any other."""
+    _check_scheduler(args)
+    if args.scheduler is not None and args.method != "nuts":
+        raise ValueError(
+            f"--scheduler: only NUTS chains run as tasks; --method {args.method} runs here"
+        )
+    if args.chain_dir is not None and args.method != "nuts":
+        raise ValueError(f"--chain-dir: saves NUTS chains; got --method {args.method}")
+    for flag, given in (("--checkpoint", args.checkpoint is not None), ("--resume", args.resume)):
+        if given and args.method != "svi":
+            raise ValueError(f"{flag}: SVI runs are checkpointed; got --method {args.method}")
+    if args.resume and args.checkpoint is None:
+        raise ValueError("--resume: expected --checkpoint PATH to resume from")
+    if streaming and args.method != "svi":
+        raise ValueError(
+            f"--batch-size: mini-batches of sequences (and stores) are for --method svi; "
+            f"got --method {args.method}"
+        )
+
+
+def _fit_stream(args: argparse.Namespace) -> Any:
+    """Mini-batch SVI over a store (or over an in-memory data file with --batch-size)."""
+    from hmm_pyro.inference.stream import fit_svi_stream
+    from hmm_pyro.store import MemoryStore, open_store
+
+    if _is_store(args.data):
+        store = open_store(args.data)
+        config = store.emission or {}
+        if args.symbols is None and config.get("num_symbols") is not None:
+            args.symbols = int(config["num_symbols"])
+        if args.dim is None:
+            args.dim = store.dim
+        hmm = _model(args)
+        print(f"data: {store!r}\nmodel: {hmm!r}\nmethod: svi (mini-batches)", flush=True)
+    else:
+        data = _load_data(args)
+        hmm = _model(args, data)
+        store = MemoryStore(hmm.prepare_data(data))
+        print(f"data: {store.data}\nmodel: {hmm!r}\nmethod: svi (mini-batches)", flush=True)
+    batch_size = 1000 if args.batch_size is None else args.batch_size
+    return fit_svi_stream(
+        hmm,
+        store,
+        batch_size=batch_size,
+        block_size=max(1, min(10, batch_size)),
+        steps=args.steps,
+        guide=args.guide,
+        restarts=1 if args.restarts is None else args.restarts,
+        seed=args.seed,
+        init=args.init,
+        checkpoint=args.checkpoint,
+        checkpoint_every=args.checkpoint_every,
+        resume=args.resume,
+        progress=not args.no_progress,
+    )
+
+
 def _fit(args: argparse.Namespace) -> int:
+    streaming = args.batch_size is not None or _is_store(args.data)
+    _check_fit_options(args, streaming)
+    try:
+        fit = _fit_stream(args) if streaming else _fit_in_memory(args)
+    except KeyboardInterrupt:
+        if args.checkpoint is None:
+            raise
+        print(
+            f"interrupted; state saved to {args.checkpoint}: rerun with --resume to continue",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    if fit.num_chains * fit.num_draws > 1:
+        names = list(fit.hmm.emission.param_names)
+        print(fit.summary(var_names=names, kind="all").to_string())
+    else:
+        _print_point(fit)
+    path = fit.save(args.out)
+    print(f"saved {path}; next: hmm-pyro diagnose {path}")
+    return EXIT_OK
+
+
+def _fit_in_memory(args: argparse.Namespace) -> Any:
     from hmm_pyro.inference import fit_nuts, fit_svi
     from hmm_pyro.learning import fit_em, fit_supervised, fit_viterbi_training
 
@@ -494,6 +636,14 @@ def _fit(args: argparse.Namespace) -> int:
     hmm = _model(args, data)
     data = hmm.prepare_data(data)
     kwargs = _runner_kwargs(args, args.method)
+    if args.scheduler is not None:
+        kwargs["client"] = args.scheduler
+    if args.chain_dir is not None:
+        kwargs["chain_dir"] = args.chain_dir
+    if args.checkpoint is not None:
+        kwargs.update(
+            checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume
+        )
     print(f"data: {data}\nmodel: {hmm!r}\nmethod: {args.method}", flush=True)
     if args.method == "nuts":
         fit = fit_nuts(hmm, data, seed=args.seed, **kwargs)
@@ -507,13 +657,18 @@ def _fit(args: argparse.Namespace) -> int:
         if args.state_file is None:
             raise ValueError("--state-file: expected the labelled state paths for supervised")
         fit = fit_supervised(hmm, data, _read_states(args.state_file))
-    if fit.num_chains * fit.num_draws > 1:
-        names = list(hmm.emission.param_names)
-        print(fit.summary(var_names=names, kind="all").to_string())
-    else:
-        _print_point(fit)
-    path = fit.save(args.out)
-    print(f"saved {path}; next: hmm-pyro diagnose {path}")
+    return fit
+
+
+def _store(args: argparse.Namespace) -> int:
+    from hmm_pyro.store import open_store, write_store
+
+    args.dim = None
+    data = _load_data(args)
+    emission = _emission(args, data)
+    path = write_store(args.out, data, emission=emission)
+    with open_store(path) as store:
+        print(f"wrote {store!r}; next: hmm-pyro fit {path} --states K --method svi")
     return EXIT_OK
 
 
@@ -527,8 +682,8 @@ def _diagnose(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / f"{fit_path.stem}_diagnosis.json"
     md_path = out / f"{fit_path.stem}_diagnosis.md"
-    json_path.write_text(report.to_json() + "\n")
-    md_path.write_text(report.to_markdown() + "\n")
+    write_text_atomic(json_path, report.to_json() + "\n")
+    write_text_atomic(md_path, report.to_markdown() + "\n")
     print(report)
     print(f"wrote {json_path}, {md_path}")
     return EXIT_OK if report.ok else EXIT_FLAGGED
@@ -558,16 +713,8 @@ def _relabel(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from hmm_pyro.compare import compare_priors
 
-    specs = args.prior or ["flat", "sticky:stickiness=10"]
-    priors = {}
-    for spec in specs:
-        name, changes = parse_prior_spec(spec)
-        if name in priors:
-            raise ValueError(f"--prior: the name {name!r} is used twice")
-        try:
-            priors[name] = _prior(args, **changes)
-        except (ValueError, TypeError) as error:
-            raise ValueError(f"--prior {spec!r}: {_one_line(error)}") from None
+    _check_scheduler(args)
+    priors = _prior_settings(args, ["flat", "sticky:stickiness=10"])
     data = _load_data(args)
     hmm = _model(args, data)
     data = hmm.prepare_data(data)
@@ -589,6 +736,7 @@ def _compare(args: argparse.Namespace) -> int:
         folds=args.folds,
         parallel=False if args.serial else None,
         progress=progress,
+        client=args.scheduler,
         **kwargs,
     )
     print(comparison.format_table())
@@ -597,6 +745,69 @@ def _compare(args: argparse.Namespace) -> int:
         for name, fit in comparison.fits.items():
             paths[f"fit {name}"] = fit.save(Path(args.out) / f"fit_{name}.nc")
     print("wrote " + ", ".join(str(path) for path in paths.values()))
+    return EXIT_OK
+
+
+def _sweep_model(num_states: int, prior: Any, emission: Any) -> Any:
+    """The sweep command's HMM factory (module level, used through ``functools.partial``)."""
+    from hmm_pyro.model import HMM
+
+    return HMM(num_states, emission, prior=prior)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    import functools
+
+    from hmm_pyro.sweep import sweep
+
+    _check_scheduler(args)
+    states = list(args.states)
+    for count in states:
+        if states.count(count) > 1:
+            raise ValueError(f"--states: {count} is given twice")
+    priors = _prior_settings(args, []) if args.prior else {}
+    data = _load_data(args)
+    emission = _emission(args, data)
+    grid: dict[str, Any] = {"num_states": states}
+    if priors:
+        grid["prior"] = priors
+        factory = functools.partial(_sweep_model, emission=emission)
+    else:
+        factory = functools.partial(_sweep_model, emission=emission, prior=_prior(args))
+    kwargs = _runner_kwargs(args, args.method)
+    progress = kwargs.pop("progress")
+    kwargs.pop("parallel", None)
+    points = len(states) * max(len(priors), 1)
+    where = (
+        "here"
+        if args.serial or points == 1
+        else (f"on {args.scheduler}" if args.scheduler else "on a local Dask cluster")
+    )
+    print(
+        f"data: {data}\nsweeping {points} fit(s) by {args.method} {where}: states "
+        f"{', '.join(map(str, states))}" + (f"; priors {', '.join(priors)}" if priors else ""),
+        flush=True,
+    )
+    result = sweep(
+        factory,
+        data,
+        grid,
+        method=args.method,
+        seed=args.seed,
+        client=args.scheduler,
+        parallel=False if args.serial else None,
+        progress=progress,
+        **kwargs,
+    )
+    print(result.format_table())
+    paths = result.save(args.out, fits=not args.no_fits)
+    shown = [path for key, path in paths.items() if not key.startswith("fit ")]
+    fits = len(paths) - len(shown)
+    print(
+        "wrote "
+        + ", ".join(str(path) for path in shown)
+        + (f" and {fits} fit(s) {args.out}/sweep_fit_NNN.nc" if fits else "")
+    )
     return EXIT_OK
 
 
@@ -624,7 +835,8 @@ def _decode(args: argparse.Namespace) -> int:
         rows.append(frame)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    pd.concat(rows, ignore_index=True).to_csv(out, index=False)
+    with atomic_path(out) as temporary:
+        pd.concat(rows, ignore_index=True).to_csv(temporary, index=False)
     print(
         f"decoded {data.num_sequences} sequence(s) under the posterior mean; Viterbi log joint "
         f"per sequence: mean {float(scores.mean()):.3f}"
@@ -689,7 +901,8 @@ def _plot(args: argparse.Namespace) -> int:
         figure = ax.figure
         figure.tight_layout()
         path = out / f"{stem}_{kind}.png"
-        figure.savefig(path, dpi=110)
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=110)
         plt.close(figure)
         written.append(path)
     print("wrote " + ", ".join(str(path) for path in written))
@@ -704,9 +917,17 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- parser
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """argparse with usage errors on one line (exit code 2), like the commands' own errors."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``PROG: error: MESSAGE`` and a pointer to ``--help``; exit with code 2."""
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-parser per command."""
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrorParser(
         prog="hmm-pyro",
         description="Bayesian hidden Markov models in Pyro: simulate, fit, decode, diagnose "
         "degeneracy, relabel, compare priors.",
@@ -748,7 +969,56 @@ def build_parser() -> argparse.ArgumentParser:
         "--state-file", help="labelled states for --method supervised (CSV sequence,time,state)"
     )
     fit.add_argument("--out", default="fit.nc", help="result file (default: %(default)s)")
+    resilience = fit.add_argument_group("many sequences and long runs")
+    resilience.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="B",
+        help="SVI on mini-batches of B sequences (likelihood scaled by N/B); automatic, with "
+        "B=1000, when DATA is a store written by 'hmm-pyro store', which is read lazily",
+    )
+    resilience.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="SVI: save the run's state (parameters, optimiser, step, random generators) "
+        "to PATH every --checkpoint-every steps and on Ctrl-C (exit code 130)",
+    )
+    resilience.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=100,
+        metavar="N",
+        help="steps between checkpoints (default: %(default)s)",
+    )
+    resilience.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from --checkpoint; ends with the same result as an uninterrupted run",
+    )
+    resilience.add_argument(
+        "--chain-dir",
+        metavar="DIR",
+        help="NUTS: save each finished chain in DIR; a rerun reuses the finished ones",
+    )
     fit.set_defaults(handler=_fit)
+
+    store = commands.add_parser(
+        "store",
+        help="write sequences to a chunked store for mini-batch SVI",
+        description="Write DATA to a chunked NetCDF-4 store that 'hmm-pyro fit' reads lazily, "
+        "a mini-batch at a time, so memory stays bounded however many sequences there are.",
+    )
+    store.add_argument("data", help="data file: .csv (long format), .npy or .npz")
+    _add_data_options(store)
+    store.add_argument(
+        "--emission",
+        choices=("categorical", "gaussian", "poisson"),
+        default="categorical",
+        help="emission family recorded in the store (default: %(default)s)",
+    )
+    store.add_argument("--symbols", type=int, help="categorical: number of symbols V")
+    store.add_argument("--out", default="store.nc", help="store file (default: %(default)s)")
+    store.set_defaults(handler=_store)
 
     diagnose = commands.add_parser(
         "diagnose",
@@ -807,6 +1077,35 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--save-fits", action="store_true", help="also save every fit (.nc)")
     compare.add_argument("--out", default="compare", help="output folder (default: compare)")
     compare.set_defaults(handler=_compare)
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="fit a grid of models (numbers of states x prior settings), one task per fit",
+        description="Fit one model per point of the grid --states x --prior and tabulate, per "
+        "point: log likelihood, log prior, ELBO (SVI), free parameters, BIC (point estimates), "
+        "diagnose flags, smallest Hellinger distance between states, seconds. The fits run as "
+        "tasks on a local Dask cluster (or --scheduler, or --serial here) with per-point seeds, "
+        "so every way gives the same numbers. Prints the table; writes sweep.csv, sweep.json, "
+        "sweep.md and sweep_fit_NNN.nc (NetCDF, one per point) into --out.",
+        epilog="Example: hmm-pyro sweep data.csv --states 2 3 4 --prior flat "
+        "--prior sticky:stickiness=10 --method svi --restarts 2",
+    )
+    sweep.add_argument("data", help="data file: .csv (long format), .npy or .npz")
+    _add_data_options(sweep)
+    _add_model_options(sweep, several_states=True)
+    _add_runner_options(sweep, ("svi", "nuts", "em"), default="svi")
+    sweep.add_argument(
+        "--prior",
+        action="append",
+        metavar="SPEC",
+        help=_PRIOR_HELP.replace(
+            "Default: flat (no change) and\nsticky:stickiness=10.",
+            "Default: the model prior options only.",
+        ),
+    )
+    sweep.add_argument("--no-fits", action="store_true", help="do not write the fits (.nc)")
+    sweep.add_argument("--out", default="sweep", help="output folder (default: %(default)s)")
+    sweep.set_defaults(handler=_sweep)
 
     decode = commands.add_parser(
         "decode",

@@ -31,11 +31,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from hmm_pyro._io import atomic_path, write_text_atomic
 from hmm_pyro._random import resolve_seed
 from hmm_pyro._validation import check_choice, check_int, check_positive, describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.diagnostics import DegeneracyReport, diagnose, relabel
-from hmm_pyro.inference._parallel import available_cores, run_tasks
+from hmm_pyro.inference._parallel import available_cores, check_client, run_tasks
 from hmm_pyro.inference.fit import Fit
 from hmm_pyro.inference.inference_data import az
 from hmm_pyro.inference.init import derive_seeds, min_separation
@@ -738,15 +739,17 @@ class PriorComparison:
             "json": out_dir / f"{prefix}.json",
             "markdown": out_dir / f"{prefix}.md",
         }
-        self.table.to_csv(paths["csv"])
-        paths["json"].write_text(self.to_json() + "\n")
-        paths["markdown"].write_text(self.to_markdown() + "\n")
+        with atomic_path(paths["csv"]) as temporary:
+            self.table.to_csv(temporary)
+        write_text_atomic(paths["json"], self.to_json() + "\n")
+        write_text_atomic(paths["markdown"], self.to_markdown() + "\n")
         for kind in ("elpd", "separation", "sensitivity", "emissions"):
             ax = getattr(self, f"plot_{kind}")()
             figure = ax.figure
             figure.tight_layout()
             paths[kind] = out_dir / f"{prefix}_{kind}.png"
-            figure.savefig(paths[kind], dpi=110)
+            with atomic_path(paths[kind]) as temporary:
+                figure.savefig(temporary, dpi=110)
             plt.close(figure)
         return paths
 
@@ -820,6 +823,7 @@ def compare_priors(
     parallel: bool | None = None,
     progress: bool = False,
     psens_delta: float = 0.01,
+    client: Any = None,
     **runner_kwargs: Any,
 ) -> PriorComparison:
     """Fit one HMM under several priors and compare predictive fit, degeneracy and sensitivity.
@@ -846,12 +850,16 @@ def compare_priors(
     folds : int
         Number of folds for ``"kfold"``.
     parallel : bool, optional
-        Run the fits (settings and folds) in worker processes, one per core; each runs its NUTS
-        chains one after the other. Default: when there are several fits and cores.
+        Run the fits (settings and folds) as tasks on an embedded Dask ``LocalCluster``, one
+        single-threaded worker process per core; each runs its NUTS chains one after the other.
+        Default: when there are several fits and cores, or a ``client``.
     progress : bool
-        One progress bar per fit.
+        A progress bar that advances as fits finish.
     psens_delta : float
         Power-scaling step ``delta`` of ``az.psens`` (``alpha`` in ``[1/(1+delta), 1+delta]``).
+    client : distributed.Client or str, optional
+        Run the fits as tasks on this Dask cluster (a client, or a scheduler address such as
+        ``"tcp://host:8786"``) instead of an embedded ``LocalCluster``; same table bit for bit.
     **runner_kwargs
         Passed to the runner (``chains``, ``warmup``, ``draws``, ``init``, ``guide``,
         ``steps``, ``restarts``, ...); the runner's ``seed``, ``progress`` and ``parallel`` are
@@ -933,6 +941,9 @@ def compare_priors(
     check_choice("elpd", elpd, ELPD_METHODS)
     folds = check_int("folds", folds, minimum=2)
     psens_delta = check_positive("psens_delta", psens_delta)
+    check_client(client)
+    if client is not None and parallel is False:
+        raise ValueError("parallel: False contradicts client= (fits would run here)")
     seed = resolve_seed(seed)
     point = method == "svi" and runner_kwargs.get("guide", "map") == "map"
     if elpd == "auto":
@@ -997,12 +1008,15 @@ def compare_priors(
                         **common,
                     )
                 )
+    task_client = client
     if len(tasks) == 1 and method == "nuts" and parallel is not False:
+        # One fit: run it here, its chains in parallel (on the client's cluster if given).
         tasks[0] = dataclasses.replace(
-            tasks[0], runner_kwargs={**tasks[0].runner_kwargs, "parallel": None}
+            tasks[0], runner_kwargs={**tasks[0].runner_kwargs, "parallel": None, "client": client}
         )
+        task_client, parallel = None, False
     if parallel is None:
-        parallel = len(tasks) > 1 and available_cores() > 1
+        parallel = client is not None or (len(tasks) > 1 and available_cores() > 1)
     results = run_tasks(
         _run_task,
         tasks,
@@ -1010,6 +1024,8 @@ def compare_priors(
         labels=[f"{t.setting} " + ("fit" if t.fold < 0 else f"fold {t.fold}") for t in tasks],
         parallel=bool(parallel),
         progress=progress,
+        client=task_client,
+        desc="compare",
     )
     elpd_method = _elpd_description(elpd, fold_data, folds, point)
     return _assemble(hmm, settings, tasks, results, fold_data, method, elpd_method, seed)

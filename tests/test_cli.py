@@ -267,6 +267,13 @@ def test_unknown_emission_exits_2(tmp_path):
         (["fit", "DATA", "--states", "2", "--method", "supervised"], ["--state-file"]),
         (["fit", "DATA", "--states", "2", "--emission", "poisson", "--method", "em",
           "--value-column", "count"], ["count"]),
+        (["fit", "DATA", "--states", "3", "--method", "nuts", "--batch-size", "2"],
+         ["--batch-size", "svi"]),
+        (["fit", "DATA", "--states", "3", "--method", "em", "--resume"], ["--resume", "em"]),
+        (["fit", "DATA", "--states", "3", "--method", "svi", "--resume"], ["--checkpoint"]),
+        (["fit", "DATA", "--states", "3", "--method", "svi", "--chain-dir", "c"],
+         ["--chain-dir"]),
+        (["store", "DATA", "--symbols", "2"], ["symbols"]),
     ],
 )  # fmt: skip
 def test_bad_input_exits_2_with_one_line(argv, words, work, nuts_fit, capsys):
@@ -282,11 +289,17 @@ def test_bad_input_exits_2_with_one_line(argv, words, work, nuts_fit, capsys):
         assert word in lines[0]
 
 
-def test_argparse_errors_exit_2(capsys):
+@pytest.mark.parametrize(
+    ("argv", "word"),
+    [(["fit", "data.csv"], "--states"), (["fit", "x.csv", "--states", "abc"], "abc")],
+)
+def test_argparse_errors_exit_2_with_one_line(argv, word, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "data.csv"])  # --states missing
+        main(argv)
     assert exit_info.value.code == 2
-    assert "--states" in capsys.readouterr().err.strip().splitlines()[-1]
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("hmm-pyro fit: error: ") and word in lines[0]
 
 
 def test_parse_prior_spec():
@@ -298,3 +311,39 @@ def test_parse_prior_spec():
     for spec in ("", ":B=1", "x:", "x:B", "x:B=1,B=2", "x:B=true", "x y:B=1"):
         with pytest.raises(ValueError, match="--prior"):
             parse_prior_spec(spec)
+
+
+def test_store_then_streaming_svi_with_checkpoint_and_resume(work):
+    """``store`` writes a lazily read store; ``fit`` on it runs mini-batch SVI, checkpointed;
+    ``--resume`` of the finished run reproduces the saved result exactly."""
+    assert_ok(run("store", "data.csv", "--out", "store.nc", cwd=work))
+    common = (
+        "fit", "store.nc", "--states", "3", "--method", "svi", "--steps", "60",
+        "--batch-size", "2", "--no-progress", "--checkpoint", "svi.ckpt",
+    )  # fmt: skip
+    assert_ok(run(*common, "--out", "stream.nc", cwd=work))
+    assert (work / "svi.ckpt").is_file()
+    assert_ok(run(*common, "--resume", "--out", "stream_resumed.nc", cwd=work))
+    first, second = hp.load(work / "stream.nc"), hp.load(work / "stream_resumed.nc")
+    for name in ("pi", "A", "B"):
+        np.testing.assert_array_equal(
+            first.idata.posterior[name].values, second.idata.posterior[name].values
+        )
+
+
+def test_nuts_chain_dir_reuses_finished_chains(work):
+    common = (
+        "fit", "data.csv", "--states", "3", "--method", "nuts", "--chains", "2",
+        "--warmup", "20", "--draws", "20", "--serial", "--no-progress", "--chain-dir", "chains",
+    )  # fmt: skip
+    assert_ok(run(*common, "--out", "chains1.nc", cwd=work))
+    assert sorted(path.name for path in (work / "chains").iterdir()) == [
+        "chain_0.npz",
+        "chain_1.npz",
+    ]
+    assert_ok(run(*common, "--out", "chains2.nc", cwd=work))
+    first, second = hp.load(work / "chains1.nc"), hp.load(work / "chains2.nc")
+    np.testing.assert_array_equal(
+        first.idata.posterior["B"].values, second.idata.posterior["B"].values
+    )
+    assert list(second.attrs["reused_chains"]) == [0, 1]

@@ -1,31 +1,62 @@
-"""Run independent tasks (chains, restarts) in worker processes or in this one, with progress.
+"""Run independent tasks (chains, restarts, fits) here or on a Dask cluster, with progress.
 
-Each worker process uses one torch intra-op thread, so ``workers x threads`` never exceeds the
-cores: oversubscribed torch threads slowed a measured NUTS run 17x (811 s vs 41-48 s).
-Workers are started with ``spawn`` (forking a process that holds torch's thread pools is unsafe).
+Three ways to run the same list of tasks, all giving bitwise-identical results:
+
+* **here**, one after the other (``parallel=False``, or a single task);
+* on an **embedded** :class:`distributed.LocalCluster` started and closed by the call
+  (``parallel=True`` without a client): one single-threaded worker process per task, at most
+  one per core;
+* on a **given cluster** (``client=``: a :class:`distributed.Client` or a scheduler address such
+  as ``"tcp://10.0.0.5:8786"``).
+
+Every task runs with one torch intra-op thread and one numba thread, here as well as in the
+workers, so ``workers x threads`` never exceeds the cores (oversubscribed torch threads slowed a
+measured NUTS run 17x: 811 s vs 41-48 s) and a result does not depend on where it was computed.
+Tasks carry their own seeds; nothing depends on the order in which they finish. A worker that
+dies has its task rescheduled on another worker by the Dask scheduler (up to
+``distributed.scheduler.allowed-failures`` times, 3 by default).
+
+Worker processes are spawned: a script that runs tasks in parallel needs the usual
+``if __name__ == "__main__":`` guard. On a cluster of your own, the workers need hmm_pyro
+installed (tasks are module-level functions, pickled by reference) and are best started with one
+thread each (``dask worker ADDRESS --nthreads 1``): tasks use process-wide state (torch's random
+generator, Pyro's parameter store), so within one worker process they run one at a time.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
+import gc
+import logging
 import os
-import queue
+import sys
+import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numba
 import torch
 from tqdm.auto import tqdm
 
+from hmm_pyro._validation import describe
+
+if TYPE_CHECKING:
+    from distributed import Client
+
 __all__ = [
     "ProgressReporter",
     "available_cores",
+    "check_client",
+    "numba_threads",
     "progress_disabled",
     "run_tasks",
     "torch_threads",
 ]
+
+_TASK_LOCK = threading.Lock()
+"""Held while a task runs in a Dask worker: tasks use process-wide state (torch's global random
+generator, Pyro's parameter store), so a worker with several threads runs them one at a time."""
 
 
 def progress_disabled(progress: bool) -> bool | None:
@@ -58,26 +89,121 @@ def torch_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+@contextlib.contextmanager
+def numba_threads(count: int) -> Iterator[None]:
+    """Temporarily set numba's thread count (a per-thread setting) for this thread."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
 class ProgressReporter:
-    """Picklable progress sink: ``report(task, done)`` from any process."""
+    """Picklable progress sink: ``report(task, done)`` from this process or a Dask worker.
+
+    Here it calls ``callback``; in a worker it logs a Dask event under ``topic``, which the
+    client forwards to its progress bars.
+    """
 
     def __init__(
-        self, channel: Any = None, callback: Callable[[int, int], None] | None = None
+        self, topic: str | None = None, callback: Callable[[int, int], None] | None = None
     ) -> None:
-        self._channel = channel
+        self._topic = topic
         self._callback = callback
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_topic": self._topic, "_callback": None}
 
     def report(self, task: int, done: int) -> None:
         """Record that ``task`` has completed ``done`` units of work."""
         if self._callback is not None:
             self._callback(task, done)
-        elif self._channel is not None:
-            self._channel.put((task, done))
+        elif self._topic is not None:
+            from distributed import get_worker
+
+            with contextlib.suppress(ValueError):  # not in a worker: nobody listens
+                get_worker().log_event(self._topic, [int(task), int(done)])
 
 
-def _init_worker() -> None:
-    torch.set_num_threads(1)
-    numba.set_num_threads(1)
+def check_client(client: Any) -> None:
+    """Raise ``TypeError`` unless ``client`` is ``None``, a scheduler address or a Client."""
+    if client is None or isinstance(client, str):
+        if isinstance(client, str) and not client.strip():
+            raise ValueError("client: expected a scheduler address such as 'tcp://host:8786'")
+        return
+    from distributed import Client
+
+    if not isinstance(client, Client):
+        raise TypeError(
+            "client: expected a distributed.Client or a scheduler address such as "
+            f"'tcp://host:8786', got {describe(client)}"
+        )
+
+
+def _in_dask_worker() -> bool:
+    """Whether this code runs inside a Dask worker (nested clusters are not started there)."""
+    if "distributed" not in sys.modules:
+        return False
+    from distributed import get_worker
+
+    try:
+        get_worker()
+    except ValueError:
+        return False
+    return True
+
+
+def _run_in_worker(func: Callable[..., Any], task: Any, reporter: ProgressReporter) -> Any:
+    """The Dask task: ``func(task, reporter)`` with one torch and one numba thread."""
+    with _TASK_LOCK:
+        torch.set_num_threads(1)  # the worker process is ours: no need to restore
+        numba.set_num_threads(1)  # per thread: set in the thread that runs the task
+        return func(task, reporter)
+
+
+@contextlib.contextmanager
+def _connect(client: Client | str | None, workers: int) -> Iterator[Client]:
+    """The given client; a client connected to an address; or an embedded LocalCluster's."""
+    from distributed import Client, LocalCluster
+
+    if isinstance(client, Client):
+        yield client
+        return
+    if isinstance(client, str):
+        failure: Exception | None = None
+        try:
+            connected = Client(client, set_as_default=False)
+        except (OSError, TimeoutError) as error:
+            failure = OSError(
+                f"client: cannot connect to the Dask scheduler at {client!r} "
+                f"({' '.join(str(error).split())})"
+            )
+        except ValueError as error:
+            failure = ValueError(f"client: invalid scheduler address {client!r} ({error})")
+        if failure is not None:
+            # Collect the half-started client now, while its event loop still runs: left to
+            # interpreter exit, its __del__ waits for a stopped loop and prints a timeout.
+            gc.collect()
+            raise failure
+        with connected:
+            yield connected
+        return
+    # Client closed before its cluster (nested context managers exit in reverse order). The
+    # cluster is an implementation detail: its logs are silenced (task errors are raised here;
+    # a lost worker is replaced and its task rerun), and its HTTP server takes a free port.
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.CRITICAL,
+        ) as cluster,
+        Client(cluster, set_as_default=False) as embedded,
+    ):
+        yield embedded
 
 
 def run_tasks(
@@ -88,65 +214,142 @@ def run_tasks(
     parallel: bool,
     progress: bool,
     threads: int = 1,
+    client: Client | str | None = None,
+    desc: str = "tasks",
 ) -> list[Any]:
     """Call ``func(task, reporter)`` for every task; return results in task order.
 
     Parameters
     ----------
     func : callable
-        A module-level function (picklable) ``func(task, reporter) -> result``.
+        A module-level function (picklable by reference) ``func(task, reporter) -> result``.
     tasks : sequence
-        Picklable task descriptions.
+        Picklable task descriptions, each with its own seed.
     totals : sequence of int
         Units of work per task, for the progress bars.
     labels : sequence of str
         Progress bar labels.
     parallel : bool
-        Run in worker processes (at most one per core) instead of sequentially here.
+        Run the tasks on an embedded Dask ``LocalCluster`` (one single-threaded worker process
+        per task, at most one per core) instead of one after the other here. Ignored with a
+        single task and inside a Dask worker (no nested clusters).
     progress : bool
-        Show one tqdm bar per task.
+        Show progress: one bar per task when tasks report several units of work (NUTS
+        iterations), otherwise one bar that advances as tasks finish.
     threads : int
-        torch intra-op threads for sequential execution.
-    """
-    bars = [
-        tqdm(
-            total=total, desc=label, position=index, leave=True, disable=progress_disabled(progress)
-        )
-        for index, (total, label) in enumerate(zip(totals, labels, strict=True))
-    ]
-    done = [0] * len(tasks)
+        torch and numba threads for sequential execution (1: bitwise equal to Dask workers).
+    client : distributed.Client or str, optional
+        Run the tasks on this Dask cluster (a client or a scheduler address) whatever
+        ``parallel`` says, unless it is ``False``.
+    desc : str
+        Label of the single progress bar.
 
-    def update(task: int, count: int) -> None:
-        bars[task].update(count - done[task])
-        done[task] = count
+    Returns
+    -------
+    list
+        ``func``'s results in the order of ``tasks``.
+
+    Raises
+    ------
+    ValueError
+        ``client`` given with ``parallel=False``.
+    OSError
+        The scheduler at ``client`` cannot be reached.
+    """
+    check_client(client)
+    if client is not None and parallel is False:
+        raise ValueError("parallel: False contradicts client= (tasks would run here)")
+    count = len(tasks)
+    per_task = any(total > 1 for total in totals)
+    disable = progress_disabled(progress)
+    if per_task:
+        bars = [
+            tqdm(total=total, desc=label, position=index, leave=True, disable=disable)
+            for index, (total, label) in enumerate(zip(totals, labels, strict=True))
+        ]
+    else:
+        bars = [tqdm(total=count, desc=desc, leave=True, disable=disable)]
+    done = [0] * count
+    finished = [False] * count
+    lock = threading.Lock()
+
+    def update(task: int, units: int) -> None:
+        with lock:
+            if finished[task]:
+                return
+            if per_task:
+                bars[task].update(units - done[task])
+            done[task] = units
+
+    def finish(task: int) -> None:
+        update(task, totals[task])
+        with lock:
+            finished[task] = True
+            if not per_task:
+                bars[0].set_postfix_str(labels[task], refresh=False)
+                bars[0].update(1)
 
     try:
-        if not parallel or len(tasks) == 1:
+        on_dask = client is not None or (parallel and count > 1 and not _in_dask_worker())
+        if not on_dask:
             reporter = ProgressReporter(callback=update)
-            with torch_threads(threads):
-                return [func(task, reporter) for task in tasks]
-        context = multiprocessing.get_context("spawn")
-        workers = min(len(tasks), available_cores())
-        with context.Manager() as manager:
-            channel = manager.Queue()
-            reporter = ProgressReporter(channel=channel)
-            with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
-                futures = [pool.submit(func, task, reporter) for task in tasks]
-                pending = set(futures)
-                while pending:
-                    _, pending = wait(pending, timeout=0.2)
-                    _drain(channel, update)
-                _drain(channel, update)
-                return [future.result() for future in futures]
+            results = []
+            with torch_threads(threads), numba_threads(threads):
+                for index, task in enumerate(tasks):
+                    results.append(func(task, reporter))
+                    finish(index)
+            return results
+        workers = max(1, min(count, available_cores()))
+        with _connect(client, workers) as connected:
+            return _run_on_dask(connected, func, tasks, labels, update, finish)
     finally:
         for bar in bars:
             bar.close()
 
 
-def _drain(channel: Any, update: Callable[[int, int], None]) -> None:
-    while True:
-        try:
-            task, count = channel.get_nowait()
-        except queue.Empty:
-            return
-        update(task, count)
+def _run_on_dask(
+    client: Client,
+    func: Callable[..., Any],
+    tasks: Sequence[Any],
+    labels: Sequence[str],
+    update: Callable[[int, int], None],
+    finish: Callable[[int], None],
+) -> list[Any]:
+    """Submit every task, collect results as they finish; cancel the rest on error."""
+    from distributed import as_completed
+    from distributed.scheduler import KilledWorker
+
+    token = uuid.uuid4().hex
+    topic = f"hmm_pyro-progress-{token}"
+    client.subscribe_topic(topic, lambda event: update(*event[1]))
+    reporter = ProgressReporter(topic=topic)
+    futures = [
+        client.submit(
+            _run_in_worker,
+            func,
+            task,
+            reporter,
+            key=f"hmm_pyro-{getattr(func, '__name__', 'task')}-{index}-{token}",
+            pure=False,
+        )
+        for index, task in enumerate(tasks)
+    ]
+    position = {future.key: index for index, future in enumerate(futures)}
+    results: list[Any] = [None] * len(tasks)
+    try:
+        for future in as_completed(futures, loop=client.loop):
+            index = position[future.key]
+            try:
+                results[index] = future.result()
+            except KilledWorker as error:
+                raise RuntimeError(
+                    f"{labels[index]}: the task was lost with every worker that ran it "
+                    f"({' '.join(str(error).split())})"
+                ) from error
+            finish(index)
+        return results
+    finally:
+        pending = [future for future in futures if not future.done()]
+        if pending:
+            client.cancel(pending)
+        client.unsubscribe_topic(topic)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from hmm_pyro._io import atomic_path
 from hmm_pyro._random import make_generator, resolve_seed
 from hmm_pyro._validation import check_int, describe
 from hmm_pyro.data import Sequences
@@ -56,6 +55,7 @@ class Fit:
         self.hmm = hmm
         self.idata = idata
         self.data = hmm.prepare_data(sequences_from_idata(idata))
+        self.draws()  # refuses NaN or inf draws
 
     @classmethod
     def from_params(
@@ -288,15 +288,8 @@ class Fit:
             The written path.
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".nc.tmp")
-        os.close(handle)
-        try:
+        with atomic_path(path) as temporary:
             self.idata.to_netcdf(temporary)
-            os.replace(temporary, path)
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
         return path
 
     # ------------------------------------------------------------------ degeneracy

@@ -11,8 +11,10 @@ size, acceptance probability, leapfrog steps, tree depth and log density.
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,14 +22,27 @@ import torch
 from pyro.infer.mcmc import NUTS
 
 from hmm_pyro._random import resolve_seed
-from hmm_pyro._validation import check_int, check_positive, describe
+from hmm_pyro._validation import check_bool, check_int, check_positive, describe
 from hmm_pyro.data import Sequences
-from hmm_pyro.inference._parallel import ProgressReporter, available_cores, run_tasks
+from hmm_pyro.inference._chains import (
+    chain_path,
+    chain_signature,
+    load_chain,
+    save_chain,
+    saved_seed,
+)
+from hmm_pyro.inference._parallel import (
+    ProgressReporter,
+    available_cores,
+    check_client,
+    run_tasks,
+)
 from hmm_pyro.inference.analytic_potential import AnalyticPotential
 from hmm_pyro.inference.fit import Fit
 from hmm_pyro.inference.inference_data import build_inference_data
 from hmm_pyro.inference.init import derive_seeds, initial_params, min_separation
 from hmm_pyro.model import HMM
+from hmm_pyro.store import MemoryStore
 
 __all__ = ["fit_nuts"]
 
@@ -46,6 +61,8 @@ class _ChainTask:
     seed: int
     target_accept: float
     max_tree_depth: int
+    save_path: str | None = None
+    signature: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,7 +121,7 @@ def _run_chain(task: _ChainTask, reporter: ProgressReporter) -> _ChainResult:
     unconstrained = {name: torch.stack(values) for name, values in samples.items()}
     constrained = potential.constrain(unconstrained)
     steps = np.asarray(stats["n_steps"], dtype=np.int64)
-    return _ChainResult(
+    result = _ChainResult(
         draws={name: value.numpy() for name, value in constrained.items()},
         stats={
             "diverging": np.asarray(stats["diverging"], dtype=bool),
@@ -116,6 +133,9 @@ def _run_chain(task: _ChainTask, reporter: ProgressReporter) -> _ChainResult:
         },
         seconds=seconds,
     )
+    if task.save_path is not None:  # written by the worker as soon as the chain finishes
+        save_chain(task.save_path, result.draws, result.stats, seconds, task.signature)
+    return result
 
 
 def fit_nuts(
@@ -130,6 +150,8 @@ def fit_nuts(
     max_tree_depth: int = 10,
     parallel: bool | None = None,
     progress: bool = True,
+    client: Any = None,
+    chain_dir: str | os.PathLike[str] | None = None,
 ) -> Fit:
     """Sample the posterior of the HMM parameters with NUTS, hidden states marginalised.
 
@@ -156,9 +178,21 @@ def fit_nuts(
     max_tree_depth : int
         Maximum NUTS tree depth.
     parallel : bool, optional
-        Run chains in worker processes; default: when there are several chains and cores.
+        Run the chains as tasks on an embedded Dask ``LocalCluster`` (one single-threaded worker
+        process per chain, at most one per core); default: when there are several chains and
+        cores.
     progress : bool
         Show progress bars.
+    client : distributed.Client or str, optional
+        Run the chains as tasks on this Dask cluster (a client, or a scheduler address such as
+        ``"tcp://host:8786"``) instead; the draws are the same bit for bit.
+    chain_dir : str or os.PathLike, optional
+        Folder where each chain is saved (``chain_<c>.npz``, atomically) as soon as it
+        finishes. A rerun with the same folder and settings reuses the saved chains and runs
+        only the missing ones (after an interruption, say); the result is the same as an
+        uninterrupted run. ``seed=None`` takes the seed of the saved chains. A saved chain from
+        other settings or data raises ``ValueError``. The workers write the files, so with
+        ``client=`` the folder must be on a file system they share.
 
     Returns
     -------
@@ -176,6 +210,15 @@ def fit_nuts(
     target_accept = check_positive("target_accept", target_accept)
     if not 0.0 < target_accept < 1.0:
         raise ValueError(f"target_accept: expected a value in (0, 1), got {target_accept}")
+    parallel = check_bool("parallel", parallel, allow_none=True)
+    progress = check_bool("progress", progress)
+    check_client(client)
+    if client is not None and parallel is False:
+        raise ValueError("parallel: False contradicts client= (chains would run here)")
+    if chain_dir is not None and not isinstance(chain_dir, (str, os.PathLike)):
+        raise TypeError(f"chain_dir: expected a folder path or None, got {describe(chain_dir)}")
+    if chain_dir is not None and seed is None:
+        seed = saved_seed(chain_dir, chains)
     seed = resolve_seed(seed)
     chain_seeds = derive_seeds(seed, chains)
     if isinstance(init, list):
@@ -203,18 +246,47 @@ def fit_nuts(
         )
         for c in range(chains)
     ]
+    saved: dict[int, _ChainResult] = {}
+    if chain_dir is not None:
+        Path(chain_dir).mkdir(parents=True, exist_ok=True)
+        fingerprint = MemoryStore(data).fingerprint
+        for c, task in enumerate(tasks):
+            signature = chain_signature(
+                model=task.hmm_config,
+                data=fingerprint,
+                init={k: v.tolist() for k, v in task.init.items()},
+                warmup=warmup,
+                draws=draws,
+                seed=seed,
+                chain=c,
+                chain_seed=task.seed,
+                target_accept=target_accept,
+                max_tree_depth=max_tree_depth,
+            )
+            loaded = load_chain(chain_path(chain_dir, c), signature)
+            if loaded is not None:
+                saved[c] = _ChainResult(*loaded)
+            tasks[c] = replace(task, save_path=str(chain_path(chain_dir, c)), signature=signature)
+    pending = [c for c in range(chains) if c not in saved]
+    tasks = [replace(tasks[c], index=position) for position, c in enumerate(pending)]
     if parallel is None:
-        parallel = chains > 1 and available_cores() > 1
+        parallel = client is not None or (chains > 1 and available_cores() > 1)
     began = time.perf_counter()
-    results = run_tasks(
-        _run_chain,
-        tasks,
-        totals=[warmup + draws] * chains,
-        labels=[f"NUTS chain {c}" for c in range(chains)],
-        parallel=bool(parallel),
-        progress=progress,
+    finished = (
+        run_tasks(
+            _run_chain,
+            tasks,
+            totals=[warmup + draws] * len(tasks),
+            labels=[f"NUTS chain {c}" for c in pending],
+            parallel=bool(parallel),
+            progress=progress,
+            client=client,
+        )
+        if tasks
+        else []
     )
     wall = time.perf_counter() - began
+    results = [saved[c] if c in saved else finished[pending.index(c)] for c in range(chains)]
     posterior = {
         name: torch.as_tensor(np.stack([r.draws[name] for r in results]))
         for name in hmm.param_names
@@ -234,6 +306,7 @@ def fit_nuts(
         "parallel": bool(parallel),
         "chain_seconds": [r.seconds for r in results],
         "sampling_time": wall,
+        "reused_chains": sorted(saved),
         "init_min_hellinger": start_separation,
         "init_params": {k: [v.tolist() for v in [s[k] for s in starts]] for k in starts[0]},
     }

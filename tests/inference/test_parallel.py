@@ -1,0 +1,166 @@
+"""run_tasks: here, on a given Dask cluster, or on an embedded LocalCluster; same results."""
+
+import logging
+import multiprocessing
+import os
+import time
+
+import dask
+import distributed
+import numba
+import pytest
+import torch
+
+from hmm_pyro.inference import _parallel
+from hmm_pyro.inference._parallel import run_tasks
+
+
+def _probe(task, reporter):
+    """Seeded torch work plus what the task saw of its process."""
+    index, seed = task
+    generator = torch.Generator().manual_seed(seed)
+    values = torch.randn(200, 50, dtype=torch.float64, generator=generator)
+    total = (values @ values.T).sum().item()
+    reporter.report(index, 1)
+    return {
+        "index": index,
+        "total": total,
+        "torch_threads": torch.get_num_threads(),
+        "numba_threads": numba.get_num_threads(),
+        "pid": os.getpid(),
+    }
+
+
+def _slow_reporting(task, reporter):
+    for step in range(1, 4):
+        time.sleep(0.15)
+        reporter.report(task, step)
+    return task
+
+
+def _fail_on_one(task, reporter):
+    if task == 1:
+        raise ValueError(f"task {task}: bad input")
+    time.sleep(0.05)
+    return task
+
+
+def _nested(task, reporter):
+    inner = run_tasks(_probe, [(0, 1), (1, 2)], [1, 1], ["a", "b"], parallel=True, progress=False)
+    return _parallel._in_dask_worker(), [result["pid"] for result in inner], os.getpid()
+
+
+def _without(results, key="pid"):
+    return [{k: v for k, v in result.items() if k != key} for result in results]
+
+
+TASKS = [(index, 100 + index) for index in range(5)]
+LABELS = [f"task {index}" for index in range(5)]
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as connected,
+    ):
+        yield connected
+
+
+def test_serial_tasks_run_here_with_one_thread_and_restore_the_settings():
+    before = torch.get_num_threads(), numba.get_num_threads()
+    results = run_tasks(_probe, TASKS, [1] * 5, LABELS, parallel=False, progress=False)
+    assert [result["index"] for result in results] == list(range(5))
+    assert {result["pid"] for result in results} == {os.getpid()}
+    assert {result["torch_threads"] for result in results} == {1}
+    assert {result["numba_threads"] for result in results} == {1}
+    assert (torch.get_num_threads(), numba.get_num_threads()) == before
+
+
+def test_tasks_on_a_client_equal_serial_in_task_order(client):
+    serial = run_tasks(_probe, TASKS, [1] * 5, LABELS, parallel=False, progress=False)
+    remote = run_tasks(_probe, TASKS, [1] * 5, LABELS, parallel=None, progress=False, client=client)
+    assert _without(remote) == _without(serial)  # bitwise: float totals compared with ==
+    workers = set(client.run(os.getpid).values())
+    assert {result["pid"] for result in remote} <= workers
+    assert os.getpid() not in workers
+
+
+def test_a_single_task_still_goes_to_the_client(client):
+    (result,) = run_tasks(_probe, [(0, 1)], [1], ["one"], parallel=None, progress=False,
+                          client=client)  # fmt: skip
+    assert result["pid"] != os.getpid()
+
+
+def test_identical_tasks_are_not_deduplicated(client):
+    results = run_tasks(_probe, [(0, 1)] * 4, [1] * 4, ["same"] * 4, True, False, client=client)
+    assert len(results) == 4 and len({result["total"] for result in results}) == 1
+
+
+def test_progress_reports_travel_from_the_workers(client, monkeypatch):
+    updates = []
+
+    class RecordingBar:
+        def __init__(self, total, desc, **_):
+            self.desc = desc
+
+        def update(self, count):
+            updates.append((self.desc, count))
+
+        def set_postfix_str(self, *_, **__):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(_parallel, "tqdm", RecordingBar)
+    results = run_tasks(_slow_reporting, [0, 1], [3, 3], ["a", "b"], True, True, client=client)
+    assert results == [0, 1]
+    for label in ("a", "b"):
+        counts = [count for desc, count in updates if desc == label]
+        assert sum(counts) == 3  # never more than the total, whatever arrives late
+    assert len(updates) > 2  # some reports arrived before their task finished
+
+
+def test_an_exception_in_a_task_is_raised_here_and_the_rest_cancelled(client):
+    with pytest.raises(ValueError, match="task 1: bad input"):
+        run_tasks(_fail_on_one, list(range(6)), [1] * 6, ["t"] * 6, True, False, client=client)
+    assert run_tasks(_fail_on_one, [0, 2], [1, 1], ["t"] * 2, True, False, client=client) == [0, 2]
+
+
+def test_no_nested_cluster_inside_a_worker(client):
+    ((inside, inner_pids, pid),) = run_tasks(_nested, [0], [1], ["nested"], True, False,
+                                             client=client)  # fmt: skip
+    assert inside and inner_pids == [pid, pid]
+    assert not _parallel._in_dask_worker()
+
+
+def test_bad_client_arguments_are_named():
+    with pytest.raises(TypeError, match="client: expected a distributed"):
+        run_tasks(_probe, TASKS, [1] * 5, LABELS, True, False, client=8786)
+    with pytest.raises(ValueError, match="parallel: False contradicts client"):
+        run_tasks(_probe, TASKS, [1] * 5, LABELS, False, False, client="tcp://127.0.0.1:1")
+    with pytest.raises(ValueError, match="client: invalid scheduler address 'nowhere'"):
+        run_tasks(_probe, TASKS, [1] * 5, LABELS, True, False, client="nowhere")
+    with (
+        dask.config.set({"distributed.comm.timeouts.connect": "1s"}),
+        pytest.raises(OSError, match="client: cannot connect to the Dask scheduler"),
+    ):
+        run_tasks(_probe, TASKS, [1] * 5, LABELS, True, False, client="tcp://127.0.0.1:1")
+
+
+@pytest.mark.slow
+def test_embedded_cluster_equals_serial_and_leaves_no_process_behind():
+    serial = run_tasks(_probe, TASKS, [1] * 5, LABELS, parallel=False, progress=False)
+    before = set(multiprocessing.active_children())
+    embedded = run_tasks(_probe, TASKS, [1] * 5, LABELS, parallel=True, progress=False)
+    assert _without(embedded) == _without(serial)
+    assert os.getpid() not in {result["pid"] for result in embedded}
+    assert len({result["pid"] for result in embedded}) <= _parallel.available_cores()
+    assert set(multiprocessing.active_children()) <= before

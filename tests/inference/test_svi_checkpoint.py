@@ -1,0 +1,189 @@
+"""SVI checkpoints: an interrupted run, resumed, ends bitwise where an uninterrupted one does."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hmm_pyro import fit_svi
+from hmm_pyro.inference.svi import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = {"guide": "map", "backend": "pyro", "steps": 1000, "restarts": 1, "tol": 0.0}
+
+
+def _stop_at(restart, step):
+    def callback(r, s, loss):
+        if (r, s) == (restart, step):
+            raise KeyboardInterrupt
+
+    return callback
+
+
+def _assert_same(first, second, hmm):
+    for name in hmm.param_names:
+        assert torch.equal(first.draws()[name], second.draws()[name]), name
+    np.testing.assert_array_equal(
+        first.idata.sample_stats.loss.values, second.idata.sample_stats.loss.values
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny(workload_hmm, true_params):
+    from hmm_pyro import simulate
+
+    data, _ = simulate(workload_hmm, true_params, [60, 40], seed=7)
+    return data
+
+
+@pytest.fixture(scope="module")
+def straight(workload_hmm, tiny):
+    """1,000 Adam steps without interruption."""
+    return fit_svi(workload_hmm, tiny, seed=3, progress=False, **SETTINGS)
+
+
+def test_stop_at_step_500_of_1000_and_resume_gives_the_same_parameters(
+    workload_hmm, tiny, straight, tmp_path
+):
+    path = tmp_path / "run.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        fit_svi(
+            workload_hmm,
+            tiny,
+            seed=3,
+            progress=False,
+            checkpoint=path,
+            checkpoint_every=64,
+            callback=_stop_at(0, 500),
+            **SETTINGS,
+        )
+    saved = load_checkpoint(path)
+    assert saved["current"]["step"] == 500 and len(saved["current"]["losses"]) == 500
+    assert {"params", "optim", "torch_rng"} <= set(saved["current"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.ckpt"]  # no temporary left
+    steps = []
+    resumed = fit_svi(
+        workload_hmm,
+        tiny,
+        seed=None,  # taken from the checkpoint
+        progress=False,
+        checkpoint=path,
+        resume=True,
+        callback=lambda r, s, loss: steps.append(s),
+        **SETTINGS,
+    )
+    assert steps[0] == 501 and steps[-1] == 1000
+    assert resumed.attrs["resumed_from"] == {"restart": 0, "step": 500}
+    _assert_same(straight, resumed, workload_hmm)
+    # The finished run's checkpoint holds everything: resuming again runs no step.
+    again = fit_svi(
+        workload_hmm,
+        tiny,
+        seed=3,
+        progress=False,
+        checkpoint=path,
+        resume=True,
+        callback=_stop_at(0, 1),
+        **SETTINGS,
+    )
+    _assert_same(straight, again, workload_hmm)
+
+
+@pytest.mark.parametrize(
+    ("guide", "backend", "stop"),
+    [("normal", "pyro", (1, 70)), ("map", "lean", (1, 15)), ("map", "pyro", (1, 33))],
+)
+def test_resume_in_a_later_restart(workload_hmm, tiny, tmp_path, guide, backend, stop):
+    settings = {"guide": guide, "backend": backend, "steps": 150, "restarts": 2, "seed": 5}
+    settings.update(num_draws=30, progress=False, tol=0.0 if backend == "pyro" else None)
+    straight = fit_svi(workload_hmm, tiny, **settings)
+    path = tmp_path / "run.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        fit_svi(workload_hmm, tiny, checkpoint=path, callback=_stop_at(*stop), **settings)
+    resumed = fit_svi(workload_hmm, tiny, checkpoint=path, resume=True, **settings)
+    # The lean backend checkpoints finished restarts only: restart 1 reruns from its start.
+    step = 0 if backend == "lean" else stop[1]
+    assert resumed.attrs["resumed_from"] == {"restart": 1, "step": step}
+    _assert_same(straight, resumed, workload_hmm)
+
+
+def test_resume_refuses_other_settings_and_bad_arguments(workload_hmm, tiny, tmp_path):
+    path = tmp_path / "run.ckpt"
+    fit_svi(workload_hmm, tiny, steps=20, restarts=1, seed=1, progress=False, checkpoint=path)
+    with pytest.raises(ValueError, match="checkpoint: was written by a run with other settings"):
+        fit_svi(workload_hmm, tiny, steps=30, restarts=1, seed=1, checkpoint=path, resume=True)
+    with pytest.raises(ValueError, match="resume: needs a checkpoint"):
+        fit_svi(workload_hmm, tiny, steps=5, resume=True)
+    with pytest.raises(TypeError, match="checkpoint"):
+        fit_svi(workload_hmm, tiny, steps=5, checkpoint=3)
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        fit_svi(workload_hmm, tiny, steps=5, checkpoint=path, checkpoint_every=0)
+    (tmp_path / "junk.ckpt").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="checkpoint: cannot read"):
+        fit_svi(workload_hmm, tiny, steps=5, checkpoint=tmp_path / "junk.ckpt", resume=True)
+    # resume=True without an existing file starts afresh.
+    fresh = fit_svi(
+        workload_hmm, tiny, steps=20, seed=1, progress=False, checkpoint=tmp_path / "new.ckpt"
+    )
+    assert fresh.attrs["resumed_from"] is None
+
+
+_CHILD = textwrap.dedent(
+    """
+    import sys
+    from hmm_pyro import HMM, Categorical, fit_svi, simulate
+    from hmm_pyro.demo import TRUE_PARAMS
+
+    hmm = HMM(num_states=3, emission=Categorical(num_symbols=5))
+    data, _ = simulate(hmm, TRUE_PARAMS, [60, 40], seed=7)
+
+    def report(restart, step, loss):
+        print(step, flush=True)
+
+    fit_svi(hmm, data, seed=3, progress=False, checkpoint=sys.argv[1], checkpoint_every=50,
+            callback=report, guide="map", backend="pyro", steps=1000, restarts=1, tol=0.0)
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
+def test_a_real_signal_then_resume_gives_the_same_parameters(
+    workload_hmm, tiny, straight, tmp_path, signum
+):
+    path = tmp_path / "run.ckpt"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    signalled, error = None, ""
+    with subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as child:
+        for line in child.stdout:
+            if int(line) >= 300:
+                child.send_signal(signum)
+                signalled = int(line)
+                break
+        child.stdout.read()
+        error = child.stderr.read()
+        assert child.wait(timeout=60) != 0
+    assert signalled is not None, error
+    saved = load_checkpoint(path)["current"]["step"]
+    if signum == signal.SIGINT:
+        assert "KeyboardInterrupt" in error
+        assert saved >= signalled  # saved at the interruption, not only every 50 steps
+    else:
+        assert saved % 50 == 0 and saved <= signalled + 50
+    resumed = fit_svi(
+        workload_hmm, tiny, seed=3, progress=False, checkpoint=path, resume=True, **SETTINGS
+    )
+    assert resumed.attrs["resumed_from"]["step"] == saved
+    _assert_same(straight, resumed, workload_hmm)
