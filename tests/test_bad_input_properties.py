@@ -555,12 +555,15 @@ def test_a_fit_with_nan_or_inf_parameters_is_refused():
     draws["A"][1, 2, 0, 0] = math.nan
     with pytest.raises(ValueError, match="params\\['A'\\]"):
         hp.Fit.from_params(hmm, TINY_DATA, draws, method="nuts")
-    # NaN written into a fit's draws afterwards is caught when the draws are used.
+    # NaN written into a fit's draws afterwards is caught when the draws are used, and a Fit
+    # (or hp.load) is never built on them.
     fit = hp.Fit.from_params(hmm, TINY_DATA, {k: v.clone() for k, v in point.items()})
     fit.idata.posterior["B"].values[0, 0, 0, 0] = math.nan
-    for use in (fit.diagnose, fit.state_probs, fit.viterbi):
-        with pytest.raises(ValueError, match="params\\['B'\\]"):
+    for use in (fit.diagnose, fit.state_probs, fit.viterbi, fit.posterior_mean):
+        with pytest.raises(ValueError, match="draws of 'B' hold NaN or inf"):
             use()
+    with pytest.raises(ValueError, match="draws of 'B' hold NaN or inf"):
+        hp.Fit(hmm, fit.idata)
 
 
 # ---------------------------------------------------------------------------- command line

@@ -10,6 +10,7 @@ from pyro.infer.autoguide import AutoDelta, init_to_median
 from pyro.optim import Adam
 
 from hmm_pyro import HMM, Gaussian, Poisson, fit_svi, simulate
+from hmm_pyro.inference._parallel import torch_threads
 
 
 def test_same_seed_gives_bitwise_identical_results(workload_hmm, small_data):
@@ -117,8 +118,11 @@ def test_pyro_default_init_collapses_on_the_same_data(workload_data, true_params
     pyro.clear_param_store()
     guide = AutoDelta(model, init_loc_fn=init_to_median)
     svi = SVI(model, guide, Adam({"lr": 0.05}), Trace_ELBO())
-    for _ in range(300):
-        svi.step()
+    # One torch thread: two intra-op threads competing with other processes for 2 cores made
+    # this loop 20x slower in one suite run (259 s vs 10-13 s).
+    with torch_threads(1):
+        for _ in range(300):
+            svi.step()
     B = guide.median()["B"].detach()
     pyro.clear_param_store()
     frequencies = torch.bincount(symbols.flatten(), minlength=5).to(dtype) / symbols.numel()
