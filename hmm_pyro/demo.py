@@ -99,12 +99,14 @@ def run_demo(out_dir: str | Path = "out", quick: bool = False, seed: int = 0) ->
     began = time.perf_counter()
     nuts = fit_nuts(hmm, data, chains=4, warmup=warmup, draws=draws, seed=seed)
     print(f"done in {time.perf_counter() - began:.1f} s")
-    summary = nuts.summary(var_names=["B"])
-    print(summary.to_string())
-    print(
-        "Note: per-state summaries assume the chains agree on state labels; "
-        "R-hat far above 1.01 on B with healthy chains usually means label switching."
-    )
+    report = nuts.diagnose()
+    print(f"\n== diagnose ==\n{report}")
+    if report.flag("label_switching") is not None:
+        # Chains started apart settle in different labellings of the same states: one labelling
+        # for every draw makes per-state summaries meaningful again.
+        nuts = nuts.relabel()
+        print("\n== after relabel (Stephens' algorithm) ==")
+    print(nuts.summary(var_names=["B"]).to_string())
     _print_matrix("B (posterior mean, rows matched to the truth)", _aligned(nuts, TRUE_PARAMS["B"]))
     _print_matrix("B (truth)", TRUE_PARAMS["B"])
 
