@@ -5,8 +5,10 @@ Nothing here catches exceptions or relaxes warnings: a failure inside a fixture 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
+import distributed
 import numpy as np
 import pytest
 import torch
@@ -67,3 +69,19 @@ def make_kernel_inputs(
         return tuple(torch.as_tensor(x, dtype=torch.float64) for x in (log_pi, log_A, log_lik))
 
     return factory
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A Dask client on a 2-worker LocalCluster (single-threaded workers), one per module."""
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as connected,
+    ):
+        yield connected

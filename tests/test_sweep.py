@@ -6,7 +6,6 @@ kills a worker while the sweep runs and still gets every result, equal to the se
 
 import functools
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -15,7 +14,6 @@ import threading
 import time
 
 import dask
-import distributed
 import numpy as np
 import pandas as pd
 import pytest
@@ -46,21 +44,6 @@ def data():
 @pytest.fixture(scope="module")
 def serial(data):
     return hp.sweep(make_hmm, data, GRID, method="em", seed=3, parallel=False, **EM_OPTIONS)
-
-
-@pytest.fixture(scope="module")
-def client():
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        distributed.Client(cluster, set_as_default=False) as connected,
-    ):
-        yield connected
 
 
 def assert_same(first: SweepResult, second: SweepResult):

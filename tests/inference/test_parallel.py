@@ -1,12 +1,10 @@
 """run_tasks: here, on a given Dask cluster, or on an embedded LocalCluster; same results."""
 
-import logging
 import multiprocessing
 import os
 import time
 
 import dask
-import distributed
 import numba
 import pytest
 import torch
@@ -56,21 +54,6 @@ def _without(results, key="pid"):
 
 TASKS = [(index, 100 + index) for index in range(5)]
 LABELS = [f"task {index}" for index in range(5)]
-
-
-@pytest.fixture(scope="module")
-def client():
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        distributed.Client(cluster, set_as_default=False) as connected,
-    ):
-        yield connected
 
 
 def test_serial_tasks_run_here_with_one_thread_and_restore_the_settings():
