@@ -46,7 +46,6 @@ from hmm_pyro._validation import check_choice, check_int, check_positive, descri
 from hmm_pyro.data import Sequences
 from hmm_pyro.inference._parallel import progress_disabled, torch_threads
 from hmm_pyro.inference.fit import Fit
-from hmm_pyro.inference.inference_data import build_inference_data
 from hmm_pyro.inference.init import INIT_METHODS, derive_seeds, initial_params
 from hmm_pyro.inference.svi import (
     _DEFAULT_TOL,
@@ -60,6 +59,7 @@ from hmm_pyro.inference.svi import (
     _restart_summary,
     _run_restart,
     _run_restarts,
+    _svi_fit,
     check_checkpoint_args,
     load_checkpoint,
 )
@@ -440,19 +440,7 @@ def _fit_stream(
     }
     if guide == "map":
         attrs["log_likelihood_total"] = [float(run["log_likelihood_total"]) for run in runs]
-    if checkpointer.enabled:
-        attrs["checkpoint"] = str(checkpoint)
-        attrs["resumed_from"] = checkpointer.resumed_from
-    idata = build_inference_data(
-        hmm,
-        subset,
-        draws,
-        stats,
-        sample_stats_dims={"loss": ["restart", "step"], "final_loss": ["restart"]},
-        attrs=attrs,
-        prior_seed=seed,
-    )
-    return Fit(hmm, idata)
+    return _svi_fit(hmm, subset, draws, stats, attrs, checkpointer, checkpoint, seed)
 
 
 # ---------------------------------------------------------------------- decoding in chunks

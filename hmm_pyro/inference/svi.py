@@ -726,6 +726,20 @@ def fit_svi(
         "sampling_time": wall,
         **restart_attrs,
     }
+    return _svi_fit(hmm, data, draws, stats, attrs, checkpointer, checkpoint, seed)
+
+
+def _svi_fit(
+    hmm: HMM,
+    data: Sequences,
+    draws: Params,
+    stats: dict[str, np.ndarray],
+    attrs: dict[str, Any],
+    checkpointer: _Checkpointer,
+    checkpoint: str | os.PathLike[str] | None,
+    seed: int,
+) -> Fit:
+    """The ``Fit`` of an SVI run: draws, loss histories and attributes as InferenceData."""
     if checkpointer.enabled:
         attrs["checkpoint"] = str(checkpoint)
         attrs["resumed_from"] = checkpointer.resumed_from
