@@ -50,6 +50,7 @@ import hmm_pyro as hp  # noqa: E402
 from hmm_pyro import kernels  # noqa: E402
 from hmm_pyro._io import atomic_write  # noqa: E402
 from hmm_pyro.demo import TRUE_PARAMS  # noqa: E402
+from hmm_pyro.kernels.categorical import categorical_log_likelihood  # noqa: E402
 
 torch.set_num_threads(1)
 numba.set_num_threads(1)
@@ -99,13 +100,18 @@ def kernel_benchmark(name: str, repeats: int) -> dict:
     emission = hmm.emission
     results: dict[str, dict] = {}
 
-    def ours(backend: str):
+    def ours(backend: str, route: str = "symbols"):
         def run():
             log_pi, log_A, log_B = (t.clone().requires_grad_() for t in (log_pi0, log_A0, log_B0))
-            table = emission.log_likelihood_table({"B": log_B.exp()}, data)
-            value = kernels.log_likelihood(
-                log_pi, log_A, table, data.lengths, backend=backend
-            ).sum()
+            if route == "symbols":
+                value = categorical_log_likelihood(
+                    log_pi, log_A, log_B, symbols, data.lengths, backend=backend
+                ).sum()
+            else:
+                table = emission.log_likelihood_table({"B": log_B.exp()}, data)
+                value = kernels.log_likelihood(
+                    log_pi, log_A, table, data.lengths, backend=backend
+                ).sum()
             grads = torch.autograd.grad(value, (log_pi, log_A, log_B))
             return float(value.detach()), grads
 
@@ -133,6 +139,7 @@ def kernel_benchmark(name: str, repeats: int) -> dict:
     reference_grads = tangent(reference_grads)
     for label, func in (
         ("hmm_pyro numba", ours("numba")),
+        ("hmm_pyro numba, via the (N, T, K) table", ours("numba", "table")),
         ("hmm_pyro torch", ours("torch")),
         ("pyro DiscreteHMM", discrete_hmm),
     ):
@@ -278,9 +285,16 @@ def min_bulk_ess(draws: dict[str, np.ndarray]) -> float:
     return float(min(float(ess[name].min()) for name in ess.data_vars))
 
 
-def nuts_ours(hmm, data, seed) -> dict:
+def nuts_ours(hmm, data, seed, iterations: int = 300) -> dict:
     fit = hp.fit_nuts(
-        hmm, data, chains=1, warmup=300, draws=300, seed=seed, progress=False, parallel=False
+        hmm,
+        data,
+        chains=1,
+        warmup=iterations,
+        draws=iterations,
+        seed=seed,
+        progress=False,
+        parallel=False,
     )
     draws = {k: v.numpy() for k, v in fit.draws().items()}
     seconds = float(fit.attrs["chain_seconds"][0])
@@ -296,16 +310,15 @@ def nuts_ours(hmm, data, seed) -> dict:
     }
 
 
-def nuts_numpyro(symbols: np.ndarray, num_states: int, num_symbols: int, seed: int) -> dict:
+def numpyro_model(num_states: int, num_symbols: int):
+    """NumPyro model: Dirichlet(1) priors, the forward algorithm as a ``lax.scan``."""
     import jax
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as ndist
     from jax.scipy.special import logsumexp
-    from numpyro.infer import MCMC, NUTS
 
     jax.config.update("jax_enable_x64", True)
-    numpyro.set_host_device_count(1)
 
     def model(symbols):
         pi = numpyro.sample("pi", ndist.Dirichlet(jnp.ones(num_states)))
@@ -320,25 +333,94 @@ def nuts_numpyro(symbols: np.ndarray, num_states: int, num_symbols: int, seed: i
         alpha, _ = jax.lax.scan(step, jnp.log(pi) + table[:, 0], jnp.swapaxes(table[:, 1:], 0, 1))
         numpyro.factor("log_likelihood", logsumexp(alpha, axis=-1).sum())
 
-    mcmc = MCMC(NUTS(model), num_warmup=300, num_samples=300, num_chains=1, progress_bar=False)
+    return model
+
+
+def numpyro_cost_line(
+    model, symbols, max_tree_depth: int = 10, draws: tuple[int, int] = (5, 25)
+) -> dict:
+    """Fixed seconds per ``MCMC.run`` call and seconds per leapfrog step of NumPyro's NUTS.
+
+    NumPyro re-traces and re-compiles its sampling loop on every ``run`` call, even on the
+    same ``MCMC`` object with the same data (measured: ~5 s per call on the small workload,
+    against ~1 ms per leapfrog step). Two run lengths (no adaptation, heuristic step size),
+    each timed on its second call, give the line ``seconds = fixed + per_step * steps``.
+    """
+    import jax
+    from numpyro.infer import MCMC, NUTS
+
+    points = []
+    for count in draws:
+        kernel = NUTS(model, max_tree_depth=max_tree_depth, find_heuristic_step_size=True)
+        mcmc = MCMC(kernel, num_warmup=0, num_samples=count, progress_bar=False)
+        for seed in range(2):  # the first call compiles
+            began = time.perf_counter()
+            mcmc.run(jax.random.PRNGKey(seed), symbols, extra_fields=("diverging", "num_steps"))
+            jax.block_until_ready(mcmc.get_samples())
+            elapsed = time.perf_counter() - began
+        steps = float(np.asarray(mcmc.get_extra_fields()["num_steps"]).sum())
+        points.append((steps, elapsed))
+    (steps_a, time_a), (steps_b, time_b) = points
+    per_step = (time_b - time_a) / (steps_b - steps_a)
+    return {
+        "fixed_seconds_per_run": time_a - per_step * steps_a,
+        "ms_per_leapfrog_step": 1e3 * per_step,
+        "points": points,
+    }
+
+
+def nuts_numpyro(
+    symbols: np.ndarray,
+    num_states: int,
+    num_symbols: int,
+    seed: int,
+    iterations: int = 300,
+    rerun: bool = True,
+) -> dict:
+    """NumPyro NUTS. ``seconds`` is sampling time: the timed run (a second one when
+    ``rerun``) minus the fixed cost per run of :func:`numpyro_cost_line`; raw times kept."""
+    import jax
+    import jax.numpy as jnp
+    import numpyro
+    from numpyro.infer import MCMC, NUTS
+
+    jax.config.update("jax_enable_x64", True)
+    numpyro.set_host_device_count(1)
+    model = numpyro_model(num_states, num_symbols)
+    data = jnp.asarray(symbols)
+    mcmc = MCMC(
+        NUTS(model),
+        num_warmup=iterations,
+        num_samples=iterations,
+        num_chains=1,
+        progress_bar=False,
+    )
+    fields = ("diverging", "num_steps")
     began = time.perf_counter()
-    mcmc.run(jax.random.PRNGKey(seed), jnp.asarray(symbols))
+    mcmc.run(jax.random.PRNGKey(seed), data, extra_fields=fields)
     jax.block_until_ready(mcmc.get_samples())
     first = time.perf_counter() - began
-    began = time.perf_counter()
-    mcmc.run(jax.random.PRNGKey(seed + 1000), jnp.asarray(symbols))
-    jax.block_until_ready(mcmc.get_samples())
-    seconds = time.perf_counter() - began  # compiled: sampling time only
+    timed = first
+    if rerun:
+        began = time.perf_counter()
+        mcmc.run(jax.random.PRNGKey(seed + 1000), data, extra_fields=fields)
+        jax.block_until_ready(mcmc.get_samples())
+        timed = time.perf_counter() - began
+    overhead = numpyro_cost_line(model, data, draws=(10, 300))["fixed_seconds_per_run"]
+    seconds = timed - overhead
     samples = mcmc.get_samples(group_by_chain=True)
     draws = {k: np.asarray(v) for k, v in samples.items()}
     ess = min_bulk_ess(draws)
     extra = mcmc.get_extra_fields(group_by_chain=True)
     return {
         "seconds": seconds,
+        "run_seconds": timed,
+        "run_overhead_seconds": overhead,
         "first_run_seconds_with_compile": first,
         "min_bulk_ess": ess,
         "ess_per_second": ess / seconds,
         "divergences": int(np.asarray(extra["diverging"]).sum()),
+        "mean_leapfrog_steps": float(np.asarray(extra["num_steps"]).mean()),
         "draws": draws,
     }
 
@@ -382,6 +464,68 @@ def nuts_pyro_discrete_hmm(symbols: torch.Tensor, num_states: int, num_symbols: 
     }
 
 
+def leapfrog_probe(
+    name: str, draws: int = 20, max_tree_depth: int = 5, numpyro_draws: tuple[int, int] = (3, 15)
+) -> dict:
+    """Milliseconds per leapfrog step inside each sampler's NUTS (short, capped runs).
+
+    For workloads where a full NumPyro run takes hours. Both samplers start from a heuristic
+    step size and run ``draws`` iterations without adaptation, trees capped at
+    ``2**max_tree_depth - 1`` leapfrog steps (the cap changes the chain, not the cost of a
+    step). hmm_pyro counts every potential evaluation (step-size search included); NumPyro's
+    cost per step is the slope of :func:`numpyro_cost_line`.
+    """
+    from hmm_pyro.inference.analytic_potential import AnalyticPotential
+
+    hmm, data, params = workload(name)
+    symbols = data.values[..., 0].long().numpy()
+    num_states, num_symbols = params["B"].shape
+    counter = {"calls": 0}
+    original = AnalyticPotential.__call__
+
+    def counting(self, coords):
+        counter["calls"] += 1
+        return original(self, coords)
+
+    AnalyticPotential.__call__ = counting
+    try:
+        fit = hp.fit_nuts(
+            hmm,
+            data,
+            chains=1,
+            warmup=0,
+            draws=draws,
+            seed=0,
+            max_tree_depth=max_tree_depth,
+            progress=False,
+            parallel=False,
+        )
+    finally:
+        AnalyticPotential.__call__ = original
+    seconds = float(fit.attrs["chain_seconds"][0])
+    result = {
+        "settings": {"draws": draws, "max_tree_depth": max_tree_depth},
+        "hmm_pyro": {
+            "seconds": seconds,
+            "gradient_evaluations": counter["calls"],
+            "ms_per_leapfrog_step": 1e3 * seconds / counter["calls"],
+        },
+    }
+    try:
+        import jax.numpy as jnp
+
+        model = numpyro_model(num_states, num_symbols)
+        result["numpyro"] = numpyro_cost_line(
+            model, jnp.asarray(symbols), max_tree_depth, numpyro_draws
+        )
+        result["numpyro_over_hmm_pyro_per_step"] = (
+            result["numpyro"]["ms_per_leapfrog_step"] / result["hmm_pyro"]["ms_per_leapfrog_step"]
+        )
+    except ImportError as error:
+        result["numpyro"] = {"skipped": str(error)}
+    return result
+
+
 def aligned_means(draws: dict[str, np.ndarray], truth_B: np.ndarray) -> dict[str, np.ndarray]:
     """Posterior means and MC standard errors of B with rows matched to the truth."""
     from scipy.optimize import linear_sum_assignment
@@ -396,15 +540,28 @@ def aligned_means(draws: dict[str, np.ndarray], truth_B: np.ndarray) -> dict[str
     return {"mean": B.mean(0), "mcse": mcse}
 
 
-def nuts_benchmark(name: str, repeats: int, with_pyro: bool) -> dict:
+def nuts_benchmark(
+    name: str, repeats: int, with_pyro: bool, iterations: int = 300, with_numpyro: bool = True
+) -> dict:
     hmm, data, params = workload(name)
     symbols = data.values[..., 0].long()
     num_states, num_symbols = params["B"].shape
     runs: dict[str, list[dict]] = {"hmm_pyro": [], "numpyro": [], "pyro DiscreteHMM": []}
     for seed in range(repeats):
-        runs["hmm_pyro"].append(nuts_ours(hmm, data, seed))
+        runs["hmm_pyro"].append(nuts_ours(hmm, data, seed, iterations))
+        if not with_numpyro:
+            continue
         try:
-            runs["numpyro"].append(nuts_numpyro(symbols.numpy(), num_states, num_symbols, seed))
+            runs["numpyro"].append(
+                nuts_numpyro(
+                    symbols.numpy(),
+                    num_states,
+                    num_symbols,
+                    seed,
+                    iterations,
+                    rerun=name == "small",
+                )
+            )
         except ImportError as error:
             runs["numpyro"] = [{"skipped": str(error)}]
     if with_pyro:
@@ -415,8 +572,10 @@ def nuts_benchmark(name: str, repeats: int, with_pyro: bool) -> dict:
         entries = [entry for entry in entries if "seconds" in entry]
         if not entries:
             continue
+        steps = [e["mean_leapfrog_steps"] for e in entries if "mean_leapfrog_steps" in e]
         summary[label] = {
             "runs": len(entries),
+            "warmup_and_draws": iterations,
             "seconds_median": float(np.median([e["seconds"] for e in entries])),
             "min_bulk_ess_median": float(np.median([e["min_bulk_ess"] for e in entries])),
             "ess_per_second_median": float(np.median([e["ess_per_second"] for e in entries])),
@@ -428,6 +587,11 @@ def nuts_benchmark(name: str, repeats: int, with_pyro: bool) -> dict:
             },
             "divergences": [e.get("divergences") for e in entries],
         }
+        if steps:
+            leapfrogs = 2 * iterations * float(np.median(steps))
+            summary[label]["ms_per_leapfrog_step"] = (
+                1e3 * summary[label]["seconds_median"] / leapfrogs
+            )
         summary[label]["B_posterior"] = aligned_means(entries[0]["draws"], truth_B)
     ours = summary["hmm_pyro"]["ess_per_second_median"]
     for entry in summary.values():
@@ -595,19 +759,21 @@ def markdown(results: dict) -> str:
         lines += [
             f"## Log likelihood + gradient, {name} workload",
             "",
-            "| implementation | median ms | x hmm_pyro numba | value gap |",
-            "|---|---:|---:|---:|",
+            "| implementation | median ms | x hmm_pyro numba | value gap | gradient gap |",
+            "|---|---:|---:|---:|---:|",
         ]
         for label, entry in results["kernels"][name].items():
             if "seconds" in entry:
+                gap = f"{entry['grad_gap']:.1e}" if "grad_gap" in entry else "-"
                 lines.append(
                     f"| {label} | {entry['seconds'] * 1e3:.3f} | "
-                    f"{entry['ratio_to_hmm_pyro']:.1f} | {entry['value_gap']:.1e} |"
+                    f"{entry['ratio_to_hmm_pyro']:.1f} | {entry['value_gap']:.1e} | {gap} |"
                 )
         lines.append("")
     for name, entry in results["nuts"].items():
         lines += [
-            f"## NUTS, 1 chain, 300 + 300, {name} workload",
+            f"## NUTS, 1 chain, {next(iter(entry.values()))['warmup_and_draws']} warm-up + "
+            f"as many draws, {name} workload",
             "",
             "| sampler | runs | median s | median min bulk ESS | ESS/s | hmm_pyro ESS/s ratio |",
             "|---|---:|---:|---:|---:|---:|",
@@ -627,7 +793,30 @@ def markdown(results: dict) -> str:
                 f"{agreement['fraction_abs_z_below_3']:.0%} of entries within 3 MC-SE."
             )
         lines.append("")
-    lines += ["## SVI MAP (small workload)", ""]
+    probe = results.get("nuts_leapfrog_probe_large")
+    if probe and "ms_per_leapfrog_step" in probe.get("numpyro", {}):
+        settings = probe["settings"]
+        lines += [
+            "## NUTS cost per leapfrog step, large workload",
+            "",
+            f"{settings['draws']} draws without adaptation, trees capped at depth "
+            f"{settings['max_tree_depth']}: hmm_pyro "
+            f"{probe['hmm_pyro']['ms_per_leapfrog_step']:.1f} ms, NumPyro "
+            f"{probe['numpyro']['ms_per_leapfrog_step']:.1f} ms per step "
+            f"({probe['numpyro_over_hmm_pyro_per_step']:.1f}x). Projected NumPyro run with "
+            f"hmm_pyro's number of steps: {probe['numpyro_projected_seconds']:.0f} s, "
+            f"{probe['numpyro_projected_ess_per_second']:.3f} ESS/s (projection, not a run).",
+            "",
+        ]
+    lines += ["## Kernels alone: gradient w.r.t. the (N, T, K) table", ""]
+    for name, entries in results.get("table_kernels", {}).items():
+        cells = ", ".join(
+            f"{label} {entry['seconds'] * 1e3:.3f} ms"
+            for label, entry in entries.items()
+            if "seconds" in entry
+        )
+        lines.append(f"- {name}: {cells}")
+    lines += ["", "## SVI MAP (small workload)", ""]
     for label, row in results["svi"].items():
         lines.append(
             f"- {label}: {row['seconds_median']:.2f} s (median), converged {row['converged']}"
@@ -670,6 +859,19 @@ def main(argv: list[str] | None = None) -> int:
         help="NUTS runs per runner on the small workload (default 3; 1 with --quick)",
     )
     parser.add_argument(
+        "--large-iterations",
+        type=int,
+        default=300,
+        help="warm-up and draws per NUTS run on the large workload (NumPyro: ~0.13 s per "
+        "gradient there, so 300 + 300 takes hours)",
+    )
+    parser.add_argument(
+        "--numpyro-large",
+        action="store_true",
+        help="also run NumPyro's full NUTS on the large workload (hours at 300 + 300); "
+        "otherwise its cost per leapfrog step is probed and its ESS/s projected",
+    )
+    parser.add_argument(
         "--large-nuts-repeats",
         type=int,
         default=1,
@@ -693,7 +895,20 @@ def main(argv: list[str] | None = None) -> int:
     }
     results["nuts"] = {"small": nuts_benchmark("small", nuts_repeats, not args.skip_pyro_nuts)}
     if not args.quick:
-        results["nuts"]["large"] = nuts_benchmark("large", args.large_nuts_repeats, False)
+        large = nuts_benchmark(
+            "large", args.large_nuts_repeats, False, args.large_iterations, args.numpyro_large
+        )
+        probe = leapfrog_probe("large")
+        ours = large["hmm_pyro"]
+        if "ms_per_leapfrog_step" in probe.get("numpyro", {}):
+            # Same algorithm on the same posterior: NumPyro assumed to need the leapfrog steps
+            # hmm_pyro's run took, each at its own measured cost.
+            cost = probe["numpyro_over_hmm_pyro_per_step"]
+            probe["numpyro_projected_seconds"] = ours["seconds_median"] * cost
+            probe["numpyro_projected_ess_per_second"] = ours["ess_per_second_median"] / cost
+            probe["hmm_pyro_ess_per_second_ratio_projected"] = cost
+        results["nuts"]["large"] = large
+        results["nuts_leapfrog_probe_large"] = probe
     results["svi"] = svi_benchmark(repeats)
     results["threads"] = thread_benchmark(repeats)
     results["memory"] = memory_benchmark()

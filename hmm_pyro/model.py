@@ -387,7 +387,9 @@ class HMM:
         data = self.prepare_data(data)
         params = self.sample_params()
         if marginalize == "forward":
-            log_lik = kernels.log_likelihood(*self.kernel_inputs(params, data))
+            log_lik = self.emission.sequence_log_likelihood(
+                safe_log(params["pi"]), safe_log(params["A"]), params, data
+            )
             with pyro.plate("sequences", data.num_sequences):
                 pyro.factor("log_likelihood", log_lik)
         else:

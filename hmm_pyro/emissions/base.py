@@ -14,6 +14,7 @@ from typing import Any
 import pyro.distributions as dist
 import torch
 
+from hmm_pyro import kernels
 from hmm_pyro._validation import describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.priors import Prior
@@ -101,6 +102,35 @@ class Emission(ABC):
             observed = data.observed.unsqueeze(-2)
             table = torch.where(observed, table, torch.zeros((), dtype=dtype))
         return table.sum(-1)
+
+    def sequence_log_likelihood(
+        self, log_pi: torch.Tensor, log_A: torch.Tensor, params: Params, data: Sequences
+    ) -> torch.Tensor:
+        """Log marginal likelihood of each sequence, hidden states summed out.
+
+        The forward algorithm (:func:`hmm_pyro.kernels.log_likelihood`) on
+        :meth:`log_likelihood_table`; a family with a faster route overrides it.
+
+        Parameters
+        ----------
+        log_pi : torch.Tensor
+            ``(..., K)`` log initial distribution (no sequence dimension).
+        log_A : torch.Tensor
+            ``(..., K, K)`` log transition matrix.
+        params : dict of torch.Tensor
+            Emission parameters.
+        data : Sequences
+            ``N`` sequences.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(..., N)``, differentiable in ``log_pi``, ``log_A`` and ``params``.
+        """
+        table = self.log_likelihood_table(params, data)
+        return kernels.log_likelihood(
+            log_pi.unsqueeze(-2), log_A.unsqueeze(-3), table, data.lengths
+        )
 
     @abstractmethod
     def conditional(

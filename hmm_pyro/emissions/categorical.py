@@ -8,10 +8,12 @@ import pyro.distributions as dist
 import torch
 from pyro.ops.special import safe_log
 
+from hmm_pyro import kernels
 from hmm_pyro._random import draw_categorical
 from hmm_pyro._validation import check_int
 from hmm_pyro.data import Sequences
 from hmm_pyro.emissions.base import Emission, Params
+from hmm_pyro.kernels import categorical as categorical_kernel
 from hmm_pyro.priors import Prior
 
 __all__ = ["Categorical"]
@@ -110,6 +112,26 @@ class Categorical(Emission):
             ("one_hot", self.num_symbols, log_b.dtype), lambda: self._one_hot(data, log_b.dtype)
         )
         return one_hot @ log_b.transpose(-1, -2).unsqueeze(-3)
+
+    def sequence_log_likelihood(
+        self, log_pi: torch.Tensor, log_A: torch.Tensor, params: Params, data: Sequences
+    ) -> torch.Tensor:
+        """Log marginal likelihood of each sequence: ``(..., N)``.
+
+        With unbatched CPU parameters the emission rows are looked up per symbol inside the
+        numba forward-backward (:func:`hmm_pyro.kernels.categorical_log_likelihood`); no
+        ``(N, T, K)`` table is built. Otherwise as :meth:`Emission.sequence_log_likelihood`.
+        """
+        log_b = self._log_b(params)
+        if not categorical_kernel.shared_parameters(log_pi, log_A, log_b):
+            return super().sequence_log_likelihood(log_pi, log_A, params, data)
+        lanes = data.cached(("symbol_lanes", self.num_symbols), lambda: self._lanes(data))
+        return kernels.categorical_log_likelihood(log_pi, log_A, log_b, lanes)
+
+    def _lanes(self, data: Sequences) -> categorical_kernel.SymbolLanes:
+        symbols = data.filled(0.0, torch.float64)[..., 0].long()
+        symbols = torch.where(data.observed[..., 0], symbols, kernels.MISSING_SYMBOL)
+        return categorical_kernel.SymbolLanes(symbols, self.num_symbols, data.lengths)
 
     def _one_hot(self, data: Sequences, dtype: torch.dtype) -> torch.Tensor:
         symbols = data.filled(0.0, torch.float64)[..., 0].long()

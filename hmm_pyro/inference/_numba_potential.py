@@ -178,62 +178,11 @@ def _transition_part(z, num, alpha_pi, alpha_A, jac):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _categorical_sweeps(pi, trans, symbol_emis, symbols, lengths, start, xi, counts):
-    """Forward-backward of all sequences at once, sequences as vector lanes (``_numba_lanes``).
-
-    ``symbols (T, N)`` is time-major with unobserved and padded steps pointing at the last row
-    of ``symbol_emis (V + 1, K)`` (all ones). Adds ``gamma_0`` to ``start``, summed xi to
-    ``xi``, per-symbol gamma to ``counts (K, V)``; returns the summed log likelihood minus the
-    emission shifts (``-inf`` if some sequence is impossible).
-    """
-    steps, batch = symbols.shape
-    num = trans.shape[0]
-    missing = symbol_emis.shape[0] - 1
-    emis = np.empty((steps, num, batch))
-    for t in range(steps):
-        for k in range(num):
-            for n in range(batch):
-                emis[t, k, n] = symbol_emis[symbols[t, n], k]
-    for k in range(num):
-        for n in range(batch):
-            emis[0, k, n] *= pi[k]
-    lane_trans = np.empty((num, num, batch))
-    for i in range(num):
-        for j in range(num):
-            for n in range(batch):
-                lane_trans[i, j, n] = trans[i, j]
-    alpha = np.empty((steps, num, batch))
-    scale = np.empty((steps, batch))
-    log_z = np.zeros(batch)
-    dead = np.zeros(batch, dtype=np.bool_)
-    lanes.forward_sweep(emis, lane_trans, lengths, alpha, scale, log_z, dead)
-    if dead.any():
-        return -math.inf
-    gamma = alpha  # overwritten step by step after its last use
-    lane_xi = np.zeros((num, num, batch))
-    lanes.backward_sweep(emis, lane_trans, lengths, alpha, scale, gamma, lane_xi)
-    for i in range(num):
-        for j in range(num):
-            xi[i, j] += lane_xi[i, j].sum()
-    for t in range(steps):
-        for n in range(batch):
-            symbol = symbols[t, n]
-            if symbol < missing:
-                for k in range(num):
-                    counts[k, symbol] += gamma[t, k, n]
-    for k in range(num):
-        start[k] += gamma[0, k].sum()
-    return log_z.sum()
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def categorical(
-    z, num, symbols_count, alpha_pi, alpha_A, alpha_B, symbols, lengths, symbol_totals, jac
-):
+def categorical(z, num, symbols_count, alpha_pi, alpha_A, alpha_B, symbols, lengths, jac):
     """Log joint (without prior constants) and gradient.
 
-    ``symbols (T, N)`` is time-major, with ``symbols_count`` at unobserved and padded steps;
-    ``symbol_totals (V,)`` counts each observed symbol.
+    ``symbols (T, N)`` is time-major, with ``symbols_count`` at unobserved and padded steps
+    (:func:`~hmm_pyro.kernels._numba_lanes.time_major_symbols`).
     """
     grad = np.zeros(z.shape[0])
     value, log_pi, sig_pi, log_a, sig_a = _transition_part(z, num, alpha_pi, alpha_A, jac)
@@ -242,24 +191,23 @@ def categorical(
     sig_b = np.empty((num, symbols_count - 1))
     value += _stick_rows(z[offset_b:], symbols_count, num, log_b, sig_b, jac)
     value += _prior_simplex(log_b, alpha_B)
-    trans = np.exp(log_a)
     # One shifted emission row per symbol (V x K exponentials per call, none per step); the
     # extra last row (ones) serves unobserved and padded steps.
-    symbol_emis = np.ones((symbols_count + 1, num))
-    for v in range(symbols_count):
-        shift = -math.inf
-        for k in range(num):
-            shift = max(shift, log_b[k, v])
-        if symbol_totals[v] > 0.0:
-            value += symbol_totals[v] * shift
-        for k in range(num):
-            symbol_emis[v, k] = math.exp(log_b[k, v] - shift)
+    rows, shifts = lanes.symbol_rows(log_b)
+    log_z, gamma, lane_xi, dead = lanes.symbol_forward_backward(
+        np.exp(log_pi[0]), np.exp(log_a), rows, shifts, symbols, lengths, True
+    )
+    if dead.any():
+        return -math.inf, grad
+    value += log_z.sum()
     start = np.zeros((1, num))
     xi = np.zeros((num, num))
+    for i in range(num):
+        start[0, i] = gamma[0, i].sum()
+        for j in range(num):
+            xi[i, j] = lane_xi[i, j].sum()
     counts = np.zeros((num, symbols_count))
-    value += _categorical_sweeps(
-        np.exp(log_pi[0]), trans, symbol_emis, symbols, lengths, start[0], xi, counts
-    )
+    lanes.symbol_counts(gamma, symbols, np.ones(log_z.shape[0]), counts)
     _stick_gradient(start, alpha_pi, sig_pi, grad, 0, jac)
     _stick_gradient(xi, alpha_A, sig_a, grad, num - 1, jac)
     _stick_gradient(counts, alpha_B, sig_b, grad, offset_b, jac)

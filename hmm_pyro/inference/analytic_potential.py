@@ -114,7 +114,6 @@ class AnalyticPotential:
             symbols = np.where(
                 observed[..., 0], np.nan_to_num(data.values.numpy()[..., 0]), num_symbols
             ).astype(np.int64)
-            totals = np.bincount(symbols.ravel(), minlength=num_symbols + 1)[:num_symbols]
             arguments = (
                 num,
                 num_symbols,
@@ -123,7 +122,6 @@ class AnalyticPotential:
                 lean.concentration["B"].numpy(),
                 np.ascontiguousarray(symbols.T),  # time-major: sequences are vector lanes
                 lengths,
-                totals.astype(np.float64),
             )
             return _numba_potential.categorical, arguments
         dim = data.dim

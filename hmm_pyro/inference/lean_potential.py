@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch.distributions.transforms import StickBreakingTransform
 
-from hmm_pyro import kernels
 from hmm_pyro.data import Sequences
 from hmm_pyro.model import HMM
 
@@ -160,8 +159,9 @@ class LeanPotential:
             weight = a if jacobian else a - 1.0
             total = total + (weight * log_rate - b * rate).sum()
             params["rate"] = rate
-        table = self.hmm.emission.log_likelihood_table(params, self.data)
-        log_lik = kernels.log_likelihood(logs["pi"], logs["A"], table, self.data.lengths)
+        log_lik = self.hmm.emission.sequence_log_likelihood(
+            logs["pi"], logs["A"], params, self.data
+        )
         return total + log_lik.sum(-1)
 
     def __call__(self, coords: Params) -> torch.Tensor:

@@ -2,11 +2,19 @@
 
 Every function takes only ``log_pi (..., K)``, ``log_A (..., K, K)``, ``log_lik (..., T, K)``
 and optional ``lengths (...)``: it never sees an emission distribution. Leading dimensions
-broadcast (sequences, posterior draws). ``log_pi`` is the distribution of the state that emits
+broadcast (sequences, posterior draws). The one exception,
+:func:`categorical_log_likelihood`, takes ``log B`` and the symbols and looks the emission rows
+up itself (no table). ``log_pi`` is the distribution of the state that emits
 the *first* observation (Rabiner, Stan, hmmlearn), not the state one step before it
 (Pyro's ``DiscreteHMM``).
 """
 
+from hmm_pyro.kernels.categorical import (
+    MISSING_SYMBOL,
+    SymbolLanes,
+    categorical_log_likelihood,
+    symbol_table,
+)
 from hmm_pyro.kernels.forward_backward import (
     BACKENDS,
     ForwardBackward,
@@ -22,14 +30,18 @@ from hmm_pyro.kernels.viterbi import PAD_STATE, viterbi
 
 __all__ = [
     "BACKENDS",
+    "MISSING_SYMBOL",
     "PAD_STATE",
     "ForwardBackward",
+    "SymbolLanes",
     "backward",
+    "categorical_log_likelihood",
     "expected_transitions",
     "forward",
     "forward_backward",
     "log_likelihood",
     "posterior_marginals",
     "sample_paths",
+    "symbol_table",
     "viterbi",
 ]

@@ -23,7 +23,17 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["backward_sweep", "forward_backward_lanes", "forward_sweep", "log_likelihood_lanes"]
+__all__ = [
+    "backward_sweep",
+    "categorical_lanes",
+    "forward_backward_lanes",
+    "forward_sweep",
+    "log_likelihood_lanes",
+    "symbol_counts",
+    "symbol_forward_backward",
+    "symbol_rows",
+    "time_major_symbols",
+]
 
 _FLUSH_BELOW = 1e-150
 """Running products of scale factors are folded into the log likelihood below this value
@@ -215,3 +225,149 @@ def log_likelihood_lanes(
     forward_sweep(emis, trans, lengths, alpha, scale, log_z, dead)
     log_z[dead] = -np.inf
     return log_z
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _symbol_emissions(pi, symbol_emis, symbol_shift, symbols, lengths, emis, log_z):  # noqa: ANN001, ANN202
+    """``emis[t, k, n] = symbol_emis[symbols[t, n], k]`` (times ``pi[k]`` at ``t = 0``).
+
+    ``log_z[n]`` starts as the sum of ``symbol_shift`` over the valid steps of lane ``n``.
+    """
+    steps, batch = symbols.shape
+    num_states = symbol_emis.shape[1]
+    for n in range(batch):
+        log_z[n] = 0.0
+    for t in range(steps):
+        for k in range(num_states):
+            for n in range(batch):
+                emis[t, k, n] = symbol_emis[symbols[t, n], k]
+        for n in range(batch):
+            if t < lengths[n]:
+                log_z[n] += symbol_shift[symbols[t, n]]
+    for k in range(num_states):
+        for n in range(batch):
+            emis[0, k, n] *= pi[k]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def symbol_forward_backward(pi, trans, symbol_emis, symbol_shift, symbols, lengths, backward):  # noqa: ANN001, ANN202
+    """Forward(-backward) of sequences of symbols, emissions looked up per symbol.
+
+    Parameters: ``pi (K,)`` and ``trans (K, K)`` in probability space, ``symbol_emis (S, K)``
+    the shifted emission probabilities of each symbol row (``exp(log B[:, v] - shift_v)``),
+    ``symbol_shift (S,)`` the shifts, ``symbols (T, N)`` time-major row indices (padded steps
+    must point at a row of ones with shift 0), ``lengths (N,)``. No exponential per step.
+
+    Returns ``log_z (N,)``, ``gamma (T, K, N)`` (alpha, unscaled, without ``backward``),
+    summed ``xi (K, K, N)`` (zeros without ``backward``) and ``dead (N,)``: lanes of zero
+    likelihood, whose ``log_z``, gamma and xi are left undefined for the caller to clear.
+    """
+    steps, batch = symbols.shape
+    num_states = trans.shape[0]
+    emis = np.empty((steps, num_states, batch))
+    log_z = np.empty(batch)
+    _symbol_emissions(pi, symbol_emis, symbol_shift, symbols, lengths, emis, log_z)
+    lane_trans = np.empty((num_states, num_states, batch))
+    for i in range(num_states):
+        for j in range(num_states):
+            for n in range(batch):
+                lane_trans[i, j, n] = trans[i, j]
+    alpha = np.empty((steps, num_states, batch))
+    scale = np.empty((steps, batch))
+    dead = np.zeros(batch, dtype=np.bool_)
+    forward_sweep(emis, lane_trans, lengths, alpha, scale, log_z, dead)
+    xi = np.zeros((num_states, num_states, batch))
+    if backward:
+        backward_sweep(emis, lane_trans, lengths, alpha, scale, alpha, xi)
+    return log_z, alpha, xi, dead
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def symbol_counts(gamma, symbols, weights, counts):  # noqa: ANN001, ANN202
+    """Add ``sum_n weights[n] sum_t gamma[t, k, n] [symbols[t, n] = v]`` to ``counts (K, V)``.
+
+    Symbols ``>= V`` (unobserved or padded steps) are skipped.
+    """
+    steps, num_states, batch = gamma.shape
+    num_symbols = counts.shape[1]
+    for t in range(steps):
+        for n in range(batch):
+            symbol = symbols[t, n]
+            if symbol < num_symbols:
+                weight = weights[n]
+                for k in range(num_states):
+                    counts[k, symbol] += weight * gamma[t, k, n]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def symbol_rows(log_B):  # noqa: ANN001, ANN202
+    """Shifted emission rows per symbol ``(V + 1, K)`` and shifts ``(V + 1,)``.
+
+    ``rows[v, k] = exp(log_B[k, v] - shift_v)`` with ``shift_v = max_k log_B[k, v]``; a symbol
+    no state can emit gets a zero row (its sequences have zero likelihood); the extra last row
+    (ones, shift 0) serves unobserved and padded steps.
+    """
+    num_states, num_symbols = log_B.shape
+    rows = np.ones((num_symbols + 1, num_states))
+    shifts = np.zeros(num_symbols + 1)
+    for v in range(num_symbols):
+        shift = -math.inf
+        for k in range(num_states):
+            shift = max(shift, log_B[k, v])
+        if shift == -math.inf:
+            for k in range(num_states):
+                rows[v, k] = 0.0
+            continue
+        shifts[v] = shift
+        for k in range(num_states):
+            rows[v, k] = math.exp(log_B[k, v] - shift)
+    return rows, shifts
+
+
+@numba.njit(cache=True, nogil=True)
+def time_major_symbols(symbols, lengths, num_symbols):  # noqa: ANN001, ANN202
+    """``(N, T)`` symbols to time-major ``(T, N)`` rows of :func:`symbol_rows`.
+
+    Missing (negative) and padded steps point at row ``num_symbols``. Returns the array and
+    whether some symbol lies outside ``[-1, num_symbols)`` or some length outside ``[1, T]``.
+    """
+    batch, steps = symbols.shape
+    out = np.empty((steps, batch), dtype=np.int64)
+    bad = False
+    for n in range(batch):
+        length = lengths[n]
+        if length < 1 or length > steps:
+            bad = True
+        for t in range(steps):
+            symbol = symbols[n, t]
+            if symbol < -1 or symbol >= num_symbols:
+                bad = True
+            out[t, n] = symbol if symbol >= 0 and t < length else num_symbols
+    return out, bad
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def categorical_lanes(log_pi, log_A, log_B, symbols, lengths, backward):  # noqa: ANN001, ANN202
+    """Log likelihood ``(N,)``, gamma ``(T, K, N)`` and summed xi ``(K, K, N)`` from log space.
+
+    ``log_pi (K,)``, ``log_A (K, K)``, ``log_B (K, V)``; ``symbols`` from
+    :func:`time_major_symbols`. A lane of zero likelihood gets ``-inf`` and zero gamma and xi.
+    """
+    rows, shifts = symbol_rows(log_B)
+    num_states = log_pi.shape[0]
+    shift_pi = -math.inf
+    for k in range(num_states):
+        shift_pi = max(shift_pi, log_pi[k])
+    if shift_pi == -math.inf:
+        shift_pi = 0.0
+    pi = np.exp(log_pi - shift_pi)
+    log_z, gamma, xi, dead = symbol_forward_backward(
+        pi, np.exp(log_A), rows, shifts, symbols, lengths, backward
+    )
+    for n in range(log_z.shape[0]):
+        log_z[n] += shift_pi
+        if dead[n]:
+            log_z[n] = -math.inf
+            gamma[:, :, n] = 0.0
+            xi[:, :, n] = 0.0
+    return log_z, gamma, xi

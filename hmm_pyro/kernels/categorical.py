@@ -1,0 +1,263 @@
+"""Log likelihood of symbol sequences straight from ``log B``, without a ``(N, T, K)`` table.
+
+For categorical emissions the table ``log_lik[n, t, k] = log B[k, y_nt]`` has only ``V``
+distinct rows. :func:`categorical_log_likelihood` looks them up per symbol inside the numba
+forward-backward (one exponential per symbol and state per call, none per step) and returns the
+gradient with respect to ``log B`` as the gamma-weighted symbol counts, so autograd records
+neither a table nor a gather/scatter over ``N x T x K``. The pure-torch route (other devices,
+batched parameters, higher-order gradients) builds the table and calls
+:func:`~hmm_pyro.kernels.log_likelihood`; both agree to round-off.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from hmm_pyro._validation import check_choice, describe
+from hmm_pyro.kernels import _numba_lanes, fused
+from hmm_pyro.kernels.forward_backward import BACKENDS, log_likelihood
+
+__all__ = [
+    "MISSING_SYMBOL",
+    "SymbolLanes",
+    "categorical_log_likelihood",
+    "shared_parameters",
+    "symbol_table",
+]
+
+MISSING_SYMBOL = -1
+"""Symbol value of an unobserved step (it contributes ``log 1 = 0`` for every state)."""
+
+
+def symbol_table(log_B: torch.Tensor, symbols: torch.Tensor) -> torch.Tensor:
+    """The ``(..., T, K)`` emission table ``log B[k, y_t]`` (zero at missing steps).
+
+    Parameters
+    ----------
+    log_B : torch.Tensor
+        ``(..., K, V)`` log emission matrix.
+    symbols : torch.Tensor
+        ``(..., T)`` integer symbols, :data:`MISSING_SYMBOL` where unobserved.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(..., T, K)``, differentiable in ``log_B``.
+    """
+    observed = symbols >= 0
+    columns = log_B.transpose(-1, -2)  # (..., V, K)
+    index = symbols.clamp(min=0).unsqueeze(-1)  # (..., T, 1)
+    rank = max(columns.dim(), index.dim())  # the batch dimensions broadcast
+    columns = columns.reshape((1,) * (rank - columns.dim()) + columns.shape)
+    index = index.reshape((1,) * (rank - index.dim()) + index.shape)
+    rows = torch.take_along_dim(columns, index, dim=-2)
+    return torch.where(observed.unsqueeze(-1), rows, torch.zeros((), dtype=log_B.dtype))
+
+
+class SymbolLanes:
+    """Symbol sequences prepared for the numba route: reuse one across many calls.
+
+    Parameters
+    ----------
+    symbols : torch.Tensor
+        ``(..., T)`` integer symbols in ``[0, num_symbols)``, :data:`MISSING_SYMBOL` where
+        unobserved.
+    num_symbols : int
+        ``V``.
+    lengths : torch.Tensor, optional
+        ``(...)`` valid steps per sequence, each in ``[1, T]`` (default: all ``T``).
+
+    Attributes
+    ----------
+    symbols : torch.Tensor
+        The checked ``(..., T)`` symbols (for the table route).
+    lengths : torch.Tensor
+        ``(...)`` int64 lengths.
+    lanes : numpy.ndarray
+        ``(T, N)`` time-major int64 symbols, ``num_symbols`` at missing and padded steps.
+    """
+
+    def __init__(
+        self, symbols: torch.Tensor, num_symbols: int, lengths: torch.Tensor | None = None
+    ) -> None:
+        if not isinstance(symbols, torch.Tensor):
+            raise TypeError(f"symbols: expected an integer torch.Tensor, got {describe(symbols)}")
+        if symbols.is_floating_point() or symbols.is_complex() or symbols.dtype == torch.bool:
+            raise TypeError(f"symbols: expected an integer tensor, got {describe(symbols)}")
+        if symbols.dim() < 1 or symbols.shape[-1] < 1:
+            raise ValueError(f"symbols: expected (..., T) with T >= 1, got {describe(symbols)}")
+        num_steps = symbols.shape[-1]
+        if lengths is None:
+            lengths = torch.full(symbols.shape[:-1], num_steps, dtype=torch.long)
+        elif not isinstance(lengths, torch.Tensor) or lengths.is_floating_point():
+            raise TypeError(f"lengths: expected an integer tensor, got {describe(lengths)}")
+        try:
+            lengths = lengths.to(torch.long).expand(symbols.shape[:-1])
+        except RuntimeError as error:
+            raise ValueError(
+                f"lengths: expected shape {tuple(symbols.shape[:-1])} (from symbols), "
+                f"got {describe(lengths)}"
+            ) from error
+        self.symbols, self.lengths, self.num_symbols = symbols, lengths, num_symbols
+        flat = symbols.detach().cpu().reshape(-1, num_steps).to(torch.long).numpy()
+        flat_lengths = np.ascontiguousarray(lengths.cpu().reshape(-1).numpy())
+        self.lanes, bad = _numba_lanes.time_major_symbols(flat, flat_lengths, num_symbols)
+        self.lane_lengths = flat_lengths
+        if bad:
+            low, high = int(symbols.min()), int(symbols.max())
+            if low < MISSING_SYMBOL or high >= num_symbols:
+                raise ValueError(
+                    f"symbols: expected values in [0, {num_symbols}) (V from log_B) or "
+                    f"{MISSING_SYMBOL} for a missing step, got min {low} and max {high}"
+                )
+            raise ValueError(
+                f"lengths: expected values in [1, {num_steps}] (T from symbols), "
+                f"got min {int(lengths.min())} and max {int(lengths.max())}"
+            )
+
+
+def _numpy64(tensor: torch.Tensor) -> np.ndarray:
+    if tensor.dtype != torch.float64:
+        tensor = tensor.to(torch.float64)
+    return np.ascontiguousarray(tensor.detach().numpy())
+
+
+def _tensor(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    tensor = torch.from_numpy(array)
+    return tensor if dtype == torch.float64 else tensor.to(dtype)
+
+
+class _CategoricalLogLikelihood(torch.autograd.Function):
+    """Per-sequence ``log p(y)`` with the expected counts as gradients (first order only)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        log_pi: torch.Tensor,
+        log_A: torch.Tensor,
+        log_B: torch.Tensor,
+        prepared: SymbolLanes,
+    ) -> torch.Tensor:
+        """Forward sweep, and the backward sweep when a gradient is needed."""
+        log_z, gamma, xi = _numba_lanes.categorical_lanes(
+            _numpy64(log_pi),
+            _numpy64(log_A),
+            _numpy64(log_B),
+            prepared.lanes,
+            prepared.lane_lengths,
+            any(ctx.needs_input_grad[:3]),
+        )
+        ctx.lanes, ctx.gamma, ctx.xi, ctx.num_symbols = prepared.lanes, gamma, xi, log_B.shape[1]
+        return _tensor(log_z, log_B.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        """Chain rule: gamma at the first step, summed xi, per-symbol gamma counts."""
+        weights = _numpy64(grad)
+        gamma, xi, dtype = ctx.gamma, ctx.xi, grad.dtype
+        grad_pi = grad_A = grad_B = None
+        if ctx.needs_input_grad[0]:
+            grad_pi = _tensor(gamma[0] @ weights, dtype)
+        if ctx.needs_input_grad[1]:
+            grad_A = _tensor(xi @ weights, dtype)
+        if ctx.needs_input_grad[2]:
+            counts = np.zeros((gamma.shape[1], ctx.num_symbols))
+            _numba_lanes.symbol_counts(gamma, ctx.lanes, weights, counts)
+            grad_B = _tensor(counts, dtype)
+        return grad_pi, grad_A, grad_B, None
+
+
+def shared_parameters(log_pi: torch.Tensor, log_A: torch.Tensor, log_B: torch.Tensor) -> bool:
+    """True for unbatched, consistent, floating-point CPU parameters: the numba route's inputs.
+
+    Parameters
+    ----------
+    log_pi, log_A, log_B : torch.Tensor
+        Candidate ``(K,)``, ``(K, K)`` and ``(K, V)`` tensors.
+
+    Returns
+    -------
+    bool
+    """
+    tensors = (log_pi, log_A, log_B)
+    if not all(isinstance(t, torch.Tensor) and t.is_floating_point() for t in tensors):
+        return False
+    num_states = log_B.shape[0] if log_B.dim() == 2 else -1
+    return (
+        log_pi.shape == (num_states,)
+        and log_A.shape == (num_states, num_states)
+        and fused.supports(*tensors)
+    )
+
+
+def categorical_log_likelihood(
+    log_pi: torch.Tensor,
+    log_A: torch.Tensor,
+    log_B: torch.Tensor,
+    symbols: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Log marginal likelihood of symbol sequences under a categorical-emission HMM.
+
+    Equal to ``log_likelihood(log_pi, log_A, symbol_table(log_B, symbols), lengths)``, faster:
+    the numba route never builds the ``(..., T, K)`` table.
+
+    Parameters
+    ----------
+    log_pi : torch.Tensor
+        ``(..., K)`` log initial distribution (state of the first observation).
+    log_A : torch.Tensor
+        ``(..., K, K)`` log transition matrix (rows: from, columns: to).
+    log_B : torch.Tensor
+        ``(..., K, V)`` log emission matrix, ``log_B[k, v] = log P(y = v | z = k)``.
+    symbols : torch.Tensor or SymbolLanes
+        ``(..., T)`` integer symbols in ``[0, V)``; :data:`MISSING_SYMBOL` (-1) marks an
+        unobserved step. Values at padded steps (``t >= lengths``) are ignored. Pass a
+        :class:`SymbolLanes` (with its lengths) to skip the preparation on repeated calls.
+    lengths : torch.Tensor, optional
+        ``(...)`` number of valid steps of each sequence (default: all ``T``).
+    backend : {"auto", "numba", "torch"}
+        ``"numba"`` (CPU, first-order gradients) needs unbatched ``log_pi (K,)``,
+        ``log_A (K, K)``, ``log_B (K, V)``; ``"auto"`` uses it then and the table route
+        otherwise; ``"torch"`` always builds the table.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(...)`` log likelihood of each sequence; differentiable in ``log_pi``, ``log_A``,
+        ``log_B``.
+    """
+    if isinstance(symbols, SymbolLanes):
+        prepared, symbols = symbols, symbols.symbols
+        if lengths is not None:
+            raise ValueError("lengths: give them to SymbolLanes, not with prepared symbols")
+        lengths = prepared.lengths
+    else:
+        prepared = None
+    check_choice("backend", backend, BACKENDS)
+    shared = shared_parameters(log_pi, log_A, log_B)
+    if backend == "numba" and not shared:
+        raise ValueError(
+            "backend: 'numba' needs unbatched CPU log_pi (K,), log_A (K, K) and log_B (K, V); "
+            "use 'auto' or 'torch' for batched parameters or other devices"
+        )
+    if shared and backend != "torch":
+        if prepared is None or prepared.num_symbols != log_B.shape[1]:
+            prepared = SymbolLanes(symbols, log_B.shape[1], lengths)
+        dtype = torch.promote_types(torch.promote_types(log_pi.dtype, log_A.dtype), log_B.dtype)
+        log_pi, log_A, log_B = (
+            t if t.dtype == dtype else t.to(dtype) for t in (log_pi, log_A, log_B)
+        )
+        value = _CategoricalLogLikelihood.apply(log_pi, log_A, log_B, prepared)
+        return value.reshape(symbols.shape[:-1])
+    if not isinstance(log_B, torch.Tensor) or log_B.dim() < 2 or not log_B.is_floating_point():
+        raise ValueError(
+            f"log_B: expected a floating-point (..., K, V) tensor, got {describe(log_B)}"
+        )
+    if prepared is None:
+        SymbolLanes(symbols, log_B.shape[-1], lengths)  # the same checks as the numba route
+    return log_likelihood(log_pi, log_A, symbol_table(log_B, symbols), lengths, backend)
