@@ -688,6 +688,21 @@ def thread_benchmark(repeats: int) -> dict:
         parallel=False,
     )
     result["nuts small 2 chains x (100+100), sequential, 1 thread"] = time.perf_counter() - began
+    for parallel in (None, True, False):
+        began = time.perf_counter()
+        fit = hp.fit_nuts(
+            small_hmm,
+            small_data,
+            chains=4,
+            warmup=300,
+            draws=300,
+            seed=0,
+            progress=False,
+            parallel=parallel,
+        )
+        chosen = "processes" if fit.attrs["parallel"] else "sequential"
+        label = f"nuts small 4 chains x (300+300), parallel={parallel} ({chosen})"
+        result[label] = time.perf_counter() - began
     return result
 
 

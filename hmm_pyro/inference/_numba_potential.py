@@ -191,15 +191,12 @@ def categorical(z, num, symbols_count, alpha_pi, alpha_A, alpha_B, symbols, leng
     sig_b = np.empty((num, symbols_count - 1))
     value += _stick_rows(z[offset_b:], symbols_count, num, log_b, sig_b, jac)
     value += _prior_simplex(log_b, alpha_B)
-    # One shifted emission row per symbol (V x K exponentials per call, none per step); the
-    # extra last row (ones) serves unobserved and padded steps.
-    rows, shifts = lanes.symbol_rows(log_b)
-    log_z, gamma, lane_xi, dead = lanes.symbol_forward_backward(
-        np.exp(log_pi[0]), np.exp(log_a), rows, shifts, symbols, lengths, True
-    )
-    if dead.any():
+    # Emission rows looked up per symbol: V x K exponentials per call, none per step.
+    log_z, gamma, lane_xi = lanes.categorical_lanes(log_pi[0], log_a, log_b, symbols, lengths, True)
+    total = log_z.sum()
+    if total == -math.inf:
         return -math.inf, grad
-    value += log_z.sum()
+    value += total
     start = np.zeros((1, num))
     xi = np.zeros((num, num))
     for i in range(num):

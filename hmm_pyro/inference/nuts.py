@@ -37,16 +37,41 @@ from hmm_pyro.inference._parallel import (
     check_client,
     run_tasks,
 )
-from hmm_pyro.inference.analytic_potential import AnalyticPotential
+from hmm_pyro.inference.analytic_potential import SITE, AnalyticPotential
 from hmm_pyro.inference.fit import Fit
 from hmm_pyro.inference.inference_data import build_inference_data
 from hmm_pyro.inference.init import derive_seeds, initial_params, min_separation
 from hmm_pyro.model import HMM
 from hmm_pyro.store import MemoryStore
 
-__all__ = ["fit_nuts"]
+__all__ = ["PARALLEL_MIN_SECONDS", "fit_nuts"]
 
 _REPORT_EVERY = 10
+PARALLEL_MIN_SECONDS = 30.0
+"""Estimated sequential sampling time below which ``parallel=None`` keeps the chains in this
+process. Starting the embedded cluster and importing torch in its workers costs seconds: on
+2 cores, 2 chains x (100 + 100) on the small benchmark workload took 14.5 s in 2 worker
+processes and 7.1 s one after the other."""
+_STEPS_PER_ITERATION = 10
+"""Leapfrog steps per NUTS iteration assumed by the estimate (7-12 measured on the small
+benchmark workload; more on harder posteriors, which only makes parallel chains likelier)."""
+_STEP_OVERHEAD_SECONDS = 3e-4
+"""Pyro's NUTS bookkeeping per leapfrog step, besides the potential (measured ~0.3 ms)."""
+
+
+def _estimated_sequential_seconds(
+    hmm: HMM, data: Sequences, start: dict[str, torch.Tensor], iterations: int, chains: int
+) -> float:
+    """Sampling time of ``chains`` chains in sequence, from the timed potential at ``start``."""
+    potential = AnalyticPotential(hmm, data)
+    flat = potential.unconstrain(start)[SITE]
+    potential.value_and_gradient(flat)  # loads (or compiles) the numba code
+    repeats = 3
+    began = time.perf_counter()
+    for _ in range(repeats):
+        potential.value_and_gradient(flat)
+    evaluation = (time.perf_counter() - began) / repeats
+    return chains * iterations * _STEPS_PER_ITERATION * (evaluation + _STEP_OVERHEAD_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -179,8 +204,10 @@ def fit_nuts(
         Maximum NUTS tree depth.
     parallel : bool, optional
         Run the chains as tasks on an embedded Dask ``LocalCluster`` (one single-threaded worker
-        process per chain, at most one per core); default: when there are several chains and
-        cores.
+        process per chain, at most one per core). Default: when there are several chains and
+        cores and the sampling, estimated from a timed gradient, would take at least
+        :data:`PARALLEL_MIN_SECONDS` in sequence (starting the workers costs seconds); the
+        estimate is kept in ``fit.attrs["estimated_sequential_seconds"]``.
     progress : bool
         Show progress bars.
     client : distributed.Client or str, optional
@@ -269,8 +296,14 @@ def fit_nuts(
             tasks[c] = replace(task, save_path=str(chain_path(chain_dir, c)), signature=signature)
     pending = [c for c in range(chains) if c not in saved]
     tasks = [replace(tasks[c], index=position) for position, c in enumerate(pending)]
+    estimated = None
     if parallel is None:
-        parallel = client is not None or (chains > 1 and available_cores() > 1)
+        parallel = client is not None
+        if not parallel and len(tasks) > 1 and available_cores() > 1:
+            estimated = _estimated_sequential_seconds(
+                hmm, data, starts[pending[0]], warmup + draws, len(tasks)
+            )
+            parallel = estimated >= PARALLEL_MIN_SECONDS
     began = time.perf_counter()
     finished = (
         run_tasks(
@@ -304,6 +337,7 @@ def fit_nuts(
         "target_accept": target_accept,
         "max_tree_depth": max_tree_depth,
         "parallel": bool(parallel),
+        "estimated_sequential_seconds": estimated,
         "chain_seconds": [r.seconds for r in results],
         "sampling_time": wall,
         "reused_chains": sorted(saved),

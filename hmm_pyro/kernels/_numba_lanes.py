@@ -329,7 +329,8 @@ def time_major_symbols(symbols, lengths, num_symbols):  # noqa: ANN001, ANN202
     """``(N, T)`` symbols to time-major ``(T, N)`` rows of :func:`symbol_rows`.
 
     Missing (negative) and padded steps point at row ``num_symbols``. Returns the array and
-    whether some symbol lies outside ``[-1, num_symbols)`` or some length outside ``[1, T]``.
+    whether some symbol at a valid step lies outside ``[-1, num_symbols)`` or some length
+    outside ``[1, T]`` (values at padded steps are not looked at).
     """
     batch, steps = symbols.shape
     out = np.empty((steps, batch), dtype=np.int64)
@@ -340,9 +341,12 @@ def time_major_symbols(symbols, lengths, num_symbols):  # noqa: ANN001, ANN202
             bad = True
         for t in range(steps):
             symbol = symbols[n, t]
+            if t >= length:
+                out[t, n] = num_symbols
+                continue
             if symbol < -1 or symbol >= num_symbols:
                 bad = True
-            out[t, n] = symbol if symbol >= 0 and t < length else num_symbols
+            out[t, n] = symbol if symbol >= 0 else num_symbols
     return out, bad
 
 

@@ -40,7 +40,8 @@ def symbol_table(log_B: torch.Tensor, symbols: torch.Tensor) -> torch.Tensor:
     log_B : torch.Tensor
         ``(..., K, V)`` log emission matrix.
     symbols : torch.Tensor
-        ``(..., T)`` integer symbols, :data:`MISSING_SYMBOL` where unobserved.
+        ``(..., T)`` integer symbols, :data:`MISSING_SYMBOL` where unobserved (values are
+        clamped into ``[0, V)``: check them first, e.g. with :class:`SymbolLanes`).
 
     Returns
     -------
@@ -49,7 +50,7 @@ def symbol_table(log_B: torch.Tensor, symbols: torch.Tensor) -> torch.Tensor:
     """
     observed = symbols >= 0
     columns = log_B.transpose(-1, -2)  # (..., V, K)
-    index = symbols.clamp(min=0).unsqueeze(-1)  # (..., T, 1)
+    index = symbols.clamp(0, log_B.shape[-1] - 1).unsqueeze(-1)  # (..., T, 1)
     rank = max(columns.dim(), index.dim())  # the batch dimensions broadcast
     columns = columns.reshape((1,) * (rank - columns.dim()) + columns.shape)
     index = index.reshape((1,) * (rank - index.dim()) + index.shape)
@@ -64,7 +65,7 @@ class SymbolLanes:
     ----------
     symbols : torch.Tensor
         ``(..., T)`` integer symbols in ``[0, num_symbols)``, :data:`MISSING_SYMBOL` where
-        unobserved.
+        unobserved; values at padded steps (``t >= lengths``) are ignored.
     num_symbols : int
         ``V``.
     lengths : torch.Tensor, optional
@@ -107,15 +108,18 @@ class SymbolLanes:
         self.lanes, bad = _numba_lanes.time_major_symbols(flat, flat_lengths, num_symbols)
         self.lane_lengths = flat_lengths
         if bad:
-            low, high = int(symbols.min()), int(symbols.max())
-            if low < MISSING_SYMBOL or high >= num_symbols:
+            shortest, longest = int(lengths.min()), int(lengths.max())
+            if shortest < 1 or longest > num_steps:
                 raise ValueError(
-                    f"symbols: expected values in [0, {num_symbols}) (V from log_B) or "
-                    f"{MISSING_SYMBOL} for a missing step, got min {low} and max {high}"
+                    f"lengths: expected values in [1, {num_steps}] (T from symbols), "
+                    f"got min {shortest} and max {longest}"
                 )
+            valid = torch.arange(num_steps) < lengths.cpu().unsqueeze(-1)
+            checked = symbols.detach().cpu()[valid.expand(symbols.shape)]
             raise ValueError(
-                f"lengths: expected values in [1, {num_steps}] (T from symbols), "
-                f"got min {int(lengths.min())} and max {int(lengths.max())}"
+                f"symbols: expected values in [0, {num_symbols}) (V from log_B) or "
+                f"{MISSING_SYMBOL} for a missing step, got min {int(checked.min())} and max "
+                f"{int(checked.max())}"
             )
 
 

@@ -147,3 +147,31 @@ def test_nuts_recovers_gaussian_and_poisson_emissions(emission, align_rows):
         ordered = draws[chain].sort(-1).values
         distance = (ordered.mean(0) - params[name]).abs() / ordered.std(0)
         assert bool((distance < 4).all()), distance
+
+
+def test_default_keeps_short_runs_in_process_and_sends_long_ones_to_workers(
+    workload_hmm, small_data, monkeypatch
+):
+    """``parallel=None``: the timed-gradient estimate decides; it is of the right order."""
+    from hmm_pyro.inference import _parallel, nuts
+
+    monkeypatch.setattr(_parallel, "available_cores", lambda: 2)
+    monkeypatch.setattr(nuts, "available_cores", lambda: 2)
+    fit = _quick(workload_hmm, small_data, parallel=None)
+    estimate = fit.attrs["estimated_sequential_seconds"]
+    assert fit.attrs["parallel"] is False and 0 < estimate < nuts.PARALLEL_MIN_SECONDS
+    actual = sum(fit.attrs["chain_seconds"])
+    assert 0.1 < estimate / actual < 10
+
+    seen = []
+    run_tasks = nuts.run_tasks
+
+    def recording(*args, parallel, **kwargs):
+        seen.append(parallel)
+        return run_tasks(*args, parallel=False, **kwargs)
+
+    monkeypatch.setattr(nuts, "run_tasks", recording)
+    monkeypatch.setattr(nuts, "PARALLEL_MIN_SECONDS", 0.0)
+    assert _quick(workload_hmm, small_data, parallel=None).attrs["parallel"] is True
+    assert seen == [True]
+    assert _quick(workload_hmm, small_data, parallel=None, chains=1).attrs["parallel"] is False

@@ -185,3 +185,14 @@ def test_mismatched_parameter_shapes_are_refused():
     log_pi, log_A, log_B = _params(14)
     with pytest.raises(ValueError, match="log_pi"):
         categorical_log_likelihood(log_pi[:2], log_A, log_B, torch.tensor([[0, 1]]))
+
+
+def test_values_at_padded_steps_are_not_checked_or_used():
+    params = _params(15)
+    lengths = torch.tensor([2, 3])
+    clean = torch.tensor([[0, 1, 0], [2, 3, 1]])
+    junk = torch.tensor([[0, 1, 99], [2, 3, 1]])
+    for backend in ("numba", "torch"):
+        expected = categorical_log_likelihood(*params, clean, lengths, backend=backend)
+        got = categorical_log_likelihood(*params, junk, lengths, backend=backend)
+        assert torch.equal(got, expected)

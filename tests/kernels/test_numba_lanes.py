@@ -9,16 +9,7 @@ import torch
 from hmm_pyro import kernels
 from hmm_pyro.kernels import _numba_fb
 from hmm_pyro.kernels._numba_lanes import forward_backward_lanes, log_likelihood_lanes
-
-
-def _per_sequence(log_pi, log_A, log_lik, lengths):
-    batch = log_lik.shape[0]
-    log_z, gamma, xi = _numba_fb._outputs(log_lik)
-    pi = np.ascontiguousarray(np.broadcast_to(log_pi, (batch, log_pi.shape[-1])))
-    trans = np.ascontiguousarray(np.broadcast_to(log_A, (batch, *log_A.shape[-2:])))
-    for b in range(batch):
-        _numba_fb._fb_sequence(b, pi, trans, log_lik, lengths, log_z, gamma, xi)
-    return log_z, gamma, xi
+from tests.kernels.per_sequence_reference import per_sequence
 
 
 def _inputs(rng, batch, steps, states, scale=1.0):
@@ -36,7 +27,7 @@ def test_lanes_equal_the_per_sequence_kernel(batch, steps, states, scale):
     """``scale=400`` makes scale factors far below 1e-150, exercising the log folding."""
     rng = np.random.default_rng(batch * 100 + steps)
     args = _inputs(rng, batch, steps, states, scale)
-    expected = _per_sequence(*args)
+    expected = per_sequence(*args)
     got = forward_backward_lanes(*args)
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9 * max(1.0, scale))
@@ -48,7 +39,7 @@ def test_lanes_broadcast_pi_and_A_of_batch_one():
     log_pi, log_A, log_lik, lengths = _inputs(rng, 4, 12, 3)
     one_pi, one_A = log_pi[:1], log_A[:1]
     got = forward_backward_lanes(one_pi, one_A, log_lik, lengths)
-    expected = _per_sequence(one_pi, one_A, log_lik, lengths)
+    expected = per_sequence(one_pi, one_A, log_lik, lengths)
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
@@ -64,7 +55,7 @@ def test_zero_likelihood_lane_is_minus_inf_and_leaves_the_others_alone():
     log_z, gamma, xi = forward_backward_lanes(log_pi, log_A, log_lik, lengths)
     assert log_z[1] == -math.inf and log_z[2] == -math.inf
     assert not gamma[1:].any() and not xi[1:].any()
-    reference = _per_sequence(log_pi[:1], log_A[:1], log_lik[:1], lengths[:1])
+    reference = per_sequence(log_pi[:1], log_A[:1], log_lik[:1], lengths[:1])
     np.testing.assert_allclose(log_z[0], reference[0][0], rtol=1e-12)
     np.testing.assert_allclose(gamma[0], reference[1][0], atol=1e-12)
 
