@@ -540,39 +540,45 @@ def aligned_means(draws: dict[str, np.ndarray], truth_B: np.ndarray) -> dict[str
     return {"mean": B.mean(0), "mcse": mcse}
 
 
-def nuts_benchmark(
+def nuts_runs(
     name: str, repeats: int, with_pyro: bool, iterations: int = 300, with_numpyro: bool = True
-) -> dict:
+) -> dict[str, list[dict]]:
+    """NUTS runs per sampler (see :func:`nuts_summary`)."""
     hmm, data, params = workload(name)
     symbols = data.values[..., 0].long()
     num_states, num_symbols = params["B"].shape
     runs: dict[str, list[dict]] = {"hmm_pyro": [], "numpyro": [], "pyro DiscreteHMM": []}
     for seed in range(repeats):
         runs["hmm_pyro"].append(nuts_ours(hmm, data, seed, iterations))
-        if not with_numpyro:
-            continue
-        try:
-            runs["numpyro"].append(
-                nuts_numpyro(
-                    symbols.numpy(),
-                    num_states,
-                    num_symbols,
-                    seed,
-                    iterations,
-                    rerun=name == "small",
-                )
-            )
-        except ImportError as error:
-            runs["numpyro"] = [{"skipped": str(error)}]
+        if with_numpyro:
+            runs["numpyro"] += numpyro_runs(name, 1, iterations, first_seed=seed)
     if with_pyro:
         runs["pyro DiscreteHMM"].append(nuts_pyro_discrete_hmm(symbols, num_states, num_symbols, 0))
+    return runs
+
+
+def numpyro_runs(name: str, repeats: int, iterations: int, first_seed: int = 0) -> list[dict]:
+    """NumPyro NUTS runs on a workload (one skipped entry if NumPyro is not installed)."""
+    _, data, params = workload(name)
+    symbols = data.values[..., 0].long().numpy()
+    num_states, num_symbols = params["B"].shape
+    try:
+        return [
+            nuts_numpyro(symbols, num_states, num_symbols, seed, iterations, rerun=name == "small")
+            for seed in range(first_seed, first_seed + repeats)
+        ]
+    except ImportError as error:
+        return [{"skipped": str(error)}]
+
+
+def nuts_summary(name: str, runs: dict[str, list[dict]], iterations: int) -> dict:
+    """Medians per sampler, ESS/s ratios, posterior agreement with NumPyro."""
+    truth_B = workload(name)[2]["B"].numpy()
     summary: dict[str, dict] = {}
-    truth_B = params["B"].numpy()
     for label, entries in runs.items():
         entries = [entry for entry in entries if "seconds" in entry]
         if not entries:
             continue
-        steps = [e["mean_leapfrog_steps"] for e in entries if "mean_leapfrog_steps" in e]
         summary[label] = {
             "runs": len(entries),
             "warmup_and_draws": iterations,
@@ -587,11 +593,6 @@ def nuts_benchmark(
             },
             "divergences": [e.get("divergences") for e in entries],
         }
-        if steps:
-            leapfrogs = 2 * iterations * float(np.median(steps))
-            summary[label]["ms_per_leapfrog_step"] = (
-                1e3 * summary[label]["seconds_median"] / leapfrogs
-            )
         summary[label]["B_posterior"] = aligned_means(entries[0]["draws"], truth_B)
     ours = summary["hmm_pyro"]["ess_per_second_median"]
     for entry in summary.values():
@@ -908,13 +909,23 @@ def main(argv: list[str] | None = None) -> int:
         },
         "kernels": {name: kernel_benchmark(name, repeats) for name in ("small", "large")},
     }
-    results["nuts"] = {"small": nuts_benchmark("small", nuts_repeats, not args.skip_pyro_nuts)}
+    out = Path(args.out)
+
+    def write() -> None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(out) as handle:
+            handle.write(json.dumps(results, indent=2, default=float))
+        with atomic_write(out.with_suffix(".md")) as handle:
+            handle.write(markdown(results))
+
+    small_runs = nuts_runs("small", nuts_repeats, not args.skip_pyro_nuts)
+    results["nuts"] = {"small": nuts_summary("small", small_runs, 300)}
+    iterations = args.large_iterations
     if not args.quick:
-        large = nuts_benchmark(
-            "large", args.large_nuts_repeats, False, args.large_iterations, args.numpyro_large
-        )
+        large_runs = nuts_runs("large", args.large_nuts_repeats, False, iterations, False)
+        results["nuts"]["large"] = nuts_summary("large", large_runs, iterations)
         probe = leapfrog_probe("large")
-        ours = large["hmm_pyro"]
+        ours = results["nuts"]["large"]["hmm_pyro"]
         if "ms_per_leapfrog_step" in probe.get("numpyro", {}):
             # Same algorithm on the same posterior: NumPyro assumed to need the leapfrog steps
             # hmm_pyro's run took, each at its own measured cost.
@@ -922,7 +933,6 @@ def main(argv: list[str] | None = None) -> int:
             probe["numpyro_projected_seconds"] = ours["seconds_median"] * cost
             probe["numpyro_projected_ess_per_second"] = ours["ess_per_second_median"] / cost
             probe["hmm_pyro_ess_per_second_ratio_projected"] = cost
-        results["nuts"]["large"] = large
         results["nuts_leapfrog_probe_large"] = probe
     results["svi"] = svi_benchmark(repeats)
     results["threads"] = thread_benchmark(repeats)
@@ -930,14 +940,12 @@ def main(argv: list[str] | None = None) -> int:
     results["peak_rss_this_process_bytes"] = (
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out) as handle:
-        handle.write(json.dumps(results, indent=2, default=float))
-    report = markdown(results)
-    with atomic_write(out.with_suffix(".md")) as handle:
-        handle.write(report)
-    print(report)
+    write()
+    if args.numpyro_large and not args.quick:  # last: hours; everything else is saved
+        large_runs["numpyro"] = numpyro_runs("large", args.large_nuts_repeats, iterations)
+        results["nuts"]["large"] = nuts_summary("large", large_runs, iterations)
+        write()
+    print(markdown(results))
     return 0
 
 
