@@ -17,6 +17,16 @@ from typing import IO, Any
 __all__ = ["atomic_path", "atomic_write", "write_text_atomic"]
 
 
+def _creation_mode() -> int:
+    """Permissions ``open(path, "w")`` would give a new file: ``0o666`` minus the umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_CREATION_MODE = _creation_mode()
+
+
 def _fsync(path: Path) -> None:
     """Flush a written file to disk (best effort: some file systems refuse)."""
     with contextlib.suppress(OSError):
@@ -70,6 +80,14 @@ def atomic_path(path: str | os.PathLike[str], durable: bool = True) -> Iterator[
         yield temporary
         if durable:
             _fsync(temporary)
+        # mkstemp creates the file private (0o600); give it the permissions of the file it
+        # replaces, or those of a newly created file.
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            mode = _CREATION_MODE
+        with contextlib.suppress(OSError):
+            os.chmod(temporary, mode)
         os.replace(temporary, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -117,3 +117,21 @@ def test_atomic_write_keeps_the_old_file_on_error(tmp_path):
     with pytest.raises(ValueError, match="mode"):
         with atomic_write(target, mode="a"):
             pass
+
+
+def test_atomic_writes_get_ordinary_permissions_and_keep_existing_ones(tmp_path):
+    """A new file gets 0o666 minus the umask (not mkstemp's private 0o600); a replaced
+    file keeps its mode."""
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    fresh = tmp_path / "fresh.txt"
+    with atomic_write(fresh) as handle:
+        handle.write("x")
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~mask
+    os.chmod(fresh, 0o640)
+    with atomic_write(fresh) as handle:
+        handle.write("y")
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o640 and fresh.read_text() == "y"
