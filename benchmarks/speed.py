@@ -7,14 +7,19 @@ Workloads (categorical emissions, flat Dirichlet priors):
 
 Measured (medians of repeated timings; ratios are ours against the peer in the same run):
 
-1. log likelihood + gradient w.r.t. (log pi, log A, log B): hmm_pyro numba kernel, hmm_pyro
-   torch kernel, Pyro ``DiscreteHMM`` (autograd), JAX (``lax.scan`` forward algorithm, jitted
+1. log likelihood + gradient w.r.t. (log pi, log A, log B): hmm_pyro's categorical kernel
+   (numba; and through the generic table kernel), hmm_pyro torch kernel, Pyro
+   ``DiscreteHMM`` (autograd), JAX (``lax.scan`` forward algorithm, jitted
    ``value_and_grad``); hmmlearn ``score`` for the value alone; all values checked equal (1e-9).
 2. NUTS, 1 chain, 300 warm-up + 300 draws: wall time and min bulk ESS over every entry of
-   ``pi``, ``A``, ``B`` -> ESS per second; hmm_pyro vs NumPyro (scan forward algorithm) and, on
-   the small workload, Pyro NUTS on ``DiscreteHMM``; posterior means compared in MC-SE units.
+   ``pi``, ``A``, ``B`` -> ESS per second; hmm_pyro vs NumPyro (scan forward algorithm; its
+   times net of the fixed cost it pays on every ``MCMC.run``) and, on the small workload, Pyro
+   NUTS on ``DiscreteHMM``; posterior means compared in MC-SE units. On the large workload,
+   NumPyro's full run (about an hour) only with ``--numpyro-large``; always, the cost per
+   leapfrog step inside both samplers' NUTS (:func:`leapfrog_probe`) and a projection.
 3. SVI MAP to convergence (small workload), hmm_pyro's default.
-4. Thread settings: torch and numba threads 1 vs 2 for the kernel and a short NUTS run.
+4. Thread settings: torch and numba threads 1 vs 2 for the kernel and a short NUTS run;
+   chains in processes vs in sequence, and what ``parallel=None`` chooses.
 5. Peak RSS of a MAP fit on 1,000 x 1,000 steps, K=10 (subprocess), against the size of the
    forward-backward tables.
 

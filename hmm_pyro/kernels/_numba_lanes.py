@@ -258,7 +258,7 @@ def symbol_forward_backward(pi, trans, symbol_emis, symbol_shift, symbols, lengt
     ``symbol_shift (S,)`` the shifts, ``symbols (T, N)`` time-major row indices (padded steps
     must point at a row of ones with shift 0), ``lengths (N,)``. No exponential per step.
 
-    Returns ``log_z (N,)``, ``gamma (T, K, N)`` (alpha, unscaled, without ``backward``),
+    Returns ``log_z (N,)``, ``gamma (T, K, N)`` (the scaled alpha without ``backward``),
     summed ``xi (K, K, N)`` (zeros without ``backward``) and ``dead (N,)``: lanes of zero
     likelihood, whose ``log_z``, gamma and xi are left undefined for the caller to clear.
     """
