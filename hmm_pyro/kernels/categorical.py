@@ -84,43 +84,58 @@ class SymbolLanes:
     def __init__(
         self, symbols: torch.Tensor, num_symbols: int, lengths: torch.Tensor | None = None
     ) -> None:
-        if not isinstance(symbols, torch.Tensor):
-            raise TypeError(f"symbols: expected an integer torch.Tensor, got {describe(symbols)}")
-        if symbols.is_floating_point() or symbols.is_complex() or symbols.dtype == torch.bool:
-            raise TypeError(f"symbols: expected an integer tensor, got {describe(symbols)}")
-        if symbols.dim() < 1 or symbols.shape[-1] < 1:
-            raise ValueError(f"symbols: expected (..., T) with T >= 1, got {describe(symbols)}")
-        num_steps = symbols.shape[-1]
-        if lengths is None:
-            lengths = torch.full(symbols.shape[:-1], num_steps, dtype=torch.long)
-        elif not isinstance(lengths, torch.Tensor) or lengths.is_floating_point():
-            raise TypeError(f"lengths: expected an integer tensor, got {describe(lengths)}")
-        try:
-            lengths = lengths.to(torch.long).expand(symbols.shape[:-1])
-        except RuntimeError as error:
-            raise ValueError(
-                f"lengths: expected shape {tuple(symbols.shape[:-1])} (from symbols), "
-                f"got {describe(lengths)}"
-            ) from error
+        lengths = _checked_lengths(symbols, lengths)
         self.symbols, self.lengths, self.num_symbols = symbols, lengths, num_symbols
-        flat = symbols.detach().cpu().reshape(-1, num_steps).to(torch.long).numpy()
+        flat = symbols.detach().cpu().reshape(-1, symbols.shape[-1]).to(torch.long).numpy()
         flat_lengths = np.ascontiguousarray(lengths.cpu().reshape(-1).numpy())
         self.lanes, bad = _numba_lanes.time_major_symbols(flat, flat_lengths, num_symbols)
         self.lane_lengths = flat_lengths
-        if bad:
-            shortest, longest = int(lengths.min()), int(lengths.max())
-            if shortest < 1 or longest > num_steps:
-                raise ValueError(
-                    f"lengths: expected values in [1, {num_steps}] (T from symbols), "
-                    f"got min {shortest} and max {longest}"
-                )
-            valid = torch.arange(num_steps) < lengths.cpu().unsqueeze(-1)
-            checked = symbols.detach().cpu()[valid.expand(symbols.shape)]
-            raise ValueError(
-                f"symbols: expected values in [0, {num_symbols}) (V from log_B) or "
-                f"{MISSING_SYMBOL} for a missing step, got min {int(checked.min())} and max "
-                f"{int(checked.max())}"
-            )
+        if bad:  # the numba pass found it; the torch check names it
+            _check_values(symbols, lengths, num_symbols)
+
+
+def _checked_lengths(symbols: object, lengths: object) -> torch.Tensor:
+    """Type and shape checks of ``symbols (..., T)``; ``lengths`` as int64 of shape ``(...)``."""
+    if not isinstance(symbols, torch.Tensor):
+        raise TypeError(f"symbols: expected an integer torch.Tensor, got {describe(symbols)}")
+    if symbols.is_floating_point() or symbols.is_complex() or symbols.dtype == torch.bool:
+        raise TypeError(f"symbols: expected an integer tensor, got {describe(symbols)}")
+    if symbols.dim() < 1 or symbols.shape[-1] < 1:
+        raise ValueError(f"symbols: expected (..., T) with T >= 1, got {describe(symbols)}")
+    if lengths is None:
+        return torch.full(
+            symbols.shape[:-1], symbols.shape[-1], dtype=torch.long, device=symbols.device
+        )
+    if not isinstance(lengths, torch.Tensor) or lengths.is_floating_point():
+        raise TypeError(f"lengths: expected an integer tensor, got {describe(lengths)}")
+    try:
+        return lengths.to(torch.long).expand(symbols.shape[:-1])
+    except RuntimeError as error:
+        raise ValueError(
+            f"lengths: expected shape {tuple(symbols.shape[:-1])} (from symbols), "
+            f"got {describe(lengths)}"
+        ) from error
+
+
+def _check_values(symbols: torch.Tensor, lengths: torch.Tensor, num_symbols: int) -> None:
+    """Lengths in ``[1, T]``; symbols at valid steps in ``[-1, V)`` (on the tensors' device)."""
+    num_steps = symbols.shape[-1]
+    if lengths.numel() == 0:
+        return
+    shortest, longest = int(lengths.min()), int(lengths.max())
+    if shortest < 1 or longest > num_steps:
+        raise ValueError(
+            f"lengths: expected values in [1, {num_steps}] (T from symbols), "
+            f"got min {shortest} and max {longest}"
+        )
+    valid = torch.arange(num_steps, device=symbols.device) < lengths.unsqueeze(-1)
+    checked = symbols[valid.expand(symbols.shape)]
+    low, high = int(checked.min()), int(checked.max())
+    if low < MISSING_SYMBOL or high >= num_symbols:
+        raise ValueError(
+            f"symbols: expected values in [0, {num_symbols}) (V from log_B) or "
+            f"{MISSING_SYMBOL} for a missing step, got min {low} and max {high}"
+        )
 
 
 def _numpy64(tensor: torch.Tensor) -> np.ndarray:
@@ -262,6 +277,6 @@ def categorical_log_likelihood(
         raise ValueError(
             f"log_B: expected a floating-point (..., K, V) tensor, got {describe(log_B)}"
         )
-    if prepared is None:
-        SymbolLanes(symbols, log_B.shape[-1], lengths)  # the same checks as the numba route
+    if prepared is None:  # the numba route's checks, without building its lanes
+        _check_values(symbols, _checked_lengths(symbols, lengths), log_B.shape[-1])
     return log_likelihood(log_pi, log_A, symbol_table(log_B, symbols), lengths, backend)
