@@ -197,15 +197,9 @@ def categorical(z, num, symbols_count, alpha_pi, alpha_A, alpha_B, symbols, leng
     if total == -math.inf:
         return -math.inf, grad
     value += total
-    start = np.zeros((1, num))
-    xi = np.zeros((num, num))
-    for i in range(num):
-        start[0, i] = gamma[0, i].sum()
-        for j in range(num):
-            xi[i, j] = lane_xi[i, j].sum()
-    counts = np.zeros((num, symbols_count))
-    lanes.symbol_counts(gamma, symbols, np.ones(log_z.shape[0]), counts)
-    _stick_gradient(start, alpha_pi, sig_pi, grad, 0, jac)
+    weights = np.ones(log_z.shape[0])
+    start, xi, counts = lanes.weighted_statistics(gamma, lane_xi, symbols, weights, symbols_count)
+    _stick_gradient(start.reshape((1, num)), alpha_pi, sig_pi, grad, 0, jac)
     _stick_gradient(xi, alpha_A, sig_a, grad, num - 1, jac)
     _stick_gradient(counts, alpha_B, sig_b, grad, offset_b, jac)
     return value, grad

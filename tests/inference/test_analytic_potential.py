@@ -61,9 +61,10 @@ def test_without_jacobian_it_is_the_map_objective_and_its_gradient(emission):
     assert torch.allclose(gradient, joined, atol=1e-8, rtol=0)
 
 
-def test_categorical_lanes_with_length_one_and_missing_edges():
+@pytest.mark.parametrize("num_states", [2, 3, 6])  # sweeps compiled per K up to 4, general above
+def test_categorical_lanes_with_length_one_and_missing_edges(num_states):
     """Edge steps of the lane kernel: a one-step sequence, missing first and last steps."""
-    hmm = HMM(3, Categorical(num_symbols=4), Prior(B=0.8))
+    hmm = HMM(num_states, Categorical(num_symbols=4), Prior(B=0.8))
     values = [
         np.array([2.0]),
         np.array([np.nan, 1.0, 3.0, 0.0, np.nan]),

@@ -50,7 +50,11 @@ def test_equals_brute_force_enumeration_with_expected_counts():
     assert np.abs(grad_B.numpy() - counts).max() < 1e-9
 
 
-@pytest.mark.parametrize(("num_states", "num_symbols", "shape"), [(1, 2, (2, 5)), (3, 4, (6, 9))])
+@pytest.mark.parametrize(
+    ("num_states", "num_symbols", "shape"),
+    # K <= UNROLLED_STATES runs sweeps compiled for each K; K = 5 the general ones
+    [(1, 2, (2, 5)), (2, 3, (4, 7)), (3, 4, (6, 9)), (4, 5, (9, 11)), (5, 3, (5, 8))],
+)
 def test_equals_the_table_route_with_missing_padding_and_weights(num_states, num_symbols, shape):
     params = _params(1, num_states, num_symbols)
     generator = torch.Generator().manual_seed(2)
