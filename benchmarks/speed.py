@@ -11,6 +11,10 @@ Measured (medians of repeated timings; ratios are ours against the peer in the s
    (numba; and through the generic table kernel), hmm_pyro torch kernel, Pyro
    ``DiscreteHMM`` (autograd), JAX (``lax.scan`` forward algorithm, jitted
    ``value_and_grad``); hmmlearn ``score`` for the value alone; all values checked equal (1e-9).
+   Each sample loops a call for ~20 ms; the torch-based implementations take turns sample by
+   sample (:func:`interleaved_medians`), JAX and hmmlearn are timed after them on their own.
+   Our symbols are prepared once (:class:`~hmm_pyro.kernels.SymbolLanes`, as the samplers do
+   and as JAX gets its device arrays once); one row pays the preparation on every call.
 2. NUTS, 1 chain, 300 warm-up + 300 draws: wall time and min bulk ESS over every entry of
    ``pi``, ``A``, ``B`` -> ESS per second; hmm_pyro vs NumPyro (scan forward algorithm; its
    times net of the fixed cost it pays on every ``MCMC.run``) and, on the small workload, Pyro
