@@ -5,8 +5,9 @@ initialisations can be asked for by name (``"median"``, ``"mean"``, ``"feasible"
 ``"uniform"``, ``"sample"``) or as an ``init_loc_fn``; ``"median"`` and ``"mean"`` start every
 Dirichlet row at the same point, a saddle where identical states get identical gradients. Plain
 Pyro (``DiscreteHMM`` + ``AutoDelta``) stays there: three identical emission rows equal to the
-overall symbol frequencies (measured). Our model usually escapes only because floating-point
-round-off differs between states (1e-11 in the gradients), which is not something to rely on.
+overall symbol frequencies (measured). Our model escapes or not depending on how floating-point
+round-off differs between states (1e-11 in the gradients): on the reference workload, seed 0
+escaped with an earlier kernel and stays with the current one. Not something to rely on.
 The starts are recorded in the attributes so that ``hmm_pyro.diagnose`` can flag them.
 """
 
