@@ -186,9 +186,9 @@ def kernel_benchmark(name: str, repeats: int) -> dict:
         results[label] = {"value_gap": abs(value - reference), "grad_gap": gap}
     for label, seconds in interleaved_medians(runs, repeats).items():
         results[label]["seconds"] = seconds
-    # The peers outside torch are timed on their own, after: XLA's worker threads keep
-    # spinning for a while after each call and slowed whatever ran next on 2 cores (ours and
-    # DiscreteHMM by ~1.5x when JAX took turns with them).
+    # The peers outside torch are timed on their own, after: with JAX taking turns, ours and
+    # DiscreteHMM ran ~1.5x slower (0.47 vs 0.29 ms, 10.9 vs 7.6 ms on 2 cores), most likely
+    # XLA's worker threads staying busy after each call.
     for label, peer in (("jax", jax_kernel), ("hmmlearn score (value only)", hmmlearn_score)):
         try:
             run, results[label] = peer(data, params, reference)
@@ -838,7 +838,7 @@ def markdown(results: dict) -> str:
             if "seconds_median" in row:
                 lines.append(
                     f"| {label} | {row['runs']} | {row['seconds_median']:.1f} | "
-                    f"{row['min_bulk_ess_median']:.0f} | {row['ess_per_second_median']:.1f} | "
+                    f"{row['min_bulk_ess_median']:.0f} | {row['ess_per_second_median']:.3g} | "
                     f"{row['hmm_pyro_ess_per_second_ratio']:.2f} |"
                 )
         if "posterior_agreement_vs_numpyro" in entry:

@@ -438,8 +438,9 @@ def symbol_forward_backward(pi, trans, symbol_emis, symbol_shift, symbols, lengt
 def weighted_statistics(gamma, xi, symbols, weights, num_symbols):  # noqa: ANN001, ANN202
     """Weighted sums over the lanes: first-step gamma ``(K,)``, xi ``(K, K)``, counts ``(K, V)``.
 
-    ``counts[k, v] = sum_n weights[n] sum_t gamma[t, k, n] [symbols[t, n] = v]``; symbols
-    ``>= V`` (unobserved or padded steps) are skipped. These are the gradients of
+    ``counts[k, v] = sum_n weights[n] sum_t gamma[t, k, n] [symbols[t, n] = v]``; ``symbols``
+    from :func:`time_major_symbols` with the same ``V``: values in ``[0, V]``, ``V`` at
+    unobserved or padded steps, which are skipped (no bounds check). These are the gradients of
     ``sum_n weights[n] log p(y_n)`` with respect to ``log pi``, ``log A`` and ``log B``.
     """
     steps, num_states, batch = gamma.shape

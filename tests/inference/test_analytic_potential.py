@@ -8,6 +8,7 @@ from pyro.infer.mcmc.util import potential_grad
 from hmm_pyro import HMM, Categorical, Gaussian, Poisson, Prior, simulate
 from hmm_pyro.inference.analytic_potential import SITE, AnalyticPotential
 from hmm_pyro.inference.lean_potential import LeanPotential
+from hmm_pyro.kernels import categorical
 
 FAMILIES = [Categorical(num_symbols=4), Gaussian(), Gaussian(dim=2), Poisson(), Poisson(dim=2)]
 
@@ -77,5 +78,28 @@ def test_categorical_lanes_with_length_one_and_missing_edges(num_states):
         params = hmm.sample_prior(seed=20 + seed)
         grads, value = potential_grad(analytic, analytic.unconstrain(params))
         expected_grads, expected = potential_grad(lean, lean.unconstrain(params))
+        assert abs(float(value) - float(expected)) < 1e-9
+        assert torch.allclose(grads[SITE], analytic.join(expected_grads), atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("num_states", [2, 3, 4, 6])
+def test_categorical_potential_equals_the_table_route(num_states, monkeypatch):
+    """Independent of the categorical kernel: the lean potential through the (N, T, K) table."""
+    hmm = HMM(num_states, Categorical(num_symbols=5), Prior(B=0.8))
+    data, _ = simulate(hmm, hmm.sample_prior(seed=num_states), [40, 25, 33], seed=1)
+    values = [np.array(row) for row in data.to_list()]
+    values[1][3] = np.nan
+    analytic = AnalyticPotential(hmm, values)
+    monkeypatch.setattr(categorical, "shared_parameters", lambda *tensors: False)
+
+    def refuse(*args):
+        raise AssertionError("the lean potential took the categorical kernel's numba route")
+
+    monkeypatch.setattr(categorical._CategoricalLogLikelihood, "apply", refuse)
+    table = LeanPotential(hmm, values)
+    for seed in range(3):
+        params = hmm.sample_prior(seed=100 + seed)
+        grads, value = potential_grad(analytic, analytic.unconstrain(params))
+        expected_grads, expected = potential_grad(table, table.unconstrain(params))
         assert abs(float(value) - float(expected)) < 1e-9
         assert torch.allclose(grads[SITE], analytic.join(expected_grads), atol=1e-9, rtol=0)
