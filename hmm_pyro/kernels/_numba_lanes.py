@@ -107,21 +107,29 @@ def _accumulate_scale(t, lengths, total, product, log_z, dead, inverse):  # noqa
             inverse[b] = 1.0 / scale
         return
     for b in range(total.shape[0]):
-        scale = total[b]
-        if t < lengths[b]:
-            if not scale > 0.0:
-                dead[b] = True
-                scale = 1.0
-            if scale < _FLUSH_BELOW:
-                log_z[b] += math.log(scale)
-            else:
-                product[b] *= scale
-                if product[b] < _FLUSH_BELOW:
-                    log_z[b] += math.log(product[b])
-                    product[b] = 1.0
-        else:
-            scale = 1.0
+        scale = _fold_lane(b, total[b], product, log_z, dead) if t < lengths[b] else 1.0
         inverse[b] = 1.0 / scale
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _fold_lane(b, scale, product, log_z, dead):  # noqa: ANN001, ANN202
+    """The general rule for lane ``b``'s scale factor at a valid step; returns the one applied.
+
+    A zero (or NaN) factor marks the lane dead and applies 1; a factor below the flush level
+    goes straight into ``log_z``; otherwise it joins the running product, itself folded into
+    ``log_z`` once it falls below the flush level.
+    """
+    if not scale > 0.0:
+        dead[b] = True
+        scale = 1.0
+    if scale < _FLUSH_BELOW:
+        log_z[b] += math.log(scale)
+    else:
+        product[b] *= scale
+        if product[b] < _FLUSH_BELOW:
+            log_z[b] += math.log(product[b])
+            product[b] = 1.0
+    return scale
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
@@ -302,19 +310,8 @@ def _unrolled_forward(pi, trans, rows, symbols, lengths, alpha, scale, log_z, de
             scale[t, b] = inverse[b]
         if unusual:
             for b in range(batch):
-                factor = totals[b]
                 if redo[b]:
-                    if not factor > 0.0:
-                        dead[b] = True
-                        factor = 1.0
-                    if factor < _FLUSH_BELOW:
-                        log_z[b] += math.log(factor)
-                    else:
-                        product[b] *= factor
-                        if product[b] < _FLUSH_BELOW:
-                            log_z[b] += math.log(product[b])
-                            product[b] = 1.0
-                    inverse[b] = 1.0 / factor
+                    inverse[b] = 1.0 / _fold_lane(b, totals[b], product, log_z, dead)
                     scale[t, b] = inverse[b]
     for b in range(batch):
         log_z[b] += math.log(product[b])
