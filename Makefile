@@ -22,6 +22,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hmm_pyro tests examples diagnostics benchmarks
 	$(VENV)/bin/ruff format --check hmm_pyro tests examples diagnostics benchmarks
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

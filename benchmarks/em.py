@@ -258,7 +258,7 @@ def init_study(seeds: int, svi_seeds: int, warmup: int, draws: int, steps: int, 
         row["gap_to_best_known_map"] = best - row["log_posterior"]
     started = time.perf_counter()
     for seed in range(seeds):
-        hmm_pyro.inference.init.initial_params(hmm, data, "em", seed=seed)
+        hmm_pyro.learning.initial_params(hmm, data, "em", seed=seed)
     em_init_seconds = (time.perf_counter() - started) / seeds
     return {
         "machine": _machine(threads),

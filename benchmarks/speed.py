@@ -58,8 +58,8 @@ import torch  # noqa: E402
 import hmm_pyro as hp  # noqa: E402
 from hmm_pyro import kernels  # noqa: E402
 from hmm_pyro._io import atomic_write  # noqa: E402
-from hmm_pyro.demo import TRUE_PARAMS  # noqa: E402
 from hmm_pyro.kernels.categorical import SymbolLanes, categorical_log_likelihood  # noqa: E402
+from hmm_pyro.simulate import REFERENCE_PARAMS  # noqa: E402
 
 torch.set_num_threads(1)
 numba.set_num_threads(1)
@@ -82,7 +82,7 @@ def large_params(seed: int = 0) -> dict[str, torch.Tensor]:
 
 def workload(name: str) -> tuple[hp.HMM, hp.Sequences, dict[str, torch.Tensor]]:
     if name == "small":
-        params, shape = TRUE_PARAMS, (20, 500)
+        params, shape = REFERENCE_PARAMS, (20, 500)
     else:
         params, shape = large_params(), (100, 1000)
     hmm = hp.HMM(params["A"].shape[0], hp.Categorical(num_symbols=params["B"].shape[1]))

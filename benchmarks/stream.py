@@ -8,8 +8,8 @@ Usage::
 Three phases, each in a fresh subprocess so that its peak resident memory (``ru_maxrss``) is its
 own:
 
-1. ``generate``: simulate the reference HMM (K=3, V=5, ``hmm_pyro.demo.TRUE_PARAMS``) chunk by
-   chunk into a NetCDF store (:func:`hmm_pyro.store.simulate_store`);
+1. ``generate``: simulate the reference HMM (K=3, V=5, ``hmm_pyro.simulate.REFERENCE_PARAMS``)
+   chunk by chunk into a NetCDF store (:func:`hmm_pyro.simulate_store`);
 2. ``fit``: :func:`hmm_pyro.fit_svi_stream` (MAP guide, one start) reading mini-batches from the
    store; the recovered ``B``, ``A`` and ``pi`` are compared with the truth after matching
    state labels (Hungarian on the L1 distance of emission rows);
@@ -44,12 +44,11 @@ def _peak_rss_mb() -> float:
 
 def _generate(args: argparse.Namespace) -> dict:
     import hmm_pyro as hp
-    from hmm_pyro.demo import TRUE_PARAMS
-    from hmm_pyro.store import simulate_store
+    from hmm_pyro.simulate import REFERENCE_PARAMS, simulate_store
 
     hmm = hp.HMM(3, hp.Categorical(num_symbols=5))
     began = time.perf_counter()
-    simulate_store(args.store, hmm, TRUE_PARAMS, args.sequences, args.length, seed=args.seed)
+    simulate_store(args.store, hmm, REFERENCE_PARAMS, args.sequences, args.length, seed=args.seed)
     return {
         "seconds": time.perf_counter() - began,
         "peak_rss_mb": _peak_rss_mb(),
@@ -62,8 +61,8 @@ def _fit(args: argparse.Namespace) -> dict:
     from scipy.optimize import linear_sum_assignment
 
     import hmm_pyro as hp
-    from hmm_pyro.demo import TRUE_PARAMS
     from hmm_pyro.inference.stream import fit_svi_stream
+    from hmm_pyro.simulate import REFERENCE_PARAMS
     from hmm_pyro.store import open_store
 
     hmm = hp.HMM(3, hp.Categorical(num_symbols=5))
@@ -81,7 +80,7 @@ def _fit(args: argparse.Namespace) -> dict:
     seconds = time.perf_counter() - began
     fit.save(args.fit)
     estimate = fit.posterior_mean()
-    truth = TRUE_PARAMS
+    truth = REFERENCE_PARAMS
     _, perm = linear_sum_assignment(torch.cdist(truth["B"], estimate["B"], p=1).numpy())
     perm = torch.as_tensor(perm)
     aligned = {
@@ -111,8 +110,8 @@ def _decode(args: argparse.Namespace) -> dict:
     import xarray as xr
 
     import hmm_pyro as hp
-    from hmm_pyro.demo import TRUE_PARAMS
     from hmm_pyro.inference.stream import decode_store, store_log_likelihood
+    from hmm_pyro.simulate import REFERENCE_PARAMS
     from hmm_pyro.store import open_store
 
     fit = hp.load(args.fit)
@@ -120,7 +119,7 @@ def _decode(args: argparse.Namespace) -> dict:
     with open_store(args.store) as store:
         decode_store(fit, store, args.decoded, chunk_size=1000)
         seconds = time.perf_counter() - began
-        truth_total = store_log_likelihood(fit.hmm, TRUE_PARAMS, store)
+        truth_total = store_log_likelihood(fit.hmm, REFERENCE_PARAMS, store)
         matches, count = [], 0
         permutation = None
         with xr.open_dataset(args.decoded, engine="h5netcdf") as decoded:
@@ -200,7 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
             "length": args.length,
             "states": 3,
             "symbols": 5,
-            "params": "hmm_pyro.demo.TRUE_PARAMS",
+            "params": "hmm_pyro.simulate.REFERENCE_PARAMS",
             "steps": args.steps,
             "batch_size": args.batch_size,
             "block_size": args.block_size,

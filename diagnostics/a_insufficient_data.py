@@ -28,7 +28,7 @@ import torch
 
 import hmm_pyro as hp
 from hmm_pyro.diagnostics import diagnose, relabel
-from hmm_pyro.inference.init import min_separation
+from hmm_pyro.starts import min_separation
 
 TRUE_PARAMS = {
     "pi": torch.full((3,), 1 / 3, dtype=torch.float64),

@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt
 
 import hmm_pyro as hp
 from hmm_pyro.compare import compare_priors
-from hmm_pyro.demo import TRUE_PARAMS
+from hmm_pyro.simulate import REFERENCE_PARAMS
 
 PRIORS = {
     "weak": hp.Prior(),
@@ -45,7 +45,7 @@ def main(argv=None):
     num_sequences, length = (6, 50) if args.quick else (10, 100)
     chains, warmup, draws = (1, 20, 20) if args.quick else (4, 500, 1000)
     hmm = hp.HMM(3, hp.Categorical(5))
-    data, _ = hp.simulate(hmm, TRUE_PARAMS, [length] * num_sequences, seed=args.seed)
+    data, _ = hp.simulate(hmm, REFERENCE_PARAMS, [length] * num_sequences, seed=args.seed)
     comparison = compare_priors(
         hmm,
         data,

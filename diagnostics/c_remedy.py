@@ -28,9 +28,10 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 import hmm_pyro as hp
-from hmm_pyro.demo import TRUE_PARAMS
-from hmm_pyro.diagnostics import diagnose, plot_emissions, relabel
-from hmm_pyro.inference.init import min_separation
+from hmm_pyro.diagnostics import diagnose, relabel
+from hmm_pyro.plots import plot_emissions
+from hmm_pyro.simulate import REFERENCE_PARAMS
+from hmm_pyro.starts import min_separation
 
 STRONG = hp.Prior(B=100.0)
 WEAK = hp.Prior(stickiness=5.0)
@@ -39,7 +40,7 @@ WEAK = hp.Prior(stickiness=5.0)
 def recovery_error(fit) -> float:
     """Mean absolute error of the posterior-mean emission rows, rows matched to the truth."""
     estimate = fit.posterior_mean()["B"]
-    truth = TRUE_PARAMS["B"]
+    truth = REFERENCE_PARAMS["B"]
     cost = torch.cdist(truth, estimate, p=1).numpy()
     rows, cols = linear_sum_assignment(cost)
     return float(np.abs(truth[rows].numpy() - estimate[cols].numpy()).mean())
@@ -51,9 +52,9 @@ def main(argv=None):
     small, (num_sequences, length) = 30, ((3, 100) if args.quick else (5, 200))
     chains, warmup, draws = (2, 20, 20) if args.quick else (4, 400, 400)
     steps = 300 if args.quick else 1500
-    few, _ = hp.simulate(hp.HMM(3, hp.Categorical(5)), TRUE_PARAMS, small, seed=args.seed)
+    few, _ = hp.simulate(hp.HMM(3, hp.Categorical(5)), REFERENCE_PARAMS, small, seed=args.seed)
     many, _ = hp.simulate(
-        hp.HMM(3, hp.Categorical(5)), TRUE_PARAMS, [length] * num_sequences, seed=args.seed + 1
+        hp.HMM(3, hp.Categorical(5)), REFERENCE_PARAMS, [length] * num_sequences, seed=args.seed + 1
     )
 
     def model(prior):
@@ -109,7 +110,7 @@ def main(argv=None):
         "## Results",
         "`min H2`: smallest pairwise squared Hellinger distance between the states' emission "
         "laws (median over draws; the truth has "
-        f"{float(min_separation(model(WEAK), TRUE_PARAMS)):.3f}). `B error`: mean absolute "
+        f"{float(min_separation(model(WEAK), REFERENCE_PARAMS)):.3f}). `B error`: mean absolute "
         "error of the (posterior-mean) emission matrix, rows matched to the truth.",
     )
     report.table(rows)

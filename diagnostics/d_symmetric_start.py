@@ -36,9 +36,9 @@ from pyro.infer.autoguide import AutoDelta, init_to_median
 from pyro.optim import Adam
 
 import hmm_pyro as hp
-from hmm_pyro.demo import TRUE_PARAMS
 from hmm_pyro.diagnostics import diagnose
-from hmm_pyro.inference.init import min_separation
+from hmm_pyro.simulate import REFERENCE_PARAMS
+from hmm_pyro.starts import min_separation
 
 K, V = 3, 5
 
@@ -101,7 +101,7 @@ def main(argv=None):
     steps = 150 if args.quick else 500
     corrected_steps = 100 if args.quick else 400
     hmm = hp.HMM(K, hp.Categorical(V))
-    data, _ = hp.simulate(hmm, TRUE_PARAMS, [length] * num_sequences, seed=args.seed)
+    data, _ = hp.simulate(hmm, REFERENCE_PARAMS, [length] * num_sequences, seed=args.seed)
     symbols = data.values[..., 0].long()
     frequencies = torch.bincount(symbols.flatten(), minlength=V).double() / symbols.numel()
 
@@ -150,7 +150,7 @@ def main(argv=None):
             }
         )
         print(rows[-1])
-    truth_joint = log_joint(hmm, data, TRUE_PARAMS)
+    truth_joint = log_joint(hmm, data, REFERENCE_PARAMS)
     report.add(
         "## Results",
         f"Data: {num_sequences} x {length} symbols from the reference HMM. Plain Pyro (float32, "
@@ -215,12 +215,12 @@ def main(argv=None):
         f"{median_row['flags']}.",
         f"- The fix, symmetry-breaking starts (`fit_svi()`): flags {fixed['flags']} (min H2 "
         f"{fixed['min H2 between states']:.3f}; the truth has "
-        f"{float(min_separation(hmm, TRUE_PARAMS)):.3f}).",
+        f"{float(min_separation(hmm, REFERENCE_PARAMS)):.3f}).",
         f"- EM refuses a symmetric start outright: `{em_refusal}`",
     )
     figure, axes = plt.subplots(1, 4, figsize=(17, 3.4), sharey=True, constrained_layout=True)
     panels = [
-        ("truth", TRUE_PARAMS["B"]),
+        ("truth", REFERENCE_PARAMS["B"]),
         ("plain Pyro, init_to_median", pyro_params["B"]),
         ("Pyro, corrected first step", corrected_params["B"]),
         ("hmm_pyro.fit_svi() (symmetry-breaking)", ours_auto.posterior_mean()["B"]),

@@ -25,9 +25,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import hmm_pyro as hp
-from hmm_pyro.demo import TRUE_PARAMS
-from hmm_pyro.diagnostics import diagnose, plot_relabel_traces, relabel
+from hmm_pyro.diagnostics import diagnose, relabel
 from hmm_pyro.diagnostics.permutations import permute_params
+from hmm_pyro.plots import plot_relabel_traces
+from hmm_pyro.simulate import REFERENCE_PARAMS
 
 
 def convergence(result) -> tuple[float, float]:
@@ -52,7 +53,7 @@ def main(argv=None):
     num_sequences, length = (3, 100) if args.quick else (10, 200)
     chains, warmup, draws = (2, 20, 30) if args.quick else (4, 400, 400)
     hmm = hp.HMM(3, hp.Categorical(5))
-    data, _ = hp.simulate(hmm, TRUE_PARAMS, [length] * num_sequences, seed=args.seed)
+    data, _ = hp.simulate(hmm, REFERENCE_PARAMS, [length] * num_sequences, seed=args.seed)
     fit = hp.fit_nuts(
         hmm,
         data,
@@ -113,7 +114,7 @@ def main(argv=None):
     report.add(
         "## Results",
         f"Data: {num_sequences} x {length} symbols from the reference HMM (true B[k,0] / B[k,4]: "
-        f"{b_summary(hp.Fit.from_params(hmm, data, TRUE_PARAMS))}). NUTS: {chains} chains x "
+        f"{b_summary(hp.Fit.from_params(hmm, data, REFERENCE_PARAMS))}). NUTS: {chains} chains x "
         f"({warmup} warm-up + {draws} draws). R-hat: rank-normalised split R-hat (threshold "
         "1.01); 'raw' over per-state parameters, 'invariant' over label-free quantities.",
     )

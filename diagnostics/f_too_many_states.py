@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 import hmm_pyro as hp
-from hmm_pyro.diagnostics import diagnose, plot_state_distances
+from hmm_pyro.diagnostics import diagnose
+from hmm_pyro.plots import plot_state_distances
 
 TRUE_PARAMS = {
     "pi": torch.tensor([0.5, 0.5], dtype=torch.float64),

@@ -29,8 +29,8 @@ import matplotlib.pyplot as plt
 import torch
 
 import hmm_pyro as hp
-from hmm_pyro.diagnostics import diagnose, plot_emissions, plot_state_distances, relabel
-from hmm_pyro.plots import plot_state_probs
+from hmm_pyro.diagnostics import diagnose, relabel
+from hmm_pyro.plots import plot_emissions, plot_state_distances, plot_state_probs
 
 FAIR, LOADED = 0, 1
 TRUE_PARAMS = {

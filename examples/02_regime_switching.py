@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 import hmm_pyro as hp
-from hmm_pyro.diagnostics import diagnose, plot_emissions, relabel
+from hmm_pyro.diagnostics import diagnose, relabel
+from hmm_pyro.plots import plot_emissions
 
 CALM, VOLATILE = 0, 1
 TRUE_PARAMS = {

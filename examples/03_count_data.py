@@ -30,8 +30,8 @@ import torch
 
 import hmm_pyro as hp
 from hmm_pyro.compare import compare_priors
-from hmm_pyro.diagnostics import diagnose, plot_emissions, relabel
-from hmm_pyro.plots import plot_state_probs, plot_transitions
+from hmm_pyro.diagnostics import diagnose, relabel
+from hmm_pyro.plots import plot_emissions, plot_state_probs, plot_transitions
 
 TRUE_PARAMS = {
     "pi": torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64),

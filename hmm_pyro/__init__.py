@@ -6,19 +6,20 @@ priors; NUTS and SVI (also mini-batch, streamed from a store) returning ArviZ da
 degeneracy diagnostics and relabelling; prior comparison; sweeps on Dask.
 """
 
-from hmm_pyro import kernels
+from hmm_pyro import kernels, plots
 from hmm_pyro._version import __version__
 from hmm_pyro.compare import PriorComparison, compare_priors
 from hmm_pyro.data import Sequences
 from hmm_pyro.diagnostics import DegeneracyReport, Flag, Remedy, diagnose, relabel
 from hmm_pyro.emissions import Categorical, Emission, Gaussian, Poisson
-from hmm_pyro.inference import Fit, fit_nuts, fit_svi, load
+from hmm_pyro.fit import Fit, load
+from hmm_pyro.inference import fit_nuts, fit_svi
 from hmm_pyro.inference.stream import decode_store, fit_svi_stream
 from hmm_pyro.learning import fit_em, fit_supervised, fit_viterbi_training
 from hmm_pyro.model import HMM
 from hmm_pyro.priors import Prior
-from hmm_pyro.simulate import simulate
-from hmm_pyro.store import open_store, simulate_store, write_store
+from hmm_pyro.simulate import simulate, simulate_store
+from hmm_pyro.store import open_store, write_store
 from hmm_pyro.sweep import SweepResult, sweep
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "kernels",
     "load",
     "open_store",
+    "plots",
     "relabel",
     "simulate",
     "simulate_store",

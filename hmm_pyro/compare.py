@@ -32,18 +32,18 @@ import pandas as pd
 import xarray as xr
 
 from hmm_pyro._io import atomic_path, write_text_atomic
+from hmm_pyro._parallel import available_cores, check_client, run_tasks
 from hmm_pyro._random import resolve_seed
 from hmm_pyro._validation import check_choice, check_int, check_positive, describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.diagnostics import DegeneracyReport, diagnose, relabel
-from hmm_pyro.inference._parallel import available_cores, check_client, run_tasks
-from hmm_pyro.inference.fit import Fit
-from hmm_pyro.inference.inference_data import az
-from hmm_pyro.inference.init import derive_seeds, min_separation
+from hmm_pyro.fit import Fit
+from hmm_pyro.fit.inference_data import az
 from hmm_pyro.inference.nuts import fit_nuts
 from hmm_pyro.inference.svi import fit_svi
 from hmm_pyro.model import HMM
 from hmm_pyro.priors import Prior
+from hmm_pyro.starts import derive_seeds, min_separation
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -910,7 +910,7 @@ def compare_priors(
     theta_hat)``.
 
     *Parallelism.* The fits (one per setting, plus one per fold and setting) are independent
-    tasks run by :func:`hmm_pyro.inference._parallel.run_tasks` in worker processes; NUTS
+    tasks run by :func:`hmm_pyro._parallel.run_tasks` in worker processes; NUTS
     chains inside a task run sequentially. Parallelising at this level keeps every core busy
     also during ``diagnose``, relabelling, PSIS-LOO and power-scaling, which run in the worker
     next to their fit, and avoids nesting process pools (NUTS's own parallel chains start

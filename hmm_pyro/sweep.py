@@ -9,7 +9,7 @@ seconds taken.
 
 The tasks run here, on an embedded Dask ``LocalCluster`` (``parallel=True``, the default with
 several points and cores) or on a cluster of your own (``client=``); see
-:mod:`hmm_pyro.inference._parallel`. Point ``i`` always uses child seed ``i`` of the master
+:mod:`hmm_pyro._parallel`. Point ``i`` always uses child seed ``i`` of the master
 seed, and every task runs with one torch and one numba thread, so the table and the fits are
 the same bit for bit wherever the tasks ran.
 """
@@ -31,19 +31,19 @@ import numpy as np
 import pandas as pd
 
 from hmm_pyro._io import write_text_atomic
+from hmm_pyro._parallel import available_cores, check_client, run_tasks
 from hmm_pyro._random import resolve_seed
 from hmm_pyro._validation import check_choice, describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.diagnostics import DegeneracyReport, diagnose
-from hmm_pyro.inference._parallel import available_cores, check_client, run_tasks
-from hmm_pyro.inference.fit import Fit
-from hmm_pyro.inference.inference_data import az
-from hmm_pyro.inference.init import derive_seeds, min_separation
+from hmm_pyro.fit import Fit
+from hmm_pyro.fit.inference_data import az
 from hmm_pyro.inference.nuts import fit_nuts
 from hmm_pyro.inference.svi import fit_svi
 from hmm_pyro.learning import fit_em
 from hmm_pyro.model import HMM
 from hmm_pyro.priors import Prior
+from hmm_pyro.starts import derive_seeds, min_separation
 
 __all__ = ["METRIC_COLUMNS", "SWEEP_METHODS", "SweepResult", "num_free_params", "sweep"]
 

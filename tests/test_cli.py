@@ -20,7 +20,7 @@ import torch
 
 import hmm_pyro as hp
 from hmm_pyro.cli import main, parse_prior_spec
-from hmm_pyro.demo import TRUE_PARAMS
+from hmm_pyro.simulate import REFERENCE_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,7 +91,7 @@ def test_simulate_writes_data_states_and_params(work):
     states = pd.read_csv(work / "data_states.csv")
     assert list(states.columns) == ["sequence", "time", "state"] and len(states) == 300
     params = json.loads((work / "data_params.json").read_text())
-    assert np.allclose(params["B"], TRUE_PARAMS["B"].numpy())
+    assert np.allclose(params["B"], REFERENCE_PARAMS["B"].numpy())
     assert hp.Sequences.from_file(work / "data.csv").num_sequences == 6
 
 
@@ -128,7 +128,7 @@ def supervised_fit(work) -> Path:
 
 def test_fit_supervised_from_state_file(supervised_fit):
     fit = hp.load(supervised_fit)
-    truth = TRUE_PARAMS["B"]
+    truth = REFERENCE_PARAMS["B"]
     assert torch.allclose(fit.posterior_mean()["B"], truth, atol=0.2)
 
 

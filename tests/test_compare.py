@@ -11,7 +11,7 @@ import pytest
 
 import hmm_pyro as hp
 from hmm_pyro.compare import PriorComparison, _make_folds, compare_priors, describe_prior
-from hmm_pyro.demo import TRUE_PARAMS
+from hmm_pyro.simulate import REFERENCE_PARAMS
 
 matplotlib.use("Agg")
 
@@ -50,7 +50,7 @@ def hmm():
 
 @pytest.fixture(scope="module")
 def data(hmm):
-    sequences, _ = hp.simulate(hmm, TRUE_PARAMS, [60] * 6, seed=0)
+    sequences, _ = hp.simulate(hmm, REFERENCE_PARAMS, [60] * 6, seed=0)
     return sequences
 
 
@@ -151,7 +151,7 @@ def test_same_seed_same_table_in_parallel_or_not(hmm, data):
 
 
 def test_one_sequence_uses_blocked_cv(hmm):
-    data, _ = hp.simulate(hmm, TRUE_PARAMS, [400], seed=2)
+    data, _ = hp.simulate(hmm, REFERENCE_PARAMS, [400], seed=2)
     comparison = compare_priors(
         hmm,
         data,
@@ -206,7 +206,7 @@ def test_bad_arguments(hmm, data, kwargs, error, match):
 
 
 def test_loo_needs_several_sequences(hmm):
-    data, _ = hp.simulate(hmm, TRUE_PARAMS, [30], seed=0)
+    data, _ = hp.simulate(hmm, REFERENCE_PARAMS, [30], seed=0)
     with pytest.raises(ValueError, match="at least 2 sequences"):
         compare_priors(hmm, data, {"flat": hp.Prior()}, elpd="loo")
     with pytest.raises(ValueError, match="at most 30 folds"):

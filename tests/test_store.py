@@ -7,8 +7,8 @@ import xarray as xr
 
 import hmm_pyro as hp
 from hmm_pyro._io import atomic_path, atomic_write
-from hmm_pyro.demo import TRUE_PARAMS
-from hmm_pyro.store import MemoryStore, as_store, open_store, simulate_store, write_store
+from hmm_pyro.simulate import REFERENCE_PARAMS, simulate_store
+from hmm_pyro.store import MemoryStore, as_store, open_store, write_store
 
 
 def _same(first: hp.Sequences, second: hp.Sequences) -> bool:
@@ -67,15 +67,19 @@ def test_a_failed_write_leaves_neither_the_file_nor_a_temporary(tmp_path, ragged
 
 def test_simulated_store_is_reproducible_and_holds_the_states(tmp_path):
     hmm = hp.HMM(3, hp.Categorical(num_symbols=5))
-    first = simulate_store(tmp_path / "a.nc", hmm, TRUE_PARAMS, 250, 20, seed=4, write_chunk=100)
-    second = simulate_store(tmp_path / "b.nc", hmm, TRUE_PARAMS, 250, 20, seed=4, write_chunk=100)
+    first = simulate_store(
+        tmp_path / "a.nc", hmm, REFERENCE_PARAMS, 250, 20, seed=4, write_chunk=100
+    )
+    second = simulate_store(
+        tmp_path / "b.nc", hmm, REFERENCE_PARAMS, 250, 20, seed=4, write_chunk=100
+    )
     with open_store(first) as a, open_store(second) as b:
         assert a.fingerprint == b.fingerprint
         assert a.emission == {"family": "categorical", "num_symbols": 5}
         assert a.has_states and a.read_states([0, 249]).shape == (2, 20)
         # The first write chunk is exactly hp.simulate with the first child seed.
         child = int(np.random.SeedSequence(4).spawn(3)[0].generate_state(1)[0])
-        data, states = hp.simulate(hmm, TRUE_PARAMS, [20] * 100, seed=child)
+        data, states = hp.simulate(hmm, REFERENCE_PARAMS, [20] * 100, seed=child)
         assert _same(a.read_range(0, 100), data)
         assert torch.equal(a.read_states(np.arange(100)), states)
         a.check_model(hmm)

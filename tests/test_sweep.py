@@ -20,7 +20,7 @@ import pytest
 
 import hmm_pyro as hp
 from hmm_pyro.cli import main
-from hmm_pyro.demo import TRUE_PARAMS
+from hmm_pyro.simulate import REFERENCE_PARAMS
 from hmm_pyro.sweep import METRIC_COLUMNS, SweepResult, num_free_params
 
 GRID = {
@@ -37,7 +37,7 @@ def make_hmm(num_states, prior, symbols=5):
 
 @pytest.fixture(scope="module")
 def data():
-    sequences, _ = hp.simulate(hp.HMM(3, hp.Categorical(5)), TRUE_PARAMS, [60] * 4, seed=1)
+    sequences, _ = hp.simulate(hp.HMM(3, hp.Categorical(5)), REFERENCE_PARAMS, [60] * 4, seed=1)
     return sequences
 
 

@@ -10,7 +10,6 @@ and convergence.
 from hmm_pyro.diagnostics import thresholds
 from hmm_pyro.diagnostics.diagnose import diagnose
 from hmm_pyro.diagnostics.flags import Flag, Remedy
-from hmm_pyro.diagnostics.plots import plot_emissions, plot_relabel_traces, plot_state_distances
 from hmm_pyro.diagnostics.relabel import (
     RELABEL_METHODS,
     Labelling,
@@ -29,9 +28,6 @@ __all__ = [
     "Remedy",
     "diagnose",
     "find_permutations",
-    "plot_emissions",
-    "plot_relabel_traces",
-    "plot_state_distances",
     "relabel",
     "thresholds",
 ]

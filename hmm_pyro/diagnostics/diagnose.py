@@ -60,7 +60,7 @@ from hmm_pyro.diagnostics.thresholds import (
     RHAT,
     RHAT_NOISE,
 )
-from hmm_pyro.inference.fit import Fit
+from hmm_pyro.fit import Fit
 from hmm_pyro.model import HMM
 
 __all__ = ["diagnose"]

@@ -44,8 +44,8 @@ from hmm_pyro.diagnostics.thresholds import (
     MAX_TIME_POINTS,
     METHOD_DISAGREEMENT,
 )
-from hmm_pyro.inference.fit import Fit
-from hmm_pyro.inference.inference_data import read_attrs
+from hmm_pyro.fit import Fit
+from hmm_pyro.fit.inference_data import read_attrs
 from hmm_pyro.model import HMM
 
 __all__ = [

@@ -6,7 +6,7 @@ emission laws (in ``[0, 1]``; closed forms in :mod:`hmm_pyro.emissions`).
 
 from __future__ import annotations
 
-from hmm_pyro.inference.init import MIN_START_SEPARATION
+from hmm_pyro.starts import MIN_START_SEPARATION
 
 __all__ = [
     "COLLAPSE_BAYES_FACTOR",
@@ -47,7 +47,7 @@ an optimiser started with identical states moves them identically, degeneracy.md
 POOLED_FIT_DISTANCE = 1e-3
 """``H2`` to the one-state fit (overall symbol frequencies, pooled mean and sd, pooled rate)
 below which identical states are recognised as the symmetric saddle's fixed point; the same
-scale as the smallest acceptable start separation (``hmm_pyro.inference.init``)."""
+scale as the smallest acceptable start separation (``hmm_pyro.starts``)."""
 
 SYMMETRIC_START_DISTANCE = MIN_START_SEPARATION
 """A start whose closest two states have ``H2`` at or below this (1e-3, about a 0.09 sd gap)

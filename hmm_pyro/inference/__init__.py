@@ -1,7 +1,10 @@
-"""Posterior inference runners and their results."""
+"""Posterior inference runners: NUTS, SVI (also streamed from a store).
 
-from hmm_pyro.inference.fit import Fit, load
+Layer rule: ``inference`` imports ``learning`` (starts), ``fit`` and the layers below them, and
+the private utilities; never ``diagnostics`` (a sibling) or anything above.
+"""
+
 from hmm_pyro.inference.nuts import fit_nuts
 from hmm_pyro.inference.svi import fit_svi
 
-__all__ = ["Fit", "fit_nuts", "fit_svi", "load"]
+__all__ = ["fit_nuts", "fit_svi"]

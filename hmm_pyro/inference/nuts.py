@@ -21,9 +21,17 @@ import numpy as np
 import torch
 from pyro.infer.mcmc import NUTS
 
+from hmm_pyro._parallel import (
+    ProgressReporter,
+    available_cores,
+    check_client,
+    run_tasks,
+)
 from hmm_pyro._random import resolve_seed
 from hmm_pyro._validation import check_bool, check_int, check_positive, describe
 from hmm_pyro.data import Sequences
+from hmm_pyro.fit import Fit
+from hmm_pyro.fit.inference_data import build_inference_data
 from hmm_pyro.inference._chains import (
     chain_path,
     chain_signature,
@@ -31,17 +39,10 @@ from hmm_pyro.inference._chains import (
     save_chain,
     saved_seed,
 )
-from hmm_pyro.inference._parallel import (
-    ProgressReporter,
-    available_cores,
-    check_client,
-    run_tasks,
-)
 from hmm_pyro.inference.analytic_potential import SITE, AnalyticPotential
-from hmm_pyro.inference.fit import Fit
-from hmm_pyro.inference.inference_data import build_inference_data
-from hmm_pyro.inference.init import derive_seeds, initial_params, min_separation
+from hmm_pyro.learning import initial_params
 from hmm_pyro.model import HMM
+from hmm_pyro.starts import derive_seeds, min_separation
 from hmm_pyro.store import MemoryStore
 
 __all__ = ["PARALLEL_MIN_SECONDS", "fit_nuts"]
@@ -194,7 +195,7 @@ def fit_nuts(
         Master seed; chain ``c`` uses an independent child seed. The same seed gives the same
         draws, in parallel or sequential execution. ``None`` draws one and records it.
     init : {"auto", "prior", "data", "em"}, dict, or list of dicts
-        Starting points (see :func:`hmm_pyro.inference.init.initial_params`), drawn
+        Starting points (see :func:`hmm_pyro.starts.initial_params`), drawn
         independently per chain so that no chain starts with identical states; a list gives one
         parameter dict per chain.
     target_accept : float

@@ -41,12 +41,11 @@ from tqdm.auto import tqdm
 
 from hmm_pyro import kernels
 from hmm_pyro._io import atomic_path
+from hmm_pyro._parallel import progress_disabled, torch_threads
 from hmm_pyro._random import resolve_seed
 from hmm_pyro._validation import check_choice, check_int, check_positive, describe
 from hmm_pyro.data import Sequences
-from hmm_pyro.inference._parallel import progress_disabled, torch_threads
-from hmm_pyro.inference.fit import Fit
-from hmm_pyro.inference.init import INIT_METHODS, derive_seeds, initial_params
+from hmm_pyro.fit import Fit
 from hmm_pyro.inference.svi import (
     _DEFAULT_TOL,
     GUIDES,
@@ -64,7 +63,9 @@ from hmm_pyro.inference.svi import (
     load_checkpoint,
 )
 from hmm_pyro.kernels import PAD_STATE
+from hmm_pyro.learning import initial_params
 from hmm_pyro.model import HMM, Params
+from hmm_pyro.starts import INIT_METHODS, derive_seeds
 from hmm_pyro.store import MemoryStore, SequenceStore, as_store
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Stochastic variational inference: MAP (``AutoDelta``) and Gaussian guides, with restarts.
 
-The default start breaks the label symmetry (:mod:`hmm_pyro.inference.init`). Pyro's own
+The default start breaks the label symmetry (:mod:`hmm_pyro.starts`). Pyro's own
 initialisations can be asked for by name (``"median"``, ``"mean"``, ``"feasible"``,
 ``"uniform"``, ``"sample"``) or as an ``init_loc_fn``; ``"median"`` and ``"mean"`` start every
 Dirichlet row at the same point, a saddle where identical states get identical gradients. Plain
@@ -42,6 +42,7 @@ from pyro.optim import ClippedAdam
 from tqdm.auto import tqdm
 
 from hmm_pyro._io import atomic_write
+from hmm_pyro._parallel import progress_disabled, torch_threads
 from hmm_pyro._random import resolve_seed
 from hmm_pyro._validation import (
     check_bool,
@@ -51,12 +52,12 @@ from hmm_pyro._validation import (
     describe,
 )
 from hmm_pyro.data import Sequences
-from hmm_pyro.inference._parallel import progress_disabled, torch_threads
+from hmm_pyro.fit import Fit
+from hmm_pyro.fit.inference_data import build_inference_data
 from hmm_pyro.inference.analytic_potential import SITE, AnalyticPotential
-from hmm_pyro.inference.fit import Fit
-from hmm_pyro.inference.inference_data import build_inference_data
-from hmm_pyro.inference.init import INIT_METHODS, derive_seeds, initial_params, min_separation
+from hmm_pyro.learning import initial_params
 from hmm_pyro.model import HMM
+from hmm_pyro.starts import INIT_METHODS, derive_seeds, min_separation
 from hmm_pyro.store import MemoryStore, SequenceStore
 
 __all__ = ["BACKENDS", "GUIDES", "PYRO_INITS", "fit_svi", "load_checkpoint"]

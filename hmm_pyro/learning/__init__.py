@@ -4,9 +4,14 @@ All three maximise the model's log posterior ``log p(y | theta) + log p(theta)``
 version) with the prior densities of :meth:`hmm_pyro.HMM.log_prior`, and return a
 :class:`hmm_pyro.Fit` holding the point estimate, so that decoding, diagnostics and plots work
 on them as on NUTS and SVI fits.
+
+Layer rule: ``learning`` imports ``fit`` and the layers below it (``simulate``, ``store``,
+``starts``, ``model``, ``emissions``, ``priors``, ``data``, ``kernels``) and the private utilities;
+the runners in ``inference``, ``diagnostics`` and everything above import it, never the reverse.
 """
 
-from hmm_pyro.learning.em import em_start, fit_em, run_em
+from hmm_pyro.learning.em import fit_em
+from hmm_pyro.learning.em_steps import em_start, initial_params, run_em
 from hmm_pyro.learning.monitor import ConvergenceMonitor
 from hmm_pyro.learning.supervised import fit_supervised
 from hmm_pyro.learning.viterbi_training import fit_viterbi_training, run_viterbi_training
@@ -17,6 +22,7 @@ __all__ = [
     "fit_em",
     "fit_supervised",
     "fit_viterbi_training",
+    "initial_params",
     "run_em",
     "run_viterbi_training",
 ]

@@ -14,105 +14,17 @@ from typing import Any
 import torch
 
 from hmm_pyro._validation import check_bool
-from hmm_pyro.data import Sequences
-from hmm_pyro.inference._parallel import torch_threads
-from hmm_pyro.inference.fit import Fit
-from hmm_pyro.inference.init import initial_params
-from hmm_pyro.learning.monitor import ConvergenceMonitor
-from hmm_pyro.learning.mstep import check_initial_mode, maximize
-from hmm_pyro.learning.objective import PriorTensors, boundary_count, log_prior, prior_tensors
-from hmm_pyro.learning.restarts import (
-    Run,
-    check_common,
-    fit_from_runs,
-    is_valid,
-    run_restarts,
-    to_float64,
-)
-from hmm_pyro.learning.statistics import expected_statistics
+from hmm_pyro.fit import Fit
+from hmm_pyro.learning.em_steps import run_em
+from hmm_pyro.learning.mstep import check_initial_mode
+from hmm_pyro.learning.objective import prior_tensors
+from hmm_pyro.learning.restarts import check_common, fit_from_runs, run_restarts
+from hmm_pyro.learning.runs import Run
 from hmm_pyro.model import HMM
 
-__all__ = ["em_start", "fit_em", "run_em"]
+__all__ = ["fit_em"]
 
 Params = dict[str, torch.Tensor]
-
-
-def _em_loop(
-    hmm: HMM,
-    data: Sequences,
-    start: Mapping[str, torch.Tensor],
-    prior: PriorTensors | None,
-    max_iter: int,
-    tol: float,
-    emission_prior: bool,
-    initial: str,
-    tick: Callable[[], None] | None,
-) -> Run:
-    """The EM iterations of :func:`run_em`."""
-    prior = prior_tensors(hmm) if prior is None else prior
-    monitor = ConvergenceMonitor(tol, max_iter)
-    params = to_float64(start, initial)
-
-    def evaluate(current: Params) -> tuple[float, float, int, Any]:
-        log_lik, stats = expected_statistics(hmm, data, current)
-        objective = log_lik + log_prior(hmm, current, prior, emission_prior)
-        return float(log_lik), float(objective), boundary_count(hmm, current, prior), stats
-
-    log_lik, objective, boundary, stats = evaluate(params)
-    final = (objective, log_lik, boundary)
-    stop = monitor.record(log_lik, objective, boundary)
-    while not stop:
-        candidate = maximize(hmm, stats, prior, params, emission_prior, initial)
-        if is_valid(candidate):
-            values = evaluate(candidate)
-            stop = monitor.record(*values[:3])
-            if monitor.status != "non_finite":
-                params, stats = candidate, values[3]
-                final = (values[1], values[0], values[2])
-        else:
-            stop = monitor.record(float("nan"), float("nan"), boundary, params_finite=False)
-        if tick is not None:
-            tick()
-    return Run(params, to_float64(start), monitor, *final)
-
-
-def run_em(
-    hmm: HMM,
-    data: Sequences,
-    start: Mapping[str, torch.Tensor],
-    prior: PriorTensors | None = None,
-    max_iter: int = 200,
-    tol: float = 1e-6,
-    emission_prior: bool = True,
-    initial: str = "free",
-    tick: Callable[[], None] | None = None,
-) -> Run:
-    """EM from one start (no restarts, no ``Fit``): the engine of :func:`fit_em`.
-
-    Parameters
-    ----------
-    hmm : HMM
-        The model.
-    data : Sequences
-        Observations, validated for the model (``hmm.prepare_data``).
-    start : dict of torch.Tensor
-        Starting parameters.
-    prior : PriorTensors, optional
-        Resolved prior (default: resolved from ``hmm``).
-    max_iter, tol, emission_prior, initial
-        As in :func:`fit_em`.
-    tick : callable, optional
-        Called after every update (progress bars).
-
-    Returns
-    -------
-    Run
-        Final parameters and the convergence monitor; entry ``i`` of the histories is the value
-        at the parameters after ``i`` M-steps.
-    """
-    # Small tensors: extra torch intra-op threads only add waiting on a busy machine.
-    with torch_threads(1):
-        return _em_loop(hmm, data, start, prior, max_iter, tol, emission_prior, initial, tick)
 
 
 def fit_em(
@@ -147,7 +59,7 @@ def fit_em(
     seed : int, optional
         Master seed; restart ``r`` uses child seed ``r`` (recorded). ``None`` draws one.
     init : {"auto", "prior", "data", "em"} or dict
-        Starting points (:func:`hmm_pyro.inference.init.initial_params`), one per restart and
+        Starting points (:func:`hmm_pyro.starts.initial_params`), one per restart and
         never with two identical states. A dict is a single start (one run).
     emission_prior : bool
         ``False`` drops the emission parameters' prior: maximum likelihood for them (the
@@ -202,42 +114,3 @@ def fit_em(
         "initial": initial,
     }
     return fit_from_runs(hmm, data, "em", runs, seed, seeds, seconds, init, settings)
-
-
-def em_start(
-    hmm: HMM, data: Sequences, seed: int, iterations: int = 30, floor: float = 1e-6
-) -> Params:
-    """A starting point from a short EM run (``initial_params(method="em")``).
-
-    EM (with the model's prior, free ``pi``) runs for ``iterations`` updates from a ``"data"``
-    start drawn with ``seed``. Probabilities are then mixed with ``floor`` of the uniform
-    distribution so that the start lies in the interior (samplers need finite unconstrained
-    values).
-
-    Parameters
-    ----------
-    hmm : HMM
-        The model.
-    data : Sequences
-        The observations.
-    seed : int
-        Seed of the ``"data"`` start.
-    iterations : int
-        EM updates.
-    floor : float
-        Weight of the uniform distribution mixed into every probability row.
-
-    Returns
-    -------
-    dict of torch.Tensor
-        In the model's dtype.
-    """
-    data = hmm.prepare_data(data)
-    start = initial_params(hmm, data, "data", seed=seed)
-    run = run_em(hmm, data, start, max_iter=iterations, tol=0.0)
-    params = {}
-    for name, value in run.params.items():
-        if name in ("pi", "A", "B"):
-            value = (1.0 - floor) * value + floor / value.shape[-1]
-        params[name] = value.to(hmm.dtype)
-    return params

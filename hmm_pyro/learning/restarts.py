@@ -1,7 +1,7 @@
 """Restarts shared by EM and hard EM: seeded symmetry-breaking starts, best run, the ``Fit``.
 
-Each restart starts from :func:`hmm_pyro.inference.init.initial_params` with its own child seed
-(:func:`~hmm_pyro.inference.init.derive_seeds`), so no restart starts with identical states.
+Each restart starts from :func:`hmm_pyro.learning.initial_params` with its own child seed
+(:func:`~hmm_pyro.starts.derive_seeds`), so no restart starts with identical states.
 The kept run is the one with the highest final objective among the runs that stayed finite.
 With Dirichlet concentrations below 1 that is the finite part of the log posterior (see
 :mod:`hmm_pyro.learning.objective`): every point with a zero probability has infinite density
@@ -14,78 +14,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from hmm_pyro._parallel import progress_disabled
 from hmm_pyro._random import resolve_seed
 from hmm_pyro._validation import check_int, check_positive, describe, warn
 from hmm_pyro.data import Sequences
-from hmm_pyro.inference._parallel import progress_disabled
-from hmm_pyro.inference.fit import Fit
-from hmm_pyro.inference.init import INIT_METHODS, derive_seeds, initial_params, min_separation
-from hmm_pyro.learning.monitor import ConvergenceMonitor
-from hmm_pyro.learning.mstep import stationary_initial
+from hmm_pyro.fit import Fit
+from hmm_pyro.learning.em_steps import initial_params
+from hmm_pyro.learning.runs import Run
 from hmm_pyro.model import HMM
+from hmm_pyro.starts import INIT_METHODS, derive_seeds, min_separation
 
-__all__ = ["Run", "check_common", "fit_from_runs", "is_valid", "run_restarts", "to_float64"]
+__all__ = ["check_common", "fit_from_runs", "run_restarts"]
 
 Params = dict[str, torch.Tensor]
-
-
-@dataclass
-class Run:
-    """One restart's outcome.
-
-    Attributes
-    ----------
-    params : dict of torch.Tensor
-        Last valid (finite, in-domain) parameters.
-    start : dict of torch.Tensor
-        Starting parameters.
-    monitor : ConvergenceMonitor
-        Histories and status.
-    final_objective, final_log_likelihood : float
-        Values at ``params``.
-    final_boundary : int
-        Boundary count at ``params``.
-    """
-
-    params: Params
-    start: Params
-    monitor: ConvergenceMonitor
-    final_objective: float
-    final_log_likelihood: float
-    final_boundary: int
-
-
-def to_float64(params: Mapping[str, torch.Tensor], initial: str = "free") -> Params:
-    """Copy parameters to float64; with ``initial="stationary"`` tie ``pi`` to ``A``."""
-    params = {
-        name: torch.as_tensor(value).to(torch.float64).clone() for name, value in params.items()
-    }
-    if initial == "stationary":
-        params["pi"] = stationary_initial(params["A"])
-    return params
-
-
-def is_valid(params: Params) -> bool:
-    """True when every parameter is finite and in its domain.
-
-    Probability rows come out of the M-step normalised (or unchanged), so only their finiteness
-    and sign are checked here.
-    """
-    for name, value in params.items():
-        if not bool(torch.isfinite(value).all()):
-            return False
-        if name in ("sigma", "rate") and bool((value <= 0).any()):
-            return False
-        if name in ("pi", "A", "B") and bool((value < 0).any()):
-            return False
-    return True
 
 
 def check_common(

@@ -9,7 +9,7 @@ import torch
 
 from hmm_pyro._validation import check_bool, describe
 from hmm_pyro.data import Sequences
-from hmm_pyro.inference.fit import Fit
+from hmm_pyro.fit import Fit
 from hmm_pyro.kernels import PAD_STATE
 from hmm_pyro.learning.mstep import check_initial_mode, maximize
 from hmm_pyro.learning.objective import prior_tensors

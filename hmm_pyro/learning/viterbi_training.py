@@ -17,21 +17,15 @@ from typing import Any
 import torch
 
 from hmm_pyro import kernels
+from hmm_pyro._parallel import torch_threads
 from hmm_pyro._validation import check_bool
 from hmm_pyro.data import Sequences
-from hmm_pyro.inference._parallel import torch_threads
-from hmm_pyro.inference.fit import Fit
+from hmm_pyro.fit import Fit
 from hmm_pyro.learning.monitor import ConvergenceMonitor
 from hmm_pyro.learning.mstep import check_initial_mode, maximize
 from hmm_pyro.learning.objective import PriorTensors, boundary_count, log_prior, prior_tensors
-from hmm_pyro.learning.restarts import (
-    Run,
-    check_common,
-    fit_from_runs,
-    is_valid,
-    run_restarts,
-    to_float64,
-)
+from hmm_pyro.learning.restarts import check_common, fit_from_runs, run_restarts
+from hmm_pyro.learning.runs import Run, is_valid, to_float64
 from hmm_pyro.learning.statistics import path_statistics
 from hmm_pyro.model import HMM
 

@@ -8,7 +8,7 @@ import matplotlib
 import pytest
 
 from hmm_pyro import HMM, Categorical, simulate
-from hmm_pyro.inference._parallel import torch_threads
+from hmm_pyro._parallel import torch_threads
 from tests.diagnostics.helpers import TRUTH, tensors
 
 matplotlib.use("Agg")

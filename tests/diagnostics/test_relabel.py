@@ -107,7 +107,6 @@ def test_relabel_permutes_all_parameters_consistently(workload_hmm, small_data):
     record = relabelled.attrs["relabel"]
     assert record["method"] == "stephens" and record["agreement"] == 1.0
     assert record["exchangeable_prior"] is True
-    assert fit.relabel().draws()["B"].equal(after["B"])  # the Fit method delegates
 
 
 def test_relabel_is_idempotent_and_invariant_to_prepermutation(workload_hmm, small_data):

@@ -12,13 +12,11 @@ from hmm_pyro.diagnostics import (
     Flag,
     Remedy,
     diagnose,
-    plot_emissions,
-    plot_relabel_traces,
-    plot_state_distances,
     relabel,
     thresholds,
 )
 from hmm_pyro.diagnostics.permutations import identity
+from hmm_pyro.plots import plot_emissions, plot_relabel_traces, plot_state_distances
 from tests.diagnostics.helpers import TRUTH, crafted_fit, noisy_draws, planted_fit, tensors
 
 
@@ -65,7 +63,7 @@ def test_markdown_and_text(collapsed_report):
 
 def test_clean_report_is_ok_and_fit_method_delegates(workload_hmm, small_data):
     fit = planted_fit(workload_hmm, small_data, identity(3, (4, 300)))
-    report = fit.diagnose()
+    report = diagnose(fit)
     assert isinstance(report, DegeneracyReport)
     assert report.ok and report.flags == () and report.kinds == ()
     assert "No degeneracy found" in report.to_markdown()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hmm_pyro import HMM, Categorical, simulate
-from hmm_pyro.demo import TRUE_PARAMS
+from hmm_pyro.simulate import REFERENCE_PARAMS
 
 
 @pytest.fixture(scope="session")
@@ -15,7 +15,7 @@ def workload_hmm():
 
 @pytest.fixture(scope="session")
 def true_params():
-    return {name: value.clone() for name, value in TRUE_PARAMS.items()}
+    return {name: value.clone() for name, value in REFERENCE_PARAMS.items()}
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from hmm_pyro import HMM, Gaussian, Poisson, fit_nuts, simulate
-from hmm_pyro.inference.init import MIN_START_SEPARATION
+from hmm_pyro.starts import MIN_START_SEPARATION
 
 
 def _quick(hmm, data, **kwargs):
@@ -153,7 +153,7 @@ def test_default_keeps_short_runs_in_process_and_sends_long_ones_to_workers(
     workload_hmm, small_data, monkeypatch
 ):
     """``parallel=None``: the timed-gradient estimate decides; it is of the right order."""
-    from hmm_pyro.inference import _parallel, nuts
+    from hmm_pyro import _parallel, nuts
 
     monkeypatch.setattr(_parallel, "available_cores", lambda: 2)
     monkeypatch.setattr(nuts, "available_cores", lambda: 2)

@@ -10,7 +10,7 @@ from pyro.infer.autoguide import AutoDelta, init_to_median
 from pyro.optim import Adam
 
 from hmm_pyro import HMM, Gaussian, Poisson, fit_svi, simulate
-from hmm_pyro.inference._parallel import torch_threads
+from hmm_pyro._parallel import torch_threads
 
 
 def test_same_seed_gives_bitwise_identical_results(workload_hmm, small_data):

@@ -138,10 +138,10 @@ _CHILD = textwrap.dedent(
     """
     import sys
     from hmm_pyro import HMM, Categorical, fit_svi, simulate
-    from hmm_pyro.demo import TRUE_PARAMS
+    from hmm_pyro.simulate import REFERENCE_PARAMS
 
     hmm = HMM(num_states=3, emission=Categorical(num_symbols=5))
-    data, _ = simulate(hmm, TRUE_PARAMS, [60, 40], seed=7)
+    data, _ = simulate(hmm, REFERENCE_PARAMS, [60, 40], seed=7)
 
     def report(restart, step, loss):
         print(step, flush=True)

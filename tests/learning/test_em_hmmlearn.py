@@ -28,7 +28,7 @@ def _stacked(data):
 
 
 def _separated_start(hmm, data, seed):
-    from hmm_pyro.inference.init import initial_params
+    from hmm_pyro.learning import initial_params
 
     return initial_params(hmm, data, "data", seed=seed)
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from hmm_pyro import HMM, Gaussian, Poisson, Prior, fit_nuts, fit_svi, simulate
-from hmm_pyro.inference.init import MIN_START_SEPARATION, initial_params, min_separation
-from hmm_pyro.learning import fit_em
+from hmm_pyro.learning import fit_em, initial_params
+from hmm_pyro.starts import MIN_START_SEPARATION, min_separation
 
 
 @pytest.fixture(scope="module")

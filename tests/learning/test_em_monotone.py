@@ -14,8 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hmm_pyro import HMM, Categorical, Gaussian, Poisson, Prior, simulate
-from hmm_pyro.inference.init import initial_params
-from hmm_pyro.learning import run_em, run_viterbi_training
+from hmm_pyro.learning import initial_params, run_em, run_viterbi_training
 from hmm_pyro.learning.monitor import DECREASE_RTOL
 
 FAMILIES = {

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from hmm_pyro import HMM, Categorical, Fit, Gaussian, Poisson, Prior, simulate
-from hmm_pyro.inference.init import MIN_START_SEPARATION
 from hmm_pyro.learning import fit_em, run_em
+from hmm_pyro.starts import MIN_START_SEPARATION
 
 
 @pytest.fixture(scope="module")

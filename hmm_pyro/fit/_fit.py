@@ -15,7 +15,7 @@ from hmm_pyro._io import atomic_path
 from hmm_pyro._random import make_generator, resolve_seed
 from hmm_pyro._validation import check_int, describe
 from hmm_pyro.data import Sequences
-from hmm_pyro.inference.inference_data import (
+from hmm_pyro.fit.inference_data import (
     az,
     build_inference_data,
     draws_from_idata,
@@ -291,24 +291,6 @@ class Fit:
         with atomic_path(path) as temporary:
             self.idata.to_netcdf(temporary)
         return path
-
-    # ------------------------------------------------------------------ degeneracy
-    def diagnose(self, **kwargs: Any) -> Any:
-        """Degeneracy report of this fit: ``hmm_pyro.diagnose(self, **kwargs)``.
-
-        Returns
-        -------
-        hmm_pyro.diagnostics.DegeneracyReport
-        """
-        from hmm_pyro.diagnostics import diagnose
-
-        return diagnose(self, **kwargs)
-
-    def relabel(self, **kwargs: Any) -> Fit:
-        """A new fit with one labelling for every draw: ``hmm_pyro.relabel(self, **kwargs)``."""
-        from hmm_pyro.diagnostics import relabel
-
-        return relabel(self, **kwargs)
 
 
 def load(path: str | Path) -> Fit:

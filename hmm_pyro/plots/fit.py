@@ -5,7 +5,7 @@
 * :func:`plot_losses` - optimisation histories of SVI, EM or Viterbi-training restarts.
 
 The degeneracy plots (emissions per state, pairwise state distances, relabelling traces) are in
-:mod:`hmm_pyro.diagnostics.plots`.
+:mod:`hmm_pyro.plots.diagnostics`.
 """
 
 from __future__ import annotations
@@ -15,21 +15,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hmm_pyro._validation import check_int
-from hmm_pyro.inference.fit import Fit
+from hmm_pyro.fit import Fit
+from hmm_pyro.plots._axes import _axes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 __all__ = ["plot_losses", "plot_state_probs", "plot_transitions"]
-
-
-def _axes(ax: Axes | None, **figure: Any) -> Axes:
-    if ax is not None:
-        return ax
-    import matplotlib.pyplot as plt
-
-    _, ax = plt.subplots(**figure)
-    return ax
 
 
 def plot_state_probs(

@@ -4,12 +4,8 @@ import pytest
 import torch
 
 from hmm_pyro import HMM, Categorical, Gaussian, Poisson, simulate
-from hmm_pyro.inference.init import (
-    MIN_START_SEPARATION,
-    derive_seeds,
-    initial_params,
-    min_separation,
-)
+from hmm_pyro.learning import initial_params
+from hmm_pyro.starts import MIN_START_SEPARATION, derive_seeds, min_separation
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ import numba
 import pytest
 import torch
 
-from hmm_pyro.inference import _parallel
-from hmm_pyro.inference._parallel import run_tasks
+from hmm_pyro import _parallel
+from hmm_pyro._parallel import run_tasks
 
 
 def _probe(task, reporter):

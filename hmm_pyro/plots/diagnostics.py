@@ -10,28 +10,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hmm_pyro.diagnostics._draws import emission_distances, to_numpy
 from hmm_pyro.diagnostics.collapse import min_pairwise
 from hmm_pyro.diagnostics.thresholds import COLLAPSE_DISTANCE
-from hmm_pyro.inference.fit import Fit
+from hmm_pyro.fit import Fit
+from hmm_pyro.plots._axes import _axes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 __all__ = ["plot_emissions", "plot_relabel_traces", "plot_state_distances"]
-
-
-def _axes(ax: Axes | None, **figure: Any) -> Axes:
-    if ax is not None:
-        return ax
-    import matplotlib.pyplot as plt
-
-    _, ax = plt.subplots(**figure)
-    return ax
 
 
 def _colour(state: int) -> str:

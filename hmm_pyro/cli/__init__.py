@@ -439,12 +439,12 @@ def _simulate(args: argparse.Namespace) -> int:
     from hmm_pyro.simulate import simulate
 
     if args.params == "reference":
-        from hmm_pyro.demo import TRUE_PARAMS
+        from hmm_pyro.simulate import REFERENCE_PARAMS
 
         if args.states not in (None, 3) or args.emission != "categorical":
             raise ValueError("--params reference: is the 3-state, 5-symbol categorical HMM")
         args.states, args.symbols = 3, 5
-        params = dict(TRUE_PARAMS)
+        params = dict(REFERENCE_PARAMS)
         hmm = _model(args)
     elif args.params is not None:
         path = Path(args.params)
@@ -855,8 +855,13 @@ def _plot(args: argparse.Namespace) -> int:
     import arviz as az
     import matplotlib.pyplot as plt
 
-    from hmm_pyro.diagnostics import plot_emissions, plot_state_distances
-    from hmm_pyro.plots import plot_losses, plot_state_probs, plot_transitions
+    from hmm_pyro.plots import (
+        plot_emissions,
+        plot_losses,
+        plot_state_distances,
+        plot_state_probs,
+        plot_transitions,
+    )
 
     fit = _load_fit(args.fit)
     kinds = [kind.strip() for kind in args.kind.split(",")] if args.kind else list(PLOT_KINDS)
@@ -910,7 +915,7 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from hmm_pyro.demo import run_demo
+    from hmm_pyro.cli.demo import run_demo
 
     run_demo(out_dir=args.out, quick=args.quick, seed=args.seed)
     return EXIT_OK

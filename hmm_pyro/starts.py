@@ -5,11 +5,15 @@ optimiser or EM started with all states equal never separates them. Pyro's ``Aut
 default (``init_to_median``; ``init_to_feasible`` for Dirichlet rows) starts exactly there. Every
 start drawn here is checked: the smallest squared Hellinger distance between two states'
 emission laws must exceed :data:`MIN_START_SEPARATION`, else it is redrawn.
+
+Layer rule: ``starts`` imports only ``model`` and the layers below it. The ``"em"`` start needs
+the EM of :mod:`hmm_pyro.learning` (a layer above), which passes its own refinement in
+(:func:`hmm_pyro.learning.initial_params`); runners call that function.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -86,6 +90,7 @@ def initial_params(
     data: Sequences,
     method: str | Mapping[str, Any] = "auto",
     seed: int | None = None,
+    em_start: Callable[[HMM, Sequences, int, int], Params] | None = None,
 ) -> Params:
     """Return one symmetry-breaking starting point.
 
@@ -100,10 +105,14 @@ def initial_params(
         emission locations at random quantiles of the data (Gaussian means, Poisson rates;
         categorical rows fall back to prior draws). ``"em"``: a ``"data"`` start improved by
         :data:`EM_INIT_ITERATIONS` EM updates towards the MAP point (one EM run per call,
-        probabilities kept off the boundary; see :func:`hmm_pyro.learning.em_start`).
+        probabilities kept off the boundary; see :func:`hmm_pyro.learning.em_start`; needs
+        ``em_start``).
         ``"auto"``: ``"data"``. A dict of parameters is validated and returned as is.
     seed : int, optional
         Seed of the draw.
+    em_start : callable, optional
+        ``em_start(hmm, data, seed, iterations)``: the short EM run of the ``"em"`` start
+        (:func:`hmm_pyro.learning.em_start`); required for ``method="em"``.
 
     Returns
     -------
@@ -136,11 +145,12 @@ def initial_params(
         if method == "prior":
             params = hmm.sample_prior(seed=int(torch.randint(2**31 - 1, (), generator=generator)))
         elif method == "em":
-            # Imported here: hmm_pyro.learning imports this module.
-            from hmm_pyro.learning.em import em_start
-
+            if em_start is None:
+                raise ValueError(
+                    "init: the 'em' start needs EM; call hmm_pyro.learning.initial_params"
+                )
             child = int(torch.randint(2**31 - 1, (), generator=generator))
-            params = em_start(hmm, data, seed=child, iterations=EM_INIT_ITERATIONS)
+            params = em_start(hmm, data, child, EM_INIT_ITERATIONS)
         else:
             params = _data_driven(hmm, data, generator)
         if hmm.num_states == 1 or float(min_separation(hmm, params)) > MIN_START_SEPARATION:

@@ -11,27 +11,14 @@ from pathlib import Path
 
 import torch
 
+from hmm_pyro.diagnostics import diagnose, relabel
 from hmm_pyro.emissions import Categorical
+from hmm_pyro.fit import Fit
 from hmm_pyro.inference import fit_nuts, fit_svi
-from hmm_pyro.inference.fit import Fit
 from hmm_pyro.model import HMM
-from hmm_pyro.simulate import simulate
+from hmm_pyro.simulate import REFERENCE_PARAMS, simulate
 
-__all__ = ["TRUE_PARAMS", "run_demo"]
-
-TRUE_PARAMS = {
-    "pi": torch.tensor([1 / 3, 1 / 3, 1 / 3], dtype=torch.float64),
-    "A": torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]], dtype=torch.float64),
-    "B": torch.tensor(
-        [
-            [0.70, 0.10, 0.10, 0.05, 0.05],
-            [0.05, 0.05, 0.10, 0.10, 0.70],
-            [0.10, 0.50, 0.30, 0.05, 0.05],
-        ],
-        dtype=torch.float64,
-    ),
-}
-"""The project's reference workload: 3 states, 5 symbols, clearly distinct emission rows."""
+__all__ = ["run_demo"]
 
 
 def _print_matrix(name: str, matrix: torch.Tensor) -> None:
@@ -70,15 +57,15 @@ def run_demo(out_dir: str | Path = "out", quick: bool = False, seed: int = 0) ->
     num_sequences, length = (5, 100) if quick else (20, 500)
     warmup = draws = 50 if quick else 300
     hmm = HMM(num_states=3, emission=Categorical(num_symbols=5))
-    data, states = simulate(hmm, TRUE_PARAMS, [length] * num_sequences, seed=seed)
+    data, states = simulate(hmm, REFERENCE_PARAMS, [length] * num_sequences, seed=seed)
     print(f"Simulated {data}: 3 states, 5 symbols.")
 
-    log_lik = hmm.log_likelihood(TRUE_PARAMS, data)
+    log_lik = hmm.log_likelihood(REFERENCE_PARAMS, data)
     print(
         f"Log likelihood at the true parameters: {float(log_lik.sum()):.3f} "
         f"(per sequence {float(log_lik.mean()):.3f} on average)"
     )
-    paths, _ = hmm.viterbi(TRUE_PARAMS, data)
+    paths, _ = hmm.viterbi(REFERENCE_PARAMS, data)
     accuracy = float((paths == states)[data.mask].double().mean())
     print(
         f"Viterbi path at the true parameters matches the hidden states at {accuracy:.1%} of steps"
@@ -91,7 +78,7 @@ def run_demo(out_dir: str | Path = "out", quick: bool = False, seed: int = 0) ->
         f"done in {time.perf_counter() - began:.1f} s; final losses per restart: "
         f"{[round(v, 1) for v in svi.idata.sample_stats.final_loss.values.ravel().tolist()]}"
     )
-    _print_matrix("B (MAP, rows matched to the truth)", _aligned(svi, TRUE_PARAMS["B"]))
+    _print_matrix("B (MAP, rows matched to the truth)", _aligned(svi, REFERENCE_PARAMS["B"]))
 
     print(
         f"\n== NUTS, 4 chains x ({warmup} warm-up + {draws} draws), hidden states marginalised =="
@@ -99,16 +86,18 @@ def run_demo(out_dir: str | Path = "out", quick: bool = False, seed: int = 0) ->
     began = time.perf_counter()
     nuts = fit_nuts(hmm, data, chains=4, warmup=warmup, draws=draws, seed=seed)
     print(f"done in {time.perf_counter() - began:.1f} s")
-    report = nuts.diagnose()
+    report = diagnose(nuts)
     print(f"\n== diagnose ==\n{report}")
     if report.flag("label_switching") is not None:
         # Chains started apart settle in different labellings of the same states: one labelling
         # for every draw makes per-state summaries meaningful again.
-        nuts = nuts.relabel()
+        nuts = relabel(nuts)
         print("\n== after relabel (Stephens' algorithm) ==")
     print(nuts.summary(var_names=["B"]).to_string())
-    _print_matrix("B (posterior mean, rows matched to the truth)", _aligned(nuts, TRUE_PARAMS["B"]))
-    _print_matrix("B (truth)", TRUE_PARAMS["B"])
+    _print_matrix(
+        "B (posterior mean, rows matched to the truth)", _aligned(nuts, REFERENCE_PARAMS["B"])
+    )
+    _print_matrix("B (truth)", REFERENCE_PARAMS["B"])
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, fit in (("svi", svi), ("nuts", nuts)):

@@ -1,0 +1,67 @@
+"""One run of an EM-type algorithm from one start: its record and the checks on its points."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+from hmm_pyro.learning.monitor import ConvergenceMonitor
+from hmm_pyro.learning.mstep import stationary_initial
+
+__all__ = ["Run", "is_valid", "to_float64"]
+
+Params = dict[str, torch.Tensor]
+
+
+@dataclass
+class Run:
+    """One restart's outcome.
+
+    Attributes
+    ----------
+    params : dict of torch.Tensor
+        Last valid (finite, in-domain) parameters.
+    start : dict of torch.Tensor
+        Starting parameters.
+    monitor : ConvergenceMonitor
+        Histories and status.
+    final_objective, final_log_likelihood : float
+        Values at ``params``.
+    final_boundary : int
+        Boundary count at ``params``.
+    """
+
+    params: Params
+    start: Params
+    monitor: ConvergenceMonitor
+    final_objective: float
+    final_log_likelihood: float
+    final_boundary: int
+
+
+def to_float64(params: Mapping[str, torch.Tensor], initial: str = "free") -> Params:
+    """Copy parameters to float64; with ``initial="stationary"`` tie ``pi`` to ``A``."""
+    params = {
+        name: torch.as_tensor(value).to(torch.float64).clone() for name, value in params.items()
+    }
+    if initial == "stationary":
+        params["pi"] = stationary_initial(params["A"])
+    return params
+
+
+def is_valid(params: Params) -> bool:
+    """True when every parameter is finite and in its domain.
+
+    Probability rows come out of the M-step normalised (or unchanged), so only their finiteness
+    and sign are checked here.
+    """
+    for name, value in params.items():
+        if not bool(torch.isfinite(value).all()):
+            return False
+        if name in ("sigma", "rate") and bool((value <= 0).any()):
+            return False
+        if name in ("pi", "A", "B") and bool((value < 0).any()):
+            return False
+    return True

@@ -1,0 +1,20 @@
+"""Plots of fits (matplotlib, imported lazily): ``hp.plots``.
+
+Each function takes ``ax=None`` and returns the axes it drew on.
+
+Layer rule: ``plots`` sits just below the CLI. It may import every library layer below it
+(``compare``, ``sweep``, the runners, ``diagnostics``, ``fit``, ...); nothing in the library
+imports ``plots``. With the CLI, it is the only package that imports matplotlib.
+"""
+
+from hmm_pyro.plots.diagnostics import plot_emissions, plot_relabel_traces, plot_state_distances
+from hmm_pyro.plots.fit import plot_losses, plot_state_probs, plot_transitions
+
+__all__ = [
+    "plot_emissions",
+    "plot_losses",
+    "plot_relabel_traces",
+    "plot_state_distances",
+    "plot_state_probs",
+    "plot_transitions",
+]
