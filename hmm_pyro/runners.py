@@ -1,5 +1,4 @@
-"""The runner registry: one name per way of fitting a model, shared by ``compare``, ``sweep`` and
-the CLI.
+"""The runner registry: one name per way of fitting a model (for compare, sweep and the CLI).
 
 Every runner takes ``(hmm, data, **options)`` and returns a :class:`hmm_pyro.Fit`; the NUTS and
 SVI runners are in :mod:`hmm_pyro.inference`, the point-estimate learners in
