@@ -7,19 +7,22 @@ A store is one NetCDF-4 (HDF5) file, written with ``h5netcdf`` and readable by
   along sequences (``chunk_size`` sequences per HDF5 chunk, whole rows);
 - ``lengths`` ``(sequence,)`` int64;
 - ``states`` ``(sequence, time)`` int16, ``-1`` at padding (only in stores written by
-  :func:`simulate_store`: the true hidden states);
+  :func:`hmm_pyro.simulate_store`: the true hidden states);
 - attributes ``hmm_pyro_store`` (format version), ``emission`` (JSON of the emission family,
   when known), ``fingerprint`` (SHA-256 of the values and lengths, to tie checkpoints to data).
 
 Writers build the whole file under a temporary name in the target folder and rename it at the
 end (:func:`hmm_pyro._io.atomic_path`), so a store is either complete or absent. Sources larger
 than memory are written chunk by chunk: pass an iterable of :class:`~hmm_pyro.data.Sequences`
-(or use :func:`simulate_store`); only one chunk is held at a time.
+(or use :func:`hmm_pyro.simulate_store`); only one chunk is held at a time.
 
 :func:`open_store` returns a :class:`SequenceStore` that keeps the file open and holds only the
 lengths ``(N,)`` in memory; :meth:`SequenceStore.read` returns the requested rows as
 ``Sequences`` (contiguous runs of indices are read as slices, which is what makes block-wise
 mini-batches cheap). :class:`MemoryStore` offers the same interface over in-memory ``Sequences``.
+
+Layer rule: ``store`` imports ``model``, ``emissions`` and the layers below them, and the
+private utilities; ``simulate`` and everything above import it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
-"""Degeneracy diagnostics, relabelling and plots.
+"""Degeneracy diagnostics and relabelling (their plots are in :mod:`hmm_pyro.plots`).
 
 Checks: emission collapse, empty states, prior domination, symmetric starts, label switching
-and convergence.
+and convergence. Methods, thresholds and their sources: ``docs/degeneracy.md``.
+
+Layer rule: ``diagnostics`` imports ``learning``, ``fit`` and the layers below them, and the
+private utilities; never its siblings ``inference`` and ``decode``, nor ``runners``, ``compare``,
+``sweep``, ``plots`` or the CLI (which import it).
 
 >>> report = hmm_pyro.diagnose(fit)  # doctest: +SKIP
 >>> relabelled = hmm_pyro.relabel(fit)  # doctest: +SKIP

@@ -1,6 +1,7 @@
-"""Baum-Welch EM for the MAP (or ML) estimate, with random restarts.
+"""Baum-Welch EM for the MAP (or ML) estimate, with random restarts (:func:`fit_em`).
 
-The E-step is one forward-backward pass (:func:`hmm_pyro.kernels.forward_backward`, numba on
+The EM iterations from one start are :func:`hmm_pyro.learning.em_steps.run_em`. The E-step is
+one forward-backward pass (:func:`hmm_pyro.kernels.forward_backward`, numba on
 the CPU); the M-step (:mod:`hmm_pyro.learning.mstep`) is vectorised over states. The objective
 ``log p(y | theta) + log p(theta)`` uses exactly the prior densities of
 :meth:`hmm_pyro.HMM.log_prior`, so EM's MAP is the mode that ``fit_svi(guide="map")`` seeks.
