@@ -27,7 +27,6 @@ jittering at a scale set by the rate.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -37,35 +36,33 @@ import numpy as np
 import pyro
 import torch
 from pyro import poutine
-from tqdm.auto import tqdm
 
 from hmm_pyro import kernels
 from hmm_pyro._io import atomic_path
-from hmm_pyro._parallel import progress_disabled, torch_threads
 from hmm_pyro._random import resolve_seed
 from hmm_pyro._validation import check_choice, check_int, check_positive, describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.fit import Fit
-from hmm_pyro.inference.svi import (
-    _DEFAULT_TOL,
-    GUIDES,
-    PYRO_INITS,
-    _AdamProblem,
-    _Checkpointer,
-    _init_name,
-    _Interrupts,
-    _isolated_param_store,
-    _restart_summary,
-    _run_restart,
-    _run_restarts,
-    _svi_fit,
+from hmm_pyro.inference.checkpoint import (
+    Checkpointer,
     check_checkpoint_args,
-    load_checkpoint,
+    init_name,
+    resume_seed,
+)
+from hmm_pyro.inference.svi_restarts import (
+    DEFAULT_TOL,
+    GUIDES,
+    AdamProblem,
+    StepReport,
+    check_init,
+    run_adam_restart,
+    run_restarts,
+    svi_fit,
 )
 from hmm_pyro.kernels import PAD_STATE
 from hmm_pyro.learning import initial_params
 from hmm_pyro.model import HMM, Params
-from hmm_pyro.starts import INIT_METHODS, derive_seeds
+from hmm_pyro.starts import derive_seeds
 from hmm_pyro.store import MemoryStore, SequenceStore, as_store
 
 __all__ = [
@@ -316,17 +313,11 @@ def _fit_stream(
     lr_decay = check_positive("lr_decay", lr_decay)
     if lr_decay > 1:
         raise ValueError(f"lr_decay: expected a value in (0, 1], got {lr_decay}")
-    if isinstance(init, str) and init not in INIT_METHODS and init not in PYRO_INITS:
-        raise ValueError(
-            f"init: expected one of {INIT_METHODS + tuple(PYRO_INITS)}, a dict of parameters "
-            f"or an init_loc_fn, got {init!r}"
-        )
+    check_init(init)
     if block_size > batch_size:
         raise ValueError(f"block_size: expected at most batch_size={batch_size}, got {block_size}")
     check_checkpoint_args(checkpoint, resume, callback)
-    if seed is None and resume and checkpoint is not None and Path(checkpoint).exists():
-        seed = load_checkpoint(checkpoint)["signature"]["seed"]
-    seed = resolve_seed(seed)
+    seed = resolve_seed(resume_seed(seed, checkpoint, resume))
     seeds = derive_seeds(seed, restarts)
     schedules = {s: BatchSchedule(num_sequences, batch_size, block_size, s) for s in seeds}
     model = _stream_model(hmm, num_sequences)
@@ -363,13 +354,13 @@ def _fit_stream(
         "lr_decay": lr_decay,
         "restarts": restarts,
         "seed": seed,
-        "init": _init_name(init),
+        "init": init_name(init),
         "batch_size": batch_size,
         "block_size": block_size,
         "num_draws": num_draws,
     }
-    checkpointer = _Checkpointer(checkpoint, checkpoint_every, signature, resume)
-    problem = _AdamProblem(
+    checkpointer = Checkpointer(checkpoint, checkpoint_every, signature, resume)
+    problem = AdamProblem(
         hmm,
         model,
         step_args=step_args,
@@ -383,48 +374,28 @@ def _fit_stream(
         num_draws=num_draws,
         final_loss=final_loss,
     )
-    began = time.perf_counter()
-    with (
-        _isolated_param_store(),
-        torch_threads(1),
-        tqdm(
-            total=steps * restarts,
-            desc=f"SVI stream ({guide})",
-            disable=progress_disabled(progress),
-        ) as bar,
-    ):
-        bar.update(sum(len(run["losses"]) for run in checkpointer.completed))
 
-        def run_one(restart: int, restart_seed: int, interrupts: _Interrupts) -> dict:
-            run = _run_restart(
-                problem, restart, restart_seed, bar, checkpointer, interrupts, callback
-            )
-            if guide == "map":
-                run["log_likelihood_total"] = totals.pop("last")
-            return run
+    def run_one(restart: int, restart_seed: int, report: StepReport) -> dict:
+        run = run_adam_restart(problem, restart, restart_seed, report, checkpointer)
+        if guide == "map":
+            run["log_likelihood_total"] = totals.pop("last")
+        return run
 
-        runs = _run_restarts(run_one, seeds, checkpointer)
-        draws, stats, restart_attrs = _restart_summary(hmm, runs, guide)
-    wall = time.perf_counter() - began
+    outcome = run_restarts(
+        hmm,
+        guide,
+        run_one,
+        seeds,
+        checkpointer,
+        steps=steps,
+        desc=f"SVI stream ({guide})",
+        progress=progress,
+        callback=callback,
+    )
     keep = min(keep_sequences, num_sequences)
     subset = hmm.prepare_data(store.read_range(0, keep))
     schedule = schedules[seeds[0]]
-    attrs = {
-        "inference": "svi",
-        "guide": guide,
-        "backend": "stream",
-        "init": init
-        if isinstance(init, str)
-        else ("user" if isinstance(init, dict) else "callable"),
-        "seed": seed,
-        "restart_seeds": seeds,
-        "restarts": restarts,
-        "steps": steps,
-        "lr": lr,
-        "lr_decay": lr_decay,
-        "tol": _DEFAULT_TOL[guide],
-        "sampling_time": wall,
-        **restart_attrs,
+    extra = {
         "stream": {
             "store": None if store.path is None else str(store.path),
             "fingerprint": store.fingerprint,
@@ -440,8 +411,19 @@ def _fit_stream(
         ),
     }
     if guide == "map":
-        attrs["log_likelihood_total"] = [float(run["log_likelihood_total"]) for run in runs]
-    return _svi_fit(hmm, subset, draws, stats, attrs, checkpointer, checkpoint, seed)
+        extra["log_likelihood_total"] = [float(run["log_likelihood_total"]) for run in outcome.runs]
+    return svi_fit(
+        hmm,
+        subset,
+        outcome,
+        backend="stream",
+        init=init,
+        seed=seed,
+        settings={"steps": steps, "lr": lr, "lr_decay": lr_decay, "tol": DEFAULT_TOL[guide]},
+        checkpointer=checkpointer,
+        checkpoint=checkpoint,
+        extra=extra,
+    )
 
 
 # ---------------------------------------------------------------------- decoding in chunks
