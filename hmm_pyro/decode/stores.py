@@ -1,8 +1,8 @@
 """Decoding the sequences of a store chunk by chunk: hidden-state posteriors and Viterbi paths.
 
-Memory is bounded by the chunk (``chunk_size * T * K`` per posterior draw averaged), not by the
-number of sequences: :func:`iter_decode` yields one :class:`DecodedChunk` at a time and
-:func:`decode_store` writes them to a NetCDF file as they come.
+Memory is bounded by the chunk, not by the number of sequences: :func:`iter_decode` yields one
+:class:`DecodedChunk` at a time and :func:`decode_store` writes them to a NetCDF file as they
+come.
 """
 
 from __future__ import annotations

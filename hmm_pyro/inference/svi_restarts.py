@@ -128,7 +128,8 @@ class StepReport:
     bar : tqdm
         Progress bar over all steps of all restarts.
     interrupts : Interrupts
-        Ctrl-C deferred to the end of a step (see :func:`~.checkpoint.deferred_interrupts`).
+        Ctrl-C deferred to the end of a step
+        (:func:`~hmm_pyro.inference.checkpoint.deferred_interrupts`).
     callback : callable, optional
         ``callback(restart, step, loss)``; it may raise ``KeyboardInterrupt``.
     """
