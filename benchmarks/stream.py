@@ -14,7 +14,7 @@ own:
    store; the recovered ``B``, ``A`` and ``pi`` are compared with the truth after matching
    state labels (Hungarian on the L1 distance of emission rows);
 3. ``decode``: state probabilities and Viterbi paths of every sequence, chunk by chunk, into a
-   NetCDF file (:func:`hmm_pyro.inference.stream.decode_store`); the Viterbi accuracy against
+   NetCDF file (:func:`hmm_pyro.decode.decode_store`); the Viterbi accuracy against
    the simulated states is reported.
 
 Results (times, peak RSS per phase, errors, machine) go to ``benchmarks/results/stream.json``
@@ -110,7 +110,8 @@ def _decode(args: argparse.Namespace) -> dict:
     import xarray as xr
 
     import hmm_pyro as hp
-    from hmm_pyro.inference.stream import decode_store, store_log_likelihood
+    from hmm_pyro.decode import decode_store
+    from hmm_pyro.inference.stream import store_log_likelihood
     from hmm_pyro.simulate import REFERENCE_PARAMS
     from hmm_pyro.store import open_store
 

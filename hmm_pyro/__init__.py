@@ -10,11 +10,11 @@ from hmm_pyro import kernels, plots
 from hmm_pyro._version import __version__
 from hmm_pyro.compare import PriorComparison, compare_priors
 from hmm_pyro.data import Sequences
+from hmm_pyro.decode import decode_store
 from hmm_pyro.diagnostics import DegeneracyReport, Flag, Remedy, diagnose, relabel
 from hmm_pyro.emissions import Categorical, Emission, Gaussian, Poisson
 from hmm_pyro.fit import Fit, load
-from hmm_pyro.inference import fit_nuts, fit_svi
-from hmm_pyro.inference.stream import decode_store, fit_svi_stream
+from hmm_pyro.inference import fit_nuts, fit_svi, fit_svi_stream
 from hmm_pyro.learning import fit_em, fit_supervised, fit_viterbi_training
 from hmm_pyro.model import HMM
 from hmm_pyro.priors import Prior

@@ -4,7 +4,9 @@ Layer rule: ``inference`` imports ``learning`` (starts), ``fit`` and the layers 
 the private utilities; never ``diagnostics`` (a sibling) or anything above.
 """
 
+from hmm_pyro.inference.checkpoint import load_checkpoint
 from hmm_pyro.inference.nuts import fit_nuts
+from hmm_pyro.inference.stream import fit_svi_stream
 from hmm_pyro.inference.svi import fit_svi
 
-__all__ = ["fit_nuts", "fit_svi"]
+__all__ = ["fit_nuts", "fit_svi", "fit_svi_stream", "load_checkpoint"]

@@ -1,4 +1,4 @@
-"""Many sequences: mini-batch SVI streamed from a store, and decoding chunk by chunk.
+"""Many sequences: mini-batch SVI streamed from a store.
 
 :func:`fit_svi_stream` optimises the same objective as :func:`~hmm_pyro.inference.svi.fit_svi`
 (``guide="map"``: ``log p(y, theta)``; Gaussian guides: the ELBO) with unbiased mini-batch
@@ -27,55 +27,41 @@ jittering at a scale set by the rate.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any
 
-import h5netcdf
 import numpy as np
 import pyro
 import torch
 from pyro import poutine
-from tqdm.auto import tqdm
 
 from hmm_pyro import kernels
-from hmm_pyro._io import atomic_path
-from hmm_pyro._parallel import progress_disabled, torch_threads
 from hmm_pyro._random import resolve_seed
 from hmm_pyro._validation import check_choice, check_int, check_positive, describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.fit import Fit
-from hmm_pyro.inference.svi import (
-    _DEFAULT_TOL,
-    GUIDES,
-    PYRO_INITS,
-    _AdamProblem,
-    _Checkpointer,
-    _init_name,
-    _Interrupts,
-    _isolated_param_store,
-    _restart_summary,
-    _run_restart,
-    _run_restarts,
-    _svi_fit,
+from hmm_pyro.inference.checkpoint import (
+    Checkpointer,
     check_checkpoint_args,
-    load_checkpoint,
+    init_name,
+    resume_seed,
 )
-from hmm_pyro.kernels import PAD_STATE
+from hmm_pyro.inference.svi_restarts import (
+    DEFAULT_TOL,
+    GUIDES,
+    AdamProblem,
+    StepReport,
+    check_init,
+    run_adam_restart,
+    run_restarts,
+    svi_fit,
+)
 from hmm_pyro.learning import initial_params
 from hmm_pyro.model import HMM, Params
-from hmm_pyro.starts import INIT_METHODS, derive_seeds
+from hmm_pyro.starts import derive_seeds
 from hmm_pyro.store import MemoryStore, SequenceStore, as_store
 
-__all__ = [
-    "BatchSchedule",
-    "DecodedChunk",
-    "decode_store",
-    "fit_svi_stream",
-    "iter_decode",
-    "store_log_likelihood",
-]
+__all__ = ["BatchSchedule", "fit_svi_stream", "store_log_likelihood"]
 
 _DEFAULT_KEEP = 1000
 _DEFAULT_CHUNK = 10_000
@@ -231,8 +217,8 @@ def fit_svi_stream(
     keep_sequences : int
         The first ``keep_sequences`` sequences of the store are stored in the result's
         ``observed_data``, ``constant_data`` and ``log_likelihood`` groups (all ``N`` would not
-        fit in memory); decoding the rest goes through :func:`iter_decode` or
-        :func:`decode_store`. Recorded in the ``data_subset`` attribute.
+        fit in memory); decoding the rest goes through :func:`hmm_pyro.decode.iter_decode` or
+        :func:`hmm_pyro.decode.decode_store`. Recorded in the ``data_subset`` attribute.
     chunk_size : int
         Sequences per read in whole-store passes (the final MAP objective).
     checkpoint, checkpoint_every, resume, callback
@@ -316,17 +302,11 @@ def _fit_stream(
     lr_decay = check_positive("lr_decay", lr_decay)
     if lr_decay > 1:
         raise ValueError(f"lr_decay: expected a value in (0, 1], got {lr_decay}")
-    if isinstance(init, str) and init not in INIT_METHODS and init not in PYRO_INITS:
-        raise ValueError(
-            f"init: expected one of {INIT_METHODS + tuple(PYRO_INITS)}, a dict of parameters "
-            f"or an init_loc_fn, got {init!r}"
-        )
+    check_init(init)
     if block_size > batch_size:
         raise ValueError(f"block_size: expected at most batch_size={batch_size}, got {block_size}")
     check_checkpoint_args(checkpoint, resume, callback)
-    if seed is None and resume and checkpoint is not None and Path(checkpoint).exists():
-        seed = load_checkpoint(checkpoint)["signature"]["seed"]
-    seed = resolve_seed(seed)
+    seed = resolve_seed(resume_seed(seed, checkpoint, resume))
     seeds = derive_seeds(seed, restarts)
     schedules = {s: BatchSchedule(num_sequences, batch_size, block_size, s) for s in seeds}
     model = _stream_model(hmm, num_sequences)
@@ -363,13 +343,13 @@ def _fit_stream(
         "lr_decay": lr_decay,
         "restarts": restarts,
         "seed": seed,
-        "init": _init_name(init),
+        "init": init_name(init),
         "batch_size": batch_size,
         "block_size": block_size,
         "num_draws": num_draws,
     }
-    checkpointer = _Checkpointer(checkpoint, checkpoint_every, signature, resume)
-    problem = _AdamProblem(
+    checkpointer = Checkpointer(checkpoint, checkpoint_every, signature, resume)
+    problem = AdamProblem(
         hmm,
         model,
         step_args=step_args,
@@ -383,48 +363,28 @@ def _fit_stream(
         num_draws=num_draws,
         final_loss=final_loss,
     )
-    began = time.perf_counter()
-    with (
-        _isolated_param_store(),
-        torch_threads(1),
-        tqdm(
-            total=steps * restarts,
-            desc=f"SVI stream ({guide})",
-            disable=progress_disabled(progress),
-        ) as bar,
-    ):
-        bar.update(sum(len(run["losses"]) for run in checkpointer.completed))
 
-        def run_one(restart: int, restart_seed: int, interrupts: _Interrupts) -> dict:
-            run = _run_restart(
-                problem, restart, restart_seed, bar, checkpointer, interrupts, callback
-            )
-            if guide == "map":
-                run["log_likelihood_total"] = totals.pop("last")
-            return run
+    def run_one(restart: int, restart_seed: int, report: StepReport) -> dict:
+        run = run_adam_restart(problem, restart, restart_seed, report, checkpointer)
+        if guide == "map":
+            run["log_likelihood_total"] = totals.pop("last")
+        return run
 
-        runs = _run_restarts(run_one, seeds, checkpointer)
-        draws, stats, restart_attrs = _restart_summary(hmm, runs, guide)
-    wall = time.perf_counter() - began
+    outcome = run_restarts(
+        hmm,
+        guide,
+        run_one,
+        seeds,
+        checkpointer,
+        steps=steps,
+        desc=f"SVI stream ({guide})",
+        progress=progress,
+        callback=callback,
+    )
     keep = min(keep_sequences, num_sequences)
     subset = hmm.prepare_data(store.read_range(0, keep))
     schedule = schedules[seeds[0]]
-    attrs = {
-        "inference": "svi",
-        "guide": guide,
-        "backend": "stream",
-        "init": init
-        if isinstance(init, str)
-        else ("user" if isinstance(init, dict) else "callable"),
-        "seed": seed,
-        "restart_seeds": seeds,
-        "restarts": restarts,
-        "steps": steps,
-        "lr": lr,
-        "lr_decay": lr_decay,
-        "tol": _DEFAULT_TOL[guide],
-        "sampling_time": wall,
-        **restart_attrs,
+    extra = {
         "stream": {
             "store": None if store.path is None else str(store.path),
             "fingerprint": store.fingerprint,
@@ -440,135 +400,16 @@ def _fit_stream(
         ),
     }
     if guide == "map":
-        attrs["log_likelihood_total"] = [float(run["log_likelihood_total"]) for run in runs]
-    return _svi_fit(hmm, subset, draws, stats, attrs, checkpointer, checkpoint, seed)
-
-
-# ---------------------------------------------------------------------- decoding in chunks
-class DecodedChunk(NamedTuple):
-    """Hidden-state posteriors of sequences ``start .. stop - 1`` of a store.
-
-    Attributes
-    ----------
-    start, stop : int
-        Row range.
-    state_probs : torch.Tensor
-        ``(n, T, K)`` smoothed marginals averaged over posterior draws (zero at padding).
-    paths : torch.Tensor
-        ``(n, T)`` Viterbi paths under the posterior mean, ``-1`` at padding.
-    scores : torch.Tensor
-        ``(n,)`` ``log p(z*, y)``.
-    """
-
-    start: int
-    stop: int
-    state_probs: torch.Tensor
-    paths: torch.Tensor
-    scores: torch.Tensor
-
-
-def iter_decode(
-    fit: Fit, store: Any, chunk_size: int = 1000, max_draws: int = 200
-) -> Iterator[DecodedChunk]:
-    """Decode every sequence of a store, ``chunk_size`` sequences at a time.
-
-    Parameters
-    ----------
-    fit : Fit
-        Any fit of the same model.
-    store : SequenceStore, MemoryStore, path or Sequences
-        The sequences to decode.
-    chunk_size : int
-        Sequences per chunk (memory: ``chunk_size * T * K`` per kept draw chunk).
-    max_draws : int
-        Posterior draws averaged for the state probabilities.
-
-    Yields
-    ------
-    DecodedChunk
-    """
-    if not isinstance(fit, Fit):
-        raise TypeError(f"fit: expected a hmm_pyro Fit, got {describe(fit)}")
-    chunk_size = check_int("chunk_size", chunk_size, minimum=1)
-    opened = isinstance(store, (str, os.PathLike))
-    store = as_store(store)
-    try:
-        store.check_model(fit.hmm)
-        for start, chunk in store.iter_chunks(chunk_size):
-            probs = fit.state_probs(chunk, max_draws=max_draws)
-            paths, scores = fit.viterbi(chunk)
-            yield DecodedChunk(start, start + chunk.num_sequences, probs, paths, scores)
-    finally:
-        if opened:
-            store.close()
-
-
-def decode_store(
-    fit: Fit,
-    store: Any,
-    path: str | os.PathLike[str],
-    chunk_size: int = 1000,
-    max_draws: int = 200,
-) -> Path:
-    """Write state probabilities and Viterbi paths of every sequence of a store to NetCDF.
-
-    The file (written atomically, chunk by chunk) holds ``state_probs`` ``(sequence, time,
-    state)`` float32 (zero at padding), ``viterbi`` ``(sequence, time)`` int16 (``-1`` at
-    padding), ``viterbi_score`` ``(sequence,)`` and ``lengths``; open it with
-    ``xarray.open_dataset(path, engine="h5netcdf")``.
-
-    Parameters
-    ----------
-    fit : Fit
-        The fit whose parameters decode.
-    store : SequenceStore, MemoryStore, path or Sequences
-        The sequences.
-    path : str or os.PathLike
-        Output file.
-    chunk_size, max_draws
-        As in :func:`iter_decode`.
-
-    Returns
-    -------
-    pathlib.Path
-    """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path: expected a file path, got {describe(path)}")
-    opened = isinstance(store, (str, os.PathLike))
-    store = as_store(store)
-    num_states = fit.hmm.num_states
-    rows = min(chunk_size, store.num_sequences)
-    try:
-        with atomic_path(path) as temporary, h5netcdf.File(temporary, "w") as handle:
-            handle.dimensions = {
-                "sequence": store.num_sequences,
-                "time": store.max_length,
-                "state": num_states,
-            }
-            probs = handle.create_variable(
-                "state_probs",
-                ("sequence", "time", "state"),
-                dtype="f4",
-                chunks=(rows, store.max_length, num_states),
-                fillvalue=np.float32(0.0),
-            )
-            paths = handle.create_variable(
-                "viterbi",
-                ("sequence", "time"),
-                dtype="i2",
-                chunks=(rows, store.max_length),
-                fillvalue=np.int16(PAD_STATE),
-            )
-            scores = handle.create_variable("viterbi_score", ("sequence",), dtype="f8")
-            lengths = handle.create_variable("lengths", ("sequence",), dtype="i8")
-            lengths[:] = store.lengths
-            for part in iter_decode(fit, store, chunk_size, max_draws):
-                width = part.state_probs.shape[-2]
-                probs[part.start : part.stop, :width] = part.state_probs.numpy().astype("f4")
-                paths[part.start : part.stop, :width] = part.paths.numpy().astype("i2")
-                scores[part.start : part.stop] = part.scores.numpy()
-            handle.attrs["fit_inference"] = fit.method
-    finally:
-        if opened:
-            store.close()
-    return Path(path)
+        extra["log_likelihood_total"] = [float(run["log_likelihood_total"]) for run in outcome.runs]
+    return svi_fit(
+        hmm,
+        subset,
+        outcome,
+        backend="stream",
+        init=init,
+        seed=seed,
+        settings={"steps": steps, "lr": lr, "lr_decay": lr_decay, "tol": DEFAULT_TOL[guide]},
+        checkpointer=checkpointer,
+        checkpoint=checkpoint,
+        extra=extra,
+    )

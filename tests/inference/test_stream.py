@@ -1,4 +1,4 @@
-"""Streaming mini-batch SVI from a store, its scaling, checkpoints, and chunked decoding."""
+"""Streaming mini-batch SVI from a store, its scaling and checkpoints."""
 
 import json
 import subprocess
@@ -9,18 +9,15 @@ import numpy as np
 import pyro
 import pytest
 import torch
-import xarray as xr
 
 from hmm_pyro import fit_svi, simulate
 from hmm_pyro.inference.stream import (
     BatchSchedule,
     _stream_model,
-    decode_store,
     fit_svi_stream,
-    iter_decode,
     store_log_likelihood,
 )
-from hmm_pyro.store import MemoryStore, open_store, write_store
+from hmm_pyro.store import open_store, write_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -132,23 +129,6 @@ def test_stream_checkpoint_resume_is_bitwise(workload_hmm, store_path, tmp_path)
     assert resumed.attrs["resumed_from"] == {"restart": 1, "step": 77}
     for name in workload_hmm.param_names:
         assert torch.equal(straight.draws()[name], resumed.draws()[name])
-
-
-def test_chunked_decoding_equals_decoding_everything(workload_hmm, many, store_path, tmp_path):
-    fit = fit_svi(
-        workload_hmm, many.select(range(50)), steps=50, restarts=1, seed=0, progress=False
-    )
-    probs = fit.state_probs(many)
-    paths, scores = fit.viterbi(many)
-    parts = list(iter_decode(fit, MemoryStore(many), chunk_size=64))
-    assert [(p.start, p.stop) for p in parts] == [(0, 64), (64, 128), (128, 192), (192, 200)]
-    torch.testing.assert_close(torch.cat([p.state_probs for p in parts]), probs)
-    assert torch.equal(torch.cat([p.paths for p in parts]), paths)
-    out = decode_store(fit, store_path, tmp_path / "decoded.nc", chunk_size=64)
-    with xr.open_dataset(out, engine="h5netcdf") as decoded:
-        np.testing.assert_allclose(decoded["state_probs"].values, probs.numpy(), atol=1e-6)
-        np.testing.assert_array_equal(decoded["viterbi"].values, paths.numpy())
-        np.testing.assert_allclose(decoded["viterbi_score"].values, scores.numpy())
 
 
 def test_bad_arguments_are_named(workload_hmm, many, store_path):

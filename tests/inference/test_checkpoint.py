@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from hmm_pyro import fit_svi
-from hmm_pyro.inference.svi import load_checkpoint
+from hmm_pyro.inference.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {"guide": "map", "backend": "pyro", "steps": 1000, "restarts": 1, "tol": 0.0}
