@@ -111,6 +111,24 @@ class HMM:
         """ArviZ dimension names of each parameter."""
         return {"pi": ("state",), "A": ("state", "state_to"), **self.emission.param_dims()}
 
+    @property
+    def simplex_params(self) -> tuple[str, ...]:
+        """Parameters whose rows are probability vectors: ``pi``, ``A`` and the emission's."""
+        return ("pi", "A", *self.emission.simplex_params)
+
+    def num_free_params(self) -> int:
+        """Free parameters of one draw: every entry, less one per probability row.
+
+        ``(K - 1) + K (K - 1)`` for ``pi`` and ``A``, plus
+        :meth:`~hmm_pyro.emissions.Emission.num_free_params` of the emission.
+
+        Returns
+        -------
+        int
+        """
+        num = self.num_states
+        return (num - 1) + num * (num - 1) + self.emission.num_free_params(num)
+
     def to_config(self) -> dict[str, Any]:
         """JSON-serialisable description; :meth:`from_config` inverts it."""
         return {

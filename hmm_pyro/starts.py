@@ -22,7 +22,6 @@ import torch
 from hmm_pyro._random import make_generator
 from hmm_pyro._validation import check_choice, describe
 from hmm_pyro.data import Sequences
-from hmm_pyro.emissions import Categorical
 from hmm_pyro.model import HMM
 
 __all__ = [
@@ -56,32 +55,13 @@ def min_separation(hmm: HMM, params: Params) -> torch.Tensor:
 
 
 def _data_driven(hmm: HMM, data: Sequences, generator: torch.Generator) -> Params:
-    """Prior draws for ``pi``/``A``; emission locations at random quantiles of the data."""
+    """Prior draws; emission parameters from the data where the family knows how.
+
+    See :meth:`hmm_pyro.emissions.Emission.start_from_data` (Gaussian means and Poisson rates
+    at random quantiles of the data; categorical rows stay prior draws).
+    """
     params = hmm.sample_prior(seed=int(torch.randint(2**31 - 1, (), generator=generator)))
-    if isinstance(hmm.emission, Categorical):
-        return params
-    observed = data.values[data.mask]  # (num_steps, D), NaN where missing
-    num = hmm.num_states
-    levels = torch.sort(torch.rand(num, generator=generator, dtype=torch.float64)).values
-    columns = []
-    for d in range(observed.shape[1]):
-        column = observed[:, d]
-        column = column[~torch.isnan(column)]
-        if column.numel() == 0:
-            raise ValueError(f"data: coordinate {d} has no observed values")
-        columns.append(torch.quantile(column, levels))
-    locations = torch.stack(columns, -1).to(hmm.dtype)  # (K, D)
-    if hmm.emission.family == "gaussian":
-        spread = torch.nanmean((observed - torch.nanmean(observed, 0)) ** 2, 0).sqrt()
-        scale = (spread / num).clamp(min=1e-3).to(hmm.dtype).expand(num, -1)
-        jitter = torch.randn(locations.shape, generator=generator, dtype=hmm.dtype) * scale * 0.1
-        mu, sigma = locations + jitter, scale.clone()
-        if hmm.emission.param_shapes(num)["mu"] == (num,):
-            mu, sigma = mu[:, 0], sigma[:, 0]
-        params["mu"], params["sigma"] = mu, sigma
-    else:  # poisson
-        rate = locations + 0.5 + torch.rand(locations.shape, generator=generator, dtype=hmm.dtype)
-        params["rate"] = rate[:, 0] if hmm.emission.param_shapes(num)["rate"] == (num,) else rate
+    params.update(hmm.emission.start_from_data(data, hmm.num_states, generator, hmm.dtype))
     return params
 
 

@@ -166,10 +166,10 @@ class _Store:
                 f"store: holds {self.dim}-dimensional observations, the model's emission "
                 f"{hmm.emission!r} expects dim={hmm.emission.dim}"
             )
-        family = (self.emission or {}).get("family")
-        if family is not None and family != hmm.emission.family:
+        written = self.emission or {}
+        if written.get("family") is not None and not hmm.emission.same_family(written):
             raise ValueError(
-                f"store: was written for {family!r} emissions, the model has "
+                f"store: was written for {written['family']!r} emissions, the model has "
                 f"{hmm.emission.family!r}"
             )
 

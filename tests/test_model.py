@@ -373,3 +373,18 @@ def test_config_round_trip():
         "mu": ("state",),
         "sigma": ("state",),
     }
+
+
+@pytest.mark.parametrize(
+    ("hmm", "simplex", "free"),
+    [
+        (hp.HMM(3, hp.Categorical(5)), ("pi", "A", "B"), 2 + 3 * 2 + 3 * 4),
+        (hp.HMM(2, hp.Gaussian(dim=3)), ("pi", "A"), 1 + 2 * 1 + 2 * 6),
+        (hp.HMM(4, hp.Poisson()), ("pi", "A"), 3 + 4 * 3 + 4),
+        (hp.HMM(1, hp.Poisson(dim=2)), ("pi", "A"), 0 + 0 + 2),
+    ],
+    ids=repr,
+)
+def test_simplex_params_and_free_parameter_count(hmm, simplex, free):
+    assert hmm.simplex_params == simplex
+    assert hmm.num_free_params() == free

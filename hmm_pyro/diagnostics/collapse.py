@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hmm_pyro.data import Sequences
-from hmm_pyro.diagnostics._draws import Arrays, emission_distances
+from hmm_pyro.diagnostics._draws import Arrays, emission_distances, to_numpy
 from hmm_pyro.diagnostics.thresholds import COLLAPSE_DISTANCE, COLLAPSE_PROBABILITY
 from hmm_pyro.model import HMM
 
@@ -84,23 +84,10 @@ def pooled_emission(hmm: HMM, data: Sequences) -> Arrays:
     """Emission parameters of the one-state fit, ``(1, ...)``: where identical states end up.
 
     Overall symbol frequencies (categorical), pooled mean and standard deviation (Gaussian),
-    pooled mean count (Poisson), over the observed entries.
+    pooled mean count (Poisson), over the observed entries
+    (:meth:`hmm_pyro.emissions.Emission.pooled_params`).
     """
-    family = hmm.emission.family
-    shapes = hmm.emission.param_shapes(1)
-    observed = data.values[data.mask].numpy()  # (steps, D), NaN where missing
-    if family == "categorical":
-        symbols = observed[:, 0]
-        symbols = symbols[~np.isnan(symbols)].astype(np.int64)
-        counts = np.bincount(symbols, minlength=hmm.emission.num_symbols).astype(np.float64)
-        return {"B": (counts / max(counts.sum(), 1.0)).reshape(shapes["B"])}
-    mean = np.nanmean(observed, axis=0)
-    if family == "gaussian":
-        sd = np.sqrt(np.nanmean((observed - mean) ** 2, axis=0)).clip(min=1e-12)
-        return {"mu": mean.reshape(shapes["mu"]), "sigma": sd.reshape(shapes["sigma"])}
-    if family == "poisson":
-        return {"rate": mean.clip(min=1e-12).reshape(shapes["rate"])}
-    raise ValueError(f"hmm: no one-state fit known for emission family {family!r}")
+    return to_numpy(hmm.emission.pooled_params(data))
 
 
 def pooled_distance(hmm: HMM, data: Sequences, params: Arrays) -> np.ndarray:

@@ -18,10 +18,11 @@ __all__ = ["OccupancyStatistics", "free_emission_parameters", "occupancy_statist
 
 
 def free_emission_parameters(hmm: HMM) -> int:
-    """Free emission parameters of one state: ``V - 1`` (categorical), ``2 D``, ``D``."""
-    shapes = hmm.emission.param_shapes(1)
-    count = sum(int(np.prod(shape)) for shape in shapes.values())
-    return count - 1 if hmm.emission.family == "categorical" else count
+    """Free emission parameters of one state: ``V - 1`` (categorical), ``2 D``, ``D``.
+
+    :meth:`hmm_pyro.emissions.Emission.num_free_params` of one state.
+    """
+    return hmm.emission.num_free_params(1)
 
 
 @dataclass(frozen=True)

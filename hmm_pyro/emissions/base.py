@@ -1,14 +1,19 @@
 """The interface every emission family implements.
 
 An emission family maps data to the ``(..., N, T, K)`` table of per-state log likelihoods that
-the kernels consume, owns the prior of its parameters, and can simulate observations. Parameters
-are plain dicts of tensors whose trailing shape is :meth:`Emission.param_shapes`; any leading
-dimensions (posterior draws) broadcast.
+the kernels consume, owns the prior of its parameters, and can simulate observations. It also
+owns every other family-specific decision: the sufficient statistics and the M-step of classical
+learning, the data-driven start, the one-state fit, the free-parameter count, a location for
+ordering states and the labels of its entries. Code outside :mod:`hmm_pyro.emissions` asks the
+family instead of switching on it. Parameters are plain dicts of tensors whose trailing shape is
+:meth:`Emission.param_shapes`; any leading dimensions (posterior draws) broadcast.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any
 
 import pyro.distributions as dist
@@ -22,13 +27,36 @@ from hmm_pyro.priors import Prior
 __all__ = ["Emission"]
 
 Params = dict[str, torch.Tensor]
+STATISTICS_DTYPE = torch.float64
+"""Floating-point type of the sufficient statistics and of the M-step's parameters."""
+_STATISTICS_CACHE = "hmm_pyro.emissions.statistics"
+"""First element of the :meth:`~hmm_pyro.data.Sequences.cached` keys of the statistics' data."""
 
 
 class Emission(ABC):
-    """Base class of emission families (categorical, Gaussian, Poisson)."""
+    """Base class of emission families (categorical, Gaussian, Poisson).
+
+    Attributes
+    ----------
+    family : str
+        Registry name (:func:`hmm_pyro.emissions.from_config`).
+    param_names : tuple of str
+        Names of the emission parameters (Pyro sample sites), in model order.
+    simplex_params : tuple of str
+        Parameters whose rows (last axis) are probability vectors with a Dirichlet prior; the
+        concentration is the hyperparameter of the same name in
+        :meth:`prior_hyperparameters`. Each row has one free parameter fewer than entries.
+    positive_params : tuple of str
+        Parameters whose entries must be strictly positive (scales, rates).
+    integer_valued : bool
+        Whether observations are integers (symbols, counts), e.g. for writing them as such.
+    """
 
     family: str = ""
     param_names: tuple[str, ...] = ()
+    simplex_params: tuple[str, ...] = ()
+    positive_params: tuple[str, ...] = ()
+    integer_valued: bool = False
 
     # ------------------------------------------------------------------ description
     @property
@@ -47,6 +75,32 @@ class Emission(ABC):
     @abstractmethod
     def to_config(self) -> dict[str, Any]:
         """JSON-serialisable description; :func:`hmm_pyro.emissions.from_config` inverts it."""
+
+    def same_family(self, config: Mapping[str, Any]) -> bool:
+        """Whether ``config`` (:meth:`to_config` output, e.g. a store's record) is this family.
+
+        Options such as ``V`` or ``D`` are not compared (callers check the data against them).
+        """
+        return config.get("family") == self.family
+
+    def num_free_params(self, num_states: int) -> int:
+        """Free emission parameters of ``K`` states: every entry, less one per simplex row.
+
+        Parameters
+        ----------
+        num_states : int
+            Number of states ``K``.
+
+        Returns
+        -------
+        int
+            E.g. ``K (V - 1)`` (categorical), ``2 K D`` (Gaussian), ``K D`` (Poisson).
+        """
+        total = 0
+        for name, shape in self.param_shapes(num_states).items():
+            size = math.prod(shape)
+            total += size - (size // shape[-1] if name in self.simplex_params else 0)
+        return total
 
     # ------------------------------------------------------------------ data
     @abstractmethod
@@ -69,6 +123,165 @@ class Emission(ABC):
         self, prior: Prior, num_states: int, dtype: torch.dtype
     ) -> dict[str, dist.TorchDistribution]:
         """Prior of each parameter: one distribution whose event is the whole parameter."""
+
+    @abstractmethod
+    def prior_hyperparameters(
+        self, prior: Prior, num_states: int, dtype: torch.dtype
+    ) -> dict[str, torch.Tensor]:
+        """The hyperparameters of ``prior`` for this family, resolved to ``(K, V)`` or ``(K, D)``.
+
+        Parameters
+        ----------
+        prior : Prior
+            The model's prior.
+        num_states : int
+            Number of states ``K``.
+        dtype : torch.dtype
+            Floating-point type of the result.
+
+        Returns
+        -------
+        dict of torch.Tensor
+            Keyed by :class:`~hmm_pyro.priors.Prior` field name (``"B"``; ``"mu_loc"``, ...).
+        """
+
+    # ------------------------------------------------------------------ point estimation
+    @abstractmethod
+    def weighted_statistics(self, data: Sequences, weights: torch.Tensor) -> Params:
+        """Emission sufficient statistics of state weights, summed over all observed entries.
+
+        Unobserved coordinates add nothing (a missing observation still counts for the states
+        and transitions, which the caller sums).
+
+        Parameters
+        ----------
+        data : Sequences
+            The observations.
+        weights : torch.Tensor
+            ``(N * T, K)`` float64 state weights of the flattened steps, zero at padding.
+
+        Returns
+        -------
+        dict of torch.Tensor
+            float64 statistics, the input of :meth:`maximize`.
+        """
+
+    @abstractmethod
+    def maximize(
+        self,
+        statistics: Params,
+        hyperparameters: Params,
+        previous: Params | None,
+        use_prior: bool,
+    ) -> Params:
+        """M-step: the emission parameters maximising ``Q + log prior`` given the statistics.
+
+        Parameters
+        ----------
+        statistics : dict of torch.Tensor
+            From :meth:`weighted_statistics` (expected or counted).
+        hyperparameters : dict of torch.Tensor
+            From :meth:`prior_hyperparameters` in float64.
+        previous : dict of torch.Tensor or None
+            Current parameters: kept where the update is undefined (no weight on a state, and
+            no prior to decide), and the start of iterative updates. ``None`` (supervised
+            estimation): undefined estimates are NaN or uniform (the caller reports them).
+        use_prior : bool
+            Use the emission parameters' prior (else maximum likelihood).
+
+        Returns
+        -------
+        dict of torch.Tensor
+            float64 parameters in :meth:`param_shapes`.
+        """
+
+    @abstractmethod
+    def pooled_params(self, data: Sequences) -> Params:
+        """The one-state fit: where identical states end up, in the shapes of one state.
+
+        Parameters
+        ----------
+        data : Sequences
+            The observations (observed entries only are used).
+
+        Returns
+        -------
+        dict of torch.Tensor
+            float64 parameters of shape :meth:`param_shapes` ``(1)``.
+        """
+
+    def start_from_data(
+        self, data: Sequences, num_states: int, generator: torch.Generator, dtype: torch.dtype
+    ) -> Params:
+        """Data-driven starting values of the emission parameters (for optimisers and chains).
+
+        The default keeps the prior draw the caller already has (returns nothing); families
+        with a location parameter place it at random quantiles of the data.
+
+        Parameters
+        ----------
+        data : Sequences
+            The observations.
+        num_states : int
+            Number of states ``K``.
+        generator : torch.Generator
+            Source of randomness (the draws made are part of the start's reproducibility).
+        dtype : torch.dtype
+            Floating-point type of the result.
+
+        Returns
+        -------
+        dict of torch.Tensor
+            Parameters that replace the prior draw's (possibly none).
+        """
+        return {}
+
+    def _quantile_locations(
+        self, data: Sequences, num_states: int, generator: torch.Generator, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(K, D)`` values at ``K`` sorted uniform random quantiles of each coordinate.
+
+        Also returns the observed steps ``(steps, D)`` (NaN where missing).
+        """
+        observed = data.values[data.mask]  # (num_steps, D), NaN where missing
+        levels = torch.sort(torch.rand(num_states, generator=generator, dtype=torch.float64)).values
+        columns = []
+        for d in range(observed.shape[1]):
+            column = observed[:, d]
+            column = column[~torch.isnan(column)]
+            if column.numel() == 0:
+                raise ValueError(f"data: coordinate {d} has no observed values")
+            columns.append(torch.quantile(column, levels))
+        return torch.stack(columns, -1).to(dtype), observed
+
+    @staticmethod
+    def _moment_statistics(data: Sequences, weights: torch.Tensor, centre: bool) -> Params:
+        """Per state and coordinate ``n = sum w o``, ``s1 = sum w o y``, ``s2 = sum w o y**2``.
+
+        ``o[t, d]`` marks observed entries. With ``centre`` the values are shifted by the
+        per-coordinate mean of the data before summing, so that ``s2 - 2 mu s1 + mu**2 n`` does
+        not cancel catastrophically; ``shift (D,)`` records it (zero otherwise).
+        """
+
+        def build() -> tuple[torch.Tensor, ...]:
+            observed = data.observed.reshape(-1, data.dim)
+            values = data.values.reshape(-1, data.dim)
+            shift = torch.zeros(data.dim, dtype=STATISTICS_DTYPE)
+            if centre:
+                shift = torch.nanmean(values, 0).nan_to_num(0.0).to(STATISTICS_DTYPE)
+            centred = torch.where(observed, values - shift, 0.0).to(STATISTICS_DTYPE)
+            return observed.to(STATISTICS_DTYPE), centred, centred * centred, shift
+
+        observed, centred, squared, shift = data.cached(
+            (_STATISTICS_CACHE, "moments", centre), build
+        )
+        transposed = weights.T
+        return {
+            "n": transposed @ observed,
+            "s1": transposed @ centred,
+            "s2": transposed @ squared,
+            "shift": shift,
+        }
 
     # ------------------------------------------------------------------ likelihood
     @abstractmethod
@@ -163,6 +376,26 @@ class Emission(ABC):
         Label-free summaries of it (minimum over pairs) measure how distinct the states are.
         """
         return (1.0 - self.bhattacharyya(params)).clamp(min=0.0, max=1.0)
+
+    # ------------------------------------------------------------------ summaries
+    @abstractmethod
+    def location(self, params: Params) -> torch.Tensor:
+        """One scalar per state that orders states canonically: ``(..., K)``.
+
+        The first coordinate's mean (Gaussian) or rate (Poisson); the expected symbol index
+        ``sum_v v B[k, v]`` (categorical). Torch in, torch out; leading dimensions broadcast.
+        """
+
+    def entry_label(self, name: str, state: int, index: int) -> str:
+        """Short label of entry ``index`` (last axis) of parameter ``name`` for ``state``.
+
+        The default is ``"name[state]"``.
+        """
+        return f"{name}[{state}]"
+
+    def entry_axis_label(self) -> str | None:
+        """Axis label for a row of :meth:`entry_label` labels (``None``: none needed)."""
+        return None
 
     # ------------------------------------------------------------------ parameters
     @abstractmethod

@@ -1,4 +1,8 @@
-"""Categorical emissions: ``y_t | z_t = k ~ Categorical(B[k])`` over ``V`` symbols."""
+"""Categorical emissions: ``y_t | z_t = k ~ Categorical(B[k])`` over ``V`` symbols.
+
+Also home of :func:`dirichlet_map`, the MAP update of any probability rows under a Dirichlet
+prior (``B`` here; ``pi`` and ``A`` in :mod:`hmm_pyro.learning.mstep`).
+"""
 
 from __future__ import annotations
 
@@ -12,15 +16,56 @@ from hmm_pyro import kernels
 from hmm_pyro._random import draw_categorical
 from hmm_pyro._validation import check_int
 from hmm_pyro.data import Sequences
-from hmm_pyro.emissions.base import Emission, Params
+from hmm_pyro.emissions.base import _STATISTICS_CACHE, STATISTICS_DTYPE, Emission, Params
 from hmm_pyro.kernels import categorical as categorical_kernel
 from hmm_pyro.priors import Prior
 
-__all__ = ["Categorical"]
+__all__ = ["Categorical", "dirichlet_map"]
 
 _SIMPLEX_ATOL = 1e-6
 _ONE_HOT_LIMIT = 2**24
 """Largest ``N * T * V`` for which the data are one-hot encoded (128 MiB in float64)."""
+_STATISTICS_ONE_HOT_LIMIT = 2**23
+"""Largest ``N * T * V`` for which the symbols are cached as a dense indicator for the
+sufficient statistics (64 MiB)."""
+
+
+def dirichlet_map(
+    counts: torch.Tensor, concentration: torch.Tensor, previous: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mode of ``Dirichlet(counts + concentration)`` per row, clamped at the boundary.
+
+    ``p_i ∝ max(n_i + alpha_i - 1, 0)``. Concentration 1 gives the ML frequencies. A
+    concentration below 1 can make ``n_i + alpha_i - 1`` negative: the density is then
+    unbounded at ``p_i = 0`` and has no maximiser; the usual MAP-EM convention (hmmlearn's too)
+    clamps at 0 and renormalises, which puts ``p_i`` exactly at zero, where it stays (its
+    expected count is zero from then on).
+
+    Parameters
+    ----------
+    counts : torch.Tensor
+        ``(..., V)`` (expected) counts.
+    concentration : torch.Tensor
+        Prior concentration, broadcast to ``counts``.
+    previous : torch.Tensor, optional
+        Value kept for rows whose pseudo-counts are all zero (any value maximises them);
+        uniform when omitted.
+
+    Returns
+    -------
+    torch.Tensor
+        Rows on the simplex.
+    """
+    pseudo = (counts + concentration - 1.0).clamp(min=0.0)
+    total = pseudo.sum(-1, keepdim=True)
+    empty = total <= 0
+    probs = pseudo / torch.where(empty, 1.0, total)
+    fallback = (
+        torch.full_like(probs, 1.0 / probs.shape[-1])
+        if previous is None
+        else previous.to(STATISTICS_DTYPE)
+    )
+    return torch.where(empty, fallback, probs)
 
 
 class Categorical(Emission):
@@ -41,6 +86,8 @@ class Categorical(Emission):
 
     family = "categorical"
     param_names = ("B",)
+    simplex_params = ("B",)
+    integer_valued = True
 
     def __init__(self, num_symbols: int) -> None:
         self.num_symbols = check_int("num_symbols", num_symbols, minimum=2)
@@ -62,6 +109,14 @@ class Categorical(Emission):
         """``{"family": "categorical", "num_symbols": V}``."""
         return {"family": self.family, "num_symbols": self.num_symbols}
 
+    def entry_label(self, name: str, state: int, index: int) -> str:
+        """``"state:symbol"``."""
+        return f"{state}:{index}"
+
+    def entry_axis_label(self) -> str | None:
+        """``"state:symbol"``."""
+        return "state:symbol"
+
     def validate_data(self, data: Sequences) -> None:
         """Require integer symbols in ``[0, V)``."""
         self._check_dim(data)
@@ -82,8 +137,82 @@ class Categorical(Emission):
         self, prior: Prior, num_states: int, dtype: torch.dtype
     ) -> dict[str, dist.TorchDistribution]:
         """``B[k] ~ Dirichlet(prior.B[k])``, one event of shape ``(K, V)``."""
-        concentration = prior.resolve_emission("B", num_states, self.num_symbols, dtype)
+        concentration = self.prior_hyperparameters(prior, num_states, dtype)["B"]
         return {"B": dist.Dirichlet(concentration).to_event(1)}
+
+    def prior_hyperparameters(
+        self, prior: Prior, num_states: int, dtype: torch.dtype
+    ) -> dict[str, torch.Tensor]:
+        """``{"B": (K, V)}`` Dirichlet concentrations."""
+        return {"B": prior.resolve_emission("B", num_states, self.num_symbols, dtype)}
+
+    # ------------------------------------------------------------------ point estimation
+    def weighted_statistics(self, data: Sequences, weights: torch.Tensor) -> Params:
+        """``{"counts": (K, V)}``: ``counts[k, v] = sum_t w[t, k] [y_t = v]`` (observed steps).
+
+        A dense product with a cached indicator when ``N T V`` is small, else an index-add.
+        """
+        if weights.shape[0] * self.num_symbols <= _STATISTICS_ONE_HOT_LIMIT:
+            counts = self._flat_one_hot(data) @ weights
+        else:
+            index, symbols = self._flat_symbols(data)
+            counts = torch.zeros(self.num_symbols, weights.shape[1], dtype=STATISTICS_DTYPE)
+            counts.index_add_(0, symbols, weights[index])
+        return {"counts": counts.T.contiguous()}
+
+    @staticmethod
+    def _flat_symbols(data: Sequences) -> tuple[torch.Tensor, torch.Tensor]:
+        """Observed step indices into the flattened ``(N*T)`` axis, and their symbols."""
+
+        def build() -> tuple[torch.Tensor, torch.Tensor]:
+            observed = data.observed[..., 0].reshape(-1)
+            index = torch.nonzero(observed).squeeze(-1)
+            symbols = data.values[..., 0].reshape(-1)[index].long()
+            return index, symbols
+
+        return data.cached((_STATISTICS_CACHE, "symbols"), build)
+
+    def _flat_one_hot(self, data: Sequences) -> torch.Tensor:
+        """``(V, N*T)`` float64 indicator of each observed symbol (zero columns where missing)."""
+
+        def build() -> torch.Tensor:
+            index, symbols = self._flat_symbols(data)
+            size = data.num_sequences * data.max_length
+            encoded = torch.zeros(self.num_symbols, size, dtype=STATISTICS_DTYPE)
+            encoded[symbols, index] = 1.0
+            return encoded
+
+        return data.cached((_STATISTICS_CACHE, "one_hot", self.num_symbols), build)
+
+    def maximize(
+        self,
+        statistics: Params,
+        hyperparameters: Params,
+        previous: Params | None,
+        use_prior: bool,
+    ) -> Params:
+        """``B[k] ∝ max(counts[k] + alpha_k - 1, 0)`` (:func:`dirichlet_map`; ML: alpha = 1).
+
+        Rows without pseudo-counts keep ``previous`` (uniform when it is ``None``).
+        """
+        if use_prior:
+            concentration = hyperparameters["B"]
+        else:
+            concentration = torch.ones((), dtype=STATISTICS_DTYPE)
+        old = None if previous is None else previous["B"]
+        return {"B": dirichlet_map(statistics["counts"], concentration, old)}
+
+    def pooled_params(self, data: Sequences) -> Params:
+        """``B (1, V)``: overall frequencies of the observed symbols (zeros if none)."""
+        symbols = self._observed_values(data).long()
+        counts = torch.bincount(symbols, minlength=self.num_symbols).to(STATISTICS_DTYPE)
+        return {"B": (counts / counts.sum().clamp(min=1.0)).reshape(1, self.num_symbols)}
+
+    def location(self, params: Params) -> torch.Tensor:
+        """Expected symbol index of each state: ``sum_v v B[k, v]``, ``(..., K)``."""
+        probs = params["B"]
+        symbols = torch.arange(self.num_symbols, dtype=probs.dtype)
+        return (probs * symbols).sum(-1)
 
     def fill_value(self) -> float:
         """Symbol 0."""

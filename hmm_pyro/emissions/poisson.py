@@ -9,14 +9,16 @@ import torch
 
 from hmm_pyro._validation import check_int
 from hmm_pyro.data import Sequences
-from hmm_pyro.emissions.base import Emission, Params
+from hmm_pyro.emissions.base import STATISTICS_DTYPE, Emission, Params
 from hmm_pyro.priors import Prior
 
-__all__ = ["MAX_COUNT", "Poisson"]
+__all__ = ["MAX_COUNT", "MIN_RATE", "Poisson"]
 
 MAX_COUNT = 2.0**53
 """Largest count accepted: every integer up to it is exact in float64, and ``y log(rate)``
 stays finite for any finite rate."""
+MIN_RATE = 1e-12
+"""Smallest Poisson rate an M-step returns (the update is a maximisation over ``rate >= it``)."""
 
 
 class Poisson(Emission):
@@ -33,6 +35,8 @@ class Poisson(Emission):
 
     family = "poisson"
     param_names = ("rate",)
+    positive_params = ("rate",)
+    integer_valued = True
 
     def __init__(self, dim: int | None = None) -> None:
         self._dim = None if dim is None else check_int("dim", dim, minimum=1)
@@ -80,11 +84,72 @@ class Poisson(Emission):
         self, prior: Prior, num_states: int, dtype: torch.dtype
     ) -> dict[str, dist.TorchDistribution]:
         """``rate ~ Gamma(rate_shape, rate_rate)``, one event per parameter."""
-        shape = prior.resolve_emission("rate_shape", num_states, self.dim, dtype)
-        rate = prior.resolve_emission("rate_rate", num_states, self.dim, dtype)
+        hyper = self.prior_hyperparameters(prior, num_states, dtype)
+        shape, rate = hyper["rate_shape"], hyper["rate_rate"]
         if self._dim is None:
             shape, rate = shape[:, 0], rate[:, 0]
         return {"rate": dist.Gamma(shape, rate).to_event(shape.dim())}
+
+    def prior_hyperparameters(
+        self, prior: Prior, num_states: int, dtype: torch.dtype
+    ) -> dict[str, torch.Tensor]:
+        """``rate_shape`` and ``rate_rate``, each ``(K, D)``."""
+        return {
+            name: prior.resolve_emission(name, num_states, self.dim, dtype)
+            for name in ("rate_shape", "rate_rate")
+        }
+
+    # ------------------------------------------------------------------ point estimation
+    def weighted_statistics(self, data: Sequences, weights: torch.Tensor) -> Params:
+        """``n, s1, s2 (K, D)``: weighted sums of ``o``, ``o y``, ``o y**2`` (``o``: observed).
+
+        ``shift (D,)`` is zero (counts are not centred).
+        """
+        return self._moment_statistics(data, weights, centre=False)
+
+    def maximize(
+        self,
+        statistics: Params,
+        hyperparameters: Params,
+        previous: Params | None,
+        use_prior: bool,
+    ) -> Params:
+        """``rate = (s1 + shape - 1) / (n + rate_rate)`` (ML: ``s1 / n``), at least MIN_RATE.
+
+        Maximised over ``rate >= MIN_RATE``, so that a state that only ever sees zeros keeps a
+        valid rate. Without the prior, a coordinate without weight keeps its previous rate
+        (NaN when ``previous`` is ``None``).
+        """
+        n, s1 = statistics["n"], statistics["s1"]
+        if use_prior:
+            shape, rate_rate = hyperparameters["rate_shape"], hyperparameters["rate_rate"]
+            rate = (s1 + shape - 1.0) / (n + rate_rate)
+        else:
+            if previous is None:
+                old = torch.full_like(n, float("nan"))
+            else:
+                old = self._rate(previous).to(STATISTICS_DTYPE)
+            rate = torch.where(n > 0, s1 / torch.where(n > 0, n, 1.0), old)
+        rate = rate.clamp(min=MIN_RATE)
+        return {"rate": rate[:, 0] if self._dim is None else rate}
+
+    def pooled_params(self, data: Sequences) -> Params:
+        """Pooled mean count of the observed values (floored at ``1e-12``)."""
+        observed = data.values[data.mask].to(STATISTICS_DTYPE)  # (steps, D), NaN where missing
+        mean = torch.nanmean(observed, 0).clamp(min=1e-12)
+        return {"rate": mean.reshape(self.param_shapes(1)["rate"])}
+
+    def start_from_data(
+        self, data: Sequences, num_states: int, generator: torch.Generator, dtype: torch.dtype
+    ) -> Params:
+        """Rates at random quantiles of the data plus ``0.5 + U(0, 1)`` (so never zero)."""
+        locations, _ = self._quantile_locations(data, num_states, generator, dtype)
+        rate = locations + 0.5 + torch.rand(locations.shape, generator=generator, dtype=dtype)
+        return {"rate": rate[:, 0] if self._dim is None else rate}
+
+    def location(self, params: Params) -> torch.Tensor:
+        """Rate of the first channel: ``(..., K)``."""
+        return self._rate(params)[..., 0]
 
     def fill_value(self) -> float:
         """Count 0."""

@@ -43,11 +43,10 @@ def _coords(hmm: HMM, data: Sequences) -> dict[str, np.ndarray]:
         "sequence": np.arange(data.num_sequences),
         "time": np.arange(data.max_length),
     }
-    for dims in hmm.emission.param_dims().values():
-        if "symbol" in dims:
-            coords["symbol"] = np.arange(hmm.emission.num_symbols)
-        if "dim" in dims:
-            coords["dim"] = np.arange(hmm.emission.dim)
+    shapes = hmm.emission.param_shapes(hmm.num_states)
+    for name, dims in hmm.emission.param_dims().items():
+        for dim, size in zip(dims[1:], shapes[name][1:], strict=True):
+            coords[dim] = np.arange(size)
     if data.dim > 1:
         coords["dim"] = np.arange(data.dim)
     return coords

@@ -53,7 +53,7 @@ def _em_loop(
     stop = monitor.record(log_lik, objective, boundary)
     while not stop:
         candidate = maximize(hmm, stats, prior, params, emission_prior, initial)
-        if is_valid(candidate):
+        if is_valid(hmm, candidate):
             values = evaluate(candidate)
             stop = monitor.record(*values[:3])
             if monitor.status != "non_finite":
@@ -138,7 +138,7 @@ def em_start(
     run = run_em(hmm, data, start, max_iter=iterations, tol=0.0)
     params = {}
     for name, value in run.params.items():
-        if name in ("pi", "A", "B"):
+        if name in hmm.simplex_params:
             value = (1.0 - floor) * value + floor / value.shape[-1]
         params[name] = value.to(hmm.dtype)
     return params

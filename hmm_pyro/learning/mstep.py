@@ -4,23 +4,12 @@ Every update maximises the expected complete-data log posterior ``Q(theta) + log
 (or increases it, for the Gaussian and the stationary-``pi`` cases), so EM never decreases
 ``log p(y | theta) + log p(theta)``.
 
-- Dirichlet rows (``pi``, ``A``, ``B``): ``p_i ∝ max(n_i + alpha_i - 1, 0)``. Concentration 1
-  gives the ML frequencies. A concentration below 1 can make ``n_i + alpha_i - 1`` negative:
-  the density is then unbounded at ``p_i = 0`` and has no maximiser; the usual MAP-EM convention
-  (hmmlearn's too) clamps at 0 and renormalises, which puts ``p_i`` exactly at zero, where it
-  stays (its expected count is zero from then on).
-- Gaussian: no joint closed form with the semi-conjugate prior, so conditional maximisation
-  (ECM, Meng & Rubin 1993): ``mu`` given the current ``sigma``, then ``sigma`` given the new
-  ``mu``; each cycle increases ``Q``. The cycles are repeated (from the current parameters, at
-  most 100, to relative change 1e-12: they act on ``(K, D)`` numbers) so that the M-step is a
-  maximiser given the statistics and hard EM has exact fixed points. With ``v = sigma**2`` and
-  the prior density of the *site* ``sigma`` (``p_IG(v) * 2 sigma``), the ``v`` step maximises
-  ``-(n/2) log v - S/(2v) - (a+1) log v - b/v + (1/2) log v`` with
-  ``S = sum_t w_t (y_t - mu)**2``: ``v = (S + 2b) / (n + 2a + 1)``. Without the emission prior
-  ``mu = s1 / n`` does not depend on ``v`` and one cycle is exact: ``v = S / n`` (ML,
-  hmmlearn's update).
-- Poisson: ``rate = (s1 + shape - 1) / (n + rate_rate)`` (ML: ``s1 / n``), maximised over
-  ``rate >= MIN_RATE`` so that a state that only ever sees zeros keeps a valid rate.
+- Dirichlet rows (``pi``, ``A``): :func:`dirichlet_map`, ``p_i ∝ max(n_i + alpha_i - 1, 0)``
+  (concentration 1 gives the ML frequencies; below 1 the clamp at 0 puts ``p_i`` exactly at
+  zero, the usual MAP-EM convention).
+- Emission parameters: the family's own update, :meth:`hmm_pyro.emissions.Emission.maximize`
+  (Dirichlet rows for categorical ``B``; ECM cycles for the Gaussian; the conjugate mode for the
+  Poisson rate, at least :data:`MIN_RATE`).
 - Undefined updates (no weight at all on a row or a state's coordinate, and no prior to decide)
   keep the previous value: ``Q`` does not depend on it, so that is a maximiser too.
 """
@@ -29,6 +18,8 @@ from __future__ import annotations
 
 import torch
 
+from hmm_pyro.emissions.categorical import dirichlet_map
+from hmm_pyro.emissions.poisson import MIN_RATE
 from hmm_pyro.learning.objective import (
     DTYPE,
     PriorTensors,
@@ -48,11 +39,7 @@ __all__ = [
 
 Params = dict[str, torch.Tensor]
 INITIAL_MODES = ("free", "stationary")
-MIN_RATE = 1e-12
-"""Smallest Poisson rate an M-step returns (the update is a maximisation over ``rate >= it``)."""
 _STATIONARY_LBFGS_ITERATIONS = 50
-_ECM_CYCLES = 100
-_ECM_RTOL = 1e-12
 
 
 def check_initial_mode(initial: str, prior: PriorTensors) -> None:
@@ -67,64 +54,6 @@ def check_initial_mode(initial: str, prior: PriorTensors) -> None:
         )
 
 
-def dirichlet_map(
-    counts: torch.Tensor, concentration: torch.Tensor, previous: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Mode of ``Dirichlet(counts + concentration)`` per row, clamped at the boundary.
-
-    Parameters
-    ----------
-    counts : torch.Tensor
-        ``(..., V)`` (expected) counts.
-    concentration : torch.Tensor
-        Prior concentration, broadcast to ``counts``.
-    previous : torch.Tensor, optional
-        Value kept for rows whose pseudo-counts are all zero (any value maximises them);
-        uniform when omitted.
-
-    Returns
-    -------
-    torch.Tensor
-        Rows on the simplex.
-    """
-    pseudo = (counts + concentration - 1.0).clamp(min=0.0)
-    total = pseudo.sum(-1, keepdim=True)
-    empty = total <= 0
-    probs = pseudo / torch.where(empty, 1.0, total)
-    fallback = (
-        torch.full_like(probs, 1.0 / probs.shape[-1]) if previous is None else previous.to(DTYPE)
-    )
-    return torch.where(empty, fallback, probs)
-
-
-def _columns(value: torch.Tensor) -> torch.Tensor:
-    return value.unsqueeze(-1) if value.dim() == 1 else value
-
-
-def _gaussian_step(
-    stats: dict[str, torch.Tensor],
-    prior: dict[str, torch.Tensor],
-    mu: torch.Tensor,
-    var: torch.Tensor,
-    emission_prior: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One ECM update in shifted coordinates: ``mu | var``, then ``var | mu``."""
-    n, s1, s2 = stats["n"], stats["s1"], stats["s2"]
-    if emission_prior:
-        loc = prior["mu_loc"] - stats["shift"]
-        tau2 = prior["mu_scale"] ** 2
-        mu = (tau2 * s1 + var * loc) / (tau2 * n + var)
-        spread = (s2 - 2.0 * mu * s1 + mu * mu * n).clamp(min=0.0)
-        var = (spread + 2.0 * prior["variance_scale"]) / (n + 2.0 * prior["variance_shape"] + 1.0)
-        return mu, var
-    has_data = n > 0
-    safe_n = torch.where(has_data, n, 1.0)
-    new_mu = s1 / safe_n
-    spread = (s2 - 2.0 * new_mu * s1 + new_mu * new_mu * n).clamp(min=0.0)
-    new_var = spread / safe_n
-    return torch.where(has_data, new_mu, mu), torch.where(has_data, new_var, var)
-
-
 def emission_map(
     hmm: HMM,
     stats: Statistics,
@@ -132,7 +61,7 @@ def emission_map(
     previous: Params | None,
     emission_prior: bool,
 ) -> Params:
-    """Emission parameters from the statistics (see the module notes for each family).
+    """Emission parameters from the statistics: :meth:`hmm_pyro.emissions.Emission.maximize`.
 
     Parameters
     ----------
@@ -154,63 +83,7 @@ def emission_map(
     dict of torch.Tensor
         The emission parameters, float64, in the model's shapes.
     """
-    family = hmm.emission.family
-    emission = stats.emission
-    if family == "categorical":
-        concentration = prior.emission["B"] if emission_prior else torch.ones((), dtype=DTYPE)
-        old = None if previous is None else previous["B"]
-        return {"B": dirichlet_map(emission["counts"], concentration, old)}
-    univariate = hmm.emission.param_shapes(hmm.num_states)[hmm.emission.param_names[0]] == (
-        hmm.num_states,
-    )
-
-    def shaped(value: torch.Tensor) -> torch.Tensor:
-        return value[:, 0] if univariate else value
-
-    nan = torch.full_like(emission["n"], float("nan"))
-    if family == "poisson":
-        n, s1 = emission["n"], emission["s1"]
-        old = nan if previous is None else _columns(previous["rate"]).to(DTYPE)
-        if emission_prior:
-            rate = (s1 + prior.emission["rate_shape"] - 1.0) / (n + prior.emission["rate_rate"])
-        else:
-            rate = torch.where(n > 0, s1 / torch.where(n > 0, n, 1.0), old)
-        return {"rate": shaped(rate.clamp(min=MIN_RATE))}
-    shift = emission["shift"]
-    if previous is None:
-        mu, var = _gaussian_step(emission, prior.emission, nan, nan, emission_prior=False)
-        if not emission_prior:
-            return {"mu": shaped(mu + shift), "sigma": shaped(var.sqrt())}
-        loc = prior.emission["mu_loc"] - shift
-        mu = torch.where(torch.isfinite(mu), mu, loc)
-        var = torch.where(torch.isfinite(var) & (var > 0), var, prior.emission["variance_scale"])
-    else:
-        mu = _columns(previous["mu"]).to(DTYPE) - shift
-        var = _columns(previous["sigma"]).to(DTYPE) ** 2
-    mu, var = _gaussian_cycles(emission, prior.emission, mu, var, emission_prior)
-    return {"mu": shaped(mu + shift), "sigma": shaped(var.sqrt())}
-
-
-def _gaussian_cycles(
-    stats: dict[str, torch.Tensor],
-    prior: dict[str, torch.Tensor],
-    mu: torch.Tensor,
-    var: torch.Tensor,
-    emission_prior: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Repeat ECM cycles to convergence (one cycle is exact without the prior)."""
-    mu, var = _gaussian_step(stats, prior, mu, var, emission_prior)
-    if not emission_prior:
-        return mu, var
-    for _ in range(_ECM_CYCLES - 1):
-        new_mu, new_var = _gaussian_step(stats, prior, mu, var, emission_prior)
-        done = torch.allclose(new_mu, mu, rtol=_ECM_RTOL, atol=0) and torch.allclose(
-            new_var, var, rtol=_ECM_RTOL, atol=0
-        )
-        mu, var = new_mu, new_var
-        if done:
-            break
-    return mu, var
+    return hmm.emission.maximize(stats.emission, prior.emission, previous, emission_prior)
 
 
 def _transition_objective(

@@ -1,18 +1,19 @@
 """The objective that classical learning ascends: ``log p(y | theta) + log p(theta)``.
 
 The prior densities are exactly those of :meth:`hmm_pyro.HMM.log_prior` (Dirichlet rows for
-``pi``, ``A`` and ``B``; Normal means and the inverse-gamma variance reported as ``sigma``, with
-the Jacobian of the square root; Gamma rates), evaluated in float64, so that the point EM
-converges to is the same MAP point that ``fit_svi(guide="map")`` approximates. With
-``emission_prior=False`` the emission terms are left out (a plain MLE of the emission
-parameters; flat Dirichlet priors, concentration 1, make the whole objective the likelihood).
+``pi``, ``A`` and the family's simplex parameters such as ``B``; Normal means and the
+inverse-gamma variance reported as ``sigma``, with the Jacobian of the square root; Gamma
+rates), evaluated in float64, so that the point EM converges to is the same MAP point that
+``fit_svi(guide="map")`` approximates. With ``emission_prior=False`` the emission terms are left
+out (a plain MLE of the emission parameters; flat Dirichlet priors, concentration 1, make the
+whole objective the likelihood).
 
 Dirichlet concentrations below 1 make the density unbounded at the boundary of the simplex:
 there is no maximiser, and MAP-EM sets such probabilities to exactly zero (see
-:func:`hmm_pyro.learning.mstep.dirichlet_map`). The value recorded here is then the density of
-the face the point lies on: the ``(alpha - 1) log p`` terms of zero entries (``+inf``) are
-dropped and counted by :func:`boundary_count`; a step that moves onto a new face is an increase
-to ``+inf`` of the full density, which the convergence monitor accounts for.
+:func:`hmm_pyro.emissions.categorical.dirichlet_map`). The value recorded here is then the
+density of the face the point lies on: the ``(alpha - 1) log p`` terms of zero entries
+(``+inf``) are dropped and counted by :func:`boundary_count`; a step that moves onto a new face
+is an increase to ``+inf`` of the full density, which the convergence monitor accounts for.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ class PriorTensors(NamedTuple):
     A : torch.Tensor
         ``(K, K)`` Dirichlet concentrations of the transition rows (stickiness added).
     emission : dict of torch.Tensor
-        Emission hyperparameters broadcast to ``(K, V)`` or ``(K, D)``: ``B``; ``mu_loc``,
+        Emission hyperparameters broadcast to ``(K, V)`` or ``(K, D)``
+        (:meth:`hmm_pyro.emissions.Emission.prior_hyperparameters`): ``B``; ``mu_loc``,
         ``mu_scale``, ``variance_shape``, ``variance_scale``; ``rate_shape``, ``rate_rate``.
     emission_distributions : dict of pyro.distributions.Distribution
         The emission priors exactly as the model defines them, in float64.
@@ -62,30 +64,13 @@ class PriorTensors(NamedTuple):
     sparse: bool
 
 
-_EMISSION_HYPERPARAMETERS = {
-    "categorical": ("B",),
-    "gaussian": ("mu_loc", "mu_scale", "variance_shape", "variance_scale"),
-    "poisson": ("rate_shape", "rate_rate"),
-}
-
-
 def prior_tensors(hmm: HMM) -> PriorTensors:
     """Resolve the model's prior hyperparameters to float64 tensors."""
     num = hmm.num_states
-    family = hmm.emission.family
-    if family not in _EMISSION_HYPERPARAMETERS:
-        raise ValueError(
-            f"hmm: classical learning supports emission families "
-            f"{sorted(_EMISSION_HYPERPARAMETERS)}, got {family!r}"
-        )
-    width = hmm.emission.num_symbols if family == "categorical" else hmm.emission.dim
-    emission = {
-        name: hmm.prior.resolve_emission(name, num, width, DTYPE)
-        for name in _EMISSION_HYPERPARAMETERS[family]
-    }
+    emission = hmm.emission.prior_hyperparameters(hmm.prior, num, DTYPE)
     pi = hmm.prior.resolve_initial(num, DTYPE)
     transitions = hmm.prior.resolve_transitions(num, DTYPE)
-    dirichlets = [pi, transitions] + ([emission["B"]] if "B" in emission else [])
+    dirichlets = [pi, transitions] + [emission[name] for name in hmm.emission.simplex_params]
     return PriorTensors(
         pi=pi,
         A=transitions,
@@ -115,8 +100,8 @@ def boundary_count(hmm: HMM, params: Params, prior: PriorTensors) -> int:
         return 0
     count = int(((params["pi"] == 0) & (prior.pi < 1)).sum())
     count += int(((params["A"] == 0) & (prior.A < 1)).sum())
-    if hmm.emission.family == "categorical":
-        count += int(((params["B"] == 0) & (prior.emission["B"] < 1)).sum())
+    for name in hmm.emission.simplex_params:
+        count += int(((params[name] == 0) & (prior.emission[name] < 1)).sum())
     return count
 
 
@@ -146,8 +131,8 @@ def log_prior(
     if not emission_prior:
         return total
     for name, distribution in prior.emission_distributions.items():
-        if name == "B":
-            total = total + dirichlet_log_density(params["B"], prior.emission["B"])
+        if name in hmm.emission.simplex_params:
+            total = total + dirichlet_log_density(params[name], prior.emission[name])
         else:
             total = total + distribution.log_prob(params[name])
     return total

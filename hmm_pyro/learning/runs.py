@@ -9,6 +9,7 @@ import torch
 
 from hmm_pyro.learning.monitor import ConvergenceMonitor
 from hmm_pyro.learning.mstep import stationary_initial
+from hmm_pyro.model import HMM
 
 __all__ = ["Run", "is_valid", "to_float64"]
 
@@ -51,17 +52,19 @@ def to_float64(params: Mapping[str, torch.Tensor], initial: str = "free") -> Par
     return params
 
 
-def is_valid(params: Params) -> bool:
-    """True when every parameter is finite and in its domain.
+def is_valid(hmm: HMM, params: Params) -> bool:
+    """True when every parameter of ``hmm`` is finite and in its domain.
 
-    Probability rows come out of the M-step normalised (or unchanged), so only their finiteness
-    and sign are checked here.
+    Probability rows (:attr:`HMM.simplex_params`) come out of the M-step normalised (or
+    unchanged), so only their finiteness and sign are checked here; the emission's
+    :attr:`~hmm_pyro.emissions.Emission.positive_params` must be strictly positive.
     """
+    positive, simplex = hmm.emission.positive_params, hmm.simplex_params
     for name, value in params.items():
         if not bool(torch.isfinite(value).all()):
             return False
-        if name in ("sigma", "rate") and bool((value <= 0).any()):
+        if name in positive and bool((value <= 0).any()):
             return False
-        if name in ("pi", "A", "B") and bool((value < 0).any()):
+        if name in simplex and bool((value < 0).any()):
             return False
     return True

@@ -2,15 +2,10 @@
 
 One function turns per-step state weights ``w (N, T, K)`` (smoothed marginals ``gamma`` for EM,
 one-hot decoded or labelled paths for hard EM and supervised estimation; zero at padding) into
-the statistics every M-step needs. Unobserved coordinates are skipped: a missing observation
+the statistics every M-step needs: the state and transition counts, and the emission family's
+own statistics (:meth:`hmm_pyro.emissions.Emission.weighted_statistics`: symbol counts for
+categorical emissions, weighted moments for Gaussian and Poisson ones). A missing observation
 adds to the state and transition counts but to no emission statistic.
-
-- categorical: ``counts[k, v] = sum_t w[t, k] [y_t = v]``
-- Gaussian and Poisson (per state and coordinate, ``o[t, d]`` = observed):
-  ``n[k, d] = sum_t w[t, k] o[t, d]``, ``s1 = sum_t w o y``, ``s2 = sum_t w o y**2``.
-  Gaussian values are shifted by the per-coordinate mean of the data before summing, so that
-  ``s2 - 2 mu s1 + mu**2 n`` does not cancel catastrophically; ``shift`` records it (zero for
-  Poisson counts).
 """
 
 from __future__ import annotations
@@ -33,9 +28,6 @@ __all__ = [
 
 Params = dict[str, torch.Tensor]
 DTYPE = torch.float64
-_CACHE_KEY = "hmm_pyro.learning"
-_ONE_HOT_LIMIT = 2**23
-"""Largest ``N * T * V`` for which the symbols are cached as a dense indicator (64 MiB)."""
 
 
 class Statistics(NamedTuple):
@@ -48,61 +40,13 @@ class Statistics(NamedTuple):
     transitions : torch.Tensor
         ``(K, K)`` (expected) transition counts.
     emission : dict of torch.Tensor
+        The family's statistics (:meth:`hmm_pyro.emissions.Emission.weighted_statistics`), e.g.
         ``{"counts": (K, V)}`` (categorical) or ``{"n", "s1", "s2": (K, D), "shift": (D,)}``.
     """
 
     start: torch.Tensor
     transitions: torch.Tensor
     emission: dict[str, torch.Tensor]
-
-
-def _flat_symbols(data: Sequences) -> tuple[torch.Tensor, torch.Tensor]:
-    """Observed step indices into the flattened ``(N*T)`` axis, and their symbols."""
-
-    def build() -> tuple[torch.Tensor, torch.Tensor]:
-        observed = data.observed[..., 0].reshape(-1)
-        index = torch.nonzero(observed).squeeze(-1)
-        symbols = data.values[..., 0].reshape(-1)[index].long()
-        return index, symbols
-
-    return data.cached((_CACHE_KEY, "symbols"), build)
-
-
-def _flat_one_hot(data: Sequences, num_symbols: int) -> torch.Tensor:
-    """``(V, N*T)`` float64 indicator of each observed symbol (zero columns where missing)."""
-
-    def build() -> torch.Tensor:
-        index, symbols = _flat_symbols(data)
-        encoded = torch.zeros(num_symbols, data.num_sequences * data.max_length, dtype=DTYPE)
-        encoded[symbols, index] = 1.0
-        return encoded
-
-    return data.cached((_CACHE_KEY, "one_hot", num_symbols), build)
-
-
-def _symbol_counts(data: Sequences, flat: torch.Tensor, num_symbols: int) -> torch.Tensor:
-    """``(K, V)`` weighted symbol counts: a dense product when the indicator is small."""
-    if flat.shape[0] * num_symbols <= _ONE_HOT_LIMIT:
-        return (_flat_one_hot(data, num_symbols) @ flat).T.contiguous()
-    index, symbols = _flat_symbols(data)
-    counts = torch.zeros(num_symbols, flat.shape[1], dtype=DTYPE)
-    counts.index_add_(0, symbols, flat[index])
-    return counts.T.contiguous()
-
-
-def _flat_moments(data: Sequences, centre: bool) -> tuple[torch.Tensor, ...]:
-    """``(N*T, D)`` observed mask, (shifted) values and their squares (zeros where missing)."""
-
-    def build() -> tuple[torch.Tensor, ...]:
-        observed = data.observed.reshape(-1, data.dim)
-        values = data.values.reshape(-1, data.dim)
-        shift = torch.zeros(data.dim, dtype=DTYPE)
-        if centre:
-            shift = torch.nanmean(values, 0).nan_to_num(0.0).to(DTYPE)
-        centred = torch.where(observed, values - shift, 0.0).to(DTYPE)
-        return observed.to(DTYPE), centred, centred * centred, shift
-
-    return data.cached((_CACHE_KEY, "moments", centre), build)
 
 
 def weighted_statistics(
@@ -129,20 +73,8 @@ def weighted_statistics(
     -------
     Statistics
     """
-    num = hmm.num_states
-    flat = weights.reshape(-1, num).to(DTYPE)
-    if hmm.emission.family == "categorical":
-        emission = {"counts": _symbol_counts(data, flat, hmm.emission.num_symbols)}
-    else:
-        centre = hmm.emission.family == "gaussian"
-        observed, centred, squared, shift = _flat_moments(data, centre)
-        transposed = flat.T
-        emission = {
-            "n": transposed @ observed,
-            "s1": transposed @ centred,
-            "s2": transposed @ squared,
-            "shift": shift,
-        }
+    flat = weights.reshape(-1, hmm.num_states).to(DTYPE)
+    emission = hmm.emission.weighted_statistics(data, flat)
     return Statistics(start.to(DTYPE), transitions.to(DTYPE), emission)
 
 

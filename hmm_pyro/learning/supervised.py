@@ -169,7 +169,7 @@ def fit_supervised(
     for name in hmm.emission.param_names:
         value = params[name]
         bad = ~torch.isfinite(value)
-        if name in ("sigma", "rate"):
+        if name in hmm.emission.positive_params:
             bad = bad | (value <= 0)
         if bool(bad.any()):
             rows = sorted({int(index[0]) for index in torch.nonzero(bad)})

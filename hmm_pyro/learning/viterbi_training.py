@@ -62,7 +62,7 @@ def _hard_em_loop(
     while not stop:
         stats = path_statistics(hmm, data, paths)
         candidate = maximize(hmm, stats, prior, params, emission_prior, initial)
-        if is_valid(candidate):
+        if is_valid(hmm, candidate):
             values = evaluate(candidate)
             unchanged = bool(torch.equal(values[3], paths))
             stop = monitor.record(*values[:3], stop_rule=unchanged)

@@ -237,3 +237,60 @@ def test_sequence_log_likelihood_with_draw_dimensions(emission, params, rng):
     for d in range(2):
         single = emission.sequence_log_likelihood(log_pi[d], log_A[d], {"B": B[d]}, data)
         assert (batched[d] - single).abs().max() < 1e-10
+
+
+def test_weighted_statistics_count_symbols_by_hand(emission, monkeypatch):
+    data = _data()  # symbols [0, 3, -, 1, 2], [2, 2], [-, 0, 3]; N = 3, T = 5
+    weights = torch.zeros(3, 5, 2, dtype=torch.float64)
+    weights[0, :5] = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.3, 0.7], [0.0, 1.0], [1.0, 0.0]])
+    weights[1, :2] = torch.tensor([[0.25, 0.75], [1.0, 0.0]])
+    weights[2, :3] = torch.tensor([[0.9, 0.1], [0.0, 1.0], [0.6, 0.4]])
+    expected = torch.tensor(
+        [[1.0 + 0.0, 0.0, 1.0 + 0.25 + 1.0, 0.5 + 0.6], [0.0 + 1.0, 1.0, 0.0 + 0.75, 0.5 + 0.4]],
+        dtype=torch.float64,
+    )
+    dense = emission.weighted_statistics(data, weights.reshape(-1, 2))
+    assert list(dense) == ["counts"]
+    torch.testing.assert_close(dense["counts"], expected)
+    monkeypatch.setattr(categorical_module, "_STATISTICS_ONE_HOT_LIMIT", 0)
+    sparse = emission.weighted_statistics(data, weights.reshape(-1, 2))
+    torch.testing.assert_close(sparse["counts"], expected)
+
+
+def test_maximize_is_the_dirichlet_mode(emission):
+    counts = torch.tensor(
+        [[3.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]], dtype=torch.float64
+    )
+    stats = {"counts": counts}
+    two = {"B": torch.full((3, 4), 2.0, dtype=torch.float64)}
+    previous = {"B": torch.tensor([[0.1, 0.2, 0.3, 0.4]] * 3, dtype=torch.float64)}
+    mode = emission.maximize(stats, two, previous, use_prior=True)["B"]
+    expected = torch.tensor(
+        [[4 / 8, 2 / 8, 1 / 8, 1 / 8], [0.25] * 4, [0.25] * 4], dtype=torch.float64
+    )
+    torch.testing.assert_close(mode, expected)
+    # Maximum likelihood: frequencies; a row without counts keeps its value (uniform if none).
+    ml = emission.maximize(stats, two, previous, use_prior=False)["B"]
+    torch.testing.assert_close(ml[0], torch.tensor([0.75, 0.25, 0.0, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(ml[1], previous["B"][1])
+    assert torch.equal(emission.maximize(stats, two, None, use_prior=False)["B"][1], expected[1])
+    # Concentration below 1: pseudo-counts clamped at zero, rows renormalised.
+    half = {"B": torch.full((3, 4), 0.5, dtype=torch.float64)}
+    sparse = emission.maximize(stats, half, previous, use_prior=True)["B"]
+    torch.testing.assert_close(sparse[0], torch.tensor([2.5, 0.5, 0, 0], dtype=torch.float64) / 3)
+    torch.testing.assert_close(sparse[1], previous["B"][1])
+
+
+def test_pooled_params_are_the_overall_symbol_frequencies(emission):
+    pooled = emission.pooled_params(_data())  # symbols 0, 3, 1, 2, 2, 2, 0, 3
+    expected = torch.tensor([[2.0, 1.0, 3.0, 2.0]], dtype=torch.float64) / 8
+    torch.testing.assert_close(pooled["B"], expected)
+    empty = emission.pooled_params(hp.Sequences([[np.nan, np.nan]]))
+    assert torch.equal(empty["B"], torch.zeros(1, 4, dtype=torch.float64))
+
+
+def test_location_is_the_expected_symbol(emission):
+    B = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0], [0.25, 0.25, 0.25, 0.25]])
+    torch.testing.assert_close(emission.location({"B": B}), torch.tensor([0.5, 3.0, 1.5]))
+    batch = emission.location({"B": torch.stack([B, B.flip(0)])})
+    torch.testing.assert_close(batch, torch.tensor([[0.5, 3.0, 1.5], [1.5, 3.0, 0.5]]))

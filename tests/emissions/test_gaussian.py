@@ -191,3 +191,105 @@ def test_bhattacharyya_matches_numerical_integration(rng):
                 )
                 expected *= integral
             assert abs(bc[i, j] - expected) < 1e-8, (i, j)
+
+
+def _tiny():
+    """Values ``[1, 2, nan, 5]`` and ``[4]``, weights of two states, flattened ``(N * T, K)``."""
+    data = hp.Sequences([[1.0, 2.0, np.nan, 5.0], [4.0]])
+    weights = torch.tensor(
+        [[1.0, 0.0], [0.5, 0.5], [0.2, 0.8], [0.0, 1.0], [0.4, 0.6], [0, 0], [0, 0], [0, 0]],
+        dtype=torch.float64,
+    )
+    return data, weights
+
+
+def test_weighted_statistics_are_centred_moments_by_hand():
+    data, weights = _tiny()
+    stats = hp.Gaussian().weighted_statistics(data, weights)
+    shift = 3.0  # mean of the observed values 1, 2, 5, 4
+    centred = {0: -2.0, 1: -1.0, 3: 2.0, 4: 1.0}  # flattened step -> value - shift
+    for k in range(2):
+        w = {t: float(weights[t, k]) for t in centred}
+        assert float(stats["n"][k, 0]) == pytest.approx(sum(w.values()))
+        assert float(stats["s1"][k, 0]) == pytest.approx(sum(w[t] * centred[t] for t in w))
+        assert float(stats["s2"][k, 0]) == pytest.approx(sum(w[t] * centred[t] ** 2 for t in w))
+    torch.testing.assert_close(stats["shift"], torch.tensor([shift], dtype=torch.float64))
+
+
+def test_maximize_without_prior_is_the_weighted_mean_and_sd():
+    data, weights = _tiny()
+    emission = hp.Gaussian()
+    stats = emission.weighted_statistics(data, weights)
+    values = np.array([1.0, 2.0, 5.0, 4.0])
+    new = emission.maximize(stats, {}, None, use_prior=False)
+    for k in range(2):
+        w = weights[[0, 1, 3, 4], k].numpy()
+        mean = (w * values).sum() / w.sum()
+        sd = np.sqrt((w * (values - mean) ** 2).sum() / w.sum())
+        assert float(new["mu"][k]) == pytest.approx(mean, rel=1e-12)
+        assert float(new["sigma"][k]) == pytest.approx(sd, rel=1e-12)
+    # A state without weight keeps its previous value (NaN without one).
+    stats = emission.weighted_statistics(data, torch.cat([weights[:, :1], 0 * weights], 1))
+    previous = {"mu": torch.tensor([0.0, 7.0, 8.0]), "sigma": torch.tensor([1.0, 2.0, 3.0])}
+    kept = emission.maximize(stats, {}, previous, use_prior=False)
+    torch.testing.assert_close(kept["mu"][1:], torch.tensor([7.0, 8.0], dtype=torch.float64))
+    torch.testing.assert_close(kept["sigma"][1:], torch.tensor([2.0, 3.0], dtype=torch.float64))
+    assert bool(emission.maximize(stats, {}, None, use_prior=False)["mu"][1:].isnan().all())
+
+
+def test_maximize_with_prior_is_a_fixed_point_of_both_conditional_updates():
+    data, weights = _tiny()
+    emission = hp.Gaussian()
+    prior = hp.Prior(mu_loc=1.0, mu_scale=0.8, variance_shape=2.5, variance_scale=1.3)
+    hyper = emission.prior_hyperparameters(prior, 3, torch.float64)
+    stats = emission.weighted_statistics(data, torch.cat([weights, 0 * weights[:, :1]], 1))
+    start = {"mu": torch.zeros(3), "sigma": torch.ones(3)}
+    for previous in (start, None):
+        new = emission.maximize(stats, hyper, previous, use_prior=True)
+        values = np.array([1.0, 2.0, 5.0, 4.0])
+        for k in range(2):
+            w = weights[[0, 1, 3, 4], k].numpy()
+            mu, var = float(new["mu"][k]), float(new["sigma"][k]) ** 2
+            tau2 = 0.8**2
+            best_mu = (tau2 * (w * values).sum() + var * 1.0) / (tau2 * w.sum() + var)
+            best_var = ((w * (values - mu) ** 2).sum() + 2 * 1.3) / (w.sum() + 2 * 2.5 + 1)
+            assert mu == pytest.approx(best_mu, rel=1e-10)
+            assert var == pytest.approx(best_var, rel=1e-10)
+        # No weight at all: the prior's own mode of (mu, sigma site).
+        assert float(new["mu"][2]) == pytest.approx(1.0, rel=1e-12)
+        assert float(new["sigma"][2]) ** 2 == pytest.approx(2 * 1.3 / (2 * 2.5 + 1), rel=1e-12)
+
+
+def test_pooled_params_are_the_pooled_mean_and_sd():
+    data = _data(2)  # coordinate 0: 0.5, 1.0, 3.0, -2.0; coordinate 1: -1.0, 2.0, 1.5, 0.1
+    pooled = hp.Gaussian(dim=2).pooled_params(data)
+    first, second = np.array([0.5, 1.0, 3.0, -2.0]), np.array([-1.0, 2.0, 1.5, 0.1])
+    expected_mu = [[first.mean(), second.mean()]]
+    expected_sigma = [[first.std(), second.std()]]  # population sd (ML)
+    np.testing.assert_allclose(pooled["mu"].numpy(), expected_mu, rtol=1e-12)
+    np.testing.assert_allclose(pooled["sigma"].numpy(), expected_sigma, rtol=1e-12)
+    constant = hp.Gaussian().pooled_params(hp.Sequences([[2.0, 2.0, 2.0]]))
+    torch.testing.assert_close(constant["sigma"], torch.tensor([1e-12], dtype=torch.float64))
+
+
+def test_start_from_data_places_means_inside_the_data():
+    values = np.concatenate([np.linspace(-3.0, 3.0, 41), [np.nan]])
+    data = hp.Sequences([values], dim=1)
+    generator = torch.Generator().manual_seed(0)
+    start = hp.Gaussian().start_from_data(data, 4, generator, torch.float64)
+    spread = np.nanstd(values)
+    torch.testing.assert_close(start["sigma"], torch.full((4,), spread / 4, dtype=torch.float64))
+    # Quantiles of the data, jittered by at most a few tenths of the scale.
+    assert bool(((start["mu"] > -3.0 - spread) & (start["mu"] < 3.0 + spread)).all())
+    flat = hp.Gaussian(dim=2).start_from_data(
+        hp.Sequences([np.ones((5, 2))], dim=2), 3, generator, torch.float64
+    )
+    torch.testing.assert_close(flat["sigma"], torch.full((3, 2), 1e-3, dtype=torch.float64))
+
+
+def test_location_is_the_first_mean():
+    mu = torch.tensor([[1.0, 9.0], [-2.0, 8.0]])
+    params = {"mu": mu, "sigma": torch.ones(2, 2)}
+    torch.testing.assert_close(hp.Gaussian(dim=2).location(params), torch.tensor([1.0, -2.0]))
+    univariate = {"mu": mu[:, 0], "sigma": torch.ones(2)}
+    torch.testing.assert_close(hp.Gaussian().location(univariate), torch.tensor([1.0, -2.0]))

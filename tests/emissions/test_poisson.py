@@ -174,3 +174,70 @@ def test_bhattacharyya_matches_sum_over_counts(rng):
         for j in range(3):
             pmf = stats.poisson.pmf(counts, rate[i]) * stats.poisson.pmf(counts, rate[j])
             assert abs(bc[i, j] - np.sqrt(pmf).sum()) < 1e-10
+
+
+def test_weighted_statistics_are_uncentred_moments_by_hand():
+    data = hp.Sequences([[0, 4, np.nan, 2], [3]])
+    weights = torch.tensor(
+        [[1.0, 0.0], [0.5, 0.5], [0.2, 0.8], [0.0, 1.0], [0.4, 0.6], [0, 0], [0, 0], [0, 0]],
+        dtype=torch.float64,
+    )
+    stats = hp.Poisson().weighted_statistics(data, weights)
+    n = torch.tensor([[1.0 + 0.5 + 0.4], [0.5 + 1.0 + 0.6]], dtype=torch.float64)
+    s1 = torch.tensor([[2.0 + 1.2], [2.0 + 2.0 + 1.8]], dtype=torch.float64)
+    s2 = torch.tensor([[8.0 + 3.6], [8.0 + 4.0 + 5.4]], dtype=torch.float64)
+    torch.testing.assert_close(stats["n"], n)
+    torch.testing.assert_close(stats["s1"], s1)
+    torch.testing.assert_close(stats["s2"], s2)
+    torch.testing.assert_close(stats["shift"], torch.zeros(1, dtype=torch.float64))
+
+
+def test_maximize_is_the_gamma_poisson_mode():
+    from hmm_pyro.emissions.poisson import MIN_RATE
+
+    emission = hp.Poisson(dim=2)
+    stats = {
+        "n": torch.tensor([[4.0, 2.0], [3.0, 0.0]], dtype=torch.float64),
+        "s1": torch.tensor([[10.0, 0.0], [6.0, 0.0]], dtype=torch.float64),
+    }
+    hyper = {
+        "rate_shape": torch.tensor([[2.5, 0.5], [1.0, 3.0]], dtype=torch.float64),
+        "rate_rate": torch.full((2, 2), 0.5, dtype=torch.float64),
+    }
+    new = emission.maximize(stats, hyper, None, use_prior=True)["rate"]
+    expected = torch.tensor(
+        [[11.5 / 4.5, MIN_RATE], [6.0 / 3.5, 2.0 / 0.5]], dtype=torch.float64
+    )  # (s1 + a - 1) / (n + b), at least MIN_RATE
+    torch.testing.assert_close(new, expected)
+    previous = {"rate": torch.tensor([[1.0, 2.0], [3.0, 4.0]])}
+    ml = emission.maximize(stats, hyper, previous, use_prior=False)["rate"]
+    torch.testing.assert_close(
+        ml, torch.tensor([[2.5, MIN_RATE], [2.0, 4.0]], dtype=torch.float64)
+    )  # s1 / n; no weight: previous value
+    univariate = hp.Poisson().maximize(
+        {"n": stats["n"][:, 1:], "s1": stats["s1"][:, 1:]}, {}, None, use_prior=False
+    )["rate"]
+    assert univariate.shape == (2,)
+    assert float(univariate[0]) == MIN_RATE and bool(univariate[1].isnan())
+
+
+def test_pooled_params_are_the_mean_counts():
+    pooled = hp.Poisson(dim=2).pooled_params(_data(2))
+    # coordinate 0: 0, 9, 1, 2; coordinate 1: 3, 5, 0, 1
+    torch.testing.assert_close(pooled["rate"], torch.tensor([[3.0, 2.25]], dtype=torch.float64))
+    zeros = hp.Poisson().pooled_params(hp.Sequences([[0, 0]]))
+    torch.testing.assert_close(zeros["rate"], torch.tensor([1e-12], dtype=torch.float64))
+
+
+def test_start_from_data_puts_rates_above_quantiles():
+    data = hp.Sequences([[0, 1, 2, 3, 4, 5, 6, 7, 8, np.nan]])
+    start = hp.Poisson().start_from_data(data, 3, torch.Generator().manual_seed(2), torch.float64)
+    rate = start["rate"]
+    assert rate.shape == (3,)
+    assert bool(((rate >= 0.5) & (rate <= 8.0 + 1.5)).all())
+
+
+def test_location_is_the_first_rate():
+    rate = torch.tensor([[1.0, 9.0], [0.5, 8.0]])
+    torch.testing.assert_close(hp.Poisson(dim=2).location({"rate": rate}), rate[:, 0])
+    torch.testing.assert_close(hp.Poisson().location({"rate": rate[:, 1]}), rate[:, 1])

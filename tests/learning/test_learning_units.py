@@ -8,8 +8,9 @@ import torch
 from scipy.optimize import minimize, minimize_scalar
 
 from hmm_pyro import HMM, Categorical, Gaussian, Poisson, Prior
+from hmm_pyro.emissions.gaussian import _ecm_step
 from hmm_pyro.learning import ConvergenceMonitor
-from hmm_pyro.learning.mstep import _gaussian_step, dirichlet_map, emission_map, maximize
+from hmm_pyro.learning.mstep import dirichlet_map, emission_map, maximize
 from hmm_pyro.learning.objective import (
     dirichlet_log_density,
     log_prior,
@@ -114,7 +115,7 @@ def test_one_ecm_cycle_maximises_each_exact_conditional_objective():
     objective = _gaussian_objective(hmm, y, w)
     mu0, sigma0 = 0.3, 2.0
     prior = prior_tensors(hmm).emission
-    mu, var = _gaussian_step(
+    mu, var = _ecm_step(
         stats.emission,
         prior,
         torch.tensor([[mu0]], dtype=DTYPE),
@@ -260,6 +261,7 @@ class TestMonitor:
 
 
 def test_symbol_counts_dense_and_sparse_paths_agree(monkeypatch):
+    import hmm_pyro.emissions.categorical as categorical
     import hmm_pyro.learning.statistics as statistics
 
     hmm = HMM(3, Categorical(4))
@@ -268,7 +270,7 @@ def test_symbol_counts_dense_and_sparse_paths_agree(monkeypatch):
     weights = weights * data.mask[..., None]
     zeros = (torch.zeros(3, dtype=DTYPE), torch.zeros(3, 3, dtype=DTYPE))
     dense = statistics.weighted_statistics(hmm, data, weights, *zeros).emission["counts"]
-    monkeypatch.setattr(statistics, "_ONE_HOT_LIMIT", 0)
+    monkeypatch.setattr(categorical, "_STATISTICS_ONE_HOT_LIMIT", 0)
     sparse = statistics.weighted_statistics(hmm, data, weights, *zeros).emission["counts"]
     expected = torch.zeros(3, 4, dtype=DTYPE)
     for n, row in enumerate(data.to_list()):
