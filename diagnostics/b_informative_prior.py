@@ -119,7 +119,7 @@ def main(argv=None):
     )
     report.add(*lines)
     figure, axes = plt.subplots(2, 2, figsize=(13, 8), constrained_layout=True)
-    plot_comparison(comparison, axes)
+    plot_comparison(comparison, ax=axes)
     report.figure(
         figure,
         "comparison",

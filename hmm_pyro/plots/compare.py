@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hmm_pyro._io import atomic_path
-from hmm_pyro._validation import check_choice
+from hmm_pyro._validation import check_choice, describe
 from hmm_pyro.compare import PSENS_THRESHOLD, PriorComparison
 from hmm_pyro.diagnostics.thresholds import COLLAPSE_DISTANCE
 from hmm_pyro.plots._axes import _axes
@@ -62,10 +62,15 @@ def plot_comparison(result: PriorComparison, kind: str = "all", ax: Any = None) 
 
     Raises
     ------
+    TypeError
+        If ``kind`` is not a string (such as axes passed second instead of as ``ax=``).
     ValueError
         For an unknown ``kind``, or ``kind="all"`` with other than four axes.
     """
-    check_choice("kind", kind, ("all", *COMPARISON_PLOT_KINDS))
+    kinds = ("all", *COMPARISON_PLOT_KINDS)
+    if not isinstance(kind, str):
+        raise TypeError(f"kind: expected one of {kinds} (axes go in ax=), got {describe(kind)}")
+    check_choice("kind", kind, kinds)
     if kind != "all":
         ax = _axes(ax, figsize=_FIGURE_SIZES[kind])
         _DRAW[kind](result, ax)
