@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt
 
 import hmm_pyro as hp
 from hmm_pyro.compare import compare_priors
+from hmm_pyro.plots import plot_comparison, save_comparison
 from hmm_pyro.simulate import REFERENCE_PARAMS
 
 PRIORS = {
@@ -118,14 +119,14 @@ def main(argv=None):
     )
     report.add(*lines)
     figure, axes = plt.subplots(2, 2, figsize=(13, 8), constrained_layout=True)
-    comparison.plot(axes)
+    plot_comparison(comparison, ax=axes)
     report.figure(
         figure,
         "comparison",
         "compare_priors: ELPD (+/- 2 SE; red = flagged), smallest pairwise distance, "
         "power-scaling sensitivity, and emission posteriors per prior.",
     )
-    comparison.save(args.out, prefix="b_informative_prior_compare")
+    save_comparison(comparison, args.out, prefix="b_informative_prior_compare")
     report.add(
         "Full table, emission summaries and degeneracy reports: "
         "`b_informative_prior_compare.md` / `.json` / `.csv`."

@@ -31,7 +31,7 @@ import torch
 import hmm_pyro as hp
 from hmm_pyro.compare import compare_priors
 from hmm_pyro.diagnostics import diagnose, relabel
-from hmm_pyro.plots import plot_emissions, plot_state_probs, plot_transitions
+from hmm_pyro.plots import plot_emissions, plot_state_probs, plot_transitions, save_comparison
 
 TRUE_PARAMS = {
     "pi": torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64),
@@ -116,7 +116,7 @@ def main(argv=None):
             hmm, data, priors, method="nuts", seed=args.seed, chains=4, warmup=500, draws=500
         )
     print(comparison.format_table())
-    comparison.save(out, prefix="rate_priors")
+    save_comparison(comparison, out, prefix="rate_priors")
 
     # 6. Plot ----------------------------------------------------------------------------------
     figure, axes = plt.subplots(

@@ -211,7 +211,7 @@ def run_tasks(
     tasks: Sequence[Any],
     totals: Sequence[int],
     labels: Sequence[str],
-    parallel: bool,
+    parallel: bool | None,
     progress: bool,
     threads: int = 1,
     client: Client | str | None = None,
@@ -229,10 +229,11 @@ def run_tasks(
         Units of work per task, for the progress bars.
     labels : sequence of str
         Progress bar labels.
-    parallel : bool
+    parallel : bool or None
         Run the tasks on an embedded Dask ``LocalCluster`` (one single-threaded worker process
         per task, at most one per core) instead of one after the other here. Ignored with a
-        single task and inside a Dask worker (no nested clusters).
+        single task and inside a Dask worker (no nested clusters). ``None``: when there is a
+        ``client``, or several tasks and cores.
     progress : bool
         Show progress: one bar per task when tasks report several units of work (NUTS
         iterations), otherwise one bar that advances as tasks finish.
@@ -260,6 +261,8 @@ def run_tasks(
     if client is not None and parallel is False:
         raise ValueError("parallel: False contradicts client= (tasks would run here)")
     count = len(tasks)
+    if parallel is None:
+        parallel = client is not None or (count > 1 and available_cores() > 1)
     per_task = any(total > 1 for total in totals)
     disable = progress_disabled(progress)
     if per_task:

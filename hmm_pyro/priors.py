@@ -6,11 +6,14 @@
 - Gaussian emissions: ``mu[k] ~ Normal(mu_loc, mu_scale)``,
   ``sigma[k]**2 ~ InverseGamma(variance_shape, variance_scale)`` (semi-conjugate)
 - Poisson emissions: ``rate[k] ~ Gamma(rate_shape, rate_rate)``
+
+:func:`describe_prior` gives the short text that labels a prior in tables.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +22,7 @@ import torch
 
 from hmm_pyro._validation import describe
 
-__all__ = ["MAX_MAGNITUDE", "Prior"]
+__all__ = ["MAX_MAGNITUDE", "Prior", "describe_prior"]
 
 ArrayLike = Any
 
@@ -212,3 +215,33 @@ class Prior:
             field.name: _as_array(field.name, getattr(self, field.name)).tolist()
             for field in dataclasses.fields(self)
         }
+
+
+def describe_prior(prior: Prior) -> str:
+    """Compact text of the hyperparameters that differ from ``Prior()``.
+
+    Used to label priors in the tables of :func:`hmm_pyro.compare_priors` and
+    :func:`hmm_pyro.sweep`.
+
+    Parameters
+    ----------
+    prior : Prior
+        Compared field by field with ``Prior()``; arrays are shown as JSON lists.
+
+    Returns
+    -------
+    str
+        For example ``"B=100, stickiness=5"``, or ``"defaults"``.
+
+    Examples
+    --------
+    >>> describe_prior(Prior(B=100.0, stickiness=5.0))
+    'B=100, stickiness=5'
+    """
+    default = Prior().to_dict()
+    parts = []
+    for key, value in prior.to_dict().items():
+        if value != default[key]:
+            text = json.dumps(value) if isinstance(value, list) else f"{value:g}"
+            parts.append(f"{key}={text}")
+    return ", ".join(parts) if parts else "defaults"

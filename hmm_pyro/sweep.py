@@ -12,6 +12,9 @@ several points and cores) or on a cluster of your own (``client=``); see
 :mod:`hmm_pyro._parallel`. Point ``i`` always uses child seed ``i`` of the master
 seed, and every task runs with one torch and one numba thread, so the table and the fits are
 the same bit for bit wherever the tasks ran.
+
+Layer rule: ``sweep`` imports ``runners`` and the layers below it and the private utilities;
+never ``compare`` (its sibling), ``plots``, the CLI or matplotlib.
 """
 
 from __future__ import annotations
@@ -30,19 +33,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hmm_pyro._io import write_text_atomic
-from hmm_pyro._parallel import available_cores, check_client, run_tasks
+from hmm_pyro._parallel import check_client, run_tasks
 from hmm_pyro._random import resolve_seed
+from hmm_pyro._report import TableReport, markdown_table
 from hmm_pyro._validation import check_choice, describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.diagnostics import DegeneracyReport, diagnose
 from hmm_pyro.fit import Fit
 from hmm_pyro.fit.inference_data import az
-from hmm_pyro.inference.nuts import fit_nuts
-from hmm_pyro.inference.svi import fit_svi
-from hmm_pyro.learning import fit_em
 from hmm_pyro.model import HMM
-from hmm_pyro.priors import Prior
+from hmm_pyro.priors import Prior, describe_prior
+from hmm_pyro.runners import check_options, run_task
 from hmm_pyro.starts import derive_seeds, min_separation
 
 __all__ = ["METRIC_COLUMNS", "SWEEP_METHODS", "SweepResult", "num_free_params", "sweep"]
@@ -65,7 +66,6 @@ METRIC_COLUMNS = (
 """Columns of :attr:`SweepResult.table` after the grid columns (grid keys may not reuse them)."""
 
 _RESERVED_KWARGS = ("seed", "progress", "parallel", "client")
-_RUNNERS: dict[str, Callable[..., Fit]] = {"svi": fit_svi, "nuts": fit_nuts, "em": fit_em}
 _SCALARS = (bool, int, float, str, np.integer, np.floating, np.bool_)
 
 
@@ -95,12 +95,10 @@ def _run_point(task: _PointTask, reporter: Any) -> _PointResult:
     began = time.perf_counter()
     hmm = HMM.from_config(task.hmm_config)
     data = Sequences(task.values, lengths=task.lengths, dim=task.values.shape[-1])
-    options: dict[str, Any] = {"progress": False, **task.runner_kwargs}
-    if task.method == "nuts":
-        options["parallel"] = False  # points are the tasks; chains run one after the other
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fit = _RUNNERS[task.method](hmm, data, seed=task.seed, **options)
+        # points are the tasks: NUTS chains run one after the other within a point
+        fit = run_task(task.method, hmm, data, task.seed, task.runner_kwargs)
         report = diagnose(fit)
     notes: list[str] = []
     for item in caught:
@@ -157,8 +155,6 @@ def _metrics(fit: Fit, data: Sequences, method: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- grid
 def _label(value: Any) -> str:
     if isinstance(value, Prior):
-        from hmm_pyro.compare import describe_prior
-
         return describe_prior(value)
     if value is None or isinstance(value, _SCALARS):
         return str(value)
@@ -243,23 +239,10 @@ def _build(hmm_factory: Callable[..., HMM], point: dict[str, Any], text: str) ->
 def _check_runner_kwargs(method: str, runner_kwargs: dict[str, Any]) -> None:
     if "chain_dir" in runner_kwargs:
         raise ValueError("chain_dir: not supported by sweep (every point would use the folder)")
-    parameters = inspect.signature(_RUNNERS[method]).parameters
-    for key in runner_kwargs:
-        if key not in parameters or key in ("hmm", "data"):
-            allowed = [name for name in parameters if name not in ("hmm", "data", "seed")]
-            allowed = [name for name in allowed if name not in (*_RESERVED_KWARGS, "chain_dir")]
-            raise TypeError(
-                f"{key}: not an option of the {method} runner; expected some of {allowed}"
-            )
+    check_options(method, runner_kwargs, reserved=(*_RESERVED_KWARGS, "chain_dir"))
 
 
 # ---------------------------------------------------------------------------- result
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, (float, np.floating)):
-        return "nan" if not np.isfinite(value) else f"{value:.6g}"
-    return str(value).replace("|", "/")
 
 
 def _jsonable(value: Any) -> Any:
@@ -279,7 +262,7 @@ def _jsonable(value: Any) -> Any:
 
 
 @dataclass
-class SweepResult:
+class SweepResult(TableReport):
     """The outcome of :func:`sweep`: one table row and one fit per grid point, in grid order.
 
     Attributes
@@ -351,16 +334,8 @@ class SweepResult:
             "notes": self.notes,
         }
 
-    def to_json(self, indent: int | None = 2) -> str:
-        """:meth:`to_dict` as a JSON string."""
-        return json.dumps(self.to_dict(), indent=indent)
-
     def to_markdown(self) -> str:
         """A Markdown report: the table, then the flags and warnings of every point."""
-        frame = self.table.reset_index()
-        header = "| " + " | ".join(map(str, frame.columns)) + " |"
-        rule = "|" + "---|" * len(frame.columns)
-        body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(False)]
         lines = [
             "# Sweep",
             "",
@@ -368,9 +343,7 @@ class SweepResult:
             "(point i uses child seed i). `log_likelihood` and `log_prior` are means over the "
             "posterior draws (the point for MAP and EM); `bic` is for point estimates only.",
             "",
-            header,
-            rule,
-            *body,
+            markdown_table(self.table.reset_index(), 6),
             "",
         ]
         for index, (report, notes) in enumerate(zip(self.reports, self.notes, strict=True)):
@@ -402,11 +375,7 @@ class SweepResult:
             ``{"csv", "json", "markdown"}`` and ``"fit {i}"`` for every saved fit.
         """
         out_dir = Path(out_dir)
-        paths = {
-            "csv": write_text_atomic(out_dir / f"{prefix}.csv", self.table.to_csv()),
-            "json": write_text_atomic(out_dir / f"{prefix}.json", self.to_json() + "\n"),
-            "markdown": write_text_atomic(out_dir / f"{prefix}.md", self.to_markdown() + "\n"),
-        }
+        paths = self._write_reports(out_dir, prefix)
         if fits:
             for index, fit in enumerate(self.fits):
                 paths[f"fit {index}"] = fit.save(out_dir / f"{prefix}_fit_{index:03d}.nc")
@@ -539,8 +508,6 @@ def sweep(
                 for key in keys
             }
         )
-    if parallel is None:
-        parallel = client is not None or (len(tasks) > 1 and available_cores() > 1)
     results = run_tasks(
         _run_point,
         tasks,

@@ -1,4 +1,4 @@
-"""``Prior``: resolution of hyperparameters to tensors, validation, and the HMM's prior density."""
+"""``Prior``: resolution to tensors, description, validation, and the HMM's prior density."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 from scipy import stats
 
 import hmm_pyro as hp
+from hmm_pyro.priors import describe_prior
 
 FIELDS = [field.name for field in dataclasses.fields(hp.Prior)]
 POSITIVE = [name for name in FIELDS if name not in ("stickiness", "mu_loc")]
@@ -133,6 +134,13 @@ def test_wrong_shape_fails_when_the_hmm_is_built():
         hp.HMM(3, hp.Poisson(), prior=hp.Prior(rate_rate=[1.0, 1.0]))
     with pytest.raises(ValueError, match=r"^variance_scale: "):
         hp.HMM(2, hp.Gaussian(dim=3), prior=hp.Prior(variance_scale=np.ones((3, 2))))
+
+
+# ---------------------------------------------------------------------- description
+def test_describe_prior():
+    assert describe_prior(hp.Prior()) == "defaults"
+    assert describe_prior(hp.Prior(B=100.0, stickiness=5.0)) == "B=100, stickiness=5"
+    assert describe_prior(hp.Prior(B=[[1.0, 2.0]])) == "B=[[1.0, 2.0]]"
 
 
 # ---------------------------------------------------------------------- validation

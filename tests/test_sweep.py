@@ -21,6 +21,7 @@ import pytest
 import hmm_pyro as hp
 from hmm_pyro.cli import main
 from hmm_pyro.simulate import REFERENCE_PARAMS
+from hmm_pyro.starts import derive_seeds
 from hmm_pyro.sweep import METRIC_COLUMNS, SweepResult, num_free_params
 
 GRID = {
@@ -70,7 +71,7 @@ def test_table_has_one_row_per_grid_point_in_grid_order(serial, data):
     assert table["num_states"].tolist() == [2] * 4 + [3] * 4 + [4] * 4
     assert table["prior"].tolist() == ["flat", "flat", "sticky", "sticky"] * 3
     assert table["symbols"].tolist() == [5, 6] * 6
-    assert table["seed"].tolist() == serial.seeds == hp.inference.init.derive_seeds(3, 12)
+    assert table["seed"].tolist() == serial.seeds == derive_seeds(3, 12)
     assert (table["method"] == "em").all() and table["elbo"].isna().all()
     for index, fit in enumerate(serial.fits):
         point = serial.points[index]

@@ -712,6 +712,7 @@ def _relabel(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from hmm_pyro.compare import compare_priors
+    from hmm_pyro.plots import save_comparison
 
     _check_scheduler(args)
     priors = _prior_settings(args, ["flat", "sticky:stickiness=10"])
@@ -740,7 +741,7 @@ def _compare(args: argparse.Namespace) -> int:
         **kwargs,
     )
     print(comparison.format_table())
-    paths = comparison.save(args.out)
+    paths = save_comparison(comparison, args.out)
     if args.save_fits:
         for name, fit in comparison.fits.items():
             paths[f"fit {name}"] = fit.save(Path(args.out) / f"fit_{name}.nc")

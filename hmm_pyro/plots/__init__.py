@@ -7,14 +7,17 @@ Layer rule: ``plots`` sits just below the CLI. It may import every library layer
 imports ``plots``. With the CLI, it is the only package that imports matplotlib.
 """
 
+from hmm_pyro.plots.compare import plot_comparison, save_comparison
 from hmm_pyro.plots.diagnostics import plot_emissions, plot_relabel_traces, plot_state_distances
 from hmm_pyro.plots.fit import plot_losses, plot_state_probs, plot_transitions
 
 __all__ = [
+    "plot_comparison",
     "plot_emissions",
     "plot_losses",
     "plot_relabel_traces",
     "plot_state_distances",
     "plot_state_probs",
     "plot_transitions",
+    "save_comparison",
 ]

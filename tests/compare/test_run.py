@@ -1,25 +1,16 @@
-"""compare_priors: ELPD by PSIS-LOO and by (blocked) K-fold CV, flags, sensitivity, plots."""
+"""compare_priors: ELPD by PSIS-LOO and by (blocked) K-fold CV, flags, sensitivity."""
 
 from __future__ import annotations
 
-import json
-
-import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
 
 import hmm_pyro as hp
-from hmm_pyro.compare import PriorComparison, _make_folds, compare_priors, describe_prior
+from hmm_pyro.compare import compare_priors
 from hmm_pyro.simulate import REFERENCE_PARAMS
+from tests.compare.helpers import PRIORS
 
-matplotlib.use("Agg")
-
-PRIORS = {
-    "flat": hp.Prior(),
-    "sticky": hp.Prior(stickiness=10.0),
-    "strong": hp.Prior(B=100.0),  # every emission row pulled to uniform: contradicts the data
-}
 COLUMNS = {
     "prior",
     "elpd",
@@ -43,36 +34,6 @@ COLUMNS = {
 }
 
 
-@pytest.fixture(scope="module")
-def hmm():
-    return hp.HMM(3, hp.Categorical(5))
-
-
-@pytest.fixture(scope="module")
-def data(hmm):
-    sequences, _ = hp.simulate(hmm, REFERENCE_PARAMS, [60] * 6, seed=0)
-    return sequences
-
-
-@pytest.fixture(scope="module")
-def nuts_comparison(hmm, data):
-    return compare_priors(
-        hmm, data, PRIORS, method="nuts", seed=0, parallel=False, chains=1, warmup=40, draws=40
-    )
-
-
-@pytest.fixture(scope="module")
-def map_comparison(hmm, data):
-    """SVI MAP: one point, so the ELPD is K-fold CV over whole sequences (plug-in)."""
-    return compare_priors(hmm, data, PRIORS, method="svi", seed=3, parallel=False, folds=3)
-
-
-def test_describe_prior():
-    assert describe_prior(hp.Prior()) == "defaults"
-    assert describe_prior(hp.Prior(B=100.0, stickiness=5.0)) == "B=100, stickiness=5"
-    assert describe_prior(hp.Prior(B=[[1.0, 2.0]])) == "B=[[1.0, 2.0]]"
-
-
 def test_nuts_loo_table_penalises_the_contradicting_prior(nuts_comparison):
     table = nuts_comparison.table
     assert list(table.index) == list(PRIORS)
@@ -92,36 +53,6 @@ def test_nuts_loo_table_penalises_the_contradicting_prior(nuts_comparison):
     assert np.isfinite(table["p_loo"]).all()
     assert (table["elpd_se"] > 0).all()
     assert table["elpd_diff"].max() == 0.0
-
-
-def test_nuts_comparison_details(nuts_comparison, tmp_path):
-    comparison = nuts_comparison
-    assert isinstance(comparison, PriorComparison)
-    assert set(comparison.fits) == set(PRIORS)
-    assert comparison.fits["strong"].hmm.prior == PRIORS["strong"]
-    # Emission summaries: every entry of every setting, states in canonical order.
-    emissions = comparison.emissions
-    assert len(emissions) == 3 * 3 * 5
-    flat = emissions[emissions["setting"] == "flat"]
-    location = flat.groupby("state").apply(
-        lambda rows: float((rows["mean"] * rows["index"]).sum()), include_groups=False
-    )
-    assert location.is_monotonic_increasing
-    assert set(comparison.sensitivity["diagnosis"]) <= {
-        "-",
-        "prior-dominated",
-        "prior-data conflict",
-    }
-    assert comparison.pointwise.shape == (6, 3)
-    assert json.loads(comparison.to_json())["elpd_method"] == comparison.elpd_method
-    markdown = comparison.to_markdown()
-    assert "## `strong`: B=100" in markdown and "emission_collapse" in markdown
-    paths = comparison.save(tmp_path, prefix="cmp")
-    for key in ("csv", "json", "markdown", "elpd", "separation", "sensitivity", "emissions"):
-        assert paths[key].stat().st_size > 0
-    assert list(pd.read_csv(paths["csv"], index_col=0).index) == list(PRIORS)
-    axes = comparison.plot()
-    assert axes.shape == (2, 2)
 
 
 def test_map_kfold_over_sequences(map_comparison, hmm, data):
@@ -165,26 +96,6 @@ def test_one_sequence_uses_blocked_cv(hmm):
     assert list(comparison.pointwise.index) == [f"sequence 0 block {b}" for b in range(3)]
     table = comparison.table
     assert table.loc["strong", "elpd"] < table.loc["flat", "elpd"]
-
-
-def test_blocked_folds_hold_out_every_step_once(hmm):
-    data = hp.Sequences([np.zeros(10), np.ones(7)])
-    folds = _make_folds(data, 3)
-    assert folds.kind == "blocks"
-    held = np.zeros((2, 10), dtype=int)
-    for train_values, _ in folds.train:
-        held += np.isnan(train_values[..., 0]).astype(int)
-    # each valid step is missing in exactly one fold; padding (NaN everywhere) in all three
-    assert (held[0] == 1).all()
-    assert (held[1, :7] == 1).all() and (held[1, 7:] == 3).all()
-    assert folds.num_units == 6
-
-
-def test_sequence_folds_partition_the_sequences():
-    data = hp.Sequences([np.zeros(n) for n in (4, 5, 6, 7, 8)])
-    folds = _make_folds(data, 2)
-    assert folds.kind == "sequences"
-    assert sorted(unit for units in folds.units for unit in units) == list(range(5))
 
 
 @pytest.mark.parametrize(
