@@ -46,7 +46,7 @@ from hmm_pyro.priors import Prior, describe_prior
 from hmm_pyro.runners import check_options, run_task
 from hmm_pyro.starts import derive_seeds, min_separation
 
-__all__ = ["METRIC_COLUMNS", "SWEEP_METHODS", "SweepResult", "num_free_params", "sweep"]
+__all__ = ["METRIC_COLUMNS", "SWEEP_METHODS", "SweepResult", "sweep"]
 
 SWEEP_METHODS = ("svi", "nuts", "em")
 METRIC_COLUMNS = (
@@ -111,32 +111,12 @@ def _run_point(task: _PointTask, reporter: Any) -> _PointResult:
     return _PointResult(fit.idata, report, metrics, notes, seconds)
 
 
-def num_free_params(hmm: HMM) -> int:
-    """Free parameters of ``hmm``: simplex rows (``pi``, ``A``, categorical ``B``) lose one each.
-
-    Parameters
-    ----------
-    hmm : HMM
-        The model.
-
-    Returns
-    -------
-    int
-    """
-    simplex = {"pi", "A"} | ({"B"} if hmm.emission.family == "categorical" else set())
-    total = 0
-    for name, shape in hmm.param_shapes().items():
-        size = math.prod(shape)
-        total += size - (size // shape[-1] if name in simplex else 0)
-    return total
-
-
 def _metrics(fit: Fit, data: Sequences, method: str) -> dict[str, Any]:
     idata = fit.idata
     log_lik = idata.log_likelihood["y"].values.sum(axis=-1)  # (chain, draw)
     log_prior = sum(idata.log_prior[name].values for name in fit.hmm.param_names)
     point = log_lik.size == 1
-    num_params = num_free_params(fit.hmm)
+    num_params = fit.hmm.num_free_params()
     elbo = float("nan")
     if method == "svi":
         best = int(fit.attrs["best_restart"])

@@ -22,7 +22,7 @@ import hmm_pyro as hp
 from hmm_pyro.cli import main
 from hmm_pyro.simulate import REFERENCE_PARAMS
 from hmm_pyro.starts import derive_seeds
-from hmm_pyro.sweep import METRIC_COLUMNS, SweepResult, num_free_params
+from hmm_pyro.sweep import METRIC_COLUMNS, SweepResult
 
 GRID = {
     "num_states": [2, 3, 4],
@@ -80,7 +80,7 @@ def test_table_has_one_row_per_grid_point_in_grid_order(serial, data):
         assert fit.attrs["seed"] == serial.seeds[index]
         expected = float(fit.hmm.log_likelihood(fit.posterior_mean(), data).sum())
         assert table.loc[index, "log_likelihood"] == pytest.approx(expected, rel=1e-9)
-        assert table.loc[index, "num_params"] == num_free_params(fit.hmm)
+        assert table.loc[index, "num_params"] == fit.hmm.num_free_params()
         assert table.loc[index, "ok"] == serial.reports[index].ok
     # 2 states, 5 symbols: pi 1 + A 2 + B 2 x 4
     assert table.loc[0, "num_params"] == 11

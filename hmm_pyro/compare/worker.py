@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 import xarray as xr
 
 from hmm_pyro.data import Sequences
@@ -101,16 +102,8 @@ def _sequences(values: np.ndarray, lengths: np.ndarray) -> Sequences:
 
 def _emission_location(hmm: HMM, draws: dict[str, np.ndarray]) -> np.ndarray:
     """One scalar per state (posterior mean) used to order states canonically."""
-    family = hmm.emission.family
-    if family == "categorical":
-        symbols = np.arange(hmm.emission.num_symbols)
-        value = (draws["B"] * symbols).sum(-1)
-    elif family == "gaussian":
-        value = draws["mu"]
-    else:
-        value = draws["rate"]
-    value = value.reshape(value.shape[0], hmm.num_states, -1)[..., 0]
-    return value.mean(0)
+    params = {name: torch.as_tensor(value) for name, value in draws.items()}
+    return hmm.emission.location(params).numpy().mean(0)
 
 
 def _flat(idata: az.InferenceData, names: tuple[str, ...]) -> dict[str, np.ndarray]:

@@ -178,12 +178,8 @@ def _draw_emissions(result: PriorComparison, ax: Axes) -> None:
     """Posterior median and 90% interval of every emission entry, one series per setting."""
     names = list(result.table.index)
     first = result.emissions[result.emissions["setting"] == names[0]]
-    labels = [
-        f"{row.param}[{row.state}]"
-        if result.hmm.emission.family != "categorical"
-        else f"{row.state}:{row.index}"
-        for row in first.itertuples()
-    ]
+    emission = result.hmm.emission
+    labels = [emission.entry_label(row.param, row.state, row.index) for row in first.itertuples()]
     position = np.arange(len(labels))
     width = 0.7 / len(names)
     for colour, name in enumerate(names):
@@ -202,8 +198,8 @@ def _draw_emissions(result: PriorComparison, ax: Axes) -> None:
         )
     ax.set_xticks(position)
     ax.set_xticklabels(labels, fontsize="x-small", rotation=90)
-    if result.hmm.emission.family == "categorical":
-        ax.set_xlabel("state:symbol")
+    if emission.entry_axis_label() is not None:
+        ax.set_xlabel(emission.entry_axis_label())
     ax.set_ylabel("posterior median, 90% interval")
     ax.set_title("Emission parameters per prior setting")
     ax.legend(fontsize="small")
