@@ -4,7 +4,7 @@ Label-free statistic per draw: the smallest pairwise squared Hellinger distance 
 posterior probability of being below :data:`~hmm_pyro.diagnostics.thresholds.COLLAPSE_DISTANCE`
 is compared with the same probability under the prior (``idata.prior``): posterior odds over
 prior odds (a Savage-Dickey-like Bayes factor) separates "the data did not separate the states"
-from "the prior makes them alike" (degeneracy.md 4.2).
+from "the prior makes them alike" (docs/degeneracy.md#emission-collapse).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The expected number of time steps in state ``k`` is ``n_k = sum_{sequences, t} gamma_t(k)``
 for each posterior draw. A state with fewer expected observations than it has free emission
-parameters cannot have its emission law estimated (degeneracy.md 4.3).
+parameters cannot have its emission law estimated (docs/degeneracy.md#empty-states).
 """
 
 from __future__ import annotations

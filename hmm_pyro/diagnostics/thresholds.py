@@ -28,12 +28,12 @@ __all__ = [
 
 COLLAPSE_DISTANCE = 0.05
 """Two states are indistinguishable when ``H2 < 0.05``: equal-variance Gaussians 0.64 sd apart,
-and ``H2`` bounds total variation (``TV <= H sqrt(2 - H2)``, so ``TV < 0.32``) (degeneracy.md
-4.1-4.2; Le Cam & Yang 2000 for the bounds)."""
+and ``H2`` bounds total variation (``TV <= H sqrt(2 - H2)``, so ``TV < 0.32``)
+(docs/degeneracy.md#emission-collapse; Le Cam & Yang 2000 for the bounds)."""
 
 COLLAPSE_PROBABILITY = 0.5
 """A pair (or the closest pair) is collapsed when ``P(H2 < COLLAPSE_DISTANCE | y) > 0.5``: the
-posterior median distance is below the threshold (degeneracy.md 4.2)."""
+posterior median distance is below the threshold (docs/degeneracy.md#emission-collapse)."""
 
 COLLAPSE_BAYES_FACTOR = 3.0
 """Posterior odds over prior odds of "collapsed" above 3 is "positive" evidence that the data
@@ -42,7 +42,7 @@ JASA 90:773, Bayes-factor scale)."""
 
 IDENTICAL_DISTANCE = 1e-8
 """``H2`` below which emission laws are identical to round-off (a symmetric fixed point:
-an optimiser started with identical states moves them identically, degeneracy.md 5)."""
+an optimiser started with identical states moves them identically, docs/degeneracy.md#symmetric-starts)."""
 
 POOLED_FIT_DISTANCE = 1e-3
 """``H2`` to the one-state fit (overall symbol frequencies, pooled mean and sd, pooled rate)
@@ -51,12 +51,12 @@ scale as the smallest acceptable start separation (``hmm_pyro.starts``)."""
 
 SYMMETRIC_START_DISTANCE = MIN_START_SEPARATION
 """A start whose closest two states have ``H2`` at or below this (1e-3, about a 0.09 sd gap)
-is numerically symmetric; any escape from it relied on round-off (degeneracy.md 5)."""
+is numerically symmetric; any escape from it relied on round-off (docs/degeneracy.md#symmetric-starts)."""
 
 EMPTY_STATE_PROBABILITY = 0.5
 """A state is empty when ``P(n_k < n0 | y) > 0.5`` for its expected number of observations
 ``n_k`` (forward-backward), with ``n0 = max(1, d)`` for ``d`` free emission parameters per state:
-fewer observations than parameters to estimate (degeneracy.md 4.3; Rousseau & Mengersen 2011)."""
+fewer observations than parameters to estimate (docs/degeneracy.md#empty-states; Rousseau & Mengersen 2011)."""
 
 CONTRACTION_PRIOR_DOMINATED = 0.5
 """Posterior contraction ``c = 1 - Var_post / Var_prior`` below 0.5: precisions add
@@ -75,7 +75,7 @@ RHAT_NOISE = 1.02
 chain is reported as a note, not a flag: at that ESS, R-hat's own sampling noise reaches 1.01.
 Measured here: healthy 4 x 500-draw fits with ESS > 2000 gave R-hat 1.0101 and 1.0109 on one of
 about 15 quantities; a simulation of 4 x 200 draws of a trivially identified model had 499 of
-1000 fits above 1.01, all below 1.05 (degeneracy.md section 6, after Vehtari et al. 2021)."""
+1000 fits above 1.01, all below 1.05 (docs/degeneracy.md#r-hat, after Vehtari et al. 2021)."""
 
 ESS_PER_CHAIN = 100
 """Bulk and tail ESS below 100 per chain (400 for four chains) make R-hat and MCSE unreliable
@@ -87,15 +87,15 @@ can bias the draws (Betancourt 2017, arXiv:1701.02434, section 6.2; Stan warns o
 
 WITHIN_CHAIN_SWITCH_FRACTION = 0.01
 """A chain switches labels when more than 1% of its draws are relabelled by a permutation other
-than its most common one (degeneracy.md 3.6: flags a planted mid-run swap, no false alarms on
+than its most common one (docs/degeneracy.md#label-switching: flags a planted mid-run swap, no false alarms on
 separated states)."""
 
 METHOD_DISAGREEMENT = 0.05
 """Two relabelling methods (Stephens' KL and ECR) that disagree on more than 5% of the draws
-mean the labels are not identifiable from the data (degeneracy.md 0, step 4;
+mean the labels are not identifiable from the data (docs/degeneracy.md#cross-check-method-disagreement;
 Papastamoulis 2016, JSS 69(1))."""
 
 MAX_TIME_POINTS = 2000
 """Time steps (evenly spaced over all sequences) whose state probabilities drive relabelling:
-the KL and ECR costs are sums over time, 2000 terms pin them down (degeneracy.md 3.3 advises
+the KL and ECR costs are sums over time, 2000 terms pin them down (docs/degeneracy.md#time-points-and-memory advises
 subsampling time for long series); occupancy always uses every step."""
