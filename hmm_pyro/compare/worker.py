@@ -164,7 +164,8 @@ def _psens(
     for component in ("prior", "likelihood"):
         kwargs: dict[str, Any] = {"component": component, "var_names": names, "delta": delta}
         if component == "prior":
-            kwargs["component_var_names"] = names  # the emission prior only (docs/degeneracy.md#power-scaling-sensitivity)
+            # the emission prior only (docs/degeneracy.md#power-scaling-sensitivity)
+            kwargs["component_var_names"] = names
         value = az.psens(data, **kwargs)
         if isinstance(value, xr.DataArray):  # ArviZ 0.23 returns a DataArray for one variable
             value = value.to_dataset(name=names[0])

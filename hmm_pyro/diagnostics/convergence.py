@@ -5,7 +5,8 @@ R-hat is the rank-normalised split R-hat, ESS the bulk and tail ESS (Vehtari et 
 Invariant quantities (total log likelihood, log joint density, sorted emission parameters,
 sorted self-transition probabilities, smallest pairwise emission distance) do not change when
 labels are permuted, so they separate "not converged" (invariants disagree across chains) from
-"converged up to labels" (invariants agree, raw per-state parameters do not) (docs/degeneracy.md#label-invariant-quantities).
+"converged up to labels" (invariants agree, raw per-state parameters do not)
+(docs/degeneracy.md#label-invariant-quantities).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Symmetric starts: did the run begin with all states identical; does the result show it.
 
 Identical states receive identical gradients and identical EM updates, so a run started on the
-symmetric subspace stays there unless round-off pushes it off (docs/degeneracy.md#symmetric-starts). Evidence comes
-from the fit's attributes (``init``, ``init_min_hellinger`` per chain or restart) and, when they
-are missing, from the fingerprint of the symmetric fixed point: every state's emission law is
-identical to round-off and equal to the one-state fit (overall symbol frequencies, pooled mean).
+symmetric subspace stays there unless round-off pushes it off (docs/degeneracy.md#symmetric-starts).
+Evidence comes from the fit's attributes (``init``, ``init_min_hellinger`` per chain or restart)
+and, when they are missing, from the fingerprint of the symmetric fixed point: every state's
+emission law is identical to round-off and equal to the one-state fit (overall symbol frequencies,
+pooled mean).
 """
 
 from __future__ import annotations

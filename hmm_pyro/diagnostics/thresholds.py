@@ -42,7 +42,8 @@ JASA 90:773, Bayes-factor scale)."""
 
 IDENTICAL_DISTANCE = 1e-8
 """``H2`` below which emission laws are identical to round-off (a symmetric fixed point:
-an optimiser started with identical states moves them identically, docs/degeneracy.md#symmetric-starts)."""
+an optimiser started with identical states moves them identically,
+docs/degeneracy.md#symmetric-starts)."""
 
 POOLED_FIT_DISTANCE = 1e-3
 """``H2`` to the one-state fit (overall symbol frequencies, pooled mean and sd, pooled rate)
@@ -51,12 +52,14 @@ scale as the smallest acceptable start separation (``hmm_pyro.starts``)."""
 
 SYMMETRIC_START_DISTANCE = MIN_START_SEPARATION
 """A start whose closest two states have ``H2`` at or below this (1e-3, about a 0.09 sd gap)
-is numerically symmetric; any escape from it relied on round-off (docs/degeneracy.md#symmetric-starts)."""
+is numerically symmetric; any escape from it relied on round-off
+(docs/degeneracy.md#symmetric-starts)."""
 
 EMPTY_STATE_PROBABILITY = 0.5
 """A state is empty when ``P(n_k < n0 | y) > 0.5`` for its expected number of observations
 ``n_k`` (forward-backward), with ``n0 = max(1, d)`` for ``d`` free emission parameters per state:
-fewer observations than parameters to estimate (docs/degeneracy.md#empty-states; Rousseau & Mengersen 2011)."""
+fewer observations than parameters to estimate (docs/degeneracy.md#empty-states; Rousseau &
+Mengersen 2011)."""
 
 CONTRACTION_PRIOR_DOMINATED = 0.5
 """Posterior contraction ``c = 1 - Var_post / Var_prior`` below 0.5: precisions add
@@ -87,15 +90,16 @@ can bias the draws (Betancourt 2017, arXiv:1701.02434, section 6.2; Stan warns o
 
 WITHIN_CHAIN_SWITCH_FRACTION = 0.01
 """A chain switches labels when more than 1% of its draws are relabelled by a permutation other
-than its most common one (docs/degeneracy.md#label-switching: flags a planted mid-run swap, no false alarms on
-separated states)."""
+than its most common one (docs/degeneracy.md#label-switching: flags a planted mid-run swap, no
+false alarms on separated states)."""
 
 METHOD_DISAGREEMENT = 0.05
 """Two relabelling methods (Stephens' KL and ECR) that disagree on more than 5% of the draws
-mean the labels are not identifiable from the data (docs/degeneracy.md#cross-check-method-disagreement;
-Papastamoulis 2016, JSS 69(1))."""
+mean the labels are not identifiable from the data
+(docs/degeneracy.md#cross-check-method-disagreement; Papastamoulis 2016, JSS 69(1))."""
 
 MAX_TIME_POINTS = 2000
 """Time steps (evenly spaced over all sequences) whose state probabilities drive relabelling:
-the KL and ECR costs are sums over time, 2000 terms pin them down (docs/degeneracy.md#time-points-and-memory advises
-subsampling time for long series); occupancy always uses every step."""
+the KL and ECR costs are sums over time, 2000 terms pin them down
+(docs/degeneracy.md#time-points-and-memory advises subsampling time for long series); occupancy
+always uses every step."""

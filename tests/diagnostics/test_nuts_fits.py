@@ -27,9 +27,9 @@ TWO_STATE_CATEGORICAL = {
 }
 HEALTHY_WARMUP, HEALTHY_DRAWS = 200, 500
 """Measured on these 10 seeds: bulk and tail ESS >= 980 and R-hat <= 1.006 on every quantity.
-Shorter runs gave false alarms that are R-hat's own noise on short chains (docs/degeneracy.md#r-hat):
-warm-up 150 left rate R-hat at 1.011 in seed 2 (with 250 and with 400 draws), and 250 draws gave
-log-likelihood bulk ESS 375 < 400."""
+Shorter runs gave false alarms that are R-hat's own noise on short chains
+(docs/degeneracy.md#r-hat): warm-up 150 left rate R-hat at 1.011 in seed 2 (with 250 and with
+400 draws), and 250 draws gave log-likelihood bulk ESS 375 < 400."""
 
 
 def dispersed_inits(hmm, seed, emission):
