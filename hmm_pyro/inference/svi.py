@@ -54,7 +54,8 @@ from hmm_pyro._validation import (
 from hmm_pyro.data import Sequences
 from hmm_pyro.fit import Fit
 from hmm_pyro.fit.inference_data import build_inference_data
-from hmm_pyro.inference.analytic_potential import SITE, AnalyticPotential
+from hmm_pyro.inference.potential import SITE
+from hmm_pyro.inference.potential import Potential as AnalyticPotential
 from hmm_pyro.learning import initial_params
 from hmm_pyro.model import HMM
 from hmm_pyro.starts import INIT_METHODS, derive_seeds, min_separation
