@@ -140,22 +140,7 @@ def categorical_potential(z, alpha_pi, alpha_A, alpha_B, symbols, lengths, jac):
     return value, grad
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _lane_sums(gamma, xi):
-    """First-step gamma ``(K,)`` and xi ``(K, K)`` summed over the lanes of ``(T, K, N)``."""
-    num, batch = gamma.shape[1], gamma.shape[2]
-    start = np.zeros(num)
-    pairs = np.zeros((num, num))
-    for i in range(num):
-        for n in range(batch):
-            start[i] += gamma[0, i, n]
-        for j in range(num):
-            for n in range(batch):
-                pairs[i, j] += xi[i, j, n]
-    return start, pairs
-
-
-def _with_lanes(value, grad, head, table, lengths, alpha_pi, alpha_A, jac):
+def _add_lane_likelihood(value, grad, head, table, lengths, alpha_pi, alpha_A, jac):
     """Add the log likelihood of the emission ``table (N, T, K)`` and the ``pi``/``A`` gradient.
 
     ``head`` is :func:`_transition_part`'s ``(log_pi, sig_pi, log_a, sig_a)``. Returns the value
@@ -166,7 +151,7 @@ def _with_lanes(value, grad, head, table, lengths, alpha_pi, alpha_A, jac):
     log_z, gamma, xi, dead = lane_sweeps(log_pi, log_a[None], table, lengths)
     if dead.any():
         return -math.inf, None
-    start, pairs = _lane_sums(gamma, xi)
+    start, pairs = gamma[0].sum(-1), xi.sum(-1)  # summed over the lanes
     _transition_gradient(start, pairs, alpha_pi, alpha_A, sig_pi, sig_a, grad, jac)
     return value + log_z.sum(), gamma
 
@@ -260,7 +245,7 @@ def gaussian_potential(
     value, grad, head, table = _gaussian_start(
         z, alpha_pi, alpha_A, loc, scale_mu, shape, rate, values, observed, jac
     )
-    value, gamma = _with_lanes(value, grad, head, table, lengths, alpha_pi, alpha_A, jac)
+    value, gamma = _add_lane_likelihood(value, grad, head, table, lengths, alpha_pi, alpha_A, jac)
     if gamma is not None:
         _gaussian_moments(z, gamma, values, observed, grad)
     return value, grad
@@ -319,7 +304,7 @@ def poisson_potential(
     value, grad, head, table = _poisson_start(
         z, alpha_pi, alpha_A, shape, rate, counts, log_factorial, observed, jac
     )
-    value, gamma = _with_lanes(value, grad, head, table, lengths, alpha_pi, alpha_A, jac)
+    value, gamma = _add_lane_likelihood(value, grad, head, table, lengths, alpha_pi, alpha_A, jac)
     if gamma is not None:
         _poisson_moments(z, gamma, counts, observed, grad)
     return value, grad
