@@ -5,7 +5,8 @@ import torch
 from torch.distributions import biject_to
 
 from hmm_pyro import HMM, Categorical, Gaussian, Poisson
-from hmm_pyro.inference.coordinates import Coordinates, log_simplex
+from hmm_pyro.emissions.base import dirichlet_log_normalizer
+from hmm_pyro.inference.coordinates import KINDS, Coordinates, log_simplex
 
 FAMILIES = [Categorical(num_symbols=4), Gaussian(), Gaussian(dim=2), Poisson(), Poisson(dim=2)]
 
@@ -61,3 +62,17 @@ def test_unknown_coordinate_kind_is_named(monkeypatch):
     monkeypatch.setattr(Poisson, "potential_coordinates", lambda self: {"rate": "logit"})
     with pytest.raises(ValueError, match=r"hmm: expected coordinate kinds .*'logit' for 'rate'"):
         Coordinates(HMM(2, emission))
+
+
+@pytest.mark.parametrize("emission", FAMILIES, ids=repr)
+def test_each_family_names_a_kind_for_each_parameter_in_order(emission):
+    assert list(emission.potential_coordinates()) == list(emission.param_names)
+    assert set(emission.potential_coordinates().values()) <= set(KINDS)
+
+
+def test_dirichlet_log_normalizer_is_the_log_density_constant():
+    alpha = torch.tensor([[0.5, 2.0, 3.0], [1.0, 1.0, 7.5]], dtype=torch.float64)
+    point = torch.tensor([[0.2, 0.3, 0.5], [0.6, 0.1, 0.3]], dtype=torch.float64)
+    density = torch.distributions.Dirichlet(alpha).log_prob(point).sum()
+    kernel = ((alpha - 1) * point.log()).sum()
+    assert abs(dirichlet_log_normalizer(alpha) - float(density - kernel)) < 1e-12
