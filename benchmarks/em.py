@@ -185,8 +185,7 @@ def _nuts_run(hmm, data, init: str, seed: int, warmup: int, draws: int) -> dict:
     import hmm_pyro.inference.nuts as nuts_module
 
     # Count every gradient evaluation of the chain: wrap the potential class fit_nuts uses.
-    name = next(n for n in ("LeanPotential", "Potential") if hasattr(nuts_module, n))
-    original = getattr(nuts_module, name)
+    original = nuts_module.Potential
     created: list = []
 
     class CountingPotential(original):
@@ -194,7 +193,7 @@ def _nuts_run(hmm, data, init: str, seed: int, warmup: int, draws: int) -> dict:
             super().__init__(*args, **kwargs)
             created.append(self)
 
-    setattr(nuts_module, name, CountingPotential)
+    nuts_module.Potential = CountingPotential
     try:
         began = time.perf_counter()
         fit = hmm_pyro.fit_nuts(
@@ -202,7 +201,7 @@ def _nuts_run(hmm, data, init: str, seed: int, warmup: int, draws: int) -> dict:
         )
         seconds = time.perf_counter() - began
     finally:
-        setattr(nuts_module, name, original)
+        nuts_module.Potential = original
     stats = fit.idata.sample_stats
     sampling_evaluations = int(stats["n_steps"].values.sum())
     total = created[0].num_evaluations

@@ -515,19 +515,19 @@ def leapfrog_probe(
     step). hmm_pyro counts every potential evaluation (step-size search included); NumPyro's
     cost per step is the slope of :func:`numpyro_cost_line`.
     """
-    from hmm_pyro.inference.analytic_potential import AnalyticPotential
+    from hmm_pyro.inference.potential import Potential
 
     hmm, data, params = workload(name)
     symbols = data.values[..., 0].long().numpy()
     num_states, num_symbols = params["B"].shape
     counter = {"calls": 0}
-    original = AnalyticPotential.__call__
+    original = Potential.__call__
 
     def counting(self, coords):
         counter["calls"] += 1
         return original(self, coords)
 
-    AnalyticPotential.__call__ = counting
+    Potential.__call__ = counting
     try:
         fit = hp.fit_nuts(
             hmm,
@@ -541,7 +541,7 @@ def leapfrog_probe(
             parallel=False,
         )
     finally:
-        AnalyticPotential.__call__ = original
+        Potential.__call__ = original
     seconds = float(fit.attrs["chain_seconds"][0])
     result = {
         "settings": {"draws": draws, "max_tree_depth": max_tree_depth},

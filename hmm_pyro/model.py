@@ -287,12 +287,20 @@ class HMM:
         self, params: Params, data: Sequences, func: Callable[..., Any], width: int
     ) -> Any:
         """Apply ``func(*kernel_inputs)`` over chunks of draws; concatenate along the batch."""
+        return self._map_params(
+            params, data, lambda part: func(*self.kernel_inputs(part, data)), width
+        )
+
+    def _map_params(
+        self, params: Params, data: Sequences, func: Callable[[Params], Any], width: int
+    ) -> Any:
+        """Apply ``func(params)`` over chunks of draws; concatenate along the batch."""
         batch = self.batch_shape(params)
         per_draw = data.num_sequences * data.max_length * width
         chunk = max(1, _CHUNK_ELEMENTS // max(per_draw, 1))
         total = batch.numel()
         if len(batch) == 0 or total <= chunk:
-            return func(*self.kernel_inputs(params, data))
+            return func(params)
         shapes = self.param_shapes()
         flat = {
             name: params[name].expand(*batch, *shapes[name]).reshape(total, *shapes[name])
@@ -301,7 +309,7 @@ class HMM:
         pieces = []
         for start in range(0, total, chunk):
             part = {name: value[start : start + chunk] for name, value in flat.items()}
-            pieces.append(func(*self.kernel_inputs(part, data)))
+            pieces.append(func(part))
         if isinstance(pieces[0], tuple):
             joined = tuple(torch.cat(parts, 0) for parts in zip(*pieces, strict=True))
             return tuple(part.reshape(*batch, *part.shape[1:]) for part in joined)
@@ -311,6 +319,9 @@ class HMM:
     # ------------------------------------------------------------------ inference on states
     def log_likelihood(self, params: Params, data: Any) -> torch.Tensor:
         """Log marginal likelihood of each sequence, hidden states summed out.
+
+        The emission family's route (:meth:`Emission.sequence_log_likelihood`): for one
+        categorical parameter set on the CPU, the symbols without an ``(N, T, K)`` table.
 
         Parameters
         ----------
@@ -327,7 +338,14 @@ class HMM:
         params = self.validate_params(params)
         data = self.prepare_data(data)
         width = self.num_states**2
-        return self._map_draws(params, data, kernels.log_likelihood, width)
+        return self._map_params(
+            params, data, lambda part: self._sequence_log_likelihood(part, data), width
+        )
+
+    def _sequence_log_likelihood(self, params: Params, data: Sequences) -> torch.Tensor:
+        """The emission family's route: :meth:`Emission.sequence_log_likelihood`."""
+        log_pi, log_A = safe_log(params["pi"]), safe_log(params["A"])
+        return self.emission.sequence_log_likelihood(log_pi, log_A, params, data)
 
     def posterior_marginals(self, params: Params, data: Any) -> torch.Tensor:
         """Smoothed state probabilities ``p(z_t = k | y, params)``: ``(..., N, T, K)``.
@@ -405,9 +423,7 @@ class HMM:
         data = self.prepare_data(data)
         params = self.sample_params()
         if marginalize == "forward":
-            log_lik = self.emission.sequence_log_likelihood(
-                safe_log(params["pi"]), safe_log(params["A"]), params, data
-            )
+            log_lik = self._sequence_log_likelihood(params, data)
             with pyro.plate("sequences", data.num_sequences):
                 pyro.factor("log_likelihood", log_lik)
         else:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
+import numpy as np
 import pyro.distributions as dist
 import torch
 
@@ -24,7 +25,7 @@ from hmm_pyro._validation import describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.priors import Prior
 
-__all__ = ["Emission"]
+__all__ = ["Emission", "PotentialTerms", "dirichlet_log_normalizer"]
 
 Params = dict[str, torch.Tensor]
 STATISTICS_DTYPE = torch.float64
@@ -430,3 +431,87 @@ class Emission(ABC):
 
     def __hash__(self) -> int:
         return hash(tuple(sorted(self.to_config().items())))
+
+    # ---- potential (NUTS/MAP)
+    @abstractmethod
+    def potential_coordinates(self) -> dict[str, str]:
+        """Unconstrained coordinates of each parameter in the NUTS/MAP potential.
+
+        Returns
+        -------
+        dict of str
+            Per parameter, in :attr:`param_names` order: ``"simplex"`` (each row by
+            stick-breaking), ``"log"`` (a positive parameter) or ``"real"`` (as it is); see
+            :mod:`hmm_pyro.inference.coordinates`.
+        """
+
+    @abstractmethod
+    def potential_terms(
+        self, prior: Prior, num_states: int, dtype: torch.dtype, data: Sequences
+    ) -> PotentialTerms:
+        """The family's numba log joint over flat coordinates, its arguments and constant.
+
+        Parameters
+        ----------
+        prior : Prior
+            Hyperparameters of the emission prior.
+        num_states : int
+            ``K``.
+        dtype : torch.dtype
+            Floating-point type the hyperparameters are resolved in.
+        data : Sequences
+            Observations, validated for this family.
+
+        Returns
+        -------
+        PotentialTerms
+        """
+
+    @staticmethod
+    def _potential_data(data: Sequences) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The data as the numba potentials take them.
+
+        ``values (N, T, D)`` zero where not observed, ``observed (N, T, D)`` (false at padded
+        steps) and ``lengths (N,)`` int64.
+        """
+        observed = data.observed.numpy() & data.mask.numpy()[..., None]
+        values = np.ascontiguousarray(np.where(observed, np.nan_to_num(data.values.numpy()), 0.0))
+        return values, observed, data.lengths.numpy().astype(np.int64)
+
+
+class PotentialTerms(NamedTuple):
+    """An emission family's part of the NUTS/MAP potential (:meth:`Emission.potential_terms`).
+
+    Attributes
+    ----------
+    function : callable
+        ``function(z, alpha_pi, alpha_A, *arguments, jac) -> (value, gradient)``: the log joint
+        of flat coordinates ``z`` (float64, ``pi``, ``A``, then this family's parameters as
+        :meth:`Emission.potential_coordinates` lays them out) without the prior's normalising
+        constants, plus ``jac`` times the log-Jacobian, and its gradient; ``alpha_pi (1, K)``
+        and ``alpha_A (K, K)`` are the Dirichlet concentrations of ``pi`` and ``A``.
+    arguments : tuple
+        The family's hyperparameter and data arrays.
+    constant : float
+        Log normalising constant of the emission prior.
+    """
+
+    function: Callable[..., tuple[float, np.ndarray]]
+    arguments: tuple[Any, ...]
+    constant: float
+
+
+def dirichlet_log_normalizer(concentration: torch.Tensor) -> float:
+    """Log normalising constant of Dirichlet rows, summed over the rows.
+
+    Parameters
+    ----------
+    concentration : torch.Tensor
+        ``(..., W)`` concentrations ``alpha``.
+
+    Returns
+    -------
+    float
+        ``sum over rows of log Gamma(sum_k alpha_k) - sum_k log Gamma(alpha_k)``.
+    """
+    return float(torch.lgamma(concentration.sum(-1)).sum() - torch.lgamma(concentration).sum())

@@ -16,7 +16,15 @@ from hmm_pyro import kernels
 from hmm_pyro._random import draw_categorical
 from hmm_pyro._validation import check_int
 from hmm_pyro.data import Sequences
-from hmm_pyro.emissions.base import _STATISTICS_CACHE, STATISTICS_DTYPE, Emission, Params
+from hmm_pyro.emissions.base import (
+    _STATISTICS_CACHE,
+    STATISTICS_DTYPE,
+    Emission,
+    Params,
+    PotentialTerms,
+    dirichlet_log_normalizer,
+)
+from hmm_pyro.kernels import _numba
 from hmm_pyro.kernels import categorical as categorical_kernel
 from hmm_pyro.priors import Prior
 
@@ -298,3 +306,24 @@ class Categorical(Emission):
                 f"summing to 1 within {_SIMPLEX_ATOL}), "
                 f"got row sums {value.sum(-1).flatten()[:5].tolist()}"
             )
+
+    # ---- potential (NUTS/MAP)
+    def potential_coordinates(self) -> dict[str, str]:
+        """``{"B": "simplex"}``: each row of ``B`` by stick-breaking."""
+        return {"B": "simplex"}
+
+    def potential_terms(
+        self, prior: Prior, num_states: int, dtype: torch.dtype, data: Sequences
+    ) -> PotentialTerms:
+        """Dirichlet rows of ``B``; the sequences as time-major symbols (:class:`SymbolLanes`).
+
+        The numba log joint looks the emission rows up per symbol
+        (:func:`~hmm_pyro.kernels._numba.potentials.categorical_potential`).
+        """
+        concentration = prior.resolve_emission("B", num_states, self.num_symbols, dtype)
+        lanes = data.cached(("symbol_lanes", self.num_symbols), lambda: self._lanes(data))
+        return PotentialTerms(
+            _numba.categorical_potential,
+            (concentration.numpy(), lanes.lanes, lanes.lane_lengths),
+            dirichlet_log_normalizer(concentration),
+        )

@@ -17,13 +17,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pyro.distributions as dist
 import torch
 from pyro.distributions.transforms import PowerTransform
 
 from hmm_pyro._validation import check_int
 from hmm_pyro.data import Sequences
-from hmm_pyro.emissions.base import STATISTICS_DTYPE, Emission, Params
+from hmm_pyro.emissions.base import STATISTICS_DTYPE, Emission, Params, PotentialTerms
+from hmm_pyro.kernels import _numba
 from hmm_pyro.priors import Prior
 
 __all__ = ["Gaussian"]
@@ -279,3 +281,31 @@ class Gaussian(Emission):
             raise ValueError(
                 f"params['sigma']: expected standard deviations > 0, got {value.min().item()}"
             )
+
+    # ---- potential (NUTS/MAP)
+    def potential_coordinates(self) -> dict[str, str]:
+        """``mu`` as it is, ``log sigma``."""
+        return {"mu": "real", "sigma": "log"}
+
+    def potential_terms(
+        self, prior: Prior, num_states: int, dtype: torch.dtype, data: Sequences
+    ) -> PotentialTerms:
+        """Normal ``mu`` and InverseGamma ``sigma**2`` priors in closed form; the data arrays.
+
+        In ``u = log sigma``: ``log p(sigma) = log IG(sigma**2) + log(2 sigma)`` is
+        ``-(2a + 1) u - b exp(-2u) + const``, and the log-Jacobian of ``sigma = exp(u)`` adds
+        ``u`` (:func:`~hmm_pyro.kernels._numba.potentials.gaussian_potential`).
+        """
+        loc, scale, shape, rate = (
+            prior.resolve_emission(name, num_states, self.dim, dtype)
+            for name in ("mu_loc", "mu_scale", "variance_shape", "variance_scale")
+        )
+        constant = float(
+            -(torch.log(scale) + _HALF_LOG_TWO_PI).sum()
+            + (shape * torch.log(rate) - torch.lgamma(shape) + math.log(2.0)).sum()
+        )
+        grids = tuple(np.ascontiguousarray(t.numpy()) for t in (loc, scale, shape, rate))
+        values, observed, lengths = self._potential_data(data)
+        return PotentialTerms(
+            _numba.gaussian_potential, (*grids, values, observed, lengths), constant
+        )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pyro.distributions as dist
 import torch
 
 from hmm_pyro._validation import check_int
 from hmm_pyro.data import Sequences
-from hmm_pyro.emissions.base import STATISTICS_DTYPE, Emission, Params
+from hmm_pyro.emissions.base import STATISTICS_DTYPE, Emission, Params, PotentialTerms
+from hmm_pyro.kernels import _numba
 from hmm_pyro.priors import Prior
 
 __all__ = ["MAX_COUNT", "MIN_RATE", "Poisson"]
@@ -186,3 +188,32 @@ class Poisson(Emission):
     def _check_param_values(self, name: str, value: torch.Tensor) -> None:
         if (value <= 0).any():
             raise ValueError(f"params[{name!r}]: expected rates > 0, got {value.min().item()}")
+
+    # ---- potential (NUTS/MAP)
+    def potential_coordinates(self) -> dict[str, str]:
+        """``log rate``."""
+        return {"rate": "log"}
+
+    def potential_terms(
+        self, prior: Prior, num_states: int, dtype: torch.dtype, data: Sequences
+    ) -> PotentialTerms:
+        """Gamma rate prior in closed form (``a u - b exp(u) + const`` in ``u = log rate``).
+
+        The numba log joint is :func:`~hmm_pyro.kernels._numba.potentials.poisson_potential`.
+        """
+        shape, rate = (
+            prior.resolve_emission(name, num_states, self.dim, dtype)
+            for name in ("rate_shape", "rate_rate")
+        )
+        constant = float((shape * torch.log(rate) - torch.lgamma(shape)).sum())
+        counts, observed, lengths = self._potential_data(data)
+        log_factorial = np.where(observed, torch.lgamma(torch.from_numpy(counts) + 1).numpy(), 0.0)
+        arguments = (
+            np.ascontiguousarray(shape.numpy()),
+            np.ascontiguousarray(rate.numpy()),
+            counts,
+            log_factorial,
+            observed,
+            lengths,
+        )
+        return PotentialTerms(_numba.poisson_potential, arguments, constant)

@@ -1,7 +1,7 @@
 """NUTS over the marginalised model: several chains, in parallel processes where possible.
 
 Each chain runs Pyro's ``NUTS`` kernel on
-:class:`~hmm_pyro.inference.analytic_potential.AnalyticPotential`: the model's log joint over
+:class:`~hmm_pyro.inference.potential.Potential`: the model's log joint over
 Pyro's unconstrained coordinates (flattened to one site), hidden states summed out by a
 forward-backward sweep, value and gradient from one numba call (equal to Pyro's model-based
 potential, which re-traces the model and runs autograd at every gradient). Chains are driven
@@ -39,7 +39,7 @@ from hmm_pyro.inference._chains import (
     save_chain,
     saved_seed,
 )
-from hmm_pyro.inference.analytic_potential import SITE, AnalyticPotential
+from hmm_pyro.inference.potential import SITE, Potential
 from hmm_pyro.learning import initial_params
 from hmm_pyro.model import HMM
 from hmm_pyro.starts import derive_seeds, min_separation
@@ -64,7 +64,7 @@ def _estimated_sequential_seconds(
     hmm: HMM, data: Sequences, start: dict[str, torch.Tensor], iterations: int, chains: int
 ) -> float:
     """Sampling time of ``chains`` chains in sequence, from the timed potential at ``start``."""
-    potential = AnalyticPotential(hmm, data)
+    potential = Potential(hmm, data)
     flat = potential.unconstrain(start)[SITE]
     potential.value_and_gradient(flat)  # loads (or compiles) the numba code
     repeats = 3
@@ -102,7 +102,7 @@ def _run_chain(task: _ChainTask, reporter: ProgressReporter) -> _ChainResult:
     """Run one chain (module level so that worker processes can unpickle it)."""
     hmm = HMM.from_config(task.hmm_config)
     data = Sequences(task.values, lengths=task.lengths, dim=task.values.shape[-1])
-    potential = AnalyticPotential(hmm, data)
+    potential = Potential(hmm, data)
     start = potential.unconstrain({k: torch.as_tensor(v) for k, v in task.init.items()})
     kernel = NUTS(
         potential_fn=potential,

@@ -1,74 +1,134 @@
-"""The negative log joint density over unconstrained parameters, for NUTS.
+"""The potential of NUTS and MAP: the log joint over one flat coordinate vector, in closed form.
 
-Pyro's model-based potential re-traces the model at every gradient evaluation; this one maps
-unconstrained tensors through the same bijections Pyro uses (``biject_to(support)``), adds
-each prior's log density, the log-Jacobian and the forward-algorithm log likelihood. It is
-tested equal to the potential that Pyro builds from :meth:`HMM.model`.
+``U(z) = -log p(y, T(z)) - log|det J_T(z)|`` over the coordinates of
+:class:`~hmm_pyro.inference.coordinates.Coordinates` (Pyro's bijections: stick-breaking for
+simplex rows, logs for positive parameters). Each evaluation is one call of the emission
+family's numba log joint (:meth:`~hmm_pyro.emissions.Emission.potential_terms`, in
+:mod:`hmm_pyro.kernels._numba.potentials`), which returns the value and the gradient together:
+
+- the log likelihood's gradient with respect to the log parameters is the expected counts
+  (``gamma_1`` for ``log pi``, summed ``xi`` for ``log A``, gamma-weighted emission statistics);
+- a stick-breaking row ``x`` with ``s_m = x_m - log(W - m)``, ``z = sigmoid(s)`` and total
+  weights ``w_k = alpha_k - 1 + counts_k + [k < W]`` (prior, likelihood, log-Jacobian) has
+  ``d/dx_m = w_m - z_m (sum_{k >= m} w_k + 1)``;
+- Gaussian and Poisson parameters use gamma-weighted moments of the data.
+
+One flat site keeps Pyro's per-site bookkeeping in NUTS to a single tensor. Tested equal (value
+and gradient) to a closed-form autograd potential, itself tested equal to the potential Pyro
+builds from :meth:`HMM.model`.
 """
 
 from __future__ import annotations
 
-import torch
-from torch.distributions import biject_to
-from torch.distributions.transforms import Transform
+import math
+from typing import Any
 
-from hmm_pyro import kernels
+import numpy as np
+import torch
+
 from hmm_pyro.data import Sequences
+from hmm_pyro.inference.coordinates import Coordinates
 from hmm_pyro.model import HMM
 
-__all__ = ["Potential"]
+__all__ = ["SITE", "Potential"]
 
 Params = dict[str, torch.Tensor]
+SITE = "z"
+"""Name of the single flat coordinate site seen by NUTS."""
+
+
+class _ValueAndGradient(torch.autograd.Function):
+    """``log_joint(flat)`` whose backward returns the precomputed closed-form gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, flat: torch.Tensor, potential: Potential) -> torch.Tensor:
+        value, gradient = potential.value_and_gradient(flat.detach())
+        ctx.save_for_backward(gradient)
+        return value
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (gradient,) = ctx.saved_tensors
+        return grad * gradient, None
 
 
 class Potential:
-    """Callable ``U(z) = -log p(y, T(z)) - log|det J_T(z)|`` with a call counter.
+    """``U(z) = -log p(y, T(z)) - log|det J_T(z)|`` for NUTS, ``z`` one flat vector.
 
     Parameters
     ----------
     hmm : HMM
         The model.
-    data : Sequences
+    data : Sequences or array-like
         The observations (validated for the model).
+
+    Attributes
+    ----------
+    coordinates : Coordinates
+        The map between parameters and the flat vector.
+    size : int
+        Length of the flat vector.
+    constant : float
+        Log normalising constant of the prior (added to every value).
+    num_evaluations : int
+        Calls of the potential so far.
     """
 
     def __init__(self, hmm: HMM, data: Sequences) -> None:
         self.hmm = hmm
         self.data = hmm.prepare_data(data)
-        self.priors = hmm.prior_distributions()
-        self.transforms: dict[str, Transform] = {
-            name: biject_to(prior.support) for name, prior in self.priors.items()
-        }
+        self.coordinates = Coordinates(hmm)
+        self.size = self.coordinates.size
+        terms = hmm.emission.potential_terms(hmm.prior, hmm.num_states, hmm.dtype, self.data)
+        concentration = self.coordinates.concentration
+        self._function = terms.function
+        self._arguments = (
+            concentration["pi"].numpy()[None],
+            concentration["A"].numpy(),
+            *terms.arguments,
+        )
+        self.constant = self.coordinates.constant + terms.constant
         self.num_evaluations = 0
 
-    def constrain(self, unconstrained: Params) -> Params:
-        """Map unconstrained values to parameters."""
-        return {name: self.transforms[name](value) for name, value in unconstrained.items()}
+    def split(self, flat: torch.Tensor) -> Params:
+        """Flat coordinates ``(..., P)`` to per-parameter coordinates."""
+        return self.coordinates.split(flat)
 
-    def unconstrain(self, params: Params) -> Params:
-        """Map parameters to unconstrained values."""
-        return {
-            name: self.transforms[name].inv(torch.as_tensor(params[name], dtype=self.hmm.dtype))
-            for name in self.transforms
-        }
+    def join(self, coords: Params) -> torch.Tensor:
+        """Per-parameter coordinates to one flat vector ``(..., P)``."""
+        return self.coordinates.join(coords)
 
-    def log_joint(self, unconstrained: Params) -> torch.Tensor:
-        """``log p(y, T(z)) + log|det J_T(z)|`` (batched over leading dimensions of ``z``)."""
-        total = 0.0
-        params = {}
-        for name, transform in self.transforms.items():
-            value = unconstrained[name]
-            param = transform(value)
-            params[name] = param
-            jacobian = transform.log_abs_det_jacobian(value, param)
-            event_dims = len(self.priors[name].event_shape) - transform.codomain.event_dim
-            if event_dims > 0:
-                jacobian = jacobian.sum(tuple(range(-event_dims, 0)))
-            total = total + self.priors[name].log_prob(param) + jacobian
-        log_lik = kernels.log_likelihood(*self.hmm.kernel_inputs(params, self.data))
-        return total + log_lik.sum(-1)
+    def unconstrain(self, params: Params) -> dict[str, torch.Tensor]:
+        """Parameters to ``{SITE: flat coordinates}``."""
+        return {SITE: self.coordinates.unconstrain(params)}
 
-    def __call__(self, unconstrained: Params) -> torch.Tensor:
+    def constrain(self, coords: dict[str, torch.Tensor]) -> Params:
+        """``{SITE: flat coordinates (..., P)}`` to parameters."""
+        return self.coordinates.constrain(coords[SITE])
+
+    def value_and_gradient(
+        self, flat: torch.Tensor, jacobian: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``log_joint(flat)`` and its gradient, without autograd.
+
+        With ``jacobian=False``: the MAP objective ``log p(y, T(z))`` and its gradient in ``z``.
+        """
+        point = np.ascontiguousarray(flat.detach().to(torch.float64).numpy())
+        value, gradient = self._function(point, *self._arguments, 1.0 if jacobian else 0.0)
+        if not (np.isfinite(value) and np.isfinite(gradient).all()):
+            # A point where some sequence has zero likelihood (or the coordinates overflow):
+            # log density -inf; a zero gradient lets line searches and NUTS reject it.
+            value, gradient = -math.inf, np.zeros_like(gradient)
+        return (
+            torch.tensor(value + self.constant, dtype=flat.dtype),
+            torch.from_numpy(gradient).to(flat.dtype),
+        )
+
+    def log_joint(self, coords: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``log p(y, T(z)) + log|det J_T(z)|``, differentiable (closed-form gradient)."""
+        return _ValueAndGradient.apply(coords[SITE], self)
+
+    def __call__(self, coords: dict[str, torch.Tensor]) -> torch.Tensor:
         """Potential energy ``-log_joint(z)``; counts evaluations."""
         self.num_evaluations += 1
-        return -self.log_joint(unconstrained)
+        return -self.log_joint(coords)

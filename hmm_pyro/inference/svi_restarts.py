@@ -37,8 +37,8 @@ from hmm_pyro._parallel import progress_disabled, torch_threads
 from hmm_pyro.data import Sequences
 from hmm_pyro.fit import Fit
 from hmm_pyro.fit.inference_data import build_inference_data
-from hmm_pyro.inference.analytic_potential import SITE, AnalyticPotential
 from hmm_pyro.inference.checkpoint import Checkpointer, Interrupts, deferred_interrupts
+from hmm_pyro.inference.potential import SITE, Potential
 from hmm_pyro.learning import initial_params
 from hmm_pyro.model import HMM, Params
 from hmm_pyro.starts import INIT_METHODS, min_separation
@@ -313,7 +313,7 @@ def run_lean_restart(
     coordinates.
     """
     start = initial_params(hmm, data, init, seed=seed)
-    potential = AnalyticPotential(hmm, data)
+    potential = Potential(hmm, data)
     flat = potential.unconstrain(start)[SITE].clone().requires_grad_()
     optimizer = torch.optim.LBFGS(
         [flat],

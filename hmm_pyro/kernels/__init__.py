@@ -7,6 +7,10 @@ broadcast (sequences, posterior draws). The one exception,
 up itself (no table). ``log_pi`` is the distribution of the state that emits
 the *first* observation (Rabiner, Stan, hmmlearn), not the state one step before it
 (Pyro's ``DiscreteHMM``).
+
+Layer rule: ``kernels`` is the lowest layer; it imports only the private utilities
+(``hmm_pyro._validation``). All numba code lives in the private package
+:mod:`hmm_pyro.kernels._numba`.
 """
 
 from hmm_pyro.kernels.categorical import (

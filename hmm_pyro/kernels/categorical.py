@@ -11,13 +11,11 @@ batched parameters, higher-order gradients) builds the table and calls
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
 from hmm_pyro._validation import check_choice, describe
-from hmm_pyro.kernels import _numba_lanes, fused
+from hmm_pyro.kernels import _numba
 from hmm_pyro.kernels.forward_backward import BACKENDS, log_likelihood
 
 __all__ = [
@@ -88,7 +86,7 @@ class SymbolLanes:
         self.symbols, self.lengths, self.num_symbols = symbols, lengths, num_symbols
         flat = symbols.detach().cpu().reshape(-1, symbols.shape[-1]).to(torch.long).numpy()
         flat_lengths = np.ascontiguousarray(lengths.cpu().reshape(-1).numpy())
-        self.lanes, bad = _numba_lanes.time_major_symbols(flat, flat_lengths, num_symbols)
+        self.lanes, bad = _numba.time_major_symbols(flat, flat_lengths, num_symbols)
         self.lane_lengths = flat_lengths
         if bad:  # the numba pass found it; the torch check names it
             _check_values(symbols, lengths, num_symbols)
@@ -138,53 +136,6 @@ def _check_values(symbols: torch.Tensor, lengths: torch.Tensor, num_symbols: int
         )
 
 
-def _numpy64(tensor: torch.Tensor) -> np.ndarray:
-    if tensor.dtype != torch.float64:
-        tensor = tensor.to(torch.float64)
-    return np.ascontiguousarray(tensor.detach().numpy())
-
-
-def _tensor(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
-    tensor = torch.from_numpy(array)
-    return tensor if dtype == torch.float64 else tensor.to(dtype)
-
-
-class _CategoricalLogLikelihood(torch.autograd.Function):
-    """Per-sequence ``log p(y)`` with the expected counts as gradients (first order only)."""
-
-    @staticmethod
-    def forward(
-        ctx: Any,
-        log_pi: torch.Tensor,
-        log_A: torch.Tensor,
-        log_B: torch.Tensor,
-        prepared: SymbolLanes,
-    ) -> torch.Tensor:
-        """Forward sweep, and the backward sweep when a gradient is needed."""
-        log_z, gamma, xi = _numba_lanes.categorical_lanes(
-            _numpy64(log_pi),
-            _numpy64(log_A),
-            _numpy64(log_B),
-            prepared.lanes,
-            prepared.lane_lengths,
-            any(ctx.needs_input_grad[:3]),
-        )
-        ctx.lanes, ctx.gamma, ctx.xi, ctx.num_symbols = prepared.lanes, gamma, xi, log_B.shape[1]
-        return _tensor(log_z, log_B.dtype)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        """Chain rule: weighted gamma at the first step, summed xi and per-symbol counts."""
-        start, pairs, counts = _numba_lanes.weighted_statistics(
-            ctx.gamma, ctx.xi, ctx.lanes, _numpy64(grad), ctx.num_symbols
-        )
-        grad_pi, grad_A, grad_B = (
-            _tensor(array, grad.dtype) if needed else None
-            for array, needed in zip((start, pairs, counts), ctx.needs_input_grad, strict=False)
-        )
-        return grad_pi, grad_A, grad_B, None
-
-
 def shared_parameters(log_pi: torch.Tensor, log_A: torch.Tensor, log_B: torch.Tensor) -> bool:
     """True for unbatched, consistent, floating-point CPU parameters: the numba route's inputs.
 
@@ -204,7 +155,7 @@ def shared_parameters(log_pi: torch.Tensor, log_A: torch.Tensor, log_B: torch.Te
     return (
         log_pi.shape == (num_states,)
         and log_A.shape == (num_states, num_states)
-        and fused.supports(*tensors)
+        and _numba.supports(*tensors)
     )
 
 
@@ -223,10 +174,8 @@ def categorical_log_likelihood(
 
     Parameters
     ----------
-    log_pi : torch.Tensor
-        ``(..., K)`` log initial distribution (state of the first observation).
-    log_A : torch.Tensor
-        ``(..., K, K)`` log transition matrix (rows: from, columns: to).
+    log_pi, log_A
+        As in :func:`~hmm_pyro.kernels.log_likelihood`.
     log_B : torch.Tensor
         ``(..., K, V)`` log emission matrix, ``log_B[k, v] = log P(y = v | z = k)``.
     symbols : torch.Tensor or SymbolLanes
@@ -267,7 +216,9 @@ def categorical_log_likelihood(
         log_pi, log_A, log_B = (
             t if t.dtype == dtype else t.to(dtype) for t in (log_pi, log_A, log_B)
         )
-        value = _CategoricalLogLikelihood.apply(log_pi, log_A, log_B, prepared)
+        value = _numba.CategoricalLogLikelihood.apply(
+            log_pi, log_A, log_B, prepared.lanes, prepared.lane_lengths
+        )
         batch_shape = symbols.shape[:-1]  # a view node costs the backward pass ~5 us
         return value if value.shape == batch_shape else value.reshape(batch_shape)
     if not isinstance(log_B, torch.Tensor) or log_B.dim() < 2 or not log_B.is_floating_point():

@@ -17,7 +17,7 @@ import torch
 from pyro.ops.special import safe_log
 
 from hmm_pyro._validation import check_choice
-from hmm_pyro.kernels import fused
+from hmm_pyro.kernels import _numba
 from hmm_pyro.kernels._inputs import KernelInputs, prepare_inputs
 
 __all__ = [
@@ -41,9 +41,9 @@ BACKENDS = ("auto", "numba", "torch")
 def _use_numba(backend: str, inputs: KernelInputs) -> bool:
     check_choice("backend", backend, BACKENDS)
     tensors = (inputs.log_pi, inputs.log_A, inputs.log_lik)
-    if backend == "numba" and not fused.supports(*tensors):
+    if backend == "numba" and not _numba.supports(*tensors):
         raise ValueError("backend: 'numba' needs CPU tensors; use 'torch' on other devices")
-    return backend == "numba" or (backend == "auto" and fused.supports(*tensors))
+    return backend == "numba" or (backend == "auto" and _numba.supports(*tensors))
 
 
 def _logmatmulexp(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -109,7 +109,7 @@ def log_likelihood(
     """
     inputs = prepare_inputs(log_pi, log_A, log_lik, lengths)
     if _use_numba(backend, inputs):
-        return fused.FusedLogLikelihood.apply(
+        return _numba.FusedLogLikelihood.apply(
             inputs.log_pi, inputs.log_A, inputs.log_lik, inputs.lengths
         )
     first = inputs.log_pi + inputs.log_lik[..., 0, :]
@@ -220,7 +220,7 @@ def forward_backward(
     """
     inputs = prepare_inputs(log_pi, log_A, log_lik, lengths)
     if _use_numba(backend, inputs):
-        return ForwardBackward(*fused.fused_forward_backward(*inputs[:3], inputs.lengths))
+        return ForwardBackward(*_numba.fused_forward_backward(*inputs[:3], inputs.lengths))
     log_alpha = forward(inputs.log_pi, inputs.log_A, inputs.log_lik, inputs.lengths)
     log_beta = backward(inputs.log_pi, inputs.log_A, inputs.log_lik, inputs.lengths)
     log_z = log_alpha[..., -1, :].logsumexp(-1)

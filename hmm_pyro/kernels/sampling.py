@@ -36,14 +36,8 @@ def sample_paths(
 
     Parameters
     ----------
-    log_pi : torch.Tensor
-        ``(..., K)`` log initial distribution (state of the first observation).
-    log_A : torch.Tensor
-        ``(..., K, K)`` log transition matrix.
-    log_lik : torch.Tensor
-        ``(..., T, K)`` per-step, per-state log emission likelihoods.
-    lengths : torch.Tensor, optional
-        ``(...)`` number of valid steps of each sequence.
+    log_pi, log_A, log_lik, lengths
+        As in :func:`~hmm_pyro.kernels.log_likelihood`.
     num_samples : int
         Number of paths drawn for every batch element.
     generator : torch.Generator, optional

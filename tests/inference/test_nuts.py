@@ -153,7 +153,8 @@ def test_default_keeps_short_runs_in_process_and_sends_long_ones_to_workers(
     workload_hmm, small_data, monkeypatch
 ):
     """``parallel=None``: the timed-gradient estimate decides; it is of the right order."""
-    from hmm_pyro import _parallel, nuts
+    from hmm_pyro import _parallel
+    from hmm_pyro.inference import nuts
 
     monkeypatch.setattr(_parallel, "available_cores", lambda: 2)
     monkeypatch.setattr(nuts, "available_cores", lambda: 2)

@@ -1,50 +1,107 @@
-"""The hand-built NUTS potential equals the potential Pyro builds from the model."""
+"""The NUTS/MAP potential equals the closed-form autograd reference (value and gradient)."""
 
+import numpy as np
 import pytest
 import torch
-from pyro.infer.mcmc.util import initialize_model, potential_grad
+from pyro.infer.mcmc.util import potential_grad
 
 from hmm_pyro import HMM, Categorical, Gaussian, Poisson, Prior, simulate
-from hmm_pyro.inference.potential import Potential
+from hmm_pyro.inference.potential import SITE, Potential
+from hmm_pyro.kernels import _numba, categorical
+from tests.inference.reference_potentials import ClosedFormPotential
 
-FAMILIES = [
-    Categorical(num_symbols=4),
-    Gaussian(),
-    Gaussian(dim=2),
-    Poisson(),
-    Poisson(dim=2),
-]
+FAMILIES = [Categorical(num_symbols=4), Gaussian(), Gaussian(dim=2), Poisson(), Poisson(dim=2)]
 
 
 @pytest.mark.parametrize("emission", FAMILIES, ids=repr)
-def test_potential_and_gradient_equal_pyro_model_potential(emission):
-    hmm = HMM(3, emission, Prior(stickiness=2.0, mu_loc=[-1.0, 0.0, 1.0]))
-    data, _ = simulate(hmm, hmm.sample_prior(seed=0), [15, 9, 12], seed=1)
-    ours = Potential(hmm, data)
-    _, pyro_potential, _, _ = initialize_model(hmm.model, model_args=(data,))
+def test_value_and_gradient_equal_the_autograd_potential(emission):
+    prior = Prior(
+        pi=[1.0, 2.0, 0.5], stickiness=2.0, B=0.7, mu_loc=[-1.0, 0.0, 1.0], rate_shape=2.0
+    )
+    hmm = HMM(3, emission, prior)
+    data, _ = simulate(hmm, hmm.sample_prior(seed=0), [30, 20, 25], seed=1)
+    values = [np.array(row) for row in data.to_list()]
+    values[1][4] = np.nan  # a missing observation (one coordinate for D = 2)
+    ours = Potential(hmm, values)
+    reference = ClosedFormPotential(hmm, values)
     for seed in range(3):
-        z = ours.unconstrain(hmm.sample_prior(seed=10 + seed))
-        grads_ours, value_ours = potential_grad(ours, z)
-        grads_pyro, value_pyro = potential_grad(pyro_potential, z)
-        # float64, O(100) nats: agreement to 1e-9 absolute.
-        assert abs(float(value_ours) - float(value_pyro)) < 1e-9
-        for name in z:
-            assert torch.allclose(grads_ours[name], grads_pyro[name], atol=1e-8, rtol=0)
-
-
-def test_constrain_inverts_unconstrain():
-    hmm = HMM(3, Gaussian(dim=2))
-    potential = Potential(hmm, simulate(hmm, hmm.sample_prior(seed=0), 20, seed=0)[0])
-    params = hmm.sample_prior(seed=3)
-    back = potential.constrain(potential.unconstrain(params))
-    for name, value in params.items():
-        assert torch.allclose(back[name], value, atol=1e-12)
+        params = hmm.sample_prior(seed=10 + seed)
+        flat = ours.unconstrain(params)
+        grads, value = potential_grad(ours, flat)
+        expected_grads, expected = potential_grad(reference, reference.unconstrain(params))
+        # float64, values of O(100-1000) nats.
+        assert abs(float(value) - float(expected)) < 1e-9
+        joined = ours.join(expected_grads)
+        assert torch.allclose(grads[SITE], joined, atol=1e-8, rtol=0)
+        back = ours.constrain(flat)
+        for name in params:
+            assert torch.allclose(back[name], params[name], atol=1e-12)
 
 
 def test_evaluations_are_counted():
     hmm = HMM(2, Poisson())
     potential = Potential(hmm, simulate(hmm, hmm.sample_prior(seed=0), 20, seed=0)[0])
-    z = potential.unconstrain(hmm.sample_prior(seed=1))
-    potential(z)
-    potential(z)
+    coords = potential.unconstrain(hmm.sample_prior(seed=1))
+    potential(coords)
+    potential(coords)
     assert potential.num_evaluations == 2
+    assert potential.size == potential.coordinates.size == 1 + 2 + 2
+
+
+@pytest.mark.parametrize("emission", FAMILIES, ids=repr)
+def test_without_jacobian_it_is_the_map_objective_and_its_gradient(emission):
+    hmm = HMM(3, emission, Prior(stickiness=1.0, rate_shape=2.0, B=1.5))
+    data, _ = simulate(hmm, hmm.sample_prior(seed=0), [40, 15], seed=2)
+    ours = Potential(hmm, data)
+    reference = ClosedFormPotential(hmm, data)
+    params = hmm.sample_prior(seed=4)
+    value, gradient = ours.value_and_gradient(ours.unconstrain(params)[SITE], False)
+    coords = {k: v.requires_grad_() for k, v in reference.unconstrain(params).items()}
+    expected = reference.log_joint(coords, jacobian=False)
+    expected_grads = torch.autograd.grad(expected, list(coords.values()))
+    assert abs(float(value - expected.detach())) < 1e-9
+    joined = ours.join(dict(zip(coords, expected_grads, strict=True)))
+    assert torch.allclose(gradient, joined, atol=1e-8, rtol=0)
+
+
+@pytest.mark.parametrize("num_states", [2, 3, 6])  # sweeps compiled per K up to 4, general above
+def test_categorical_lanes_with_length_one_and_missing_edges(num_states):
+    """Edge steps of the lane kernel: a one-step sequence, missing first and last steps."""
+    hmm = HMM(num_states, Categorical(num_symbols=4), Prior(B=0.8))
+    values = [
+        np.array([2.0]),
+        np.array([np.nan, 1.0, 3.0, 0.0, np.nan]),
+        np.array([1.0, np.nan, 2.0]),
+        np.array([np.nan]),
+    ]
+    ours = Potential(hmm, values)
+    reference = ClosedFormPotential(hmm, values)
+    for seed in range(3):
+        params = hmm.sample_prior(seed=20 + seed)
+        grads, value = potential_grad(ours, ours.unconstrain(params))
+        expected_grads, expected = potential_grad(reference, reference.unconstrain(params))
+        assert abs(float(value) - float(expected)) < 1e-9
+        assert torch.allclose(grads[SITE], ours.join(expected_grads), atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("num_states", [2, 3, 4, 6])
+def test_categorical_potential_equals_the_table_route(num_states, monkeypatch):
+    """Independent of the categorical kernel: the reference through the (N, T, K) table."""
+    hmm = HMM(num_states, Categorical(num_symbols=5), Prior(B=0.8))
+    data, _ = simulate(hmm, hmm.sample_prior(seed=num_states), [40, 25, 33], seed=1)
+    values = [np.array(row) for row in data.to_list()]
+    values[1][3] = np.nan
+    ours = Potential(hmm, values)
+    monkeypatch.setattr(categorical, "shared_parameters", lambda *tensors: False)
+
+    def refuse(*args):
+        raise AssertionError("the reference potential took the categorical kernel's numba route")
+
+    monkeypatch.setattr(_numba.CategoricalLogLikelihood, "apply", refuse)
+    table = ClosedFormPotential(hmm, values)
+    for seed in range(3):
+        params = hmm.sample_prior(seed=100 + seed)
+        grads, value = potential_grad(ours, ours.unconstrain(params))
+        expected_grads, expected = potential_grad(table, table.unconstrain(params))
+        assert abs(float(value) - float(expected)) < 1e-9
+        assert torch.allclose(grads[SITE], ours.join(expected_grads), atol=1e-9, rtol=0)

@@ -367,22 +367,3 @@ def test_lengths_as_python_list_are_accepted():
     assert torch.equal(from_list, from_tensor)
     # zero log_lik, uniform pi and A: every path has the same probability, total mass is 1
     torch.testing.assert_close(from_list, torch.zeros(3, dtype=torch.float64), rtol=0, atol=1e-12)
-
-
-def test_numba_threaded_path_matches_serial_and_torch(make_kernel_inputs, monkeypatch):
-    """Small batches run the serial numba kernel; force the threaded one and compare."""
-    from hmm_pyro.kernels import _numba_fb
-
-    log_pi, log_A, log_lik = make_kernel_inputs(3, 20, (6,), (6,))
-    lengths = torch.tensor([20, 1, 7, 19, 2, 13])
-    serial = kernels.forward_backward(log_pi, log_A, log_lik, lengths, backend="numba")
-    reference = kernels.forward_backward(log_pi, log_A, log_lik, lengths, backend="torch")
-    monkeypatch.setattr(_numba_fb, "PARALLEL_MIN_WORK", 1)
-    monkeypatch.setattr(_numba_fb.numba, "get_num_threads", lambda: 2)
-    assert _numba_fb._parallel(log_lik.numpy())
-    threaded = kernels.forward_backward(log_pi, log_A, log_lik, lengths, backend="numba")
-    value = kernels.log_likelihood(log_pi, log_A, log_lik, lengths, backend="numba")
-    for a, b, c in zip(threaded, serial, reference, strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
-        torch.testing.assert_close(a, c, rtol=0, atol=1e-10)
-    torch.testing.assert_close(value, reference.log_likelihood, rtol=0, atol=1e-10)

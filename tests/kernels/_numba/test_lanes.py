@@ -1,24 +1,12 @@
-"""The lane-vectorised numba kernel against the per-sequence one and the torch backend."""
+"""The lane-vectorised numba kernel against the per-sequence one."""
 
 import math
 
 import numpy as np
 import pytest
-import torch
 
-from hmm_pyro import kernels
-from hmm_pyro.kernels import _numba_fb
-from hmm_pyro.kernels._numba_lanes import forward_backward_lanes, log_likelihood_lanes
-from tests.kernels.per_sequence_reference import per_sequence
-
-
-def _inputs(rng, batch, steps, states, scale=1.0):
-    log_pi = np.log(rng.dirichlet(np.ones(states), size=batch))
-    log_A = np.log(rng.dirichlet(np.ones(states), size=(batch, states)))
-    log_lik = scale * rng.normal(size=(batch, steps, states))
-    lengths = rng.integers(1, steps + 1, size=batch).astype(np.int64)
-    lengths[0] = steps
-    return log_pi, log_A, log_lik, lengths
+from hmm_pyro.kernels._numba.lanes import forward_backward_lanes, log_likelihood_lanes
+from tests.kernels._numba.per_sequence_reference import per_sequence, random_inputs
 
 
 @pytest.mark.parametrize(("batch", "steps", "states"), [(1, 1, 1), (3, 7, 2), (9, 40, 5)])
@@ -26,7 +14,7 @@ def _inputs(rng, batch, steps, states, scale=1.0):
 def test_lanes_equal_the_per_sequence_kernel(batch, steps, states, scale):
     """``scale=400`` makes scale factors far below 1e-150, exercising the log folding."""
     rng = np.random.default_rng(batch * 100 + steps)
-    args = _inputs(rng, batch, steps, states, scale)
+    args = random_inputs(rng, batch, steps, states, scale)
     expected = per_sequence(*args)
     got = forward_backward_lanes(*args)
     for a, b in zip(got, expected, strict=True):
@@ -36,7 +24,7 @@ def test_lanes_equal_the_per_sequence_kernel(batch, steps, states, scale):
 
 def test_lanes_broadcast_pi_and_A_of_batch_one():
     rng = np.random.default_rng(3)
-    log_pi, log_A, log_lik, lengths = _inputs(rng, 4, 12, 3)
+    log_pi, log_A, log_lik, lengths = random_inputs(rng, 4, 12, 3)
     one_pi, one_A = log_pi[:1], log_A[:1]
     got = forward_backward_lanes(one_pi, one_A, log_lik, lengths)
     expected = per_sequence(one_pi, one_A, log_lik, lengths)
@@ -46,7 +34,7 @@ def test_lanes_broadcast_pi_and_A_of_batch_one():
 
 def test_zero_likelihood_lane_is_minus_inf_and_leaves_the_others_alone():
     rng = np.random.default_rng(4)
-    log_pi, log_A, log_lik, lengths = _inputs(rng, 3, 10, 3)
+    log_pi, log_A, log_lik, lengths = random_inputs(rng, 3, 10, 3)
     lengths[:] = 10
     log_lik[1, 4] = -math.inf  # no state can emit step 4 of sequence 1
     log_pi[2] = [0.0, -math.inf, -math.inf]  # sequence 2 starts in state 0...
@@ -58,17 +46,3 @@ def test_zero_likelihood_lane_is_minus_inf_and_leaves_the_others_alone():
     reference = per_sequence(log_pi[:1], log_A[:1], log_lik[:1], lengths[:1])
     np.testing.assert_allclose(log_z[0], reference[0][0], rtol=1e-12)
     np.testing.assert_allclose(gamma[0], reference[1][0], atol=1e-12)
-
-
-def test_single_threaded_calls_use_the_lanes(monkeypatch):
-    calls = []
-    monkeypatch.setattr(
-        _numba_fb,
-        "forward_backward_lanes",
-        lambda *a: calls.append(1) or forward_backward_lanes(*a),
-    )
-    monkeypatch.setattr(_numba_fb.numba, "get_num_threads", lambda: 1)
-    rng = np.random.default_rng(5)
-    log_pi, log_A, log_lik, lengths = (torch.from_numpy(a) for a in _inputs(rng, 4, 9, 3))
-    kernels.forward_backward(log_pi, log_A, log_lik, lengths, backend="numba")
-    assert calls == [1]

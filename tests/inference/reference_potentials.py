@@ -1,33 +1,33 @@
-"""A lean potential for NUTS and MAP: few tensor operations per evaluation.
+"""Reference potentials for the tests: the NUTS potential built two other ways.
 
-The coordinates are Pyro's (``biject_to`` of each prior's support), with the prior density and
-log-Jacobian written in closed form instead of through ``torch.distributions`` objects:
+- :class:`DistributionPotential`: Pyro's bijections (``biject_to`` of each prior's support),
+  each prior's ``log_prob`` from ``torch.distributions`` and the log-Jacobian of the transform,
+  the likelihood by the forward algorithm on the ``(N, T, K)`` table;
+- :class:`ClosedFormPotential`: the same coordinates with the prior density and log-Jacobian
+  written in closed form, the likelihood from :meth:`Emission.sequence_log_likelihood`:
 
-- simplex rows (``pi``, rows of ``A`` and ``B``): stick-breaking, ``z_k = sigmoid(x_k -
-  log(K - k))``, ``y_k = z_k prod_{j<k} (1 - z_j)``; ``log|det J| = sum_{k<K} [log(1 - z_k) +
-  log y_k]`` and a ``Dirichlet(alpha)`` prior adds ``sum_k (alpha_k - 1) log y_k + const``
-  (additive log-ratio coordinates were tried: 2.5x more leapfrog steps per iteration on the
-  reference workload, 29.6 against 11.7);
-- ``mu``: identity, Normal prior;
-- ``sigma = exp(u)`` with ``sigma**2 ~ InverseGamma(a, b)``: ``-2 a u - b exp(-2 u) + const``;
-- ``rate = exp(u)`` with ``rate ~ Gamma(a, b)``: ``a u - b exp(u) + const``.
+  - simplex rows (``pi``, rows of ``A`` and ``B``): stick-breaking, ``z_k = sigmoid(x_k -
+    log(K - k))``, ``y_k = z_k prod_{j<k} (1 - z_j)``; ``log|det J| = sum_{k<K} [log(1 - z_k) +
+    log y_k]`` and a ``Dirichlet(alpha)`` prior adds ``sum_k (alpha_k - 1) log y_k + const``;
+  - ``mu``: identity, Normal prior;
+  - ``sigma = exp(u)`` with ``sigma**2 ~ InverseGamma(a, b)``: ``-2 a u - b exp(-2 u) + const``;
+  - ``rate = exp(u)`` with ``rate ~ Gamma(a, b)``: ``a u - b exp(u) + const``.
 
-The value equals the potential Pyro builds from :meth:`HMM.model` (tested). The log likelihood
-uses the fused forward-backward kernel, whose gradient is the expected counts.
+Both are tested equal to the potential Pyro builds from :meth:`HMM.model`
+(``test_reference_potentials.py``); the package's :class:`~hmm_pyro.inference.potential.Potential`
+is tested equal to :class:`ClosedFormPotential`, value and gradient.
 """
-
-from __future__ import annotations
 
 import math
 
 import torch
 import torch.nn.functional as F
-from torch.distributions.transforms import StickBreakingTransform
+from torch.distributions import biject_to
+from torch.distributions.transforms import StickBreakingTransform, Transform
 
+from hmm_pyro import kernels
 from hmm_pyro.data import Sequences
 from hmm_pyro.model import HMM
-
-__all__ = ["LeanPotential"]
 
 Params = dict[str, torch.Tensor]
 _SIMPLEX = ("pi", "A", "B")
@@ -35,8 +35,61 @@ _HALF_LOG_TWO_PI = 0.5 * math.log(2 * math.pi)
 _STICK = StickBreakingTransform()
 
 
-class LeanPotential:
-    """``U(z) = -log p(y, T(z)) - log|det J_T(z)|`` over additive-log-ratio / log coordinates.
+class DistributionPotential:
+    """Callable ``U(z) = -log p(y, T(z)) - log|det J_T(z)|`` with a call counter.
+
+    Parameters
+    ----------
+    hmm : HMM
+        The model.
+    data : Sequences
+        The observations (validated for the model).
+    """
+
+    def __init__(self, hmm: HMM, data: Sequences) -> None:
+        self.hmm = hmm
+        self.data = hmm.prepare_data(data)
+        self.priors = hmm.prior_distributions()
+        self.transforms: dict[str, Transform] = {
+            name: biject_to(prior.support) for name, prior in self.priors.items()
+        }
+        self.num_evaluations = 0
+
+    def constrain(self, unconstrained: Params) -> Params:
+        """Map unconstrained values to parameters."""
+        return {name: self.transforms[name](value) for name, value in unconstrained.items()}
+
+    def unconstrain(self, params: Params) -> Params:
+        """Map parameters to unconstrained values."""
+        return {
+            name: self.transforms[name].inv(torch.as_tensor(params[name], dtype=self.hmm.dtype))
+            for name in self.transforms
+        }
+
+    def log_joint(self, unconstrained: Params) -> torch.Tensor:
+        """``log p(y, T(z)) + log|det J_T(z)|`` (batched over leading dimensions of ``z``)."""
+        total = 0.0
+        params = {}
+        for name, transform in self.transforms.items():
+            value = unconstrained[name]
+            param = transform(value)
+            params[name] = param
+            jacobian = transform.log_abs_det_jacobian(value, param)
+            event_dims = len(self.priors[name].event_shape) - transform.codomain.event_dim
+            if event_dims > 0:
+                jacobian = jacobian.sum(tuple(range(-event_dims, 0)))
+            total = total + self.priors[name].log_prob(param) + jacobian
+        log_lik = kernels.log_likelihood(*self.hmm.kernel_inputs(params, self.data))
+        return total + log_lik.sum(-1)
+
+    def __call__(self, unconstrained: Params) -> torch.Tensor:
+        """Potential energy ``-log_joint(z)``; counts evaluations."""
+        self.num_evaluations += 1
+        return -self.log_joint(unconstrained)
+
+
+class ClosedFormPotential:
+    """``U(z) = -log p(y, T(z)) - log|det J_T(z)|`` over stick-breaking / log coordinates.
 
     Parameters
     ----------

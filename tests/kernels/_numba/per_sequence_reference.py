@@ -102,3 +102,13 @@ def per_sequence(log_pi, log_A, log_lik, lengths):
     for b in range(batch):
         _fb_sequence(b, pi, trans, log_lik, lengths, log_z, gamma, xi)
     return log_z, gamma, xi
+
+
+def random_inputs(rng, batch, steps, states, scale=1.0):
+    """Random ``log_pi (B, K)``, ``log_A (B, K, K)``, ``log_lik (B, T, K)`` and ragged lengths."""
+    log_pi = np.log(rng.dirichlet(np.ones(states), size=batch))
+    log_A = np.log(rng.dirichlet(np.ones(states), size=(batch, states)))
+    log_lik = scale * rng.normal(size=(batch, steps, states))
+    lengths = rng.integers(1, steps + 1, size=batch).astype(np.int64)
+    lengths[0] = steps
+    return log_pi, log_A, log_lik, lengths

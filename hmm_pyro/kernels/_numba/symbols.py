@@ -1,20 +1,11 @@
-"""Single-threaded numba forward-backward with the sequences as vector lanes.
+"""Numba forward-backward of symbol sequences: emission rows looked up per symbol.
 
-The per-sequence recursions in ``_numba_fb`` are chains of dependent scalar operations: each
-step waits for the previous one, and with small ``K`` the CPU mostly waits. Here every array is
-time-major with the batch innermost, ``(T, K, B)``, so each step updates all ``B`` sequences in
-loops over ``b`` that the compiler vectorises and whose iterations are independent. The
-emission exponentials are taken by one vectorised ``np.exp`` call instead of a scalar
-``math.exp`` per entry.
-
-Same scaled recursions and conventions as ``_numba_fb`` (Rabiner 1989, section V.A): per-step
-shift of the emission log likelihoods, scale factors accumulated into the log likelihood,
-zero gamma at padded steps, ``-inf`` with zero gamma and xi for a sequence of zero likelihood
-(its lane fills with NaN, which stays in the lane, and is cleared at the end; hence numpy's
-error model: a division by zero gives inf instead of raising).
-Measured against the per-sequence kernel (2 busy cores): 20 x 500 x 3 0.46 -> 0.21 ms,
-100 x 1000 x 10 25-37 -> 21-28 ms. Categorical sweeps with at most :data:`UNROLLED_STATES`
-states are compiled for each ``K`` instead.
+For categorical emissions the ``(T, K, N)`` emission array has only ``V`` distinct rows: the
+sweeps here take one shifted row per symbol (one exponential per symbol and state, none per
+step) and the time-major symbols. Up to :data:`UNROLLED_STATES` states they are compiled for
+each ``K``; above, the general lane sweeps of :mod:`~hmm_pyro.kernels._numba.lanes` run on
+the looked-up rows. Same conventions as those (Rabiner 1989, section V.A; scale factors folded
+into the log likelihood below :data:`~hmm_pyro.kernels._numba.lanes.FLUSH_BELOW`).
 """
 
 from __future__ import annotations
@@ -25,12 +16,11 @@ import numba
 import numpy as np
 from numba.np.unsafe.ndarray import to_fixed_tuple
 
+from hmm_pyro.kernels._numba.lanes import FLUSH_BELOW, backward_sweep, fold_lane, forward_sweep
+
 __all__ = [
-    "backward_sweep",
+    "UNROLLED_STATES",
     "categorical_lanes",
-    "forward_backward_lanes",
-    "forward_sweep",
-    "log_likelihood_lanes",
     "symbol_forward_backward",
     "symbol_rows",
     "time_major_symbols",
@@ -42,220 +32,6 @@ UNROLLED_STATES = 4
 unrolled, the transition matrix in registers, fewer passes per step); measured on
 20 x 500 steps, K = 3: :func:`categorical_lanes` 0.14-0.17 -> 0.10 ms, the counts in
 :func:`weighted_statistics` 0.033 -> 0.018 ms. With K = 10 unrolling was 2.5x slower."""
-
-_FLUSH_BELOW = 1e-150
-"""Running products of scale factors are folded into the log likelihood below this value
-(a scale factor is at most 1, so the product only shrinks; folding keeps it far from
-underflow while taking one log per ~150 decades instead of one per step)."""
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _prepare(log_pi, log_A, log_lik, lengths, emis, trans, log_z, dead):  # noqa: ANN001, ANN202
-    """Time-major shifted emission logs (first step with ``log_pi``), ``exp(log_A)``, shifts.
-
-    ``emis[t, k, b] = log_lik[b, t, k] (+ log_pi[b, k] at t = 0) - max_k(...)``, zero at
-    padded steps; ``log_z[b]`` starts as the sum of the shifts; ``dead[b]`` marks a step at
-    which every state has zero probability. ``log_pi`` and ``log_A`` may have batch size 1.
-    """
-    batch, steps, num_states = log_lik.shape
-    for b in range(batch):
-        log_z[b] = 0.0
-        dead[b] = False
-    for t in range(steps):
-        for b in range(batch):
-            if t >= lengths[b]:
-                for k in range(num_states):
-                    emis[t, k, b] = 0.0
-                continue
-            pb = b if log_pi.shape[0] > 1 else 0
-            shift = -math.inf
-            for k in range(num_states):
-                value = log_lik[b, t, k]
-                if t == 0:
-                    value += log_pi[pb, k]
-                emis[t, k, b] = value
-                shift = max(shift, value)
-            if shift == -math.inf:
-                dead[b] = True
-                shift = 0.0
-            for k in range(num_states):
-                emis[t, k, b] -= shift
-            log_z[b] += shift
-    for b in range(batch):
-        ab = b if log_A.shape[0] > 1 else 0
-        for i in range(num_states):
-            for j in range(num_states):
-                trans[i, j, b] = math.exp(log_A[ab, i, j])
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _accumulate_scale(t, lengths, total, product, log_z, dead, inverse):  # noqa: ANN001, ANN202
-    """Fold the step's scale factors into the log likelihood; ``inverse`` gets 1 / scale.
-
-    Most steps need no log and no dead lane: a first pass checks that, and then the product
-    is updated without the per-lane branches.
-    """
-    unusual = False
-    for b in range(total.shape[0]):
-        scale = total[b]
-        risky = (not scale > _FLUSH_BELOW) or product[b] * scale < _FLUSH_BELOW
-        unusual |= risky and t < lengths[b]
-    if not unusual:
-        for b in range(total.shape[0]):
-            scale = total[b] if t < lengths[b] else 1.0
-            product[b] *= scale
-            inverse[b] = 1.0 / scale
-        return
-    for b in range(total.shape[0]):
-        scale = _fold_lane(b, total[b], product, log_z, dead) if t < lengths[b] else 1.0
-        inverse[b] = 1.0 / scale
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _fold_lane(b, scale, product, log_z, dead):  # noqa: ANN001, ANN202
-    """The general rule for lane ``b``'s scale factor at a valid step; returns the one applied.
-
-    A zero (or NaN) factor marks the lane dead and applies 1; a factor below the flush level
-    goes straight into ``log_z``; otherwise it joins the running product, itself folded into
-    ``log_z`` once it falls below the flush level.
-    """
-    if not scale > 0.0:
-        dead[b] = True
-        scale = 1.0
-    if scale < _FLUSH_BELOW:
-        log_z[b] += math.log(scale)
-    else:
-        product[b] *= scale
-        if product[b] < _FLUSH_BELOW:
-            log_z[b] += math.log(product[b])
-            product[b] = 1.0
-    return scale
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def forward_sweep(emis, trans, lengths, alpha, scale, log_z, dead):  # noqa: ANN001, ANN202
-    """Scaled forward sweep over all lanes; ``alpha (T, K, B)``, ``scale (T, B)``."""
-    steps, num_states, batch = emis.shape
-    total = np.zeros(batch)
-    inverse = np.empty(batch)
-    product = np.ones(batch)
-    for t in range(steps):
-        if t == 0:
-            for k in range(num_states):
-                for b in range(batch):
-                    alpha[0, k, b] = emis[0, k, b]
-                    total[b] += emis[0, k, b]
-        else:
-            for j in range(num_states):
-                for b in range(batch):
-                    alpha[t, j, b] = 0.0
-            for i in range(num_states):
-                for j in range(num_states):
-                    for b in range(batch):
-                        alpha[t, j, b] += alpha[t - 1, i, b] * trans[i, j, b]
-            for b in range(batch):
-                total[b] = 0.0
-            for j in range(num_states):
-                for b in range(batch):
-                    alpha[t, j, b] *= emis[t, j, b]
-                    total[b] += alpha[t, j, b]
-        for b in range(batch):
-            scale[t, b] = total[b]
-        _accumulate_scale(t, lengths, total, product, log_z, dead, inverse)
-        for j in range(num_states):
-            for b in range(batch):
-                alpha[t, j, b] *= inverse[b]
-    for b in range(batch):
-        log_z[b] += math.log(product[b])
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def backward_sweep(emis, trans, lengths, alpha, scale, gamma, xi):  # noqa: ANN001, ANN202
-    """Scaled backward sweep: ``gamma (T, K, B)`` (zero at padded steps), summed ``xi``.
-
-    ``gamma`` may be ``alpha`` itself: step ``t`` reads ``alpha[t]`` before it writes
-    ``gamma[t]`` and never reads it again.
-    """
-    steps, num_states, batch = emis.shape
-    beta = np.empty((2, num_states, batch))
-    ahead = np.empty((num_states, batch))
-    inverse = np.empty(batch)
-    last = steps - 1
-    current = last % 2
-    for k in range(num_states):
-        for b in range(batch):
-            beta[current, k, b] = 1.0
-            gamma[last, k, b] = alpha[last, k, b] if last < lengths[b] else 0.0
-    for t in range(steps - 2, -1, -1):
-        following = current
-        current = t % 2
-        for b in range(batch):
-            inverse[b] = 1.0 / scale[t + 1, b] if t + 1 < lengths[b] else 0.0
-        for j in range(num_states):
-            for b in range(batch):
-                ahead[j, b] = emis[t + 1, j, b] * beta[following, j, b] * inverse[b]
-        for i in range(num_states):
-            for b in range(batch):
-                # the last real step of a sequence (or a padded one) starts with beta = 1
-                beta[current, i, b] = 0.0 if t + 1 < lengths[b] else 1.0
-            for j in range(num_states):
-                for b in range(batch):
-                    weight = trans[i, j, b] * ahead[j, b]
-                    beta[current, i, b] += weight
-                    xi[i, j, b] += alpha[t, i, b] * weight
-        for i in range(num_states):
-            for b in range(batch):
-                gamma[t, i, b] = alpha[t, i, b] * beta[current, i, b] if t < lengths[b] else 0.0
-
-
-def _prepared(
-    log_pi: np.ndarray, log_A: np.ndarray, log_lik: np.ndarray, lengths: np.ndarray
-) -> tuple[np.ndarray, ...]:
-    batch, steps, num_states = log_lik.shape
-    emis = np.empty((steps, num_states, batch))
-    trans = np.empty((num_states, num_states, batch))
-    log_z = np.empty(batch)
-    dead = np.empty(batch, dtype=np.bool_)
-    _prepare(log_pi, log_A, log_lik, lengths, emis, trans, log_z, dead)
-    np.exp(emis, out=emis)
-    return emis, trans, log_z, dead
-
-
-def forward_backward_lanes(
-    log_pi: np.ndarray, log_A: np.ndarray, log_lik: np.ndarray, lengths: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Log likelihood ``(B,)``, gamma ``(B, T, K)`` and summed xi ``(B, K, K)``.
-
-    Inputs: ``log_pi (B or 1, K)``, ``log_A (B or 1, K, K)``, ``log_lik (B, T, K)``,
-    ``lengths (B,)``, float64 and int64. Gamma is returned as a transposed view of a
-    time-major array (not C-contiguous).
-    """
-    batch, steps, num_states = log_lik.shape
-    emis, trans, log_z, dead = _prepared(log_pi, log_A, log_lik, lengths)
-    alpha = np.empty((steps, num_states, batch))
-    scale = np.empty((steps, batch))
-    gamma = np.empty((steps, num_states, batch))
-    xi = np.zeros((num_states, num_states, batch))
-    forward_sweep(emis, trans, lengths, alpha, scale, log_z, dead)
-    backward_sweep(emis, trans, lengths, alpha, scale, gamma, xi)
-    if dead.any():
-        log_z[dead] = -np.inf
-        gamma[:, :, dead] = 0.0
-        xi[:, :, dead] = 0.0
-    return log_z, gamma.transpose(2, 0, 1), np.ascontiguousarray(xi.transpose(2, 0, 1))
-
-
-def log_likelihood_lanes(
-    log_pi: np.ndarray, log_A: np.ndarray, log_lik: np.ndarray, lengths: np.ndarray
-) -> np.ndarray:
-    """Forward sweep only: log likelihood ``(B,)``."""
-    batch, steps, num_states = log_lik.shape
-    emis, trans, log_z, dead = _prepared(log_pi, log_A, log_lik, lengths)
-    alpha = np.empty((steps, num_states, batch))
-    scale = np.empty((steps, batch))
-    forward_sweep(emis, trans, lengths, alpha, scale, log_z, dead)
-    log_z[dead] = -np.inf
-    return log_z
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
@@ -300,8 +76,8 @@ def _unrolled_forward(pi, trans, rows, symbols, lengths, alpha, scale, log_z, de
         for b in range(batch):
             factor = totals[b]
             valid = t < lengths[b]
-            small = not factor > _FLUSH_BELOW  # NaN too, as in _accumulate_scale
-            risky = valid & (small | (product[b] * factor < _FLUSH_BELOW))
+            small = not factor > FLUSH_BELOW  # NaN too, as in lanes._accumulate_scale
+            risky = valid & (small | (product[b] * factor < FLUSH_BELOW))
             unusual |= risky
             redo[b] = risky
             factor = factor if valid else 1.0
@@ -311,7 +87,7 @@ def _unrolled_forward(pi, trans, rows, symbols, lengths, alpha, scale, log_z, de
         if unusual:
             for b in range(batch):
                 if redo[b]:
-                    inverse[b] = 1.0 / _fold_lane(b, totals[b], product, log_z, dead)
+                    inverse[b] = 1.0 / fold_lane(b, totals[b], product, log_z, dead)
                     scale[t, b] = inverse[b]
     for b in range(batch):
         log_z[b] += math.log(product[b])

@@ -1,29 +1,22 @@
 """Numba forward-backward on flattened batches (sequences x draws): threading and dispatch.
 
-The sweeps are :mod:`~hmm_pyro.kernels._numba_lanes` (scaled probability-space recursions,
+The sweeps are :mod:`~hmm_pyro.kernels._numba.lanes` (scaled probability-space recursions,
 Rabiner 1989, section V.A, sequences as vector lanes; everything float64). Large batches are
 cut into one slice per numba thread and run in a thread pool: the compiled sweeps release the
-GIL. Importing this module also chooses numba's threading layer.
+GIL.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 
-from hmm_pyro.kernels._numba_lanes import forward_backward_lanes, log_likelihood_lanes
+from hmm_pyro.kernels._numba.lanes import forward_backward_lanes, log_likelihood_lanes
 
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    # numba's default OpenMP pool, once started, made every later small torch operation in the
-    # process ~4000x slower (3 us -> 12 ms for a 3x4 logsigmoid, measured): two OpenMP thread
-    # pools compete. numba's own "workqueue" pool does not (3.5 us after a parallel call).
-    numba.config.THREADING_LAYER = "workqueue"
-
-__all__ = ["forward_backward_batch", "log_likelihood_batch"]
+__all__ = ["PARALLEL_MIN_WORK", "forward_backward_batch", "log_likelihood_batch"]
 
 PARALLEL_MIN_WORK = 2**21
 """Smallest ``B * T * K**2`` run on several threads. Below it a thread pool costs more than it
@@ -71,7 +64,7 @@ def forward_backward_batch(
     Inputs: ``log_pi (B or 1, K)``, ``log_A (B or 1, K, K)``, ``log_lik (B, T, K)``,
     ``lengths (B,)``. Gamma is zero at padded steps; a sequence with zero likelihood gets
     ``-inf`` and zero gamma and xi. Runs
-    :func:`~hmm_pyro.kernels._numba_lanes.forward_backward_lanes`, on slices of the batch in
+    :func:`~hmm_pyro.kernels._numba.lanes.forward_backward_lanes`, on slices of the batch in
     ``numba.get_num_threads()`` threads for large batches (:data:`PARALLEL_MIN_WORK`); gamma
     may then be a non-contiguous view.
     """

@@ -1,0 +1,49 @@
+"""All numba code of the package: forward-backward sweeps, their torch bridge, the potentials.
+
+Modules: :mod:`~hmm_pyro.kernels._numba.lanes` (the general sweeps, sequences as vector
+lanes), :mod:`~hmm_pyro.kernels._numba.symbols` (sweeps over symbol sequences, rows looked up
+per symbol), :mod:`~hmm_pyro.kernels._numba.batch` (large batches in threads),
+:mod:`~hmm_pyro.kernels._numba.bridge` (autograd functions over torch tensors) and
+:mod:`~hmm_pyro.kernels._numba.potentials` (log joint and gradient for NUTS and MAP).
+
+Private to the package: the names below are what the kernels and the emission families (for
+the NUTS/MAP potential) use. Layer rule: the bottom of ``kernels``; it imports nothing from
+``hmm_pyro`` outside this package, and its modules import only one another.
+
+Importing it chooses numba's threading layer, before anything can start a numba thread pool.
+"""
+
+import os
+
+import numba
+
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    # numba's default OpenMP pool, once started, made every later small torch operation in the
+    # process ~4000x slower (3 us -> 12 ms for a 3x4 logsigmoid, measured): two OpenMP thread
+    # pools compete. numba's own "workqueue" pool does not (3.5 us after a parallel call).
+    numba.config.THREADING_LAYER = "workqueue"
+
+# The modules come after the choice: a numba thread pool, once started, keeps its layer.
+from hmm_pyro.kernels._numba.bridge import (
+    CategoricalLogLikelihood,
+    FusedLogLikelihood,
+    fused_forward_backward,
+    supports,
+)
+from hmm_pyro.kernels._numba.potentials import (
+    categorical_potential,
+    gaussian_potential,
+    poisson_potential,
+)
+from hmm_pyro.kernels._numba.symbols import time_major_symbols
+
+__all__ = [
+    "CategoricalLogLikelihood",
+    "FusedLogLikelihood",
+    "categorical_potential",
+    "fused_forward_backward",
+    "gaussian_potential",
+    "poisson_potential",
+    "supports",
+    "time_major_symbols",
+]

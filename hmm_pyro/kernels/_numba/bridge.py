@@ -1,0 +1,160 @@
+"""Torch to numba: the log likelihood as autograd functions whose gradients are expected counts.
+
+The gradient of ``log p(y)`` with respect to the log-space inputs is the forward-backward
+expected counts: ``d/d log_pi = gamma_1``, ``d/d log_A = sum_t xi_t``, ``d/d log_lik = gamma``,
+and for categorical emissions ``d/d log B[k, v]`` the gamma-weighted count of symbol ``v``.
+:class:`FusedLogLikelihood` (on an ``(..., T, K)`` table) and :class:`CategoricalLogLikelihood`
+(on symbols) compute them with the numba sweeps and return them from ``backward``, so autograd
+never records a tape over time. First-order gradients only; CPU tensors (:func:`supports`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from hmm_pyro.kernels._numba import batch, symbols
+
+__all__ = [
+    "CategoricalLogLikelihood",
+    "FusedLogLikelihood",
+    "fused_forward_backward",
+    "fused_log_likelihood_value",
+    "supports",
+]
+
+
+def supports(*tensors: torch.Tensor) -> bool:
+    """True when the numba kernels can take these tensors (all on the CPU)."""
+    return all(tensor.device.type == "cpu" for tensor in tensors)
+
+
+def _flat_numpy(
+    log_pi: torch.Tensor, log_A: torch.Tensor, log_lik: torch.Tensor, lengths: torch.Tensor
+) -> tuple[np.ndarray, ...]:
+    """Flatten broadcast inputs to ``(B, ...)`` contiguous float64 numpy arrays."""
+    num_steps, num_states = log_lik.shape[-2:]
+
+    def convert(tensor: torch.Tensor, *tail: int) -> np.ndarray:
+        flat = tensor.detach().reshape(-1, *tail).to(torch.float64)
+        return np.ascontiguousarray(flat.numpy())
+
+    return (
+        convert(log_pi, num_states),
+        convert(log_A, num_states, num_states),
+        convert(log_lik, num_steps, num_states),
+        np.ascontiguousarray(lengths.reshape(-1).numpy().astype(np.int64)),
+    )
+
+
+def fused_forward_backward(
+    log_pi: torch.Tensor, log_A: torch.Tensor, log_lik: torch.Tensor, lengths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the numba forward-backward on broadcast inputs (no autograd).
+
+    Returns
+    -------
+    log_likelihood, gamma, transitions : torch.Tensor
+        ``(...)``, ``(..., T, K)``, ``(..., K, K)`` in the dtype of ``log_lik``.
+    """
+    batch_shape = log_lik.shape[:-2]
+    num_steps, num_states = log_lik.shape[-2:]
+    log_z, gamma, xi = batch.forward_backward_batch(*_flat_numpy(log_pi, log_A, log_lik, lengths))
+    dtype = log_lik.dtype
+    return (
+        torch.from_numpy(log_z).to(dtype).reshape(batch_shape),
+        torch.from_numpy(gamma).to(dtype).reshape(*batch_shape, num_steps, num_states),
+        torch.from_numpy(xi).to(dtype).reshape(*batch_shape, num_states, num_states),
+    )
+
+
+def fused_log_likelihood_value(
+    log_pi: torch.Tensor, log_A: torch.Tensor, log_lik: torch.Tensor, lengths: torch.Tensor
+) -> torch.Tensor:
+    """Forward sweep only, no gradient: ``(...)``."""
+    log_z = batch.log_likelihood_batch(*_flat_numpy(log_pi, log_A, log_lik, lengths))
+    return torch.from_numpy(log_z).to(log_lik.dtype).reshape(log_lik.shape[:-2])
+
+
+class FusedLogLikelihood(torch.autograd.Function):
+    """``log p(y)`` with gradients from one fused forward-backward pass (first order only)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        log_pi: torch.Tensor,
+        log_A: torch.Tensor,
+        log_lik: torch.Tensor,
+        lengths: torch.Tensor,
+    ) -> torch.Tensor:
+        """Return the log likelihood and keep gamma and summed xi for ``backward``."""
+        if not any(ctx.needs_input_grad[:3]):
+            return fused_log_likelihood_value(log_pi, log_A, log_lik, lengths)
+        log_z, gamma, xi = fused_forward_backward(log_pi, log_A, log_lik, lengths)
+        ctx.save_for_backward(gamma, xi)
+        return log_z
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        """Chain rule with the expected counts."""
+        gamma, xi = ctx.saved_tensors
+        grad_pi = grad[..., None] * gamma[..., 0, :] if ctx.needs_input_grad[0] else None
+        grad_A = grad[..., None, None] * xi if ctx.needs_input_grad[1] else None
+        grad_lik = grad[..., None, None] * gamma if ctx.needs_input_grad[2] else None
+        return grad_pi, grad_A, grad_lik, None
+
+
+def _numpy64(tensor: torch.Tensor) -> np.ndarray:
+    if tensor.dtype != torch.float64:
+        tensor = tensor.to(torch.float64)
+    return np.ascontiguousarray(tensor.detach().numpy())
+
+
+def _tensor(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    tensor = torch.from_numpy(array)
+    return tensor if dtype == torch.float64 else tensor.to(dtype)
+
+
+class CategoricalLogLikelihood(torch.autograd.Function):
+    """Per-sequence ``log p(y)`` of symbols, the expected counts as gradients (first order only).
+
+    Inputs: ``log_pi (K,)``, ``log_A (K, K)``, ``log_B (K, V)`` tensors of one dtype, the
+    time-major ``(T, N)`` symbols of
+    :func:`~hmm_pyro.kernels._numba.symbols.time_major_symbols` and the ``(N,)`` int64 lengths.
+    Returns ``(N,)`` in the dtype of ``log_B``.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        log_pi: torch.Tensor,
+        log_A: torch.Tensor,
+        log_B: torch.Tensor,
+        lanes: np.ndarray,
+        lengths: np.ndarray,
+    ) -> torch.Tensor:
+        """Forward sweep, and the backward sweep when a gradient is needed."""
+        log_z, gamma, xi = symbols.categorical_lanes(
+            _numpy64(log_pi),
+            _numpy64(log_A),
+            _numpy64(log_B),
+            lanes,
+            lengths,
+            any(ctx.needs_input_grad[:3]),
+        )
+        ctx.lanes, ctx.gamma, ctx.xi, ctx.num_symbols = lanes, gamma, xi, log_B.shape[1]
+        return _tensor(log_z, log_B.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        """Chain rule: weighted gamma at the first step, summed xi and per-symbol counts."""
+        start, pairs, counts = symbols.weighted_statistics(
+            ctx.gamma, ctx.xi, ctx.lanes, _numpy64(grad), ctx.num_symbols
+        )
+        grad_pi, grad_A, grad_B = (
+            _tensor(array, grad.dtype) if needed else None
+            for array, needed in zip((start, pairs, counts), ctx.needs_input_grad, strict=False)
+        )
+        return grad_pi, grad_A, grad_B, None, None
