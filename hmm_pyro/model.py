@@ -339,11 +339,18 @@ class HMM:
         data = self.prepare_data(data)
         width = self.num_states**2
         return self._map_params(
-            params, data, lambda part: self._sequence_log_likelihood(part, data), width
+            params, data, lambda part: self.sequence_log_likelihood(part, data), width
         )
 
-    def _sequence_log_likelihood(self, params: Params, data: Sequences) -> torch.Tensor:
-        """The emission family's route: :meth:`Emission.sequence_log_likelihood`."""
+    def sequence_log_likelihood(self, params: Params, data: Sequences) -> torch.Tensor:
+        """Log likelihood of each sequence, ``(..., N)``, without validation or chunking.
+
+        The one route every consumer takes (:meth:`log_likelihood`, the Pyro model, streaming
+        SVI, Viterbi training): the emission family's
+        :meth:`~hmm_pyro.emissions.Emission.sequence_log_likelihood`, which for one categorical
+        parameter set on the CPU looks the symbols up without an ``(N, T, K)`` table.
+        ``params`` must be valid and ``data`` prepared (:meth:`prepare_data`).
+        """
         log_pi, log_A = safe_log(params["pi"]), safe_log(params["A"])
         return self.emission.sequence_log_likelihood(log_pi, log_A, params, data)
 
@@ -423,7 +430,7 @@ class HMM:
         data = self.prepare_data(data)
         params = self.sample_params()
         if marginalize == "forward":
-            log_lik = self._sequence_log_likelihood(params, data)
+            log_lik = self.sequence_log_likelihood(params, data)
             with pyro.plate("sequences", data.num_sequences):
                 pyro.factor("log_likelihood", log_lik)
         else:

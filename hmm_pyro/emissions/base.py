@@ -346,6 +346,50 @@ class Emission(ABC):
             log_pi.unsqueeze(-2), log_A.unsqueeze(-3), table, data.lengths
         )
 
+    def expected_statistics(
+        self, log_pi: torch.Tensor, log_A: torch.Tensor, params: Params, data: Sequences
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Params]:
+        """EM's E-step: the log likelihood and the expected complete-data statistics.
+
+        One forward-backward pass (:func:`hmm_pyro.kernels.forward_backward`) on
+        :meth:`log_likelihood_table`, then :meth:`weighted_statistics` of the smoothed marginals;
+        a family with a faster route overrides it.
+
+        Parameters
+        ----------
+        log_pi : torch.Tensor
+            ``(K,)`` log initial distribution.
+        log_A : torch.Tensor
+            ``(K, K)`` log transition matrix.
+        params : dict of torch.Tensor
+            Emission parameters (one set, float64).
+        data : Sequences
+            ``N`` sequences.
+
+        Returns
+        -------
+        log_likelihood : torch.Tensor
+            Scalar, summed over sequences.
+        start : torch.Tensor
+            ``(K,)`` expected first-step state counts.
+        transitions : torch.Tensor
+            ``(K, K)`` expected transition counts.
+        emission : dict of torch.Tensor
+            :meth:`weighted_statistics` of the smoothed marginals.
+        """
+        table = self.log_likelihood_table(params, data)
+        result = kernels.forward_backward(
+            log_pi.unsqueeze(-2), log_A.unsqueeze(-3), table, data.lengths
+        )
+        gamma = result.gamma
+        flat = gamma.reshape(-1, gamma.shape[-1]).to(STATISTICS_DTYPE)
+        return (
+            result.log_likelihood.sum(),
+            gamma[:, 0, :].sum(0),
+            result.transitions.sum(0),
+            self.weighted_statistics(data, flat),
+        )
+
     @abstractmethod
     def conditional(
         self, params: Params, states: torch.Tensor, observed: torch.Tensor

@@ -35,7 +35,6 @@ import pyro
 import torch
 from pyro import poutine
 
-from hmm_pyro import kernels
 from hmm_pyro._random import resolve_seed
 from hmm_pyro._validation import check_choice, check_int, check_positive, describe
 from hmm_pyro.data import Sequences
@@ -124,7 +123,7 @@ def _stream_model(hmm: HMM, num_sequences: int) -> Callable[..., None]:
 
     def model(batch: Sequences, indices: torch.Tensor, correction: float) -> None:
         params = hmm.sample_params()
-        log_lik = kernels.log_likelihood(*hmm.kernel_inputs(params, batch))
+        log_lik = hmm.sequence_log_likelihood(params, batch)
         with (
             pyro.plate("sequences", num_sequences, subsample=indices),
             poutine.scale(scale=correction),

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+from pyro.ops.special import safe_log
 
-from hmm_pyro import kernels
 from hmm_pyro.data import Sequences
 from hmm_pyro.kernels import PAD_STATE
 from hmm_pyro.model import HMM
@@ -81,7 +81,10 @@ def weighted_statistics(
 def expected_statistics(
     hmm: HMM, data: Sequences, params: Params
 ) -> tuple[torch.Tensor, Statistics]:
-    """E-step: one forward-backward pass (numba on the CPU) and the expected statistics.
+    """E-step: the emission family's route to the expected statistics.
+
+    :meth:`hmm_pyro.emissions.Emission.expected_statistics`: one forward-backward pass (numba
+    on the CPU), on the symbols without a table for categorical emissions.
 
     Parameters
     ----------
@@ -98,11 +101,11 @@ def expected_statistics(
         Scalar ``log p(y | params)`` summed over sequences.
     statistics : Statistics
     """
-    log_pi, log_A, log_lik, lengths = hmm.kernel_inputs(params, data)
-    result = kernels.forward_backward(log_pi, log_A, log_lik, lengths)
-    gamma = result.gamma
-    stats = weighted_statistics(hmm, data, gamma, gamma[:, 0, :].sum(0), result.transitions.sum(0))
-    return result.log_likelihood.sum(), stats
+    log_pi, log_A = safe_log(params["pi"]), safe_log(params["A"])
+    log_lik, start, transitions, emission = hmm.emission.expected_statistics(
+        log_pi, log_A, params, data
+    )
+    return log_lik, Statistics(start.to(DTYPE), transitions.to(DTYPE), emission)
 
 
 def path_statistics(hmm: HMM, data: Sequences, paths: torch.Tensor) -> Statistics:

@@ -52,7 +52,7 @@ def _hard_em_loop(
     def evaluate(current: Params) -> tuple[float, float, int, torch.Tensor]:
         inputs = hmm.kernel_inputs(current, data)
         paths, scores = kernels.viterbi(*inputs)
-        log_lik = kernels.log_likelihood(*inputs).sum()
+        log_lik = hmm.sequence_log_likelihood(current, data).sum()
         objective = scores.sum() + log_prior(hmm, current, prior, emission_prior)
         return float(log_lik), float(objective), boundary_count(hmm, current, prior), paths
 

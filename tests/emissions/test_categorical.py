@@ -294,3 +294,29 @@ def test_location_is_the_expected_symbol(emission):
     torch.testing.assert_close(emission.location({"B": B}), torch.tensor([0.5, 3.0, 1.5]))
     batch = emission.location({"B": torch.stack([B, B.flip(0)])})
     torch.testing.assert_close(batch, torch.tensor([[0.5, 3.0, 1.5], [1.5, 3.0, 0.5]]))
+
+
+def test_e_step_on_the_symbol_route_equals_forward_backward_on_the_table():
+    """The gradient route (fused numba kernel) gives the table route's expected statistics.
+
+    Ragged lengths and missing symbols included; agreement to 1e-10 (float64 round-off of
+    sums over ~400 steps is ~1e-13), so a wrong count of one step (>= 1e-3 here) fails.
+    """
+    from pyro.ops.special import safe_log
+
+    from hmm_pyro.emissions.base import Emission
+    from hmm_pyro.simulate import REFERENCE_PARAMS
+
+    hmm = hp.HMM(3, hp.Categorical(5))
+    data, _ = hp.simulate(hmm, REFERENCE_PARAMS, [200, 150, 9], seed=3)
+    values = data.values.clone()
+    values[0, 5:40:3] = float("nan")
+    data = hmm.prepare_data(hp.Sequences(values, lengths=data.lengths))
+    log_pi, log_A = safe_log(REFERENCE_PARAMS["pi"]), safe_log(REFERENCE_PARAMS["A"])
+    route = hmm.emission.expected_statistics(log_pi, log_A, REFERENCE_PARAMS, data)
+    table = Emission.expected_statistics(hmm.emission, log_pi, log_A, REFERENCE_PARAMS, data)
+    torch.testing.assert_close(route[0], table[0], rtol=0, atol=1e-10)
+    for ours, reference in zip(route[1:3], table[1:3], strict=True):
+        torch.testing.assert_close(ours, reference, rtol=0, atol=1e-10)
+    torch.testing.assert_close(route[3]["counts"], table[3]["counts"], rtol=0, atol=1e-10)
+    assert float(route[3]["counts"].sum()) == pytest.approx(float(data.observed.sum()))
