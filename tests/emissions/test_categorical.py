@@ -237,3 +237,14 @@ def test_sequence_log_likelihood_with_draw_dimensions(emission, params, rng):
     for d in range(2):
         single = emission.sequence_log_likelihood(log_pi[d], log_A[d], {"B": B[d]}, data)
         assert (batched[d] - single).abs().max() < 1e-10
+
+
+def test_from_data_counts_the_symbols_seen():
+    assert hp.Categorical.from_data([[0, 3, 1], [2]]).num_symbols == 4
+    assert hp.Categorical.from_data(hp.Sequences([[0, np.nan, 5]])).num_symbols == 6
+    assert hp.Categorical.from_data([[0, 0]]).num_symbols == 2  # at least two symbols
+    assert hp.Categorical.from_data([[np.nan]]).num_symbols == 2  # nothing observed
+    with pytest.raises(ValueError, match="data: expected integer symbols"):
+        hp.Categorical.from_data([[0, 1.5]])
+    with pytest.raises(ValueError, match=r"data: expected one value per step .* got 2"):
+        hp.Categorical.from_data(np.zeros((1, 3, 2)))
