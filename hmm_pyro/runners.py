@@ -74,8 +74,8 @@ def check_options(method: str, options: dict[str, Any], reserved: Iterable[str] 
     reserved : iterable of str
         Arguments the caller sets itself (refused even though the runner has them).
     """
-    reserved = set(reserved) | {"hmm", "data"}
-    parameters = inspect.signature(get_runner(method)).parameters
+    reserved = set(reserved)
+    parameters = runner_options(method)
     for key in options:
         if key not in parameters or key in reserved:
             allowed = [name for name in parameters if name not in reserved]

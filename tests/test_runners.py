@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 from hmm_pyro.inference.stream import fit_svi_stream
-from hmm_pyro.runners import RUNNERS, get_runner, runner_options
+from hmm_pyro.runners import RUNNERS, check_options, get_runner, runner_options
 
 
 def test_runner_options_are_the_runners_keywords_with_their_defaults():
@@ -20,3 +20,14 @@ def test_runner_options_are_the_runners_keywords_with_their_defaults():
     assert get_runner("svi_stream") is RUNNERS["svi_stream"] is fit_svi_stream
     with pytest.raises(ValueError, match="method: expected one of"):
         runner_options("gibbs")
+
+
+def test_check_options_names_the_option_and_the_allowed_ones():
+    check_options("em", {"restarts": 2, "max_iter": 5})
+    with pytest.raises(TypeError, match=r"chains: not an option of the em runner"):
+        check_options("em", {"chains": 2})
+    with pytest.raises(TypeError, match=r"seed: not an option of the svi runner; .*'steps'"):
+        check_options("svi", {"seed": 1}, reserved=("seed",))
+    for method, data_argument in (("nuts", "data"), ("svi_stream", "store")):
+        with pytest.raises(TypeError, match=f"{data_argument}: not an option"):
+            check_options(method, {data_argument: None})
