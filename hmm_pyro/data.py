@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hmm_pyro._validation import check_int, describe
+from hmm_pyro._io import atomic_path
+from hmm_pyro._validation import check_bool, check_int, describe
 
 __all__ = ["Sequences", "as_sequences"]
 
@@ -383,6 +384,70 @@ class Sequences:
             frame.insert(0, "sequence", index)
             rows.append(frame)
         return pd.concat(rows, ignore_index=True)
+
+    def to_file(self, path: str | Path, integer: bool = False) -> Path:
+        """Write the sequences to ``.csv`` (long format), ``.npy`` or ``.npz``, by the suffix.
+
+        :meth:`from_file` reads every file back. The file is written under a temporary name and
+        renamed at the end (:func:`hmm_pyro._io.atomic_path`): it is either complete or absent.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            The file. ``.csv``: the :meth:`to_dataframe` table. ``.npz``: ``values``
+            ``(N, T_max)`` (``(N, T_max, D)`` for ``D > 1``, NaN at padding) and ``lengths``.
+            ``.npy``: the values alone, so every sequence must have the same length.
+        integer : bool
+            Write the CSV value columns as integers (counts, symbols) rather than floats;
+            missing values stay empty cells. Other formats ignore it.
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
+
+        Raises
+        ------
+        ValueError
+            For another suffix, ``.npy`` with sequences of different lengths, or
+            ``integer=True`` with values that are not whole numbers.
+
+        Examples
+        --------
+        >>> Sequences([[0, 1, 1], [2, 0]]).to_file("symbols.csv", integer=True)  # doctest: +SKIP
+        PosixPath('symbols.csv')
+        """
+        path = Path(path)
+        integer = check_bool("integer", integer)
+        suffix = path.suffix.lower()
+        values = self.values.numpy()
+        if self.dim == 1:
+            values = values[..., 0]
+        if suffix == ".csv":
+            frame = self.to_dataframe()
+            if integer:
+                columns = [column for column in frame.columns if column.startswith("value")]
+                observed = frame[columns].to_numpy()
+                observed = observed[~np.isnan(observed)]
+                fractional = observed[observed != np.round(observed)]
+                if fractional.size:
+                    raise ValueError(
+                        f"integer: expected whole numbers for integer=True, got {fractional[0]}"
+                    )
+                frame[columns] = frame[columns].astype("Int64")
+            with atomic_path(path) as temporary:
+                frame.to_csv(temporary, index=False)
+        elif suffix == ".npz":
+            with atomic_path(path) as temporary:
+                np.savez(temporary, values=values, lengths=self.lengths.numpy())
+        elif suffix == ".npy":
+            if len(set(self.lengths.tolist())) != 1:
+                raise ValueError("path: .npy needs sequences of equal length; use .csv or .npz")
+            with atomic_path(path) as temporary:
+                np.save(temporary, values)
+        else:
+            raise ValueError(f"path: expected a .csv, .npz or .npy file name, got {path.name!r}")
+        return path
 
     def select(self, index: Sequence[int] | torch.Tensor) -> Sequences:
         """Return the subset of sequences at ``index`` (padding trimmed)."""

@@ -1,8 +1,9 @@
 """The runner registry: one name per way of fitting a model (for compare, sweep and the CLI).
 
 Every runner takes ``(hmm, data, **options)`` and returns a :class:`hmm_pyro.Fit`; the NUTS and
-SVI runners are in :mod:`hmm_pyro.inference`, the point-estimate learners in
-:mod:`hmm_pyro.learning`.
+SVI runners (also mini-batch SVI, whose data may be a store) are in :mod:`hmm_pyro.inference`,
+the point-estimate learners in :mod:`hmm_pyro.learning`. :func:`runner_options` lists a
+runner's options with their defaults.
 
 Layer rule: ``runners`` imports ``diagnostics``, ``inference`` and ``learning`` and the layers
 below them; ``compare``, ``sweep``, ``plots`` and the CLI import it.
@@ -17,10 +18,11 @@ from typing import Any
 from hmm_pyro._validation import check_choice
 from hmm_pyro.fit import Fit
 from hmm_pyro.inference import fit_nuts, fit_svi
+from hmm_pyro.inference.stream import fit_svi_stream
 from hmm_pyro.learning import fit_em, fit_supervised, fit_viterbi_training
 from hmm_pyro.model import HMM
 
-__all__ = ["RUNNERS", "TASK_METHODS", "check_options", "get_runner", "run_task"]
+__all__ = ["RUNNERS", "TASK_METHODS", "check_options", "get_runner", "run_task", "runner_options"]
 
 RUNNERS: dict[str, Callable[..., Fit]] = {
     "nuts": fit_nuts,
@@ -28,8 +30,10 @@ RUNNERS: dict[str, Callable[..., Fit]] = {
     "em": fit_em,
     "viterbi": fit_viterbi_training,
     "supervised": fit_supervised,
+    "svi_stream": fit_svi_stream,
 }
-"""Method name -> runner. ``supervised`` needs the true ``states`` as well as the data."""
+"""Method name -> runner. ``supervised`` needs the true ``states`` as well as the data;
+``svi_stream`` (mini-batch SVI) takes a store (:mod:`hmm_pyro.store`) or in-memory data."""
 
 TASK_METHODS = ("nuts", "svi", "em", "viterbi")
 """The runners that fit from the data alone with a seed: what :func:`run_task` runs."""
@@ -70,8 +74,8 @@ def check_options(method: str, options: dict[str, Any], reserved: Iterable[str] 
     reserved : iterable of str
         Arguments the caller sets itself (refused even though the runner has them).
     """
-    reserved = set(reserved) | {"hmm", "data"}
-    parameters = inspect.signature(get_runner(method)).parameters
+    reserved = set(reserved)
+    parameters = runner_options(method)
     for key in options:
         if key not in parameters or key in reserved:
             allowed = [name for name in parameters if name not in reserved]
@@ -108,3 +112,27 @@ def run_task(method: str, hmm: HMM, data: Any, seed: int, options: dict[str, Any
     if method == "nuts":
         settings.setdefault("parallel", False)
     return runner(hmm, data, seed=seed, **settings)
+
+
+def runner_options(method: str) -> dict[str, Any]:
+    """The options of the runner called ``method`` and their defaults.
+
+    Parameters
+    ----------
+    method : str
+        A key of :data:`RUNNERS`.
+
+    Returns
+    -------
+    dict
+        ``{option: default}`` for every parameter after the model and the data, in signature
+        order; ``inspect.Parameter.empty`` marks a required one (``states`` of
+        ``supervised``).
+
+    Examples
+    --------
+    >>> runner_options("nuts")["chains"]
+    4
+    """
+    parameters = list(inspect.signature(get_runner(method)).parameters.values())
+    return {parameter.name: parameter.default for parameter in parameters[2:]}

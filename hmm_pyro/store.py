@@ -51,6 +51,7 @@ __all__ = [
     "MemoryStore",
     "SequenceStore",
     "as_store",
+    "is_store",
     "open_store",
     "write_store",
 ]
@@ -348,6 +349,32 @@ def open_store(path: str | os.PathLike[str]) -> SequenceStore:
     SequenceStore
     """
     return SequenceStore(path)
+
+
+def is_store(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a store (written by :func:`write_store` or :func:`simulate_store`).
+
+    Only the file's attributes are read: a ``.nc`` or ``.h5`` file with the ``hmm_pyro_store``
+    attribute is a store; anything else (another suffix, a missing file, a fit, a file HDF5
+    cannot open) is not.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to test.
+
+    Returns
+    -------
+    bool
+    """
+    file = Path(path)
+    if file.suffix.lower() not in (".nc", ".h5") or not file.is_file():
+        return False
+    try:
+        with h5py.File(file, "r") as handle:
+            return "hmm_pyro_store" in handle.attrs
+    except OSError:
+        return False
 
 
 def _decode(value: Any) -> Any:

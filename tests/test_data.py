@@ -254,6 +254,56 @@ def test_from_file_bad_paths(tmp_path):
         hp.Sequences(str(tmp_path / "data.txt"))
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".npz"])
+def test_to_file_round_trips_ragged_sequences_with_missing_values(tmp_path, suffix):
+    seqs = hp.Sequences([[0.5, NAN, 2.0, 3.0], [4.0, 5.0], [6.0]])
+    path = seqs.to_file(tmp_path / f"sub/data{suffix}")
+    assert path == tmp_path / f"sub/data{suffix}"
+    _same(hp.Sequences.from_file(path), [[0.5, NAN, 2.0, 3.0], [4.0, 5.0], [6.0]])
+    multi = hp.Sequences([np.array([[1.0, 2.0], [NAN, 4.0]]), np.array([[5.0, 6.0]])])
+    loaded = hp.Sequences.from_file(
+        multi.to_file(tmp_path / f"multi{suffix}"), value=["value_0", "value_1"]
+    )
+    assert loaded.dim == 2
+    _same(loaded, [[[1.0, 2.0], [NAN, 4.0]], [[5.0, 6.0]]])
+
+
+def test_to_file_npy_needs_equal_lengths(tmp_path):
+    seqs = hp.Sequences([[1.0, 2.0, NAN], [4.0, 5.0, 6.0]])
+    _same(hp.Sequences.from_file(seqs.to_file(tmp_path / "two.npy")), [[1, 2, NAN], [4, 5, 6]])
+    assert np.load(tmp_path / "two.npy").shape == (2, 3)
+    cube = hp.Sequences(np.arange(12.0).reshape(2, 3, 2))
+    assert hp.Sequences.from_file(cube.to_file(tmp_path / "cube.npy")).dim == 2
+    with pytest.raises(ValueError, match=r"path: \.npy needs sequences of equal length"):
+        hp.Sequences([[1.0, 2.0], [3.0]]).to_file(tmp_path / "ragged.npy")
+    assert not (tmp_path / "ragged.npy").exists()
+
+
+def test_to_file_integer_columns(tmp_path):
+    seqs = hp.Sequences([[0, 3, NAN], [2]])
+    path = seqs.to_file(tmp_path / "symbols.csv", integer=True)
+    assert path.read_text().splitlines() == [
+        "sequence,time,value",
+        "0,0,0",
+        "0,1,3",
+        "0,2,",
+        "1,0,2",
+    ]
+    _same(hp.Sequences.from_file(path), [[0, 3, NAN], [2]])
+    assert seqs.to_file(tmp_path / "floats.csv").read_text().splitlines()[1] == "0,0,0.0"
+
+
+def test_to_file_bad_arguments(tmp_path):
+    seqs = hp.Sequences([[0.5, 1.0]])
+    with pytest.raises(ValueError, match=r"path: expected a \.csv, \.npz or \.npy file name"):
+        seqs.to_file(tmp_path / "data.txt")
+    with pytest.raises(ValueError, match=r"integer: expected whole numbers .* got 0\.5"):
+        seqs.to_file(tmp_path / "data.csv", integer=True)
+    with pytest.raises(TypeError, match="integer: expected True or False"):
+        seqs.to_file(tmp_path / "data.csv", integer=1)
+    assert not list(tmp_path.iterdir())
+
+
 # ---------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
     ("data", "kwargs", "error", "match"),

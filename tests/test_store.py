@@ -8,7 +8,7 @@ import xarray as xr
 import hmm_pyro as hp
 from hmm_pyro._io import atomic_path, atomic_write
 from hmm_pyro.simulate import REFERENCE_PARAMS, simulate_store
-from hmm_pyro.store import MemoryStore, as_store, open_store, write_store
+from hmm_pyro.store import MemoryStore, as_store, is_store, open_store, write_store
 
 
 def _same(first: hp.Sequences, second: hp.Sequences) -> bool:
@@ -96,6 +96,19 @@ def test_open_store_rejects_other_files(tmp_path, ragged):
     xr.Dataset({"x": ("a", [1.0, 2.0])}).to_netcdf(tmp_path / "other.nc", engine="h5netcdf")
     with pytest.raises(ValueError, match="not a hmm_pyro sequence store"):
         open_store(tmp_path / "other.nc")
+
+
+def test_is_store_reads_only_the_attributes(tmp_path, ragged):
+    path = write_store(tmp_path / "store.nc", ragged)
+    assert is_store(path) and is_store(str(path))
+    assert not is_store(tmp_path / "missing.nc")
+    (tmp_path / "text.nc").write_text("not hdf5")
+    assert not is_store(tmp_path / "text.nc")
+    xr.Dataset({"x": ("a", [1.0, 2.0])}).to_netcdf(tmp_path / "other.nc", engine="h5netcdf")
+    assert not is_store(tmp_path / "other.nc")
+    (tmp_path / "store.csv").write_bytes(path.read_bytes())  # a store by content, not by name
+    assert not is_store(tmp_path / "store.csv")
+    assert not is_store(tmp_path)
 
 
 def test_memory_store_has_the_store_interface(ragged):

@@ -6,11 +6,14 @@ environment first.
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from hmm_pyro.cli._options import EXIT_OK, add_command, library_default, set_only
 from hmm_pyro.diagnostics import diagnose, relabel
 from hmm_pyro.emissions import Categorical
 from hmm_pyro.fit import Fit
@@ -18,7 +21,7 @@ from hmm_pyro.inference import fit_nuts, fit_svi
 from hmm_pyro.model import HMM
 from hmm_pyro.simulate import REFERENCE_PARAMS, simulate
 
-__all__ = ["run_demo"]
+__all__ = ["add_parser", "run_demo"]
 
 
 def _print_matrix(name: str, matrix: torch.Tensor) -> None:
@@ -104,3 +107,28 @@ def run_demo(out_dir: str | Path = "out", quick: bool = False, seed: int = 0) ->
         path = fit.save(out_dir / f"demo_{name}.nc")
         print(f"saved {path}")
     return {"svi": svi, "nuts": nuts}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo with the options given."""
+    run_demo(**set_only(out_dir=args.out, quick=args.quick or None, seed=args.seed))
+    return EXIT_OK
+
+
+def add_parser(commands: Any) -> None:
+    """Register ``demo``."""
+    parser = add_command(
+        commands,
+        "demo",
+        run,
+        help="simulate a 3-state categorical HMM, fit it by SVI and NUTS, print summaries",
+        description="Simulate data from a known 3-state, 5-symbol HMM; decode; fit by SVI (MAP) "
+        "and NUTS (4 chains); print an ArviZ summary; save NetCDF results.",
+    )
+    parser.add_argument(
+        "--out", help=f"output folder (default: {library_default(run_demo, 'out_dir')})"
+    )
+    parser.add_argument("--quick", action="store_true", help="small data and short chains")
+    parser.add_argument(
+        "--seed", type=int, help=f"random seed (default: {library_default(run_demo, 'seed')})"
+    )

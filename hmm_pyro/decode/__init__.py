@@ -1,10 +1,11 @@
-"""Decoding: hidden-state posteriors and Viterbi paths of sequences, from any fit.
+"""Decoding with a fit: state paths and probabilities per step, in memory or from a store.
 
-Layer rule: ``decode`` sits beside ``diagnostics`` and ``inference``: it imports ``fit``,
-``learning`` and the layers below them, and the private utilities; never ``inference`` or
-``diagnostics`` (siblings) or anything above.
+Layer rule: ``decode`` sits beside ``diagnostics`` and ``inference``, independent of both: it
+imports ``learning``, ``fit`` and the layers below them, and the private utilities;
+``runners``, ``compare``, ``sweep``, ``plots`` and the CLI may import it, nothing below them.
 """
 
 from hmm_pyro.decode.stores import DecodedChunk, decode_store, iter_decode
+from hmm_pyro.decode.table import decode_table
 
-__all__ = ["DecodedChunk", "decode_store", "iter_decode"]
+__all__ = ["DecodedChunk", "decode_store", "decode_table", "iter_decode"]

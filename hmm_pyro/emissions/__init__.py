@@ -1,4 +1,12 @@
-"""Emission families: how each hidden state generates observations."""
+"""Emission families: how each hidden state generates observations.
+
+Each family owns every decision that depends on it (prior, statistics, M-step, starts,
+distances, potential terms, ...) as methods of :class:`Emission`; the rest of the package asks
+the family and never switches on it.
+
+Layer rule: ``emissions`` imports ``priors``, ``data``, ``kernels`` and the private utilities;
+``model`` and everything above import it.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +17,20 @@ from hmm_pyro.emissions.categorical import Categorical
 from hmm_pyro.emissions.gaussian import Gaussian
 from hmm_pyro.emissions.poisson import Poisson
 
-__all__ = ["Categorical", "Emission", "Gaussian", "Poisson", "from_config"]
+__all__ = ["FAMILIES", "Categorical", "Emission", "Gaussian", "Poisson", "from_config"]
 
-_FAMILIES: dict[str, type[Emission]] = {
+FAMILIES: dict[str, type[Emission]] = {
     Categorical.family: Categorical,
     Gaussian.family: Gaussian,
     Poisson.family: Poisson,
 }
+"""The registry: family name -> class. A new family is one module plus one entry here."""
 
 
 def from_config(config: dict[str, Any]) -> Emission:
     """Rebuild an emission family from :meth:`Emission.to_config` output."""
     options = dict(config)
     family = options.pop("family", None)
-    if family not in _FAMILIES:
-        raise ValueError(f"config: expected family in {sorted(_FAMILIES)}, got {family!r}")
-    return _FAMILIES[family](**options)
+    if family not in FAMILIES:
+        raise ValueError(f"config: expected family in {sorted(FAMILIES)}, got {family!r}")
+    return FAMILIES[family](**options)

@@ -103,6 +103,37 @@ class Emission(ABC):
             total += size - (size // shape[-1] if name in self.simplex_params else 0)
         return total
 
+    @classmethod
+    def from_options(
+        cls, data: Sequences | None = None, num_symbols: int | None = None, dim: int | None = None
+    ) -> Emission:
+        """The family for user options and the data's shape (the CLI's ``--emission``).
+
+        The default serves families with an emission dimension: ``dim`` if given, else the
+        data's dimension (a scalar family when it is 1 or unknown); ``num_symbols`` is not an
+        option of such a family and must be ``None``.
+
+        Parameters
+        ----------
+        data : Sequences, optional
+            The observations.
+        num_symbols : int, optional
+            Number of symbols (categorical families).
+        dim : int, optional
+            Emission dimension.
+
+        Returns
+        -------
+        Emission
+        """
+        if num_symbols is not None:
+            raise ValueError(
+                f"num_symbols: not an option of {cls.__name__} emissions, got {num_symbols}"
+            )
+        if dim is None and data is not None:
+            dim = data.dim
+        return cls(dim=dim) if dim is not None and dim > 1 else cls()
+
     # ------------------------------------------------------------------ data
     @abstractmethod
     def validate_data(self, data: Sequences) -> None:

@@ -330,6 +330,74 @@ class Categorical(Emission):
                 f"got row sums {value.sum(-1).flatten()[:5].tolist()}"
             )
 
+    @classmethod
+    def from_options(
+        cls, data: Sequences | None = None, num_symbols: int | None = None, dim: int | None = None
+    ) -> Categorical:
+        """``Categorical(num_symbols)``, or :meth:`from_data` when ``num_symbols`` is ``None``.
+
+        Parameters
+        ----------
+        data : Sequences, optional
+            The observations (one value per step).
+        num_symbols : int, optional
+            Number of symbols ``V``.
+        dim : int, optional
+            Must be ``None`` or 1: categorical observations have one value per step.
+
+        Returns
+        -------
+        Categorical
+        """
+        if dim is not None and dim != 1:
+            raise ValueError(f"dim: categorical emissions have one value per step, got {dim}")
+        if num_symbols is None:
+            if data is None:
+                raise ValueError("num_symbols: expected the number of symbols V")
+            return cls.from_data(data)
+        if data is not None and data.dim != 1:
+            raise ValueError(
+                f"data: expected one value per step for categorical emissions, got {data.dim}"
+            )
+        return cls(num_symbols=num_symbols)
+
+    @classmethod
+    def from_data(cls, data: Any) -> Categorical:
+        """Categorical emissions over the symbols seen in ``data``: ``V`` = largest symbol + 1.
+
+        Parameters
+        ----------
+        data : Sequences or array-like
+            Integer symbols, one per step (missing values are skipped).
+
+        Returns
+        -------
+        Categorical
+            With ``num_symbols = max(largest observed symbol + 1, 2)`` (2 when nothing is
+            observed). Whether every symbol is ``>= 0`` is checked when the model meets the
+            data (:meth:`validate_data`).
+
+        Raises
+        ------
+        ValueError
+            If an observed value is not a whole number, or a step holds more than one value.
+
+        Examples
+        --------
+        >>> Categorical.from_data([[0, 3, 1], [2]]).num_symbols
+        4
+        """
+        data = Sequences(data)
+        observed = data.values[data.observed]
+        if not bool((observed == observed.round()).all()):
+            raise ValueError("data: expected integer symbols for categorical emissions")
+        if data.dim != 1:
+            raise ValueError(
+                f"data: expected one value per step for categorical emissions, got {data.dim}"
+            )
+        top = int(observed.max()) if observed.numel() else 1
+        return cls(num_symbols=max(top + 1, 2))
+
     # ---- potential (NUTS/MAP)
     def potential_coordinates(self) -> dict[str, str]:
         """``{"B": "simplex"}``: each row of ``B`` by stick-breaking."""

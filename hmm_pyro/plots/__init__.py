@@ -1,6 +1,8 @@
 """Plots of fits (matplotlib, imported lazily): ``hp.plots``.
 
-Each function takes ``ax=None`` and returns the axes it drew on.
+Each ``plot_*`` function takes ``ax=None`` and returns the axes it drew on;
+:func:`save_fit_plots` and :func:`save_comparison` save a fit's or a prior comparison's plots as
+PNG files.
 
 Layer rule: ``plots`` sits just below the CLI. It may import every library layer below it
 (``compare``, ``sweep``, the runners, ``diagnostics``, ``fit``, ...); nothing in the library
@@ -10,8 +12,10 @@ imports ``plots``. With the CLI, it is the only package that imports matplotlib.
 from hmm_pyro.plots.compare import plot_comparison, save_comparison
 from hmm_pyro.plots.diagnostics import plot_emissions, plot_relabel_traces, plot_state_distances
 from hmm_pyro.plots.fit import plot_losses, plot_state_probs, plot_transitions
+from hmm_pyro.plots.save import FIT_PLOT_KINDS, save_fit_plots, skipped_plots
 
 __all__ = [
+    "FIT_PLOT_KINDS",
     "plot_comparison",
     "plot_emissions",
     "plot_losses",
@@ -20,4 +24,6 @@ __all__ = [
     "plot_state_probs",
     "plot_transitions",
     "save_comparison",
+    "save_fit_plots",
+    "skipped_plots",
 ]

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import hmm_pyro as hp
+from hmm_pyro.emissions import FAMILIES as REGISTRY
 from hmm_pyro.emissions import Emission
 
 DTYPE = torch.float64
@@ -201,3 +202,22 @@ def test_moment_statistics_skip_missing_coordinates():
     torch.testing.assert_close(stats["s1"], s1)
     torch.testing.assert_close(stats["s2"], s2)
     torch.testing.assert_close(stats["shift"], torch.zeros(2, dtype=DTYPE))
+
+
+def test_from_options_builds_each_family_from_the_options_and_the_data():
+    two_columns = hp.Sequences(np.zeros((1, 4, 2)))
+    assert hp.Gaussian.from_options(data=two_columns) == hp.Gaussian(dim=2)
+    assert hp.Poisson.from_options(dim=3) == hp.Poisson(dim=3)
+    assert hp.Gaussian.from_options(dim=1) == hp.Gaussian() == hp.Gaussian.from_options()
+    with pytest.raises(ValueError, match="num_symbols: not an option of Gaussian emissions"):
+        hp.Gaussian.from_options(num_symbols=4)
+    assert hp.Categorical.from_options(num_symbols=4) == hp.Categorical(4)
+    assert hp.Categorical.from_options(data=hp.Sequences([[0, 5]])) == hp.Categorical(6)
+    with pytest.raises(ValueError, match="num_symbols: expected the number of symbols V"):
+        hp.Categorical.from_options()
+    with pytest.raises(ValueError, match="dim: categorical emissions have one value per step"):
+        hp.Categorical.from_options(num_symbols=3, dim=2)
+    with pytest.raises(ValueError, match="data: expected one value per step"):
+        hp.Categorical.from_options(data=two_columns, num_symbols=3)
+    assert set(REGISTRY) == {"categorical", "gaussian", "poisson"}
+    assert all(REGISTRY[name].family == name for name in REGISTRY)

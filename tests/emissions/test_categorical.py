@@ -320,3 +320,14 @@ def test_e_step_on_the_symbol_route_equals_forward_backward_on_the_table():
         torch.testing.assert_close(ours, reference, rtol=0, atol=1e-10)
     torch.testing.assert_close(route[3]["counts"], table[3]["counts"], rtol=0, atol=1e-10)
     assert float(route[3]["counts"].sum()) == pytest.approx(float(data.observed.sum()))
+
+
+def test_from_data_counts_the_symbols_seen():
+    assert hp.Categorical.from_data([[0, 3, 1], [2]]).num_symbols == 4
+    assert hp.Categorical.from_data(hp.Sequences([[0, np.nan, 5]])).num_symbols == 6
+    assert hp.Categorical.from_data([[0, 0]]).num_symbols == 2  # at least two symbols
+    assert hp.Categorical.from_data([[np.nan]]).num_symbols == 2  # nothing observed
+    with pytest.raises(ValueError, match="data: expected integer symbols"):
+        hp.Categorical.from_data([[0, 1.5]])
+    with pytest.raises(ValueError, match=r"data: expected one value per step .* got 2"):
+        hp.Categorical.from_data(np.zeros((1, 3, 2)))

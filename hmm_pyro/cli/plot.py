@@ -1,0 +1,59 @@
+"""``hmm-pyro plot``: PNG plots of a fit (:func:`hmm_pyro.plots.save_fit_plots`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from hmm_pyro.cli._options import (
+    EXIT_OK,
+    add_command,
+    add_fit_argument,
+    load_fit,
+    option_errors,
+    set_only,
+)
+from hmm_pyro.plots import FIT_PLOT_KINDS, save_fit_plots, skipped_plots
+
+__all__ = ["add_parser"]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the plots; say which asked-for kinds the fit has nothing to show for."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fit = load_fit(args.fit)
+    kinds = [kind.strip() for kind in args.kind.split(",")] if args.kind else None
+    with option_errors(kinds="--kind"):
+        written = save_fit_plots(
+            fit, args.out, kinds, prefix=Path(args.fit).stem, **set_only(sequence=args.sequence)
+        )
+    if kinds is not None:
+        skipped = skipped_plots(fit)
+        for kind in kinds:
+            if kind in skipped:
+                print(f"skipped {kind}: {skipped[kind]}", file=sys.stderr)
+    print("wrote " + ", ".join(str(path) for path in written))
+    return EXIT_OK
+
+
+def add_parser(commands: Any) -> None:
+    """Register ``plot``."""
+    parser = add_command(
+        commands,
+        "plot",
+        run,
+        help="PNG plots of a fit",
+        description="Write PNG plots of a fit into --out: emissions (per state, with intervals), "
+        "distances (pairwise Hellinger), states (state probabilities of one sequence), "
+        "transitions (posterior mean A), trace (emission parameters), loss (SVI/EM history).",
+    )
+    add_fit_argument(parser)
+    parser.add_argument(
+        "--kind", help=f"comma-separated subset of {', '.join(FIT_PLOT_KINDS)} (default: all)"
+    )
+    parser.add_argument("--sequence", type=int, help="sequence for 'states'")
+    parser.add_argument("--out", default="plots", help="output folder (default: plots)")

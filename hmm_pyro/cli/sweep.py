@@ -1,0 +1,96 @@
+"""``hmm-pyro sweep``: one fit per point of a grid (numbers of states x prior settings)."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from typing import Any
+
+from hmm_pyro.cli._options import (
+    EXIT_OK,
+    add_command,
+    add_fitting_options,
+    check_scheduler,
+    emission_of,
+    job_kwargs,
+    library_default,
+    load_data,
+    prior_of,
+    set_only,
+)
+from hmm_pyro.cli._prior_specs import add_prior_specs, prior_settings
+from hmm_pyro.emissions import Emission
+from hmm_pyro.model import HMM
+from hmm_pyro.priors import Prior
+from hmm_pyro.sweep import SWEEP_METHODS, sweep
+
+__all__ = ["add_parser"]
+
+
+def _sweep_model(num_states: int, prior: Prior, emission: Emission) -> HMM:
+    """The sweep command's HMM factory (module level, used through ``functools.partial``)."""
+    return HMM(num_states, emission, prior=prior)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Sweep; print the table; write it, the reports and the fits."""
+    check_scheduler(args)
+    states = list(args.states)
+    for count in states:
+        if states.count(count) > 1:
+            raise ValueError(f"--states: {count} is given twice")
+    priors = prior_settings(args, []) if args.prior else {}
+    data = load_data(args)
+    emission = emission_of(args, data)
+    grid: dict[str, Any] = {"num_states": states}
+    if priors:
+        grid["prior"] = priors
+        factory = functools.partial(_sweep_model, emission=emission)
+    else:
+        factory = functools.partial(_sweep_model, emission=emission, prior=prior_of(args))
+    points = len(states) * max(len(priors), 1)
+    where = (
+        "here"
+        if args.serial or points == 1
+        else (f"on {args.scheduler}" if args.scheduler else "on a local Dask cluster")
+    )
+    print(
+        f"data: {data}\nsweeping {points} fit(s) by {args.method} {where}: states "
+        f"{', '.join(map(str, states))}" + (f"; priors {', '.join(priors)}" if priors else ""),
+        flush=True,
+    )
+    result = sweep(factory, data, grid, **job_kwargs(args))
+    print(result.format_table())
+    paths = result.save(args.out, **set_only(fits=False if args.no_fits else None))
+    shown = [path for key, path in paths.items() if not key.startswith("fit ")]
+    fits = len(paths) - len(shown)
+    print(
+        "wrote "
+        + ", ".join(str(path) for path in shown)
+        + (f" and {fits} fit(s) {args.out}/sweep_fit_NNN.nc" if fits else "")
+    )
+    return EXIT_OK
+
+
+def add_parser(commands: Any) -> None:
+    """Register ``sweep``."""
+    parser = add_command(
+        commands,
+        "sweep",
+        run,
+        help="fit a grid of models (numbers of states x prior settings), one task per fit",
+        description="Fit one model per point of the grid --states x --prior and tabulate, per "
+        "point: log likelihood, log prior, ELBO (SVI), free parameters, BIC (point estimates), "
+        "diagnose flags, smallest Hellinger distance between states, seconds. The fits run as "
+        "tasks on a local Dask cluster (or --scheduler, or --serial here) with per-point seeds, "
+        "so every way gives the same numbers. Prints the table; writes sweep.csv, sweep.json, "
+        "sweep.md and sweep_fit_NNN.nc (NetCDF, one per point) into --out.",
+        epilog="Example: hmm-pyro sweep data.csv --states 2 3 4 --prior flat "
+        "--prior sticky:stickiness=10 --method svi --restarts 2",
+    )
+    add_fitting_options(
+        parser, SWEEP_METHODS, default=library_default(sweep, "method"), several_states=True
+    )
+    add_prior_specs(parser, default="the model prior options only")
+    parser.add_argument("--no-fits", action="store_true", help="do not write the fits (.nc)")
+    parser.add_argument("--out", default="sweep", help="output folder (default: %(default)s)")

@@ -1,0 +1,69 @@
+"""The shared CLI options: generated from the library, passed on only when the user set them."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import pytest
+
+import hmm_pyro as hp
+from hmm_pyro.cli import build_parser
+from hmm_pyro.cli._options import job_kwargs, prior_of, runner_kwargs
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(list(argv))
+
+
+def command_parser(name: str) -> argparse.ArgumentParser:
+    actions = build_parser()._actions
+    (commands,) = [action for action in actions if isinstance(action, argparse._SubParsersAction)]
+    return commands.choices[name]
+
+
+def test_one_prior_option_per_prior_field_with_its_doc_and_default():
+    helps = {action.dest: action.help for action in command_parser("fit")._actions}
+    for field in dataclasses.fields(hp.Prior):
+        text = helps[f"prior_{field.name}"]
+        assert text.endswith(f"(Prior.{field.name}, default {field.default})"), text
+        assert not text.startswith("hyperparameter"), text  # a description from Prior's doc
+    assert helps["prior_stickiness"].startswith("kappa >= 0 added to the diagonal")
+    args = parse("fit", "x.csv", "-K", "2", "--stickiness", "5", "--prior-B", "[1, 2]")
+    assert prior_of(args) == hp.Prior(stickiness=5, B=[1, 2])
+    assert prior_of(parse("fit", "x.csv", "-K", "2")) == hp.Prior()
+
+
+@pytest.mark.parametrize(
+    ("argv", "method", "expected"),
+    [
+        (["fit", "x.csv", "-K", "2"], "nuts", {"seed": 0, "progress": True}),
+        (
+            ["fit", "x.csv", "-K", "2", "--chains", "2", "--steps", "9", "--serial"],
+            "nuts",
+            {"seed": 0, "progress": True, "chains": 2, "parallel": False},
+        ),
+        (
+            ["fit", "x.csv", "-K", "2", "--chains", "2", "--steps", "9", "--no-progress"],
+            "svi",
+            {"seed": 0, "progress": False, "steps": 9},
+        ),
+        (
+            ["fit", "x.csv", "-K", "2", "--checkpoint", "c", "--resume", "--batch-size", "5"],
+            "svi_stream",
+            {"seed": 0, "progress": True, "checkpoint": "c", "resume": True, "batch_size": 5},
+        ),
+        (["fit", "x.csv", "-K", "2", "--restarts", "3", "--seed", "4"], "supervised", {}),
+    ],
+)
+def test_runner_options_are_those_set_and_taken_by_the_runner(argv, method, expected):
+    assert runner_kwargs(parse(*argv), method) == expected
+
+
+def test_jobs_get_their_own_arguments_and_the_options_set():
+    args = parse("sweep", "x.csv", "-K", "2", "3", "--method", "em", "--restarts", "2")
+    assert job_kwargs(args) == {"method": "em", "seed": 0, "progress": True, "restarts": 2}
+    args = parse("compare", "x.csv", "-K", "2", "--serial", "--warmup", "7")
+    assert job_kwargs(args) == {
+        "method": "nuts", "seed": 0, "progress": True, "parallel": False, "warmup": 7,
+    }  # fmt: skip
