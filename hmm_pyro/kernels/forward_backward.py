@@ -6,6 +6,10 @@ t, k] = log p(y_t | z_t = k)`` (0 for a missing observation); steps ``t >= lengt
 
 :func:`log_likelihood` reduces over time with a parallel (tree) product of log-space matrices:
 ``O(log T)`` sequential depth, differentiable by autograd, stable for very long sequences.
+The shifted log-space matrix product (:func:`_logmatmulexp`) and the pairwise tree reduction
+over time (:func:`_time_product`) follow Pyro's ``_logmatmulexp`` and
+``_sequential_logmatmulexp`` in ``pyro.distributions.hmm`` (Apache-2.0), which is what Pyro's
+``DiscreteHMM`` uses.
 :func:`forward` and :func:`backward` are exact sequential recursions that return every step.
 """
 
