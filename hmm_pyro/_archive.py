@@ -377,8 +377,8 @@ def read_archive(
     blob = arrays.pop(HEADER, None)
     if blob is None or blob.dtype != np.uint8 or blob.ndim != 1:
         raise ValueError(
-            f"{label}: not {description} (no {HEADER} member: written by an older hmm_pyro, "
-            "or not by hmm_pyro)"
+            f"{label}: not {description} (no {HEADER} JSON member: written by an older "
+            "hmm_pyro, or not by hmm_pyro)"
         )
     if blob.size > _MAX_HEADER_BYTES:
         raise ValueError(f"{label}: its header holds {blob.size} bytes, more than a header can")
