@@ -264,6 +264,8 @@ def test_the_fuzz_runs_at_least_500_cases_in_under_a_minute():
         loader: (OUTCOMES[loader, "refused"], OUTCOMES[loader, "loaded"], round(seconds[loader], 1))
         for loader in CASES
     }
-    print(f"\nfuzz cases (refused, loaded, seconds in the loader): {report}")
+    slowest = max(max(times) for times in SECONDS.values())
+    print(f"\nfuzz cases (refused, loaded, seconds in the loader): {report}; slowest case "
+          f"{slowest:.2f} s")  # fmt: skip
     assert sum(seconds.values()) < 60.0, report
-    assert max(max(times) for times in SECONDS.values()) < CASE_SECONDS
+    assert slowest < CASE_SECONDS
