@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from hmm_pyro._archive import check_memory, file_label, read_npy, read_npz
 from hmm_pyro._io import atomic_path
 from hmm_pyro._validation import check_bool, check_int, describe
 
@@ -23,6 +24,9 @@ __all__ = ["Sequences", "as_sequences"]
 
 _NUMERIC_KINDS = "biuf"
 """NumPy dtype kinds accepted as observations: bool, signed/unsigned integer, float."""
+_FILE_KINDS = "biufcUSmM"
+"""NumPy dtype kinds read from ``.npy``/``.npz`` files (never objects): the constructor then
+refuses the non-numeric ones with its usual ``TypeError``."""
 
 
 def _check_numeric(name: str, value: Any) -> None:
@@ -85,6 +89,11 @@ def _to_float_array(name: str, value: Any) -> np.ndarray:
     if np.isinf(array).any():
         raise ValueError(f"{name}: expected finite values or NaN for missing, got inf")
     return array
+
+
+def _check_padded_size(label: str, count: int, length: int, width: int) -> None:
+    """Refuse ``count`` padded sequences that would not fit in memory (float64, held twice)."""
+    check_memory(2 * 8 * count * length * width, label)
 
 
 def _is_ragged(items: list | tuple) -> bool:
@@ -282,6 +291,10 @@ class Sequences:
     ) -> Sequences:
         """Read sequences from ``.csv`` (long format), ``.npy`` or ``.npz``.
 
+        NumPy files are read without pickles (object arrays are refused) and with every
+        array's declared size checked against the file and, like the padded sequences it
+        would make, against the memory available, before anything is allocated.
+
         Parameters
         ----------
         path : str or pathlib.Path
@@ -294,22 +307,47 @@ class Sequences:
         Returns
         -------
         Sequences
+
+        Raises
+        ------
+        ValueError, TypeError
+            For a missing file, a file that cannot be read, or data the constructor refuses;
+            the message names the file and the problem (``TypeError`` for non-numeric values).
         """
         path = Path(path)
         if not path.exists():
             raise ValueError(f"path: expected an existing file, got {str(path)!r}")
         suffix = path.suffix.lower()
-        if suffix == ".csv":
-            return cls.from_dataframe(pd.read_csv(path), sequence=sequence, time=time, value=value)
-        if suffix == ".npy":
-            return cls(np.load(path, allow_pickle=False))
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                if "values" in archive.files:
-                    lengths = archive["lengths"] if "lengths" in archive.files else None
-                    return cls(archive["values"], lengths=lengths)
-                return cls([archive[key] for key in archive.files])
-        raise ValueError(f"path: expected a .csv, .npy or .npz file, got {path.name!r}")
+        if suffix not in (".csv", ".npy", ".npz"):
+            raise ValueError(f"path: expected a .csv, .npy or .npz file, got {path.name!r}")
+        label = file_label("path", path)
+        try:
+            if suffix == ".csv":
+                frame = pd.read_csv(path)
+                if sequence in frame.columns:
+                    counts = frame.groupby(sequence, sort=False).size()
+                    width = 1 if isinstance(value, str) else len(value)
+                    _check_padded_size(
+                        label, len(counts), int(counts.max()) if len(counts) else 0, width
+                    )
+                return cls.from_dataframe(frame, sequence=sequence, time=time, value=value)
+            if suffix == ".npy":
+                array = read_npy(path, "path", kinds=_FILE_KINDS)
+                _check_padded_size(label, 1, array.size, 1)
+                return cls(array)
+            arrays = read_npz(path, "path", kinds=_FILE_KINDS)
+            if "values" in arrays:
+                _check_padded_size(label, 1, arrays["values"].size, 1)
+                return cls(arrays["values"], lengths=arrays.get("lengths"))
+            pieces = list(arrays.values())
+            longest = max((piece.shape[0] if piece.ndim else 1 for piece in pieces), default=0)
+            width = max((piece.shape[1] if piece.ndim == 2 else 1 for piece in pieces), default=0)
+            _check_padded_size(label, len(pieces), longest, width)
+            return cls(pieces)
+        except (ValueError, TypeError, OverflowError, OSError) as error:
+            text = " ".join(str(error).split())
+            text = text if text.startswith(label) else f"{label}: {text}"
+            raise (TypeError if isinstance(error, TypeError) else ValueError)(text) from error
 
     # ------------------------------------------------------------------ properties
     @property

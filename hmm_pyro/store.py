@@ -27,6 +27,7 @@ private utilities; ``simulate`` and everything above import it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -39,6 +40,7 @@ import h5py
 import numpy as np
 import torch
 
+from hmm_pyro._archive import READ_ERRORS, check_memory, file_label
 from hmm_pyro._io import atomic_path
 from hmm_pyro._validation import check_int, describe
 from hmm_pyro.data import Sequences, as_sequences
@@ -203,9 +205,10 @@ class SequenceStore(_Store):
         self.path = Path(path)
         if not self.path.is_file():
             raise ValueError(f"path: expected an existing store file, got {str(self.path)!r}")
+        self._label = file_label("path", self.path)
         try:
             self._file = h5py.File(self.path, "r")
-        except OSError as error:
+        except READ_ERRORS as error:
             raise ValueError(
                 f"path: {str(self.path)!r} is not an HDF5/NetCDF-4 file ({error})"
             ) from error
@@ -215,14 +218,66 @@ class SequenceStore(_Store):
                     f"path: {str(self.path)!r} is not a hmm_pyro sequence store "
                     "(write one with hmm_pyro.store.write_store)"
                 )
-            self._values = self._file["values"]
-            self.lengths = np.asarray(self._file["lengths"][...], dtype=np.int64)
             self.attrs = {key: _decode(value) for key, value in self._file.attrs.items()}
+            self._values = self._file["values"]
+            self.lengths = self._checked_lengths()
+            self.emission = self.attrs.get("emission")
+            if self.emission is not None and not isinstance(self.emission, dict):
+                raise ValueError(f"{self._label}: its emission attribute is not a JSON object")
+        except READ_ERRORS as error:
+            self._file.close()
+            text = " ".join(str(error).split())
+            if not text.startswith(("path: ", self._label)):
+                text = f"{self._label}: {type(error).__name__}: {text}"
+            raise ValueError(text) from error
         except BaseException:
             self._file.close()
             raise
-        self.emission = self.attrs.get("emission")
         self.fingerprint = str(self.attrs.get("fingerprint", ""))
+
+    def _checked_lengths(self) -> np.ndarray:
+        """The lengths, once the file's layout is known to be a store's (see the module notes).
+
+        Checked before anything is read: the format version, the variables' kinds, dtypes and
+        shapes, and that one row of values fits in memory; then every length is in
+        ``[1, T_max]``.
+        """
+        label, file = self._label, self._file
+        version = self.attrs.get("hmm_pyro_store")
+        if version != STORE_VERSION:
+            raise ValueError(
+                f"{label}: store format version {version!r}, this hmm_pyro reads {STORE_VERSION}"
+            )
+        layout = {"values": (3, "f"), "lengths": (1, "iu"), "states": (2, "iu")}
+        for name, (ndim, kinds) in layout.items():
+            if name == "states" and name not in file:
+                continue
+            item = file.get(name)
+            if (
+                not isinstance(item, h5py.Dataset)
+                or item.ndim != ndim
+                or item.dtype.kind not in kinds
+            ):
+                raise ValueError(
+                    f"{label}: {name!r} is not a {ndim}-D dataset of kind {kinds!r} "
+                    f"({describe(item)})"
+                )
+        count, width, dim = self._values.shape
+        shape = file["lengths"].shape
+        if count < 1 or width < 1 or dim < 1 or shape != (count,):
+            raise ValueError(
+                f"{label}: expected values (N, T, D) with N, T, D >= 1 and lengths (N,), got "
+                f"values {self._values.shape} and lengths {shape}"
+            )
+        if "states" in file and file["states"].shape != (count, width):
+            raise ValueError(f"{label}: states {file['states'].shape}, values {(count, width)}")
+        check_memory(count * 8 + width * dim * 8, label)  # the lengths, and one row
+        lengths = np.asarray(file["lengths"][...], dtype=np.int64)
+        if lengths.min() < 1 or lengths.max() > width:
+            raise ValueError(
+                f"{label}: lengths must lie in [1, {width}], got [{lengths.min()}, {lengths.max()}]"
+            )
+        return lengths
 
     @property
     def max_length(self) -> int:
@@ -245,17 +300,32 @@ class SequenceStore(_Store):
             raise ValueError(f"store: {str(self.path)!r} holds no true states")
         indices = _check_indices(indices, self.num_sequences)
         unique, inverse = np.unique(indices, return_inverse=True)
-        rows = np.concatenate([self._file["states"][a:b] for a, b in _runs(unique)], axis=0).astype(
-            np.int64
-        )
-        return torch.from_numpy(rows[inverse])
+        with self._reading("states"):
+            rows = np.concatenate([self._file["states"][a:b] for a, b in _runs(unique)], axis=0)
+        return torch.from_numpy(rows.astype(np.int64)[inverse])
+
+    @contextlib.contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        """Turn a failed read of the file into a ``ValueError`` naming it."""
+        try:
+            yield
+        except READ_ERRORS as error:
+            text = " ".join(str(error).split())
+            raise ValueError(f"{self._label}: {what}: {type(error).__name__}: {text}") from error
 
     def _read_sorted(self, indices: np.ndarray) -> np.ndarray:
         width = int(self.lengths[indices].max())
         runs = _runs(indices)
-        if len(runs) * 4 > indices.size:  # scattered rows: one fancy-indexed read
-            return self._values[indices, :width]
-        return np.concatenate([self._values[a:b, :width] for a, b in runs], axis=0)
+        check_memory(indices.size * width * self.dim * 8, self._label)
+        with self._reading("values"):
+            if len(runs) * 4 > indices.size:  # scattered rows: one fancy-indexed read
+                values = self._values[indices, :width]
+            else:
+                values = np.concatenate([self._values[a:b, :width] for a, b in runs], axis=0)
+        infinite = np.isinf(values).any(axis=(1, 2))
+        if infinite.any():
+            raise ValueError(f"{self._label}: values: row {indices[infinite][0]} holds inf")
+        return values
 
     def close(self) -> None:
         """Close the file."""

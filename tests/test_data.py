@@ -304,6 +304,35 @@ def test_to_file_bad_arguments(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_from_file_refuses_pickles_damage_and_oversized_data_naming_the_file(tmp_path):
+    from unittest import mock
+
+    from tests.file_mutations import TRAP_FILE, Trap
+
+    TRAP_FILE.unlink(missing_ok=True)
+    np.save(tmp_path / "objects.npy", np.array([Trap()], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match=r"path: cannot read '.*objects\.npy': it holds Python"):
+        hp.Sequences.from_file(tmp_path / "objects.npy")
+    assert not TRAP_FILE.exists()
+    np.save(tmp_path / "cut.npy", np.zeros((3, 4)))
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "cut.npy").read_bytes()[:-9])
+    with pytest.raises(ValueError, match=r"cut\.npy'.*\(3, 4\).*96 bytes.*holds 87 bytes"):
+        hp.Sequences.from_file(tmp_path / "cut.npy")
+    (tmp_path / "text.csv").write_text("sequence,time,value\n0,0,a\n")
+    with pytest.raises(TypeError, match=r"text\.csv'.*expected numeric columns"):
+        hp.Sequences.from_file(tmp_path / "text.csv")
+    # 1,001 sequences whose longest has 2,000 steps: 1,001 x 2,000 padded values.
+    rows = ["sequence,time,value"] + [f"{n},0,1" for n in range(1000)]
+    rows += [f"1000,{t},1" for t in range(2000)]
+    (tmp_path / "wide.csv").write_text("\n".join(rows))
+    with (
+        mock.patch("hmm_pyro._archive.memory_available", return_value=2**24),
+        pytest.raises(ValueError, match=r"wide\.csv'.*would need 30\.5 MiB of memory"),
+    ):
+        hp.Sequences.from_file(tmp_path / "wide.csv")
+    assert hp.Sequences.from_file(tmp_path / "wide.csv").max_length == 2000
+
+
 # ---------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
     ("data", "kwargs", "error", "match"),

@@ -111,6 +111,60 @@ def test_is_store_reads_only_the_attributes(tmp_path, ragged):
     assert not is_store(tmp_path)
 
 
+def _edited(source, target, edit):
+    import shutil
+
+    import h5py
+
+    shutil.copyfile(source, target)
+    with h5py.File(target, "r+") as handle:
+        edit(handle)
+    return target
+
+
+def test_open_store_refuses_damaged_stores_naming_the_file(tmp_path, ragged):
+    source = write_store(tmp_path / "s.nc", ragged, chunk_size=3)
+
+    def set_attr(key, value):
+        return lambda handle: handle.attrs.__setitem__(key, value)
+
+    def replace(name, **options):
+        def edit(handle):
+            del handle[name]
+            handle.create_dataset(name, **options)
+
+        return edit
+
+    def write(name, index, value):
+        return lambda handle: handle[name].__setitem__(index, value)
+
+    def huge(handle):
+        replace("lengths", shape=(2**40,), dtype="i8", chunks=True)(handle)
+        replace("values", shape=(2**40, 7, 2), dtype="f8", chunks=True)(handle)
+
+    cases = [
+        (set_attr("hmm_pyro_store", 7), "store format version 7, this hmm_pyro reads 1"),
+        (write("lengths", 2, 99), r"lengths must lie in \[1, 7\], got \[1, 99\]"),
+        (write("lengths", 0, 0), r"lengths must lie in \[1, 7\], got \[0, 7\]"),
+        (replace("lengths", data=np.ones(3, dtype=np.int64)), r"lengths \(3,\)"),
+        (replace("values", data=np.ones((7, 7), dtype="S2")), "'values' is not a 3-D dataset"),
+        (set_attr("emission", "[1, 2]"), "its emission attribute is not a JSON object"),
+        (replace("lengths", shape=(2**40,), dtype="i8", chunks=True), "expected values"),
+        # Chunked datasets declare 2**40 rows in a file of a few kilobytes.
+        (huge, r"would need 8\.0 TiB of memory, only .* refused before allocating"),
+    ]
+    for index, (edit, message) in enumerate(cases):
+        path = _edited(source, tmp_path / f"bad{index}.nc", edit)
+        with pytest.raises(ValueError, match=message) as error:
+            open_store(path)
+        assert str(error.value).startswith(f"path: cannot read {str(path)!r}: ")
+    path = _edited(source, tmp_path / "inf.nc", write("values", (4, 0, 1), np.inf))
+    with open_store(path) as store:
+        assert len(store.read([0, 1, 2])) == 3
+        with pytest.raises(ValueError, match=r"inf\.nc': values: row 4 holds inf"):
+            store.read([3, 4])
+
+
 def test_memory_store_has_the_store_interface(ragged):
     store = as_store(ragged)
     assert isinstance(store, MemoryStore) and as_store(store) is store

@@ -442,5 +442,5 @@ def load_fit(path: str) -> Fit:
         raise FileNotFoundError(f"fit: expected an existing NetCDF file, got {path!r}")
     try:
         return load(file)
-    except (OSError, KeyError) as error:
+    except OSError as error:
         raise ValueError(f"fit: cannot read {path!r} as a hmm_pyro fit ({error})") from None

@@ -39,10 +39,9 @@ def _read_states(path: str) -> list[np.ndarray]:
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"--state-file: expected an existing file, got {path!r}")
-    if file.suffix.lower() == ".csv":
-        paths = Sequences.from_file(file, value="state")
-        return [np.asarray(sequence, dtype=np.int64) for sequence in paths.to_list()]
-    return [np.asarray(row, dtype=np.int64) for row in np.atleast_2d(np.load(file))]
+    options = {"value": "state"} if file.suffix.lower() == ".csv" else {}
+    paths = Sequences.from_file(file, **options)  # the library's checked readers (no pickles)
+    return [np.asarray(sequence, dtype=np.int64) for sequence in paths.to_list()]
 
 
 def _check_fit_options(args: argparse.Namespace, streaming: bool) -> None:

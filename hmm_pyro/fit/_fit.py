@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from hmm_pyro._archive import READ_ERRORS, file_label
 from hmm_pyro._io import atomic_path
 from hmm_pyro._random import make_generator, resolve_seed
 from hmm_pyro._validation import check_int, describe
@@ -20,6 +21,7 @@ from hmm_pyro.fit.inference_data import (
     build_inference_data,
     draws_from_idata,
     read_attrs,
+    read_inference_data,
     sequences_from_idata,
 )
 from hmm_pyro.model import HMM
@@ -304,14 +306,36 @@ def load(path: str | Path) -> Fit:
     Returns
     -------
     Fit
+
+    Raises
+    ------
+    ValueError
+        For a missing file, a file that cannot be read (damaged, truncated, not NetCDF-4),
+        data that would not fit in memory (refused before it is read), a NetCDF file that is
+        not a hmm_pyro fit, or a fit whose model, data or draws are not valid; one line that
+        names the file and the problem.
     """
     path = Path(path)
     if not path.exists():
         raise ValueError(f"path: expected an existing NetCDF file, got {str(path)!r}")
-    idata = az.from_netcdf(path)
+    label = file_label("path", path)
+    try:
+        idata = read_inference_data(path, label)
+    except (*READ_ERRORS, AttributeError) as error:  # h5netcdf: a dimension that is gone
+        text = " ".join(str(error).split())
+        if text.startswith(label):
+            raise ValueError(text) from error
+        raise ValueError(f"{label}: not a NetCDF-4 fit ({type(error).__name__}: {text})") from error
     if "posterior" not in idata.groups() or "model" not in idata.posterior.attrs:
         raise ValueError(f"path: {str(path)!r} is not a hmm_pyro fit (no model attribute)")
-    # Load into memory so that the file is not held open.
-    idata = idata.map(lambda dataset: dataset.load(), groups=idata.groups(), inplace=False)
-    hmm = HMM.from_config(read_attrs(idata)["model"])
-    return Fit(hmm, idata)
+    try:
+        hmm = HMM.from_config(read_attrs(idata)["model"])
+        fit = Fit(hmm, idata)
+        if len(hmm.batch_shape(hmm.validate_params(fit.draws()))) != 2:
+            raise ValueError("posterior: expected draws with dimensions (chain, draw)")
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        text = " ".join(str(error).split())
+        raise ValueError(
+            f"{label}: not a valid hmm_pyro fit ({type(error).__name__}: {text})"
+        ) from error
+    return fit

@@ -14,22 +14,33 @@ marginalising them.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from typing import Any
 
+import h5netcdf
+import h5py
 import numpy as np
 import torch
+import xarray as xr
+from xarray.backends import H5NetCDFStore
 
 with warnings.catch_warnings():
     # ArviZ 0.x announces its 1.0 refactor once a day at import; we pin 0.x on purpose.
     warnings.simplefilter("ignore", FutureWarning)
     import arviz as az
 
+from hmm_pyro._archive import check_memory
 from hmm_pyro._version import __version__
 from hmm_pyro.data import Sequences
 from hmm_pyro.model import HMM
 
-__all__ = ["build_inference_data", "draws_from_idata", "sequences_from_idata"]
+__all__ = [
+    "build_inference_data",
+    "draws_from_idata",
+    "read_inference_data",
+    "sequences_from_idata",
+]
 
 Params = dict[str, torch.Tensor]
 OBSERVED = "y"
@@ -165,3 +176,40 @@ def sequences_from_idata(idata: az.InferenceData) -> Sequences:
     lengths = np.asarray(idata.constant_data["lengths"].values)
     dim = None if values.ndim == 2 else values.shape[-1]
     return Sequences(values, lengths=lengths, dim=dim)
+
+
+def read_inference_data(path: str | os.PathLike[str], label: str) -> az.InferenceData:
+    """Read every group of an ``InferenceData`` NetCDF file into memory, sizes checked first.
+
+    What ``az.from_netcdf`` reads (each group with ``xarray`` over ``h5netcdf``, and the root
+    attributes), loaded eagerly: the size of each group, known from its declared shapes and
+    dtypes, is checked against the memory available (``ValueError`` starting with ``label``)
+    before its arrays are read. The file is opened once, here, and closed before this returns
+    or raises (a damaged file can make ``h5netcdf`` or ``xarray`` fail half-way through
+    opening it, which would otherwise leave it open).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The NetCDF-4 file.
+    label : str
+        Start of the error message for data too large for memory (names the file).
+
+    Returns
+    -------
+    arviz.InferenceData
+    """
+    options = {"decode_vlen_strings": True, "phony_dims": "access", "format": "NETCDF4"}
+    with h5py.File(path, "r") as raw:
+        # h5netcdf reads the root attributes before it can be closed: damaged ones are
+        # refused here rather than left to fail inside its constructor.
+        dict(raw.attrs)
+        with h5netcdf.File(raw, "r", **options) as handle:
+            groups, total = {}, 0
+            for name in list(handle.groups):
+                dataset = xr.open_dataset(H5NetCDFStore(handle, group=name))
+                total += dataset.nbytes
+                check_memory(total, label)
+                groups[name] = dataset.load()
+            attrs = dict(xr.open_dataset(H5NetCDFStore(handle)).attrs)
+    return az.InferenceData(attrs=attrs, **groups)

@@ -1,14 +1,19 @@
-"""Finished NUTS chains on disk: one ``.npz`` per chain, written atomically, reused on rerun.
+"""Finished NUTS chains on disk: one data-only ``.npz`` per chain, written atomically, reused.
 
-A chain file holds the draws (``draw__<name>``), the sample statistics (``stat__<name>``), the
-run time, and a JSON ``signature`` of everything that determines the chain (model, data
-fingerprint, start, warm-up, draws, chain seed, sampler settings). A rerun with the same folder
-reuses a chain only if its signature matches; a file from other settings raises ``ValueError``
-rather than being mixed in silently.
+A chain file is an archive of :mod:`hmm_pyro._archive` (format ``hmm_pyro.nuts_chain``; see
+``docs/files.md``): the draws (``draw__<name>``) and sample statistics (``stat__<name>``) as
+plain arrays, and a JSON header with the run time, the *signature* of everything that
+determines the chain (model, data fingerprint, start, warm-up, draws, chain seed, sampler
+settings) and its SHA-256, the format and hmm_pyro versions and a SHA-256 of the content. A
+rerun with the same folder reuses a chain only if all of them match and the arrays have the
+shapes the signature implies; anything else (a chain from other settings, another data set or
+model, another version, a damaged file, a pickle) raises ``ValueError`` rather than being
+mixed in silently. Reading a chain runs no code from the file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -16,16 +21,41 @@ from typing import Any
 
 import numpy as np
 
-from hmm_pyro._io import atomic_write
+from hmm_pyro._archive import file_label, read_archive, write_archive
+from hmm_pyro.model import HMM
 
-__all__ = ["chain_path", "chain_signature", "load_chain", "save_chain", "saved_seed"]
+__all__ = [
+    "CHAIN_STATS",
+    "chain_path",
+    "chain_signature",
+    "load_chain",
+    "save_chain",
+    "saved_seed",
+]
 
 _PREFIX = "chain_"
+_FORMAT = "hmm_pyro.nuts_chain"
+_VERSION = 2
+"""Version 1 files (no header, signature and run time as arrays) are refused: rerun them."""
+CHAIN_STATS = {
+    "diverging": "b",
+    "step_size": "f",
+    "acceptance_rate": "f",
+    "n_steps": "i",
+    "tree_depth": "i",
+    "lp": "f",
+}
+"""Sample statistics of a saved chain and their NumPy dtype kinds, one value per draw."""
+_KIND = {"data": "data set", "model": "model"}
 
 
 def chain_path(folder: str | os.PathLike[str], chain: int) -> Path:
     """File of chain ``chain`` in ``folder``."""
     return Path(folder) / f"{_PREFIX}{chain}.npz"
+
+
+def _checksum(signature: str) -> str:
+    return hashlib.sha256(signature.encode()).hexdigest()
 
 
 def save_chain(
@@ -38,8 +68,24 @@ def save_chain(
     """Write one finished chain atomically."""
     arrays = {f"draw__{name}": value for name, value in draws.items()}
     arrays.update({f"stat__{name}": value for name, value in stats.items()})
-    with atomic_write(path, "wb") as handle:
-        np.savez(handle, signature=np.asarray(signature), seconds=np.asarray(seconds), **arrays)
+    header = {
+        "signature": json.loads(signature),
+        "signature_sha256": _checksum(signature),
+        "seconds": float(seconds),
+    }
+    write_archive(path, _FORMAT, _VERSION, header, arrays)
+
+
+def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], str]:
+    """Header, arrays and canonical signature of a chain file (checked against its checksum)."""
+    header, arrays = read_archive(path, "chain_dir", _FORMAT, _VERSION, "a saved chain")
+    saved = header.get("signature")
+    canonical = json.dumps(saved, sort_keys=True)
+    if not isinstance(saved, dict) or header.get("signature_sha256") != _checksum(canonical):
+        raise ValueError(
+            f"{file_label('chain_dir', path)}: its signature does not match its checksum"
+        )
+    return header, arrays, canonical
 
 
 def load_chain(
@@ -50,27 +96,44 @@ def load_chain(
     Raises
     ------
     ValueError
-        If the file was written with other settings or data, or is not a chain file.
+        If the file was written with other settings, model or data, by another format or
+        hmm_pyro version, is damaged, or is not a chain file; one line naming the file.
     """
     path = Path(path)
     if not path.exists():
         return None
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            saved = str(archive["signature"])
-            draws = {k[6:]: archive[k] for k in archive.files if k.startswith("draw__")}
-            stats = {k[6:]: archive[k] for k in archive.files if k.startswith("stat__")}
-            seconds = float(archive["seconds"])
-    except (OSError, KeyError, ValueError) as error:
-        raise ValueError(f"chain_dir: {str(path)!r} is not a saved chain ({error})") from error
+    header, arrays, saved = _read(path)
+    label = file_label("chain_dir", path)
     if saved != signature:
         old, new = json.loads(saved), json.loads(signature)
         different = sorted(key for key in set(old) | set(new) if old.get(key) != new.get(key))
+        which = [f"another {_KIND[key]}" for key in _KIND if key in different]
+        which += ["other settings"] if set(different) - set(_KIND) else []
         raise ValueError(
             f"chain_dir: {str(path)!r} holds a chain run with other settings or data "
-            f"(differs in {different}); use another folder or delete the file"
+            f"({' and '.join(which)}: differs in {different}); use another folder or delete "
+            "the file"
         )
-    return draws, stats, seconds
+    seconds = header.get("seconds")
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+        raise ValueError(f"{label}: its run time is not a number")
+    expected = json.loads(signature)
+    shapes = HMM.from_config(expected["model"]).param_shapes()
+    count = expected["draws"]
+    wanted = {f"draw__{name}": ((count, *shape), "f") for name, shape in shapes.items()}
+    wanted.update({f"stat__{name}": ((count,), kind) for name, kind in CHAIN_STATS.items()})
+    if set(arrays) != set(wanted):
+        raise ValueError(f"{label}: expected the arrays {sorted(wanted)}, got {sorted(arrays)}")
+    for name, (shape, kind) in wanted.items():
+        array = arrays[name]
+        if array.shape != shape or array.dtype.kind != kind:
+            raise ValueError(
+                f"{label}: array {name!r}: expected shape {shape} of kind {kind!r}, got shape "
+                f"{array.shape} of dtype {array.dtype}"
+            )
+    draws = {name[6:]: value for name, value in arrays.items() if name.startswith("draw__")}
+    stats = {name[6:]: value for name, value in arrays.items() if name.startswith("stat__")}
+    return draws, stats, float(seconds)
 
 
 def saved_seed(folder: str | os.PathLike[str], chains: int) -> int | None:
@@ -78,13 +141,10 @@ def saved_seed(folder: str | os.PathLike[str], chains: int) -> int | None:
     for chain in range(chains):
         path = chain_path(folder, chain)
         if path.exists():
-            try:
-                with np.load(path, allow_pickle=False) as archive:
-                    return int(json.loads(str(archive["signature"]))["seed"])
-            except (OSError, KeyError, ValueError) as error:
-                raise ValueError(
-                    f"chain_dir: {str(path)!r} is not a saved chain ({error})"
-                ) from error
+            seed = _read(path)[0]["signature"].get("seed")
+            if not isinstance(seed, int) or isinstance(seed, bool):
+                raise ValueError(f"{file_label('chain_dir', path)}: holds no seed")
+            return seed
     return None
 
 

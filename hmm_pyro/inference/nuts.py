@@ -215,12 +215,18 @@ def fit_nuts(
         Run the chains as tasks on this Dask cluster (a client, or a scheduler address such as
         ``"tcp://host:8786"``) instead; the draws are the same bit for bit.
     chain_dir : str or os.PathLike, optional
-        Folder where each chain is saved (``chain_<c>.npz``, atomically) as soon as it
-        finishes. A rerun with the same folder and settings reuses the saved chains and runs
-        only the missing ones (after an interruption, say); the result is the same as an
-        uninterrupted run. ``seed=None`` takes the seed of the saved chains. A saved chain from
-        other settings or data raises ``ValueError``. The workers write the files, so with
-        ``client=`` the folder must be on a file system they share.
+        Folder where each chain is saved (``chain_<c>.npz``, atomically, data only: arrays and
+        JSON, see ``docs/files.md``) as soon as it finishes. A rerun with the same folder and
+        settings reuses the saved chains and runs only the missing ones: after an
+        interruption, even a ``SIGKILL``, a chain that had not finished reruns from its first
+        iteration. The result equals the uninterrupted run's bit for bit in every group
+        (draws, sample statistics, log likelihood, prior, data) and in the attributes that
+        describe the draws; only those that describe the run differ (``chain_seconds`` of the
+        reused chains, ``reused_chains``, ``sampling_time``, the creation time).
+        ``seed=None`` takes the seed of the saved chains. A saved chain from other settings,
+        another model or data set, another file format or hmm_pyro version, or a damaged or
+        foreign file raises ``ValueError``. The workers write the files, so with ``client=``
+        the folder must be on a file system they share.
 
     Returns
     -------

@@ -121,7 +121,9 @@ def fit_svi(
         interrupted. The ``"lean"`` backend (L-BFGS, one call per restart) is checkpointed
         after every finished restart only: an interrupted restart is rerun from its start on
         resume (restarts are deterministic, so the result is the same). The file is kept when
-        the run finishes. It is a ``torch.save`` pickle: resume only from files you trust.
+        the run finishes. The file is data only (arrays and JSON, no pickle: reading it runs no
+        code from it), versioned, with checksums of the signature (settings, model, data) and
+        of its content; see ``docs/files.md``.
     checkpoint_every : int
         Steps between checkpoints of the restart in progress (``"pyro"`` backend).
     resume : bool

@@ -232,9 +232,7 @@ def run_adam_restart(
         first = 0
         saved = checkpointer.take_current(restart)
         if saved is not None:
-            pyro.get_param_store().set_state(saved["params"])
-            optim.set_state(saved["optim"])
-            torch.set_rng_state(saved["torch_rng"])
+            checkpointer.restore(saved, optim)
             losses = list(saved["losses"])
             first = int(saved["step"])
             report.skip(first)
@@ -244,7 +242,7 @@ def run_adam_restart(
                 "restart": restart,
                 "step": step,
                 "losses": list(losses),
-                "params": pyro.get_param_store().get_state(),
+                "params": pyro.get_param_store().get_state()["params"],
                 "optim": optim.get_state(),
                 "torch_rng": torch.get_rng_state(),
             }

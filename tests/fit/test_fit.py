@@ -53,6 +53,35 @@ def test_load_rejects_other_files(tmp_path):
         load(other)
 
 
+def test_load_refuses_damaged_fits_in_one_line_naming_the_file(gaussian_fit, tmp_path):
+    import shutil
+
+    import h5py
+
+    fit, _ = gaussian_fit
+    path = fit.save(tmp_path / "fit.nc")
+    raw = path.read_bytes()
+    cut = tmp_path / "cut.nc"
+    cut.write_bytes(raw[: len(raw) // 2])
+    huge, nan = tmp_path / "huge.nc", tmp_path / "nan.nc"
+    for target in (huge, nan):
+        shutil.copyfile(path, target)
+    with h5py.File(huge, "r+") as handle:  # a chunked variable declaring 16 TiB, holding nothing
+        del handle["posterior/mu"]
+        handle["posterior"].create_dataset("mu", shape=(2**40, 2), dtype="f8", chunks=True)
+    with h5py.File(nan, "r+") as handle:
+        handle["posterior/sigma"][0, 3, 1] = np.nan
+    for target, message in (
+        (cut, "not a NetCDF-4 fit"),
+        (huge, r"would need [\d.]+ TiB of memory, only .* refused before allocating"),
+        (nan, "not a valid hmm_pyro fit .*draws of 'sigma' hold NaN or inf"),
+    ):
+        with pytest.raises(ValueError, match=message) as error:
+            load(target)
+        assert str(error.value).startswith(f"path: cannot read {str(target)!r}: ")
+        assert "\n" not in str(error.value)
+
+
 def test_arviz_summary_and_loo_run(gaussian_fit):
     fit, _ = gaussian_fit
     summary = fit.summary()

@@ -1,11 +1,18 @@
-"""SVI checkpoints: an interrupted run, resumed, ends bitwise where an uninterrupted one does."""
+"""SVI checkpoints: an interrupted run, resumed, ends bitwise where an uninterrupted one does.
+
+Checkpoints are data only: a pickle (a format-1 checkpoint, or a malicious file) is refused and
+never unpickled; a checkpoint of other data, another model or another version is refused in
+one line that says which.
+"""
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -13,6 +20,7 @@ import torch
 
 from hmm_pyro import fit_svi
 from hmm_pyro.inference.checkpoint import load_checkpoint
+from hmm_pyro.store import MemoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {"guide": "map", "backend": "pyro", "steps": 1000, "restarts": 1, "tol": 0.0}
@@ -187,3 +195,60 @@ def test_a_real_signal_then_resume_gives_the_same_parameters(
     )
     assert resumed.attrs["resumed_from"]["step"] == saved
     _assert_same(straight, resumed, workload_hmm)
+
+
+class _CreatesAFile:
+    """Unpickling this creates ``path``: the payload of a malicious checkpoint."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def test_a_malicious_pickle_checkpoint_is_refused_and_runs_nothing(workload_hmm, tiny, tmp_path):
+    created = tmp_path / "created_by_the_checkpoint"
+    torch_file, pickle_file = tmp_path / "torch.ckpt", tmp_path / "pickle.ckpt"
+    # Shaped like a format-1 checkpoint (a torch.save pickle), with the payload inside.
+    payload = {"format": "hmm_pyro.svi_checkpoint", "version": 1, "current": _CreatesAFile(created)}
+    torch.save(payload, torch_file)
+    pickle_file.write_bytes(pickle.dumps(payload))
+    for path, word in ((torch_file, "it holds a pickle"), (pickle_file, "it is a pickle")):
+        with pytest.raises(ValueError, match=f"checkpoint: cannot read '.*{path.name}': {word}"):
+            load_checkpoint(path)
+        with pytest.raises(ValueError, match=word):  # seed=None: the seed is read from the file
+            fit_svi(workload_hmm, tiny, steps=5, checkpoint=path, resume=True, progress=False)
+        with pytest.raises(ValueError, match=word):
+            fit_svi(workload_hmm, tiny, steps=5, seed=1, checkpoint=path, resume=True)
+    assert not created.exists()
+    pickle.loads(pickle_file.read_bytes())  # what loading it used to do
+    assert created.exists()
+
+
+def test_a_checkpoint_of_other_data_another_model_or_version_is_refused_in_one_line(
+    workload_hmm, tiny, tmp_path
+):
+    from hmm_pyro import HMM, Categorical, Prior, Sequences
+
+    path = tmp_path / "run.ckpt"
+    settings = {"steps": 20, "restarts": 1, "seed": 1, "progress": False, "checkpoint": path}
+    fit_svi(workload_hmm, tiny, **settings)
+    other_data = Sequences(tiny.to_list()[:1])
+    other_model = HMM(3, Categorical(num_symbols=5), prior=Prior(B=2.0))
+    for hmm, data, which in (
+        (workload_hmm, other_data, r"another data set: data: checkpoint '\w+', now '\w+'"),
+        (other_model, tiny, "another model: model: checkpoint"),
+        (other_model, other_data, "another data set and another model"),
+    ):
+        with pytest.raises(ValueError, match=which) as error:
+            fit_svi(hmm, data, resume=True, **settings)
+        assert "\n" not in str(error.value) and str(path) in str(error.value)
+    with mock.patch("hmm_pyro.inference.checkpoint._CHECKPOINT_VERSION", 3):
+        with pytest.raises(ValueError, match="format version 2, this hmm_pyro reads version 3"):
+            fit_svi(workload_hmm, tiny, resume=True, **settings)
+    with mock.patch("hmm_pyro._archive.__version__", "0.0.1"):
+        with pytest.raises(ValueError, match=r"written by hmm_pyro '\d[\d.]*', this is hmm_pyro"):
+            fit_svi(workload_hmm, tiny, resume=True, **settings)
+    saved = load_checkpoint(path)
+    assert saved["version"] == 2 and saved["signature"]["data"] == MemoryStore(tiny).fingerprint
