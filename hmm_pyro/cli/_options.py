@@ -296,8 +296,11 @@ def emission_of(args: argparse.Namespace, data: Sequences | None = None) -> Emis
     num_symbols, dim = getattr(args, "symbols", None), getattr(args, "dim", None)
     try:
         return family.from_options(data=data, num_symbols=num_symbols, dim=dim)
-    except ValueError as error:  # name the options the user typed
-        message = str(error).replace("num_symbols:", "--symbols:").replace("dim:", "--dim:", 1)
+    except ValueError as error:  # name the option the user typed (or left out)
+        message = str(error)
+        for option, flag in (("num_symbols", "--symbols"), ("dim", "--dim")):
+            if message.startswith(f"{option}: expected the number") or " not an option " in message:
+                message = message.replace(f"{option}:", f"{flag}:", 1)
         raise ValueError(message) from error
 
 
