@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from hmm_pyro.diagnostics._draws import Arrays, emission_distances
 from hmm_pyro.diagnostics.collapse import min_pairwise
 from hmm_pyro.diagnostics.thresholds import ESS_PER_CHAIN, RHAT, RHAT_NOISE
 from hmm_pyro.fit.inference_data import az
+from hmm_pyro.labels.draws import Arrays, emission_distances
 from hmm_pyro.model import HMM
 
 __all__ = [

@@ -16,7 +16,6 @@ from hmm_pyro.diagnostics.convergence import ConvergenceStatistics
 from hmm_pyro.diagnostics.flags import Flag, Remedy
 from hmm_pyro.diagnostics.label_switching import SwitchStatistics
 from hmm_pyro.diagnostics.occupancy import OccupancyStatistics
-from hmm_pyro.diagnostics.relabel import Labelling
 from hmm_pyro.diagnostics.symmetry import SymmetryEvidence
 from hmm_pyro.diagnostics.thresholds import (
     COLLAPSE_BAYES_FACTOR,
@@ -30,6 +29,7 @@ from hmm_pyro.diagnostics.thresholds import (
     SYMMETRIC_START_DISTANCE,
     WITHIN_CHAIN_SWITCH_FRACTION,
 )
+from hmm_pyro.labels import Labelling
 
 __all__ = [
     "collapse_flag",
@@ -244,9 +244,15 @@ def prior_dominated_flag(
 
 
 def switching_flag(
-    switches: SwitchStatistics, convergence: ConvergenceStatistics | None
+    switches: SwitchStatistics,
+    convergence: ConvergenceStatistics | None,
+    aligned_states: tuple[int, ...] | None = None,
 ) -> Flag | None:
-    """Label switching between or within chains (error: per-state summaries mix)."""
+    """Label switching between or within chains (error: per-state summaries mix).
+
+    ``aligned_states``: for a fit already relabelled, the states that still change places
+    (relabelling again cannot help; the remedy is fewer states).
+    """
     if not switches.switching:
         return None
     parts = []
@@ -282,14 +288,29 @@ def switching_flag(
         measured["max_r_hat_invariant"] = worst["invariant"]["max_r_hat"]
         if not convergence.invariant_failing:
             cause += "; label-invariant quantities converged (converged up to labels)"
+    summary = "Label switching: " + "; ".join(parts) + "."
+    remedies = (Remedy.RELABEL, Remedy.ORDERING_CONSTRAINT)
+    states: tuple[int, ...] = ()
+    if aligned_states is not None:
+        states = aligned_states
+        which = f"states {_fmt_states(states)}" if states else "some states"
+        summary = f"Label switching after relabelling: {which} still change places."
+        cause = (
+            "the draws were already brought into one labelling (hmm_pyro.relabel, or fit_nuts "
+            f"by default), yet {which} still trade labels between draws or chains: the data do "
+            "not tell them apart (overlapping or nearly collapsed emission laws), so no "
+            "relabelling can fix their per-state summaries"
+        )
+        remedies = (Remedy.FEWER_STATES, Remedy.MORE_DATA)
     return Flag(
         kind="label_switching",
         severity="error",
-        summary="Label switching: " + "; ".join(parts) + ".",
+        summary=summary,
         measured=measured,
         threshold={"within_chain_fraction": WITHIN_CHAIN_SWITCH_FRACTION},
         cause=cause + ".",
-        remedies=(Remedy.RELABEL, Remedy.ORDERING_CONSTRAINT),
+        remedies=remedies,
+        states=states,
     )
 
 

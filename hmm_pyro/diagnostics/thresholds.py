@@ -1,11 +1,20 @@
 """Named thresholds of the degeneracy diagnostics, each with its justification and source.
 
 Distances are squared Hellinger distances ``H2 = 1 - sum sqrt(p q)`` between two states'
-emission laws (in ``[0, 1]``; closed forms in :mod:`hmm_pyro.emissions`).
+emission laws (in ``[0, 1]``; closed forms in :mod:`hmm_pyro.emissions`). The thresholds that
+relabelling uses too (``COLLAPSE_DISTANCE``, ``COLLAPSE_PROBABILITY``, ``METHOD_DISAGREEMENT``,
+``MAX_TIME_POINTS``) are defined, with their sources, in :mod:`hmm_pyro.labels.thresholds` and
+listed here with the rest.
 """
 
 from __future__ import annotations
 
+from hmm_pyro.labels.thresholds import (
+    COLLAPSE_DISTANCE,
+    COLLAPSE_PROBABILITY,
+    MAX_TIME_POINTS,
+    METHOD_DISAGREEMENT,
+)
 from hmm_pyro.starts import MIN_START_SEPARATION
 
 __all__ = [
@@ -25,15 +34,6 @@ __all__ = [
     "SYMMETRIC_START_DISTANCE",
     "WITHIN_CHAIN_SWITCH_FRACTION",
 ]
-
-COLLAPSE_DISTANCE = 0.05
-"""Two states are indistinguishable when ``H2 < 0.05``: equal-variance Gaussians 0.64 sd apart,
-and ``H2`` bounds total variation (``TV <= H sqrt(2 - H2)``, so ``TV < 0.32``)
-(docs/degeneracy.md#emission-collapse; Le Cam & Yang 2000 for the bounds)."""
-
-COLLAPSE_PROBABILITY = 0.5
-"""A pair (or the closest pair) is collapsed when ``P(H2 < COLLAPSE_DISTANCE | y) > 0.5``: the
-posterior median distance is below the threshold (docs/degeneracy.md#emission-collapse)."""
 
 COLLAPSE_BAYES_FACTOR = 3.0
 """Posterior odds over prior odds of "collapsed" above 3 is "positive" evidence that the data
@@ -92,14 +92,3 @@ WITHIN_CHAIN_SWITCH_FRACTION = 0.01
 """A chain switches labels when more than 1% of its draws are relabelled by a permutation other
 than its most common one (docs/degeneracy.md#label-switching: flags a planted mid-run swap, no
 false alarms on separated states)."""
-
-METHOD_DISAGREEMENT = 0.05
-"""Two relabelling methods (Stephens' KL and ECR) that disagree on more than 5% of the draws
-mean the labels are not identifiable from the data
-(docs/degeneracy.md#cross-check-method-disagreement; Papastamoulis 2016, JSS 69(1))."""
-
-MAX_TIME_POINTS = 2000
-"""Time steps (evenly spaced over all sequences) whose state probabilities drive relabelling:
-the KL and ECR costs are sums over time, 2000 terms pin them down
-(docs/degeneracy.md#time-points-and-memory advises subsampling time for long series); occupancy
-always uses every step."""

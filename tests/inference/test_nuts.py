@@ -9,8 +9,16 @@ from hmm_pyro.starts import MIN_START_SEPARATION
 
 
 def _quick(hmm, data, **kwargs):
+    """Short runs for the runner's mechanics, draws as sampled (alignment: test_nuts_labels)."""
     options = dict(
-        chains=2, warmup=30, draws=20, seed=0, progress=False, parallel=False, max_tree_depth=5
+        chains=2,
+        warmup=30,
+        draws=20,
+        seed=0,
+        progress=False,
+        parallel=False,
+        max_tree_depth=5,
+        relabel=False,
     )
     options.update(kwargs)
     return fit_nuts(hmm, data, **options)
@@ -153,7 +161,8 @@ def test_default_keeps_short_runs_in_process_and_sends_long_ones_to_workers(
     workload_hmm, small_data, monkeypatch
 ):
     """``parallel=None``: the timed-gradient estimate decides; it is of the right order."""
-    from hmm_pyro import _parallel, nuts
+    from hmm_pyro import _parallel
+    from hmm_pyro.inference import nuts
 
     monkeypatch.setattr(_parallel, "available_cores", lambda: 2)
     monkeypatch.setattr(nuts, "available_cores", lambda: 2)
