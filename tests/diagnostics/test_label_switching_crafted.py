@@ -70,6 +70,10 @@ def test_chains_in_different_modes_are_not_converged(workload_hmm, small_data):
     assert flag is not None and flag.severity == "error"
     assert "not mere label switching" in flag.cause
     assert flag.measured["invariant"]["max_r_hat"] > 1.1
+    assert flag.summary.startswith("Chains in different modes: chains ")
+    assert " sd in " in flag.summary and " nats (chain 3 lower)" in flag.summary
+    assert flag.measured["chain_gap"]["standard_errors"] > 6
+    assert 3 in flag.measured["chain_gap"]["chains"]
 
 
 def test_switching_left_after_relabelling_points_to_fewer_states(workload_hmm, small_data):
