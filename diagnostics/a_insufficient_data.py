@@ -57,6 +57,7 @@ def main(argv=None):
             max_tree_depth=5 if args.quick else 10,
             parallel=not args.quick,
             progress=False,
+            relabel=False,  # as sampled: diagnosed before and after relabel below
         )
         seconds = _common.seconds_since(began)
         result = diagnose(fit)

@@ -85,6 +85,7 @@ def main(argv=None):
             max_tree_depth=5 if args.quick else 10,
             parallel=not args.quick,
             progress=False,
+            relabel=False,  # as sampled: diagnosed before and after relabel below
         )
     )
     with warnings.catch_warnings(record=True) as caught:

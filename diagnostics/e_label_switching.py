@@ -26,7 +26,7 @@ import numpy as np
 
 import hmm_pyro as hp
 from hmm_pyro.diagnostics import diagnose, relabel
-from hmm_pyro.diagnostics.permutations import permute_params
+from hmm_pyro.labels.permutations import permute_params
 from hmm_pyro.plots import plot_relabel_traces
 from hmm_pyro.simulate import REFERENCE_PARAMS
 
@@ -64,6 +64,7 @@ def main(argv=None):
         max_tree_depth=5 if args.quick else 10,
         parallel=not args.quick,
         progress=False,
+        relabel=False,  # as sampled: diagnosed before and after relabel below
     )
     before = diagnose(fit)
     relabelled = relabel(fit)

@@ -173,10 +173,13 @@ def _psens(
     return result
 
 
-def _analyse(fit: Fit, task: Task, began: float) -> SettingResult:
-    """Everything measured on the fit to all the data."""
+def _analyse(
+    fit: Fit, task: Task, began: float, fit_warnings: list[warnings.WarningMessage]
+) -> SettingResult:
+    """Everything measured on the fit to all the data (``fit_warnings``: the fit's own)."""
     hmm = fit.hmm
     notes: list[str] = []
+    _record(fit_warnings, notes, "fit")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         report = diagnose(fit)
@@ -292,12 +295,18 @@ def run_compare_task(task: Task, reporter: Any) -> FoldResult | SettingResult:
     began = time.perf_counter()
     hmm = HMM.from_config(task.hmm_config)
     train = hmm.prepare_data(_sequences(task.values, task.lengths))
-    fit = run_task(task.method, hmm, train, task.seed, task.runner_kwargs)
     if task.fold < 0:
-        result: FoldResult | SettingResult = _analyse(fit, task, began)
+        with warnings.catch_warnings(record=True) as caught:  # e.g. relabelling, kept as notes
+            warnings.simplefilter("always")
+            fit = run_task(task.method, hmm, train, task.seed, task.runner_kwargs)
+        result: FoldResult | SettingResult = _analyse(fit, task, began, caught)
     else:
         if task.test_values is None or task.test_lengths is None:
             raise ValueError(f"task: fold {task.fold} of {task.setting!r} has no test data")
+        options = dict(task.runner_kwargs)
+        if task.method == "nuts":
+            options["relabel"] = False  # held-out log densities do not depend on the labels
+        fit = run_task(task.method, hmm, train, task.seed, options)
         draws = fit.flat_draws()
         test = _sequences(task.test_values, task.test_lengths)
         held = hmm.log_likelihood(draws, test)

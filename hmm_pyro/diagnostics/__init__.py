@@ -1,11 +1,13 @@
 """Degeneracy diagnostics and relabelling (their plots are in :mod:`hmm_pyro.plots`).
 
 Checks: emission collapse, empty states, prior domination, symmetric starts, label switching
-and convergence. Methods, thresholds and their sources: ``docs/degeneracy.md``.
+and convergence. Methods, thresholds and their sources: ``docs/degeneracy.md``. Relabelling
+itself lives one layer down, in :mod:`hmm_pyro.labels` (so that the runners can use it too);
+``relabel`` and ``find_permutations`` are exported here as well.
 
-Layer rule: ``diagnostics`` imports ``learning``, ``fit`` and the layers below them, and the
-private utilities; never its siblings ``inference`` and ``decode``, nor ``runners``, ``compare``,
-``sweep``, ``plots`` or the CLI (which import it).
+Layer rule: ``diagnostics`` imports ``labels``, ``learning``, ``fit`` and the layers below them,
+and the private utilities; never its siblings ``inference`` and ``decode``, nor ``runners``,
+``compare``, ``sweep``, ``plots`` or the CLI (which import it).
 
 >>> report = hmm_pyro.diagnose(fit)  # doctest: +SKIP
 >>> relabelled = hmm_pyro.relabel(fit)  # doctest: +SKIP
@@ -14,14 +16,14 @@ private utilities; never its siblings ``inference`` and ``decode``, nor ``runner
 from hmm_pyro.diagnostics import thresholds
 from hmm_pyro.diagnostics.diagnose import diagnose
 from hmm_pyro.diagnostics.flags import Flag, Remedy
-from hmm_pyro.diagnostics.relabel import (
+from hmm_pyro.diagnostics.report import DegeneracyReport
+from hmm_pyro.labels import (
     RELABEL_METHODS,
     Labelling,
     RelabelWarning,
     find_permutations,
     relabel,
 )
-from hmm_pyro.diagnostics.report import DegeneracyReport
 
 __all__ = [
     "RELABEL_METHODS",

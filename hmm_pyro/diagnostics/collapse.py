@@ -14,17 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from hmm_pyro.data import Sequences
-from hmm_pyro.diagnostics._draws import Arrays, emission_distances, to_numpy
 from hmm_pyro.diagnostics.thresholds import COLLAPSE_DISTANCE, COLLAPSE_PROBABILITY
+from hmm_pyro.labels.draws import Arrays, emission_distances, to_numpy
+from hmm_pyro.labels.groups import count_groups, merge_groups
 from hmm_pyro.model import HMM
 
 __all__ = [
     "CollapseStatistics",
     "collapse_statistics",
-    "count_groups",
-    "merge_groups",
     "min_pairwise",
-    "pair_probability",
     "pooled_distance",
     "pooled_emission",
 ]
@@ -37,47 +35,6 @@ def min_pairwise(distances: np.ndarray) -> np.ndarray:
         return np.ones(distances.shape[:-2])
     upper = np.triu_indices(num, k=1)
     return distances[..., upper[0], upper[1]].min(-1)
-
-
-def _component_labels(adjacency: np.ndarray) -> np.ndarray:
-    """Smallest state index of each state's connected component: ``(*batch, K)``."""
-    num = adjacency.shape[-1]
-    adjacency = adjacency | np.eye(num, dtype=bool)
-    labels = np.broadcast_to(np.arange(num), adjacency.shape[:-1]).copy()
-    for _ in range(num):
-        neighbours = np.where(adjacency, labels[..., None, :], num)
-        labels = neighbours.min(-1)
-    return labels
-
-
-def count_groups(adjacency: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
-    """Number of connected components of ``(*batch, K, K)`` boolean graphs.
-
-    Parameters
-    ----------
-    adjacency : numpy.ndarray
-        ``adjacency[..., i, j]``: states ``i`` and ``j`` are indistinguishable.
-    keep : numpy.ndarray, optional
-        ``(*batch, K)`` states that count (e.g. non-empty ones); others are left out.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(*batch,)`` integers.
-    """
-    num = adjacency.shape[-1]
-    if keep is None:
-        keep = np.ones(adjacency.shape[:-1], dtype=bool)
-    adjacency = adjacency & keep[..., :, None] & keep[..., None, :]
-    roots = _component_labels(adjacency) == np.arange(num)
-    return (roots & keep).sum(-1)
-
-
-def merge_groups(together: np.ndarray) -> list[tuple[int, ...]]:
-    """Groups of states joined by single linkage on a ``(K, K)`` boolean matrix (size >= 2)."""
-    labels = _component_labels(np.asarray(together, dtype=bool))
-    groups = [tuple(np.flatnonzero(labels == root).tolist()) for root in np.unique(labels)]
-    return [group for group in groups if len(group) > 1]
 
 
 def pooled_emission(hmm: HMM, data: Sequences) -> Arrays:
@@ -102,15 +59,6 @@ def pooled_distance(hmm: HMM, data: Sequences, params: Arrays) -> np.ndarray:
         extra = np.broadcast_to(pooled[name], (*batch, *pooled[name].shape))
         joined[name] = np.concatenate([value, extra], axis=value.ndim - trailing)
     return emission_distances(hmm, joined)[..., :num, num]
-
-
-def pair_probability(hmm: HMM, draws: Arrays, distance: float = COLLAPSE_DISTANCE) -> np.ndarray:
-    """``(K, K)`` fraction of draws in which two states' emission laws are within ``distance``.
-
-    Meaningful for draws in one labelling (relabelled, or a single chain without switches).
-    """
-    close = emission_distances(hmm, draws) < distance
-    return close.reshape(-1, *close.shape[-2:]).mean(0)
 
 
 def _odds(probability: float) -> float:

@@ -1,7 +1,7 @@
 """Prior-dominated emission parameters: posterior contraction ``1 - Var_post / Var_prior``.
 
 Per-state contraction is only meaningful when the draws share one labelling, so it is computed
-on relabelled draws (:mod:`hmm_pyro.diagnostics.relabel`). Relabelling by itself shrinks the
+on relabelled draws (:mod:`hmm_pyro.labels`). Relabelling by itself shrinks the
 variance: it aligns draws by their state probabilities, which orders weakly identified states
 much like sorting does (for three exchangeable uniform rows, sorting alone removes 40-55% of
 the variance). The prior draws (``idata.prior``) are therefore relabelled by the same algorithm
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hmm_pyro.diagnostics._draws import Arrays
 from hmm_pyro.diagnostics.thresholds import CONTRACTION_PRIOR_DOMINATED
+from hmm_pyro.labels.draws import Arrays
 from hmm_pyro.model import HMM
 
 __all__ = ["ContractionStatistics", "contraction_statistics"]

@@ -6,21 +6,24 @@ Invariant quantities (total log likelihood, log joint density, sorted emission p
 sorted self-transition probabilities, smallest pairwise emission distance) do not change when
 labels are permuted, so they separate "not converged" (invariants disagree across chains) from
 "converged up to labels" (invariants agree, raw per-state parameters do not)
-(docs/degeneracy.md#label-invariant-quantities).
+(docs/degeneracy.md#label-invariant-quantities). For each invariant the pair of chains whose
+means differ most in Monte Carlo errors is kept (:mod:`hmm_pyro.diagnostics.modes`): it tells
+chains in different modes from chains that need a longer run.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from hmm_pyro.diagnostics._draws import Arrays, emission_distances
 from hmm_pyro.diagnostics.collapse import min_pairwise
+from hmm_pyro.diagnostics.modes import ChainGap, chain_gap, rhat_noise
 from hmm_pyro.diagnostics.thresholds import ESS_PER_CHAIN, RHAT, RHAT_NOISE
 from hmm_pyro.fit.inference_data import az
+from hmm_pyro.labels.draws import Arrays, emission_distances
 from hmm_pyro.model import HMM
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "convergence_statistics",
     "diagnostics_table",
     "invariant_quantities",
+    "scalar_entries",
 ]
 
 MIN_CHAINS = 2
@@ -47,6 +51,14 @@ def _entries(name: str, values: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def scalar_entries(quantities: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every scalar ``(chain, draw)`` entry of ``(chain, draw, ...)`` quantities, by name."""
+    scalars: dict[str, np.ndarray] = {}
+    for name, values in quantities.items():
+        scalars.update(_entries(name, np.asarray(values, dtype=np.float64)))
+    return scalars
+
+
 def diagnostics_table(quantities: dict[str, np.ndarray]) -> pd.DataFrame:
     """R-hat, bulk ESS and tail ESS of each ``(chain, draw, ...)`` quantity, one row per entry.
 
@@ -54,9 +66,7 @@ def diagnostics_table(quantities: dict[str, np.ndarray]) -> pd.DataFrame:
     divides zero by zero and emits a ``RuntimeWarning``, which is silenced here because a
     constant entry (e.g. a fixed parameter or a crafted test draw) is not a convergence problem.
     """
-    scalars: dict[str, np.ndarray] = {}
-    for name, values in quantities.items():
-        scalars.update(_entries(name, np.asarray(values, dtype=np.float64)))
+    scalars = scalar_entries(quantities)
     dataset = az.convert_to_dataset({key: value for key, value in scalars.items()})
     with warnings.catch_warnings():
         warnings.filterwarnings(
@@ -120,6 +130,9 @@ class ConvergenceStatistics:
         Draws in all chains.
     num_chains : int
         Chains.
+    gaps : dict of ChainGap
+        For each invariant entry, the two chains whose means differ by the most Monte Carlo
+        standard errors (entries without a finite error are left out).
     """
 
     raw: pd.DataFrame
@@ -127,6 +140,7 @@ class ConvergenceStatistics:
     divergences: int
     transitions: int
     num_chains: int
+    gaps: dict[str, ChainGap] = field(default_factory=dict)
 
     @staticmethod
     def _worst(table: pd.DataFrame) -> dict[str, float | str]:
@@ -171,6 +185,30 @@ class ConvergenceStatistics:
         """Entries of ``table`` with bulk or tail ESS below ``ESS_PER_CHAIN`` per chain."""
         return list(table.index[table[["ess_bulk", "ess_tail"]].min(axis=1) < self.min_ess])
 
+    def rhat_noise(self, table: pd.DataFrame) -> pd.Series:
+        """R-hat up to which each entry is within its own sampling noise, given its ESS.
+
+        :func:`hmm_pyro.diagnostics.modes.rhat_noise` of the smaller of bulk and tail ESS.
+        """
+        ess = table[["ess_bulk", "ess_tail"]].min(axis=1)
+        draws = self.transitions // self.num_chains
+        return ess.map(lambda value: rhat_noise(value, self.num_chains, draws))
+
+    def within_noise(self, table: pd.DataFrame, entries: list[str]) -> bool:
+        """Every one of ``entries`` has R-hat within its sampling noise for its ESS."""
+        bounds = self.rhat_noise(table)
+        return bool((table.loc[entries, "r_hat"] <= bounds[entries]).all())
+
+    def separated(self, entries: list[str]) -> list[ChainGap]:
+        """Gaps of ``entries`` beyond ``MODE_SEPARATION`` standard errors, the widest first."""
+        gaps = [self.gaps[name] for name in entries if name in self.gaps]
+        return sorted((gap for gap in gaps if gap.separated), key=lambda gap: -gap.standard_errors)
+
+    def widest_gap(self, entries: list[str]) -> ChainGap | None:
+        """The gap of ``entries`` with the most standard errors, if any."""
+        gaps = [self.gaps[name] for name in entries if name in self.gaps]
+        return max(gaps, key=lambda gap: gap.standard_errors, default=None)
+
     @property
     def raw_failing(self) -> list[str]:
         """Raw entries with R-hat above or ESS below the thresholds."""
@@ -211,11 +249,13 @@ def convergence_statistics(
     if num_chains < MIN_CHAINS or num_draws < MIN_DRAWS:
         return None
     raw = diagnostics_table({name: draws[name] for name in hmm.param_names})
-    invariant = diagnostics_table(invariant_quantities(hmm, draws, log_likelihood, log_prior))
+    quantities = invariant_quantities(hmm, draws, log_likelihood, log_prior)
+    gaps = {name: chain_gap(name, values) for name, values in scalar_entries(quantities).items()}
     return ConvergenceStatistics(
         raw=raw,
-        invariant=invariant,
+        invariant=diagnostics_table(quantities),
         divergences=0 if diverging is None else int(np.asarray(diverging).sum()),
         transitions=int(num_chains * num_draws),
         num_chains=int(num_chains),
+        gaps={name: gap for name, gap in gaps.items() if gap is not None},
     )

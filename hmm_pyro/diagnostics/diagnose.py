@@ -13,19 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from hmm_pyro.diagnostics._draws import (
-    Arrays,
-    emission_distances,
-    state_statistics,
-    thin_per_chain,
-    to_numpy,
-)
-from hmm_pyro.diagnostics.collapse import (
-    CollapseStatistics,
-    collapse_statistics,
-    count_groups,
-    min_pairwise,
-)
+from hmm_pyro.diagnostics.collapse import CollapseStatistics, collapse_statistics, min_pairwise
 from hmm_pyro.diagnostics.contraction import ContractionStatistics, contraction_statistics
 from hmm_pyro.diagnostics.convergence import ConvergenceStatistics, convergence_statistics
 from hmm_pyro.diagnostics.findings import (
@@ -45,13 +33,6 @@ from hmm_pyro.diagnostics.occupancy import (
     free_emission_parameters,
     occupancy_statistics,
 )
-from hmm_pyro.diagnostics.permutations import permute_axis, permute_params
-from hmm_pyro.diagnostics.relabel import (
-    Labelling,
-    chain_alignment,
-    compute_labelling,
-    log_posterior,
-)
 from hmm_pyro.diagnostics.report import DegeneracyReport
 from hmm_pyro.diagnostics.symmetry import symmetry_evidence
 from hmm_pyro.diagnostics.thresholds import (
@@ -60,7 +41,16 @@ from hmm_pyro.diagnostics.thresholds import (
     RHAT,
     RHAT_NOISE,
 )
-from hmm_pyro.fit import Fit
+from hmm_pyro.fit import ALIGNED, Fit
+from hmm_pyro.labels.draws import Arrays, emission_distances, state_statistics, to_numpy
+from hmm_pyro.labels.groups import count_groups
+from hmm_pyro.labels.labelling import (
+    Labelling,
+    chain_alignment,
+    compute_labelling,
+    log_posterior,
+)
+from hmm_pyro.labels.permutations import permute_axis, permute_params
 from hmm_pyro.model import HMM
 
 __all__ = ["diagnose"]
@@ -70,6 +60,14 @@ DEFAULT_MAX_DRAWS = 1000
 
 
 # ---------------------------------------------------------------------------- checks
+def _thin_per_chain(num_draws: int, num_chains: int, max_draws: int | None) -> np.ndarray:
+    """Evenly spaced draw indices kept in every chain, at most ``max_draws`` in total."""
+    if max_draws is None or num_draws * num_chains <= max_draws:
+        return np.arange(num_draws)
+    per_chain = max(1, max_draws // num_chains)
+    return np.unique(np.linspace(0, num_draws - 1, per_chain).round().astype(np.int64))
+
+
 @dataclass(frozen=True)
 class _Draws:
     """What every check reads: the thinned draws, their relabelling and their occupancy."""
@@ -95,7 +93,7 @@ def _prepare(fit: Fit, max_draws: int, log_post_all: np.ndarray) -> _Draws:
     hmm = fit.hmm
     all_draws = to_numpy(fit.draws())
     num_chains, num_draws = log_post_all.shape
-    index = thin_per_chain(num_draws, num_chains, max_draws)
+    index = _thin_per_chain(num_draws, num_chains, max_draws)
     draws = {name: value[:, index] for name, value in all_draws.items()}
     log_post = log_post_all[:, index]
     labelling = compute_labelling(hmm, fit.data, draws, log_post, "stephens", cross_check=True)
@@ -181,6 +179,11 @@ def _check_switching(
     labelling = kept.labelling
     aligned = chain_alignment(kept.hmm, kept.draws, kept.log_post)
     switches = switch_statistics(labelling.perms, labelling.groups, aligned)
+    still_moving = None
+    if kept.fit.labelling == ALIGNED:  # relabelled already: which states still move
+        moved = (labelling.perms != np.arange(kept.hmm.num_states)).any(axis=(0, 1))
+        moved |= (aligned != np.arange(kept.hmm.num_states)).any(axis=0)
+        still_moving = tuple(np.flatnonzero(moved).tolist())
     measurements = {
         "chain_alignment": aligned,
         "chains_aligned_by_a_permutation": list(switches.aligned_switch),
@@ -192,7 +195,10 @@ def _check_switching(
         "relabel_agreement": labelling.agreement,
         "collapsed_groups": labelling.groups,
     }
-    flags = [switching_flag(switches, convergence), identifiability_flag(labelling)]
+    flags = [
+        switching_flag(switches, convergence, still_moving),
+        identifiability_flag(labelling),
+    ]
     return flags, measurements, switches.switching
 
 

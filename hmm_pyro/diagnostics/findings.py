@@ -15,8 +15,8 @@ from hmm_pyro.diagnostics.contraction import ContractionStatistics
 from hmm_pyro.diagnostics.convergence import ConvergenceStatistics
 from hmm_pyro.diagnostics.flags import Flag, Remedy
 from hmm_pyro.diagnostics.label_switching import SwitchStatistics
+from hmm_pyro.diagnostics.modes import ChainGap
 from hmm_pyro.diagnostics.occupancy import OccupancyStatistics
-from hmm_pyro.diagnostics.relabel import Labelling
 from hmm_pyro.diagnostics.symmetry import SymmetryEvidence
 from hmm_pyro.diagnostics.thresholds import (
     COLLAPSE_BAYES_FACTOR,
@@ -26,10 +26,13 @@ from hmm_pyro.diagnostics.thresholds import (
     EMPTY_STATE_PROBABILITY,
     ESS_PER_CHAIN,
     METHOD_DISAGREEMENT,
+    MODE_SEPARATION,
     RHAT,
+    RHAT_NOISE_LEVEL,
     SYMMETRIC_START_DISTANCE,
     WITHIN_CHAIN_SWITCH_FRACTION,
 )
+from hmm_pyro.labels import Labelling
 
 __all__ = [
     "collapse_flag",
@@ -42,6 +45,8 @@ __all__ = [
     "symmetric_start_flag",
 ]
 
+_LOG_DENSITIES = ("log_joint", "log_likelihood")
+"""Invariant quantities measured in nats."""
 _INSUFFICIENT_DATA_FACTOR = 10
 """Fewer than 10 observations per emission parameter is called insufficient data (a common
 rule of thumb for the events-per-parameter ratio; Peduzzi et al. 1996)."""
@@ -244,9 +249,15 @@ def prior_dominated_flag(
 
 
 def switching_flag(
-    switches: SwitchStatistics, convergence: ConvergenceStatistics | None
+    switches: SwitchStatistics,
+    convergence: ConvergenceStatistics | None,
+    aligned_states: tuple[int, ...] | None = None,
 ) -> Flag | None:
-    """Label switching between or within chains (error: per-state summaries mix)."""
+    """Label switching between or within chains (error: per-state summaries mix).
+
+    ``aligned_states``: for a fit already relabelled, the states that still change places
+    (relabelling again cannot help; the remedy is fewer states).
+    """
     if not switches.switching:
         return None
     parts = []
@@ -282,14 +293,141 @@ def switching_flag(
         measured["max_r_hat_invariant"] = worst["invariant"]["max_r_hat"]
         if not convergence.invariant_failing:
             cause += "; label-invariant quantities converged (converged up to labels)"
+    summary = "Label switching: " + "; ".join(parts) + "."
+    remedies = (Remedy.RELABEL, Remedy.ORDERING_CONSTRAINT)
+    states: tuple[int, ...] = ()
+    if aligned_states is not None:
+        states = aligned_states
+        which = f"states {_fmt_states(states)}" if states else "some states"
+        summary = f"Label switching after relabelling: {which} still change places."
+        cause = (
+            "the draws were already brought into one labelling (hmm_pyro.relabel, or fit_nuts "
+            f"by default), yet {which} still trade labels between draws or chains: the data do "
+            "not tell them apart (overlapping or nearly collapsed emission laws), so no "
+            "relabelling can fix their per-state summaries"
+        )
+        remedies = (Remedy.FEWER_STATES, Remedy.MORE_DATA)
     return Flag(
         kind="label_switching",
         severity="error",
-        summary="Label switching: " + "; ".join(parts) + ".",
+        summary=summary,
         measured=measured,
         threshold={"within_chain_fraction": WITHIN_CHAIN_SWITCH_FRACTION},
         cause=cause + ".",
-        remedies=(Remedy.RELABEL, Remedy.ORDERING_CONSTRAINT),
+        remedies=remedies,
+        states=states,
+    )
+
+
+def _gap_text(gap: ChainGap, log_joint: ChainGap | None) -> str:
+    """How far apart two chains are, in sd and standard errors, and their log posteriors."""
+    high, low = gap.chains
+    text = (
+        f"chains {high} and {low} differ by {gap.gap_sd:.2f} sd in {gap.quantity}, "
+        f"{gap.standard_errors:.1f} Monte Carlo standard errors"
+    )
+    if gap.quantity in _LOG_DENSITIES:
+        return text + f", {gap.gap:.3g} nats (chain {low} lower)"
+    if log_joint is not None:
+        difference = log_joint.means[high] - log_joint.means[low]
+        lower = low if difference >= 0 else high
+        text += (
+            f"; their mean log posteriors differ by {abs(difference):.3g} nats (chain {lower} "
+            "lower)"
+        )
+    return text
+
+
+def _invariant_flag(
+    convergence: ConvergenceStatistics,
+    failing_rhat: list[str],
+    failing_ess: list[str],
+    degenerate_states: tuple[int, ...],
+) -> Flag:
+    """Label-invariant quantities disagree: different modes, or not yet converged."""
+    worst = convergence.summary()["invariant"]
+    table = convergence.invariant
+    log_joint = convergence.gaps.get("log_joint")
+    separated = convergence.separated(failing_rhat)
+    widest = separated[0] if separated else convergence.widest_gap(failing_rhat)
+    measured: dict[str, Any] = {"invariant": worst, "raw": convergence.summary()["raw"]}
+    if widest is not None:
+        measured["chain_gap"] = widest.to_dict()
+    if log_joint is not None:
+        measured["chain_log_posterior"] = log_joint.means
+    threshold: dict[str, Any] = {
+        "r_hat": RHAT,
+        "ess": convergence.min_ess,
+        "ess_per_chain": ESS_PER_CHAIN,
+        "mode_separation": MODE_SEPARATION,
+    }
+    rhat_text = f"invariant R-hat up to {worst['max_r_hat']:.3f} ({worst['worst_r_hat']})"
+    if separated:
+        summary = f"Chains in different modes: {_gap_text(separated[0], log_joint)}; {rhat_text}."
+        cause = (
+            "not mere label switching: the chains disagree on label-invariant quantities "
+            f"({', '.join(gap.quantity for gap in separated[:6])}) by more than "
+            f"{MODE_SEPARATION:g} Monte Carlo standard errors, far beyond what their sampling "
+            "error explains, so they sit in different modes that the sampler does not cross"
+        )
+        severity = "error"
+    elif failing_rhat:
+        noise = convergence.rhat_noise(table)[failing_rhat]
+        within = convergence.within_noise(table, failing_rhat) and not failing_ess
+        measured["r_hat_noise"] = float(noise.max())
+        threshold["r_hat_noise_level"] = RHAT_NOISE_LEVEL
+        agree = (
+            "the chains' means agree within their Monte Carlo error (the widest gap: "
+            f"{_gap_text(widest, log_joint)})"
+            if widest is not None
+            else "the chains' means could not be compared"
+        )
+        summary = f"Not yet converged: run longer; {rhat_text}, ESS down to {worst['min_ess']:.0f}."
+        bound = f"{float(noise.max()):.3f}"
+        if within:
+            cause = (
+                f"R-hat is within its own sampling noise for the ESS at hand (up to {bound} for "
+                f"converged chains) and {agree}: the chains have not run long enough to show "
+                "convergence, which is not the same as being in different modes"
+            )
+            severity = "warning"
+        elif failing_ess:
+            cause = (
+                f"{agree}, but the bulk or tail ESS of {', '.join(failing_ess[:6])} is below "
+                f"{ESS_PER_CHAIN} per chain, so R-hat and Monte Carlo errors cannot be trusted yet"
+            )
+            severity = "error"
+        else:
+            cause = (
+                f"{agree}, but R-hat exceeds its own sampling noise for the ESS at hand (up to "
+                f"{bound}): the chains mix slowly"
+            )
+            severity = "error"
+    else:
+        summary = (
+            f"Not converged: {rhat_text}, ESS down to {worst['min_ess']:.0f} "
+            f"({worst['worst_ess']})."
+        )
+        cause = (
+            "too few effective draws: the bulk or tail ESS of label-invariant quantities "
+            f"({', '.join(failing_ess[:6])}) is below {ESS_PER_CHAIN} per chain, so R-hat "
+            "and Monte Carlo errors cannot be trusted"
+        )
+        severity = "error"
+    if degenerate_states:
+        cause += (
+            "; with collapsed or empty states some chains may sit in a partly collapsed "
+            "mode and others in a separated one"
+        )
+    remedies = (Remedy.LONGER_RUN,) + ((Remedy.FEWER_STATES,) if degenerate_states else ())
+    return Flag(
+        kind="not_converged",
+        severity=severity,
+        summary=summary,
+        measured=measured,
+        threshold=threshold,
+        cause=cause + ".",
+        remedies=remedies,
     )
 
 
@@ -305,39 +443,7 @@ def convergence_flags(
     failing_rhat = convergence.failing_rhat(convergence.invariant)
     failing_ess = convergence.failing_ess(convergence.invariant)
     if failing_rhat or failing_ess:
-        if failing_rhat:
-            cause = (
-                "not mere label switching: the chains disagree on label-invariant quantities "
-                f"({', '.join(failing_rhat[:6])}), so they explore different modes or have "
-                "not mixed"
-            )
-        else:
-            cause = (
-                "too few effective draws: the bulk or tail ESS of label-invariant quantities "
-                f"({', '.join(failing_ess[:6])}) is below {ESS_PER_CHAIN} per chain, so R-hat "
-                "and Monte Carlo errors cannot be trusted"
-            )
-        if degenerate_states:
-            cause += (
-                "; with collapsed or empty states some chains may sit in a partly collapsed "
-                "mode and others in a separated one"
-            )
-        remedies = (Remedy.LONGER_RUN,) + ((Remedy.FEWER_STATES,) if degenerate_states else ())
-        flags.append(
-            Flag(
-                kind="not_converged",
-                severity="error",
-                summary=(
-                    f"Not converged: invariant R-hat up to {worst['invariant']['max_r_hat']:.3f} "
-                    f"({worst['invariant']['worst_r_hat']}), ESS down to "
-                    f"{worst['invariant']['min_ess']:.0f} ({worst['invariant']['worst_ess']})."
-                ),
-                measured={"invariant": worst["invariant"], "raw": worst["raw"]},
-                threshold=threshold,
-                cause=cause + ".",
-                remedies=remedies,
-            )
-        )
+        flags.append(_invariant_flag(convergence, failing_rhat, failing_ess, degenerate_states))
     elif convergence.raw_failing and not switching:
         if degenerate_states:
             cause = (

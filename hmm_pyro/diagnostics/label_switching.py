@@ -85,7 +85,7 @@ def switch_statistics(
         Groups of collapsed states; permutations inside a group are not switches.
     aligned : numpy.ndarray, optional
         ``(chain, K)`` alignment of each chain to a reference chain
-        (:func:`hmm_pyro.diagnostics.relabel.chain_alignment`).
+        (:func:`hmm_pyro.labels.labelling.chain_alignment`).
 
     Returns
     -------

@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 
 from hmm_pyro.data import Sequences
-from hmm_pyro.diagnostics._draws import Arrays, emission_distances
 from hmm_pyro.diagnostics.collapse import pooled_distance
 from hmm_pyro.diagnostics.thresholds import (
     IDENTICAL_DISTANCE,
     POOLED_FIT_DISTANCE,
     SYMMETRIC_START_DISTANCE,
 )
+from hmm_pyro.labels.draws import Arrays, emission_distances
 from hmm_pyro.model import HMM
 
 __all__ = ["SYMMETRIC_INITS", "SymmetryEvidence", "symmetry_evidence"]

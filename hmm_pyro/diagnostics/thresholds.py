@@ -1,11 +1,20 @@
 """Named thresholds of the degeneracy diagnostics, each with its justification and source.
 
 Distances are squared Hellinger distances ``H2 = 1 - sum sqrt(p q)`` between two states'
-emission laws (in ``[0, 1]``; closed forms in :mod:`hmm_pyro.emissions`).
+emission laws (in ``[0, 1]``; closed forms in :mod:`hmm_pyro.emissions`). The thresholds that
+relabelling uses too (``COLLAPSE_DISTANCE``, ``COLLAPSE_PROBABILITY``, ``METHOD_DISAGREEMENT``,
+``MAX_TIME_POINTS``) are defined, with their sources, in :mod:`hmm_pyro.labels.thresholds` and
+listed here with the rest.
 """
 
 from __future__ import annotations
 
+from hmm_pyro.labels.thresholds import (
+    COLLAPSE_DISTANCE,
+    COLLAPSE_PROBABILITY,
+    MAX_TIME_POINTS,
+    METHOD_DISAGREEMENT,
+)
 from hmm_pyro.starts import MIN_START_SEPARATION
 
 __all__ = [
@@ -19,21 +28,14 @@ __all__ = [
     "IDENTICAL_DISTANCE",
     "MAX_TIME_POINTS",
     "METHOD_DISAGREEMENT",
+    "MODE_SEPARATION",
     "POOLED_FIT_DISTANCE",
     "RHAT",
     "RHAT_NOISE",
+    "RHAT_NOISE_LEVEL",
     "SYMMETRIC_START_DISTANCE",
     "WITHIN_CHAIN_SWITCH_FRACTION",
 ]
-
-COLLAPSE_DISTANCE = 0.05
-"""Two states are indistinguishable when ``H2 < 0.05``: equal-variance Gaussians 0.64 sd apart,
-and ``H2`` bounds total variation (``TV <= H sqrt(2 - H2)``, so ``TV < 0.32``)
-(docs/degeneracy.md#emission-collapse; Le Cam & Yang 2000 for the bounds)."""
-
-COLLAPSE_PROBABILITY = 0.5
-"""A pair (or the closest pair) is collapsed when ``P(H2 < COLLAPSE_DISTANCE | y) > 0.5``: the
-posterior median distance is below the threshold (docs/degeneracy.md#emission-collapse)."""
 
 COLLAPSE_BAYES_FACTOR = 3.0
 """Posterior odds over prior odds of "collapsed" above 3 is "positive" evidence that the data
@@ -80,6 +82,27 @@ Measured here: healthy 4 x 500-draw fits with ESS > 2000 gave R-hat 1.0101 and 1
 about 15 quantities; a simulation of 4 x 200 draws of a trivially identified model had 499 of
 1000 fits above 1.01, all below 1.05 (docs/degeneracy.md#r-hat, after Vehtari et al. 2021)."""
 
+RHAT_NOISE_LEVEL = 0.99
+"""An invariant R-hat above ``RHAT`` that stays below the 99% quantile of R-hat's own sampling
+distribution for converged chains at the ESS at hand
+(:func:`hmm_pyro.diagnostics.modes.rhat_noise`), with the chains' means within their Monte Carlo
+error, is a warning ("not yet converged: run longer"), not an error. Measured on 1000 simulated
+runs of converged AR(1) chains per setting (``tests/diagnostics/rhat_noise_simulation.py``):
+R-hat exceeded the bound in at most 0.6% of runs (independent draws, 4 x 200; autocorrelation
+0.3, 2 x 1000) and in at most 0.1% with autocorrelation 0.5-0.95 (2 x 300 to 4 x 500 draws),
+while 30-100% of the autocorrelated runs exceeded 1.01 (docs/degeneracy.md#r-hat)."""
+
+MODE_SEPARATION = 6.0
+"""Two chains whose means of a label-invariant quantity differ by more than 6 Monte Carlo
+standard errors (of the difference; each chain's from its own ESS for the mean) sit in different
+modes. A normal deviate beyond 6 has probability 2e-9, so the many pairs and quantities compared
+do not raise false alarms. In the simulations of ``RHAT_NOISE_LEVEL`` the largest gap over all
+pairs of converged chains stayed below 4.6 standard errors with 30 or more effective draws per
+chain, reached 6.25 (1 run in 1000 above 6) with about 11, and exceeded 6 in 2.3% of runs with
+about 3: standard errors from a handful of effective draws are unreliable themselves, which the
+ESS check flags (docs/degeneracy.md#r-hat; Vehtari et al. 2021 for the Monte Carlo standard
+error)."""
+
 ESS_PER_CHAIN = 100
 """Bulk and tail ESS below 100 per chain (400 for four chains) make R-hat and MCSE unreliable
 (Vehtari et al. 2021, section 4)."""
@@ -92,14 +115,3 @@ WITHIN_CHAIN_SWITCH_FRACTION = 0.01
 """A chain switches labels when more than 1% of its draws are relabelled by a permutation other
 than its most common one (docs/degeneracy.md#label-switching: flags a planted mid-run swap, no
 false alarms on separated states)."""
-
-METHOD_DISAGREEMENT = 0.05
-"""Two relabelling methods (Stephens' KL and ECR) that disagree on more than 5% of the draws
-mean the labels are not identifiable from the data
-(docs/degeneracy.md#cross-check-method-disagreement; Papastamoulis 2016, JSS 69(1))."""
-
-MAX_TIME_POINTS = 2000
-"""Time steps (evenly spaced over all sequences) whose state probabilities drive relabelling:
-the KL and ECR costs are sums over time, 2000 terms pin them down
-(docs/degeneracy.md#time-points-and-memory advises subsampling time for long series); occupancy
-always uses every step."""

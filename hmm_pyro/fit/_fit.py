@@ -27,10 +27,29 @@ from hmm_pyro.fit.inference_data import (
 from hmm_pyro.model import HMM
 from hmm_pyro.simulate import simulate
 
-__all__ = ["Fit", "load"]
+__all__ = ["ALIGNED", "LABELS_ATTR", "RAW", "Fit", "MixedLabelsWarning", "load"]
 
 Params = dict[str, torch.Tensor]
 _DEFAULT_MAX_DRAWS = 200
+
+LABELS_ATTR = "labels"
+"""Attribute saying how the state labels of the draws relate (see :attr:`Fit.labelling`)."""
+ALIGNED = "aligned"
+"""``labels`` of draws brought into one labelling (``hmm_pyro.relabel``; ``fit_nuts`` default)."""
+RAW = "raw"
+"""``labels`` of draws kept as sampled: each chain in its own labelling, switches possible."""
+ONE_DRAW = "one draw"
+ONE_MODE = "one mode"
+UNKNOWN = "unknown"
+_CONSISTENT = (ALIGNED, ONE_DRAW, ONE_MODE)
+_ONE_MODE_METHODS = ("svi",)
+"""Runners whose draws come from one variational guide fitted around one mode (a Gaussian in
+the unconstrained space cannot reach a relabelled copy of that mode): one labelling by
+construction, also in files written before ``labels`` was recorded."""
+
+
+class MixedLabelsWarning(UserWarning):
+    """A per-state result was asked of draws that are not known to share one labelling."""
 
 
 class Fit:
@@ -46,9 +65,11 @@ class Fit:
 
     Notes
     -----
-    Per-state quantities (posterior means, averaged state probabilities) assume that every
-    chain uses the same state labels. Check with ``hmm_pyro.diagnose`` and align with
-    ``hmm_pyro.relabel`` first; label-invariant quantities (log likelihood, LOO) need no care.
+    Per-state quantities (posterior means, averaged state probabilities, Viterbi paths, the
+    summary) assume that every draw uses the same state labels. ``fit_nuts`` aligns its chains
+    by default; on draws that are not known to share one labelling (:attr:`labelling` ``"raw"``
+    or ``"unknown"``) these methods warn with :class:`MixedLabelsWarning` and ``hmm_pyro.relabel``
+    aligns them. Label-invariant quantities (log likelihood, LOO) need no care.
     """
 
     def __init__(self, hmm: HMM, idata: az.InferenceData) -> None:
@@ -87,7 +108,9 @@ class Fit:
         method : str
             Recorded as the ``inference`` attribute.
         attrs : dict, optional
-            More attributes, e.g. ``{"init": "median"}`` to record how the run started.
+            More attributes, e.g. ``{"init": "median"}`` to record how the run started, or
+            ``{"labels": "aligned"}`` for draws already in one labelling (otherwise several
+            draws count as ``"unknown"``: per-state results warn until ``hmm_pyro.relabel``).
         sample_stats, sample_stats_dims : optional
             Extra sample statistics ``(chain, draw, ...)`` and their dimension names.
 
@@ -134,6 +157,42 @@ class Fit:
         """Number of draws per chain."""
         return int(self.idata.posterior.sizes["draw"])
 
+    @property
+    def labelling(self) -> str:
+        """How the state labels of the draws relate; per-state results need one labelling.
+
+        ``"one draw"`` (a point estimate), ``"aligned"`` (brought into one labelling by
+        ``hmm_pyro.relabel``, which ``fit_nuts`` runs by default), ``"one mode"`` (draws of one
+        SVI guide), ``"raw"`` (chains as sampled, e.g. ``fit_nuts(relabel=False)``) or
+        ``"unknown"`` (draws from elsewhere, or a file written before this was recorded).
+        """
+        if self.num_chains * self.num_draws == 1:
+            return ONE_DRAW
+        attrs = self.attrs
+        recorded = attrs.get(LABELS_ATTR)
+        if recorded in (ALIGNED, RAW, ONE_MODE):
+            return str(recorded)
+        if "relabel" in attrs:  # relabelled before the status was recorded
+            return ALIGNED
+        if self.method in _ONE_MODE_METHODS:
+            return ONE_MODE
+        return UNKNOWN
+
+    def _check_labels(self, what: str) -> None:
+        """Warn that ``what`` mixes labellings unless the draws share one."""
+        status = self.labelling
+        if status in _CONSISTENT:
+            return
+        how = "as sampled" if status == RAW else "of unknown origin"
+        warnings.warn(
+            f"Fit.{what}: the {self.num_chains} chain(s) x {self.num_draws} draws are {how} and "
+            "not known to share one labelling of the states, so per-state results may mix "
+            "states; align them first with hmm_pyro.relabel(fit) (fit_nuts does unless "
+            "relabel=False)",
+            MixedLabelsWarning,
+            stacklevel=3,
+        )
+
     def __repr__(self) -> str:
         return (
             f"Fit(method={self.method!r}, chains={self.num_chains}, draws={self.num_draws}, "
@@ -156,7 +215,14 @@ class Fit:
         return flat
 
     def posterior_mean(self) -> Params:
-        """Posterior mean of every parameter (rows of ``pi``, ``A``, ``B`` stay on the simplex)."""
+        """Posterior mean of every parameter (rows of ``pi``, ``A``, ``B`` stay on the simplex).
+
+        Warns (:class:`MixedLabelsWarning`) when the draws are not known to share one labelling.
+        """
+        self._check_labels("posterior_mean")
+        return self._mean()
+
+    def _mean(self) -> Params:
         return {name: value.mean(dim=(0, 1)) for name, value in self.draws().items()}
 
     # ------------------------------------------------------------------ hidden states
@@ -172,7 +238,10 @@ class Fit:
             Sequences to decode (default: the fitted data).
         max_draws : int
             Number of evenly spaced posterior draws averaged.
+
+        Warns (:class:`MixedLabelsWarning`) when the draws are not known to share one labelling.
         """
+        self._check_labels("state_probs")
         data = self._data(data)
         draws = self.flat_draws(max_draws)
         total = None
@@ -203,9 +272,12 @@ class Fit:
         -------
         paths, scores : torch.Tensor
             ``(N, T)`` and ``(N,)`` (or with a leading draw dimension); ``-1`` at padding.
+
+        Warns (:class:`MixedLabelsWarning`) when the draws are not known to share one labelling.
         """
+        self._check_labels("viterbi")
         data = self._data(data)
-        params = self.flat_draws(max_draws) if per_draw else self.posterior_mean()
+        params = self.flat_draws(max_draws) if per_draw else self._mean()
         return self.hmm.viterbi(params, data)
 
     def sample_paths(
@@ -220,7 +292,10 @@ class Fit:
         -------
         torch.Tensor
             ``(num_samples, N, T)`` int64, ``-1`` at padding.
+
+        Warns (:class:`MixedLabelsWarning`) when the draws are not known to share one labelling.
         """
+        self._check_labels("sample_paths")
         data = self._data(data)
         num_samples = check_int("num_samples", num_samples, minimum=1)
         seed = resolve_seed(seed)
@@ -242,8 +317,12 @@ class Fit:
         xarray.Dataset
             ``y`` ``(chain=1, draw, sequence, time[, dim])`` NaN-padded and ``states``
             ``(chain=1, draw, sequence, time)`` with ``-1`` at padding.
+
+        Warns (:class:`MixedLabelsWarning`) when the draws are not known to share one labelling
+        (the replicated data are label-invariant, their state paths are not).
         """
         num_samples = check_int("num_samples", num_samples, minimum=1)
+        self._check_labels("posterior_predictive")
         generator = make_generator(resolve_seed(seed))
         flat = self.flat_draws()
         count = next(iter(flat.values())).shape[0]
@@ -275,10 +354,15 @@ class Fit:
 
     # ------------------------------------------------------------------ summaries and I/O
     def summary(self, **kwargs: Any) -> pd.DataFrame:
-        """``arviz.summary`` of the posterior (keyword arguments are passed through)."""
+        """``arviz.summary`` of the posterior (keyword arguments are passed through).
+
+        Warns (:class:`MixedLabelsWarning`) when the draws are not known to share one labelling.
+        """
+        self._check_labels("summary")
         with warnings.catch_warnings():
             # R-hat/ESS of constant entries (e.g. a one-draw point estimate) are undefined.
             warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+            warnings.filterwarnings("ignore", "Degrees of freedom <= 0", RuntimeWarning)
             return az.summary(self.idata, **kwargs)
 
     def save(self, path: str | Path) -> Path:

@@ -6,7 +6,9 @@ Pyro's unconstrained coordinates (flattened to one site), hidden states summed o
 forward-backward sweep, value and gradient from one numba call (equal to Pyro's model-based
 potential, which re-traces the model and runs autograd at every gradient). Chains are driven
 step by step so that per-iteration statistics are kept: divergences, step
-size, acceptance probability, leapfrog steps, tree depth and log density.
+size, acceptance probability, leapfrog steps, tree depth and log density. Chains started apart
+settle in different labellings of the states; the draws are brought into one
+(:func:`hmm_pyro.labels.align_labels`) before the ``Fit`` is returned.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from hmm_pyro._parallel import (
 from hmm_pyro._random import resolve_seed
 from hmm_pyro._validation import check_bool, check_int, check_positive, describe
 from hmm_pyro.data import Sequences
-from hmm_pyro.fit import Fit
+from hmm_pyro.fit import LABELS_ATTR, RAW, Fit
 from hmm_pyro.fit.inference_data import build_inference_data
 from hmm_pyro.inference._chains import (
     chain_path,
@@ -40,6 +42,7 @@ from hmm_pyro.inference._chains import (
     saved_seed,
 )
 from hmm_pyro.inference.potential import SITE, Potential
+from hmm_pyro.labels import align_labels
 from hmm_pyro.learning import initial_params
 from hmm_pyro.model import HMM
 from hmm_pyro.starts import derive_seeds, min_separation
@@ -178,6 +181,7 @@ def fit_nuts(
     progress: bool = True,
     client: Any = None,
     chain_dir: str | os.PathLike[str] | None = None,
+    relabel: bool = True,
 ) -> Fit:
     """Sample the posterior of the HMM parameters with NUTS, hidden states marginalised.
 
@@ -227,12 +231,26 @@ def fit_nuts(
         another model or data set, another file format or hmm_pyro version, or a damaged or
         foreign file raises ``ValueError``. The workers write the files, so with ``client=``
         the folder must be on a file system they share.
+    relabel : bool
+        Bring every draw into one labelling of the states before returning (default): chains
+        aligned and within-chain switches undone by :func:`hmm_pyro.relabel` (Stephens' algorithm,
+        cross-checked with ECR). ``False`` keeps the draws as sampled; per-state results of the
+        fit then warn until it is relabelled.
 
     Returns
     -------
     Fit
         ``fit.idata`` holds posterior, sample_stats, log_likelihood, log_prior, prior,
-        observed_data and constant_data.
+        observed_data and constant_data. With ``relabel=True`` the attribute ``relabel`` records
+        the permutations applied to each chain and the largest R-hat of each parameter before
+        (``raw_r_hat``) and after alignment, and ``labels`` is ``"aligned"``; otherwise
+        ``labels`` is ``"raw"``.
+
+    Warns
+    -----
+    hmm_pyro.diagnostics.RelabelWarning
+        With ``relabel=True``, when states are collapsed (they are not aligned but keep their
+        order) or the labels are not identifiable (Stephens and ECR disagree).
     """
     if not isinstance(hmm, HMM):
         raise TypeError(f"hmm: expected a hmm_pyro.HMM, got {describe(hmm)}")
@@ -246,6 +264,7 @@ def fit_nuts(
         raise ValueError(f"target_accept: expected a value in (0, 1), got {target_accept}")
     parallel = check_bool("parallel", parallel, allow_none=True)
     progress = check_bool("progress", progress)
+    relabel = check_bool("relabel", relabel)
     check_client(client)
     if client is not None and parallel is False:
         raise ValueError("parallel: False contradicts client= (chains would run here)")
@@ -350,6 +369,8 @@ def fit_nuts(
         "reused_chains": sorted(saved),
         "init_min_hellinger": start_separation,
         "init_params": {k: [v.tolist() for v in [s[k] for s in starts]] for k in starts[0]},
+        LABELS_ATTR: RAW,
     }
     idata = build_inference_data(hmm, data, posterior, stats, attrs=attrs, prior_seed=seed)
-    return Fit(hmm, idata)
+    fit = Fit(hmm, idata)
+    return align_labels(fit) if relabel else fit

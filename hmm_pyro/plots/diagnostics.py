@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hmm_pyro.diagnostics._draws import emission_distances, to_numpy
 from hmm_pyro.diagnostics.collapse import min_pairwise
 from hmm_pyro.diagnostics.thresholds import COLLAPSE_DISTANCE
 from hmm_pyro.fit import Fit
+from hmm_pyro.labels.draws import emission_distances, to_numpy
 from hmm_pyro.plots._axes import _axes
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from hmm_pyro import Fit
-from hmm_pyro.diagnostics.permutations import permute_params
+from hmm_pyro.labels.permutations import permute_params
 
 B_TRUE = np.array(
     [

@@ -5,13 +5,7 @@ import pytest
 
 from hmm_pyro import HMM, Categorical, Fit, Gaussian, Poisson, Prior, simulate
 from hmm_pyro.diagnostics import Remedy, diagnose
-from hmm_pyro.diagnostics.collapse import (
-    count_groups,
-    merge_groups,
-    min_pairwise,
-    pooled_distance,
-    pooled_emission,
-)
+from hmm_pyro.diagnostics.collapse import min_pairwise, pooled_distance, pooled_emission
 from tests.diagnostics.helpers import TRUTH, crafted_fit, noisy_draws, tensors
 
 
@@ -79,13 +73,6 @@ def test_helpers():
     distances = np.array([[0.0, 0.01, 0.5], [0.01, 0.0, 0.6], [0.5, 0.6, 0.0]])
     assert min_pairwise(distances) == 0.01
     assert min_pairwise(np.zeros((2, 1, 1))).tolist() == [1.0, 1.0]
-    close = distances < 0.05
-    assert count_groups(close) == 2
-    assert count_groups(close, keep=np.array([True, True, False])) == 1
-    assert merge_groups(close) == [(0, 1)]
-    chain = np.zeros((4, 4), dtype=bool)
-    chain[0, 1] = chain[1, 0] = chain[2, 3] = chain[3, 2] = chain[1, 2] = chain[2, 1] = True
-    assert count_groups(chain) == 1 and merge_groups(chain) == [(0, 1, 2, 3)]
 
 
 @pytest.mark.parametrize(

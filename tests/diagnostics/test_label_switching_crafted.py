@@ -7,7 +7,7 @@ import numpy as np
 from hmm_pyro import Fit
 from hmm_pyro.diagnostics import Remedy, diagnose, find_permutations, relabel
 from hmm_pyro.diagnostics.label_switching import switch_statistics
-from hmm_pyro.diagnostics.permutations import compose, identity
+from hmm_pyro.labels.permutations import compose, identity, permute_params
 from tests.diagnostics.helpers import TRUTH, crafted_fit, noisy_draws, planted_fit, tensors
 
 CHAINS, DRAWS = 4, 300
@@ -70,6 +70,26 @@ def test_chains_in_different_modes_are_not_converged(workload_hmm, small_data):
     assert flag is not None and flag.severity == "error"
     assert "not mere label switching" in flag.cause
     assert flag.measured["invariant"]["max_r_hat"] > 1.1
+    assert flag.summary.startswith("Chains in different modes: chains ")
+    assert " sd in " in flag.summary and " nats (chain 3 lower)" in flag.summary
+    assert flag.measured["chain_gap"]["standard_errors"] > 6
+    assert 3 in flag.measured["chain_gap"]["chains"]
+
+
+def test_switching_left_after_relabelling_points_to_fewer_states(workload_hmm, small_data):
+    planted = identity(3, (CHAINS, DRAWS))
+    planted[2, DRAWS // 2 :] = [0, 2, 1]  # as if relabelling could not hold states 1 and 2 apart
+    clean = noisy_draws(TRUTH, CHAINS, DRAWS, seed=0)
+    fit = crafted_fit(
+        workload_hmm, small_data, permute_params(workload_hmm, clean, planted), labels="aligned"
+    )
+    assert fit.labelling == "aligned"
+    flag = diagnose(fit).flag("label_switching")
+    assert flag is not None and flag.severity == "error"
+    assert flag.summary == "Label switching after relabelling: states 1, 2 still change places."
+    assert flag.states == (1, 2)
+    assert flag.remedies[0] is Remedy.FEWER_STATES
+    assert Remedy.RELABEL not in flag.remedies
 
 
 def test_divergences_and_constant_entries(workload_hmm, small_data):

@@ -10,7 +10,7 @@ import pytest
 
 from hmm_pyro import HMM, Categorical, Poisson, fit_nuts, simulate
 from hmm_pyro.diagnostics import diagnose, find_permutations, relabel
-from hmm_pyro.diagnostics.permutations import compose
+from hmm_pyro.labels.permutations import compose
 from tests.diagnostics.helpers import tensors
 
 pytestmark = pytest.mark.slow
@@ -60,6 +60,7 @@ def test_healthy_fit_raises_no_false_alarm(seed):
         init=inits,
         parallel=False,
         progress=False,
+        relabel=False,  # diagnose the chains as sampled
     )
     report = diagnose(fit)
     # Independent truth: the rates (2 vs 10) order the states in every draw.
@@ -104,6 +105,7 @@ def test_permuted_chains_are_flagged_and_relabelled():
         init=inits,
         parallel=False,
         progress=False,
+        relabel=False,  # the chains as sampled, in both labellings
     )
     # Independent truth per draw: the state whose row favours symbol 0 is "state a". (Warm-up
     # may move a chain to the other labelling, so the starts are not the truth: with this seed
@@ -141,6 +143,7 @@ def test_four_states_for_two_state_data_are_flagged_redundant():
         max_tree_depth=5,
         parallel=False,
         progress=False,
+        relabel=False,
     )
     report = diagnose(fit)
     assert {"emission_collapse", "empty_states"} & set(report.kinds), str(report)
@@ -164,7 +167,15 @@ def test_insufficient_data_is_prior_dominated(length, warmup, draws):
     hmm = HMM(3, Categorical(2))
     data, _ = simulate(hmm, tensors(INSUFFICIENT), [length], seed=0)
     fit = fit_nuts(
-        hmm, data, chains=4, warmup=warmup, draws=draws, seed=0, parallel=False, progress=False
+        hmm,
+        data,
+        chains=4,
+        warmup=warmup,
+        draws=draws,
+        seed=0,
+        parallel=False,
+        progress=False,
+        relabel=False,
     )
     report = diagnose(fit)
     flag = report.flag("prior_dominated")

@@ -15,7 +15,7 @@ from hmm_pyro.diagnostics import (
     relabel,
     thresholds,
 )
-from hmm_pyro.diagnostics.permutations import identity
+from hmm_pyro.labels.permutations import identity
 from hmm_pyro.plots import plot_emissions, plot_relabel_traces, plot_state_distances
 from tests.diagnostics.helpers import TRUTH, crafted_fit, noisy_draws, planted_fit, tensors
 

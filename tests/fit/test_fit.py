@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from hmm_pyro import HMM, Fit, Gaussian, fit_nuts, load, simulate
+from hmm_pyro.fit import MixedLabelsWarning
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +143,55 @@ def test_from_params_wraps_a_point_estimate(gaussian_fit):
     assert torch.allclose(point.state_probs(), expected, atol=1e-12)
     with pytest.raises(ValueError, match="params"):
         Fit.from_params(fit.hmm, fit.data, {**params, "mu": params["mu"].expand(2, 3, 4, 2)})
+
+
+PER_STATE = {
+    "posterior_mean": lambda fit: fit.posterior_mean(),
+    "state_probs": lambda fit: fit.state_probs(max_draws=5),
+    "viterbi": lambda fit: fit.viterbi(),
+    "sample_paths": lambda fit: fit.sample_paths(num_samples=2, seed=0),
+    "posterior_predictive": lambda fit: fit.posterior_predictive(num_samples=2, seed=0),
+    "summary": lambda fit: fit.summary(),
+}
+
+
+def _draws_of(fit, chains, draws):
+    return {
+        name: value[:chains, :draws].clone() for name, value in fit.draws().items()
+    }  # (chain, draw, ...) taken from a real fit
+
+
+@pytest.mark.parametrize("name", sorted(PER_STATE))
+def test_per_state_results_of_draws_in_unknown_labellings_warn(gaussian_fit, name):
+    fit, _ = gaussian_fit
+    assert fit.labelling == "aligned"  # fit_nuts aligned its chains
+    draws = _draws_of(fit, 2, 5)
+    unknown = Fit.from_params(fit.hmm, fit.data, draws, method="nuts")
+    assert unknown.labelling == "unknown"
+    with pytest.warns(MixedLabelsWarning, match=rf"Fit\.{name}: .* hmm_pyro\.relabel\(fit\)"):
+        PER_STATE[name](unknown)
+    raw = Fit.from_params(fit.hmm, fit.data, draws, method="nuts", attrs={"labels": "raw"})
+    assert raw.labelling == "raw"
+    with pytest.warns(MixedLabelsWarning, match="as sampled"):
+        PER_STATE[name](raw)
+
+
+@pytest.mark.parametrize(
+    ("attrs", "method", "shape", "expected"),
+    [
+        ({"labels": "aligned"}, "nuts", (2, 5), "aligned"),
+        ({"relabel": {"method": "stephens"}}, "nuts", (2, 5), "aligned"),  # an older file
+        (None, "svi", (1, 5), "one mode"),  # one guide's draws
+        (None, "nuts", (1, 1), "one draw"),
+        ({"labels": "raw"}, "nuts", (1, 1), "one draw"),
+    ],
+)
+def test_consistent_labellings_do_not_warn(gaussian_fit, attrs, method, shape, expected):
+    fit, _ = gaussian_fit
+    draws = _draws_of(fit, *shape)
+    consistent = Fit.from_params(fit.hmm, fit.data, draws, method=method, attrs=attrs)
+    assert consistent.labelling == expected
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for use in PER_STATE.values():
+            use(consistent)

@@ -9,8 +9,16 @@ from hmm_pyro.starts import MIN_START_SEPARATION
 
 
 def _quick(hmm, data, **kwargs):
+    """Short runs for the runner's mechanics, draws as sampled (alignment: test_nuts_labels)."""
     options = dict(
-        chains=2, warmup=30, draws=20, seed=0, progress=False, parallel=False, max_tree_depth=5
+        chains=2,
+        warmup=30,
+        draws=20,
+        seed=0,
+        progress=False,
+        parallel=False,
+        max_tree_depth=5,
+        relabel=False,
     )
     options.update(kwargs)
     return fit_nuts(hmm, data, **options)

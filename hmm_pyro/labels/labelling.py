@@ -1,24 +1,29 @@
-"""``relabel``: a new ``Fit`` whose draws all share one labelling of the states.
+"""Per-draw permutations into one labelling of the states, and how much to trust them.
 
 Default: Stephens' KL algorithm on the forward-backward state probabilities, pooled over chains
 (so it aligns chains and repairs within-chain switches in one go). ECR on the allocations runs
 alongside as a cross-check: if the two disagree on more than
-:data:`~hmm_pyro.diagnostics.thresholds.METHOD_DISAGREEMENT` of the draws, the labels are not
-identifiable and a :class:`RelabelWarning` says so. States that are collapsed keep their
-original order inside their group (they are not relabelled as if they were distinct).
+:data:`~hmm_pyro.labels.thresholds.METHOD_DISAGREEMENT` of the draws, the labels are not
+identifiable. States that are collapsed keep their original order inside their group (they are
+not relabelled as if they were distinct). :mod:`hmm_pyro.labels.relabel` applies the result.
 """
 
 from __future__ import annotations
 
-import json
-import warnings
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from hmm_pyro.data import Sequences
-from hmm_pyro.diagnostics._draws import (
+from hmm_pyro.fit import Fit
+from hmm_pyro.labels.algorithms import (
+    agreement,
+    align_to_reference,
+    canonical_within_groups,
+    ecr,
+    stephens,
+)
+from hmm_pyro.labels.draws import (
     Arrays,
     emission_distances,
     state_statistics,
@@ -26,38 +31,23 @@ from hmm_pyro.diagnostics._draws import (
     to_numpy,
     to_torch,
 )
-from hmm_pyro.diagnostics.collapse import merge_groups, pair_probability
-from hmm_pyro.diagnostics.permutations import (
-    identity,
-    permute_dataset,
-    permute_params,
-)
-from hmm_pyro.diagnostics.relabel_algorithms import (
-    agreement,
-    align_to_reference,
-    canonical_within_groups,
-    ecr,
-    stephens,
-)
-from hmm_pyro.diagnostics.thresholds import (
+from hmm_pyro.labels.groups import merge_groups, pair_probability
+from hmm_pyro.labels.permutations import identity, permute_params
+from hmm_pyro.labels.thresholds import (
     COLLAPSE_PROBABILITY,
     MAX_TIME_POINTS,
     METHOD_DISAGREEMENT,
 )
-from hmm_pyro.fit import Fit
-from hmm_pyro.fit.inference_data import read_attrs
 from hmm_pyro.model import HMM
 
 __all__ = [
     "RELABEL_METHODS",
     "Labelling",
-    "RelabelWarning",
+    "align",
     "chain_alignment",
     "compute_labelling",
-    "find_permutations",
     "log_posterior",
     "prior_is_exchangeable",
-    "relabel",
 ]
 
 RELABEL_METHODS = ("stephens", "ecr", "chains")
@@ -65,10 +55,6 @@ _GAMMA_BUDGET = 25_000_000
 """Largest ``draws x time points x K`` array of state probabilities kept (100 MB in float32);
 the time points are thinned below :data:`MAX_TIME_POINTS` to stay within it."""
 _MIN_TIME_POINTS = 200
-
-
-class RelabelWarning(UserWarning):
-    """Relabelling could not give every draw a trustworthy label."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +88,8 @@ class Labelling:
     @property
     def identifiable(self) -> bool:
         """The cross-check agreed on all but at most ``METHOD_DISAGREEMENT`` of the draws."""
-        return self.agreement is None or 1.0 - self.agreement <= METHOD_DISAGREEMENT
+        # 1e-12: exactly 5% disagreeing (2 of 40 draws) gives 1 - 0.95 = 0.05000000000000004
+        return self.agreement is None or 1.0 - self.agreement <= METHOD_DISAGREEMENT + 1e-12
 
 
 def log_posterior(fit: Fit) -> np.ndarray:
@@ -156,10 +143,10 @@ def chain_alignment(hmm: HMM, draws: Arrays, log_post: np.ndarray) -> np.ndarray
     """
     means = {name: draws[name].mean(1) for name in hmm.emission.param_names}  # (C, K, ...)
     reference = int(np.argmax(log_post.mean(1)))
-    return _align(hmm, {name: value[reference] for name, value in means.items()}, means)
+    return align(hmm, {name: value[reference] for name, value in means.items()}, means)
 
 
-def _align(hmm: HMM, reference: Arrays, groups: Arrays) -> np.ndarray:
+def align(hmm: HMM, reference: Arrays, groups: Arrays) -> np.ndarray:
     """``(C, K)`` Hungarian alignment of each group's states ``(C, K, ...)`` to ``reference``."""
     num = hmm.num_states
     joined = {
@@ -242,132 +229,3 @@ def compute_labelling(
         agreement=match,
         counts=stats.counts,
     )
-
-
-def _align_restarts(hmm: HMM, attrs: dict[str, Any], point: Arrays) -> dict[str, Any]:
-    """Permute each SVI restart's parameters into the kept point's labelling."""
-    restarts = attrs.get("restart_params")
-    if not restarts:
-        return {}
-    arrays = {name: np.asarray(restarts[name], dtype=np.float64) for name in hmm.param_names}
-    perms = _align(hmm, point, arrays)
-    aligned = permute_params(hmm, arrays, perms)
-    return {
-        "restart_params": {name: value.tolist() for name, value in aligned.items()},
-        "restart_permutations": perms.tolist(),
-    }
-
-
-def find_permutations(fit: Fit, method: str = "stephens", cross_check: bool = True) -> Labelling:
-    """Per-draw permutations that bring every draw of ``fit`` into one labelling.
-
-    :func:`relabel` applies them; this returns them (e.g. to compare with known labels).
-
-    Parameters
-    ----------
-    fit : Fit
-        Any fit.
-    method : {"stephens", "ecr", "chains"}
-        See :func:`relabel`.
-    cross_check : bool
-        Also run the other of Stephens/ECR and record the agreement.
-
-    Returns
-    -------
-    Labelling
-        ``perms`` ``(chain, draw, K)``: ``perms[c, s, j]`` is the old label that becomes
-        label ``j`` in draw ``s`` of chain ``c``.
-    """
-    if not isinstance(fit, Fit):
-        raise TypeError(f"fit: expected a hmm_pyro Fit, got {type(fit).__name__}")
-    if method not in RELABEL_METHODS:
-        raise ValueError(f"method: expected one of {RELABEL_METHODS}, got {method!r}")
-    draws = to_numpy(fit.draws())
-    return compute_labelling(
-        fit.hmm, fit.data, draws, log_posterior(fit), method, cross_check=cross_check
-    )
-
-
-def relabel(fit: Fit, method: str = "stephens", cross_check: bool = True) -> Fit:
-    """Return a new ``Fit`` whose draws are permuted into one common labelling.
-
-    Parameters
-    ----------
-    fit : Fit
-        Any fit (NUTS chains, SVI guide draws, a point estimate).
-    method : {"stephens", "ecr", "chains"}
-        ``"stephens"`` (default): Stephens' (2000) KL relabelling on the forward-backward
-        state probabilities, pooled over chains, each assignment by
-        ``scipy.optimize.linear_sum_assignment``. ``"ecr"``: iterative ECR on the most likely
-        state at each time (Papastamoulis & Iliopoulos 2010). ``"chains"``: one permutation per
-        chain, aligning each chain's mean emission law to the highest-posterior chain's (for
-        chains without internal switches; SVI restarts are always aligned this way).
-    cross_check : bool
-        Run the other of Stephens/ECR too and warn when they disagree on more than 5% of draws.
-
-    Returns
-    -------
-    Fit
-        Posterior permuted consistently (``pi`` entries, rows and columns of ``A``, emission
-        rows, every variable with a ``state`` or ``state_to`` dimension). The log likelihood
-        is label-invariant and kept; the log prior is recomputed when the prior is not
-        exchangeable; ``posterior_predictive`` (state paths of random draws) is dropped. The
-        attribute ``relabel`` records the method, permutations per chain and the agreement.
-
-    Warns
-    -----
-    RelabelWarning
-        When Stephens and ECR disagree on more than 5% of draws (labels not identifiable), or
-        when states are collapsed (their order inside the group is kept, not inferred).
-
-    Examples
-    --------
-    >>> relabelled = hmm_pyro.relabel(fit)  # doctest: +SKIP
-    >>> hmm_pyro.diagnose(relabelled).ok  # doctest: +SKIP
-    """
-    labelling = find_permutations(fit, method, cross_check=cross_check)
-    hmm = fit.hmm
-    perms = labelling.perms
-    idata = fit.idata.copy()
-    idata.posterior = permute_dataset(fit.idata.posterior, perms)
-    exchangeable = prior_is_exchangeable(hmm)
-    if not exchangeable:
-        relabelled = {name: idata.posterior[name].values for name in hmm.param_names}
-        terms = hmm.log_prior_terms(to_torch(hmm, relabelled))
-        for name, value in terms.items():
-            idata.log_prior[name] = idata.log_prior[name].copy(data=value.numpy())
-    if "posterior_predictive" in idata.groups():
-        del idata["posterior_predictive"]
-    attrs = read_attrs(fit.idata)
-    point = {name: idata.posterior[name].values[0, 0] for name in hmm.emission.param_names}
-    chain_perms = [np.unique(chain, axis=0).tolist() for chain in perms]
-    record = {
-        "method": labelling.method,
-        "sweeps": labelling.sweeps,
-        "agreement": labelling.agreement,
-        "collapsed_groups": [list(group) for group in labelling.groups],
-        "permutations_per_chain": chain_perms,
-        "exchangeable_prior": exchangeable,
-        "previous": attrs.get("relabel"),
-    }
-    extra = {"relabel": record, **_align_restarts(hmm, attrs, point)}
-    encoded = {key: json.dumps(value) for key, value in extra.items()}
-    for group in idata.groups():
-        idata[group].attrs.update(encoded)
-    if labelling.groups:
-        warnings.warn(
-            f"relabel: states {labelling.groups} are collapsed (indistinguishable emission "
-            "laws); they keep their original order inside each group and their per-state "
-            "summaries are not meaningful",
-            RelabelWarning,
-            stacklevel=2,
-        )
-    if not labelling.identifiable:
-        warnings.warn(
-            f"relabel: Stephens and ECR agree on only {labelling.agreement:.1%} of the draws "
-            f"(more than {METHOD_DISAGREEMENT:.0%} disagree): the state labels are not "
-            "identifiable from these data; per-state summaries are unreliable",
-            RelabelWarning,
-            stacklevel=2,
-        )
-    return Fit(hmm, idata)

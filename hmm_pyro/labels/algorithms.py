@@ -10,7 +10,7 @@
   reference by the distance between their mean emission laws.
 
 All use ``scipy.optimize.linear_sum_assignment`` (O(K^3) per draw), never a K! search.
-Permutations follow :mod:`hmm_pyro.diagnostics.permutations` (``perm[j]`` = old label of
+Permutations follow :mod:`hmm_pyro.labels.permutations` (``perm[j]`` = old label of
 new label ``j``).
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from hmm_pyro.diagnostics.permutations import identity, invert
+from hmm_pyro.labels.permutations import identity, invert
 
 __all__ = [
     "agreement",

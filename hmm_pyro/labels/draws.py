@@ -1,4 +1,8 @@
-"""Shared per-draw computations: thinning, emission distances and forward-backward statistics."""
+"""Per-draw computations shared by relabelling and the diagnostics.
+
+Numpy/torch conversion, distances between the states' emission laws, and forward-backward
+statistics (expected occupancy, state probabilities at chosen time points) of every draw.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,10 @@ from hmm_pyro.data import Sequences
 from hmm_pyro.model import HMM
 
 __all__ = [
+    "Arrays",
     "StateStatistics",
     "emission_distances",
     "state_statistics",
-    "thin_per_chain",
     "time_points",
     "to_numpy",
     "to_torch",
@@ -40,14 +44,6 @@ def to_torch(hmm: HMM, params: Arrays) -> dict[str, torch.Tensor]:
     return {
         name: torch.tensor(np.asarray(value), dtype=hmm.dtype) for name, value in params.items()
     }
-
-
-def thin_per_chain(num_draws: int, num_chains: int, max_draws: int | None) -> np.ndarray:
-    """Evenly spaced draw indices kept in every chain, at most ``max_draws`` in total."""
-    if max_draws is None or num_draws * num_chains <= max_draws:
-        return np.arange(num_draws)
-    per_chain = max(1, max_draws // num_chains)
-    return np.unique(np.linspace(0, num_draws - 1, per_chain).round().astype(np.int64))
 
 
 def emission_distances(hmm: HMM, params: Arrays) -> np.ndarray:

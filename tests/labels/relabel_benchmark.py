@@ -1,7 +1,7 @@
 """Stephens vs ECR on the same crafted fits: accuracy against planted permutations, and time.
 
 Not a test (pytest does not collect it); the numbers behind the choice of Stephens as the
-default relabelling. Run: ``PYTHONPATH=. python tests/diagnostics/relabel_benchmark.py [seeds]``.
+default relabelling. Run: ``PYTHONPATH=. python tests/labels/relabel_benchmark.py [seeds]``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from hmm_pyro import HMM, Categorical, simulate
-from hmm_pyro.diagnostics._draws import state_statistics, time_points
-from hmm_pyro.diagnostics.permutations import compose, identity, permute_params
-from hmm_pyro.diagnostics.relabel_algorithms import ecr, stephens
+from hmm_pyro.labels.algorithms import ecr, stephens
+from hmm_pyro.labels.draws import state_statistics, time_points
+from hmm_pyro.labels.permutations import compose, identity, permute_params
 from tests.diagnostics.helpers import TRUTH, noisy_draws, tensors
 
 

@@ -8,7 +8,7 @@ import torch
 import xarray as xr
 
 from hmm_pyro import HMM, Categorical, Gaussian, Poisson
-from hmm_pyro.diagnostics.permutations import (
+from hmm_pyro.labels.permutations import (
     compose,
     identity,
     invert,
