@@ -49,8 +49,8 @@ from hmm_pyro.inference.checkpoint import (
     resume_seed,
 )
 from hmm_pyro.inference.svi_restarts import (
+    AUTOGUIDES,
     DEFAULT_TOL,
-    GUIDES,
     AdamProblem,
     StepReport,
     check_init,
@@ -294,7 +294,7 @@ def _fit_stream(
     callback: Callable[[int, int, float], Any] | None,
 ) -> Fit:
     store.check_model(hmm)
-    check_choice("guide", guide, GUIDES)
+    check_choice("guide", guide, AUTOGUIDES)
     num_sequences = store.num_sequences
     batch_size = check_int("batch_size", batch_size, minimum=1)
     block_size = check_int("block_size", block_size, minimum=1)

@@ -48,9 +48,9 @@ from hmm_pyro.model import HMM
 from hmm_pyro.starts import derive_seeds
 from hmm_pyro.store import MemoryStore
 
-__all__ = ["SVI_GUIDES", "fit_svi"]
+__all__ = ["GUIDES", "fit_svi"]
 
-SVI_GUIDES = ("normal", "mvn")
+GUIDES = ("normal", "mvn")
 """``fit_svi``'s variational families: mean-field and full-rank Gaussian."""
 
 
@@ -148,7 +148,7 @@ def fit_svi(
             "guide: 'map' is a point estimate, not SVI; use hmm_pyro.fit_map(hmm, data) "
             "(L-BFGS; optimizer='adam' runs Pyro's SVI with AutoDelta)"
         )
-    check_choice("guide", guide, SVI_GUIDES)
+    check_choice("guide", guide, GUIDES)
     steps = check_int("steps", steps, minimum=1)
     restarts = check_int("restarts", restarts, minimum=1)
     num_draws = check_int("num_draws", num_draws, minimum=1)

@@ -46,8 +46,8 @@ from hmm_pyro.starts import INIT_METHODS, min_separation
 from hmm_pyro.store import MemoryStore, SequenceStore
 
 __all__ = [
+    "AUTOGUIDES",
     "DEFAULT_TOL",
-    "GUIDES",
     "PYRO_INITS",
     "AdamProblem",
     "RestartOutcome",
@@ -60,7 +60,7 @@ __all__ = [
     "run_restarts",
 ]
 
-GUIDES = ("map", "normal", "mvn")
+AUTOGUIDES = ("map", "normal", "mvn")
 """Autoguides of the Adam restarts: ``AutoDelta`` (``"map"``), ``AutoNormal`` (``"normal"``),
 ``AutoMultivariateNormal`` (``"mvn"``)."""
 PYRO_INITS: dict[str, Callable[..., Any]] = {
