@@ -8,13 +8,9 @@ Pyro's ``SVI`` with ``AutoDelta``); ``guide="map"`` here is refused with a point
 The default start breaks the label symmetry (:mod:`hmm_pyro.starts`): the guide's location
 starts at a symmetry-breaking draw. Pyro's own initialisations can be asked for by name
 (``"median"``, ``"mean"``, ``"feasible"``, ``"uniform"``, ``"sample"``) or as an
-``init_loc_fn``; ``"median"`` and ``"mean"`` start every Dirichlet row at the same point, a
-saddle where identical states get identical gradients. Plain Pyro (``DiscreteHMM`` +
-``AutoDelta``) stays there: three identical emission rows equal to the overall symbol
-frequencies (measured). Our model escapes or not depending on how floating-point round-off
-differs between states (1e-11 in the gradients): on the reference workload, seed 0 escaped with
-an earlier kernel and stays with the current one. Not something to rely on. The starts are
-recorded in the attributes so that ``hmm_pyro.diagnose`` can flag them.
+``init_loc_fn``; ``"median"`` and ``"mean"`` start every state's location at the same point, a
+saddle where identical states get identical gradients (see :mod:`hmm_pyro.inference.map`).
+The starts are recorded in the attributes so that ``hmm_pyro.diagnose`` can flag them.
 
 This module holds :func:`fit_svi` and its argument checks; the restarts run in
 :mod:`hmm_pyro.inference.svi_restarts`, checkpoints are :mod:`hmm_pyro.inference.checkpoint`.
