@@ -10,14 +10,15 @@ from hmm_pyro import HMM, Gaussian, Poisson, Prior, fit_nuts, fit_svi, simulate
 
 
 def test_same_seed_gives_bitwise_identical_results(workload_hmm, small_data):
-    first = fit_svi(workload_hmm, small_data, steps=150, restarts=2, seed=3, progress=False)
-    second = fit_svi(workload_hmm, small_data, steps=150, restarts=2, seed=3, progress=False)
+    settings = {"steps": 150, "restarts": 2, "num_draws": 20, "progress": False}
+    first = fit_svi(workload_hmm, small_data, seed=3, **settings)
+    second = fit_svi(workload_hmm, small_data, seed=3, **settings)
     for name in workload_hmm.param_names:
         assert torch.equal(first.draws()[name], second.draws()[name])
     np.testing.assert_array_equal(
         first.idata.sample_stats.loss.values, second.idata.sample_stats.loss.values
     )
-    other = fit_svi(workload_hmm, small_data, steps=150, restarts=2, seed=4, progress=False)
+    other = fit_svi(workload_hmm, small_data, seed=4, **settings)
     assert not torch.equal(first.draws()["B"], other.draws()["B"])
 
 
@@ -49,10 +50,12 @@ def test_every_step_is_a_pyro_svi_step(workload_hmm, small_data, monkeypatch):
 
 
 def test_gaussian_fit_records_restarts_losses_and_starts(workload_hmm, small_data):
-    fit = fit_svi(workload_hmm, small_data, steps=200, restarts=3, seed=0, progress=False)
+    fit = fit_svi(
+        workload_hmm, small_data, steps=200, restarts=3, num_draws=30, seed=0, progress=False
+    )
     attrs = fit.attrs
     assert fit.method == "svi" and attrs["guide"] == "normal"  # the default family
-    assert (fit.num_chains, fit.num_draws) == (1, 1000)
+    assert (fit.num_chains, fit.num_draws) == (1, 30)
     assert attrs["restarts"] == 3 and len(attrs["restart_seeds"]) == 3
     finals = fit.idata.sample_stats.final_loss.values.ravel()
     assert attrs["best_restart"] == int(np.argmin(finals))
