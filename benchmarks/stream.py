@@ -10,9 +10,10 @@ own:
 
 1. ``generate``: simulate the reference HMM (K=3, V=5, ``hmm_pyro.simulate.REFERENCE_PARAMS``)
    chunk by chunk into a NetCDF store (:func:`hmm_pyro.simulate_store`);
-2. ``fit``: :func:`hmm_pyro.fit_svi_stream` (MAP guide, one start) reading mini-batches from the
-   store; the recovered ``B``, ``A`` and ``pi`` are compared with the truth after matching
-   state labels (Hungarian on the L1 distance of emission rows);
+2. ``fit``: :func:`hmm_pyro.fit_svi_stream` (``guide="map"``: Pyro's SVI with ``AutoDelta`` and
+   ClippedAdam, one start) reading mini-batches from the store; the recovered ``B``, ``A`` and
+   ``pi`` are compared with the truth after matching state labels (Hungarian on the L1 distance
+   of emission rows);
 3. ``decode``: state probabilities and Viterbi paths of every sequence, chunk by chunk, into a
    NetCDF file (:func:`hmm_pyro.decode.decode_store`); the Viterbi accuracy against
    the simulated states is reported.

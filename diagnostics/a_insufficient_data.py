@@ -11,8 +11,8 @@ The truth has well-separated states:
 
 For each length (one sequence of 10, 500 and 5,000 observations) we report what
 ``hmm_pyro.diagnose`` finds, the posterior contraction of the emission parameters, the
-posterior vs prior probability that two states are indistinguishable, and the MAP point from
-SVI (4 symmetry-breaking restarts).
+posterior vs prior probability that two states are indistinguishable, and the MAP point
+(``hmm_pyro.fit_map``: L-BFGS, 4 symmetry-breaking restarts).
 
     python diagnostics/a_insufficient_data.py [--quick] [--out DIR] [--seed S]
 """
@@ -71,8 +71,8 @@ def main(argv=None):
         order = np.argsort(-b.mean(0))
         b = b[:, order]
         posteriors[length] = b
-        svi = hp.fit_svi(hmm, data, restarts=4, seed=args.seed, progress=False)
-        map_b = np.sort(svi.posterior_mean()["B"][:, 0].numpy())[::-1]
+        point = hp.fit_map(hmm, data, restarts=4, seed=args.seed, progress=False)
+        map_b = np.sort(point.posterior_mean()["B"][:, 0].numpy())[::-1]
         summary = _common.summary(result)
         collapse = result.measurements.get("collapse", {})
         rows.append(
@@ -91,7 +91,7 @@ def main(argv=None):
                     f"{m:.2f} ({s:.2f})" for m, s in zip(b.mean(0), b.std(0), strict=True)
                 ),
                 "MAP B[:,0]": ", ".join(f"{v:.2f}" for v in map_b),
-                "MAP min H2": float(min_separation(hmm, svi.posterior_mean())),
+                "MAP min H2": float(min_separation(hmm, point.posterior_mean())),
                 "NUTS s": seconds,
             }
         )
@@ -134,7 +134,7 @@ def main(argv=None):
         f"value'), with {lengths[-1]} {large_sd / prior_sd:.0%}. Contraction per state: "
         f"{small['contraction per state']} ({lengths[0]}) vs {large['contraction per state']} "
         f"({lengths[-1]}).",
-        f"- The MAP point (SVI) with {lengths[0]} observations has smallest pairwise distance "
+        f"- The MAP point (L-BFGS) with {lengths[0]} observations has smallest pairwise distance "
         f"{map_small:.2e}"
         + (
             ": its states *do* coincide, on the boundary of the simplex. A point estimate "

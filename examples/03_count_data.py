@@ -107,9 +107,9 @@ def main(argv=None):
         "weak": hp.Prior(stickiness=5.0),
         "confident": hp.Prior(stickiness=5.0, rate_shape=200.0, rate_rate=20.0),
     }
-    if args.quick:  # MAP fits, 2-fold CV over the days (plug-in): a few seconds
+    if args.quick:  # MAP fits (L-BFGS), 2-fold CV over the days (plug-in): a few seconds
         comparison = compare_priors(
-            hmm, data, priors, method="svi", folds=2, seed=args.seed, parallel=False
+            hmm, data, priors, method="map", folds=2, seed=args.seed, parallel=False
         )
     else:
         comparison = compare_priors(

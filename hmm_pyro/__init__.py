@@ -2,7 +2,7 @@
 
 Exact, batched, log-space forward-backward kernels; Pyro models with the hidden states
 marginalised; categorical, Gaussian and Poisson emissions with Dirichlet and conjugate-style
-priors; NUTS and SVI (also mini-batch, streamed from a store) returning ArviZ data;
+priors; NUTS, SVI (also mini-batch, streamed from a store) and MAP returning ArviZ data;
 degeneracy diagnostics and relabelling; prior comparison; sweeps on Dask.
 """
 
@@ -14,7 +14,7 @@ from hmm_pyro.decode import decode_store
 from hmm_pyro.diagnostics import DegeneracyReport, Flag, Remedy, diagnose, relabel
 from hmm_pyro.emissions import Categorical, Emission, Gaussian, Poisson
 from hmm_pyro.fit import Fit, load
-from hmm_pyro.inference import fit_nuts, fit_svi, fit_svi_stream
+from hmm_pyro.inference import fit_map, fit_nuts, fit_svi, fit_svi_stream
 from hmm_pyro.learning import fit_em, fit_supervised, fit_viterbi_training
 from hmm_pyro.model import HMM
 from hmm_pyro.priors import Prior
@@ -41,6 +41,7 @@ __all__ = [
     "decode_store",
     "diagnose",
     "fit_em",
+    "fit_map",
     "fit_nuts",
     "fit_supervised",
     "fit_svi",

@@ -1,9 +1,9 @@
 """The runner registry: one name per way of fitting a model (for compare, sweep and the CLI).
 
-Every runner takes ``(hmm, data, **options)`` and returns a :class:`hmm_pyro.Fit`; the NUTS and
-SVI runners (also mini-batch SVI, whose data may be a store) are in :mod:`hmm_pyro.inference`,
-the point-estimate learners in :mod:`hmm_pyro.learning`. :func:`runner_options` lists a
-runner's options with their defaults.
+Every runner takes ``(hmm, data, **options)`` and returns a :class:`hmm_pyro.Fit`; the NUTS, SVI
+(also mini-batch SVI, whose data may be a store) and MAP runners are in
+:mod:`hmm_pyro.inference`, the EM, Viterbi-training and supervised learners in
+:mod:`hmm_pyro.learning`. :func:`runner_options` lists a runner's options with their defaults.
 
 Layer rule: ``runners`` imports ``diagnostics``, ``inference`` and ``learning`` and the layers
 below them; ``compare``, ``sweep``, ``plots`` and the CLI import it.
@@ -17,7 +17,7 @@ from typing import Any
 
 from hmm_pyro._validation import check_choice
 from hmm_pyro.fit import Fit
-from hmm_pyro.inference import fit_nuts, fit_svi
+from hmm_pyro.inference import fit_map, fit_nuts, fit_svi
 from hmm_pyro.inference.stream import fit_svi_stream
 from hmm_pyro.learning import fit_em, fit_supervised, fit_viterbi_training
 from hmm_pyro.model import HMM
@@ -27,15 +27,17 @@ __all__ = ["RUNNERS", "TASK_METHODS", "check_options", "get_runner", "run_task",
 RUNNERS: dict[str, Callable[..., Fit]] = {
     "nuts": fit_nuts,
     "svi": fit_svi,
+    "map": fit_map,
     "em": fit_em,
     "viterbi": fit_viterbi_training,
     "supervised": fit_supervised,
     "svi_stream": fit_svi_stream,
 }
-"""Method name -> runner. ``supervised`` needs the true ``states`` as well as the data;
+"""Method name -> runner. ``svi`` is Pyro's ``SVI`` with a Gaussian guide, ``map`` the posterior
+mode (L-BFGS by default); ``supervised`` needs the true ``states`` as well as the data;
 ``svi_stream`` (mini-batch SVI) takes a store (:mod:`hmm_pyro.store`) or in-memory data."""
 
-TASK_METHODS = ("nuts", "svi", "em", "viterbi")
+TASK_METHODS = ("nuts", "svi", "map", "em", "viterbi")
 """The runners that fit from the data alone with a seed: what :func:`run_task` runs."""
 
 

@@ -1,4 +1,4 @@
-"""Symmetry-breaking starting points for NUTS chains and SVI restarts.
+"""Symmetry-breaking starting points for NUTS chains and SVI, MAP and EM restarts.
 
 Identical states get identical gradients (the log density is invariant under relabelling), so an
 optimiser or EM started with all states equal never separates them. Pyro's ``AutoDelta``

@@ -1,9 +1,9 @@
 """Sweep a grid of model settings (number of states, priors, ...): one independent fit per point.
 
 :func:`sweep` expands a grid such as ``{"num_states": [2, 3, 4], "prior": {...}}`` into its
-cartesian product, builds one HMM per point with a factory, fits every point (SVI, NUTS or EM)
-as an independent task, and tabulates per point: the grid values, the log likelihood, log prior
-and (SVI) ELBO, the number of free parameters and BIC (point estimates), the flags of
+cartesian product, builds one HMM per point with a factory, fits every point (MAP, SVI, NUTS or
+EM) as an independent task, and tabulates per point: the grid values, the log likelihood, log
+prior and (SVI) ELBO, the number of free parameters and BIC (point estimates), the flags of
 :func:`hmm_pyro.diagnose`, the smallest squared Hellinger distance between states and the
 seconds taken.
 
@@ -48,7 +48,7 @@ from hmm_pyro.starts import derive_seeds, min_separation
 
 __all__ = ["METRIC_COLUMNS", "SWEEP_METHODS", "SweepResult", "sweep"]
 
-SWEEP_METHODS = ("svi", "nuts", "em")
+SWEEP_METHODS = ("map", "svi", "nuts", "em")
 METRIC_COLUMNS = (
     "method",
     "seed",
@@ -251,7 +251,8 @@ class SweepResult(TableReport):
         Index ``point`` (0, 1, ...); the grid columns (plain values, or the names of named
         values and short descriptions of priors), then :data:`METRIC_COLUMNS`:
         ``log_likelihood`` and ``log_prior`` (means over the posterior draws; at the point for
-        MAP and EM), ``elbo`` (SVI: minus the best restart's final loss, else NaN),
+        MAP and EM), ``elbo`` (SVI: minus the best restart's final loss, the mean negative ELBO
+        of its last 50 steps; else NaN),
         ``num_params`` (free parameters), ``bic`` (``-2 log_likelihood + num_params
         log(observed steps)``, point estimates only), ``ok`` and ``flags``
         (:func:`hmm_pyro.diagnose`), ``min_hellinger`` (median over draws of the smallest
@@ -266,7 +267,7 @@ class SweepResult(TableReport):
     notes : list of list of str
         Warnings raised while fitting or diagnosing each point.
     method : str
-        ``"svi"``, ``"nuts"`` or ``"em"``.
+        ``"map"``, ``"svi"``, ``"nuts"`` or ``"em"``.
     seed : int
         Master seed; point ``i`` used ``seeds[i]``.
     seeds : list of int
@@ -367,7 +368,7 @@ def sweep(
     hmm_factory: Callable[..., HMM],
     data: Any,
     grid: Mapping[str, Sequence[Any] | Mapping[str, Any]],
-    method: str = "svi",
+    method: str = "map",
     seed: int | None = 0,
     client: Any = None,
     parallel: bool | None = None,
@@ -390,9 +391,9 @@ def sweep(
         table), e.g. ``{"num_states": [2, 3, 4], "prior": {"flat": Prior(),
         "sticky": Prior(stickiness=10.0)}}``. The points are the cartesian product, the last
         key varying fastest.
-    method : {"svi", "nuts", "em"}
-        Runner: :func:`hmm_pyro.fit_svi`, :func:`hmm_pyro.fit_nuts` (chains one after the
-        other within a point) or :func:`hmm_pyro.fit_em`.
+    method : {"map", "svi", "nuts", "em"}
+        Runner: :func:`hmm_pyro.fit_map`, :func:`hmm_pyro.fit_svi`, :func:`hmm_pyro.fit_nuts`
+        (chains one after the other within a point) or :func:`hmm_pyro.fit_em`.
     seed : int, optional
         Master seed; point ``i`` uses child seed ``i`` (``derive_seeds``). ``None`` draws one
         and records it.
@@ -406,9 +407,9 @@ def sweep(
     progress : bool
         Show a progress bar that advances as points finish.
     **runner_kwargs
-        Options of the runner (``restarts``, ``steps``, ``guide``, ``chains``, ``warmup``,
-        ``draws``, ``max_iter``, ``init``, ...); ``seed``, ``progress``, ``parallel`` and
-        ``client`` are this function's.
+        Options of the runner (``restarts``, ``steps``, ``optimizer``, ``guide``, ``chains``,
+        ``warmup``, ``draws``, ``max_iter``, ``init``, ...); ``seed``, ``progress``,
+        ``parallel`` and ``client`` are this function's.
 
     Returns
     -------
@@ -438,7 +439,7 @@ def sweep(
     ...     lambda num_states, prior: HMM(num_states, Categorical(5), prior=prior),
     ...     data,
     ...     {"num_states": [2, 3, 4], "prior": {"flat": Prior(), "sticky": Prior(stickiness=10)}},
-    ...     method="svi",
+    ...     method="map",
     ...     restarts=2,
     ... )
     >>> result.table[["num_states", "prior", "log_likelihood", "bic", "flags"]]  # doctest: +SKIP

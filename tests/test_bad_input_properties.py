@@ -300,6 +300,7 @@ def test_huge_models_fail_before_allocating():
 TINY_DATA = [[0, 1, 2, 1, 0], [2, 2, 0]]
 RUNNERS: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
     "svi": (hp.fit_svi, {"steps": 3, "restarts": 1, "num_draws": 5, "progress": False}),
+    "map": (hp.fit_map, {"steps": 3, "restarts": 1, "progress": False}),
     "nuts": (
         hp.fit_nuts,
         {"chains": 1, "warmup": 3, "draws": 2, "parallel": False, "progress": False},
@@ -308,7 +309,8 @@ RUNNERS: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
     "viterbi": (hp.fit_viterbi_training, {"restarts": 1, "max_iter": 2, "progress": False}),
 }
 OPTIONS = {
-    "svi": ["guide", "steps", "lr", "restarts", "seed", "init", "tol", "num_draws", "backend"],
+    "svi": ["guide", "steps", "lr", "restarts", "seed", "init", "tol", "num_draws"],
+    "map": ["optimizer", "steps", "lr", "restarts", "seed", "init", "tol"],
     "nuts": [
         "chains",
         "warmup",
@@ -329,7 +331,9 @@ bad_options = st.one_of(
     st.none(),
     st.booleans(),
     st.text(max_size=4),
-    st.sampled_from(["auto", "map", "normal", "median", "prior", "em", "free", "lean", "pyro"]),
+    st.sampled_from(
+        ["auto", "map", "normal", "median", "prior", "em", "free", "lean", "pyro", "lbfgs", "adam"]
+    ),
     st.lists(small_ints, max_size=2),
     st.dictionaries(st.sampled_from(["pi", "A", "B"]), st.floats(-1, 2) | st.none(), max_size=3),
     st.just({"pi": [0.5, 0.5], "A": [[0.9, 0.1], [0.1, 0.9]], "B": [[0.5, 0.5, 0.0]] * 2}),

@@ -210,7 +210,7 @@ def test_demo_quick(tmp_path):
     result = run("demo", "--quick", "--out", "out", cwd=tmp_path)
     assert_ok(result)
     assert (tmp_path / "out" / "demo_nuts.nc").exists()
-    assert (tmp_path / "out" / "demo_svi.nc").exists()
+    assert (tmp_path / "out" / "demo_map.nc").exists()
 
 
 def test_simulate_poisson_npz_and_fit(tmp_path):

@@ -6,8 +6,9 @@ import inspect
 
 import pytest
 
+from hmm_pyro.inference import fit_map, fit_svi
 from hmm_pyro.inference.stream import fit_svi_stream
-from hmm_pyro.runners import RUNNERS, check_options, get_runner, runner_options
+from hmm_pyro.runners import RUNNERS, TASK_METHODS, check_options, get_runner, runner_options
 
 
 def test_runner_options_are_the_runners_keywords_with_their_defaults():
@@ -31,3 +32,11 @@ def test_check_options_names_the_option_and_the_allowed_ones():
     for method, data_argument in (("nuts", "data"), ("svi_stream", "store")):
         with pytest.raises(TypeError, match=f"{data_argument}: not an option"):
             check_options(method, {data_argument: None})
+
+
+def test_map_and_svi_are_separate_runners():
+    assert get_runner("map") is fit_map and get_runner("svi") is fit_svi
+    assert {"map", "svi"} <= set(TASK_METHODS)
+    assert runner_options("map")["optimizer"] == "lbfgs"
+    assert runner_options("svi")["guide"] == "normal"
+    assert "optimizer" not in runner_options("svi") and "guide" not in runner_options("map")

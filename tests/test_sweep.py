@@ -98,7 +98,19 @@ def test_point_fits_equal_the_runner_called_directly(serial, data):
         assert np.array_equal(direct.draws()[name], serial.fits[index].draws()[name])
 
 
-def test_svi_and_nuts_points(data):
+def test_map_svi_and_nuts_points(data):
+    point = hp.sweep(
+        functools.partial(make_hmm, prior=hp.Prior()),
+        data,
+        {"num_states": [2]},
+        restarts=1,
+        steps=50,
+    )
+    row = point.table.iloc[0]
+    assert row["method"] == "map" and point.fits[0].attrs["optimizer"] == "lbfgs"  # the default
+    assert np.isfinite(row["bic"]) and np.isnan(row["elbo"])
+    final = float(point.fits[0].idata.sample_stats["final_loss"].min())
+    assert row["log_likelihood"] + row["log_prior"] == pytest.approx(-final, rel=1e-9)
     svi = hp.sweep(
         functools.partial(make_hmm, prior=hp.Prior()),
         data,
@@ -106,9 +118,11 @@ def test_svi_and_nuts_points(data):
         method="svi",
         restarts=1,
         steps=50,
+        num_draws=20,
     )
     row = svi.table.iloc[0]
-    assert row["method"] == "svi" and np.isfinite(row["elbo"]) and np.isfinite(row["bic"])
+    assert row["method"] == "svi" and np.isfinite(row["elbo"]) and np.isnan(row["bic"])
+    assert svi.fits[0].num_draws == 20
     nuts = hp.sweep(
         functools.partial(make_hmm, prior=hp.Prior()),
         data,
@@ -208,7 +222,7 @@ def test_compare_priors_and_nuts_chains_on_the_cluster_equal_serial(data, client
 
     hmm = hp.HMM(3, hp.Categorical(5))
     priors = {"flat": hp.Prior(), "strong": hp.Prior(B=100.0)}
-    options = {"method": "svi", "seed": 5, "folds": 2, "restarts": 1, "steps": 100}
+    options = {"method": "map", "seed": 5, "folds": 2, "restarts": 1, "steps": 100}
     here = compare_priors(hmm, data, priors, parallel=False, **options)
     there = compare_priors(hmm, data, priors, client=client, **options)
     columns = [column for column in here.table.columns if column != "seconds"]

@@ -47,7 +47,7 @@ def choose_elpd(elpd: str, num_sequences: int, point: bool) -> str:
     num_sequences : int
         Sequences in the data.
     point : bool
-        The runner gives one point (SVI with ``guide="map"``), not posterior draws.
+        The runner gives one point (``fit_map``), not posterior draws.
 
     Returns
     -------
@@ -65,8 +65,8 @@ def choose_elpd(elpd: str, num_sequences: int, point: bool) -> str:
         elpd = "loo" if enough and not point else "kfold"
     if elpd == "loo" and point:
         raise ValueError(
-            "elpd: 'loo' needs posterior draws; SVI with guide='map' gives one point "
-            "(use guide='normal', method='nuts' or elpd='kfold')"
+            "elpd: 'loo' needs posterior draws; method='map' gives one point "
+            "(use method='nuts', method='svi' or elpd='kfold')"
         )
     if elpd == "loo" and num_sequences < 2:
         raise ValueError(

@@ -53,7 +53,7 @@ class PriorComparison(TableReport):
     hmm : HMM
         The model (its own prior is replaced by each setting).
     method : str
-        ``"nuts"`` or ``"svi"``.
+        ``"nuts"``, ``"svi"`` or ``"map"``.
     elpd_method : str
         How the ELPD was estimated (see :func:`compare_priors`).
     seed : int

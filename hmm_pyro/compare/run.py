@@ -38,7 +38,7 @@ from hmm_pyro.starts import derive_seeds
 
 __all__ = ["COMPARE_METHODS", "compare_priors"]
 
-COMPARE_METHODS = ("nuts", "svi")
+COMPARE_METHODS = ("nuts", "svi", "map")
 
 
 def _check_priors(priors: Any) -> dict[str, Prior]:
@@ -85,17 +85,17 @@ def compare_priors(
         The observations.
     priors : dict of Prior
         ``{name: Prior(...)}``; a dict of ``Prior`` fields is accepted too.
-    method : {"nuts", "svi"}
-        Runner: :func:`hmm_pyro.fit_nuts` or :func:`hmm_pyro.fit_svi`.
+    method : {"nuts", "svi", "map"}
+        Runner: :func:`hmm_pyro.fit_nuts`, :func:`hmm_pyro.fit_svi` (Gaussian guide draws) or
+        :func:`hmm_pyro.fit_map` (one point: the ELPD is K-fold with a plug-in density).
     seed : int, optional
         Master seed. Every setting uses the same seeds (common random numbers), so the same
         seed gives the same table, in parallel or not.
     elpd : {"auto", "loo", "kfold"}
         ``"loo"``: PSIS-LOO over whole sequences (``az.loo`` on the per-sequence
-        ``log_likelihood``); needs posterior draws (NUTS, or SVI with ``guide="normal"`` or
-        ``"mvn"``). ``"kfold"``: K-fold cross-validation with refits (see Notes). ``"auto"``:
-        ``"loo"`` with at least :data:`MIN_LOO_SEQUENCES` sequences and posterior draws, else
-        ``"kfold"``.
+        ``log_likelihood``); needs posterior draws (NUTS or SVI, not MAP). ``"kfold"``:
+        K-fold cross-validation with refits (see Notes). ``"auto"``: ``"loo"`` with at least
+        :data:`MIN_LOO_SEQUENCES` sequences and posterior draws, else ``"kfold"``.
     folds : int
         Number of folds for ``"kfold"``.
     parallel : bool, optional
@@ -111,8 +111,8 @@ def compare_priors(
         ``"tcp://host:8786"``) instead of an embedded ``LocalCluster``; same table bit for bit.
     **runner_kwargs
         Passed to the runner (``chains``, ``warmup``, ``draws``, ``init``, ``guide``,
-        ``steps``, ``restarts``, ...); the runner's ``seed``, ``progress`` and ``parallel`` are
-        the ones of this function.
+        ``optimizer``, ``steps``, ``restarts``, ...); the runner's ``seed``, ``progress`` and
+        ``parallel`` are the ones of this function.
 
     Returns
     -------
@@ -155,7 +155,7 @@ def compare_priors(
     scheme is used with several sequences that are fewer than ``folds`` (block ``f`` of every
     sequence per fold); with at least ``folds`` sequences, folds hold out whole sequences. The
     standard error is ``sqrt(n var(pointwise))`` over the held-out units, as in ``az.loo``.
-    With SVI MAP (one point), the predictive density is the plug-in ``log p(y_block | y_rest,
+    With MAP (one point), the predictive density is the plug-in ``log p(y_block | y_rest,
     theta_hat)``.
 
     *Parallelism.* The fits (one per setting, plus one per fold and setting) are independent
@@ -194,7 +194,7 @@ def compare_priors(
     if client is not None and parallel is False:
         raise ValueError("parallel: False contradicts client= (fits would run here)")
     seed = resolve_seed(seed)
-    point = method == "svi" and runner_kwargs.get("guide", "map") == "map"
+    point = method == "map"
     elpd = choose_elpd(elpd, data.num_sequences, point)
     fold_data = make_folds(data, folds) if elpd == "kfold" else None
     fold_seeds = derive_seeds(seed, folds)

@@ -244,7 +244,7 @@ def _diverging(fit: Fit) -> np.ndarray | None:
 
 
 def _restart_measurements(fit: Fit, attrs: dict[str, Any]) -> dict[str, Any] | None:
-    """Closest pair of states and final loss of every SVI restart."""
+    """Closest pair of states and final loss of every restart (SVI, MAP, EM, ...)."""
     restarts = attrs.get("restart_params")
     if not restarts:
         return None

@@ -515,7 +515,7 @@ def identifiability_flag(labelling: Labelling) -> Flag | None:
 
 
 def optimizer_flag(attrs: dict[str, Any]) -> Flag | None:
-    """The kept SVI restart stopped before its loss settled."""
+    """The kept restart (SVI or MAP) stopped before its loss settled."""
     converged = attrs.get("converged")
     best = attrs.get("best_restart")
     if not isinstance(converged, list) or best is None or converged[int(best)]:
@@ -523,7 +523,7 @@ def optimizer_flag(attrs: dict[str, Any]) -> Flag | None:
     return Flag(
         kind="optimizer_not_converged",
         severity="warning",
-        summary=f"The kept SVI restart ({best}) stopped before its loss settled.",
+        summary=f"The kept restart ({best}) stopped before its loss settled.",
         measured={"converged": converged, "steps_run": attrs.get("steps_run")},
         threshold={"tol": attrs.get("tol")},
         cause="the step limit was reached while the loss was still changing.",

@@ -1,10 +1,13 @@
 """Many sequences: mini-batch SVI streamed from a store.
 
-:func:`fit_svi_stream` optimises the same objective as :func:`~hmm_pyro.inference.svi.fit_svi`
-(``guide="map"``: ``log p(y, theta)``; Gaussian guides: the ELBO) with unbiased mini-batch
-estimates of it, reading only the sequences of each batch from a
+:func:`fit_svi_stream` runs Pyro's ``SVI`` (ClippedAdam) on unbiased mini-batch estimates of
+the ELBO, reading only the sequences of each batch from a
 :class:`~hmm_pyro.store.SequenceStore`. Memory is bounded by the batch (and by the
-``keep_sequences`` kept in the result), not by ``N``.
+``keep_sequences`` kept in the result), not by ``N``. The guide is a Gaussian variational family
+(``"normal"``, ``"mvn"``: the objective of :func:`~hmm_pyro.inference.svi.fit_svi`) or
+``"map"``: ``AutoDelta``, a point mass whose ELBO is ``log p(y, theta)``, so the optimum is the
+MAP. That is still SVI (stochastic steps on an ELBO), the mini-batch counterpart of
+``fit_map(optimizer="adam")``; in-memory data are better served by ``fit_map``'s L-BFGS.
 
 Mini-batches. The sequences are cut into blocks of ``block_size`` consecutive rows; every epoch
 is a fresh random permutation of the blocks (seeded by the restart seed and the epoch), and each
@@ -46,14 +49,14 @@ from hmm_pyro.inference.checkpoint import (
     resume_seed,
 )
 from hmm_pyro.inference.svi_restarts import (
+    AUTOGUIDES,
     DEFAULT_TOL,
-    GUIDES,
     AdamProblem,
     StepReport,
     check_init,
+    restart_fit,
     run_adam_restart,
     run_restarts,
-    svi_fit,
 )
 from hmm_pyro.learning import initial_params
 from hmm_pyro.model import HMM, Params
@@ -181,7 +184,7 @@ def fit_svi_stream(
     progress: bool = True,
     callback: Callable[[int, int, float], Any] | None = None,
 ) -> Fit:
-    """Fit the HMM by mini-batch SVI, reading the sequences lazily from a store.
+    """Fit the HMM by mini-batch SVI (Pyro's ``SVI``), reading the sequences lazily from a store.
 
     Parameters
     ----------
@@ -195,7 +198,9 @@ def fit_svi_stream(
     steps : int
         Optimisation steps per restart (no early stopping: mini-batch losses are noisy).
     guide : {"map", "normal", "mvn"}
-        As in :func:`~hmm_pyro.inference.svi.fit_svi`.
+        ``"map"``: ``AutoDelta`` (point mass; SVI whose optimum is the MAP, see the module
+        notes). ``"normal"``, ``"mvn"``: Gaussian guides, as in
+        :func:`~hmm_pyro.inference.svi.fit_svi`.
     lr : float
         Initial ClippedAdam learning rate.
     lr_decay : float
@@ -208,7 +213,7 @@ def fit_svi_stream(
     seed : int, optional
         Master seed: starts, batch order and guide noise. Same seed, bitwise same result.
     init : {"auto", "prior", "data", "em"}, dict, Pyro name or callable
-        Start, as in ``fit_svi``; data-driven starts use the restart's first batch.
+        Start, as in ``fit_svi``/``fit_map``; data-driven starts use the restart's first batch.
     block_size : int
         Consecutive sequences read together (see the module notes).
     num_draws : int
@@ -221,7 +226,7 @@ def fit_svi_stream(
     chunk_size : int
         Sequences per read in whole-store passes (the final MAP objective).
     checkpoint, checkpoint_every, resume, callback
-        As in ``fit_svi`` (Adam backend): state saved every ``checkpoint_every`` steps and on
+        As in ``fit_svi``: state saved every ``checkpoint_every`` steps and on
         Ctrl-C (then ``KeyboardInterrupt`` is re-raised); ``resume=True`` continues to the
         bitwise-identical result. The store's fingerprint is part of the checked settings.
     progress : bool
@@ -230,9 +235,11 @@ def fit_svi_stream(
     Returns
     -------
     Fit
-        Posterior group as for ``fit_svi``; sample statistics ``loss`` (the scaled mini-batch
-        negative ELBO per step) and ``final_loss``; attributes ``stream`` (store, ``N``, batch
-        and block sizes, epochs) and, for MAP, ``log_likelihood_total`` over the whole store.
+        ``method == "svi"`` (also for ``guide="map"``); posterior group: draws from the guide
+        (``"map"``: the point); sample statistics ``loss`` (the scaled mini-batch negative ELBO
+        per step) and ``final_loss``; attributes ``guide``, ``optimizer`` (``"adam"``),
+        ``stream`` (store, ``N``, batch and block sizes, epochs) and, for ``"map"``,
+        ``log_likelihood_total`` over the whole store.
     """
     if not isinstance(hmm, HMM):
         raise TypeError(f"hmm: expected a hmm_pyro.HMM, got {describe(hmm)}")
@@ -287,7 +294,7 @@ def _fit_stream(
     callback: Callable[[int, int, float], Any] | None,
 ) -> Fit:
     store.check_model(hmm)
-    check_choice("guide", guide, GUIDES)
+    check_choice("guide", guide, AUTOGUIDES)
     num_sequences = store.num_sequences
     batch_size = check_int("batch_size", batch_size, minimum=1)
     block_size = check_int("block_size", block_size, minimum=1)
@@ -400,11 +407,11 @@ def _fit_stream(
     }
     if guide == "map":
         extra["log_likelihood_total"] = [float(run["log_likelihood_total"]) for run in outcome.runs]
-    return svi_fit(
+    return restart_fit(
         hmm,
         subset,
         outcome,
-        backend="stream",
+        method={"inference": "svi", "guide": guide, "optimizer": "adam"},
         init=init,
         seed=seed,
         settings={"steps": steps, "lr": lr, "lr_decay": lr_decay, "tol": DEFAULT_TOL[guide]},

@@ -1,13 +1,15 @@
-"""Stochastic variational inference: MAP (``AutoDelta``) and Gaussian guides, with restarts.
+"""Stochastic variational inference: Pyro's ``SVI`` with a Gaussian guide, with restarts.
 
-The default start breaks the label symmetry (:mod:`hmm_pyro.starts`). Pyro's own
-initialisations can be asked for by name (``"median"``, ``"mean"``, ``"feasible"``,
-``"uniform"``, ``"sample"``) or as an ``init_loc_fn``; ``"median"`` and ``"mean"`` start every
-Dirichlet row at the same point, a saddle where identical states get identical gradients. Plain
-Pyro (``DiscreteHMM`` + ``AutoDelta``) stays there: three identical emission rows equal to the
-overall symbol frequencies (measured). Our model escapes or not depending on how floating-point
-round-off differs between states (1e-11 in the gradients): on the reference workload, seed 0
-escaped with an earlier kernel and stays with the current one. Not something to rely on.
+Every step is one ``pyro.infer.SVI.step`` (Adam, one-particle ``Trace_ELBO``) on a Gaussian
+variational family in Pyro's unconstrained coordinates: mean-field (``AutoNormal``) or
+full-rank (``AutoMultivariateNormal``). Point estimates are :func:`hmm_pyro.fit_map` (L-BFGS, or
+Pyro's ``SVI`` with ``AutoDelta``); ``guide="map"`` here is refused with a pointer to it.
+
+The default start breaks the label symmetry (:mod:`hmm_pyro.starts`): the guide's location
+starts at a symmetry-breaking draw. Pyro's own initialisations can be asked for by name
+(``"median"``, ``"mean"``, ``"feasible"``, ``"uniform"``, ``"sample"``) or as an
+``init_loc_fn``; ``"median"`` and ``"mean"`` start every state's location at the same point, a
+saddle where identical states get identical gradients (see :mod:`hmm_pyro.inference.map`).
 The starts are recorded in the attributes so that ``hmm_pyro.diagnose`` can flag them.
 
 This module holds :func:`fit_svi` and its argument checks; the restarts run in
@@ -21,13 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hmm_pyro._random import resolve_seed
-from hmm_pyro._validation import (
-    check_bool,
-    check_choice,
-    check_int,
-    check_positive,
-    describe,
-)
+from hmm_pyro._validation import check_bool, check_choice, check_int, check_positive
 from hmm_pyro.fit import Fit
 from hmm_pyro.inference.checkpoint import (
     Checkpointer,
@@ -37,29 +33,27 @@ from hmm_pyro.inference.checkpoint import (
 )
 from hmm_pyro.inference.svi_restarts import (
     DEFAULT_TOL,
-    GUIDES,
-    AdamProblem,
-    StepReport,
+    adam_runner,
+    check_in_memory,
     check_init,
-    run_adam_restart,
-    run_lean_restart,
+    restart_fit,
     run_restarts,
-    svi_fit,
 )
 from hmm_pyro.learning import initial_params
 from hmm_pyro.model import HMM
-from hmm_pyro.starts import INIT_METHODS, derive_seeds
-from hmm_pyro.store import MemoryStore, SequenceStore
+from hmm_pyro.starts import derive_seeds
+from hmm_pyro.store import MemoryStore
 
-__all__ = ["BACKENDS", "fit_svi"]
+__all__ = ["GUIDES", "fit_svi"]
 
-BACKENDS = ("auto", "lean", "pyro")
+GUIDES = ("normal", "mvn")
+"""``fit_svi``'s variational families: mean-field and full-rank Gaussian."""
 
 
 def fit_svi(
     hmm: HMM,
     data: Any,
-    guide: str = "map",
+    guide: str = "normal",
     steps: int = 2000,
     lr: float = 0.05,
     restarts: int = 4,
@@ -68,13 +62,12 @@ def fit_svi(
     tol: float | None = None,
     num_draws: int = 1000,
     progress: bool = True,
-    backend: str = "auto",
     checkpoint: str | os.PathLike[str] | None = None,
     checkpoint_every: int = 100,
     resume: bool = False,
     callback: Callable[[int, int, float], Any] | None = None,
 ) -> Fit:
-    """Fit the HMM by SVI with the hidden states marginalised.
+    """Approximate the posterior by SVI (Pyro's ``SVI``, Adam), hidden states marginalised.
 
     Parameters
     ----------
@@ -83,16 +76,18 @@ def fit_svi(
     data : Sequences or array-like
         The observations (for sequences on disk, or mini-batches, see
         :func:`hmm_pyro.inference.stream.fit_svi_stream`).
-    guide : {"map", "normal", "mvn"}
-        ``"map"``: point estimate (``AutoDelta``, the posterior mode). ``"normal"``: mean-field
-        Gaussian in the unconstrained space (``AutoNormal``). ``"mvn"``: full-rank Gaussian
-        (``AutoMultivariateNormal``).
+    guide : {"normal", "mvn"}
+        The variational family in Pyro's unconstrained coordinates (stick-breaking for simplex
+        rows, logs for positive parameters): ``"normal"``, mean-field Gaussian
+        (``AutoNormal``); ``"mvn"``, full-rank Gaussian (``AutoMultivariateNormal``). For the
+        posterior mode use :func:`hmm_pyro.fit_map`.
     steps : int
         Maximum optimisation steps per restart.
     lr : float
         Adam learning rate.
     restarts : int
-        Independent starts; the one with the lowest final loss (best ELBO) is kept.
+        Independent starts; the one with the lowest final loss (mean negative ELBO of its last
+        50 steps) is kept.
     seed : int, optional
         Master seed (restart ``r`` uses child seed ``r``); same seed, bitwise same result.
     init : {"auto", "prior", "data", "em"}, dict, Pyro name or callable
@@ -102,30 +97,21 @@ def fit_svi(
         start all states equal, at a saddle; see the module notes).
     tol : float, optional
         Stop when the mean loss over the last 50 steps changed by less than ``tol`` relative to
-        the 50 before (default 1e-7 for MAP, 1e-4 for Gaussian guides).
+        the 50 before (default 1e-4: the one-particle ELBO is noisy).
     num_draws : int
-        Draws taken from a Gaussian guide for the posterior group.
+        Draws taken from the guide for the posterior group.
     progress : bool
         Show a progress bar.
-    backend : {"auto", "lean", "pyro"}
-        ``"lean"`` (MAP only): L-BFGS on the MAP objective through the fused kernel, without
-        Pyro's tracing (``steps`` bounds the L-BFGS iterations; ``lr`` and ``tol`` are unused).
-        ``"pyro"``: Pyro ``SVI`` with an autoguide and Adam. ``"auto"``: ``"lean"`` for
-        ``guide="map"`` with one of our starts, ``"pyro"`` otherwise (Gaussian guides, Pyro's
-        init names or an ``init_loc_fn``). Both MAP backends maximise the same objective.
     checkpoint : str or os.PathLike, optional
         File that holds the run's state, written atomically (temporary file, then rename):
-        finished restarts, and for the ``"pyro"`` backend the restart in progress (Pyro param
-        store, Adam state, step, loss history, torch RNG inside the restart; NumPy and Python
-        global RNG states too) every ``checkpoint_every`` steps and when the run is
-        interrupted. The ``"lean"`` backend (L-BFGS, one call per restart) is checkpointed
-        after every finished restart only: an interrupted restart is rerun from its start on
-        resume (restarts are deterministic, so the result is the same). The file is kept when
-        the run finishes. The file is data only (arrays and JSON, no pickle: reading it runs no
+        finished restarts and the restart in progress (Pyro param store, Adam state, step, loss
+        history, torch RNG inside the restart; NumPy and Python global RNG states too) every
+        ``checkpoint_every`` steps and when the run is interrupted. The file is kept when the
+        run finishes. The file is data only (arrays and JSON, no pickle: reading it runs no
         code from it), versioned, with checksums of the signature (settings, model, data) and
         of its content; see ``docs/files.md``.
     checkpoint_every : int
-        Steps between checkpoints of the restart in progress (``"pyro"`` backend).
+        Steps between checkpoints of the restart in progress.
     resume : bool
         Continue from ``checkpoint`` if it exists (else start afresh): finished restarts are
         reused, the restart in progress continues from its saved step. The final parameters
@@ -134,15 +120,15 @@ def fit_svi(
         takes the checkpoint's seed. Resuming restores NumPy's and Python's global RNG states
         as they were when the checkpoint was written. ``resume=False`` overwrites.
     callback : callable, optional
-        ``callback(restart, step, loss)`` after every Adam step (``"pyro"``) or every objective
-        evaluation (``"lean"``). It may raise ``KeyboardInterrupt`` to stop the run as Ctrl-C
-        would.
+        ``callback(restart, step, loss)`` after every SVI step. It may raise
+        ``KeyboardInterrupt`` to stop the run as Ctrl-C would.
 
     Returns
     -------
     Fit
-        Posterior group: the MAP point (one chain, one draw) or draws from the guide; sample
-        statistics: the loss (negative ELBO) history of every restart.
+        ``method == "svi"``; posterior group: ``num_draws`` draws from the best restart's guide
+        (one chain); sample statistics: the loss (negative ELBO) history of every restart;
+        attributes ``guide``, ``optimizer`` (``"adam"``), the restarts and the settings.
 
     Raises
     ------
@@ -152,23 +138,13 @@ def fit_svi(
         (no partial fit is returned); rerun with ``resume=True`` to continue. A second Ctrl-C
         interrupts at once without saving (the previous checkpoint stays valid).
     """
-    if not isinstance(hmm, HMM):
-        raise TypeError(f"hmm: expected a hmm_pyro.HMM, got {describe(hmm)}")
-    if isinstance(data, (SequenceStore, MemoryStore)):
-        raise TypeError(
-            "data: got a sequence store; use hmm_pyro.fit_svi_stream(hmm, store, batch_size=...)"
-        )
-    data = hmm.prepare_data(data)
-    check_choice("guide", guide, GUIDES)
-    check_choice("backend", backend, BACKENDS)
-    ours = isinstance(init, dict) or (isinstance(init, str) and init in INIT_METHODS)
-    if backend == "lean" and (guide != "map" or not ours):
+    data = check_in_memory(hmm, data)
+    if guide == "map":
         raise ValueError(
-            "backend: 'lean' supports guide='map' with init in "
-            f"{INIT_METHODS} or a dict; got guide={guide!r}, init={init!r}"
+            "guide: 'map' is a point estimate, not SVI; use hmm_pyro.fit_map(hmm, data) "
+            "(L-BFGS; optimizer='adam' runs Pyro's SVI with AutoDelta)"
         )
-    if backend == "auto":
-        backend = "lean" if guide == "map" and ours else "pyro"
+    check_choice("guide", guide, GUIDES)
     steps = check_int("steps", steps, minimum=1)
     restarts = check_int("restarts", restarts, minimum=1)
     num_draws = check_int("num_draws", num_draws, minimum=1)
@@ -181,13 +157,11 @@ def fit_svi(
         initial_params(hmm, data, init)  # validate before starting
     check_checkpoint_args(checkpoint, resume, callback)
     seed = resolve_seed(resume_seed(seed, checkpoint, resume))
-    seeds = derive_seeds(seed, restarts)
     signature = {
         "runner": "fit_svi",
         "model": hmm.to_config(),
         "data": None if checkpoint is None else MemoryStore(data).fingerprint,
         "guide": guide,
-        "backend": backend,
         "steps": steps,
         "lr": lr,
         "restarts": restarts,
@@ -197,49 +171,23 @@ def fit_svi(
         "num_draws": num_draws,
     }
     checkpointer = Checkpointer(checkpoint, checkpoint_every, signature, resume)
-    if backend == "lean":
-
-        def run_one(restart: int, restart_seed: int, report: StepReport) -> dict:
-            return run_lean_restart(hmm, data, init, restart, restart_seed, steps, report)
-
-    else:
-
-        def model() -> None:
-            hmm.model(data)
-
-        problem = AdamProblem(
-            hmm,
-            model,
-            step_args=lambda restart_seed, step: (),
-            init_data=lambda restart_seed: data,
-            guide=guide,
-            init=init,
-            steps=steps,
-            lr=lr,
-            lrd=1.0,
-            tol=tol,
-            num_draws=num_draws,
-        )
-
-        def run_one(restart: int, restart_seed: int, report: StepReport) -> dict:
-            return run_adam_restart(problem, restart, restart_seed, report, checkpointer)
-
+    run_one = adam_runner(hmm, data, guide, init, steps, lr, tol, num_draws, checkpointer)
     outcome = run_restarts(
         hmm,
         guide,
         run_one,
-        seeds,
+        derive_seeds(seed, restarts),
         checkpointer,
         steps=steps,
         desc=f"SVI ({guide})",
         progress=progress,
         callback=callback,
     )
-    return svi_fit(
+    return restart_fit(
         hmm,
         data,
         outcome,
-        backend=backend,
+        method={"inference": "svi", "guide": guide, "optimizer": "adam"},
         init=init,
         seed=seed,
         settings={"steps": steps, "lr": lr, "tol": tol},

@@ -1,10 +1,11 @@
-"""The SVI restart engine shared by ``fit_svi`` and ``fit_svi_stream``.
+"""The restart engine shared by ``fit_svi``, ``fit_map`` and ``fit_svi_stream``.
 
-One restart is one optimisation from one start: Adam on a Pyro model and autoguide
-(:func:`run_adam_restart`, checkpointed step by step) or, for MAP, L-BFGS on the fused-kernel
-objective (:func:`run_lean_restart`). :func:`run_restarts` runs the restarts a checkpoint has
-not finished, each with its own child seed, and summarises them (the best final loss wins);
-:func:`svi_fit` turns the summary into a :class:`~hmm_pyro.fit.Fit`.
+One restart is one optimisation from one start. Here: Pyro's ``SVI`` with an autoguide and
+Adam (:func:`run_adam_restart`, checkpointed step by step); the ``"map"`` guide is
+``AutoDelta`` (a point mass, whose ELBO is ``log p(y, theta)``: SVI whose optimum is the MAP).
+L-BFGS restarts are in :mod:`hmm_pyro.inference.map`. :func:`run_restarts` runs the restarts a
+checkpoint has not finished, each with its own child seed, and summarises them (the best final
+loss wins); :func:`restart_fit` turns the summary into a :class:`~hmm_pyro.fit.Fit`.
 """
 
 from __future__ import annotations
@@ -34,30 +35,34 @@ from pyro.optim import ClippedAdam
 from tqdm.auto import tqdm
 
 from hmm_pyro._parallel import progress_disabled, torch_threads
+from hmm_pyro._validation import describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.fit import Fit
 from hmm_pyro.fit.inference_data import build_inference_data
 from hmm_pyro.inference.checkpoint import Checkpointer, Interrupts, deferred_interrupts
-from hmm_pyro.inference.potential import SITE, Potential
 from hmm_pyro.learning import initial_params
 from hmm_pyro.model import HMM, Params
 from hmm_pyro.starts import INIT_METHODS, min_separation
+from hmm_pyro.store import MemoryStore, SequenceStore
 
 __all__ = [
+    "AUTOGUIDES",
     "DEFAULT_TOL",
-    "GUIDES",
     "PYRO_INITS",
     "AdamProblem",
     "RestartOutcome",
     "StepReport",
+    "adam_runner",
+    "check_in_memory",
     "check_init",
+    "restart_fit",
     "run_adam_restart",
-    "run_lean_restart",
     "run_restarts",
-    "svi_fit",
 ]
 
-GUIDES = ("map", "normal", "mvn")
+AUTOGUIDES = ("map", "normal", "mvn")
+"""Autoguides of the Adam restarts: ``AutoDelta`` (``"map"``), ``AutoNormal`` (``"normal"``),
+``AutoMultivariateNormal`` (``"mvn"``)."""
 PYRO_INITS: dict[str, Callable[..., Any]] = {
     "median": init_to_median,
     "mean": init_to_mean,
@@ -66,13 +71,20 @@ PYRO_INITS: dict[str, Callable[..., Any]] = {
     "sample": init_to_sample,
 }
 _WINDOW = 50
-_LBFGS_TOLERANCE_GRAD = 1e-6
-"""Stop when every coordinate of the MAP gradient is below this (nats per unit coordinate)."""
-_LBFGS_TOLERANCE_CHANGE = 1e-9
-"""... or when the loss or a coordinate changes by less than this between iterations."""
 DEFAULT_TOL = {"map": 1e-7, "normal": 1e-4, "mvn": 1e-4}
 """Relative change of the windowed mean loss that counts as converged. MAP's loss is
 deterministic, so its tolerance is tight; Gaussian guides have a noisy (one-particle) ELBO."""
+
+
+def check_in_memory(hmm: HMM, data: Any) -> Sequences:
+    """Check the model, refuse a sequence store (that is ``fit_svi_stream``'s), prepare ``data``."""
+    if not isinstance(hmm, HMM):
+        raise TypeError(f"hmm: expected a hmm_pyro.HMM, got {describe(hmm)}")
+    if isinstance(data, (SequenceStore, MemoryStore)):
+        raise TypeError(
+            "data: got a sequence store; use hmm_pyro.fit_svi_stream(hmm, store, batch_size=...)"
+        )
+    return hmm.prepare_data(data)
 
 
 def check_init(init: Any) -> None:
@@ -295,56 +307,44 @@ def run_adam_restart(
         return run
 
 
-def run_lean_restart(
+def adam_runner(
     hmm: HMM,
     data: Sequences,
-    init: str | dict[str, Any],
-    restart: int,
-    seed: int,
+    guide: str,
+    init: str | Callable[..., Any] | dict[str, Any],
     steps: int,
-    report: StepReport,
-) -> dict[str, Any]:
-    """MAP by L-BFGS (strong Wolfe line search) from one start.
+    lr: float,
+    tol: float,
+    num_draws: int,
+    checkpointer: Checkpointer,
+) -> Callable[[int, int, StepReport], dict[str, Any]]:
+    """``run_one(restart, restart_seed, report)`` for Adam restarts on all of ``data`` at once.
 
-    The objective is the ``AutoDelta`` one, ``log p(y, theta)`` in the constrained space,
-    evaluated with its closed-form gradient (one numba call) through stick-breaking/log
-    coordinates.
+    The model is :meth:`HMM.model` on ``data`` (no mini-batches, constant learning rate); the
+    arguments are those of ``fit_svi`` (``guide="map"``: ``AutoDelta``, as in ``fit_map``).
     """
-    start = initial_params(hmm, data, init, seed=seed)
-    potential = Potential(hmm, data)
-    flat = potential.unconstrain(start)[SITE].clone().requires_grad_()
-    optimizer = torch.optim.LBFGS(
-        [flat],
-        lr=1.0,
-        max_iter=steps,
-        max_eval=2 * steps,
-        tolerance_grad=_LBFGS_TOLERANCE_GRAD,
-        tolerance_change=_LBFGS_TOLERANCE_CHANGE,
-        history_size=20,
-        line_search_fn="strong_wolfe",
+
+    def model() -> None:
+        hmm.model(data)
+
+    problem = AdamProblem(
+        hmm,
+        model,
+        step_args=lambda restart_seed, step: (),
+        init_data=lambda restart_seed: data,
+        guide=guide,
+        init=init,
+        steps=steps,
+        lr=lr,
+        lrd=1.0,
+        tol=tol,
+        num_draws=num_draws,
     )
-    losses: list[float] = []
 
-    def closure() -> torch.Tensor:
-        value, gradient = potential.value_and_gradient(flat.detach(), jacobian=False)
-        flat.grad = -gradient
-        losses.append(-float(value))
-        report.step(restart, len(losses), losses[-1])
-        report.check_interrupt()
-        return -value
+    def run_one(restart: int, restart_seed: int, report: StepReport) -> dict[str, Any]:
+        return run_adam_restart(problem, restart, restart_seed, report, checkpointer)
 
-    optimizer.step(closure)
-    iterations = optimizer.state[flat].get("n_iter", 0)
-    final = -float(potential.value_and_gradient(flat.detach(), jacobian=False)[0])
-    point = potential.constrain({SITE: flat.detach()})
-    return {
-        "guide": None,
-        "losses": np.asarray(losses),
-        "final_loss": final,
-        "converged": bool(np.isfinite(final) and iterations < steps),
-        "start": start,
-        "point": point,
-    }
+    return run_one
 
 
 # ---------------------------------------------------------------------- all restarts
@@ -354,7 +354,7 @@ class RestartOutcome(NamedTuple):
     Attributes
     ----------
     guide : str
-        The guide.
+        The guide (``"map"`` for every point estimate, also L-BFGS's).
     seeds : list of int
         The restarts' child seeds.
     runs : list of dict
@@ -443,12 +443,12 @@ def _restart_summary(
     return draws, stats, attrs
 
 
-def svi_fit(
+def restart_fit(
     hmm: HMM,
     data: Sequences,
     outcome: RestartOutcome,
     *,
-    backend: str,
+    method: dict[str, Any],
     init: str | Callable[..., Any] | dict[str, Any],
     seed: int,
     settings: dict[str, Any],
@@ -456,7 +456,7 @@ def svi_fit(
     checkpoint: str | os.PathLike[str] | None,
     extra: dict[str, Any] | None = None,
 ) -> Fit:
-    """The ``Fit`` of an SVI run: draws, loss histories and attributes as InferenceData.
+    """The ``Fit`` of restarted optimisations: draws, loss histories and attributes.
 
     Parameters
     ----------
@@ -466,7 +466,10 @@ def svi_fit(
         The observations kept in the result.
     outcome : RestartOutcome
         From :func:`run_restarts`.
-    backend, init, seed
+    method : dict
+        The first attributes: ``inference`` (``"svi"`` or ``"map"``, the fit's ``method``) and
+        what ran (``guide``, ``optimizer``).
+    init, seed
         As given to the runner (``seed`` resolved).
     settings : dict
         Runner settings recorded after ``restarts`` (``steps``, ``lr``, ``tol``, ...).
@@ -479,9 +482,7 @@ def svi_fit(
         Runner attributes recorded after the restart summary.
     """
     attrs = {
-        "inference": "svi",
-        "guide": outcome.guide,
-        "backend": backend,
+        **method,
         "init": init
         if isinstance(init, str)
         else ("user" if isinstance(init, dict) else "callable"),

@@ -4,7 +4,7 @@ The EM iterations from one start are :func:`hmm_pyro.learning.em_steps.run_em`. 
 one forward-backward pass (:func:`hmm_pyro.kernels.forward_backward`, numba on
 the CPU); the M-step (:mod:`hmm_pyro.learning.mstep`) is vectorised over states. The objective
 ``log p(y | theta) + log p(theta)`` uses exactly the prior densities of
-:meth:`hmm_pyro.HMM.log_prior`, so EM's MAP is the mode that ``fit_svi(guide="map")`` seeks.
+:meth:`hmm_pyro.HMM.log_prior`, so EM's MAP is the mode that :func:`hmm_pyro.fit_map` seeks.
 """
 
 from __future__ import annotations

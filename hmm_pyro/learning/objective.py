@@ -4,7 +4,7 @@ The prior densities are exactly those of :meth:`hmm_pyro.HMM.log_prior` (Dirichl
 ``pi``, ``A`` and the family's simplex parameters such as ``B``; Normal means and the
 inverse-gamma variance reported as ``sigma``, with the Jacobian of the square root; Gamma
 rates), evaluated in float64, so that the point EM converges to is the same MAP point that
-``fit_svi(guide="map")`` approximates. With ``emission_prior=False`` the emission terms are left
+``fit_map`` approximates. With ``emission_prior=False`` the emission terms are left
 out (a plain MLE of the emission parameters; flat Dirichlet priors, concentration 1, make the
 whole objective the likelihood).
 

@@ -121,12 +121,12 @@ def plot_transitions(fit: Fit, ax: Axes | None = None) -> Axes:
 
 
 def plot_losses(fit: Fit, ax: Axes | None = None) -> Axes:
-    """Optimisation history of every restart (SVI loss, or EM/Viterbi-training objective).
+    """Optimisation history of every restart (SVI or MAP loss, or EM/Viterbi-training objective).
 
     Parameters
     ----------
     fit : Fit
-        A fit by :func:`hmm_pyro.fit_svi`, :func:`hmm_pyro.fit_em` or
+        A fit by :func:`hmm_pyro.fit_svi`, :func:`hmm_pyro.fit_map`, :func:`hmm_pyro.fit_em` or
         :func:`hmm_pyro.fit_viterbi_training`.
     ax : matplotlib.axes.Axes, optional
         Axes to draw on.
@@ -142,11 +142,14 @@ def plot_losses(fit: Fit, ax: Axes | None = None) -> Axes:
     """
     stats = fit.idata.sample_stats if "sample_stats" in fit.idata.groups() else {}
     if "loss" in stats:
-        history, label = np.asarray(stats["loss"].values)[0, 0], "loss (negative ELBO)"
+        history = np.asarray(stats["loss"].values)[0, 0]
+        label = "loss (negative log posterior)" if fit.method == "map" else "loss (negative ELBO)"
     elif "objective" in stats:
         history, label = np.asarray(stats["objective"].values)[0, 0], "log posterior"
     else:
-        raise ValueError(f"fit: expected an SVI, EM or Viterbi-training fit, got {fit.method!r}")
+        raise ValueError(
+            f"fit: expected an SVI, MAP, EM or Viterbi-training fit, got {fit.method!r}"
+        )
     best = fit.attrs.get("best_restart")
     ax = _axes(ax, figsize=(7, 3.5))
     for restart, values in enumerate(history):
@@ -155,7 +158,10 @@ def plot_losses(fit: Fit, ax: Axes | None = None) -> Axes:
         ax.plot(np.arange(kept.size), kept, label=f"restart {restart}", **style)
     if "loss" in stats and np.all(history[np.isfinite(history)] > 0):
         ax.set_yscale("log")
-    ax.set_xlabel("step" if "loss" in stats else "iteration")
+    if "loss" not in stats:
+        ax.set_xlabel("iteration")
+    else:  # L-BFGS records every objective evaluation (line-search trials included)
+        ax.set_xlabel("evaluation" if fit.attrs.get("optimizer") == "lbfgs" else "step")
     ax.set_ylabel(label)
     ax.set_title(f"{fit.method} restarts (black: kept)")
     ax.legend(fontsize="x-small")

@@ -33,5 +33,5 @@ def nuts_comparison(hmm, data):
 
 @pytest.fixture(scope="package")
 def map_comparison(hmm, data):
-    """SVI MAP: one point, so the ELPD is K-fold CV over whole sequences (plug-in)."""
-    return compare_priors(hmm, data, PRIORS, method="svi", seed=3, parallel=False, folds=3)
+    """MAP (L-BFGS): one point, so the ELPD is K-fold CV over whole sequences (plug-in)."""
+    return compare_priors(hmm, data, PRIORS, method="map", seed=3, parallel=False, folds=3)

@@ -5,7 +5,7 @@ import pytest
 import torch
 import xarray as xr
 
-from hmm_pyro import HMM, Categorical, fit_svi, simulate
+from hmm_pyro import HMM, Categorical, fit_map, simulate
 from hmm_pyro.decode import decode_store, iter_decode
 from hmm_pyro.simulate import REFERENCE_PARAMS
 from hmm_pyro.store import MemoryStore, write_store
@@ -30,7 +30,7 @@ def store_path(many, tmp_path_factory, workload_hmm):
 
 
 def test_chunked_decoding_equals_decoding_everything(workload_hmm, many, store_path, tmp_path):
-    fit = fit_svi(
+    fit = fit_map(
         workload_hmm, many.select(range(50)), steps=50, restarts=1, seed=0, progress=False
     )
     probs = fit.state_probs(many)

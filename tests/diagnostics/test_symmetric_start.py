@@ -8,7 +8,7 @@ from pyro.infer import SVI, Trace_ELBO
 from pyro.infer.autoguide import AutoDelta, init_to_median
 from pyro.optim import Adam
 
-from hmm_pyro import Fit, fit_svi
+from hmm_pyro import Fit, fit_map
 from hmm_pyro.diagnostics import Remedy, diagnose
 from tests.diagnostics.helpers import TRUTH, tensors
 
@@ -74,7 +74,7 @@ def test_init_to_median_collapses_and_the_report_names_the_start(workload_hmm, w
 
 
 def test_default_init_gives_no_collapse(workload_hmm, workload_data):
-    fit = fit_svi(workload_hmm, workload_data, seed=0, progress=False)
+    fit = fit_map(workload_hmm, workload_data, seed=0, progress=False)
     report = diagnose(fit)
     assert report.flag("emission_collapse") is None
     assert report.flag("symmetric_start") is None
@@ -100,8 +100,16 @@ def test_a_median_start_that_escaped_is_still_warned(workload_hmm, workload_data
     assert flag.remedies == (Remedy.SYMMETRY_BREAKING_INIT,)
 
 
-def test_svi_median_start_is_recorded_and_flagged(workload_hmm, workload_data):
-    fit = fit_svi(workload_hmm, workload_data, init="median", restarts=1, seed=0, progress=False)
+def test_pyro_median_start_is_recorded_and_flagged(workload_hmm, workload_data):
+    fit = fit_map(
+        workload_hmm,
+        workload_data,
+        optimizer="adam",
+        init="median",
+        restarts=1,
+        seed=0,
+        progress=False,
+    )
     assert fit.attrs["init_min_hellinger"][0] < 1e-12
     report = diagnose(fit)
     flag = report.flag("symmetric_start")

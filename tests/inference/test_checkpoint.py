@@ -1,4 +1,5 @@
-"""SVI checkpoints: an interrupted run, resumed, ends bitwise where an uninterrupted one does.
+"""Checkpoints of fit_map and fit_svi: an interrupted run, resumed, ends bitwise where an
+uninterrupted one does.
 
 Checkpoints are data only: a pickle (a format-1 checkpoint, or a malicious file) is refused and
 never unpickled; a checkpoint of other data, another model or another version is refused in
@@ -18,12 +19,13 @@ import numpy as np
 import pytest
 import torch
 
-from hmm_pyro import fit_svi
+from hmm_pyro import fit_map, fit_svi
 from hmm_pyro.inference.checkpoint import load_checkpoint
 from hmm_pyro.store import MemoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = {"guide": "map", "backend": "pyro", "steps": 1000, "restarts": 1, "tol": 0.0}
+SETTINGS = {"optimizer": "adam", "steps": 1000, "restarts": 1, "tol": 0.0}
+"""fit_map with Adam: Pyro's SVI with AutoDelta, checkpointed step by step."""
 
 
 def _stop_at(restart, step):
@@ -53,7 +55,7 @@ def tiny(workload_hmm, true_params):
 @pytest.fixture(scope="module")
 def straight(workload_hmm, tiny):
     """1,000 Adam steps without interruption."""
-    return fit_svi(workload_hmm, tiny, seed=3, progress=False, **SETTINGS)
+    return fit_map(workload_hmm, tiny, seed=3, progress=False, **SETTINGS)
 
 
 def test_stop_at_step_500_of_1000_and_resume_gives_the_same_parameters(
@@ -61,7 +63,7 @@ def test_stop_at_step_500_of_1000_and_resume_gives_the_same_parameters(
 ):
     path = tmp_path / "run.ckpt"
     with pytest.raises(KeyboardInterrupt):
-        fit_svi(
+        fit_map(
             workload_hmm,
             tiny,
             seed=3,
@@ -76,7 +78,7 @@ def test_stop_at_step_500_of_1000_and_resume_gives_the_same_parameters(
     assert {"params", "optim", "torch_rng"} <= set(saved["current"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.ckpt"]  # no temporary left
     steps = []
-    resumed = fit_svi(
+    resumed = fit_map(
         workload_hmm,
         tiny,
         seed=None,  # taken from the checkpoint
@@ -90,7 +92,7 @@ def test_stop_at_step_500_of_1000_and_resume_gives_the_same_parameters(
     assert resumed.attrs["resumed_from"] == {"restart": 0, "step": 500}
     _assert_same(straight, resumed, workload_hmm)
     # The finished run's checkpoint holds everything: resuming again runs no step.
-    again = fit_svi(
+    again = fit_map(
         workload_hmm,
         tiny,
         seed=3,
@@ -104,39 +106,46 @@ def test_stop_at_step_500_of_1000_and_resume_gives_the_same_parameters(
 
 
 @pytest.mark.parametrize(
-    ("guide", "backend", "stop"),
-    [("normal", "pyro", (1, 70)), ("map", "lean", (1, 15)), ("map", "pyro", (1, 33))],
+    ("runner", "option", "stop"),
+    [
+        (fit_svi, {"guide": "normal", "tol": 0.0, "num_draws": 30}, (1, 70)),
+        (fit_map, {"optimizer": "lbfgs"}, (1, 15)),
+        (fit_map, {"optimizer": "adam", "tol": 0.0}, (1, 33)),
+    ],
+    ids=["svi-normal", "map-lbfgs", "map-adam"],
 )
-def test_resume_in_a_later_restart(workload_hmm, tiny, tmp_path, guide, backend, stop):
-    settings = {"guide": guide, "backend": backend, "steps": 150, "restarts": 2, "seed": 5}
-    settings.update(num_draws=30, progress=False, tol=0.0 if backend == "pyro" else None)
-    straight = fit_svi(workload_hmm, tiny, **settings)
+def test_resume_in_a_later_restart(workload_hmm, tiny, tmp_path, runner, option, stop):
+    settings = {"steps": 150, "restarts": 2, "seed": 5, "progress": False, **option}
+    straight = runner(workload_hmm, tiny, **settings)
     path = tmp_path / "run.ckpt"
     with pytest.raises(KeyboardInterrupt):
-        fit_svi(workload_hmm, tiny, checkpoint=path, callback=_stop_at(*stop), **settings)
-    resumed = fit_svi(workload_hmm, tiny, checkpoint=path, resume=True, **settings)
-    # The lean backend checkpoints finished restarts only: restart 1 reruns from its start.
-    step = 0 if backend == "lean" else stop[1]
+        runner(workload_hmm, tiny, checkpoint=path, callback=_stop_at(*stop), **settings)
+    resumed = runner(workload_hmm, tiny, checkpoint=path, resume=True, **settings)
+    # L-BFGS restarts are checkpointed when they finish: restart 1 reruns from its start.
+    step = 0 if option.get("optimizer") == "lbfgs" else stop[1]
     assert resumed.attrs["resumed_from"] == {"restart": 1, "step": step}
     _assert_same(straight, resumed, workload_hmm)
 
 
 def test_resume_refuses_other_settings_and_bad_arguments(workload_hmm, tiny, tmp_path):
     path = tmp_path / "run.ckpt"
-    fit_svi(workload_hmm, tiny, steps=20, restarts=1, seed=1, progress=False, checkpoint=path)
+    fit_map(workload_hmm, tiny, steps=20, restarts=1, seed=1, progress=False, checkpoint=path)
     with pytest.raises(ValueError, match="checkpoint: was written by a run with other settings"):
-        fit_svi(workload_hmm, tiny, steps=30, restarts=1, seed=1, checkpoint=path, resume=True)
-    with pytest.raises(ValueError, match="resume: needs a checkpoint"):
-        fit_svi(workload_hmm, tiny, steps=5, resume=True)
+        fit_map(workload_hmm, tiny, steps=30, restarts=1, seed=1, checkpoint=path, resume=True)
+    with pytest.raises(ValueError, match="runner: checkpoint 'fit_map', now 'fit_svi'"):
+        fit_svi(workload_hmm, tiny, steps=20, restarts=1, seed=1, checkpoint=path, resume=True)
+    for runner in (fit_map, fit_svi):
+        with pytest.raises(ValueError, match="resume: needs a checkpoint"):
+            runner(workload_hmm, tiny, steps=5, resume=True)
     with pytest.raises(TypeError, match="checkpoint"):
-        fit_svi(workload_hmm, tiny, steps=5, checkpoint=3)
+        fit_map(workload_hmm, tiny, steps=5, checkpoint=3)
     with pytest.raises(ValueError, match="checkpoint_every"):
-        fit_svi(workload_hmm, tiny, steps=5, checkpoint=path, checkpoint_every=0)
+        fit_map(workload_hmm, tiny, steps=5, checkpoint=path, checkpoint_every=0)
     (tmp_path / "junk.ckpt").write_bytes(b"junk")
     with pytest.raises(ValueError, match="checkpoint: cannot read"):
-        fit_svi(workload_hmm, tiny, steps=5, checkpoint=tmp_path / "junk.ckpt", resume=True)
+        fit_map(workload_hmm, tiny, steps=5, checkpoint=tmp_path / "junk.ckpt", resume=True)
     # resume=True without an existing file starts afresh.
-    fresh = fit_svi(
+    fresh = fit_map(
         workload_hmm, tiny, steps=20, seed=1, progress=False, checkpoint=tmp_path / "new.ckpt"
     )
     assert fresh.attrs["resumed_from"] is None
@@ -145,7 +154,7 @@ def test_resume_refuses_other_settings_and_bad_arguments(workload_hmm, tiny, tmp
 _CHILD = textwrap.dedent(
     """
     import sys
-    from hmm_pyro import HMM, Categorical, fit_svi, simulate
+    from hmm_pyro import HMM, Categorical, fit_map, simulate
     from hmm_pyro.simulate import REFERENCE_PARAMS
 
     hmm = HMM(num_states=3, emission=Categorical(num_symbols=5))
@@ -154,8 +163,8 @@ _CHILD = textwrap.dedent(
     def report(restart, step, loss):
         print(step, flush=True)
 
-    fit_svi(hmm, data, seed=3, progress=False, checkpoint=sys.argv[1], checkpoint_every=50,
-            callback=report, guide="map", backend="pyro", steps=1000, restarts=1, tol=0.0)
+    fit_map(hmm, data, seed=3, progress=False, checkpoint=sys.argv[1], checkpoint_every=50,
+            callback=report, optimizer="adam", steps=1000, restarts=1, tol=0.0)
     """
 )
 
@@ -190,7 +199,7 @@ def test_a_real_signal_then_resume_gives_the_same_parameters(
         assert saved >= signalled  # saved at the interruption, not only every 50 steps
     else:
         assert saved % 50 == 0 and saved <= signalled + 50
-    resumed = fit_svi(
+    resumed = fit_map(
         workload_hmm, tiny, seed=3, progress=False, checkpoint=path, resume=True, **SETTINGS
     )
     assert resumed.attrs["resumed_from"]["step"] == saved
@@ -218,9 +227,9 @@ def test_a_malicious_pickle_checkpoint_is_refused_and_runs_nothing(workload_hmm,
         with pytest.raises(ValueError, match=f"checkpoint: cannot read '.*{path.name}': {word}"):
             load_checkpoint(path)
         with pytest.raises(ValueError, match=word):  # seed=None: the seed is read from the file
-            fit_svi(workload_hmm, tiny, steps=5, checkpoint=path, resume=True, progress=False)
+            fit_map(workload_hmm, tiny, steps=5, checkpoint=path, resume=True, progress=False)
         with pytest.raises(ValueError, match=word):
-            fit_svi(workload_hmm, tiny, steps=5, seed=1, checkpoint=path, resume=True)
+            fit_map(workload_hmm, tiny, steps=5, seed=1, checkpoint=path, resume=True)
     assert not created.exists()
     pickle.loads(pickle_file.read_bytes())  # what loading it used to do
     assert created.exists()
@@ -233,7 +242,7 @@ def test_a_checkpoint_of_other_data_another_model_or_version_is_refused_in_one_l
 
     path = tmp_path / "run.ckpt"
     settings = {"steps": 20, "restarts": 1, "seed": 1, "progress": False, "checkpoint": path}
-    fit_svi(workload_hmm, tiny, **settings)
+    fit_map(workload_hmm, tiny, **settings)
     other_data = Sequences(tiny.to_list()[:1])
     other_model = HMM(3, Categorical(num_symbols=5), prior=Prior(B=2.0))
     for hmm, data, which in (
@@ -242,13 +251,13 @@ def test_a_checkpoint_of_other_data_another_model_or_version_is_refused_in_one_l
         (other_model, other_data, "another data set and another model"),
     ):
         with pytest.raises(ValueError, match=which) as error:
-            fit_svi(hmm, data, resume=True, **settings)
+            fit_map(hmm, data, resume=True, **settings)
         assert "\n" not in str(error.value) and str(path) in str(error.value)
     with mock.patch("hmm_pyro.inference.checkpoint._CHECKPOINT_VERSION", 3):
         with pytest.raises(ValueError, match="format version 2, this hmm_pyro reads version 3"):
-            fit_svi(workload_hmm, tiny, resume=True, **settings)
+            fit_map(workload_hmm, tiny, resume=True, **settings)
     with mock.patch("hmm_pyro._archive.__version__", "0.0.1"):
         with pytest.raises(ValueError, match=r"written by hmm_pyro '\d[\d.]*', this is hmm_pyro"):
-            fit_svi(workload_hmm, tiny, resume=True, **settings)
+            fit_map(workload_hmm, tiny, resume=True, **settings)
     saved = load_checkpoint(path)
     assert saved["version"] == 2 and saved["signature"]["data"] == MemoryStore(tiny).fingerprint

@@ -10,7 +10,7 @@ import pyro
 import pytest
 import torch
 
-from hmm_pyro import fit_svi, simulate
+from hmm_pyro import fit_map, fit_svi, simulate
 from hmm_pyro.inference.stream import (
     BatchSchedule,
     _stream_model,
@@ -70,12 +70,17 @@ def test_the_batch_model_scales_the_likelihood_by_the_plate(workload_hmm, many, 
     assert np.isclose(float(trace.log_prob_sum()), expected, rtol=1e-12)
 
 
-def test_full_batch_stream_matches_fit_svi_on_the_same_objective(workload_hmm, many):
+def test_full_batch_stream_map_matches_fit_map_adam_on_the_same_objective(workload_hmm, many):
     settings = {"steps": 60, "lr": 0.05, "seed": 2, "progress": False}
     stream = fit_svi_stream(
         workload_hmm, many, batch_size=500, block_size=1, lr_decay=1.0, **settings
     )
-    reference = fit_svi(workload_hmm, many, backend="pyro", restarts=1, tol=0.0, **settings)
+    assert (stream.method, stream.attrs["guide"], stream.attrs["optimizer"]) == (
+        "svi",
+        "map",
+        "adam",
+    )
+    reference = fit_map(workload_hmm, many, optimizer="adam", restarts=1, tol=0.0, **settings)
     for name in workload_hmm.param_names:
         torch.testing.assert_close(stream.draws()[name], reference.draws()[name], rtol=0, atol=1e-9)
 
@@ -101,7 +106,7 @@ def test_stream_fit_reaches_the_map_keeps_a_subset_and_the_whole_store_likelihoo
     assert np.isclose(attrs["log_likelihood_total"][0], total)
     assert fit.idata.sample_stats.loss.shape == (1, 1, 1, 300)
     # 60 epochs of mini-batches of 40 reach the full-data MAP point (L-BFGS) closely.
-    MAP = fit_svi(workload_hmm, many, seed=0, progress=False).posterior_mean()["B"]
+    MAP = fit_map(workload_hmm, many, seed=0, progress=False).posterior_mean()["B"]
     B = fit.posterior_mean()["B"]
     assert float((B[align_rows(MAP, B)] - MAP).abs().max()) < 0.03
 
@@ -139,8 +144,9 @@ def test_bad_arguments_are_named(workload_hmm, many, store_path):
     with pytest.raises(ValueError, match="guide"):
         fit_svi_stream(workload_hmm, many, guide="laplace")
     with open_store(store_path) as store:
-        with pytest.raises(TypeError, match="fit_svi_stream"):
-            fit_svi(workload_hmm, store)
+        for runner in (fit_svi, fit_map):
+            with pytest.raises(TypeError, match="fit_svi_stream"):
+                runner(workload_hmm, store)
     from hmm_pyro import HMM, Gaussian
 
     with pytest.raises(ValueError, match="store"):

@@ -1,43 +1,66 @@
-"""SVI runner: MAP and Gaussian guides, restarts, reproducibility, and the symmetric-start trap."""
+"""SVI runner: Pyro's SVI with Gaussian guides, restarts, reproducibility, checked against NUTS."""
 
 import numpy as np
 import pyro
-import pyro.distributions as dist
 import pytest
 import torch
-from pyro.infer import SVI, Trace_ELBO
-from pyro.infer.autoguide import AutoDelta, init_to_median
-from pyro.optim import Adam
+from pyro.infer import SVI
 
-from hmm_pyro import HMM, Gaussian, Poisson, fit_svi, simulate
-from hmm_pyro._parallel import torch_threads
+from hmm_pyro import HMM, Gaussian, Poisson, Prior, fit_nuts, fit_svi, simulate
 
 
 def test_same_seed_gives_bitwise_identical_results(workload_hmm, small_data):
-    first = fit_svi(workload_hmm, small_data, steps=150, restarts=2, seed=3, progress=False)
-    second = fit_svi(workload_hmm, small_data, steps=150, restarts=2, seed=3, progress=False)
+    settings = {"steps": 150, "restarts": 2, "num_draws": 20, "progress": False}
+    first = fit_svi(workload_hmm, small_data, seed=3, **settings)
+    second = fit_svi(workload_hmm, small_data, seed=3, **settings)
     for name in workload_hmm.param_names:
         assert torch.equal(first.draws()[name], second.draws()[name])
     np.testing.assert_array_equal(
         first.idata.sample_stats.loss.values, second.idata.sample_stats.loss.values
     )
-    other = fit_svi(workload_hmm, small_data, steps=150, restarts=2, seed=4, progress=False)
+    other = fit_svi(workload_hmm, small_data, seed=4, **settings)
     assert not torch.equal(first.draws()["B"], other.draws()["B"])
 
 
-def test_map_fit_records_restarts_losses_and_starts(workload_hmm, small_data):
-    fit = fit_svi(workload_hmm, small_data, steps=200, restarts=3, seed=0, progress=False)
+def test_every_step_is_a_pyro_svi_step(workload_hmm, small_data, monkeypatch):
+    calls = []
+    step = SVI.step
+
+    def counted(self, *args, **kwargs):
+        calls.append(type(self.guide).__name__)
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(SVI, "step", counted)
+    for guide, name in (("normal", "AutoNormal"), ("mvn", "AutoMultivariateNormal")):
+        calls.clear()
+        fit = fit_svi(
+            workload_hmm,
+            small_data,
+            guide=guide,
+            steps=30,
+            restarts=2,
+            tol=0.0,
+            num_draws=5,
+            seed=0,
+            progress=False,
+        )
+        assert calls == [name] * 60 and fit.attrs["steps_run"] == [30, 30]
+        assert (fit.method, fit.attrs["guide"], fit.attrs["optimizer"]) == ("svi", guide, "adam")
+        assert fit.idata.sample_stats.loss.shape == (1, 1, 2, 30)
+
+
+def test_gaussian_fit_records_restarts_losses_and_starts(workload_hmm, small_data):
+    fit = fit_svi(
+        workload_hmm, small_data, steps=200, restarts=3, num_draws=30, seed=0, progress=False
+    )
     attrs = fit.attrs
-    assert fit.method == "svi"
-    assert (fit.num_chains, fit.num_draws) == (1, 1)
+    assert fit.method == "svi" and attrs["guide"] == "normal"  # the default family
+    assert (fit.num_chains, fit.num_draws) == (1, 30)
     assert attrs["restarts"] == 3 and len(attrs["restart_seeds"]) == 3
     finals = fit.idata.sample_stats.final_loss.values.ravel()
     assert attrs["best_restart"] == int(np.argmin(finals))
     assert fit.idata.sample_stats.loss.shape[:3] == (1, 1, 3)
     assert min(attrs["init_min_hellinger"]) > 1e-3
-    # The kept point is the best restart's point.
-    best = attrs["restart_params"]["B"][attrs["best_restart"]]
-    assert np.allclose(fit.posterior_mean()["B"].numpy(), best)
 
 
 def test_pyro_param_store_of_the_caller_is_untouched(workload_hmm, small_data):
@@ -79,6 +102,8 @@ def test_init_median_starts_with_identical_states_and_is_recorded(workload_hmm, 
 def test_bad_arguments_are_named(workload_hmm, small_data):
     with pytest.raises(ValueError, match="guide"):
         fit_svi(workload_hmm, small_data, guide="laplace")
+    with pytest.raises(ValueError, match=r"guide: 'map' is a point estimate.*fit_map"):
+        fit_svi(workload_hmm, small_data, guide="map")
     with pytest.raises(ValueError, match="init"):
         fit_svi(workload_hmm, small_data, init="zeros")
     with pytest.raises(ValueError, match="steps"):
@@ -89,67 +114,71 @@ def test_bad_arguments_are_named(workload_hmm, small_data):
         fit_svi("not a model", small_data)
 
 
-@pytest.mark.slow
-def test_default_map_recovers_B_for_at_least_9_of_10_seeds(workload_hmm, true_params, align_rows):
-    errors = []
-    for seed in range(10):
-        data, _ = simulate(workload_hmm, true_params, [500] * 20, seed=200 + seed)
-        fit = fit_svi(workload_hmm, data, seed=seed, progress=False)
-        estimate = fit.posterior_mean()["B"]
-        perm = align_rows(true_params["B"], estimate)
-        errors.append(float((estimate[perm] - true_params["B"]).abs().max()))
-    assert sum(error < 0.05 for error in errors) >= 9, errors
+# ---------------------------------------------------------------------------- against NUTS
+def _ordered(fit, key):
+    """Draws ``(draw, ...)`` with the states sorted by ``key`` in every draw (the labelling)."""
+    draws = {name: value.reshape(-1, *value.shape[2:]) for name, value in fit.draws().items()}
+    order = torch.argsort(draws[key], dim=-1)
+    ordered = {}
+    for name, value in draws.items():
+        if name == "A":
+            rows = torch.gather(value, -2, order[:, :, None].expand_as(value))
+            ordered[name] = torch.gather(rows, -1, order[:, None, :].expand_as(value))
+        else:
+            ordered[name] = torch.gather(value, -1, order)
+    return ordered
 
 
-@pytest.mark.slow
-def test_pyro_default_init_collapses_on_the_same_data(workload_data, true_params):
-    """The failure mode our runners avoid, reproduced with plain Pyro (DiscreteHMM + AutoDelta)."""
-    symbols = workload_data.values[..., 0].long()
-    dtype = torch.float64
-
-    def model():
-        pi = pyro.sample("pi", dist.Dirichlet(torch.ones(3, dtype=dtype)))
-        A = pyro.sample("A", dist.Dirichlet(torch.ones(3, 3, dtype=dtype)).to_event(1))
-        B = pyro.sample("B", dist.Dirichlet(torch.ones(3, 5, dtype=dtype)).to_event(1))
-        with pyro.plate("sequences", symbols.shape[0]):
-            hmm = dist.DiscreteHMM(pi.log(), A.log(), dist.Categorical(probs=B))
-            pyro.sample("y", hmm, obs=symbols)
-
-    pyro.clear_param_store()
-    guide = AutoDelta(model, init_loc_fn=init_to_median)
-    svi = SVI(model, guide, Adam({"lr": 0.05}), Trace_ELBO())
-    # One torch thread: two intra-op threads competing with other processes for 2 cores made
-    # this loop 20x slower in one suite run (259 s vs 10-13 s).
-    with torch_threads(1):
-        for _ in range(300):
-            svi.step()
-    B = guide.median()["B"].detach()
-    pyro.clear_param_store()
-    frequencies = torch.bincount(symbols.flatten(), minlength=5).to(dtype) / symbols.numel()
-    # Three identical rows, each equal to the overall symbol frequencies.
-    assert float((B - B[0]).abs().max()) < 1e-6
-    assert float((B[0] - frequencies).abs().max()) < 2e-3
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("emission", [Gaussian(), Poisson()], ids=repr)
-def test_map_recovers_gaussian_and_poisson_emissions(emission):
-    hmm = HMM(2, emission)
-    name = "mu" if isinstance(emission, Gaussian) else "rate"
-    truth = torch.tensor([-2.0, 2.0] if name == "mu" else [2.0, 9.0], dtype=torch.float64)
-    params = {
+def _gaussian_workload():
+    hmm = HMM(2, Gaussian(), Prior(mu_loc=0.0, mu_scale=5.0, pi=2.0, A=2.0))
+    truth = {
         "pi": torch.tensor([0.5, 0.5]),
         "A": torch.tensor([[0.9, 0.1], [0.2, 0.8]]),
-        name: truth,
+        "mu": torch.tensor([-2.0, 2.0]),
+        "sigma": torch.tensor([0.8, 1.2]),
     }
-    if name == "mu":
-        params["sigma"] = torch.tensor([1.0, 0.5])
-    data, states = simulate(hmm, params, [300] * 5, seed=0)
-    fit = fit_svi(hmm, data, seed=0, progress=False)
-    estimate = fit.posterior_mean()[name].sort().values
-    # Standard error of each state's estimate from its number of visits n_k:
-    # sigma_k / sqrt(n_k) (Gaussian mean) or sqrt(rate_k / n_k) (Poisson rate). Allow 4 SE.
-    visits = torch.stack([(states == k).sum() for k in range(2)]).double()
-    spread = params["sigma"].double() if name == "mu" else truth.sqrt()
-    standard_error = spread / visits.sqrt()
-    assert bool(((estimate - truth).abs() < 4 * standard_error).all()), (estimate, standard_error)
+    return hmm, simulate(hmm, truth, [80, 60], seed=1)[0], "mu"
+
+
+def _poisson_workload():
+    hmm = HMM(2, Poisson(), Prior(pi=2.0, A=2.0))
+    truth = {
+        "pi": torch.tensor([0.5, 0.5]),
+        "A": torch.tensor([[0.9, 0.1], [0.2, 0.8]]),
+        "rate": torch.tensor([2.0, 9.0]),
+    }
+    return hmm, simulate(hmm, truth, [100, 80], seed=0)[0], "rate"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workload", [_gaussian_workload, _poisson_workload], ids=["gauss", "pois"])
+def test_gaussian_guides_agree_with_nuts(workload):
+    """Posterior means within 0.5 NUTS posterior sd of NUTS's, for every parameter entry.
+
+    Workloads: 2-state Gaussian HMM, 80 + 60 steps; 2-state Poisson HMM, 100 + 80 steps (states
+    sorted by location in every draw: they are well separated). NUTS: 2 chains x (300 + 500).
+    SVI: 1 restart, 1,000 guide draws, Adam ``lr=0.01``; at the default ``lr=0.05`` the guide's
+    location jitters by about ``lr`` per step in unconstrained units, which is comparable to
+    these posteriors' sds (measured largest |mean difference| / sd 0.78 at 0.05, 0.21 at 0.01).
+
+    Measured (largest |difference| of means in NUTS sds; guide sd / NUTS sd, median [min, max]
+    over the entries), Gaussian: mean-field 0.21, 0.93 [0.84, 1.07]; full-rank 0.20, 0.92
+    [0.83, 1.06]. Poisson: mean-field 0.14, 0.91 [0.91, 0.99]; full-rank 0.08, 0.99
+    [0.87, 1.19]. The sd ratios are asserted within [0.6, 1.5].
+    """
+    hmm, data, key = workload()
+    nuts = fit_nuts(
+        hmm, data, chains=2, warmup=300, draws=500, seed=0, parallel=False, progress=False
+    )
+    reference = _ordered(nuts, key)
+    for guide in ("normal", "mvn"):
+        svi = fit_svi(
+            hmm, data, guide=guide, lr=0.01, steps=3000, restarts=1, seed=0, progress=False
+        )
+        got = _ordered(svi, key)
+        for name, value in reference.items():
+            mean, sd = value.mean(0), value.std(0)
+            distance = ((got[name].mean(0) - mean).abs() / sd).max()
+            ratio = got[name].std(0) / sd
+            assert float(distance) < 0.5, (guide, name, distance)
+            assert 0.6 < float(ratio.min()) and float(ratio.max()) < 1.5, (guide, name, ratio)

@@ -1,17 +1,17 @@
-"""EM's MAP is the mode fit_svi(guide="map") finds, and init="em" for the Bayesian runners.
+"""EM's MAP is the mode fit_map finds (L-BFGS and Adam), and init="em" for the other runners.
 
 Tolerance of the MAP comparison: 1e-4 on every parameter and 1e-6 on the log posterior. EM is run
-to a relative change of 1e-12, so it sits on the mode; SVI's AutoDelta optimises the same
-density (``hmm.model``: the forward-algorithm likelihood plus ``hmm.log_prior``'s sites, with
-no Jacobian since the guide is a point mass in the constrained space) with Adam at a constant
-learning rate and stops when its windowed loss changes by < 1e-7, which leaves errors of a few
-1e-6 in the parameters (measured 2e-6 on this problem).
+to a relative change of 1e-12, so it sits on the mode. ``fit_map`` optimises the same density
+(the forward-algorithm likelihood plus ``hmm.log_prior``, with no Jacobian: a point estimate in
+the constrained space): L-BFGS stops when every gradient coordinate is below 1e-6; Adam (Pyro's
+SVI with ``AutoDelta``) runs at a constant learning rate and stops when its windowed loss
+changes by < 1e-7, which leaves errors of a few 1e-6 in the parameters.
 """
 
 import pytest
 import torch
 
-from hmm_pyro import HMM, Gaussian, Poisson, Prior, fit_nuts, fit_svi, simulate
+from hmm_pyro import HMM, Gaussian, Poisson, Prior, fit_map, fit_nuts, fit_svi, simulate
 from hmm_pyro.learning import fit_em, initial_params
 from hmm_pyro.starts import MIN_START_SEPARATION, min_separation
 
@@ -39,12 +39,13 @@ def _sorted(params):
     }
 
 
-def test_em_map_agrees_with_svi_map(gaussian_problem):
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_em_map_agrees_with_fit_map(gaussian_problem, optimizer):
     hmm, data = gaussian_problem
     em = fit_em(hmm, data, seed=0, tol=1e-12, max_iter=1000, progress=False)
-    svi = fit_svi(hmm, data, guide="map", steps=2000, lr=0.05, restarts=1, seed=0, progress=False)
+    point = fit_map(hmm, data, optimizer, steps=2000, restarts=1, seed=0, progress=False)
     ours = _sorted({k: v[0, 0] for k, v in em.draws().items()})
-    theirs = _sorted({k: v[0, 0] for k, v in svi.draws().items()})
+    theirs = _sorted({k: v[0, 0] for k, v in point.draws().items()})
     for name in ours:
         torch.testing.assert_close(theirs[name], ours[name], rtol=0, atol=1e-4, msg=name)
 
@@ -77,8 +78,9 @@ def test_bayesian_runners_accept_init_em():
     hmm = HMM(2, Poisson())
     truth = hmm.sample_prior(seed=0)
     data, _ = simulate(hmm, truth, [40], seed=1)
-    svi = fit_svi(hmm, data, guide="map", steps=50, restarts=1, seed=0, init="em", progress=False)
-    assert svi.attrs["init"] == "em"
+    for runner in (fit_map, fit_svi):
+        fit = runner(hmm, data, steps=50, restarts=1, seed=0, init="em", progress=False)
+        assert fit.attrs["init"] == "em"
     nuts = fit_nuts(hmm, data, chains=1, warmup=10, draws=5, seed=0, init="em", progress=False)
     assert nuts.attrs["init"] == "em"
     assert min(nuts.attrs["init_min_hellinger"]) > MIN_START_SEPARATION
