@@ -24,6 +24,7 @@ from typing import Any
 from hmm_pyro.data import Sequences
 from hmm_pyro.emissions import FAMILIES, Categorical, Emission
 from hmm_pyro.fit import Fit, load
+from hmm_pyro.inference.map import OPTIMIZERS as MAP_OPTIMIZERS
 from hmm_pyro.inference.svi import GUIDES
 from hmm_pyro.model import HMM
 from hmm_pyro.priors import Prior
@@ -76,8 +77,9 @@ _RUNNER_FLAGS: tuple[tuple[str, dict[str, Any], str], ...] = (
     ("warmup", {"type": int}, "NUTS warm-up iterations"),
     ("draws", {"type": int}, "NUTS draws per chain"),
     ("guide", {"choices": GUIDES}, "SVI guide"),
-    ("steps", {"type": int}, "SVI steps per restart"),
-    ("restarts", {"type": int}, "SVI/EM/Viterbi-training restarts"),
+    ("optimizer", {"choices": MAP_OPTIMIZERS}, "MAP optimiser"),
+    ("steps", {"type": int}, "SVI (and MAP by Adam) steps per restart"),
+    ("restarts", {"type": int}, "SVI/MAP/EM/Viterbi-training restarts"),
     (
         "init",
         {},

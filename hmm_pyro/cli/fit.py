@@ -30,7 +30,7 @@ from hmm_pyro.store import MemoryStore, is_store, open_store
 
 __all__ = ["FIT_METHODS", "add_parser"]
 
-FIT_METHODS = ("nuts", "svi", "em", "viterbi", "supervised")
+FIT_METHODS = ("nuts", "svi", "map", "em", "viterbi", "supervised")
 """The runners of ``fit --method`` (in-memory data; stores always use ``svi_stream``)."""
 
 
@@ -54,8 +54,10 @@ def _check_fit_options(args: argparse.Namespace, streaming: bool) -> None:
     if args.chain_dir is not None and args.method != "nuts":
         raise ValueError(f"--chain-dir: saves NUTS chains; got --method {args.method}")
     for flag, given in (("--checkpoint", args.checkpoint is not None), ("--resume", args.resume)):
-        if given and args.method != "svi":
-            raise ValueError(f"{flag}: SVI runs are checkpointed; got --method {args.method}")
+        if given and args.method not in ("svi", "map"):
+            raise ValueError(
+                f"{flag}: SVI and MAP runs are checkpointed; got --method {args.method}"
+            )
     if args.resume and args.checkpoint is None:
         raise ValueError("--resume: expected --checkpoint PATH to resume from")
     if streaming and args.method != "svi":
@@ -143,7 +145,7 @@ def add_parser(commands: Any) -> None:
         commands,
         "fit",
         run,
-        help="fit an HMM: NUTS, SVI, EM, Viterbi training or supervised counting",
+        help="fit an HMM: NUTS, SVI, MAP, EM, Viterbi training or supervised counting",
         description="Fit an HMM to DATA and save the result (ArviZ NetCDF): posterior draws "
         "for NUTS and Gaussian SVI guides, a point estimate otherwise.",
     )
