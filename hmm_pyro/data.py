@@ -17,6 +17,7 @@ import torch
 
 from hmm_pyro._archive import check_memory, file_label, read_npy, read_npz
 from hmm_pyro._io import atomic_path
+from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_bool, check_int, describe
 
 __all__ = ["Sequences", "as_sequences"]
@@ -149,7 +150,7 @@ class Sequences:
 
     def __init__(
         self,
-        data: Any,
+        data: SequencesLike,
         lengths: Sequence[int] | np.ndarray | torch.Tensor | None = None,
         dim: int | None = None,
     ) -> None:
@@ -187,7 +188,7 @@ class Sequences:
         self.lengths = torch.tensor([piece.shape[0] for piece in pieces], dtype=torch.long)
 
     @staticmethod
-    def _split(data: Any, lengths: Any, dim: int | None) -> list[np.ndarray]:
+    def _split(data: SequencesLike, lengths: Any, dim: int | None) -> list[np.ndarray]:
         """Return a list of ``(T_n, D)`` float arrays, one per sequence."""
         if isinstance(data, (str, Path)):
             raise TypeError(
@@ -507,6 +508,6 @@ class Sequences:
         )
 
 
-def as_sequences(data: Any) -> Sequences:
+def as_sequences(data: SequencesLike) -> Sequences:
     """Return ``data`` as :class:`Sequences` (unchanged if it already is one)."""
     return data if isinstance(data, Sequences) else Sequences(data)

@@ -18,6 +18,7 @@ from pyro.ops.special import safe_log
 
 from hmm_pyro import kernels
 from hmm_pyro._random import make_generator
+from hmm_pyro._types import Params, SequencesLike
 from hmm_pyro._validation import check_choice, check_int, describe
 from hmm_pyro.data import Sequences, as_sequences
 from hmm_pyro.emissions import Emission, from_config
@@ -25,7 +26,6 @@ from hmm_pyro.priors import Prior
 
 __all__ = ["HMM", "MARGINALIZE_METHODS", "MAX_PARAMETERS"]
 
-Params = dict[str, torch.Tensor]
 MARGINALIZE_METHODS = ("forward", "enumerate")
 _SIMPLEX_ATOL = 1e-6
 _CHUNK_ELEMENTS = 2**23
@@ -258,7 +258,7 @@ class HMM:
                 f"params: leading (draw) dimensions do not broadcast: {[tuple(s) for s in leading]}"
             ) from error
 
-    def prepare_data(self, data: Any) -> Sequences:
+    def prepare_data(self, data: SequencesLike) -> Sequences:
         """Return ``data`` as :class:`Sequences`, validated for this model's emission family."""
         sequences = as_sequences(data)
         checked = getattr(sequences, "_checked_for", None)
@@ -317,7 +317,7 @@ class HMM:
         return joined.reshape(*batch, *joined.shape[1:])
 
     # ------------------------------------------------------------------ inference on states
-    def log_likelihood(self, params: Params, data: Any) -> torch.Tensor:
+    def log_likelihood(self, params: Params, data: SequencesLike) -> torch.Tensor:
         """Log marginal likelihood of each sequence, hidden states summed out.
 
         The emission family's route (:meth:`Emission.sequence_log_likelihood`): for one
@@ -354,7 +354,7 @@ class HMM:
         log_pi, log_A = safe_log(params["pi"]), safe_log(params["A"])
         return self.emission.sequence_log_likelihood(log_pi, log_A, params, data)
 
-    def posterior_marginals(self, params: Params, data: Any) -> torch.Tensor:
+    def posterior_marginals(self, params: Params, data: SequencesLike) -> torch.Tensor:
         """Smoothed state probabilities ``p(z_t = k | y, params)``: ``(..., N, T, K)``.
 
         Zero at padded steps of shorter sequences.
@@ -363,7 +363,7 @@ class HMM:
         data = self.prepare_data(data)
         return self._map_draws(params, data, kernels.posterior_marginals, self.num_states**2)
 
-    def forward_backward(self, params: Params, data: Any) -> kernels.ForwardBackward:
+    def forward_backward(self, params: Params, data: SequencesLike) -> kernels.ForwardBackward:
         """One forward-backward pass: log likelihood, smoothed marginals, expected transitions.
 
         Shapes: ``(..., N)``, ``(..., N, T, K)`` and ``(..., N, K, K)``.
@@ -375,7 +375,7 @@ class HMM:
         result = self._map_draws(params, data, kernels.forward_backward, self.num_states**2)
         return kernels.ForwardBackward(*result)
 
-    def viterbi(self, params: Params, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def viterbi(self, params: Params, data: SequencesLike) -> tuple[torch.Tensor, torch.Tensor]:
         """Most probable state paths and their log joint probabilities.
 
         Returns
@@ -390,7 +390,7 @@ class HMM:
         return self._map_draws(params, data, kernels.viterbi, self.num_states**2)
 
     def sample_paths(
-        self, params: Params, data: Any, num_samples: int = 1, seed: int | None = None
+        self, params: Params, data: SequencesLike, num_samples: int = 1, seed: int | None = None
     ) -> torch.Tensor:
         """Draw whole state paths from ``p(z | y, params)`` by forward filtering, backward sampling.
 
@@ -412,7 +412,7 @@ class HMM:
         """Declare the parameter sample sites inside a Pyro model and return their values."""
         return {name: pyro.sample(name, d) for name, d in self._prior_distributions.items()}
 
-    def model(self, data: Any, marginalize: str = "forward") -> None:
+    def model(self, data: SequencesLike, marginalize: str = "forward") -> None:
         """The Pyro model: parameter sites ``pi``, ``A`` and the emission parameters.
 
         Parameters

@@ -15,6 +15,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_choice
 from hmm_pyro.fit import Fit
 from hmm_pyro.inference import fit_map, fit_nuts, fit_svi
@@ -86,7 +87,7 @@ def check_options(method: str, options: dict[str, Any], reserved: Iterable[str] 
             )
 
 
-def run_task(method: str, hmm: HMM, data: Any, seed: int, options: dict[str, Any]) -> Fit:
+def run_task(method: str, hmm: HMM, data: SequencesLike, seed: int, options: dict[str, Any]) -> Fit:
     """Fit one model as one task of a larger job (a prior setting, a fold, a grid point).
 
     No progress bar, and NUTS chains run one after the other within the task (the tasks are

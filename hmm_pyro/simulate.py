@@ -13,10 +13,11 @@ import numpy as np
 import torch
 
 from hmm_pyro._random import draw_categorical, make_generator
+from hmm_pyro._types import Params
 from hmm_pyro._validation import check_int, describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.kernels import PAD_STATE
-from hmm_pyro.model import HMM, Params
+from hmm_pyro.model import HMM
 from hmm_pyro.store import DEFAULT_CHUNK_SIZE, write_store
 
 __all__ = ["REFERENCE_PARAMS", "simulate", "simulate_store"]

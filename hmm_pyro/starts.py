@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from hmm_pyro._random import make_generator
+from hmm_pyro._types import Params
 from hmm_pyro._validation import check_choice, describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.model import HMM
@@ -31,7 +32,6 @@ __all__ = [
     "min_separation",
 ]
 
-Params = dict[str, torch.Tensor]
 INIT_METHODS = ("auto", "prior", "data", "em")
 MIN_START_SEPARATION = 1e-3
 """Smallest acceptable squared Hellinger distance between two states at a start (about a 0.09

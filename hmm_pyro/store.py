@@ -42,6 +42,7 @@ import torch
 
 from hmm_pyro._archive import READ_ERRORS, check_memory, file_label
 from hmm_pyro._io import atomic_path
+from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_int, describe
 from hmm_pyro.data import Sequences, as_sequences
 from hmm_pyro.emissions import Emission
@@ -72,7 +73,7 @@ def _from_padded(values: np.ndarray, lengths: np.ndarray) -> Sequences:
     return sequences
 
 
-def _as_chunks(data: Any) -> Iterator[Sequences]:
+def _as_chunks(data: SequencesLike) -> Iterator[Sequences]:
     """One ``Sequences`` (whole) or the items of an iterable, each as ``Sequences``."""
     if isinstance(data, Sequences):
         yield data
@@ -353,7 +354,7 @@ class MemoryStore(_Store):
         The sequences.
     """
 
-    def __init__(self, data: Any) -> None:
+    def __init__(self, data: SequencesLike) -> None:
         self.data = as_sequences(data)
         self.lengths = self.data.lengths.numpy().astype(np.int64)
         self.emission = None
@@ -397,7 +398,7 @@ class MemoryStore(_Store):
         return f"MemoryStore({self.data!r})"
 
 
-def as_store(data: Any) -> SequenceStore | MemoryStore:
+def as_store(data: SequencesLike | SequenceStore | MemoryStore) -> SequenceStore | MemoryStore:
     """Return ``data`` as a store: stores unchanged, a path opened, sequences wrapped."""
     if isinstance(data, (SequenceStore, MemoryStore)):
         return data
@@ -479,7 +480,7 @@ class _Fingerprint:
 
 def write_store(
     path: str | os.PathLike[str],
-    data: Any,
+    data: SequencesLike,
     max_length: int | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     emission: Emission | None = None,

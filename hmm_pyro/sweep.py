@@ -36,6 +36,7 @@ import pandas as pd
 from hmm_pyro._parallel import check_client, run_tasks
 from hmm_pyro._random import resolve_seed
 from hmm_pyro._report import TableReport, markdown_table
+from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_choice, describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.diagnostics import DegeneracyReport, diagnose
@@ -366,7 +367,7 @@ class SweepResult(TableReport):
 # ---------------------------------------------------------------------------- main
 def sweep(
     hmm_factory: Callable[..., HMM],
-    data: Any,
+    data: SequencesLike,
     grid: Mapping[str, Sequence[Any] | Mapping[str, Any]],
     method: str = "map",
     seed: int | None = 0,

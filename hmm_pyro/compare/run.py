@@ -17,6 +17,7 @@ import pandas as pd
 
 from hmm_pyro._parallel import check_client, run_tasks
 from hmm_pyro._random import resolve_seed
+from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_choice, check_int, check_positive, describe
 from hmm_pyro.compare.folds import (
     ELPD_METHODS,
@@ -63,7 +64,7 @@ def _check_priors(priors: Any) -> dict[str, Prior]:
 
 def compare_priors(
     hmm: HMM,
-    data: Any,
+    data: SequencesLike,
     priors: Mapping[str, Prior],
     method: str = "nuts",
     seed: int | None = 0,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 import torch
 
+from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import describe
 from hmm_pyro.fit import Fit
 
@@ -15,7 +14,7 @@ __all__ = ["decode_table"]
 
 
 def decode_table(
-    fit: Fit, data: Any = None, max_draws: int | None = None
+    fit: Fit, data: SequencesLike | None = None, max_draws: int | None = None
 ) -> tuple[pd.DataFrame, torch.Tensor]:
     """Decode sequences with a fit into one long-format table, a row per step.
 

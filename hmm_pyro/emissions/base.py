@@ -21,13 +21,13 @@ import pyro.distributions as dist
 import torch
 
 from hmm_pyro import kernels
+from hmm_pyro._types import Params
 from hmm_pyro._validation import describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.priors import Prior
 
 __all__ = ["Emission", "PotentialTerms", "dirichlet_log_normalizer"]
 
-Params = dict[str, torch.Tensor]
 STATISTICS_DTYPE = torch.float64
 """Floating-point type of the sufficient statistics and of the M-step's parameters."""
 _STATISTICS_CACHE = "hmm_pyro.emissions.statistics"

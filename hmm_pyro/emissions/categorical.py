@@ -14,6 +14,7 @@ from pyro.ops.special import safe_log
 
 from hmm_pyro import kernels
 from hmm_pyro._random import draw_categorical
+from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_int
 from hmm_pyro.data import Sequences
 from hmm_pyro.emissions.base import (
@@ -362,7 +363,7 @@ class Categorical(Emission):
         return cls(num_symbols=num_symbols)
 
     @classmethod
-    def from_data(cls, data: Any) -> Categorical:
+    def from_data(cls, data: SequencesLike) -> Categorical:
         """Categorical emissions over the symbols seen in ``data``: ``V`` = largest symbol + 1.
 
         Parameters

@@ -22,9 +22,10 @@ import pyro.distributions as dist
 import torch
 from pyro.distributions.transforms import PowerTransform
 
+from hmm_pyro._types import Params
 from hmm_pyro._validation import check_int
 from hmm_pyro.data import Sequences
-from hmm_pyro.emissions.base import STATISTICS_DTYPE, Emission, Params, PotentialTerms
+from hmm_pyro.emissions.base import STATISTICS_DTYPE, Emission, PotentialTerms
 from hmm_pyro.kernels import _numba
 from hmm_pyro.priors import Prior
 

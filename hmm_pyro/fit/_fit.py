@@ -14,6 +14,7 @@ import xarray as xr
 from hmm_pyro._archive import READ_ERRORS, file_label
 from hmm_pyro._io import atomic_path
 from hmm_pyro._random import make_generator, resolve_seed
+from hmm_pyro._types import Params, SequencesLike
 from hmm_pyro._validation import check_int, describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.fit.inference_data import (
@@ -29,7 +30,6 @@ from hmm_pyro.simulate import simulate
 
 __all__ = ["ALIGNED", "LABELS_ATTR", "RAW", "Fit", "MixedLabelsWarning", "load"]
 
-Params = dict[str, torch.Tensor]
 _DEFAULT_MAX_DRAWS = 200
 
 LABELS_ATTR = "labels"
@@ -84,7 +84,7 @@ class Fit:
     def from_params(
         cls,
         hmm: HMM,
-        data: Any,
+        data: SequencesLike,
         params: Params,
         method: str = "point",
         attrs: dict[str, Any] | None = None,
@@ -226,10 +226,12 @@ class Fit:
         return {name: value.mean(dim=(0, 1)) for name, value in self.draws().items()}
 
     # ------------------------------------------------------------------ hidden states
-    def _data(self, data: Any) -> Sequences:
+    def _data(self, data: SequencesLike) -> Sequences:
         return self.data if data is None else self.hmm.prepare_data(data)
 
-    def state_probs(self, data: Any = None, max_draws: int = _DEFAULT_MAX_DRAWS) -> torch.Tensor:
+    def state_probs(
+        self, data: SequencesLike | None = None, max_draws: int = _DEFAULT_MAX_DRAWS
+    ) -> torch.Tensor:
         """Smoothed state probabilities averaged over posterior draws: ``(N, T, K)``.
 
         Parameters
@@ -254,7 +256,10 @@ class Fit:
         return total / count
 
     def viterbi(
-        self, data: Any = None, per_draw: bool = False, max_draws: int = _DEFAULT_MAX_DRAWS
+        self,
+        data: SequencesLike | None = None,
+        per_draw: bool = False,
+        max_draws: int = _DEFAULT_MAX_DRAWS,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Most probable state paths.
 
@@ -281,7 +286,7 @@ class Fit:
         return self.hmm.viterbi(params, data)
 
     def sample_paths(
-        self, data: Any = None, num_samples: int = 100, seed: int | None = None
+        self, data: SequencesLike | None = None, num_samples: int = 100, seed: int | None = None
     ) -> torch.Tensor:
         """Draw state paths from their posterior, integrating over parameter uncertainty.
 

@@ -31,6 +31,7 @@ with warnings.catch_warnings():
     import arviz as az
 
 from hmm_pyro._archive import check_memory
+from hmm_pyro._types import Params
 from hmm_pyro._version import __version__
 from hmm_pyro.data import Sequences
 from hmm_pyro.model import HMM
@@ -42,7 +43,6 @@ __all__ = [
     "sequences_from_idata",
 ]
 
-Params = dict[str, torch.Tensor]
 OBSERVED = "y"
 _PRIOR_DRAWS = 500
 

@@ -25,12 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch.distributions.transforms import StickBreakingTransform
 
+from hmm_pyro._types import Params
 from hmm_pyro.emissions.base import dirichlet_log_normalizer
 from hmm_pyro.model import HMM
 
 __all__ = ["KINDS", "Coordinates", "log_simplex"]
 
-Params = dict[str, torch.Tensor]
 KINDS = ("simplex", "log", "real")
 """Coordinate kinds: stick-breaking rows of a simplex, the log of a positive value, as is."""
 _STICK = StickBreakingTransform()

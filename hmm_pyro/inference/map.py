@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from hmm_pyro._random import resolve_seed
+from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_bool, check_choice, check_int, check_positive
 from hmm_pyro.data import Sequences
 from hmm_pyro.fit import Fit
@@ -156,7 +157,7 @@ def _check_optimizer_args(
 
 def fit_map(
     hmm: HMM,
-    data: Any,
+    data: SequencesLike,
     optimizer: str = "lbfgs",
     restarts: int = 4,
     seed: int | None = None,

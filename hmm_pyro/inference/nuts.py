@@ -30,6 +30,7 @@ from hmm_pyro._parallel import (
     run_tasks,
 )
 from hmm_pyro._random import resolve_seed
+from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_bool, check_int, check_positive, describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.fit import LABELS_ATTR, RAW, Fit
@@ -169,7 +170,7 @@ def _run_chain(task: _ChainTask, reporter: ProgressReporter) -> _ChainResult:
 
 def fit_nuts(
     hmm: HMM,
-    data: Any,
+    data: SequencesLike,
     chains: int = 4,
     warmup: int = 500,
     draws: int = 500,

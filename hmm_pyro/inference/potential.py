@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from hmm_pyro._types import Params
 from hmm_pyro.data import Sequences
 from hmm_pyro.inference.coordinates import Coordinates
 from hmm_pyro.model import HMM
 
 __all__ = ["SITE", "Potential"]
 
-Params = dict[str, torch.Tensor]
 SITE = "z"
 """Name of the single flat coordinate site seen by NUTS."""
 

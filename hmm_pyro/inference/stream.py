@@ -39,6 +39,7 @@ import torch
 from pyro import poutine
 
 from hmm_pyro._random import resolve_seed
+from hmm_pyro._types import Params
 from hmm_pyro._validation import check_choice, check_int, check_positive, describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.fit import Fit
@@ -59,7 +60,7 @@ from hmm_pyro.inference.svi_restarts import (
     run_restarts,
 )
 from hmm_pyro.learning import initial_params
-from hmm_pyro.model import HMM, Params
+from hmm_pyro.model import HMM
 from hmm_pyro.starts import derive_seeds
 from hmm_pyro.store import MemoryStore, SequenceStore, as_store
 

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hmm_pyro._random import resolve_seed
+from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_bool, check_choice, check_int, check_positive
 from hmm_pyro.fit import Fit
 from hmm_pyro.inference.checkpoint import (
@@ -52,7 +53,7 @@ GUIDES = ("normal", "mvn")
 
 def fit_svi(
     hmm: HMM,
-    data: Any,
+    data: SequencesLike,
     guide: str = "normal",
     steps: int = 2000,
     lr: float = 0.05,

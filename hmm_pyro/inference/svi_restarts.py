@@ -35,13 +35,14 @@ from pyro.optim import ClippedAdam
 from tqdm.auto import tqdm
 
 from hmm_pyro._parallel import progress_disabled, torch_threads
+from hmm_pyro._types import Params, SequencesLike
 from hmm_pyro._validation import describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.fit import Fit
 from hmm_pyro.fit.inference_data import build_inference_data
 from hmm_pyro.inference.checkpoint import Checkpointer, Interrupts, deferred_interrupts
 from hmm_pyro.learning import initial_params
-from hmm_pyro.model import HMM, Params
+from hmm_pyro.model import HMM
 from hmm_pyro.starts import INIT_METHODS, min_separation
 from hmm_pyro.store import MemoryStore, SequenceStore
 
@@ -76,7 +77,7 @@ DEFAULT_TOL = {"map": 1e-7, "normal": 1e-4, "mvn": 1e-4}
 deterministic, so its tolerance is tight; Gaussian guides have a noisy (one-particle) ELBO."""
 
 
-def check_in_memory(hmm: HMM, data: Any) -> Sequences:
+def check_in_memory(hmm: HMM, data: SequencesLike) -> Sequences:
     """Check the model, refuse a sequence store (that is ``fit_svi_stream``'s), prepare ``data``."""
     if not isinstance(hmm, HMM):
         raise TypeError(f"hmm: expected a hmm_pyro.HMM, got {describe(hmm)}")

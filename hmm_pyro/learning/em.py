@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import torch
-
+from hmm_pyro._types import Params, SequencesLike
 from hmm_pyro._validation import check_bool
 from hmm_pyro.fit import Fit
 from hmm_pyro.learning.em_steps import run_em
@@ -25,12 +24,10 @@ from hmm_pyro.model import HMM
 
 __all__ = ["fit_em"]
 
-Params = dict[str, torch.Tensor]
-
 
 def fit_em(
     hmm: HMM,
-    data: Any,
+    data: SequencesLike,
     restarts: int = 5,
     max_iter: int = 200,
     tol: float = 1e-6,

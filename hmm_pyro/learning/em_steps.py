@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from hmm_pyro._parallel import torch_threads
+from hmm_pyro._types import Params
 from hmm_pyro.data import Sequences
 from hmm_pyro.learning.monitor import ConvergenceMonitor
 from hmm_pyro.learning.mstep import maximize
@@ -23,8 +24,6 @@ from hmm_pyro.model import HMM
 from hmm_pyro.starts import initial_params as _initial_params
 
 __all__ = ["em_start", "initial_params", "run_em"]
-
-Params = dict[str, torch.Tensor]
 
 
 def _em_loop(

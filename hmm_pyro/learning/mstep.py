@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from hmm_pyro._types import Params
 from hmm_pyro.emissions.categorical import dirichlet_map
 from hmm_pyro.emissions.poisson import MIN_RATE
 from hmm_pyro.learning.objective import (
@@ -37,7 +38,6 @@ __all__ = [
     "maximize",
 ]
 
-Params = dict[str, torch.Tensor]
 INITIAL_MODES = ("free", "stationary")
 _STATIONARY_LBFGS_ITERATIONS = 50
 

@@ -23,6 +23,7 @@ from typing import NamedTuple
 import pyro.distributions as dist
 import torch
 
+from hmm_pyro._types import Params
 from hmm_pyro.model import HMM
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
     "stationary_distribution",
 ]
 
-Params = dict[str, torch.Tensor]
 DTYPE = torch.float64
 
 

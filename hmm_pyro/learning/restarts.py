@@ -17,11 +17,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from hmm_pyro._parallel import progress_disabled
 from hmm_pyro._random import resolve_seed
+from hmm_pyro._types import Params, SequencesLike
 from hmm_pyro._validation import check_int, check_positive, describe, warn
 from hmm_pyro.data import Sequences
 from hmm_pyro.fit import Fit
@@ -32,11 +32,9 @@ from hmm_pyro.starts import INIT_METHODS, derive_seeds, min_separation
 
 __all__ = ["check_common", "fit_from_runs", "run_restarts"]
 
-Params = dict[str, torch.Tensor]
-
 
 def check_common(
-    hmm: HMM, data: Any, restarts: int, max_iter: int, tol: float
+    hmm: HMM, data: SequencesLike, restarts: int, max_iter: int, tol: float
 ) -> tuple[Sequences, int, int, float]:
     """Validate the arguments shared by the EM-type runners."""
     if not isinstance(hmm, HMM):

@@ -7,13 +7,12 @@ from dataclasses import dataclass
 
 import torch
 
+from hmm_pyro._types import Params
 from hmm_pyro.learning.monitor import ConvergenceMonitor
 from hmm_pyro.learning.mstep import stationary_initial
 from hmm_pyro.model import HMM
 
 __all__ = ["Run", "is_valid", "to_float64"]
-
-Params = dict[str, torch.Tensor]
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import torch
 from pyro.ops.special import safe_log
 
+from hmm_pyro._types import Params
 from hmm_pyro.data import Sequences
 from hmm_pyro.kernels import PAD_STATE
 from hmm_pyro.model import HMM
@@ -26,7 +27,6 @@ __all__ = [
     "weighted_statistics",
 ]
 
-Params = dict[str, torch.Tensor]
 DTYPE = torch.float64
 
 

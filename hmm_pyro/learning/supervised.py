@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_bool, describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.fit import Fit
@@ -114,7 +115,7 @@ def as_state_paths(states: Any, data: Sequences, num_states: int) -> torch.Tenso
 
 def fit_supervised(
     hmm: HMM,
-    data: Any,
+    data: SequencesLike,
     states: Any,
     emission_prior: bool = True,
     initial: str = "free",

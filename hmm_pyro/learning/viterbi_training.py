@@ -18,6 +18,7 @@ import torch
 
 from hmm_pyro import kernels
 from hmm_pyro._parallel import torch_threads
+from hmm_pyro._types import Params, SequencesLike
 from hmm_pyro._validation import check_bool
 from hmm_pyro.data import Sequences
 from hmm_pyro.fit import Fit
@@ -30,8 +31,6 @@ from hmm_pyro.learning.statistics import path_statistics
 from hmm_pyro.model import HMM
 
 __all__ = ["fit_viterbi_training", "run_viterbi_training"]
-
-Params = dict[str, torch.Tensor]
 
 
 def _hard_em_loop(
@@ -114,7 +113,7 @@ def run_viterbi_training(
 
 def fit_viterbi_training(
     hmm: HMM,
-    data: Any,
+    data: SequencesLike,
     restarts: int = 5,
     max_iter: int = 100,
     seed: int | None = None,

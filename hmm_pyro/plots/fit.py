@@ -10,10 +10,11 @@ The degeneracy plots (emissions per state, pairwise state distances, relabelling
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_int
 from hmm_pyro.fit import Fit
 from hmm_pyro.plots._axes import _axes
@@ -25,7 +26,11 @@ __all__ = ["plot_losses", "plot_state_probs", "plot_transitions"]
 
 
 def plot_state_probs(
-    fit: Fit, sequence: int = 0, data: Any = None, ax: Axes | None = None, max_draws: int = 200
+    fit: Fit,
+    sequence: int = 0,
+    data: SequencesLike | None = None,
+    ax: Axes | None = None,
+    max_draws: int = 200,
 ) -> Axes:
     """Observations of one sequence over its smoothed state probabilities.
 
