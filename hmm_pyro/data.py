@@ -3,6 +3,9 @@
 Values are held as a float64 tensor ``(N, T_max, D)`` (``D = 1`` for univariate data) with
 ``NaN`` at missing observations and at padding, plus ``lengths (N,)``. A missing observation is
 kept as a step of the chain whose emission term is dropped (marginalised).
+
+Layer rule: ``data`` imports only ``kernels`` and the private utilities; every layer above
+imports it.
 """
 
 from __future__ import annotations

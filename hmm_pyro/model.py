@@ -3,6 +3,9 @@
 Parameters are plain dicts of tensors: ``pi (K,)``, ``A (K, K)`` and the emission parameters
 (``B (K, V)``; ``mu``, ``sigma``; ``rate``). Any leading dimensions (posterior draws) broadcast
 through every method, which then returns results with those dimensions in front.
+
+Layer rule: ``model`` imports ``emissions``, ``priors``, ``data``, ``kernels`` and the private
+utilities; ``store``, ``starts`` and everything above import it.
 """
 
 from __future__ import annotations

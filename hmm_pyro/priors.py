@@ -8,6 +8,9 @@
 - Poisson emissions: ``rate[k] ~ Gamma(rate_shape, rate_rate)``
 
 :func:`describe_prior` gives the short text that labels a prior in tables.
+
+Layer rule: ``priors`` imports ``data``, ``kernels`` and the private utilities at most;
+``emissions`` and everything above import it.
 """
 
 from __future__ import annotations
