@@ -73,6 +73,7 @@ def test_describe_prior():
     assert describe_prior(hp.Prior(B=[[1.0, 2.0]])) == "B=[[1.0, 2.0]]"
 
 
+@pytest.mark.xdist_group("compare_nuts")  # one worker computes nuts_comparison
 def test_nuts_loo_table_penalises_the_contradicting_prior(nuts_comparison):
     table = nuts_comparison.table
     assert list(table.index) == list(PRIORS)
@@ -94,6 +95,7 @@ def test_nuts_loo_table_penalises_the_contradicting_prior(nuts_comparison):
     assert table["elpd_diff"].max() == 0.0
 
 
+@pytest.mark.xdist_group("compare_nuts")
 def test_nuts_comparison_details(nuts_comparison, tmp_path):
     comparison = nuts_comparison
     assert isinstance(comparison, PriorComparison)
