@@ -196,11 +196,13 @@ def test_relabel_decode_plot(nuts_fit, work):
 @WORK
 @pytest.mark.slow
 def test_compare_penalises_a_contradicting_prior(work):
+    # --serial: the table does not depend on where the fits run (test_compare.py checks it bit
+    # for bit); the default embedded cluster cost two worker processes' imports (about 10 s).
     result = run(
         "compare", "data.csv", "--states", "3",
         "--prior", "flat", "--prior", "sticky:stickiness=10", "--prior", "strong:B=100",
-        "--chains", "1", "--warmup", "40", "--draws", "40", "--no-progress", "--out", "cmp",
-        cwd=work,
+        "--chains", "1", "--warmup", "40", "--draws", "40", "--serial", "--no-progress",
+        "--out", "cmp", cwd=work,
     )  # fmt: skip
     assert_ok(result)
     assert "PSIS-LOO" in result.stdout and "strong" in result.stdout
