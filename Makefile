@@ -16,8 +16,14 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(PY) -m hmm_pyro demo
 
+# The suite runs on TEST_WORKERS pytest-xdist workers (2: its time budget is set on 2-core
+# machines; each worker runs with one torch/numba/OpenMP thread, see tests/conftest.py).
+# --dist loadgroup keeps the tests that share an expensive module fixture (xdist_group marks)
+# on one worker. `make test TEST_WORKERS=0` runs everything in one process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hmm_pyro tests examples diagnostics benchmarks

@@ -1,20 +1,63 @@
 """Shared fixtures: seeded random sources and factories of small random HMMs.
 
 Nothing here catches exceptions or relaxes warnings: a failure inside a fixture fails the test.
+
+Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) every worker runs with one
+torch intra-op thread and one numba thread, and passes ``OMP_NUM_THREADS=1`` to the processes
+it starts (CLI and example subprocesses, Dask workers): the workers already fill the cores, and
+small HMM tensors are slower with two threads competing for them. Tests that share an
+expensive module-scoped fixture carry an ``xdist_group`` mark so that one worker computes it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 
 import distributed
+import numba
 import numpy as np
 import pytest
 import torch
 
 import hmm_pyro as hp
 from tests.helpers import make_emission, random_params, random_simplex
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch/numba/OpenMP thread per xdist worker (a serial run keeps the defaults)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)  # numba's setting is per thread: this is the thread running tests
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(name, "1")  # inherited by subprocesses and Dask workers
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tag ``xdist_group`` tests for ``--dist loadgroup`` (a shim for pytest 9.2).
+
+    pytest-xdist 3.8 groups a test by appending ``@<group>`` to its node id in the worker, by
+    assigning ``item._nodeid``. pytest 9.2 derives ``item.nodeid`` from the structured
+    ``item._id`` instead, so that assignment is lost and every grouped test is scheduled on its
+    own (each worker then rebuilds the module fixtures). This hook, run after xdist's, sets the
+    suffix through ``item._id``; it does nothing outside xdist workers running ``loadgroup``,
+    or where xdist's own suffix took effect.
+    """
+    if not getattr(config.option, "loadgroup", False):  # set by xdist in its workers only
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        names = {
+            str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+            for mark in item.iter_markers("xdist_group")
+        }
+        suffix = "@" + "_".join(sorted(names))
+        if names and not item.nodeid.endswith(suffix):
+            item._id = NodeId.parse(item.nodeid + suffix)
 
 
 @pytest.fixture

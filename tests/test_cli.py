@@ -23,6 +23,9 @@ from hmm_pyro.cli import main, parse_prior_spec
 from hmm_pyro.simulate import REFERENCE_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
+WORK = pytest.mark.xdist_group("cli_work")
+"""The tests that use the simulated folder and the fits chained on it: one pytest-xdist worker
+runs the chain's subprocesses once and these tests one after the other."""
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -84,6 +87,7 @@ def test_help_lists_every_command(capsys):
         assert command in out
 
 
+@WORK
 def test_simulate_writes_data_states_and_params(work):
     frame = pd.read_csv(work / "data.csv")
     assert list(frame.columns) == ["sequence", "time", "value"]
@@ -95,6 +99,7 @@ def test_simulate_writes_data_states_and_params(work):
     assert hp.Sequences.from_file(work / "data.csv").num_sequences == 6
 
 
+@WORK
 def test_fit_nuts_writes_posterior_draws(nuts_fit):
     fit = hp.load(nuts_fit)
     assert fit.method == "nuts"
@@ -102,6 +107,7 @@ def test_fit_nuts_writes_posterior_draws(nuts_fit):
     assert fit.hmm.emission.num_symbols == 5  # inferred from the data
 
 
+@WORK
 def test_fit_em_with_prior_options(work):
     result = run(
         "fit", "data.csv", "--states", "3", "--method", "em", "--restarts", "2",
@@ -126,12 +132,14 @@ def supervised_fit(work) -> Path:
     return work / "supervised.nc"
 
 
+@WORK
 def test_fit_supervised_from_state_file(supervised_fit):
     fit = hp.load(supervised_fit)
     truth = REFERENCE_PARAMS["B"]
     assert torch.allclose(fit.posterior_mean()["B"], truth, atol=0.2)
 
 
+@WORK
 def test_diagnose_writes_reports_and_exit_code_1_on_degeneracy(tmp_path, work):
     """A collapsed fit (Pyro's symmetric start) is flagged: exit code 1."""
     hmm = hp.HMM(3, hp.Categorical(5))
@@ -155,12 +163,14 @@ def test_diagnose_writes_reports_and_exit_code_1_on_degeneracy(tmp_path, work):
     assert "emission_collapse" in markdown
 
 
+@WORK
 def test_diagnose_exit_code_0_when_clean(supervised_fit, work, capsys):
     assert main(["diagnose", str(supervised_fit)]) == 0
     assert "No degeneracy found" in capsys.readouterr().out
     assert json.loads((work / "supervised_diagnosis.json").read_text())["ok"]
 
 
+@WORK
 @pytest.mark.slow
 def test_relabel_decode_plot(nuts_fit, work):
     result = run("relabel", "nuts.nc", "--out", "relabelled.nc", cwd=work)
@@ -183,13 +193,16 @@ def test_relabel_decode_plot(nuts_fit, work):
         assert (work / "plots" / f"relabelled_{kind}.png").stat().st_size > 1000
 
 
+@WORK
 @pytest.mark.slow
 def test_compare_penalises_a_contradicting_prior(work):
+    # --serial: the table does not depend on where the fits run (test_compare.py checks it bit
+    # for bit); the default embedded cluster cost two worker processes' imports (about 10 s).
     result = run(
         "compare", "data.csv", "--states", "3",
         "--prior", "flat", "--prior", "sticky:stickiness=10", "--prior", "strong:B=100",
-        "--chains", "1", "--warmup", "40", "--draws", "40", "--no-progress", "--out", "cmp",
-        cwd=work,
+        "--chains", "1", "--warmup", "40", "--draws", "40", "--serial", "--no-progress",
+        "--out", "cmp", cwd=work,
     )  # fmt: skip
     assert_ok(result)
     assert "PSIS-LOO" in result.stdout and "strong" in result.stdout
@@ -252,6 +265,7 @@ def test_unknown_emission_exits_2(tmp_path):
     assert_bad_input(result, "--emission", "weibull")
 
 
+@WORK
 @pytest.mark.parametrize(
     ("argv", "words"),
     [
@@ -313,6 +327,7 @@ def test_parse_prior_spec():
             parse_prior_spec(spec)
 
 
+@WORK
 def test_store_then_streaming_svi_with_checkpoint_and_resume(work):
     """``store`` writes a lazily read store; ``fit`` on it runs mini-batch SVI, checkpointed;
     ``--resume`` of the finished run reproduces the saved result exactly."""
@@ -331,6 +346,7 @@ def test_store_then_streaming_svi_with_checkpoint_and_resume(work):
         )
 
 
+@WORK
 def test_nuts_chain_dir_reuses_finished_chains(work):
     common = (
         "fit", "data.csv", "--states", "3", "--method", "nuts", "--chains", "2",

@@ -54,6 +54,8 @@ def _without(results, key="pid"):
 
 TASKS = [(index, 100 + index) for index in range(5)]
 LABELS = [f"task {index}" for index in range(5)]
+ON_THE_CLIENT = pytest.mark.xdist_group("parallel_client")
+"""The tests on the module's 2-worker Dask cluster: one pytest-xdist worker starts it once."""
 
 
 def test_serial_tasks_run_here_with_one_thread_and_restore_the_settings():
@@ -66,6 +68,7 @@ def test_serial_tasks_run_here_with_one_thread_and_restore_the_settings():
     assert (torch.get_num_threads(), numba.get_num_threads()) == before
 
 
+@ON_THE_CLIENT
 def test_tasks_on_a_client_equal_serial_in_task_order(client):
     serial = run_tasks(_probe, TASKS, [1] * 5, LABELS, parallel=False, progress=False)
     remote = run_tasks(_probe, TASKS, [1] * 5, LABELS, parallel=None, progress=False, client=client)
@@ -75,17 +78,20 @@ def test_tasks_on_a_client_equal_serial_in_task_order(client):
     assert os.getpid() not in workers
 
 
+@ON_THE_CLIENT
 def test_a_single_task_still_goes_to_the_client(client):
     (result,) = run_tasks(_probe, [(0, 1)], [1], ["one"], parallel=None, progress=False,
                           client=client)  # fmt: skip
     assert result["pid"] != os.getpid()
 
 
+@ON_THE_CLIENT
 def test_identical_tasks_are_not_deduplicated(client):
     results = run_tasks(_probe, [(0, 1)] * 4, [1] * 4, ["same"] * 4, True, False, client=client)
     assert len(results) == 4 and len({result["total"] for result in results}) == 1
 
 
+@ON_THE_CLIENT
 def test_progress_reports_travel_from_the_workers(client, monkeypatch):
     updates = []
 
@@ -111,12 +117,14 @@ def test_progress_reports_travel_from_the_workers(client, monkeypatch):
     assert len(updates) > 2  # some reports arrived before their task finished
 
 
+@ON_THE_CLIENT
 def test_an_exception_in_a_task_is_raised_here_and_the_rest_cancelled(client):
     with pytest.raises(ValueError, match="task 1: bad input"):
         run_tasks(_fail_on_one, list(range(6)), [1] * 6, ["t"] * 6, True, False, client=client)
     assert run_tasks(_fail_on_one, [0, 2], [1, 1], ["t"] * 2, True, False, client=client) == [0, 2]
 
 
+@ON_THE_CLIENT
 def test_no_nested_cluster_inside_a_worker(client):
     ((inside, inner_pids, pid),) = run_tasks(_nested, [0], [1], ["nested"], True, False,
                                              client=client)  # fmt: skip

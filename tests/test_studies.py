@@ -2,6 +2,11 @@
 
 The committed reports in diagnostics/reports/ come from the full runs; the tests run the quick
 versions into a temporary folder and also check that the committed reports exist.
+
+``run_all.py --only d_symmetric_start`` runs ``d_symmetric_start.py --quick`` in its own process,
+exactly as a direct call does, so one run (the module fixture :func:`run_all`) serves both the
+index test and that study's test instead of running the study twice (8 s of CPU, mostly
+imports); the two tests share an ``xdist_group`` so that one worker runs it.
 """
 
 from __future__ import annotations
@@ -47,19 +52,45 @@ def check_report(folder: Path, study: str) -> str:
     return text
 
 
-@pytest.mark.parametrize("study", STUDIES)
-def test_study_runs_quick(study, tmp_path):
-    result = run(f"{study}.py", "--quick", "--out", str(tmp_path), cwd=tmp_path)
+RUN_ALL_STUDY = "d_symmetric_start"
+"""The study that :func:`run_all` runs (through ``run_all.py``) for both tests that use it."""
+
+_RUN_ALL_GROUP = pytest.mark.xdist_group("studies_run_all")
+
+
+@pytest.fixture(scope="module")
+def run_all(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """``run_all.py --quick --only d_symmetric_start`` into a fresh folder: (result, folder)."""
+    folder = tmp_path_factory.mktemp("run_all")
+    result = run("run_all.py", "--quick", "--only", RUN_ALL_STUDY, "--out", str(folder),
+                 cwd=folder)  # fmt: skip
+    return result, folder
+
+
+@pytest.mark.parametrize(
+    "study",
+    [
+        pytest.param(study, marks=_RUN_ALL_GROUP) if study == RUN_ALL_STUDY else study
+        for study in STUDIES
+    ],
+)
+def test_study_runs_quick(study, tmp_path, request):
+    if study == RUN_ALL_STUDY:
+        result, folder = request.getfixturevalue("run_all")
+    else:
+        result = run(f"{study}.py", "--quick", "--out", str(tmp_path), cwd=tmp_path)
+        folder = tmp_path
     assert result.returncode == 0, result.stdout + result.stderr
-    text = check_report(tmp_path, study)
+    text = check_report(folder, study)
     assert "mode: quick" in text
 
 
-def test_run_all_writes_an_index(tmp_path):
-    result = run("run_all.py", "--quick", "--only", "d_symmetric_start", "--out", str(tmp_path),
-                 cwd=tmp_path)  # fmt: skip
+@_RUN_ALL_GROUP
+def test_run_all_writes_an_index(run_all):
+    result, folder = run_all
     assert result.returncode == 0, result.stdout + result.stderr
-    index = (tmp_path / "README.md").read_text()
+    assert f"== {RUN_ALL_STUDY}" in result.stdout  # the study ran, in its own process
+    index = (folder / "README.md").read_text()
     assert "[d_symmetric_start.md](d_symmetric_start.md)" in index
     assert "a_insufficient_data" not in index
 

@@ -30,6 +30,9 @@ GRID = {
     "symbols": [5, 6],
 }  # 12 points
 EM_OPTIONS = {"restarts": 2, "max_iter": 40}
+ON_THE_CLIENT = pytest.mark.xdist_group("sweep_client")
+"""The tests on the module's 2-worker Dask cluster, in this order (the last one kills a worker):
+one pytest-xdist worker starts the cluster once and runs them one after the other."""
 
 
 def make_hmm(num_states, prior, symbols=5):
@@ -207,6 +210,7 @@ def test_bad_arguments_are_named(data):
 
 # ---------------------------------------------------------------------------- on a cluster
 @pytest.mark.slow
+@ON_THE_CLIENT
 def test_sweep_on_a_two_worker_cluster_equals_the_serial_sweep(serial, data, client):
     assert len(client.scheduler_info()["workers"]) == 2
     distributed_run = hp.sweep(
@@ -217,6 +221,7 @@ def test_sweep_on_a_two_worker_cluster_equals_the_serial_sweep(serial, data, cli
 
 
 @pytest.mark.slow
+@ON_THE_CLIENT
 def test_compare_priors_and_nuts_chains_on_the_cluster_equal_serial(data, client):
     from hmm_pyro.compare import compare_priors
 
@@ -245,6 +250,7 @@ def _sweep_state(dask_scheduler):
 
 
 @pytest.mark.slow
+@ON_THE_CLIENT
 def test_sweep_survives_a_worker_killed_mid_sweep(data, client):
     slow = {"restarts": 2, "max_iter": 150, "tol": 0.0}  # about 0.3 s per point
     expected = hp.sweep(make_hmm, data, GRID, method="em", seed=4, parallel=False, **slow)

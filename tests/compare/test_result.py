@@ -11,6 +11,7 @@ from hmm_pyro.plots import plot_comparison, save_comparison
 from tests.compare.helpers import PRIORS
 
 
+@pytest.mark.xdist_group("compare_nuts")
 def test_nuts_comparison_details(nuts_comparison, tmp_path):
     comparison = nuts_comparison
     assert isinstance(comparison, PriorComparison)

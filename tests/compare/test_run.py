@@ -34,6 +34,7 @@ COLUMNS = {
 }
 
 
+@pytest.mark.xdist_group("compare_nuts")  # one worker computes nuts_comparison
 def test_nuts_loo_table_penalises_the_contradicting_prior(nuts_comparison):
     table = nuts_comparison.table
     assert list(table.index) == list(PRIORS)
@@ -55,6 +56,7 @@ def test_nuts_loo_table_penalises_the_contradicting_prior(nuts_comparison):
     assert table["elpd_diff"].max() == 0.0
 
 
+@pytest.mark.xdist_group("compare_map")  # one worker computes map_comparison
 def test_map_kfold_over_sequences(map_comparison, hmm, data):
     table = map_comparison.table
     assert "3-fold CV over whole sequences" in map_comparison.elpd_method
