@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from hmm_pyro.compare import PriorComparison
 from hmm_pyro.plots import plot_comparison, save_comparison
