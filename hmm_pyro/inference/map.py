@@ -41,17 +41,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from hmm_pyro._random import resolve_seed
 from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_bool, check_choice, check_int, check_positive
 from hmm_pyro.data import Sequences
 from hmm_pyro.fit import Fit
-from hmm_pyro.inference.checkpoint import (
-    Checkpointer,
-    check_checkpoint_args,
-    init_name,
-    resume_seed,
-)
 from hmm_pyro.inference.potential import SITE, Potential
 from hmm_pyro.inference.svi_restarts import (
     DEFAULT_TOL,
@@ -61,11 +54,11 @@ from hmm_pyro.inference.svi_restarts import (
     check_init,
     restart_fit,
     run_restarts,
+    start_run,
 )
 from hmm_pyro.learning import initial_params
 from hmm_pyro.model import HMM
 from hmm_pyro.starts import INIT_METHODS, derive_seeds
-from hmm_pyro.store import MemoryStore
 
 __all__ = ["OPTIMIZERS", "fit_map", "run_lbfgs_restart"]
 
@@ -251,23 +244,10 @@ def fit_map(
     restarts = check_int("restarts", restarts, minimum=1)
     checkpoint_every = check_int("checkpoint_every", checkpoint_every, minimum=1)
     progress = check_bool("progress", progress)
-    if isinstance(init, dict):
-        initial_params(hmm, data, init)  # validate before starting
-    check_checkpoint_args(checkpoint, resume, callback)
-    seed = resolve_seed(resume_seed(seed, checkpoint, resume))
-    signature = {
-        "runner": "fit_map",
-        "model": hmm.to_config(),
-        "data": None if checkpoint is None else MemoryStore(data).fingerprint,
-        "optimizer": optimizer,
-        "steps": steps,
-        "lr": lr,
-        "restarts": restarts,
-        "seed": seed,
-        "init": init_name(init),
-        "tol": tol,
-    }
-    checkpointer = Checkpointer(checkpoint, checkpoint_every, signature, resume)
+    run = {"optimizer": optimizer, "steps": steps, "lr": lr, "restarts": restarts, "tol": tol}
+    seed, checkpointer = start_run(
+        "fit_map", hmm, data, init, seed, checkpoint, checkpoint_every, resume, callback, run
+    )
     if optimizer == "lbfgs":
 
         def run_one(restart: int, restart_seed: int, report: StepReport) -> dict[str, Any]:

@@ -22,16 +22,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from hmm_pyro._random import resolve_seed
 from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_bool, check_choice, check_int, check_positive
 from hmm_pyro.fit import Fit
-from hmm_pyro.inference.checkpoint import (
-    Checkpointer,
-    check_checkpoint_args,
-    init_name,
-    resume_seed,
-)
 from hmm_pyro.inference.svi_restarts import (
     DEFAULT_TOL,
     adam_runner,
@@ -39,11 +32,10 @@ from hmm_pyro.inference.svi_restarts import (
     check_init,
     restart_fit,
     run_restarts,
+    start_run,
 )
-from hmm_pyro.learning import initial_params
 from hmm_pyro.model import HMM
 from hmm_pyro.starts import derive_seeds
-from hmm_pyro.store import MemoryStore
 
 __all__ = ["GUIDES", "fit_svi"]
 
@@ -154,24 +146,11 @@ def fit_svi(
     progress = check_bool("progress", progress)
     tol = DEFAULT_TOL[guide] if tol is None else check_positive("tol", tol, allow_zero=True)
     check_init(init)
-    if isinstance(init, dict):
-        initial_params(hmm, data, init)  # validate before starting
-    check_checkpoint_args(checkpoint, resume, callback)
-    seed = resolve_seed(resume_seed(seed, checkpoint, resume))
-    signature = {
-        "runner": "fit_svi",
-        "model": hmm.to_config(),
-        "data": None if checkpoint is None else MemoryStore(data).fingerprint,
-        "guide": guide,
-        "steps": steps,
-        "lr": lr,
-        "restarts": restarts,
-        "seed": seed,
-        "init": init_name(init),
-        "tol": tol,
-        "num_draws": num_draws,
-    }
-    checkpointer = Checkpointer(checkpoint, checkpoint_every, signature, resume)
+    run = {"guide": guide, "steps": steps, "lr": lr, "restarts": restarts, "tol": tol}
+    run["num_draws"] = num_draws
+    seed, checkpointer = start_run(
+        "fit_svi", hmm, data, init, seed, checkpoint, checkpoint_every, resume, callback, run
+    )
     run_one = adam_runner(hmm, data, guide, init, steps, lr, tol, num_draws, checkpointer)
     outcome = run_restarts(
         hmm,

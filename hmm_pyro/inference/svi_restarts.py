@@ -35,12 +35,20 @@ from pyro.optim import ClippedAdam
 from tqdm.auto import tqdm
 
 from hmm_pyro._parallel import progress_disabled, torch_threads
+from hmm_pyro._random import resolve_seed
 from hmm_pyro._types import Params, SequencesLike
 from hmm_pyro._validation import describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.fit import Fit
 from hmm_pyro.fit.inference_data import build_inference_data
-from hmm_pyro.inference.checkpoint import Checkpointer, Interrupts, deferred_interrupts
+from hmm_pyro.inference.checkpoint import (
+    Checkpointer,
+    Interrupts,
+    check_checkpoint_args,
+    deferred_interrupts,
+    init_name,
+    resume_seed,
+)
 from hmm_pyro.learning import initial_params
 from hmm_pyro.model import HMM
 from hmm_pyro.starts import INIT_METHODS, min_separation
@@ -349,6 +357,61 @@ def adam_runner(
 
 
 # ---------------------------------------------------------------------- all restarts
+def start_run(
+    runner: str,
+    hmm: HMM,
+    data: Sequences,
+    init: Any,
+    seed: int | None,
+    checkpoint: str | os.PathLike[str] | None,
+    checkpoint_every: int,
+    resume: bool,
+    callback: Callable[[int, int, float], Any] | None,
+    settings: dict[str, Any],
+) -> tuple[int, Checkpointer]:
+    """What a restart runner does before its first step: checks, the seed, the checkpointer.
+
+    A dict ``init`` is validated, the checkpoint arguments are checked, the seed is taken from
+    the checkpoint when resuming without one, and the checkpointer is opened with the run's
+    signature (runner, model, data fingerprint, seed, start and ``settings``).
+
+    Parameters
+    ----------
+    runner : str
+        The runner's name, recorded in the signature (``"fit_svi"``, ``"fit_map"``).
+    hmm : HMM
+        The model.
+    data : Sequences
+        The prepared observations.
+    init : str, callable or dict
+        The start.
+    seed : int, optional
+        The master seed.
+    checkpoint, checkpoint_every, resume, callback
+        As in :func:`hmm_pyro.fit_svi`.
+    settings : dict
+        The runner's own settings that a resumed run must share (steps, lr, ...).
+
+    Returns
+    -------
+    seed : int
+    checkpointer : Checkpointer
+    """
+    if isinstance(init, dict):
+        initial_params(hmm, data, init)  # validate before starting
+    check_checkpoint_args(checkpoint, resume, callback)
+    seed = resolve_seed(resume_seed(seed, checkpoint, resume))
+    signature = {
+        "runner": runner,
+        "model": hmm.to_config(),
+        "data": None if checkpoint is None else MemoryStore(data).fingerprint,
+        "seed": seed,
+        "init": init_name(init),
+        **settings,
+    }
+    return seed, Checkpointer(checkpoint, checkpoint_every, signature, resume)
+
+
 class RestartOutcome(NamedTuple):
     """The restarts of one run and their summary (see :func:`run_restarts`).
 
