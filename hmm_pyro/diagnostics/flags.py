@@ -31,9 +31,8 @@ class Remedy(str, Enum):
 _ADVICE = {
     Remedy.SYMMETRY_BREAKING_INIT: (
         "start the states apart: fit_map/fit_svi/fit_nuts init='auto' (default), 'prior' or "
-        "'data', "
-        "or several restarts; never Pyro's init_to_median/init_to_mean/init_to_feasible, which "
-        "start every state at the same point"
+        "'data', or several restarts; never Pyro's init_to_median/init_to_mean/"
+        "init_to_feasible, which start every state at the same point"
     ),
     Remedy.RELABEL: (
         "align the labels before reading per-state summaries: hmm_pyro.relabel(fit) "
