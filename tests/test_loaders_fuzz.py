@@ -43,6 +43,9 @@ from hmm_pyro.inference.checkpoint import load_checkpoint
 from hmm_pyro.simulate import REFERENCE_PARAMS
 from tests import file_mutations as fm
 
+# One worker runs the whole module, so the totals test sees every fuzz case (pytest-xdist).
+pytestmark = pytest.mark.xdist_group("loaders_fuzz")
+
 CASES = {"checkpoint": 130, "chain": 100, "csv": 60, "npy": 50, "npz": 70, "store": 100, "fit": 80}
 TOTAL_CASES = sum(CASES.values())
 CASE_SECONDS = 10.0
@@ -96,11 +99,11 @@ def real(tmp_path_factory) -> dict[str, Path]:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        hp.fit_svi(hmm, data, guide="normal", backend="pyro", steps=30, restarts=2, seed=1,
+        hp.fit_svi(hmm, data, guide="normal", steps=30, restarts=2, seed=1,
                    num_draws=4, progress=False, checkpoint=folder / "run.ckpt",
                    checkpoint_every=5, callback=stop)  # fmt: skip
     hp.fit_nuts(hmm, data, chains=1, warmup=10, draws=5, seed=1, chain_dir=folder / "chains",
-                parallel=False, progress=False)  # fmt: skip
+                parallel=False, progress=False, relabel=False)  # fmt: skip
     foreign = folder / "foreign.nc"
     xr.Dataset({"x": (("a", "b"), np.ones((3, 2)))}, attrs={"title": "not ours"}).to_netcdf(
         foreign, engine="h5netcdf"

@@ -138,6 +138,7 @@ def _replication(task: _Replication) -> tuple[np.ndarray, dict]:
             seed=int(seeds[2]) % 2**31,
             progress=False,
             parallel=False,
+            relabel=False,  # the ranked quantities are label-free: alignment changes nothing
         )
         draws = {name: value[0, THIN - 1 :: THIN] for name, value in fit.draws().items()}
         info = {
