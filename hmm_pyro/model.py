@@ -348,8 +348,8 @@ class HMM:
     def sequence_log_likelihood(self, params: Params, data: Sequences) -> torch.Tensor:
         """Log likelihood of each sequence, ``(..., N)``, without validation or chunking.
 
-        The one route every consumer takes (:meth:`log_likelihood`, the Pyro model, streaming
-        SVI, Viterbi training): the emission family's
+        The one route every likelihood-only consumer takes (:meth:`log_likelihood`, the Pyro
+        model, streaming SVI): the emission family's
         :meth:`~hmm_pyro.emissions.Emission.sequence_log_likelihood`, which for one categorical
         parameter set on the CPU looks the symbols up without an ``(N, T, K)`` table.
         ``params`` must be valid and ``data`` prepared (:meth:`prepare_data`).

@@ -72,6 +72,15 @@ _PARAMETER_FIELDS = ("pi", "A", "B")
 EMISSION_FAMILIES = tuple(FAMILIES)
 """The choices of ``--emission``."""
 
+_OPTION_FLAGS = {"num_symbols": "--symbols", "dim": "--dim"}
+_OPTION_MESSAGES = (
+    "num_symbols: expected the number",
+    "num_symbols: not an option",
+    "dim: categorical emissions",
+)
+"""``Emission.from_options`` messages about the options themselves: shown with the CLI's flag
+(validation messages of the values keep the library's argument name)."""
+
 _RUNNER_FLAGS: tuple[tuple[str, dict[str, Any], str], ...] = (
     ("chains", {"type": int}, "NUTS chains"),
     ("warmup", {"type": int}, "NUTS warm-up iterations"),
@@ -300,9 +309,9 @@ def emission_of(args: argparse.Namespace, data: Sequences | None = None) -> Emis
         return family.from_options(data=data, num_symbols=num_symbols, dim=dim)
     except ValueError as error:  # name the option the user typed (or left out)
         message = str(error)
-        for option, flag in (("num_symbols", "--symbols"), ("dim", "--dim")):
-            if message.startswith(f"{option}: expected the number") or " not an option " in message:
-                message = message.replace(f"{option}:", f"{flag}:", 1)
+        if message.startswith(_OPTION_MESSAGES):
+            argument, _, rest = message.partition(":")
+            message = f"{_OPTION_FLAGS[argument]}:{rest}"
         raise ValueError(message) from error
 
 

@@ -186,7 +186,8 @@ def _analyse(
     _record(caught, notes, "diagnose")
     num_draws = fit.num_chains * fit.num_draws
     relabelled = None
-    if hmm.num_states > 1 and num_draws > 1:
+    if hmm.num_states > 1 and num_draws > 1 and fit.labelling != "aligned":
+        # fit_nuts aligns by default; relabelling an aligned fit gives the same draws again
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             relabelled = relabel(fit)

@@ -49,9 +49,9 @@ def _hard_em_loop(
     params = to_float64(start, initial)
 
     def evaluate(current: Params) -> tuple[float, float, int, torch.Tensor]:
-        inputs = hmm.kernel_inputs(current, data)
+        inputs = hmm.kernel_inputs(current, data)  # Viterbi needs the table: reuse it
         paths, scores = kernels.viterbi(*inputs)
-        log_lik = hmm.sequence_log_likelihood(current, data).sum()
+        log_lik = kernels.log_likelihood(*inputs).sum()
         objective = scores.sum() + log_prior(hmm, current, prior, emission_prior)
         return float(log_lik), float(objective), boundary_count(hmm, current, prior), paths
 
