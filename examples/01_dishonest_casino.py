@@ -119,21 +119,23 @@ def main(argv=None):
     )
 
     # 5. Plot ----------------------------------------------------------------------------------
-    figure, axes = plt.subplots(2, 1, figsize=(11, 6), constrained_layout=True)
-    plot_state_probs(fit, sequence=0, ax=axes[0])
-    axes[0].set_title(f"Rolls of sequence 0 (face - 1) and state probabilities (loaded = {loaded})")
+    figure, axes = plt.subplots(
+        3, 1, figsize=(11, 7.5), sharex=True, height_ratios=[2, 1, 1.2], layout="constrained"
+    )
+    plot_state_probs(fit, sequence=0, ax=axes[:2])
+    axes[1].set_xlabel("")  # the rolls axis is labelled once, under the last panel
+    axes[0].set_title(f"Rolls of sequence 0 (face - 1); the loaded die is state {loaded}")
     truth = (states[0, :length] == LOADED).double().numpy()
-    axes[1].fill_between(range(length), truth, step="mid", alpha=0.3, color="C3", label="truth")
-    axes[1].plot(probs[0, :length].numpy(), color="k", label="P(loaded | rolls)")
-    axes[1].set_ylim(-0.02, 1.02)
-    axes[1].set_xlabel("roll")
-    axes[1].set_title("When was the loaded die in play?")
-    axes[1].legend(fontsize="small", loc="upper right")
+    axes[2].fill_between(range(length), truth, step="mid", alpha=0.3, color="C3", label="truth")
+    axes[2].plot(probs[0, :length].numpy(), color="k", label="P(loaded | rolls)")
+    axes[2].set_ylim(-0.02, 1.02)
+    axes[2].set_xlabel("roll")
+    axes[2].set_title("When was the loaded die in play?")
+    axes[2].legend(fontsize="small", loc="upper right")
     figure.savefig(out / "casino_decoding.png", dpi=110)
     plt.close(figure)
     for name, plot in (("emissions", plot_emissions), ("distances", plot_state_distances)):
         ax = plot(fit)
-        ax.figure.tight_layout()
         ax.figure.savefig(out / f"casino_{name}.png", dpi=110)
         plt.close(ax.figure)
     print(f"Plots written to {out}/")

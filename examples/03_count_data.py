@@ -119,15 +119,18 @@ def main(argv=None):
     save_comparison(comparison, out, prefix="rate_priors")
 
     # 6. Plot ----------------------------------------------------------------------------------
-    figure, axes = plt.subplots(
-        1, 2, figsize=(13, 3.8), width_ratios=[3, 1], constrained_layout=True
+    figure, axes = plt.subplot_mosaic(
+        [["counts", "A"], ["states", "A"]],
+        figsize=(13, 4.5),
+        width_ratios=[3, 1],
+        height_ratios=[2, 1],
+        layout="constrained",
     )
-    plot_state_probs(fit, sequence=0, ax=axes[0])
-    plot_transitions(fit, ax=axes[1])
+    plot_state_probs(fit, sequence=0, ax=[axes["counts"], axes["states"]])
+    plot_transitions(fit, ax=axes["A"])
     figure.savefig(out / "counts_decoding.png", dpi=110)
     plt.close(figure)
     ax = plot_emissions(fit)
-    ax.figure.tight_layout()
     ax.figure.savefig(out / "counts_emissions.png", dpi=110)
     plt.close(ax.figure)
     print(f"Plots and the prior comparison written to {out}/")

@@ -1,9 +1,11 @@
 """Plots for degeneracy checks (matplotlib, imported lazily). Each takes ``ax`` and returns it.
 
-* :func:`plot_emissions` — emission parameters per state with central credible intervals.
-* :func:`plot_state_distances` — posterior of each pairwise squared Hellinger distance, with
-  the prior's smallest pairwise distance and the collapse threshold.
-* :func:`plot_relabel_traces` — traces of one emission entry per state before and after
+* :func:`plot_emissions` - emission parameters per state with central credible intervals (the
+  point itself for a point estimate); one panel per state when there are many entries.
+* :func:`plot_state_distances` - posterior of each pairwise squared Hellinger distance (or the
+  point estimate's distances), with the prior's smallest pairwise distance and the collapse
+  threshold.
+* :func:`plot_relabel_traces` - traces of one emission entry per state before and after
   relabelling.
 """
 
@@ -18,72 +20,107 @@ from hmm_pyro.diagnostics.collapse import min_pairwise
 from hmm_pyro.diagnostics.thresholds import COLLAPSE_DISTANCE
 from hmm_pyro.fit import Fit
 from hmm_pyro.labels.draws import emission_distances, to_numpy
-from hmm_pyro.plots._axes import _axes
+from hmm_pyro.plots._axes import _axes, fitted, label_ticks, new_figure, state_colours
+from hmm_pyro.plots._labels import (
+    emission_entries,
+    entry_names,
+    estimate_label,
+    is_point,
+    method_label,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 __all__ = ["plot_emissions", "plot_relabel_traces", "plot_state_distances"]
 
-
-def _colour(state: int) -> str:
-    return f"C{state % 10}"
-
-
-def _emission_entries(fit: Fit) -> tuple[list[str], np.ndarray]:
-    """Labels and ``(S, K, entries)`` draws of every emission entry (chains pooled)."""
-    hmm = fit.hmm
-    draws = to_numpy(fit.draws())
-    labels, columns = [], []
-    for name in hmm.emission.param_names:
-        value = draws[name]
-        value = value.reshape(-1, hmm.num_states, int(np.prod(value.shape[3:], dtype=int)))
-        width = value.shape[-1]
-        labels += [name] if width == 1 else [f"{name}[{i}]" for i in range(width)]
-        columns.append(value)
-    return labels, np.concatenate(columns, axis=-1)
+GROUPED_ENTRIES = 12
+"""Up to this many emission entries per state, the states share one axes (side by side per
+entry); beyond it (e.g. 27 symbols) a new figure draws one panel per state."""
+LABELLED_PAIRS = 6
+"""Up to this many pairs of states, each pair's distances get their own colour and legend
+entry; beyond it the pairs are grey and only the closest pair is named."""
 
 
-def plot_emissions(fit: Fit, ax: Axes | None = None, prob: float = 0.9) -> Axes:
+def plot_emissions(
+    fit: Fit, ax: Axes | Sequence[Axes] | None = None, prob: float = 0.9
+) -> Axes | np.ndarray:
     """Posterior median and central ``prob`` interval of every emission entry, per state.
+
+    A point estimate (one draw: MAP, EM, ...) is drawn as points and labelled as such. Entries
+    are named by the fit's coordinates (symbol names when the fit has them).
 
     Parameters
     ----------
     fit : Fit
-        Preferably relabelled (:func:`hmm_pyro.relabel`): otherwise states may be mixed.
-    ax : matplotlib.axes.Axes, optional
-        Axes to draw on (default: a new figure).
+        Preferably with draws in one labelling (``fit.labelling``): otherwise states may be
+        mixed.
+    ax : matplotlib.axes.Axes or sequence of them, optional
+        One axes: the states side by side per entry. One axes per state: a panel per state.
+        Default: a new figure, with one panel per state when there are more than
+        :data:`GROUPED_ENTRIES` entries per state.
     prob : float
         Mass of the central credible interval.
 
     Returns
     -------
-    matplotlib.axes.Axes
+    matplotlib.axes.Axes, or numpy.ndarray of one axes per state (panels)
+
+    Raises
+    ------
+    ValueError
+        If ``prob`` is not in ``(0, 1)`` or ``ax`` holds other than one axes per state.
     """
     if not 0.0 < prob < 1.0:
         raise ValueError(f"prob: expected a probability in (0, 1), got {prob}")
-    ax = _axes(ax, figsize=(7, 3.5))
-    labels, values = _emission_entries(fit)
+    axis_label, labels, values = emission_entries(fit)
+    values = values.reshape(-1, *values.shape[2:])  # chains pooled
     num = fit.hmm.num_states
     lower, median, upper = np.quantile(values, [(1 - prob) / 2, 0.5, (1 + prob) / 2], axis=0)
+    point = is_point(fit)
+    what = estimate_label(fit, prob)
+    colours = state_colours(num)
+    panels = ax is None and len(labels) > GROUPED_ENTRIES and num > 1
+    if ax is not None and not hasattr(ax, "plot"):
+        panels = True
+        axes = np.ravel(np.asarray(ax, dtype=object))
+        if axes.size != num:
+            raise ValueError(f"ax: expected one axes or {num} (one per state), got {axes.size}")
+    elif panels:
+        width = min(16.0, max(7.0, 0.28 * len(labels) + 2.0))
+        figure = new_figure(figsize=(width, 1.3 * num + 1.4))
+        axes = np.ravel(figure.subplots(num, 1, sharex=True, sharey=True, squeeze=False))
     positions = np.arange(len(labels))
+    style = {"fmt": "o", "markersize": 4 if panels else 6, "capsize": 0 if point else 2}
+    if panels:
+        for state, axis in enumerate(axes):
+            bars = None if point else [median[state] - lower[state], upper[state] - median[state]]
+            axis.errorbar(positions, median[state], yerr=bars, color=colours[state], **style)
+            axis.set_ylabel(f"state {state}")
+            axis.grid(axis="x", color="0.9", linewidth=0.6)
+            label_ticks(axis.xaxis, labels)
+        axes[0].set_title(fitted(axes[0], f"Emission parameters per state: {what}"))
+        axes[-1].set_xlabel(axis_label)
+        return axes
+    ax = _axes(ax, figsize=(7, 3.5))
     width = 0.6 / max(num, 1)
     for state in range(num):
         x = positions - 0.3 + (state + 0.5) * width
+        bars = None if point else [median[state] - lower[state], upper[state] - median[state]]
         ax.errorbar(
-            x,
-            median[state],
-            yerr=[median[state] - lower[state], upper[state] - median[state]],
-            fmt="o",
-            color=_colour(state),
-            capsize=2,
-            label=f"state {state}",
+            x, median[state], yerr=bars, color=colours[state], label=f"state {state}", **style
         )
-    ax.set_xticks(positions)
-    ax.set_xticklabels(labels)
-    ax.set_ylabel(f"posterior median, {prob:.0%} interval")
+    label_ticks(ax.xaxis, labels)
+    ax.set_xlabel(axis_label)
+    ax.set_ylabel(fitted(ax, what, "medium", along="y"))
     ax.set_title("Emission parameters per state")
-    ax.legend(fontsize="small")
+    ax.legend(
+        fontsize="small",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        borderaxespad=0,
+        ncol=-(-num // 12),
+    )
     return ax
 
 
@@ -93,12 +130,14 @@ def plot_state_distances(
     """Posterior of each pairwise squared Hellinger distance between emission laws.
 
     The prior's smallest pairwise distance (dashed) shows how alike the prior alone makes the
-    states; the vertical line is the collapse threshold.
+    states; the vertical line is the collapse threshold. A point estimate's distances are
+    vertical lines. With more than :data:`LABELLED_PAIRS` pairs, the pairs are grey and only
+    the closest one (smallest median distance) is named.
 
     Parameters
     ----------
     fit : Fit
-        The fit (pairs are labelled as in the fit; relabel first to compare pairs).
+        The fit (pairs are labelled as in the fit).
     ax : matplotlib.axes.Axes, optional
         Axes to draw on.
     distance : float
@@ -110,23 +149,43 @@ def plot_state_distances(
     -------
     matplotlib.axes.Axes
     """
-    ax = _axes(ax, figsize=(6, 3.5))
+    ax = _axes(ax, figsize=(6.5, 3.5))
     hmm = fit.hmm
     num = hmm.num_states
     edges = np.linspace(0.0, 1.0, bins + 1)
     posterior = emission_distances(hmm, to_numpy(fit.draws())).reshape(-1, num, num)
-    colour = 0
-    for i in range(num):
-        for j in range(i + 1, num):
+    pairs = [(i, j) for i in range(num) for j in range(i + 1, num)]
+    closest = min(pairs, key=lambda pair: np.median(posterior[:, pair[0], pair[1]]), default=None)
+    point = is_point(fit)
+    many, others_named = len(pairs) > LABELLED_PAIRS, False
+    for index, (i, j) in enumerate(pairs):
+        if not many:
+            colour, label = f"C{index}", f"states {i}-{j}"
+        elif (i, j) == closest:
+            colour, label = "C3", f"closest pair {i}-{j}"
+        else:
+            colour, label = "0.7", None if others_named else f"other {len(pairs) - 1} pairs"
+            others_named = True
+        layer = 1.5 if colour == "0.7" else 2.0  # the named pairs over the grey ones
+        if point:
+            value = float(posterior[0, i, j])
+            ax.axvline(
+                value,
+                color=colour,
+                linewidth=1.5,
+                zorder=layer,
+                label=label if label is None or colour == "0.7" else f"{label}: {value:.2f}",
+            )
+        else:
             ax.hist(
                 posterior[:, i, j],
                 bins=edges,
                 density=True,
                 histtype="step",
-                color=_colour(colour),
-                label=f"states {i}-{j}",
+                color=colour,
+                label=label,
+                zorder=layer,
             )
-            colour += 1
     if num > 1:
         prior = min_pairwise(emission_distances(hmm, to_numpy(fit.draws("prior")))).ravel()
         ax.hist(
@@ -139,10 +198,15 @@ def plot_state_distances(
             label="prior, closest pair",
         )
     ax.axvline(distance, color="k", linewidth=1, label=f"collapse threshold {distance:g}")
+    ax.set_xlim(0.0, 1.0)
     ax.set_xlabel("squared Hellinger distance between emission laws")
-    ax.set_ylabel("density")
-    ax.set_title("Pairwise state distances")
-    ax.legend(fontsize="small")
+    ax.set_ylabel("density" if not point else "prior density")
+    method = method_label(fit)
+    title = "Pairwise state distances"
+    if point:
+        title += f" at the point estimate{f' ({method})' if method else ''}"
+    ax.set_title(fitted(ax, title))
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return ax
 
 
@@ -176,11 +240,11 @@ def plot_relabel_traces(
     if param not in hmm.emission.param_names:
         raise ValueError(f"param: expected one of {list(hmm.emission.param_names)}, got {param!r}")
     if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(2, 1, figsize=(8, 5), sharex=True, sharey=True)
+        ax = new_figure(figsize=(8, 5)).subplots(2, 1, sharex=True, sharey=True)
     if len(ax) != 2:
         raise ValueError(f"ax: expected two axes (before, after), got {len(ax)}")
+    dim, names = entry_names(before, param)
+    colours = state_colours(hmm.num_states)
     for axis, fit, title in zip(ax, (before, after), ("before", "after"), strict=True):
         values = to_numpy(fit.draws())[param]  # (chain, draw, K, ...)
         chains, draws = values.shape[:2]
@@ -188,11 +252,14 @@ def plot_relabel_traces(
         if not 0 <= entry < flat.shape[-1]:
             raise ValueError(f"entry: expected an index in [0, {flat.shape[-1]}), got {entry}")
         for state in range(hmm.num_states):
-            axis.plot(flat[:, state, entry], color=_colour(state), lw=0.6, label=f"state {state}")
+            axis.plot(flat[:, state, entry], color=colours[state], lw=0.6, label=f"state {state}")
         for boundary in range(1, chains):
             axis.axvline(boundary * draws, color="0.6", linewidth=0.8, linestyle=":")
-        axis.set_title(f"{param} entry {entry}, {title} relabelling (chains end at dotted lines)")
+        shown = param if not dim else f"{param}[{dim} {names[entry]}]"
+        axis.set_title(
+            fitted(axis, f"{shown}, {title} relabelling ({chains} chains, ending at dotted lines)")
+        )
         axis.set_ylabel(param)
-    ax[0].legend(fontsize="small", loc="upper right")
+    ax[0].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     ax[-1].set_xlabel("draw (chains concatenated)")
     return ax

@@ -2,32 +2,28 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from hmm_pyro._io import atomic_path
 from hmm_pyro._validation import check_int, describe
 from hmm_pyro.fit import Fit
+from hmm_pyro.plots._axes import first_axes
 from hmm_pyro.plots.diagnostics import plot_emissions, plot_state_distances
-from hmm_pyro.plots.fit import plot_losses, plot_state_probs, plot_transitions
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
+from hmm_pyro.plots.fit import plot_losses, plot_state_paths, plot_state_probs, plot_transitions
+from hmm_pyro.plots.trace import plot_trace
 
 __all__ = ["FIT_PLOT_KINDS", "save_fit_plots", "skipped_plots"]
 
-FIT_PLOT_KINDS = ("emissions", "distances", "states", "transitions", "trace", "loss")
+FIT_PLOT_KINDS = ("emissions", "distances", "states", "paths", "transitions", "trace", "loss")
 """The plots :func:`save_fit_plots` draws, in the order it draws them by default."""
 
 
 def skipped_plots(fit: Fit) -> dict[str, str]:
     """The kinds of plot the fit has nothing to show for, each with the reason.
 
-    ``trace`` needs several draws, ``loss`` an optimisation history (SVI, EM, Viterbi
-    training). :func:`save_fit_plots` leaves these kinds out (and ``distances`` for a
-    one-state model, which has no pair of states).
+    ``trace`` needs several draws, ``loss`` an optimisation history (SVI, MAP, EM, Viterbi
+    training), ``distances`` a pair of states. :func:`save_fit_plots` leaves these kinds out.
 
     Parameters
     ----------
@@ -45,17 +41,9 @@ def skipped_plots(fit: Fit) -> dict[str, str]:
     stats = fit.idata.sample_stats if "sample_stats" in fit.idata.groups() else {}
     if "loss" not in stats and "objective" not in stats:
         skipped["loss"] = "the fit has no loss history"
+    if fit.hmm.num_states < 2:
+        skipped["distances"] = "the model has one state"
     return skipped
-
-
-def _plot_trace(fit: Fit) -> Axes:
-    """ArviZ's compact trace plot of the emission parameters; returns its first axes."""
-    import arviz as az
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        axes = az.plot_trace(fit.idata, var_names=list(fit.hmm.emission.param_names), compact=True)
-    return axes.ravel()[0]
 
 
 def save_fit_plots(
@@ -78,10 +66,12 @@ def save_fit_plots(
         Some of :data:`FIT_PLOT_KINDS` (default: all): ``emissions``
         (:func:`~hmm_pyro.plots.plot_emissions`), ``distances``
         (:func:`~hmm_pyro.plots.plot_state_distances`), ``states``
-        (:func:`~hmm_pyro.plots.plot_state_probs`), ``transitions``
-        (:func:`~hmm_pyro.plots.plot_transitions`), ``trace`` (ArviZ's trace of the emission
-        parameters) and ``loss`` (:func:`~hmm_pyro.plots.plot_losses`). The kinds the fit
-        has nothing to show for (:func:`skipped_plots`) are left out.
+        (:func:`~hmm_pyro.plots.plot_state_probs`), ``paths``
+        (:func:`~hmm_pyro.plots.plot_state_paths`), ``transitions``
+        (:func:`~hmm_pyro.plots.plot_transitions`), ``trace``
+        (:func:`~hmm_pyro.plots.plot_trace`) and ``loss`` (:func:`~hmm_pyro.plots.plot_losses`).
+        The kinds the fit has nothing to show for (:func:`skipped_plots`) are left out: no file
+        is an empty plot.
     prefix : str
         Start of every file name.
     sequence : int
@@ -114,24 +104,22 @@ def save_fit_plots(
             raise ValueError(f"kinds: expected some of {', '.join(FIT_PLOT_KINDS)}, got {kind!r}")
     dpi = check_int("dpi", dpi, minimum=1)
     skipped = skipped_plots(fit)
-    if fit.hmm.num_states < 2:
-        skipped["distances"] = "the model has one state"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     drawers = {
         "emissions": lambda: plot_emissions(fit),
         "distances": lambda: plot_state_distances(fit),
         "states": lambda: plot_state_probs(fit, sequence=sequence),
+        "paths": lambda: plot_state_paths(fit),
         "transitions": lambda: plot_transitions(fit),
-        "trace": lambda: _plot_trace(fit),
+        "trace": lambda: plot_trace(fit),
         "loss": lambda: plot_losses(fit),
     }
     written = []
     for kind in kinds:
         if kind in skipped:
             continue
-        figure = drawers[kind]().figure
-        figure.tight_layout()
+        figure = first_axes(drawers[kind]()).figure
         path = out_dir / f"{prefix}_{kind}.png"
         with atomic_path(path) as temporary:
             figure.savefig(temporary, dpi=dpi)

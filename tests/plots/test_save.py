@@ -1,4 +1,5 @@
-"""``save_fit_plots``: one PNG per kind the fit can show; the others left out, with a reason."""
+"""``save_fit_plots``: one PNG per kind the fit can show (never clipped, never empty); the
+others left out, with a reason."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 import hmm_pyro as hp
 from hmm_pyro.plots import FIT_PLOT_KINDS, save_fit_plots, skipped_plots
 from hmm_pyro.simulate import REFERENCE_PARAMS
+from tests.plots.render import checked_savefig
 
 matplotlib.use("Agg")
 
@@ -32,8 +34,10 @@ def svi_fit(data) -> hp.Fit:
 def test_every_kind_of_a_fit_with_draws_and_losses(svi_fit, tmp_path):
     assert skipped_plots(svi_fit) == {}
     before = set(plt.get_fignums())  # other tests in this worker may leave figures open
-    paths = save_fit_plots(svi_fit, tmp_path / "plots", prefix="svi", sequence=1)
+    with checked_savefig() as saved:  # every figure checked for clipped or colliding text
+        paths = save_fit_plots(svi_fit, tmp_path / "plots", prefix="svi", sequence=1)
     assert paths == [tmp_path / "plots" / f"svi_{kind}.png" for kind in FIT_PLOT_KINDS]
+    assert saved == [path.name for path in paths] and len(saved) == 7
     for path in paths:
         assert path.stat().st_size > 1000
     assert set(plt.get_fignums()) <= before  # every figure it opened is closed
@@ -45,14 +49,21 @@ def test_a_point_estimate_has_no_trace_and_no_loss(data, tmp_path):
         "trace": "the fit has a single draw",
         "loss": "the fit has no loss history",
     }
-    paths = save_fit_plots(fit, tmp_path, kinds=["loss", "transitions", "trace", "emissions"])
-    assert [path.name for path in paths] == ["fit_transitions.png", "fit_emissions.png"]
+    paths = save_fit_plots(fit, tmp_path)
+    assert [path.name for path in paths] == [
+        "fit_emissions.png",
+        "fit_distances.png",
+        "fit_states.png",
+        "fit_paths.png",
+        "fit_transitions.png",
+    ]
 
 
 def test_one_state_has_no_distances(tmp_path):
     ones = torch.ones(1, 1, dtype=torch.float64)
     params = {"pi": ones[0], "A": ones, "B": torch.tensor([[0.4, 0.6]], dtype=torch.float64)}
     fit = hp.Fit.from_params(hp.HMM(1, hp.Categorical(2)), [[0, 1, 1, 0]], params, method="em")
+    assert skipped_plots(fit)["distances"] == "the model has one state"
     assert save_fit_plots(fit, tmp_path / "out", kinds=["distances"]) == []
     assert (tmp_path / "out").is_dir()
 
