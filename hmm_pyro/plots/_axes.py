@@ -34,7 +34,7 @@ __all__ = [
 
 LABEL_GAP = 1.35
 """Room per tick label across the axis, in font sizes (a label's line height and some space)."""
-CHARACTER_WIDTH = 0.62
+CHARACTER_WIDTH = 0.6
 """Width of an average character in font sizes (DejaVu Sans), to estimate label widths."""
 
 
@@ -80,7 +80,7 @@ def fitted(ax: Axes, text: str, fontsize: Any = "large", along: str = "x") -> st
     length = (
         box.width * figure.get_figwidth() if along == "x" else box.height * figure.get_figheight()
     )
-    return wrap(text, max(16, int(0.92 * length * 72 / (_points(fontsize) * CHARACTER_WIDTH))))
+    return wrap(text, max(16, int(0.95 * length * 72 / (_points(fontsize) * CHARACTER_WIDTH))))
 
 
 def _points(fontsize: Any) -> float:
