@@ -5,13 +5,16 @@ and help texts read those defaults from the library (signatures, :class:`hmm_pyr
 fields), so that nothing here restates them. The defaults kept here are the CLI's own choices:
 ``--seed 0`` (runs repeat unless asked otherwise), categorical emissions, progress bars on,
 and the output file names.
+
+Building the parser imports no part of the library that loads torch: the choices and defaults
+in the help texts are read from the library's source (:mod:`hmm_pyro.cli._library`), and the
+functions that run a command import the library when they are called.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import inspect
 import json
 import re
@@ -19,16 +22,16 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hmm_pyro.data import Sequences
-from hmm_pyro.emissions import FAMILIES, Categorical, Emission
-from hmm_pyro.fit import Fit, load
-from hmm_pyro.inference.map import OPTIMIZERS as MAP_OPTIMIZERS
-from hmm_pyro.inference.svi import GUIDES
-from hmm_pyro.model import HMM
-from hmm_pyro.priors import Prior
-from hmm_pyro.runners import runner_options
+from hmm_pyro.cli import _library
+
+if TYPE_CHECKING:
+    from hmm_pyro.data import Sequences
+    from hmm_pyro.emissions import Emission
+    from hmm_pyro.fit import Fit
+    from hmm_pyro.model import HMM
+    from hmm_pyro.priors import Prior
 
 __all__ = [
     "EMISSION_FAMILIES",
@@ -56,6 +59,7 @@ __all__ = [
     "prior_of",
     "report_warnings",
     "runner_kwargs",
+    "runner_options",
     "set_only",
 ]
 
@@ -63,13 +67,15 @@ EXIT_OK, EXIT_FLAGGED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130
 """Ctrl-C during a checkpointed SVI run: the state was saved, ``--resume`` continues."""
 
-PRIOR_KEYS = tuple(field.name for field in dataclasses.fields(Prior))
+_PRIOR = "hmm_pyro.priors:Prior"
+
+PRIOR_KEYS = tuple(_library.fields(_PRIOR))
 """Fields of :class:`hmm_pyro.Prior`: one option each, and the keys of a ``--prior`` setting."""
 
 _PARAMETER_FIELDS = ("pi", "A", "B")
 """Prior fields named after the parameter they are the prior of: ``--prior-pi``, not ``--pi``."""
 
-EMISSION_FAMILIES = tuple(FAMILIES)
+EMISSION_FAMILIES = _library.keys("hmm_pyro.emissions:FAMILIES")
 """The choices of ``--emission``."""
 
 _OPTION_FLAGS = {"num_symbols": "--symbols", "dim": "--dim"}
@@ -85,8 +91,12 @@ _RUNNER_FLAGS: tuple[tuple[str, dict[str, Any], str], ...] = (
     ("chains", {"type": int}, "NUTS chains"),
     ("warmup", {"type": int}, "NUTS warm-up iterations"),
     ("draws", {"type": int}, "NUTS draws per chain"),
-    ("guide", {"choices": GUIDES}, "SVI guide"),
-    ("optimizer", {"choices": MAP_OPTIMIZERS}, "MAP optimiser"),
+    ("guide", {"choices": _library.constant("hmm_pyro.inference.svi:GUIDES")}, "SVI guide"),
+    (
+        "optimizer",
+        {"choices": _library.constant("hmm_pyro.inference.map:OPTIMIZERS")},
+        "MAP optimiser",
+    ),
     ("steps", {"type": int}, "SVI (and MAP by Adam) steps per restart"),
     ("restarts", {"type": int}, "SVI/MAP/EM/Viterbi-training restarts"),
     (
@@ -113,9 +123,13 @@ def set_only(**options: Any) -> dict[str, Any]:
     return {key: value for key, value in options.items() if value is not None}
 
 
-def library_default(function: Callable[..., Any], name: str) -> Any:
-    """The default of argument ``name`` of a library ``function`` (for help texts)."""
-    return inspect.signature(function).parameters[name].default
+def library_default(function: str, name: str) -> Any:
+    """The default of argument ``name`` of the library function at ``function`` (for help texts).
+
+    ``function`` is a path ``"module:name"`` (``"hmm_pyro.sweep:sweep"``): the default is read
+    from the source, without importing the library (see :mod:`hmm_pyro.cli._library`).
+    """
+    return _library.parameters(function)[name]
 
 
 @contextlib.contextmanager
@@ -177,25 +191,27 @@ def add_data_argument(
     """The data-file argument and the CSV column options."""
     parser.add_argument(name, help=help)
     group = parser.add_argument_group("data file (CSV long format)")
-    columns = inspect.signature(Sequences.from_file).parameters
+    columns = _library.parameters("hmm_pyro.data:Sequences.from_file")
     group.add_argument(
         "--sequence-column",
-        help=f"sequence id column (default: {columns['sequence'].default})",
+        help=f"sequence id column (default: {columns['sequence']})",
     )
     group.add_argument(
         "--time-column",
         help="column ordering steps within a sequence; 'none' keeps row order "
-        f"(default: {columns['time'].default})",
+        f"(default: {columns['time']})",
     )
     group.add_argument(
         "--value-column",
         help="observation column(s), comma-separated for several dimensions "
-        f"(default: {columns['value'].default})",
+        f"(default: {columns['value']})",
     )
 
 
 def load_data(args: argparse.Namespace, path: str | None = None) -> Sequences:
     """Read the data file (``args.data`` unless ``path``) with the column options given."""
+    from hmm_pyro.data import Sequences
+
     options = set_only(sequence=args.sequence_column)
     if args.time_column is not None:
         options["time"] = None if args.time_column.lower() == "none" else args.time_column
@@ -219,9 +235,9 @@ def _json_value(text: str) -> float | list[Any]:
     return value
 
 
-def _field_docs(cls: type) -> dict[str, str]:
+def _field_docs(doc: str) -> dict[str, str]:
     """First clause of each parameter's description in the numpydoc ``Parameters`` section."""
-    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
+    lines = doc.splitlines()
     docs: dict[str, str] = {}
     names: list[str] = []
     inside = False
@@ -246,7 +262,7 @@ def add_emission_option(group: Any, help: str) -> None:
     group.add_argument(
         "--emission",
         choices=EMISSION_FAMILIES,
-        default=Categorical.family,
+        default=_library.constant("hmm_pyro.emissions:Categorical.family"),
         help=f"{help} (default: %(default)s)",
     )
 
@@ -281,21 +297,22 @@ def add_model_options(
         help="dimension of Gaussian/Poisson observations (default: from the data, else 1)",
     )
     prior_group = parser.add_argument_group("prior (each a number or a JSON array)")
-    docs = _field_docs(Prior)
-    for field in dataclasses.fields(Prior):
-        name = field.name
+    docs = _field_docs(_library.docstring(_PRIOR))
+    for name, default in _library.fields(_PRIOR).items():
         flag = f"--prior-{name}" if name in _PARAMETER_FIELDS else "--" + name.replace("_", "-")
         prior_group.add_argument(
             flag,
             dest=f"prior_{name}",
             type=_json_value,
             metavar="X",
-            help=f"{docs.get(name, 'hyperparameter')} (Prior.{name}, default {field.default})",
+            help=f"{docs.get(name, 'hyperparameter')} (Prior.{name}, default {default})",
         )
 
 
 def prior_of(args: argparse.Namespace, **changes: Any) -> Prior:
     """The :class:`hmm_pyro.Prior` of the prior options given, with ``changes`` on top."""
+    from hmm_pyro.priors import Prior
+
     options = set_only(**{name: getattr(args, f"prior_{name}", None) for name in PRIOR_KEYS})
     options.update(changes)
     return Prior(**options)
@@ -303,6 +320,8 @@ def prior_of(args: argparse.Namespace, **changes: Any) -> Prior:
 
 def emission_of(args: argparse.Namespace, data: Sequences | None = None) -> Emission:
     """The emission family of ``--emission`` (with ``--symbols``, ``--dim`` or the data)."""
+    from hmm_pyro.emissions import FAMILIES
+
     family = FAMILIES[args.emission]
     num_symbols, dim = getattr(args, "symbols", None), getattr(args, "dim", None)
     try:
@@ -319,6 +338,8 @@ def model_of(
     args: argparse.Namespace, data: Sequences | None = None, prior: Prior | None = None
 ) -> HMM:
     """The HMM of the model and prior options (with ``prior`` instead of the prior options)."""
+    from hmm_pyro.model import HMM
+
     if args.states is None:
         raise ValueError("--states: expected the number of hidden states K")
     return HMM(
@@ -327,6 +348,23 @@ def model_of(
 
 
 # ---------------------------------------------------------------------------- runners
+def runner_options(method: str) -> dict[str, Any]:
+    """:func:`hmm_pyro.runners.runner_options`, read from the runners' source (no import).
+
+    Parameters
+    ----------
+    method : str
+        A key of :data:`hmm_pyro.runners.RUNNERS`.
+
+    Returns
+    -------
+    dict
+        ``{option: default}`` for every parameter after the model and the data.
+    """
+    runner = _library.registry("hmm_pyro.runners:RUNNERS")[method]
+    return dict(list(_library.parameters(runner).items())[2:])
+
+
 def _defaults_text(option: str, methods: Sequence[str]) -> str:
     """The runners' default of ``option``: ``"4"``, or ``"4 for svi, 5 for em and viterbi"``."""
     by_value: dict[str, list[str]] = {}
@@ -451,6 +489,8 @@ def add_fit_argument(parser: argparse.ArgumentParser, help: str = "a fit (.nc)")
 
 def load_fit(path: str) -> Fit:
     """Load a fit written by ``hmm-pyro fit``; errors name the file."""
+    from hmm_pyro.fit import load
+
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"fit: expected an existing NetCDF file, got {path!r}")

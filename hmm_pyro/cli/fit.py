@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from hmm_pyro.cli._options import (
     EXIT_INTERRUPTED,
@@ -22,11 +20,13 @@ from hmm_pyro.cli._options import (
     load_data,
     model_of,
     runner_kwargs,
+    runner_options,
 )
-from hmm_pyro.data import Sequences
-from hmm_pyro.fit import Fit
-from hmm_pyro.runners import get_runner, runner_options
-from hmm_pyro.store import MemoryStore, is_store, open_store
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from hmm_pyro.fit import Fit
 
 __all__ = ["FIT_METHODS", "add_parser"]
 
@@ -36,6 +36,10 @@ FIT_METHODS = ("nuts", "svi", "map", "em", "viterbi", "supervised")
 
 def _read_states(path: str) -> list[np.ndarray]:
     """Labelled state paths: CSV ``sequence,time,state`` or an ``.npy``/``.npz`` array."""
+    import numpy as np
+
+    from hmm_pyro.data import Sequences
+
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"--state-file: expected an existing file, got {path!r}")
@@ -69,6 +73,9 @@ def _check_fit_options(args: argparse.Namespace, streaming: bool) -> None:
 
 def _fit_stream(args: argparse.Namespace) -> Fit:
     """Mini-batch SVI over a store (or over an in-memory data file with --batch-size)."""
+    from hmm_pyro.runners import get_runner
+    from hmm_pyro.store import MemoryStore, is_store, open_store
+
     if is_store(args.data):
         store = open_store(args.data)
         config = store.emission or {}
@@ -93,6 +100,8 @@ def _fit_stream(args: argparse.Namespace) -> Fit:
 
 
 def _fit_in_memory(args: argparse.Namespace) -> Fit:
+    from hmm_pyro.runners import get_runner
+
     data = load_data(args)
     hmm = model_of(args, data)
     data = hmm.prepare_data(data)
@@ -108,6 +117,8 @@ def _fit_in_memory(args: argparse.Namespace) -> Fit:
 
 
 def _print_point(fit: Fit) -> None:
+    import numpy as np
+
     for name, value in fit.posterior_mean().items():
         array = np.atleast_2d(value.numpy())
         print(f"{name} =")
@@ -117,6 +128,8 @@ def _print_point(fit: Fit) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Fit; print a summary (draws) or the estimates (a point); save the fit."""
+    from hmm_pyro.store import is_store
+
     streaming = args.batch_size is not None or is_store(args.data)
     _check_fit_options(args, streaming)
     try:

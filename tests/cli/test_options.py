@@ -9,7 +9,9 @@ import pytest
 
 import hmm_pyro as hp
 from hmm_pyro.cli import build_parser
-from hmm_pyro.cli._options import job_kwargs, prior_of, runner_kwargs
+from hmm_pyro.cli._options import job_kwargs, prior_of, runner_kwargs, runner_options
+from hmm_pyro.runners import RUNNERS
+from hmm_pyro.runners import runner_options as library_runner_options
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -32,6 +34,11 @@ def test_one_prior_option_per_prior_field_with_its_doc_and_default():
     args = parse("fit", "x.csv", "-K", "2", "--stickiness", "5", "--prior-B", "[1, 2]")
     assert prior_of(args) == hp.Prior(stickiness=5, B=[1, 2])
     assert prior_of(parse("fit", "x.csv", "-K", "2")) == hp.Prior()
+
+
+@pytest.mark.parametrize("method", sorted(RUNNERS))
+def test_runner_options_read_from_the_source_are_the_runners(method):
+    assert runner_options(method) == library_runner_options(method)
 
 
 @pytest.mark.parametrize(
