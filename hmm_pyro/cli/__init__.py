@@ -11,6 +11,11 @@ or on ``--scheduler ADDRESS``.
 Exit codes: 0 success; 1 ``diagnose`` found degeneracy (so scripts can gate on it); 2 bad input
 (one line on stderr naming the problem, no traceback).
 
+Start-up: building the parser imports no heavy library (torch, Pyro, ArviZ, Dask, ...): the
+command modules import the library inside the functions that run a command, and the choices
+and defaults the help texts state are read from the library's source
+(:mod:`hmm_pyro.cli._library`). ``hmm-pyro --help`` answers in a fraction of a second.
+
 Layer rule: the CLI is the top layer. It may import every package of the library; nothing in
 the library imports it. With ``plots``, it is the only package that imports matplotlib.
 """
