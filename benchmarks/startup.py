@@ -9,9 +9,13 @@ Every command runs ``--repeats`` times, each time in a fresh interpreter (the co
 turns, so that a change in the machine's load falls on all of them alike), after one untimed
 run of each (compiled ``.pyc`` files and the page cache warm); the two reference commands that
 import torch run ``--reference-repeats`` times. Reported per command: median, minimum and
-maximum wall time of the process, and its median peak resident memory (``ru_maxrss`` of that
-process, from ``os.wait4``). The children import the package of this checkout, or of
-``--checkout`` (another worktree, e.g. a commit before the change; ``PYTHONPATH`` is set to it).
+maximum wall time of the process, its median CPU time (user + system) and its median peak
+resident memory (``ru_utime + ru_stime`` and ``ru_maxrss`` of that process, from
+``os.wait4``). On a shared machine the wall times grow with the load, the CPU times much less:
+a CPU time is a lower bound of the wall time on a quiet machine, and close to it for the
+start-up commands, which run on one thread. The children import the package of this checkout,
+or of ``--checkout`` (another worktree, e.g. a commit before the change), run from its folder
+with ``PYTHONPATH`` set to it.
 
 The targets (issue 15): ``hmm-pyro --help`` under 0.5 s and ``import hmm_pyro`` under 1.5 s on
 2 quiet cores. ``python -c pass`` is the interpreter's own floor; ``from hmm_pyro import
@@ -69,25 +73,32 @@ def _environment(checkout: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(checkout)}
 
 
-def run_once(command: list[str], checkout: Path) -> tuple[float, float]:
-    """Wall time (s) and peak resident memory (MB) of one run of ``command``."""
+def run_once(command: list[str], checkout: Path) -> tuple[float, float, float]:
+    """Wall time (s), CPU time (user + system, s) and peak resident memory (MB) of ``command``."""
     began = time.perf_counter()
     process = subprocess.Popen(
-        command, env=_environment(checkout), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command,
+        cwd=checkout,  # ``python -c`` and ``-m`` put the working folder first on the path
+        env=_environment(checkout),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     _, status, usage = os.wait4(process.pid, 0)  # this process's own resource usage
     elapsed = time.perf_counter() - began
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
-        again = subprocess.run(command, env=_environment(checkout), capture_output=True, text=True)
+        again = subprocess.run(
+            command, cwd=checkout, env=_environment(checkout), capture_output=True, text=True
+        )
         raise RuntimeError(f"{command} exited with {process.returncode}: {again.stderr[-2000:]}")
-    return elapsed, usage.ru_maxrss / 1024  # kilobytes on Linux
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # kB on Linux
 
 
 def _check_checkout(checkout: Path) -> str:
     """The file of the package the children import: the checkout's."""
     result = subprocess.run(
         [sys.executable, "-c", "import hmm_pyro; print(hmm_pyro.__file__)"],
+        cwd=checkout,
         env=_environment(checkout),
         capture_output=True,
         text=True,
@@ -125,7 +136,7 @@ def measure(repeats: int, reference_repeats: int, shared: bool, checkout: Path) 
     }
     for _, command, _ in COMMANDS:  # warm the .pyc files and the page cache
         run_once(command, checkout)
-    samples: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in COMMANDS}
+    samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _, _ in COMMANDS}
     for round_ in range(max(repeats, reference_repeats)):
         for name, command, _ in COMMANDS:
             if round_ < (reference_repeats if name in REFERENCES else repeats):
@@ -133,7 +144,7 @@ def measure(repeats: int, reference_repeats: int, shared: bool, checkout: Path) 
     machine["load_average_at_end"] = list(os.getloadavg())
     rows = []
     for name, command, target in COMMANDS:
-        times = [elapsed for elapsed, _ in samples[name]]
+        times = [elapsed for elapsed, _, _ in samples[name]]
         rows.append(
             {
                 "name": name,
@@ -143,7 +154,8 @@ def measure(repeats: int, reference_repeats: int, shared: bool, checkout: Path) 
                 "min_s": round(min(times), 4),
                 "max_s": round(max(times), 4),
                 "runs": len(times),
-                "median_peak_rss_mb": round(statistics.median(rss for _, rss in samples[name]), 1),
+                "median_cpu_s": round(statistics.median(cpu for _, cpu, _ in samples[name]), 4),
+                "median_peak_rss_mb": round(statistics.median(rss for *_, rss in samples[name]), 1),
                 "times_s": [round(value, 4) for value in times],
             }
         )
@@ -163,14 +175,16 @@ def table(record: dict) -> str:
         f"{machine['load_average_at_start'][0]:.1f} at start, "
         f"{machine['load_average_at_end'][0]:.1f} at end); commit {record['hmm_pyro']['commit']}",
         "",
-        "| command | runs | median s | min s | max s | target s | median peak RSS MB |",
-        "|---|---|---|---|---|---|---|",
+        "| command | runs | median s | min s | max s | target s | median CPU s | median peak "
+        "RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in record["commands"]:
         target = "" if row["target_s"] is None else f"< {row['target_s']}"
         lines.append(
             f"| `{row['name']}` | {row['runs']} | {row['median_s']:.3f} | {row['min_s']:.3f} | "
-            f"{row['max_s']:.3f} | {target} | {row['median_peak_rss_mb']:.0f} |"
+            f"{row['max_s']:.3f} | {target} | {row['median_cpu_s']:.3f} | "
+            f"{row['median_peak_rss_mb']:.0f} |"
         )
     return "\n".join(lines)
 
