@@ -50,6 +50,7 @@ _UNSHOWN_ATTRS = {
     "labels",
     "parallel",
     "estimated_sequential_seconds",
+    "data_subset",
 }
 """Attributes that are not settings of the run (metadata, timings, outcomes)."""
 
@@ -196,10 +197,13 @@ def summary_lines(fit: Fit, seconds: float) -> list[str]:
     settings = _settings(attrs)
     lines = [f"fit: {fit.method} ({what}){': ' if settings else ''}{settings}"]
     rows = []
+    covered = ""
+    if stats.sequences < stats.num_sequences:
+        covered = f" (the first {stats.sequences} of {stats.num_sequences} sequences)"
     if draws == 1:
-        rows.append(("log likelihood", f"{stats.log_likelihood:.4f}"))
+        rows.append(("log likelihood", f"{stats.log_likelihood:.4f}{covered}"))
     else:
-        spread = f" (mean over draws; sd {stats.log_likelihood_sd:.2f})"
+        spread = f" (mean over draws; sd {stats.log_likelihood_sd:.2f}){covered}"
         rows.append(("log likelihood", f"{stats.log_likelihood:.4f}{spread}"))
     if stats.log_posterior is None:
         rows.append(("log posterior", "none: maximum likelihood (no prior)"))
@@ -208,8 +212,9 @@ def summary_lines(fit: Fit, seconds: float) -> list[str]:
         rows.append(("log posterior", f"{stats.log_posterior:.4f}{mean}, unnormalised"))
     tied = " (pi: stationary distribution of A)" if attrs.get("initial") == "stationary" else ""
     rows.append(("free parameters", f"{stats.num_params}{tied}"))
-    if stats.aic is not None and stats.bic is not None:
+    if stats.aic is not None:
         rows.append(("AIC", f"{stats.aic:.4f}"))
+    if stats.bic is not None:
         rows.append(("BIC", f"{stats.bic:.4f} (n = {stats.num_observed} observed steps)"))
     rows.append(("elapsed", f"{seconds:.1f} s"))
     width = max(len(label) for label, _ in rows)

@@ -25,6 +25,7 @@ from hmm_pyro.cli._options import (
     check_scheduler,
     load_data,
     model_of,
+    option_errors,
     runner_kwargs,
 )
 from hmm_pyro.data import Sequences
@@ -135,7 +136,8 @@ def _fit_in_memory(args: argparse.Namespace) -> Fit:
         if args.state_file is None:
             raise ValueError("--state-file: expected the labelled state paths for supervised")
         options["states"] = _read_states(args.state_file)
-    return get_runner(args.method, FIT_METHODS)(hmm, data, **options)
+    with option_errors(tol="--tol", max_iter="--max-iter"):
+        return get_runner(args.method, FIT_METHODS)(hmm, data, **options)
 
 
 def run(args: argparse.Namespace) -> int:

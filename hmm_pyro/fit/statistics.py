@@ -13,6 +13,10 @@ the fit was built), and :meth:`hmm_pyro.HMM.num_free_params`.
   stickiness) the fit is a plain maximum-likelihood estimate and has no log prior at all.
 - **AIC and BIC** are for point estimates: ``-2 log L + 2 p`` and ``-2 log L + p log n``, with
   ``n`` the number of observed steps (steps with at least one observed value).
+- **Fits to a store** (``fit_svi_stream``) keep only the first sequences in the fit: the log
+  likelihood of all of them is the recorded whole-store value when there is one (MAP), with AIC
+  but no BIC (``n`` of the store is not recorded); otherwise it covers the kept sequences only,
+  and :attr:`FitStatistics.sequences` says how many of :attr:`FitStatistics.num_sequences`.
 """
 
 from __future__ import annotations
@@ -46,9 +50,13 @@ class FitStatistics:
     num_observed : int
         Observed steps ``n``.
     aic, bic : float or None
-        Information criteria of a point estimate (``None`` for draws).
+        Information criteria of a point estimate (``None`` for draws, and BIC for a store
+        whose observed steps are not counted).
     maximum_likelihood : bool
         Whether the fit is a plain maximum-likelihood estimate (no prior).
+    sequences, num_sequences : int
+        Sequences the log likelihood covers, of all the fit's sequences (fewer only for a
+        fit to a store that recorded no whole-store log likelihood).
     """
 
     log_likelihood: float
@@ -59,6 +67,8 @@ class FitStatistics:
     aic: float | None
     bic: float | None
     maximum_likelihood: bool
+    sequences: int
+    num_sequences: int
 
     @property
     def log_posterior(self) -> float | None:
@@ -107,10 +117,18 @@ def fit_statistics(fit: Fit) -> FitStatistics:
     num_observed = fit.data.num_observed
     point = log_lik.size == 1
     value = float(log_lik.mean())
+    sequences = fit.data.num_sequences
+    stream = attrs.get("stream")
+    num_sequences = int(stream["num_sequences"]) if isinstance(stream, dict) else sequences
+    counted = sequences == num_sequences  # observed steps known for all sequences
+    totals = attrs.get("log_likelihood_total")
+    if not counted and point and isinstance(totals, list):
+        value, sequences = float(totals[int(attrs.get("best_restart", 0))]), num_sequences
     aic = bic = None
-    if point:
+    if point and sequences == num_sequences:
         aic = -2.0 * value + 2.0 * num_params
-        bic = -2.0 * value + num_params * math.log(max(num_observed, 1))
+        if counted:
+            bic = -2.0 * value + num_params * math.log(max(num_observed, 1))
     return FitStatistics(
         log_likelihood=value,
         log_likelihood_sd=None if point else float(log_lik.std(ddof=1)),
@@ -120,4 +138,6 @@ def fit_statistics(fit: Fit) -> FitStatistics:
         aic=aic,
         bic=bic,
         maximum_likelihood=maximum_likelihood,
+        sequences=sequences,
+        num_sequences=num_sequences,
     )

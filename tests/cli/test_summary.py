@@ -82,3 +82,10 @@ def test_a_wide_row_shows_its_first_columns():
     wide = np.arange(2 * 12, dtype=float).reshape(2, 12)
     lines = _matrix_lines(wide, [str(i) for i in range(12)], probabilities=False)
     assert lines[0].split()[-2:] == ["7", "..."] and lines[1].endswith("(4 more)")
+
+
+def test_a_partial_log_likelihood_says_which_sequences_it_covers():
+    hmm = hp.HMM(2, hp.Poisson())
+    fit = _point(hmm, hp.Sequences([[1.0, 4.0]]), stream={"num_sequences": 10})
+    text = "\n".join(summary_lines(fit, 0.5))
+    assert "(the first 1 of 10 sequences)" in text and "AIC" not in text and "BIC" not in text

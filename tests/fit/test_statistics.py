@@ -66,3 +66,17 @@ def test_draws_give_means_and_no_information_criteria():
     assert stats.aic is None and stats.bic is None
     with pytest.raises(TypeError, match=r"fit: expected a hmm_pyro\.Fit"):
         fit_statistics(hmm)
+
+
+def test_a_fit_to_a_store_that_keeps_some_sequences():
+    """A streamed MAP records the whole-store log likelihood (AIC, no BIC: ``n`` unknown);
+    otherwise the statistics say they cover the kept sequences only."""
+    stream = {"num_sequences": 10}
+    _, fit = _fit(stream=stream, log_likelihood_total=[-50.0, -40.0], best_restart=1)
+    stats = fit_statistics(fit)
+    assert (stats.log_likelihood, stats.sequences, stats.num_sequences) == (-40.0, 10, 10)
+    assert stats.aic == 80.0 + 2 * 5 and stats.bic is None
+    hmm, kept = _fit(stream=stream)
+    stats = fit_statistics(kept)
+    assert (stats.sequences, stats.num_sequences, stats.aic, stats.bic) == (2, 10, None, None)
+    assert stats.log_likelihood == pytest.approx(float(hmm.log_likelihood(PARAMS, DATA).sum()))
