@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from hmm_pyro._version import __version__
 
 if TYPE_CHECKING:
-    from hmm_pyro import kernels, plots
+    from hmm_pyro import datasets, kernels, plots
     from hmm_pyro.compare import PriorComparison, compare_priors
     from hmm_pyro.data import Sequences
     from hmm_pyro.decode import decode_store
@@ -51,6 +51,7 @@ __all__ = [
     "SweepResult",
     "__version__",
     "compare_priors",
+    "datasets",
     "decode_store",
     "diagnose",
     "fit_em",
@@ -71,7 +72,7 @@ __all__ = [
     "write_store",
 ]
 
-_SUBPACKAGES = ("kernels", "plots")
+_SUBPACKAGES = ("datasets", "kernels", "plots")
 """Subpackages in ``__all__``: ``hmm_pyro.plots`` imports the subpackage on first use."""
 
 _SOURCES = {

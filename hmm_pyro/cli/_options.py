@@ -105,8 +105,21 @@ _RUNNER_FLAGS: tuple[tuple[str, dict[str, Any], str], ...] = (
         "start: auto, prior, data, em (all break the label symmetry); for SVI also Pyro's "
         "median, mean, feasible, uniform, sample",
     ),
+    ("max_iter", {"type": int}, "EM/Viterbi-training updates per restart"),
+    (
+        "tol",
+        {"type": float},
+        "convergence tolerance: EM stops when an update changes the log posterior by at most "
+        "TOL relative to its size; SVI and MAP by Adam when the mean loss of 50 steps does",
+    ),
 )
 """Runner options that keep their runner's name: (option, argparse settings, help)."""
+
+_STRICT_RUNNER_OPTIONS = ("max_iter", "tol")
+"""Runner options refused (not dropped) when the method does not take them."""
+
+GAP_CHOICES = ("missing", "error", "ignore")
+"""The choices of ``--time-gaps``: ``Sequences.from_file``'s ``gaps`` (a test checks)."""
 
 _COMMAND_RUNNER_OPTIONS = ("checkpoint", "checkpoint_every", "chain_dir", "batch_size")
 """Runner options that only some commands offer (``fit``), read when present."""
@@ -194,31 +207,97 @@ def add_data_argument(
     columns = _library.parameters("hmm_pyro.data:Sequences.from_file")
     group.add_argument(
         "--sequence-column",
-        help=f"sequence id column (default: {columns['sequence']})",
+        help=f"sequence id column; 'none': the file is one sequence (default: "
+        f"{columns['sequence']}, or one sequence when the file has no such column)",
     )
     group.add_argument(
         "--time-column",
-        help="column ordering steps within a sequence; 'none' keeps row order "
-        f"(default: {columns['time']})",
+        help="column ordering the steps within a sequence; whole-number times also place "
+        "them, so a skipped time is a missing observation (see --time-gaps); 'none' keeps row "
+        f"order (default: {columns['time']})",
+    )
+    group.add_argument(
+        "--time-gaps",
+        choices=GAP_CHOICES,
+        help="skipped times: missing (missing observations, which the model marginalises; a "
+        "note says how many), error, or ignore (the time column only orders the rows) "
+        f"(default: {columns['gaps']})",
     )
     group.add_argument(
         "--value-column",
-        help="observation column(s), comma-separated for several dimensions "
+        help="observation column(s), comma-separated for several dimensions; a column of "
+        "text gives named symbols (categorical emissions) "
         f"(default: {columns['value']})",
     )
 
 
-def load_data(args: argparse.Namespace, path: str | None = None) -> Sequences:
-    """Read the data file (``args.data`` unless ``path``) with the column options given."""
-    from hmm_pyro.data import Sequences
+def _lacks_column(path: str, column: str) -> bool:
+    """Whether ``path`` is a CSV file whose header does not name ``column``."""
+    import pandas as pd  # only here: building the parser stays light
 
-    options = set_only(sequence=args.sequence_column)
+    file = Path(path)
+    if file.suffix.lower() != ".csv" or not file.is_file():
+        return False
+    try:
+        header = pd.read_csv(file, nrows=0)
+    except (ValueError, OSError, UnicodeDecodeError):
+        return False  # Sequences.from_file reports the problem
+    return column not in header.columns
+
+
+_GAP_ADVICE = re.compile(r"gaps='(missing|error|ignore)'")
+"""The library's advice on gaps (``gaps='error'``), shown as the CLI option."""
+
+
+def _in_options(text: str) -> str:
+    """``gaps='error'`` -> ``--time-gaps error`` in a library message."""
+    return _GAP_ADVICE.sub(r"--time-gaps \1", text)
+
+
+def load_data(
+    args: argparse.Namespace, path: str | None = None, symbols: Sequence[str] | None = None
+) -> Sequences:
+    """Read the data file (``args.data`` unless ``path``) with the column options given.
+
+    A CSV file without the default sequence column is one sequence. Gaps filled with missing
+    observations are reported in one line (``note: ...``) on stderr.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options.
+    path : str, optional
+        Another file than ``args.data``.
+    symbols : sequence of str, optional
+        The names of the symbols (a fit's) that text values are coded with.
+    """
+    from hmm_pyro.data import Sequences, TimeGapWarning
+
+    file = args.data if path is None else path
+    options: dict[str, Any] = set_only(gaps=getattr(args, "time_gaps", None), symbols=symbols)
+    default_sequence = _library.parameters("hmm_pyro.data:Sequences.from_file")["sequence"]
+    if args.sequence_column is not None:
+        none = args.sequence_column.lower() == "none"
+        options["sequence"] = None if none else args.sequence_column
+    elif _lacks_column(file, default_sequence):
+        options["sequence"] = None
     if args.time_column is not None:
         options["time"] = None if args.time_column.lower() == "none" else args.time_column
     if args.value_column is not None:
         columns = [column.strip() for column in args.value_column.split(",")]
         options["value"] = columns[0] if len(columns) == 1 else columns
-    return Sequences.from_file(args.data if path is None else path, **options)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TimeGapWarning)
+            data = Sequences.from_file(file, **options)
+    except ValueError as error:  # the library's advice, in the CLI's options
+        raise ValueError(_in_options(str(error))) from error
+    for item in caught:
+        if issubclass(item.category, TimeGapWarning):
+            print(f"note: {_in_options(str(item.message))}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    return data
 
 
 # ---------------------------------------------------------------------------- model and prior
@@ -366,12 +445,16 @@ def runner_options(method: str) -> dict[str, Any]:
 
 
 def _defaults_text(option: str, methods: Sequence[str]) -> str:
-    """The runners' default of ``option``: ``"4"``, or ``"4 for svi, 5 for em and viterbi"``."""
+    """The runners' default of ``option``: ``"4"``, or ``"4 for svi, 5 for em and viterbi"``.
+
+    ``None`` (the runner chooses, e.g. by guide or optimiser) reads ``"automatic"``.
+    """
     by_value: dict[str, list[str]] = {}
     for method in methods:
         default = runner_options(method).get(option, inspect.Parameter.empty)
         if default is not inspect.Parameter.empty:
-            by_value.setdefault(str(default), []).append(method)
+            text = "automatic" if default is None else str(default)
+            by_value.setdefault(text, []).append(method)
     if len(by_value) == 1:
         return next(iter(by_value))
     return ", ".join(f"{value} for {' and '.join(names)}" for value, names in by_value.items())
@@ -438,6 +521,17 @@ def runner_kwargs(
         resume=True if getattr(args, "resume", False) else None,
     )
     accepted = runner_options(method)
+    for option in _STRICT_RUNNER_OPTIONS:
+        if given.get(option) is not None and option not in accepted:
+            takers = [
+                name
+                for name in _library.registry("hmm_pyro.runners:RUNNERS")
+                if option in runner_options(name)
+            ]
+            raise ValueError(
+                f"--{option.replace('_', '-')}: --method {method} has no such setting; "
+                f"{', '.join(takers)} take it"
+            )
     return {
         option: value
         for option, value in set_only(**given).items()

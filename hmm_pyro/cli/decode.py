@@ -25,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     from hmm_pyro.decode import decode_table
 
     fit = load_fit(args.fit)
-    data = None if args.data is None else load_data(args, args.data)
+    symbols = fit.hmm.emission.symbol_names  # text data coded as the fit's symbols
+    data = None if args.data is None else load_data(args, args.data, symbols=symbols)
     table, scores = decode_table(fit, data, max_draws=args.max_draws)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

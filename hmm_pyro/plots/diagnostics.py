@@ -39,7 +39,9 @@ def _emission_entries(fit: Fit) -> tuple[list[str], np.ndarray]:
         value = draws[name]
         value = value.reshape(-1, hmm.num_states, int(np.prod(value.shape[3:], dtype=int)))
         width = value.shape[-1]
-        labels += [name] if width == 1 else [f"{name}[{i}]" for i in range(width)]
+        variable = fit.idata.posterior[name]  # its last coordinate names entries (symbols)
+        entries = variable[variable.dims[-1]].values if variable.ndim == 4 else range(width)
+        labels += [name] if width == 1 else [f"{name}[{i}]" for i in entries]
         columns.append(value)
     return labels, np.concatenate(columns, axis=-1)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 
 import pytest
 
@@ -74,3 +75,12 @@ def test_jobs_get_their_own_arguments_and_the_options_set():
     assert job_kwargs(args) == {
         "method": "nuts", "seed": 0, "progress": True, "parallel": False, "warmup": 7,
     }  # fmt: skip
+
+
+def test_time_gap_choices_are_the_library_s():
+    """``--time-gaps`` restates ``Sequences.from_file``'s choices (the parser stays light)."""
+    from hmm_pyro._tables import GAP_MODES
+    from hmm_pyro.cli._options import GAP_CHOICES
+
+    assert GAP_CHOICES == GAP_MODES
+    assert inspect.signature(hp.Sequences.from_file).parameters["gaps"].default in GAP_CHOICES
