@@ -2,7 +2,8 @@
 
 Values are held as a float64 tensor ``(N, T_max, D)`` (``D = 1`` for univariate data) with
 ``NaN`` at missing observations and at padding, plus ``lengths (N,)``. A missing observation is
-kept as a step of the chain whose emission term is dropped (marginalised).
+kept as a step of the chain whose emission term is dropped (marginalised). Symbols read from
+text keep their names (:attr:`Sequences.symbols`); the values are their codes ``0 .. V-1``.
 
 Layer rule: ``data`` imports only ``kernels`` and the private utilities; every layer above
 imports it.
@@ -20,10 +21,15 @@ import torch
 
 from hmm_pyro._archive import check_memory, file_label, read_npy, read_npz
 from hmm_pyro._io import atomic_path
+from hmm_pyro._tables import check_symbols, split_long_table
 from hmm_pyro._types import SequencesLike
-from hmm_pyro._validation import check_bool, check_int, describe
+from hmm_pyro._validation import check_bool, check_int, describe, warn
 
-__all__ = ["Sequences", "as_sequences"]
+__all__ = ["Sequences", "TimeGapWarning", "as_sequences"]
+
+
+class TimeGapWarning(UserWarning):
+    """A time column skipped steps; they were read as missing observations."""
 
 
 _NUMERIC_KINDS = "biuf"
@@ -127,6 +133,9 @@ class Sequences:
         Valid lengths of the rows of a padded 2-D/3-D array; the rest of each row is padding.
     dim : int, optional
         Emission dimension ``D``; inferred when omitted (1 for 1-D/2-D arrays).
+    symbols : sequence of str, optional
+        Names of the symbols ``0 .. V-1`` when the values are codes of named symbols (text
+        data); the values must then be whole numbers in ``[0, V)``, one per step.
 
     Attributes
     ----------
@@ -134,6 +143,8 @@ class Sequences:
         ``(N, T_max, D)`` float64, NaN at missing and padded entries.
     lengths : torch.Tensor
         ``(N,)`` int64 number of steps of each sequence.
+    symbols : tuple of str or None
+        Names of the symbols (``None``: the values are numbers).
 
     Raises
     ------
@@ -151,11 +162,15 @@ class Sequences:
     (2, 3, [3, 2])
     """
 
+    symbols: tuple[str, ...] | None = None
+    """Names of the symbols, or ``None`` (also for instances built without ``__init__``)."""
+
     def __init__(
         self,
         data: SequencesLike,
         lengths: Sequence[int] | np.ndarray | torch.Tensor | None = None,
         dim: int | None = None,
+        symbols: Sequence[str] | None = None,
     ) -> None:
         self._cache: dict[Hashable, Any] = {}
         if isinstance(data, Sequences):
@@ -164,6 +179,7 @@ class Sequences:
             if dim is not None and dim != data.dim:
                 raise ValueError(f"dim: expected {data.dim} (from data), got {dim}")
             self.values, self.lengths = data.values, data.lengths
+            self._name_symbols(data.symbols if symbols is None else symbols)
             return
         if dim is not None:
             dim = check_int("dim", dim, minimum=1)
@@ -189,6 +205,25 @@ class Sequences:
             values[index, : piece.shape[0]] = piece
         self.values = torch.from_numpy(values)
         self.lengths = torch.tensor([piece.shape[0] for piece in pieces], dtype=torch.long)
+        self._name_symbols(symbols)
+
+    def _name_symbols(self, symbols: Sequence[str] | None) -> None:
+        """Check that the values are codes of ``symbols`` and record the names."""
+        if symbols is None:
+            return
+        names = check_symbols("symbols", symbols)
+        observed = self.values[~torch.isnan(self.values)]
+        if self.dim != 1:
+            raise ValueError(
+                f"symbols: named symbols are one value per step, got dimension {self.dim}"
+            )
+        bad = (observed != observed.round()) | (observed < 0) | (observed >= len(names))
+        if bool(bad.any()):
+            raise ValueError(
+                f"symbols: expected codes 0 .. {len(names) - 1} of the {len(names)} names, got "
+                f"{observed[bad][0].item()}"
+            )
+        self.symbols = names
 
     @staticmethod
     def _split(data: SequencesLike, lengths: Any, dim: int | None) -> list[np.ndarray]:
@@ -242,9 +277,11 @@ class Sequences:
     def from_dataframe(
         cls,
         frame: pd.DataFrame,
-        sequence: str = "sequence",
+        sequence: str | None = "sequence",
         time: str | None = "time",
         value: str | Sequence[str] = "value",
+        gaps: str = "missing",
+        symbols: Sequence[str] | None = None,
     ) -> Sequences:
         """Build from a long-format table: one row per (sequence, time step).
 
@@ -252,46 +289,59 @@ class Sequences:
         ----------
         frame : pandas.DataFrame
             The table.
-        sequence : str
+        sequence : str or None
             Column with the sequence id; sequences keep the order of first appearance.
+            ``None``: the whole table is one sequence.
         time : str or None
-            Column used to order steps within a sequence; ``None`` keeps row order.
+            Column ordering the steps within a sequence; ``None`` keeps row order. Whole-number
+            times also place the steps: the time step is the greatest common divisor of the
+            differences between consecutive times (over all sequences), and a larger
+            difference is a gap (years 1900, 1901, 1903: one missing year).
         value : str or sequence of str
-            Column(s) holding the observation; several columns give ``D > 1``.
+            Column(s) holding the observation; several columns give ``D > 1``. A single
+            column of text gives named symbols (:attr:`symbols`), coded in sorted order.
+        gaps : {"missing", "error", "ignore"}
+            A gap's steps are missing observations (marginalised by every model; a
+            :class:`TimeGapWarning` says how many), an error, or ignored (``"ignore"``: the
+            time column only orders the rows, and may hold any sortable values).
+        symbols : sequence of str, optional
+            The alphabet of a text value column, in code order (e.g. a fit's, to code new data
+            alike); default: its sorted distinct values.
 
         Returns
         -------
         Sequences
+
+        Warns
+        -----
+        TimeGapWarning
+            When ``gaps="missing"`` filled gaps, with their number and the first one.
         """
-        if not isinstance(frame, pd.DataFrame):
-            raise TypeError(f"frame: expected a pandas DataFrame, got {describe(frame)}")
+        table = split_long_table(frame, sequence, time, value, gaps=gaps, symbols=symbols)
         columns = [value] if isinstance(value, str) else list(value)
-        needed = [sequence, *columns] + ([time] if time is not None else [])
-        missing = [column for column in needed if column not in frame.columns]
-        if missing:
-            raise ValueError(
-                f"frame: expected columns {needed}, missing {missing}; got {list(frame.columns)}"
-            )
-        if frame.empty:
-            raise ValueError("frame: expected at least one row, got an empty table")
-        if frame[sequence].isna().any():  # groupby would drop these rows silently
-            raise ValueError(f"frame: column {sequence!r} has rows without a sequence id")
         pieces = []
-        for _, group in frame.groupby(sequence, sort=False):
-            if time is not None:
-                if group[time].duplicated().any():
-                    raise ValueError(f"frame: column {time!r} repeats a time within a sequence")
-                group = group.sort_values(time, kind="stable")
-            pieces.append(_to_float_array(f"frame[{columns}]", group[columns]))
-        return cls(pieces, dim=len(columns))
+        for values, positions, length in table.groups:
+            piece = np.full((length, len(columns)), np.nan)
+            piece[positions] = _to_float_array(f"frame[{columns}]", values)
+            pieces.append(piece)
+        if table.gaps:
+            warn(
+                f"time column {time!r}: {table.gaps} gap(s), {table.missing_steps} skipped "
+                f"step(s) of {table.step} (first: {table.example}), read as missing "
+                "observations, which the models marginalise (gaps='error' refuses gaps)",
+                TimeGapWarning,
+            )
+        return cls(pieces, dim=len(columns), symbols=table.symbols)
 
     @classmethod
     def from_file(
         cls,
         path: str | Path,
-        sequence: str = "sequence",
+        sequence: str | None = "sequence",
         time: str | None = "time",
         value: str | Sequence[str] = "value",
+        gaps: str = "missing",
+        symbols: Sequence[str] | None = None,
     ) -> Sequences:
         """Read sequences from ``.csv`` (long format), ``.npy`` or ``.npz``.
 
@@ -303,10 +353,11 @@ class Sequences:
         ----------
         path : str or pathlib.Path
             A CSV file with columns ``sequence``, ``time`` and ``value`` (see
-            :meth:`from_dataframe`); an ``.npy`` array (as for the constructor); or an ``.npz``
+            :meth:`from_dataframe`; in a file of one column every line is a step, an empty
+            one a missing value); an ``.npy`` array (as for the constructor); or an ``.npz``
             archive holding either ``values`` (+ optional ``lengths``) or one array per sequence.
-        sequence, time, value
-            Column names for CSV input.
+        sequence, time, value, gaps, symbols
+            CSV input: the columns and their reading, as in :meth:`from_dataframe`.
 
         Returns
         -------
@@ -327,14 +378,14 @@ class Sequences:
         label = file_label("path", path)
         try:
             if suffix == ".csv":
-                frame = pd.read_csv(path)
-                if sequence in frame.columns:
-                    counts = frame.groupby(sequence, sort=False).size()
-                    width = 1 if isinstance(value, str) else len(value)
-                    _check_padded_size(
-                        label, len(counts), int(counts.max()) if len(counts) else 0, width
-                    )
-                return cls.from_dataframe(frame, sequence=sequence, time=time, value=value)
+                # named symbols are text even when a file holds only digits
+                types = {value: str} if symbols is not None and isinstance(value, str) else None
+                # one column: every line is a step (a blank one a space, an empty one missing)
+                one_column = len(pd.read_csv(path, nrows=0).columns) == 1
+                frame = pd.read_csv(path, dtype=types, skip_blank_lines=not one_column)
+                return cls.from_dataframe(
+                    frame, sequence=sequence, time=time, value=value, gaps=gaps, symbols=symbols
+                )
             if suffix == ".npy":
                 array = read_npy(path, "path", kinds=_FILE_KINDS)
                 _check_padded_size(label, 1, array.size, 1)
@@ -499,15 +550,20 @@ class Sequences:
         lengths = self.lengths[index]
         subset.values = self.values[index, : int(lengths.max())]
         subset.lengths = lengths
+        subset.symbols = self.symbols
         return subset
 
     def __repr__(self) -> str:
         lengths = self.lengths.tolist()
         shown = lengths if len(lengths) <= 6 else [*lengths[:5], "..."]
         missing = int((~self.observed).sum()) - int((~self.mask).sum()) * self.dim
+        named = ""
+        if self.symbols is not None:
+            names = ", ".join(repr(name) for name in self.symbols[:5])
+            named = f", symbols=[{names}{', ...' if len(self.symbols) > 5 else ''}]"
         return (
             f"Sequences(num_sequences={self.num_sequences}, dim={self.dim}, "
-            f"lengths={shown}, missing={missing})"
+            f"lengths={shown}, missing={missing}{named})"
         )
 
 

@@ -27,9 +27,11 @@ from hmm_pyro.data import Sequences, as_sequences
 from hmm_pyro.emissions import Emission, from_config
 from hmm_pyro.priors import Prior
 
-__all__ = ["HMM", "MARGINALIZE_METHODS", "MAX_PARAMETERS"]
+__all__ = ["HMM", "INITIAL_MODES", "MARGINALIZE_METHODS", "MAX_PARAMETERS"]
 
 MARGINALIZE_METHODS = ("forward", "enumerate")
+INITIAL_MODES = ("free", "stationary")
+"""How ``pi`` is estimated by the classical learners: its own parameters, or tied to ``A``."""
 _SIMPLEX_ATOL = 1e-6
 _CHUNK_ELEMENTS = 2**23
 """Upper bound on the elements of the largest intermediate tensor when mapping over draws."""
@@ -119,18 +121,26 @@ class HMM:
         """Parameters whose rows are probability vectors: ``pi``, ``A`` and the emission's."""
         return ("pi", "A", *self.emission.simplex_params)
 
-    def num_free_params(self) -> int:
+    def num_free_params(self, initial: str = "free") -> int:
         """Free parameters of one draw: every entry, less one per probability row.
 
         ``(K - 1) + K (K - 1)`` for ``pi`` and ``A``, plus
         :meth:`~hmm_pyro.emissions.Emission.num_free_params` of the emission.
 
+        Parameters
+        ----------
+        initial : {"free", "stationary"}
+            ``"stationary"``: ``pi`` is the stationary distribution of ``A`` (as fitted by
+            ``fit_em(..., initial="stationary")``), so its ``K - 1`` entries are not free.
+
         Returns
         -------
         int
         """
+        check_choice("initial", initial, INITIAL_MODES)
         num = self.num_states
-        return (num - 1) + num * (num - 1) + self.emission.num_free_params(num)
+        free_pi = num - 1 if initial == "free" else 0
+        return free_pi + num * (num - 1) + self.emission.num_free_params(num)
 
     def to_config(self) -> dict[str, Any]:
         """JSON-serialisable description; :meth:`from_config` inverts it."""
@@ -264,6 +274,13 @@ class HMM:
     def prepare_data(self, data: SequencesLike) -> Sequences:
         """Return ``data`` as :class:`Sequences`, validated for this model's emission family."""
         sequences = as_sequences(data)
+        names = sequences.symbols
+        if names is not None and names != self.emission.symbol_names:
+            shown = f"{list(names)[:5]}{' ...' if len(names) > 5 else ''}"
+            raise ValueError(
+                f"data: holds named symbols {shown} (text values), which {self.emission!r} does "
+                "not name; fit them with Categorical(num_symbols, symbols=data.symbols)"
+            )
         checked = getattr(sequences, "_checked_for", None)
         if checked is None:
             checked = set()

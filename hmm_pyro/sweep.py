@@ -40,7 +40,7 @@ from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_choice, describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.diagnostics import DegeneracyReport, diagnose
-from hmm_pyro.fit import Fit
+from hmm_pyro.fit import Fit, fit_statistics
 from hmm_pyro.fit.inference_data import az
 from hmm_pyro.model import HMM
 from hmm_pyro.priors import Prior, describe_prior
@@ -106,29 +106,24 @@ def _run_point(task: _PointTask, reporter: Any) -> _PointResult:
         text = f"{item.category.__name__}: {str(item.message).splitlines()[0]}"
         if text not in notes:
             notes.append(text)
-    metrics = _metrics(fit, data, task.method)
+    metrics = _metrics(fit, task.method)
     seconds = time.perf_counter() - began
     reporter.report(task.index, 1)
     return _PointResult(fit.idata, report, metrics, notes, seconds)
 
 
-def _metrics(fit: Fit, data: Sequences, method: str) -> dict[str, Any]:
-    idata = fit.idata
-    log_lik = idata.log_likelihood["y"].values.sum(axis=-1)  # (chain, draw)
-    log_prior = sum(idata.log_prior[name].values for name in fit.hmm.param_names)
-    point = log_lik.size == 1
-    num_params = fit.hmm.num_free_params()
+def _metrics(fit: Fit, method: str) -> dict[str, Any]:
+    statistics = fit_statistics(fit)
     elbo = float("nan")
     if method == "svi":
         best = int(fit.attrs["best_restart"])
-        elbo = -float(idata.sample_stats["final_loss"].values.reshape(-1)[best])
-    bic = -2.0 * float(log_lik.mean()) + num_params * math.log(max(data.num_observed, 1))
+        elbo = -float(fit.idata.sample_stats["final_loss"].values.reshape(-1)[best])
     return {
-        "log_likelihood": float(log_lik.mean()),
-        "log_prior": float(np.mean(log_prior)),
+        "log_likelihood": statistics.log_likelihood,
+        "log_prior": float("nan") if statistics.log_prior is None else statistics.log_prior,
         "elbo": elbo,
-        "num_params": num_params,
-        "bic": bic if point else float("nan"),
+        "num_params": statistics.num_params,
+        "bic": float("nan") if statistics.bic is None else statistics.bic,
         "min_hellinger": float(np.median(min_separation(fit.hmm, fit.flat_draws()).numpy())),
     }
 

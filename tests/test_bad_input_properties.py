@@ -596,7 +596,7 @@ CLI_CASES = [
     (["fit", "OK", "--states", "2", "--stickiness", "[1, 2, 3]"], "stickiness"),
     (["fit", "OK", "--states", "2", "--symbols", "1"], "num_symbols"),
     (["fit", "OK", "--states", "2", "--method", "svi", "--init", "bogus"], "init"),
-    (["fit", "TEXT", "--states", "2"], "numeric"),
+    (["fit", "TEXT", "--states", "2", "--emission", "poisson"], "named symbols"),
     (["fit", "NEGATIVE", "--states", "2", "--symbols", "3"], "data"),
     (["fit", "OK", "--states", "2", "--emission", "poisson", "--method", "em",
       "--value-column", "count"], "count"),

@@ -11,6 +11,7 @@ from scipy.special import logsumexp
 
 import hmm_pyro as hp
 from hmm_pyro import kernels
+from hmm_pyro.data import TimeGapWarning
 
 NAN = np.nan
 
@@ -188,9 +189,9 @@ def test_from_dataframe_bad_tables():
     repeated = pd.DataFrame({"sequence": [0, 0], "time": [1, 1], "value": [1.0, 2.0]})
     with pytest.raises(ValueError, match="frame: column 'time' repeats"):
         hp.Sequences.from_dataframe(repeated)
-    text = pd.DataFrame({"sequence": [0, 0], "time": [0, 1], "value": ["a", "b"]})
-    with pytest.raises(TypeError, match="frame"):
-        hp.Sequences.from_dataframe(text)
+    mixed = pd.DataFrame({"sequence": [0, 0], "time": [0, 1], "value": ["a", 1]})
+    with pytest.raises(TypeError, match="frame"):  # text and numbers: neither symbols nor numbers
+        hp.Sequences.from_dataframe(mixed)
     with pytest.raises(TypeError, match="from_dataframe"):
         hp.Sequences(repeated)
 
@@ -319,7 +320,7 @@ def test_from_file_refuses_pickles_damage_and_oversized_data_naming_the_file(tmp
     with pytest.raises(ValueError, match=r"cut\.npy'.*\(3, 4\).*96 bytes.*holds 87 bytes"):
         hp.Sequences.from_file(tmp_path / "cut.npy")
     (tmp_path / "text.csv").write_text("sequence,time,value\n0,0,a\n")
-    with pytest.raises(TypeError, match=r"text\.csv'.*expected numeric columns"):
+    with pytest.raises(ValueError, match=r"text\.csv'.*one text value, 'a'; named symbols need"):
         hp.Sequences.from_file(tmp_path / "text.csv")
     # 1,001 sequences whose longest has 2,000 steps: 1,001 x 2,000 padded values.
     rows = ["sequence,time,value"] + [f"{n},0,1" for n in range(1000)]
@@ -471,3 +472,116 @@ def test_all_missing_sequence_has_log_likelihood_zero(make_hmm, family):
     for t in range(3):
         torch.testing.assert_close(marginals[0, t], prior, rtol=0, atol=1e-12)
         prior = prior @ params["A"]
+
+
+# ------------------------------------------------------------------ long tables: ids, gaps, text
+def test_one_sequence_without_a_sequence_column():
+    frame = pd.DataFrame({"time": [2, 0, 1], "value": [3.0, 1.0, 2.0]})
+    seqs = hp.Sequences.from_dataframe(frame, sequence=None)
+    _same(seqs, [[1.0, 2.0, 3.0]])
+
+
+def test_skipped_times_become_missing_steps_with_a_warning():
+    """Times 0, 5, 9 (step 1): steps 1-4 and 6-8 are missing, and the warning counts them."""
+    frame = pd.DataFrame({"sequence": [0, 0, 0, 1], "time": [9, 0, 5, 3], "value": [3, 1, 2, 7]})
+    with pytest.warns(TimeGapWarning, match=r"2 gap\(s\), 7 skipped step\(s\) of 1") as caught:
+        seqs = hp.Sequences.from_dataframe(frame)
+    assert len(caught) == 1
+    _same(seqs, [[1, NAN, NAN, NAN, NAN, 2, NAN, NAN, NAN, 3], [7]])
+    with pytest.raises(ValueError, match=r"frame: column 'time' skips steps \(2 gap\(s\), e\.g\."):
+        hp.Sequences.from_dataframe(frame, gaps="error")
+    _same(hp.Sequences.from_dataframe(frame, gaps="ignore"), [[1, 2, 3], [7]])
+
+
+def test_the_time_step_is_the_common_divisor_of_the_differences():
+    """Times every 10 (and 2000, 2010, 2030) have step 10: only 2020 is missing."""
+    regular = pd.DataFrame({"time": [0, 10, 20], "value": [1.0, 2.0, 3.0]})
+    _same(hp.Sequences.from_dataframe(regular, sequence=None), [[1.0, 2.0, 3.0]])
+    holed = pd.DataFrame({"time": [2000, 2010, 2030], "value": [1.0, 2.0, 3.0]})
+    with pytest.warns(TimeGapWarning, match=r"1 skipped step\(s\) of 10 \(first: from 2010 to"):
+        _same(hp.Sequences.from_dataframe(holed, sequence=None), [[1.0, 2.0, NAN, 3.0]])
+
+
+@pytest.mark.parametrize("times", [[0.0, 0.5, 1.0], ["a", "b", "c"], [0.0, NAN, 2.0]])
+def test_gaps_need_whole_number_times(times):
+    frame = pd.DataFrame({"time": times, "value": [1.0, 2.0, 3.0]})
+    with pytest.raises(ValueError, match=r"column 'time' must hold whole numbers.*gaps='ignore'"):
+        hp.Sequences.from_dataframe(frame, sequence=None)
+    if not any(isinstance(item, float) and np.isnan(item) for item in times):
+        assert hp.Sequences.from_dataframe(frame, sequence=None, gaps="ignore").max_length == 3
+
+
+def test_a_huge_gap_is_refused_before_allocating():
+    frame = pd.DataFrame({"time": [0, 1, 10**15], "value": [1.0, 2.0, 3.0]})
+    with pytest.raises(ValueError, match=r"frame: would need .* of memory"):
+        hp.Sequences.from_dataframe(frame, sequence=None)
+
+
+def test_gap_steps_are_marginalised_like_brute_force(make_hmm):
+    """The likelihood of counts at times 0, 1, 3 sums the hidden state at time 2 with no
+    emission term: brute force over all 2**4 paths, to 1e-12."""
+    hmm, params = make_hmm("poisson", num_states=2)
+    frame = pd.DataFrame({"time": [0, 1, 3], "value": [2.0, 5.0, 1.0]})
+    with pytest.warns(TimeGapWarning):
+        seqs = hp.Sequences.from_dataframe(frame, sequence=None)
+    pi, A, rate = (params[name].numpy() for name in ("pi", "A", "rate"))
+    observed = {0: 2, 1: 5, 3: 1}
+    total = 0.0
+    for path in np.ndindex(2, 2, 2, 2):
+        weight = pi[path[0]] * np.prod([A[path[t - 1], path[t]] for t in range(1, 4)])
+        for t, count in observed.items():
+            weight *= stats.poisson.pmf(count, rate[path[t]].item())
+        total += weight
+    assert abs(hmm.log_likelihood(params, seqs).item() - np.log(total)) < 1e-12
+
+
+def test_text_values_are_named_symbols_in_sorted_order(tmp_path):
+    frame = pd.DataFrame({"sequence": [0, 0, 0, 1], "time": [0, 1, 2, 0], "value": list("bab ")})
+    frame.loc[2, "value"] = None  # an empty cell: missing
+    seqs = hp.Sequences.from_dataframe(frame)
+    assert seqs.symbols == (" ", "a", "b")
+    _same(seqs, [[2, 1, NAN], [0]])
+    assert seqs.select([1]).symbols == (" ", "a", "b")
+    assert hp.Sequences(seqs).symbols == (" ", "a", "b")
+    assert repr(seqs).endswith("symbols=[' ', 'a', 'b'])")
+    # a given alphabet fixes the codes (new data coded as a fit's symbols); digits stay text
+    alphabet = ["b", "a", " ", "0"]
+    _same(hp.Sequences.from_dataframe(frame, symbols=alphabet), [[0, 1, NAN], [2]])
+    path = tmp_path / "digits.csv"
+    pd.DataFrame({"sequence": [0, 0], "time": [0, 1], "value": [0, 0]}).to_csv(path, index=False)
+    assert hp.Sequences.from_file(path, symbols=alphabet).values[0, :, 0].tolist() == [3.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    ("frame", "kwargs", "error", "match"),
+    [
+        ({"value": ["a", "b", "z"]}, {"symbols": ["a", "b"]}, ValueError, r"\['z'\], not among"),
+        ({"value": ["a", "a"]}, {}, ValueError, "one text value, 'a'"),
+        ({"value": [1.0, 2.0]}, {"symbols": ["a", "b"]}, ValueError, "do not hold text"),
+        ({"value": ["a", "b"]}, {"symbols": ["a", "a"]}, ValueError, "distinct"),
+        ({"value": ["a", "b"]}, {"symbols": "ab"}, TypeError, "list of symbol names"),
+        ({"value": ["a", "b"], "other": ["c", "d"]}, {"value": ["value", "other"]}, ValueError,
+         "single value column"),
+    ],
+)  # fmt: skip
+def test_bad_text_values_name_the_problem(frame, kwargs, error, match):
+    table = pd.DataFrame(frame).assign(time=lambda f: np.arange(len(f)))
+    with pytest.raises(error, match=match):
+        hp.Sequences.from_dataframe(table, sequence=None, **kwargs)
+
+
+def test_symbols_argument_checks_the_codes():
+    assert hp.Sequences([[1, 0, NAN]], symbols=["x", "y"]).symbols == ("x", "y")
+    with pytest.raises(ValueError, match=r"symbols: expected codes 0 \.\. 1 of the 2 names, got 2"):
+        hp.Sequences([[1, 2]], symbols=["x", "y"])
+    with pytest.raises(ValueError, match="symbols: named symbols are one value per step"):
+        hp.Sequences(np.zeros((1, 3, 2)), symbols=["x", "y"])
+
+
+def test_a_one_column_file_keeps_every_line_as_a_step(tmp_path):
+    """pandas skips blank lines; in a file of one column they are steps: a space, or missing."""
+    path = tmp_path / "letters.csv"
+    path.write_text("value\na\n \n\nb\n")
+    seqs = hp.Sequences.from_file(path, sequence=None, time=None)
+    assert seqs.symbols == (" ", "a", "b")
+    _same(seqs, [[1, 0, NAN, 2]])

@@ -388,3 +388,17 @@ def test_config_round_trip():
 def test_simplex_params_and_free_parameter_count(hmm, simplex, free):
     assert hmm.simplex_params == simplex
     assert hmm.num_free_params() == free
+    # pi tied to A (the stationary distribution) has no free parameter of its own
+    assert hmm.num_free_params("stationary") == free - (hmm.num_states - 1)
+    with pytest.raises(ValueError, match="initial: expected one of"):
+        hmm.num_free_params("tied")
+
+
+def test_named_symbols_fit_only_a_family_with_those_names():
+    data = hp.Sequences([[0, 1, 2, 1]], symbols=["x", "y", "z"])
+    named = hp.HMM(2, hp.Categorical(3, symbols=["x", "y", "z"]))
+    assert named.prepare_data(data) is data
+    assert named.prepare_data([[0, 2]]).symbols is None  # codes without names: accepted
+    for emission in (hp.Categorical(3), hp.Categorical(3, symbols=["z", "y", "x"]), hp.Poisson()):
+        with pytest.raises(ValueError, match=r"data: holds named symbols \['x', 'y', 'z'\]"):
+            hp.HMM(2, emission).prepare_data(data)

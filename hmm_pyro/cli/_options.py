@@ -5,13 +5,16 @@ and help texts read those defaults from the library (signatures, :class:`hmm_pyr
 fields), so that nothing here restates them. The defaults kept here are the CLI's own choices:
 ``--seed 0`` (runs repeat unless asked otherwise), categorical emissions, progress bars on,
 and the output file names.
+
+Building the parser imports no part of the library that loads torch: the choices and defaults
+in the help texts are read from the library's source (:mod:`hmm_pyro.cli._library`), and the
+functions that run a command import the library when they are called.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import inspect
 import json
 import re
@@ -19,16 +22,16 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hmm_pyro.data import Sequences
-from hmm_pyro.emissions import FAMILIES, Categorical, Emission
-from hmm_pyro.fit import Fit, load
-from hmm_pyro.inference.map import OPTIMIZERS as MAP_OPTIMIZERS
-from hmm_pyro.inference.svi import GUIDES
-from hmm_pyro.model import HMM
-from hmm_pyro.priors import Prior
-from hmm_pyro.runners import runner_options
+from hmm_pyro.cli import _library
+
+if TYPE_CHECKING:
+    from hmm_pyro.data import Sequences
+    from hmm_pyro.emissions import Emission
+    from hmm_pyro.fit import Fit
+    from hmm_pyro.model import HMM
+    from hmm_pyro.priors import Prior
 
 __all__ = [
     "EMISSION_FAMILIES",
@@ -56,6 +59,7 @@ __all__ = [
     "prior_of",
     "report_warnings",
     "runner_kwargs",
+    "runner_options",
     "set_only",
 ]
 
@@ -63,13 +67,15 @@ EXIT_OK, EXIT_FLAGGED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130
 """Ctrl-C during a checkpointed SVI run: the state was saved, ``--resume`` continues."""
 
-PRIOR_KEYS = tuple(field.name for field in dataclasses.fields(Prior))
+_PRIOR = "hmm_pyro.priors:Prior"
+
+PRIOR_KEYS = tuple(_library.fields(_PRIOR))
 """Fields of :class:`hmm_pyro.Prior`: one option each, and the keys of a ``--prior`` setting."""
 
 _PARAMETER_FIELDS = ("pi", "A", "B")
 """Prior fields named after the parameter they are the prior of: ``--prior-pi``, not ``--pi``."""
 
-EMISSION_FAMILIES = tuple(FAMILIES)
+EMISSION_FAMILIES = _library.keys("hmm_pyro.emissions:FAMILIES")
 """The choices of ``--emission``."""
 
 _OPTION_FLAGS = {"num_symbols": "--symbols", "dim": "--dim"}
@@ -85,8 +91,12 @@ _RUNNER_FLAGS: tuple[tuple[str, dict[str, Any], str], ...] = (
     ("chains", {"type": int}, "NUTS chains"),
     ("warmup", {"type": int}, "NUTS warm-up iterations"),
     ("draws", {"type": int}, "NUTS draws per chain"),
-    ("guide", {"choices": GUIDES}, "SVI guide"),
-    ("optimizer", {"choices": MAP_OPTIMIZERS}, "MAP optimiser"),
+    ("guide", {"choices": _library.constant("hmm_pyro.inference.svi:GUIDES")}, "SVI guide"),
+    (
+        "optimizer",
+        {"choices": _library.constant("hmm_pyro.inference.map:OPTIMIZERS")},
+        "MAP optimiser",
+    ),
     ("steps", {"type": int}, "SVI (and MAP by Adam) steps per restart"),
     ("restarts", {"type": int}, "SVI/MAP/EM/Viterbi-training restarts"),
     (
@@ -95,8 +105,21 @@ _RUNNER_FLAGS: tuple[tuple[str, dict[str, Any], str], ...] = (
         "start: auto, prior, data, em (all break the label symmetry); for SVI also Pyro's "
         "median, mean, feasible, uniform, sample",
     ),
+    ("max_iter", {"type": int}, "EM/Viterbi-training updates per restart"),
+    (
+        "tol",
+        {"type": float},
+        "convergence tolerance: EM stops when an update changes the log posterior by at most "
+        "TOL relative to its size; SVI and MAP by Adam when the mean loss of 50 steps does",
+    ),
 )
 """Runner options that keep their runner's name: (option, argparse settings, help)."""
+
+_STRICT_RUNNER_OPTIONS = ("max_iter", "tol")
+"""Runner options refused (not dropped) when the method does not take them."""
+
+GAP_CHOICES = ("missing", "error", "ignore")
+"""The choices of ``--time-gaps``: ``Sequences.from_file``'s ``gaps`` (a test checks)."""
 
 _COMMAND_RUNNER_OPTIONS = ("checkpoint", "checkpoint_every", "chain_dir", "batch_size")
 """Runner options that only some commands offer (``fit``), read when present."""
@@ -113,9 +136,13 @@ def set_only(**options: Any) -> dict[str, Any]:
     return {key: value for key, value in options.items() if value is not None}
 
 
-def library_default(function: Callable[..., Any], name: str) -> Any:
-    """The default of argument ``name`` of a library ``function`` (for help texts)."""
-    return inspect.signature(function).parameters[name].default
+def library_default(function: str, name: str) -> Any:
+    """The default of argument ``name`` of the library function at ``function`` (for help texts).
+
+    ``function`` is a path ``"module:name"`` (``"hmm_pyro.sweep:sweep"``): the default is read
+    from the source, without importing the library (see :mod:`hmm_pyro.cli._library`).
+    """
+    return _library.parameters(function)[name]
 
 
 @contextlib.contextmanager
@@ -177,32 +204,100 @@ def add_data_argument(
     """The data-file argument and the CSV column options."""
     parser.add_argument(name, help=help)
     group = parser.add_argument_group("data file (CSV long format)")
-    columns = inspect.signature(Sequences.from_file).parameters
+    columns = _library.parameters("hmm_pyro.data:Sequences.from_file")
     group.add_argument(
         "--sequence-column",
-        help=f"sequence id column (default: {columns['sequence'].default})",
+        help=f"sequence id column; 'none': the file is one sequence (default: "
+        f"{columns['sequence']}, or one sequence when the file has no such column)",
     )
     group.add_argument(
         "--time-column",
-        help="column ordering steps within a sequence; 'none' keeps row order "
-        f"(default: {columns['time'].default})",
+        help="column ordering the steps within a sequence; whole-number times also place "
+        "them, so a skipped time is a missing observation (see --time-gaps); 'none' keeps row "
+        f"order (default: {columns['time']})",
+    )
+    group.add_argument(
+        "--time-gaps",
+        choices=GAP_CHOICES,
+        help="skipped times: missing (missing observations, which the model marginalises; a "
+        "note says how many), error, or ignore (the time column only orders the rows) "
+        f"(default: {columns['gaps']})",
     )
     group.add_argument(
         "--value-column",
-        help="observation column(s), comma-separated for several dimensions "
-        f"(default: {columns['value'].default})",
+        help="observation column(s), comma-separated for several dimensions; a column of "
+        "text gives named symbols (categorical emissions) "
+        f"(default: {columns['value']})",
     )
 
 
-def load_data(args: argparse.Namespace, path: str | None = None) -> Sequences:
-    """Read the data file (``args.data`` unless ``path``) with the column options given."""
-    options = set_only(sequence=args.sequence_column)
+def _lacks_column(path: str, column: str) -> bool:
+    """Whether ``path`` is a CSV file whose header does not name ``column``."""
+    import pandas as pd  # only here: building the parser stays light
+
+    file = Path(path)
+    if file.suffix.lower() != ".csv" or not file.is_file():
+        return False
+    try:
+        header = pd.read_csv(file, nrows=0)
+    except (ValueError, OSError, UnicodeDecodeError):
+        return False  # Sequences.from_file reports the problem
+    return column not in header.columns
+
+
+_GAP_ADVICE = re.compile(r"gaps='(missing|error|ignore)'")
+"""The library's advice on gaps (``gaps='error'``), shown as the CLI option."""
+
+
+def _in_options(text: str) -> str:
+    """``gaps='error'`` -> ``--time-gaps error`` in a library message."""
+    return _GAP_ADVICE.sub(r"--time-gaps \1", text)
+
+
+def load_data(
+    args: argparse.Namespace, path: str | None = None, symbols: Sequence[str] | None = None
+) -> Sequences:
+    """Read the data file (``args.data`` unless ``path``) with the column options given.
+
+    A CSV file without the default sequence column is one sequence. Gaps filled with missing
+    observations are reported in one line (``note: ...``) on stderr.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options.
+    path : str, optional
+        Another file than ``args.data``.
+    symbols : sequence of str, optional
+        The names of the symbols (a fit's) that text values are coded with.
+    """
+    from hmm_pyro.data import Sequences, TimeGapWarning
+
+    file = args.data if path is None else path
+    options: dict[str, Any] = set_only(gaps=getattr(args, "time_gaps", None), symbols=symbols)
+    default_sequence = _library.parameters("hmm_pyro.data:Sequences.from_file")["sequence"]
+    if args.sequence_column is not None:
+        none = args.sequence_column.lower() == "none"
+        options["sequence"] = None if none else args.sequence_column
+    elif _lacks_column(file, default_sequence):
+        options["sequence"] = None
     if args.time_column is not None:
         options["time"] = None if args.time_column.lower() == "none" else args.time_column
     if args.value_column is not None:
         columns = [column.strip() for column in args.value_column.split(",")]
         options["value"] = columns[0] if len(columns) == 1 else columns
-    return Sequences.from_file(args.data if path is None else path, **options)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TimeGapWarning)
+            data = Sequences.from_file(file, **options)
+    except ValueError as error:  # the library's advice, in the CLI's options
+        raise ValueError(_in_options(str(error))) from error
+    for item in caught:
+        if issubclass(item.category, TimeGapWarning):
+            print(f"note: {_in_options(str(item.message))}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    return data
 
 
 # ---------------------------------------------------------------------------- model and prior
@@ -219,9 +314,9 @@ def _json_value(text: str) -> float | list[Any]:
     return value
 
 
-def _field_docs(cls: type) -> dict[str, str]:
+def _field_docs(doc: str) -> dict[str, str]:
     """First clause of each parameter's description in the numpydoc ``Parameters`` section."""
-    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
+    lines = doc.splitlines()
     docs: dict[str, str] = {}
     names: list[str] = []
     inside = False
@@ -246,7 +341,7 @@ def add_emission_option(group: Any, help: str) -> None:
     group.add_argument(
         "--emission",
         choices=EMISSION_FAMILIES,
-        default=Categorical.family,
+        default=_library.constant("hmm_pyro.emissions:Categorical.family"),
         help=f"{help} (default: %(default)s)",
     )
 
@@ -281,21 +376,22 @@ def add_model_options(
         help="dimension of Gaussian/Poisson observations (default: from the data, else 1)",
     )
     prior_group = parser.add_argument_group("prior (each a number or a JSON array)")
-    docs = _field_docs(Prior)
-    for field in dataclasses.fields(Prior):
-        name = field.name
+    docs = _field_docs(_library.docstring(_PRIOR))
+    for name, default in _library.fields(_PRIOR).items():
         flag = f"--prior-{name}" if name in _PARAMETER_FIELDS else "--" + name.replace("_", "-")
         prior_group.add_argument(
             flag,
             dest=f"prior_{name}",
             type=_json_value,
             metavar="X",
-            help=f"{docs.get(name, 'hyperparameter')} (Prior.{name}, default {field.default})",
+            help=f"{docs.get(name, 'hyperparameter')} (Prior.{name}, default {default})",
         )
 
 
 def prior_of(args: argparse.Namespace, **changes: Any) -> Prior:
     """The :class:`hmm_pyro.Prior` of the prior options given, with ``changes`` on top."""
+    from hmm_pyro.priors import Prior
+
     options = set_only(**{name: getattr(args, f"prior_{name}", None) for name in PRIOR_KEYS})
     options.update(changes)
     return Prior(**options)
@@ -303,6 +399,8 @@ def prior_of(args: argparse.Namespace, **changes: Any) -> Prior:
 
 def emission_of(args: argparse.Namespace, data: Sequences | None = None) -> Emission:
     """The emission family of ``--emission`` (with ``--symbols``, ``--dim`` or the data)."""
+    from hmm_pyro.emissions import FAMILIES
+
     family = FAMILIES[args.emission]
     num_symbols, dim = getattr(args, "symbols", None), getattr(args, "dim", None)
     try:
@@ -319,6 +417,8 @@ def model_of(
     args: argparse.Namespace, data: Sequences | None = None, prior: Prior | None = None
 ) -> HMM:
     """The HMM of the model and prior options (with ``prior`` instead of the prior options)."""
+    from hmm_pyro.model import HMM
+
     if args.states is None:
         raise ValueError("--states: expected the number of hidden states K")
     return HMM(
@@ -327,13 +427,34 @@ def model_of(
 
 
 # ---------------------------------------------------------------------------- runners
+def runner_options(method: str) -> dict[str, Any]:
+    """:func:`hmm_pyro.runners.runner_options`, read from the runners' source (no import).
+
+    Parameters
+    ----------
+    method : str
+        A key of :data:`hmm_pyro.runners.RUNNERS`.
+
+    Returns
+    -------
+    dict
+        ``{option: default}`` for every parameter after the model and the data.
+    """
+    runner = _library.registry("hmm_pyro.runners:RUNNERS")[method]
+    return dict(list(_library.parameters(runner).items())[2:])
+
+
 def _defaults_text(option: str, methods: Sequence[str]) -> str:
-    """The runners' default of ``option``: ``"4"``, or ``"4 for svi, 5 for em and viterbi"``."""
+    """The runners' default of ``option``: ``"4"``, or ``"4 for svi, 5 for em and viterbi"``.
+
+    ``None`` (the runner chooses, e.g. by guide or optimiser) reads ``"automatic"``.
+    """
     by_value: dict[str, list[str]] = {}
     for method in methods:
         default = runner_options(method).get(option, inspect.Parameter.empty)
         if default is not inspect.Parameter.empty:
-            by_value.setdefault(str(default), []).append(method)
+            text = "automatic" if default is None else str(default)
+            by_value.setdefault(text, []).append(method)
     if len(by_value) == 1:
         return next(iter(by_value))
     return ", ".join(f"{value} for {' and '.join(names)}" for value, names in by_value.items())
@@ -400,6 +521,17 @@ def runner_kwargs(
         resume=True if getattr(args, "resume", False) else None,
     )
     accepted = runner_options(method)
+    for option in _STRICT_RUNNER_OPTIONS:
+        if given.get(option) is not None and option not in accepted:
+            takers = [
+                name
+                for name in _library.registry("hmm_pyro.runners:RUNNERS")
+                if option in runner_options(name)
+            ]
+            raise ValueError(
+                f"--{option.replace('_', '-')}: --method {method} has no such setting; "
+                f"{', '.join(takers)} take it"
+            )
     return {
         option: value
         for option, value in set_only(**given).items()
@@ -451,6 +583,8 @@ def add_fit_argument(parser: argparse.ArgumentParser, help: str = "a fit (.nc)")
 
 def load_fit(path: str) -> Fit:
     """Load a fit written by ``hmm-pyro fit``; errors name the file."""
+    from hmm_pyro.fit import load
+
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"fit: expected an existing NetCDF file, got {path!r}")

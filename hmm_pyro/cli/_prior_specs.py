@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hmm_pyro.cli._options import PRIOR_KEYS, one_line, prior_of
-from hmm_pyro.priors import Prior
+
+if TYPE_CHECKING:
+    from hmm_pyro.priors import Prior
 
 __all__ = ["add_prior_specs", "parse_prior_spec", "prior_settings"]
 

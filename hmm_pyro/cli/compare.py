@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from hmm_pyro.cli import _library
 from hmm_pyro.cli._options import (
     EXIT_OK,
     add_command,
@@ -18,17 +19,20 @@ from hmm_pyro.cli._options import (
     set_only,
 )
 from hmm_pyro.cli._prior_specs import add_prior_specs, prior_settings
-from hmm_pyro.compare import COMPARE_METHODS, ELPD_METHODS, MIN_LOO_SEQUENCES, compare_priors
-from hmm_pyro.plots import save_comparison
 
 __all__ = ["add_parser"]
 
 DEFAULT_SETTINGS = ("flat", "sticky:stickiness=10")
 """The prior settings compared without ``--prior``: the model's prior and a sticky one."""
 
+_COMPARE_PRIORS = "hmm_pyro.compare:compare_priors"
+
 
 def run(args: argparse.Namespace) -> int:
     """Compare; print the table; write it, the reports and the plots (and the fits)."""
+    from hmm_pyro.compare import compare_priors
+    from hmm_pyro.plots import save_comparison
+
     check_scheduler(args)
     priors = prior_settings(args, DEFAULT_SETTINGS)
     data = load_data(args)
@@ -66,19 +70,23 @@ def add_parser(commands: Any) -> None:
         epilog="Example: hmm-pyro compare data.csv --states 3 --prior flat "
         "--prior sticky:stickiness=10 --prior strong:B=100 --chains 2 --warmup 300 --draws 300",
     )
-    add_fitting_options(parser, COMPARE_METHODS, default=library_default(compare_priors, "method"))
+    add_fitting_options(
+        parser,
+        _library.constant("hmm_pyro.compare:COMPARE_METHODS"),
+        default=library_default(_COMPARE_PRIORS, "method"),
+    )
     add_prior_specs(parser, default=f"{DEFAULT_SETTINGS[0]} (no change) and {DEFAULT_SETTINGS[1]}")
     parser.add_argument(
         "--elpd",
-        choices=ELPD_METHODS,
+        choices=_library.constant("hmm_pyro.compare:ELPD_METHODS"),
         help="ELPD estimate: PSIS-LOO over sequences, K-fold CV, or auto (LOO with >= "
-        f"{MIN_LOO_SEQUENCES} sequences and posterior draws) "
-        f"(default: {library_default(compare_priors, 'elpd')})",
+        f"{_library.constant('hmm_pyro.compare:MIN_LOO_SEQUENCES')} sequences and posterior "
+        f"draws) (default: {library_default(_COMPARE_PRIORS, 'elpd')})",
     )
     parser.add_argument(
         "--folds",
         type=int,
-        help=f"K-fold folds (default: {library_default(compare_priors, 'folds')})",
+        help=f"K-fold folds (default: {library_default(_COMPARE_PRIORS, 'folds')})",
     )
     parser.add_argument("--save-fits", action="store_true", help="also save every fit (.nc)")
     parser.add_argument("--out", default="compare", help="output folder (default: compare)")

@@ -16,16 +16,17 @@ from hmm_pyro.cli._options import (
     load_data,
     load_fit,
 )
-from hmm_pyro.decode import decode_table
-from hmm_pyro.fit import Fit
 
 __all__ = ["add_parser"]
 
 
 def run(args: argparse.Namespace) -> int:
     """Decode the fitted data (or ``--data``) and write the table."""
+    from hmm_pyro.decode import decode_table
+
     fit = load_fit(args.fit)
-    data = None if args.data is None else load_data(args, args.data)
+    symbols = fit.hmm.emission.symbol_names  # text data coded as the fit's symbols
+    data = None if args.data is None else load_data(args, args.data, symbols=symbols)
     table, scores = decode_table(fit, data, max_draws=args.max_draws)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -55,6 +56,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--max-draws",
         type=int,
-        help=f"draws averaged (default: {library_default(Fit.state_probs, 'max_draws')})",
+        help="draws averaged (default: "
+        f"{library_default('hmm_pyro.fit:Fit.state_probs', 'max_draws')})",
     )
     parser.add_argument("--out", default="decoded.csv", help="output CSV (default: decoded.csv)")

@@ -9,19 +9,18 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from hmm_pyro.cli._options import EXIT_OK, add_command, library_default, set_only
-from hmm_pyro.diagnostics import diagnose, relabel
-from hmm_pyro.emissions import Categorical
-from hmm_pyro.fit import Fit
-from hmm_pyro.inference import fit_map, fit_nuts
-from hmm_pyro.model import HMM
-from hmm_pyro.simulate import REFERENCE_PARAMS, simulate
+
+if TYPE_CHECKING:
+    import torch
+
+    from hmm_pyro.fit import Fit
 
 __all__ = ["add_parser", "run_demo"]
+
+_RUN_DEMO = "hmm_pyro.cli.demo:run_demo"
 
 
 def _print_matrix(name: str, matrix: torch.Tensor) -> None:
@@ -32,6 +31,7 @@ def _print_matrix(name: str, matrix: torch.Tensor) -> None:
 
 def _aligned(fit: Fit, truth: torch.Tensor) -> torch.Tensor:
     """Posterior-mean B with rows matched to the true rows (Hungarian on L1 distance)."""
+    import torch
     from scipy.optimize import linear_sum_assignment
 
     estimate = fit.posterior_mean()["B"]
@@ -56,6 +56,12 @@ def run_demo(out_dir: str | Path = "out", quick: bool = False, seed: int = 0) ->
     dict of Fit
         ``{"map": ..., "nuts": ...}``.
     """
+    from hmm_pyro.diagnostics import diagnose, relabel
+    from hmm_pyro.emissions import Categorical
+    from hmm_pyro.inference import fit_map, fit_nuts
+    from hmm_pyro.model import HMM
+    from hmm_pyro.simulate import REFERENCE_PARAMS, simulate
+
     out_dir = Path(out_dir)
     num_sequences, length = (5, 100) if quick else (20, 500)
     warmup = draws = 50 if quick else 300
@@ -127,9 +133,9 @@ def add_parser(commands: Any) -> None:
         "(L-BFGS, 4 restarts) and NUTS (4 chains); print an ArviZ summary; save NetCDF results.",
     )
     parser.add_argument(
-        "--out", help=f"output folder (default: {library_default(run_demo, 'out_dir')})"
+        "--out", help=f"output folder (default: {library_default(_RUN_DEMO, 'out_dir')})"
     )
     parser.add_argument("--quick", action="store_true", help="small data and short chains")
     parser.add_argument(
-        "--seed", type=int, help=f"random seed (default: {library_default(run_demo, 'seed')})"
+        "--seed", type=int, help=f"random seed (default: {library_default(_RUN_DEMO, 'seed')})"
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hmm_pyro._io import write_text_atomic
+from hmm_pyro.cli import _library
 from hmm_pyro.cli._options import (
     EXIT_FLAGGED,
     EXIT_OK,
@@ -18,13 +19,14 @@ from hmm_pyro.cli._options import (
     report_warnings,
     set_only,
 )
-from hmm_pyro.diagnostics import RELABEL_METHODS, diagnose, relabel
 
 __all__ = ["add_parser"]
 
 
 def run_diagnose(args: argparse.Namespace) -> int:
     """Write FIT_diagnosis.json and FIT_diagnosis.md; exit code 1 when a flag is raised."""
+    from hmm_pyro.diagnostics import diagnose
+
     fit = load_fit(args.fit)
     report = diagnose(fit, **set_only(max_draws=args.max_draws))
     fit_path = Path(args.fit)
@@ -41,6 +43,8 @@ def run_diagnose(args: argparse.Namespace) -> int:
 
 def run_relabel(args: argparse.Namespace) -> int:
     """Save the relabelled fit; warnings (collapsed states, ...) go to stderr, one line each."""
+    from hmm_pyro.diagnostics import relabel
+
     fit = load_fit(args.fit)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -85,8 +89,8 @@ def add_parser(commands: Any) -> None:
     add_fit_argument(parser)
     parser.add_argument(
         "--method",
-        choices=RELABEL_METHODS,
-        default=library_default(relabel, "method"),
+        choices=_library.constant("hmm_pyro.diagnostics:RELABEL_METHODS"),
+        default=library_default("hmm_pyro.diagnostics:relabel", "method"),
         help="relabelling algorithm (default: %(default)s)",
     )
     parser.add_argument("--out", help="output file (default: FIT_relabelled.nc)")

@@ -1,32 +1,37 @@
 """``hmm-pyro fit``: NUTS, SVI, EM, Viterbi training or supervised counting.
 
 Stores (``hmm-pyro store``) are fitted by mini-batch SVI, read lazily; so are data files with
-``--batch-size``.
+``--batch-size``. After every fit: the estimates, compactly (:mod:`hmm_pyro.cli._summary`),
+and the fit statistics (log likelihood, log posterior, free parameters, AIC and BIC of point
+estimates, elapsed time).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from hmm_pyro.cli._options import (
     EXIT_INTERRUPTED,
     EXIT_OK,
+    PRIOR_KEYS,
     add_command,
     add_fitting_options,
     check_scheduler,
     load_data,
     model_of,
+    option_errors,
     runner_kwargs,
+    runner_options,
 )
-from hmm_pyro.data import Sequences
-from hmm_pyro.fit import Fit
-from hmm_pyro.runners import get_runner, runner_options
-from hmm_pyro.store import MemoryStore, is_store, open_store
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from hmm_pyro.fit import Fit
 
 __all__ = ["FIT_METHODS", "add_parser"]
 
@@ -36,11 +41,17 @@ FIT_METHODS = ("nuts", "svi", "map", "em", "viterbi", "supervised")
 
 def _read_states(path: str) -> list[np.ndarray]:
     """Labelled state paths: CSV ``sequence,time,state`` or an ``.npy``/``.npz`` array."""
+    import numpy as np
+
+    from hmm_pyro.data import Sequences
+
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"--state-file: expected an existing file, got {path!r}")
     options = {"value": "state"} if file.suffix.lower() == ".csv" else {}
     paths = Sequences.from_file(file, **options)  # the library's checked readers (no pickles)
+    if not bool(paths.observed.all()):
+        raise ValueError(f"--state-file: {path!r} has steps without a state (empty or skipped)")
     return [np.asarray(sequence, dtype=np.int64) for sequence in paths.to_list()]
 
 
@@ -65,10 +76,30 @@ def _check_fit_options(args: argparse.Namespace, streaming: bool) -> None:
             f"--batch-size: mini-batches of sequences (and stores) are for --method svi; "
             f"got --method {args.method}"
         )
+    for flag, given, argument in (
+        ("--stationary", args.stationary, "initial"),
+        ("--mle", args.mle, "emission_prior"),
+    ):
+        if given and argument not in runner_options(args.method):
+            takers = [method for method in FIT_METHODS if argument in runner_options(method)]
+            raise ValueError(
+                f"{flag}: a setting of the classical learners ({', '.join(takers)}); got "
+                f"--method {args.method} (try --method em)"
+            )
+    runner_kwargs(args, "svi_stream" if streaming else args.method)  # refuses foreign settings
+    if args.mle:
+        given = [name for name in PRIOR_KEYS if getattr(args, f"prior_{name}") is not None]
+        if given:
+            raise ValueError(
+                f"--mle: maximum likelihood has no prior; got prior option(s) for {given}"
+            )
 
 
 def _fit_stream(args: argparse.Namespace) -> Fit:
     """Mini-batch SVI over a store (or over an in-memory data file with --batch-size)."""
+    from hmm_pyro.runners import get_runner
+    from hmm_pyro.store import MemoryStore, is_store, open_store
+
     if is_store(args.data):
         store = open_store(args.data)
         config = store.emission or {}
@@ -93,32 +124,39 @@ def _fit_stream(args: argparse.Namespace) -> Fit:
 
 
 def _fit_in_memory(args: argparse.Namespace) -> Fit:
+    from hmm_pyro.priors import Prior
+    from hmm_pyro.runners import get_runner
+
     data = load_data(args)
-    hmm = model_of(args, data)
+    # --mle: flat Dirichlet priors of pi and A (the likelihood's maximiser) and no emission prior
+    prior = Prior(pi=1.0, A=1.0, stickiness=0.0) if args.mle else None
+    hmm = model_of(args, data, prior=prior)
     data = hmm.prepare_data(data)
     options = runner_kwargs(args, args.method)
     if args.checkpoint is None:  # the checkpoint interval means nothing without a checkpoint
         options.pop("checkpoint_every", None)
-    print(f"data: {data}\nmodel: {hmm!r}\nmethod: {args.method}", flush=True)
+    if args.stationary:
+        options["initial"] = "stationary"
+    if args.mle:
+        options["emission_prior"] = False
+    how = " (maximum likelihood)" if args.mle else ""
+    print(f"data: {data}\nmodel: {hmm!r}\nmethod: {args.method}{how}", flush=True)
     if args.method == "supervised":
         if args.state_file is None:
             raise ValueError("--state-file: expected the labelled state paths for supervised")
         options["states"] = _read_states(args.state_file)
-    return get_runner(args.method, FIT_METHODS)(hmm, data, **options)
-
-
-def _print_point(fit: Fit) -> None:
-    for name, value in fit.posterior_mean().items():
-        array = np.atleast_2d(value.numpy())
-        print(f"{name} =")
-        for row in array:
-            print("   " + " ".join(f"{entry:8.4f}" for entry in row))
+    with option_errors(tol="--tol", max_iter="--max-iter"):
+        return get_runner(args.method, FIT_METHODS)(hmm, data, **options)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Fit; print a summary (draws) or the estimates (a point); save the fit."""
+    """Fit; print the estimates and the fit statistics; save the fit."""
+    from hmm_pyro.cli._summary import convergence_lines, estimate_lines, summary_lines
+    from hmm_pyro.store import is_store
+
     streaming = args.batch_size is not None or is_store(args.data)
     _check_fit_options(args, streaming)
+    began = time.perf_counter()
     try:
         fit = _fit_stream(args) if streaming else _fit_in_memory(args)
     except KeyboardInterrupt:
@@ -129,11 +167,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    if fit.num_chains * fit.num_draws > 1:
-        names = list(fit.hmm.emission.param_names)
-        print(fit.summary(var_names=names, kind="all").to_string())
-    else:
-        _print_point(fit)
+    seconds = time.perf_counter() - began
+    point = fit.num_chains * fit.num_draws == 1
+    print("estimates:" if point else "posterior means:")
+    print("\n".join(estimate_lines(fit, fit.posterior_mean())))
+    if not point:
+        print("\n".join(convergence_lines(fit)))
+    print("\n".join(summary_lines(fit, seconds)))
     path = fit.save(args.out)
     print(f"saved {path}; next: hmm-pyro diagnose {path}")
     return EXIT_OK
@@ -152,6 +192,19 @@ def add_parser(commands: Any) -> None:
     add_fitting_options(parser, FIT_METHODS, default="nuts")
     parser.add_argument(
         "--state-file", help="labelled states for --method supervised (CSV sequence,time,state)"
+    )
+    classical = parser.add_argument_group("classical learners (em, viterbi, supervised)")
+    classical.add_argument(
+        "--stationary",
+        action="store_true",
+        help="tie the initial distribution pi to the stationary distribution of A (instead "
+        "of estimating it from the first steps): K - 1 fewer free parameters",
+    )
+    classical.add_argument(
+        "--mle",
+        action="store_true",
+        help="plain maximum likelihood: no emission prior and flat Dirichlet priors "
+        "(concentration 1, no stickiness) on pi and A; refuses the prior options",
     )
     parser.add_argument("--out", default="fit.nc", help="result file (default: %(default)s)")
     resilience = parser.add_argument_group("many sequences and long runs")

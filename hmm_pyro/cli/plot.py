@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hmm_pyro.cli import _library
 from hmm_pyro.cli._options import (
     EXIT_OK,
     add_command,
@@ -15,7 +16,6 @@ from hmm_pyro.cli._options import (
     option_errors,
     set_only,
 )
-from hmm_pyro.plots import FIT_PLOT_KINDS, save_fit_plots, skipped_plots
 
 __all__ = ["add_parser"]
 
@@ -25,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
+    from hmm_pyro.plots import save_fit_plots, skipped_plots
+
     fit = load_fit(args.fit)
     kinds = [kind.strip() for kind in args.kind.split(",")] if args.kind else None
     with option_errors(kinds="--kind"):
@@ -52,8 +54,9 @@ def add_parser(commands: Any) -> None:
         "transitions (posterior mean A), trace (emission parameters), loss (SVI/EM history).",
     )
     add_fit_argument(parser)
+    kinds = _library.constant("hmm_pyro.plots:FIT_PLOT_KINDS")
     parser.add_argument(
-        "--kind", help=f"comma-separated subset of {', '.join(FIT_PLOT_KINDS)} (default: all)"
+        "--kind", help=f"comma-separated subset of {', '.join(kinds)} (default: all)"
     )
     parser.add_argument("--sequence", type=int, help="sequence for 'states'")
     parser.add_argument("--out", default="plots", help="output folder (default: plots)")

@@ -5,21 +5,25 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
-import torch
+from typing import TYPE_CHECKING, Any
 
 from hmm_pyro._io import atomic_path, write_text_atomic
 from hmm_pyro.cli._options import EXIT_OK, add_command, add_model_options, model_of, option_errors
-from hmm_pyro.model import HMM
-from hmm_pyro.simulate import REFERENCE_PARAMS, simulate
+
+if TYPE_CHECKING:
+    import torch
+
+    from hmm_pyro.model import HMM
 
 __all__ = ["add_parser"]
 
 
 def _model_and_params(args: argparse.Namespace) -> tuple[HMM, dict[str, torch.Tensor]]:
     """The model and its parameters: the reference HMM, a JSON file, or a prior draw."""
+    import torch
+
+    from hmm_pyro.simulate import REFERENCE_PARAMS
+
     if args.params == "reference":
         if args.states not in (None, 3) or args.emission != "categorical":
             raise ValueError("--params reference: is the 3-state, 5-symbol categorical HMM")
@@ -59,6 +63,10 @@ def _lengths(args: argparse.Namespace) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     """Simulate; write the data, OUT_states.csv and OUT_params.json."""
+    import pandas as pd
+
+    from hmm_pyro.simulate import simulate
+
     hmm, params = _model_and_params(args)
     lengths = _lengths(args)
     data, states = simulate(hmm, params, lengths, seed=args.seed)

@@ -13,13 +13,14 @@ from hmm_pyro.cli._options import (
     emission_of,
     load_data,
 )
-from hmm_pyro.store import open_store, write_store
 
 __all__ = ["add_parser"]
 
 
 def run(args: argparse.Namespace) -> int:
     """Write the data file to a store."""
+    from hmm_pyro.store import open_store, write_store
+
     data = load_data(args)
     path = write_store(args.out, data, emission=emission_of(args, data))
     with open_store(path) as store:

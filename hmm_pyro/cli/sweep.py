@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from hmm_pyro.cli import _library
 from hmm_pyro.cli._options import (
     EXIT_OK,
     add_command,
@@ -19,21 +20,26 @@ from hmm_pyro.cli._options import (
     set_only,
 )
 from hmm_pyro.cli._prior_specs import add_prior_specs, prior_settings
-from hmm_pyro.emissions import Emission
-from hmm_pyro.model import HMM
-from hmm_pyro.priors import Prior
-from hmm_pyro.sweep import SWEEP_METHODS, sweep
+
+if TYPE_CHECKING:
+    from hmm_pyro.emissions import Emission
+    from hmm_pyro.model import HMM
+    from hmm_pyro.priors import Prior
 
 __all__ = ["add_parser"]
 
 
 def _sweep_model(num_states: int, prior: Prior, emission: Emission) -> HMM:
     """The sweep command's HMM factory (module level, used through ``functools.partial``)."""
+    from hmm_pyro.model import HMM
+
     return HMM(num_states, emission, prior=prior)
 
 
 def run(args: argparse.Namespace) -> int:
     """Sweep; print the table; write it, the reports and the fits."""
+    from hmm_pyro.sweep import sweep
+
     check_scheduler(args)
     states = list(args.states)
     for count in states:
@@ -89,7 +95,10 @@ def add_parser(commands: Any) -> None:
         "--prior sticky:stickiness=10 --method svi --restarts 2",
     )
     add_fitting_options(
-        parser, SWEEP_METHODS, default=library_default(sweep, "method"), several_states=True
+        parser,
+        _library.constant("hmm_pyro.sweep:SWEEP_METHODS"),
+        default=library_default("hmm_pyro.sweep:sweep", "method"),
+        several_states=True,
     )
     add_prior_specs(parser, default="the model prior options only")
     parser.add_argument("--no-fits", action="store_true", help="do not write the fits (.nc)")

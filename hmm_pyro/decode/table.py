@@ -32,10 +32,10 @@ def decode_table(
     -------
     table : pandas.DataFrame
         Columns ``sequence``, ``time``, the observations (``value``, or ``value_0`` ...
-        ``value_{D-1}``), ``viterbi`` (the most probable path under the posterior mean,
-        :meth:`Fit.viterbi`) and ``p_state_0`` ... ``p_state_{K-1}`` (smoothed state
-        probabilities averaged over draws, :meth:`Fit.state_probs`); one row per step of
-        every sequence, padding left out.
+        ``value_{D-1}``; the symbols' names when the model names them), ``viterbi`` (the
+        most probable path under the posterior mean, :meth:`Fit.viterbi`) and
+        ``p_state_0`` ... ``p_state_{K-1}`` (smoothed state probabilities averaged over draws,
+        :meth:`Fit.state_probs`); one row per step of every sequence, padding left out.
     scores : torch.Tensor
         ``(N,)`` log joint probability of each sequence and its Viterbi path.
 
@@ -56,11 +56,15 @@ def decode_table(
     options = {} if max_draws is None else {"max_draws": max_draws}
     probs = fit.state_probs(data, **options).numpy()
     values = data.values.numpy()
+    names = fit.hmm.emission.symbol_names
     frames = []
     for n in range(data.num_sequences):
         length = int(data.lengths[n])
         frame = pd.DataFrame({"sequence": n, "time": np.arange(length)})
-        if data.dim == 1:
+        if names is not None:
+            codes = values[n, :length, 0]
+            frame["value"] = [None if np.isnan(c) else names[int(c)] for c in codes]
+        elif data.dim == 1:
             frame["value"] = values[n, :length, 0]
         else:
             for d in range(data.dim):

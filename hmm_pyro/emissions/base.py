@@ -473,6 +473,22 @@ class Emission(ABC):
         """Axis label for a row of :meth:`entry_label` labels (``None``: none needed)."""
         return None
 
+    @property
+    def symbol_names(self) -> tuple[str, ...] | None:
+        """Names of the observed symbols (text data), or ``None`` when observations are numbers.
+
+        Data with named symbols (:attr:`hmm_pyro.Sequences.symbols`) fit only a family whose
+        names are the same (:meth:`hmm_pyro.HMM.prepare_data` checks).
+        """
+        return None
+
+    def param_coords(self) -> dict[str, list[Any]]:
+        """Coordinate values of the dimensions of :meth:`param_dims` that are not ``0 .. n-1``.
+
+        For the ArviZ output (and so the summaries and plots): e.g. the symbol names.
+        """
+        return {}
+
     # ------------------------------------------------------------------ parameters
     @abstractmethod
     def _check_param_values(self, name: str, value: torch.Tensor) -> None:

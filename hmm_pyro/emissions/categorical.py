@@ -6,6 +6,7 @@ prior (``B`` here; ``pi`` and ``A`` in :mod:`hmm_pyro.learning.mstep`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pyro.distributions as dist
@@ -14,6 +15,7 @@ from pyro.ops.special import safe_log
 
 from hmm_pyro import kernels
 from hmm_pyro._random import draw_categorical
+from hmm_pyro._tables import check_symbols
 from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_int
 from hmm_pyro.data import Sequences
@@ -86,6 +88,9 @@ class Categorical(Emission):
     ----------
     num_symbols : int
         Number of symbols ``V >= 2``.
+    symbols : sequence of str, optional
+        Names of the symbols ``0 .. V-1`` (text data, :attr:`hmm_pyro.Sequences.symbols`):
+        the ``symbol`` coordinate of the ArviZ output and the labels of summaries and plots.
 
     Examples
     --------
@@ -98,8 +103,13 @@ class Categorical(Emission):
     simplex_params = ("B",)
     integer_valued = True
 
-    def __init__(self, num_symbols: int) -> None:
+    def __init__(self, num_symbols: int, symbols: Sequence[str] | None = None) -> None:
         self.num_symbols = check_int("num_symbols", num_symbols, minimum=2)
+        self.symbols = None if symbols is None else check_symbols("symbols", symbols)
+        if self.symbols is not None and len(self.symbols) != self.num_symbols:
+            raise ValueError(
+                f"symbols: expected {self.num_symbols} names (num_symbols), got {len(self.symbols)}"
+            )
 
     @property
     def dim(self) -> int:
@@ -115,12 +125,34 @@ class Categorical(Emission):
         return {"B": ("state", "symbol")}
 
     def to_config(self) -> dict[str, Any]:
-        """``{"family": "categorical", "num_symbols": V}``."""
-        return {"family": self.family, "num_symbols": self.num_symbols}
+        """``{"family": "categorical", "num_symbols": V}`` (and ``"symbols"`` when named)."""
+        config: dict[str, Any] = {"family": self.family, "num_symbols": self.num_symbols}
+        if self.symbols is not None:
+            config["symbols"] = list(self.symbols)
+        return config
+
+    def __hash__(self) -> int:
+        return hash((self.family, self.num_symbols, self.symbols))
+
+    def __repr__(self) -> str:
+        if self.symbols is None:
+            return f"Categorical(num_symbols={self.num_symbols})"
+        names = ", ".join(repr(name) for name in self.symbols[:5])
+        more = ", ..." if self.num_symbols > 5 else ""
+        return f"Categorical(num_symbols={self.num_symbols}, symbols=[{names}{more}])"
+
+    @property
+    def symbol_names(self) -> tuple[str, ...] | None:
+        """The names of the symbols, or ``None``."""
+        return self.symbols
+
+    def param_coords(self) -> dict[str, list[Any]]:
+        """``{"symbol": names}`` when the symbols are named."""
+        return {} if self.symbols is None else {"symbol": list(self.symbols)}
 
     def entry_label(self, name: str, state: int, index: int) -> str:
-        """``"state:symbol"``."""
-        return f"{state}:{index}"
+        """``"state:symbol"`` (the symbol's name when named)."""
+        return f"{state}:{index if self.symbols is None else self.symbols[index]}"
 
     def entry_axis_label(self) -> str | None:
         """``"state:symbol"``."""
@@ -360,7 +392,10 @@ class Categorical(Emission):
             raise ValueError(
                 f"data: expected one value per step for categorical emissions, got {data.dim}"
             )
-        return cls(num_symbols=num_symbols)
+        names = None if data is None else data.symbols
+        if names is not None and num_symbols != len(names):
+            raise ValueError(f"num_symbols: the data name {len(names)} symbols, got {num_symbols}")
+        return cls(num_symbols=num_symbols, symbols=names)
 
     @classmethod
     def from_data(cls, data: SequencesLike) -> Categorical:
@@ -375,8 +410,9 @@ class Categorical(Emission):
         -------
         Categorical
             With ``num_symbols = max(largest observed symbol + 1, 2)`` (2 when nothing is
-            observed). Whether every symbol is ``>= 0`` is checked when the model meets the
-            data (:meth:`validate_data`).
+            observed), or the data's named symbols (:attr:`hmm_pyro.Sequences.symbols`).
+            Whether every symbol is ``>= 0`` is checked when the model meets the data
+            (:meth:`validate_data`).
 
         Raises
         ------
@@ -389,6 +425,8 @@ class Categorical(Emission):
         4
         """
         data = Sequences(data)
+        if data.symbols is not None:
+            return cls(num_symbols=len(data.symbols), symbols=data.symbols)
         observed = data.values[data.observed]
         if not bool((observed == observed.round()).all()):
             raise ValueError("data: expected integer symbols for categorical emissions")

@@ -5,8 +5,19 @@ Layer rule: ``fit`` imports only the layers below it (``simulate``, ``store``, `
 runners (``inference``, ``learning``), ``labels`` or ``diagnostics``. Use
 :func:`hmm_pyro.diagnose` and :func:`hmm_pyro.relabel` on a fit; whether the draws share one
 labelling is read from the ``labels`` attribute that relabelling writes (:attr:`Fit.labelling`).
+:func:`fit_statistics` gives the log likelihood, log prior, free parameters, AIC and BIC.
 """
 
 from hmm_pyro.fit._fit import ALIGNED, LABELS_ATTR, RAW, Fit, MixedLabelsWarning, load
+from hmm_pyro.fit.statistics import FitStatistics, fit_statistics
 
-__all__ = ["ALIGNED", "LABELS_ATTR", "RAW", "Fit", "MixedLabelsWarning", "load"]
+__all__ = [
+    "ALIGNED",
+    "LABELS_ATTR",
+    "RAW",
+    "Fit",
+    "FitStatistics",
+    "MixedLabelsWarning",
+    "fit_statistics",
+    "load",
+]

@@ -58,6 +58,7 @@ def _coords(hmm: HMM, data: Sequences) -> dict[str, np.ndarray]:
     for name, dims in hmm.emission.param_dims().items():
         for dim, size in zip(dims[1:], shapes[name][1:], strict=True):
             coords[dim] = np.arange(size)
+    coords.update(hmm.emission.param_coords())
     if data.dim > 1:
         coords["dim"] = np.arange(data.dim)
     return coords

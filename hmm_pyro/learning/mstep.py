@@ -27,7 +27,7 @@ from hmm_pyro.learning.objective import (
     stationary_distribution,
 )
 from hmm_pyro.learning.statistics import Statistics
-from hmm_pyro.model import HMM
+from hmm_pyro.model import HMM, INITIAL_MODES
 
 __all__ = [
     "INITIAL_MODES",
@@ -38,7 +38,6 @@ __all__ = [
     "maximize",
 ]
 
-INITIAL_MODES = ("free", "stationary")
 _STATIONARY_LBFGS_ITERATIONS = 50
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 
 import pytest
 
 import hmm_pyro as hp
 from hmm_pyro.cli import build_parser
-from hmm_pyro.cli._options import job_kwargs, prior_of, runner_kwargs
+from hmm_pyro.cli._options import job_kwargs, prior_of, runner_kwargs, runner_options
+from hmm_pyro.runners import RUNNERS
+from hmm_pyro.runners import runner_options as library_runner_options
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -32,6 +35,11 @@ def test_one_prior_option_per_prior_field_with_its_doc_and_default():
     args = parse("fit", "x.csv", "-K", "2", "--stickiness", "5", "--prior-B", "[1, 2]")
     assert prior_of(args) == hp.Prior(stickiness=5, B=[1, 2])
     assert prior_of(parse("fit", "x.csv", "-K", "2")) == hp.Prior()
+
+
+@pytest.mark.parametrize("method", sorted(RUNNERS))
+def test_runner_options_read_from_the_source_are_the_runners(method):
+    assert runner_options(method) == library_runner_options(method)
 
 
 @pytest.mark.parametrize(
@@ -67,3 +75,12 @@ def test_jobs_get_their_own_arguments_and_the_options_set():
     assert job_kwargs(args) == {
         "method": "nuts", "seed": 0, "progress": True, "parallel": False, "warmup": 7,
     }  # fmt: skip
+
+
+def test_time_gap_choices_are_the_library_s():
+    """``--time-gaps`` restates ``Sequences.from_file``'s choices (the parser stays light)."""
+    from hmm_pyro._tables import GAP_MODES
+    from hmm_pyro.cli._options import GAP_CHOICES
+
+    assert GAP_CHOICES == GAP_MODES
+    assert inspect.signature(hp.Sequences.from_file).parameters["gaps"].default in GAP_CHOICES

@@ -331,3 +331,34 @@ def test_from_data_counts_the_symbols_seen():
         hp.Categorical.from_data([[0, 1.5]])
     with pytest.raises(ValueError, match=r"data: expected one value per step .* got 2"):
         hp.Categorical.from_data(np.zeros((1, 3, 2)))
+
+
+def test_named_symbols_round_trip_and_label_the_entries():
+    named = hp.Categorical(3, symbols=["a", "b", " "])
+    assert named.symbol_names == ("a", "b", " ")
+    assert named.to_config() == {
+        "family": "categorical",
+        "num_symbols": 3,
+        "symbols": ["a", "b", " "],
+    }
+    rebuilt = from_config(named.to_config())
+    assert rebuilt == named and hash(rebuilt) == hash(named)
+    assert named != hp.Categorical(3) and hp.Categorical(3).symbol_names is None
+    assert named.param_coords() == {"symbol": ["a", "b", " "]}
+    assert hp.Categorical(3).param_coords() == {}
+    assert (
+        named.entry_label("B", 1, 2) == "1: " and hp.Categorical(3).entry_label("B", 1, 2) == "1:2"
+    )
+    assert repr(hp.Categorical(6, symbols=list("abcdef"))).endswith(
+        "symbols=['a', 'b', 'c', 'd', 'e', ...])"
+    )
+    with pytest.raises(ValueError, match="symbols: expected 4 names"):
+        hp.Categorical(4, symbols=["a", "b"])
+
+
+def test_named_symbols_come_from_the_data():
+    data = hp.Sequences([[0, 2, 1]], symbols=["x", "y", "z"])
+    assert hp.Categorical.from_data(data) == hp.Categorical(3, symbols=["x", "y", "z"])
+    assert hp.Categorical.from_options(data=data, num_symbols=3).symbol_names == ("x", "y", "z")
+    with pytest.raises(ValueError, match="num_symbols: the data name 3 symbols, got 5"):
+        hp.Categorical.from_options(data=data, num_symbols=5)
