@@ -50,8 +50,10 @@ def add_parser(commands: Any) -> None:
         run,
         help="PNG plots of a fit",
         description="Write PNG plots of a fit into --out: emissions (per state, with intervals), "
-        "distances (pairwise Hellinger), states (state probabilities of one sequence), "
-        "transitions (posterior mean A), trace (emission parameters), loss (SVI/EM history).",
+        "distances (pairwise Hellinger), states (state probabilities of one sequence), paths "
+        "(Viterbi paths of every sequence), transitions (A), trace (log likelihood and emission "
+        "entries, one colour per chain), loss (SVI/MAP/EM history). Kinds a fit has nothing to "
+        "show for are left out, with the reason.",
     )
     add_fit_argument(parser)
     kinds = _library.constant("hmm_pyro.plots:FIT_PLOT_KINDS")

@@ -20,6 +20,7 @@ __all__ = [
     "estimate_label",
     "is_point",
     "method_label",
+    "shown",
     "symbol_names",
     "values_label",
 ]
@@ -108,16 +109,23 @@ def values_label(fit: Fit, what: str) -> str:
     return _with_method(f"posterior mean {what}", fit)
 
 
+def shown(name: object) -> str:
+    """A name as a label: quoted when blank or padded (a space symbol stays visible)."""
+    text = str(name)
+    return repr(text) if not text.strip() or text != text.strip() else text
+
+
 def _coordinate(fit: Fit, param: str, dim: str) -> list[str]:
     array = fit.idata.posterior[param]
     values = array.coords[dim].values if dim in array.coords else np.arange(array.sizes[dim])
-    return [str(value) for value in np.asarray(values).tolist()]
+    return [shown(value) for value in np.asarray(values).tolist()]
 
 
 def entry_names(fit: Fit, param: str) -> tuple[str, list[str]]:
     """The dimension and names of the entries of one state's ``param`` (flattened, C order).
 
-    Names are the ArviZ coordinate values (symbol names when the fit has them, else indices).
+    Names are the ArviZ coordinate values (symbol names when the fit has them, else indices),
+    quoted when blank or padded (:func:`shown`).
 
     Parameters
     ----------
@@ -175,7 +183,9 @@ def emission_entries(fit: Fit) -> tuple[str, list[str], np.ndarray]:
 
 
 def symbol_names(fit: Fit) -> list[str] | None:
-    """Names of the observed symbols: the ``symbol`` coordinate when it holds text, else ``None``.
+    """Names of the observed symbols (the ``symbol`` coordinate when it holds text) or ``None``.
+
+    Blank or padded names are quoted (:func:`shown`), so that they stay visible on an axis.
 
     Parameters
     ----------
@@ -192,4 +202,4 @@ def symbol_names(fit: Fit) -> list[str] | None:
     values = np.asarray(posterior.coords["symbol"].values)
     if values.dtype.kind not in "OUS":
         return None
-    return [str(value) for value in values.tolist()]
+    return [shown(value) for value in values.tolist()]

@@ -1,7 +1,7 @@
 """Tiny fits for the plot tests, built with ``Fit.from_params`` (no sampler runs).
 
 * ``point_fit``: an EM-labelled point estimate of a 3-state, 27-symbol categorical HMM with
-  named symbols (the ``symbol`` coordinate holds text, as for text data), on one sequence of
+  named symbols (as text data have: the ``symbol`` coordinate holds the names), on one sequence of
   1500 steps (longer than a heat map's column limit) and two short ones (padding).
 * ``draws_fit``: 2 chains x 6 draws around the reference parameters (5 symbols), recorded as
   NUTS draws in one labelling.
@@ -47,13 +47,11 @@ def _params27() -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="package")
 def point_fit() -> hp.Fit:
-    hmm = hp.HMM(3, hp.Categorical(27))
+    hmm = hp.HMM(3, hp.Categorical(27, symbols=SYMBOLS))
     params = _params27()
     params["B"] = params["B"] / params["B"].sum(-1, keepdim=True)
     data, _ = hp.simulate(hmm, params, [1500, 40, 25], seed=1)
-    fit = hp.Fit.from_params(hmm, data, params, method="em")
-    fit.idata.posterior = fit.idata.posterior.assign_coords(symbol=SYMBOLS)
-    return fit
+    return hp.Fit.from_params(hmm, data, params, method="em")
 
 
 @pytest.fixture(scope="package")

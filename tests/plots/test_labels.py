@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 import hmm_pyro as hp
-from hmm_pyro.plots._labels import entry_names, estimate_label, symbol_names, values_label
+from hmm_pyro.plots._labels import (
+    entry_names,
+    estimate_label,
+    shown,
+    symbol_names,
+    values_label,
+)
 from hmm_pyro.simulate import REFERENCE_PARAMS
 from tests.plots.conftest import SYMBOLS
 
@@ -65,3 +71,14 @@ def test_names_come_from_the_coordinates(point_fit):
         method="em",
     )
     assert entry_names(gaussian, "mu") == ("", [""])
+
+
+def test_blank_names_are_quoted():
+    assert [shown(name) for name in ("a", " ", "", " x", "x y", 3)] == [
+        "a",
+        "' '",
+        "''",
+        "' x'",
+        "x y",
+        "3",
+    ]
