@@ -65,11 +65,12 @@ def decreasing_root(
         log_high = torch.where(above, log_high, log_x)
         step = value / (log_x.exp() * slope)
         newton = log_x - step
-        inside = torch.isfinite(newton) & (newton > log_low) & (newton < log_high) & (slope < 0)
+        inside = torch.isfinite(newton) & (newton >= log_low) & (newton <= log_high) & (slope < 0)
         proposal = torch.where(inside, newton, 0.5 * (log_low + log_high))
+        proposal = torch.where(value == 0, log_x, proposal)
         moved = (proposal - log_x).abs()
         log_x = torch.where(done, log_x, proposal)
-        done = done | (value == 0) | (moved < _LOG_TOLERANCE * log_x.abs().clamp(min=1.0))
+        done = done | (moved <= _LOG_TOLERANCE * log_x.abs().clamp(min=1.0))
         if bool(done.all()):
             break
     result = log_x.exp()

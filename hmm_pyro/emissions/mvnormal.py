@@ -12,9 +12,10 @@ marginal would need a covariance block per pattern of missing coordinates).
 M-step (:meth:`MultivariateNormal.maximize`): without the prior, the weighted sample mean and
 covariance (closed form). With it there is no closed form (the LKJ and inverse-gamma terms act
 on the correlation and the scales separately), so ``Q + log prior`` is maximised numerically:
-L-BFGS with a strong Wolfe line search over ``(mu, log sigma, x)``, ``x`` the unconstrained
-coordinates of the correlation matrix (:mod:`hmm_pyro.inference.coordinates`), started from the
-previous parameters, so that each M-step increases the objective.
+BFGS (scipy, Wolfe line search, gradient norm below ``1e-10``) over ``(mu, log sigma, x)``,
+``x`` the unconstrained coordinates of the correlation matrix
+(:mod:`hmm_pyro.inference.coordinates`), with the closed-form gradient of the numba potential's
+per-state terms, started from the previous parameters (so each M-step increases the objective).
 
 NUTS/MAP coordinates: ``mu`` as is, ``log sigma``, and Pyro's ``biject_to(corr_matrix)`` for
 ``corr`` (``tanh`` of ``D (D - 1) / 2`` reals, stick-breaking rows of the Cholesky factor
@@ -54,8 +55,8 @@ _EPSILON = 2.0**-52
 _CORR_ATOL = 1e-6
 """Tolerance of a correlation matrix's unit diagonal and symmetry."""
 _MIN_START_SCALE = 1e-3
-_LBFGS_ITERATIONS = 1000
-_LBFGS_GTOL = 1e-10
+_BFGS_ITERATIONS = 1000
+_BFGS_GTOL = 1e-10
 _CORRELATION = biject_to(constraints.corr_matrix)
 _COORDINATE_HYPERPARAMETERS = ("mu_loc", "mu_scale", "variance_shape", "variance_scale")
 
@@ -423,7 +424,7 @@ def _map_step(
     sigma: torch.Tensor,
     corr: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Maximise ``Q + log prior`` by L-BFGS-B from ``(mu, sigma, corr)`` (``mu`` shifted).
+    """Maximise ``Q + log prior`` by BFGS from ``(mu, sigma, corr)`` (``mu`` shifted).
 
     The objective and its gradient are :func:`_map_objective` (the potential's per-state terms
     with the statistics in place of the smoothed marginals).
@@ -455,8 +456,8 @@ def _map_step(
         negative,
         start.numpy().reshape(-1),
         jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": _LBFGS_ITERATIONS, "ftol": 0.0, "gtol": _LBFGS_GTOL},
+        method="BFGS",
+        options={"maxiter": _BFGS_ITERATIONS, "gtol": _BFGS_GTOL},
     )
     theta = torch.from_numpy(result.x.reshape(num, -1))
     corr = MultivariateNormal._tidy(_CORRELATION(theta[:, 2 * dim :]))
