@@ -110,6 +110,7 @@ def _fit_in_memory(args: argparse.Namespace) -> Fit:
 def _print_point(fit: Fit) -> None:
     for name, value in fit.posterior_mean().items():
         array = np.atleast_2d(value.numpy())
+        array = array.reshape(-1, array.shape[-1])  # matrices per state (corr) stacked
         print(f"{name} =")
         for row in array:
             print("   " + " ".join(f"{entry:8.4f}" for entry in row))

@@ -5,11 +5,13 @@ coordinates ``d``; observations are angles in radians (checked to lie in ``[-pi,
 covers both the ``(-pi, pi]`` and the ``[0, 2 pi)`` conventions). ``log I0`` is
 ``log(i0e(kappa)) + kappa`` with the exponentially scaled Bessel function (no overflow).
 
-Mean directions are angles: ``mu`` and ``mu + 2 pi`` are the same law. NUTS and MAP take ``mu``
-as a real coordinate whose density is periodic (Hamiltonian dynamics on the line with a periodic
-potential are the dynamics on the circle), so draws of ``mu`` lie on the real line: a chain
-stays on one branch and its draws summarise without a cut at ``+-pi``; compare chains or a
-truth modulo ``2 pi`` (:meth:`VonMises.location` wraps to ``[-pi, pi)``).
+Mean directions are angles: ``mu`` and ``mu + 2 pi`` are the same law, and any real ``mu`` is
+accepted. NUTS and MAP take ``mu`` as a real coordinate whose density is periodic (Hamiltonian
+dynamics on the line with a periodic potential are the dynamics on the circle; coordinate kind
+``"angle"`` of :mod:`hmm_pyro.inference.coordinates`) and report it wrapped to ``[-pi, pi)``.
+A mean direction near ``+-pi`` then has draws at both ends of the interval: summarise ``mu``
+circularly (its arithmetic posterior mean is meaningless there; e.g. ArviZ's
+``summary(..., circ_var_names=["mu"])``).
 
 M-step (:meth:`VonMises.maximize`) from ``n = sum w``, ``C = sum w cos y`` and
 ``S = sum w sin y``, by conditional maximisation (ECM, as the Gaussian's):
@@ -372,8 +374,8 @@ class VonMises(Emission):
 
     # ---- potential (NUTS/MAP)
     def potential_coordinates(self) -> dict[str, str]:
-        """``mu`` as it is (a periodic coordinate, see the module notes), ``log kappa``."""
-        return {"mu": "real", "kappa": "log"}
+        """``mu`` as an angle (a periodic coordinate, see the module notes), ``log kappa``."""
+        return {"mu": "angle", "kappa": "log"}
 
     def potential_terms(
         self, prior: Prior, num_states: int, dtype: torch.dtype, data: Sequences

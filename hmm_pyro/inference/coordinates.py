@@ -8,6 +8,10 @@ The coordinates are Pyro's (``biject_to`` of each prior's support), written out:
   tried: 2.5x more leapfrog steps per iteration on the reference workload, 29.6 against 11.7);
 - positive parameters (``sigma``, ``rate``): ``log``, ``log|det J| = u`` for ``u = log x``;
 - real parameters (``mu``): as they are;
+- angles (``mu`` of von Mises emissions): as they are, the family's log density being periodic
+  in them (dynamics on the line with a periodic potential are the dynamics on the circle);
+  parameters are the coordinates wrapped to ``[-pi, pi)``, so that chains that drift to another
+  multiple of ``2 pi`` report the same values;
 - correlation matrices (``corr`` of multivariate normal emissions, ``(..., D, D)``): Pyro's
   ``biject_to(corr_matrix)``, ``D (D - 1) / 2`` coordinates each (``tanh`` of each, then
   stick-breaking rows of the Cholesky factor ``L``; the matrix is ``L L^T``).
@@ -36,9 +40,10 @@ from hmm_pyro.model import HMM
 
 __all__ = ["KINDS", "Coordinates", "log_simplex"]
 
-KINDS = ("simplex", "log", "real", "corr_matrix")
-"""Coordinate kinds: stick-breaking rows of a simplex, the log of a positive value, as is, and
-the unconstrained coordinates of correlation matrices."""
+KINDS = ("simplex", "log", "real", "angle", "corr_matrix")
+"""Coordinate kinds: stick-breaking rows of a simplex, the log of a positive value, as is, an
+angle (as is, wrapped to ``[-pi, pi)`` as a parameter), and the unconstrained coordinates of
+correlation matrices."""
 _STICK = StickBreakingTransform()
 _CORRELATION = biject_to(constraints.corr_matrix)
 
@@ -152,6 +157,8 @@ class Coordinates:
                 params[name] = value.exp()
             elif kind == "corr_matrix":
                 params[name] = _CORRELATION(value)
+            elif kind == "angle":
+                params[name] = torch.remainder(value + math.pi, 2.0 * math.pi) - math.pi
             else:
                 params[name] = value
         return params
