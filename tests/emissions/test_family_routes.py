@@ -14,7 +14,8 @@ from pyro.infer.mcmc.util import initialize_model, potential_grad
 from torch.distributions import biject_to
 
 import hmm_pyro as hp
-from hmm_pyro.cli import main
+from hmm_pyro.cli import build_parser, main
+from hmm_pyro.cli._options import emission_of
 from hmm_pyro.diagnostics import diagnose
 from hmm_pyro.inference.potential import SITE, Potential
 from hmm_pyro.learning.statistics import expected_statistics
@@ -155,32 +156,38 @@ def test_nuts_smoke(family):
         "A": torch.tensor([[0.9, 0.1], [0.2, 0.8]], dtype=DTYPE),
     }
     params |= {name: value[:2] for name, value in truth.items() if name not in ("pi", "A")}
-    data, _ = hp.simulate(two, params, [80], seed=1)
+    data, _ = hp.simulate(two, params, [60], seed=1)
     fit = hp.fit_nuts(
-        two, data, chains=2, warmup=30, draws=20, seed=0, progress=False, parallel=False,
-        max_tree_depth=5, relabel=False,
+        two, data, chains=2, warmup=20, draws=10, seed=0, progress=False, parallel=False,
+        max_tree_depth=4, relabel=False,
     )  # fmt: skip
     draws = fit.draws()
     for name, shape in two.param_shapes().items():
-        assert draws[name].shape == (2, 20, *shape) and torch.isfinite(draws[name]).all()
+        assert draws[name].shape == (2, 10, *shape) and torch.isfinite(draws[name]).all()
         assert fit.idata.posterior[name].dims[2:] == two.param_dims()[name]
     expected = two.log_likelihood(draws, data).numpy()
     np.testing.assert_allclose(fit.idata.log_likelihood["y"].values, expected, atol=1e-9, rtol=0)
 
 
 @pytest.mark.parametrize("family", sorted(PLANTED))
-def test_cli_simulates_and_fits_the_family(family, tmp_path):
+def test_cli_emission_option_builds_the_family(family):
     dim = ["--dim", "2"] if family == "mvnormal" else []
+    args = build_parser().parse_args(["fit", "x.csv", "-K", "2", "--emission", family, *dim])
+    assert emission_of(args) == PLANTED[family][0]
+
+
+def test_cli_simulates_and_fits_mvnormal(tmp_path):
+    """End to end in-process: ``simulate`` and ``fit`` (EM; prints the correlation matrices)."""
     out = tmp_path / "data.npz"
     assert main(
-        ["simulate", "--states", "2", "--emission", family, *dim, "--sequences", "2",
+        ["simulate", "--states", "2", "--emission", "mvnormal", "--dim", "2", "--sequences", "2",
          "--length", "40", "--seed", "1", "--out", str(out)]
     ) == 0  # fmt: skip
     assert main(
-        ["fit", str(out), "--states", "2", "--emission", family, "--method", "em",
+        ["fit", str(out), "--states", "2", "--emission", "mvnormal", "--method", "em",
          "--restarts", "1", "--no-progress", "--out", str(tmp_path / "fit.nc")]
     ) == 0  # fmt: skip
-    assert hp.load(tmp_path / "fit.nc").hmm.emission.family == family
+    assert hp.load(tmp_path / "fit.nc").hmm.emission == hp.MultivariateNormal(2)
 
 
 def test_cli_names_the_dim_option_for_mvnormal(tmp_path, capsys):
