@@ -3,22 +3,26 @@
 Usage::
 
     PYTHONPATH=. python benchmarks/builtin_family_coverage.py [--replications 20]
-        [--length 250] [--warmup 150] [--draws 150] [--families gamma vonmises mvnormal]
+        [--first-seed 0] [--length 250] [--warmup 150] [--draws 150]
+        [--families gamma vonmises mvnormal]
 
 For each family one planted two-state HMM (below) simulates ``replications`` data sets of one
-sequence each (seed = replication index); ``fit_nuts`` (2 chains, default prior, labels aligned
-across chains) fits each, the fitted states are matched to the planted ones (the permutation
-with the smallest squared Hellinger distance between fitted posterior means and truth), and the
-central 90% posterior interval of every emission parameter entry is checked against the truth
-(von Mises mean directions on the circle: the draws' angular differences to the truth must
-bracket zero). Coverage is reported per entry and pooled, with a two-sided exact binomial
-p-value against 0.9 (entries of one fit are not independent, so the pooled p-value is a rough
-guide; the per-entry counts are ``Binomial(replications, 0.9)`` under calibration). With 20
-replications a per-entry count of 15 or fewer has one-sided probability 0.043 under
-calibration: it flags an entry whose true coverage is 0.6 with probability 0.95 (0.76 at 0.7);
-the pooled count over all entries detects smaller shortfalls shared by the entries.
+sequence each (seeds ``first_seed``, ``first_seed + 1``, ...); ``fit_nuts`` (2 chains, default
+prior, labels aligned across chains) fits each, the fitted states are matched to the planted
+ones (the permutation with the smallest squared Hellinger distance between fitted posterior
+means and truth), and the central 90% posterior interval of every emission parameter entry is
+checked against the truth (von Mises mean directions on the circle: the draws' angular
+differences to the truth must bracket zero). Coverage is reported per entry and pooled, with a
+two-sided exact binomial p-value against 0.9 (entries of one fit are not independent, so the
+pooled p-value is a rough guide; the per-entry counts are ``Binomial(replications, 0.9)`` under
+calibration). With 20 replications a per-entry count of 15 or fewer has one-sided probability
+0.043 under calibration: it flags an entry whose true coverage is 0.6 with probability 0.95
+(0.76 at 0.7); the pooled count over all entries detects smaller shortfalls shared by the
+entries.
 
-Writes ``benchmarks/results/builtin_family_coverage.json`` and prints a Markdown table.
+Misses are counted by side (truth below or above the interval). Writes the families run into
+``benchmarks/results/builtin_family_coverage.json`` (key ``family``, or ``family@first_seed``
+for another seed range; other entries are kept) and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -89,12 +93,13 @@ def _entries(family: str, name: str, value: np.ndarray) -> list[tuple[str, np.nd
     return list(zip(labels, columns, strict=True))
 
 
-def _covered(family: str, name: str, draws: np.ndarray, truth: float) -> bool:
+def _side(family: str, name: str, draws: np.ndarray, truth: float) -> str:
+    """``"covered"``, or ``"below"`` / ``"above"``: where the truth lies against the interval."""
     if family == "vonmises" and name == "mu":
         draws = np.angle(np.exp(1j * (draws - truth)))  # angular difference in (-pi, pi]
         truth = 0.0
     low, high = np.quantile(draws, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
-    return bool(low <= truth <= high)
+    return "below" if truth < low else "above" if truth > high else "covered"
 
 
 def _match(hmm: HMM, draws: dict[str, torch.Tensor], truth: dict[str, torch.Tensor]) -> list[int]:
@@ -119,8 +124,10 @@ def _match(hmm: HMM, draws: dict[str, torch.Tensor], truth: dict[str, torch.Tens
 def run_family(family: str, args: argparse.Namespace) -> dict:
     hmm, truth = _truth(family)
     counts: dict[str, int] = {}
-    seconds, divergent, rhat = [], 0, []
-    for replication in range(args.replications):
+    misses: dict[str, dict[str, int]] = {}
+    seconds, divergent, rhat, ess = [], 0, [], []
+    seeds = range(args.first_seed, args.first_seed + args.replications)
+    for replication in seeds:
         data, _ = simulate(hmm, truth, [args.length], seed=replication)
         start = time.perf_counter()
         fit = fit_nuts(
@@ -135,7 +142,9 @@ def run_family(family: str, args: argparse.Namespace) -> dict:
         )
         seconds.append(time.perf_counter() - start)
         divergent += int(fit.idata.sample_stats["diverging"].values.sum())
-        rhat.append(float(fit.summary()["r_hat"].max()))
+        summary = fit.summary()
+        rhat.append(float(summary["r_hat"].max()))
+        ess.append(float(summary["ess_bulk"].min()))
         draws = {name: value.reshape(-1, *value.shape[2:]) for name, value in fit.draws().items()}
         order = _match(hmm, draws, truth)
         for name in hmm.emission.param_names:
@@ -145,14 +154,19 @@ def run_family(family: str, args: argparse.Namespace) -> dict:
                 _entries(family, name, truth[name].numpy()[None]),
                 strict=True,
             ):
-                hit = _covered(family, name, column, float(true_column[0]))
-                counts[label] = counts.get(label, 0) + int(hit)
+                side = _side(family, name, column, float(true_column[0]))
+                counts[label] = counts.get(label, 0) + int(side == "covered")
+                sides = misses.setdefault(label, {"below": 0, "above": 0})
+                if side != "covered":
+                    sides[side] += 1
         print(f"{family} replication {replication}: {seconds[-1]:.1f} s", flush=True)
     total_hits, total = sum(counts.values()), len(counts) * args.replications
     return {
         "planted": {name: value.tolist() for name, value in truth.items()},
         "replications": args.replications,
+        "seeds": [seeds.start, seeds.stop - 1],
         "covered": counts,
+        "misses": misses,
         "coverage": {label: hits / args.replications for label, hits in counts.items()},
         "per_entry_p_value": {
             label: float(stats.binomtest(hits, args.replications, LEVEL).pvalue)
@@ -162,6 +176,7 @@ def run_family(family: str, args: argparse.Namespace) -> dict:
         "pooled_p_value": float(stats.binomtest(total_hits, total, LEVEL).pvalue),
         "divergences": divergent,
         "max_r_hat": max(rhat),
+        "min_ess_bulk": min(ess),
         "median_fit_seconds": float(np.median(seconds)),
     }
 
@@ -169,15 +184,20 @@ def run_family(family: str, args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replications", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--length", type=int, default=250)
     parser.add_argument("--warmup", type=int, default=150)
     parser.add_argument("--draws", type=int, default=150)
     parser.add_argument("--families", nargs="+", default=list(PLANTED), choices=list(PLANTED))
     args = parser.parse_args()
     torch.set_num_threads(1)
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    families = previous.get("families", {})
+    for family in args.families:
+        key = family if args.first_seed == 0 else f"{family}@{args.first_seed}"
+        families[key] = run_family(family, args)
     results = {
         "settings": {
-            "replications": args.replications,
             "length": args.length,
             "sequences": 1,
             "states": 2,
@@ -193,7 +213,7 @@ def main() -> None:
             "hmm_pyro": hmm_pyro.__version__,
             "note": "shared 2-core machine; times are indicative only",
         },
-        "families": {family: run_family(family, args) for family in args.families},
+        "families": families,
     }
     with atomic_write(RESULTS) as handle:
         handle.write(json.dumps(results, indent=2) + "\n")
