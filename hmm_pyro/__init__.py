@@ -1,8 +1,8 @@
 """hmm_pyro: Bayesian hidden Markov models in Pyro.
 
 Exact, batched, log-space forward-backward kernels; Pyro models with the hidden states
-marginalised; categorical, Gaussian and Poisson emissions with Dirichlet and conjugate-style
-priors; NUTS, SVI (also mini-batch, streamed from a store) and MAP returning ArviZ data;
+marginalised; categorical, Gaussian, Poisson, gamma, von Mises and full-covariance normal
+emissions; NUTS, SVI (also mini-batch, streamed from a store) and MAP returning ArviZ data;
 degeneracy diagnostics and relabelling; prior comparison; sweeps on Dask.
 
 The names below are imported on first use (PEP 562): ``import hmm_pyro`` loads none of torch,
@@ -25,7 +25,15 @@ if TYPE_CHECKING:
     from hmm_pyro.data import Sequences
     from hmm_pyro.decode import decode_store
     from hmm_pyro.diagnostics import DegeneracyReport, Flag, Remedy, diagnose, relabel
-    from hmm_pyro.emissions import Categorical, Emission, Gaussian, Poisson
+    from hmm_pyro.emissions import (
+        Categorical,
+        Emission,
+        Gamma,
+        Gaussian,
+        MultivariateNormal,
+        Poisson,
+        VonMises,
+    )
     from hmm_pyro.fit import Fit, load
     from hmm_pyro.inference import fit_map, fit_nuts, fit_svi, fit_svi_stream
     from hmm_pyro.learning import fit_em, fit_supervised, fit_viterbi_training
@@ -42,13 +50,16 @@ __all__ = [
     "Emission",
     "Fit",
     "Flag",
+    "Gamma",
     "Gaussian",
+    "MultivariateNormal",
     "Poisson",
     "Prior",
     "PriorComparison",
     "Remedy",
     "Sequences",
     "SweepResult",
+    "VonMises",
     "__version__",
     "compare_priors",
     "datasets",
@@ -82,7 +93,10 @@ _SOURCES = {
     "Emission": "hmm_pyro.emissions",
     "Fit": "hmm_pyro.fit",
     "Flag": "hmm_pyro.diagnostics",
+    "Gamma": "hmm_pyro.emissions",
     "Gaussian": "hmm_pyro.emissions",
+    "MultivariateNormal": "hmm_pyro.emissions",
+    "VonMises": "hmm_pyro.emissions",
     "Poisson": "hmm_pyro.emissions",
     "Prior": "hmm_pyro.priors",
     "PriorComparison": "hmm_pyro.compare",

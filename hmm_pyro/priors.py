@@ -6,6 +6,12 @@
 - Gaussian emissions: ``mu[k] ~ Normal(mu_loc, mu_scale)``,
   ``sigma[k]**2 ~ InverseGamma(variance_shape, variance_scale)`` (semi-conjugate)
 - Poisson emissions: ``rate[k] ~ Gamma(rate_shape, rate_rate)``
+- gamma emissions: ``concentration[k] ~ Gamma(concentration_shape, concentration_rate)``,
+  ``rate[k] ~ Gamma(rate_shape, rate_rate)``
+- von Mises emissions: ``mu[k] ~ VonMises(angle_loc, angle_concentration)`` (uniform on the
+  circle at concentration 0), ``kappa[k] ~ Gamma(kappa_shape, kappa_rate)``
+- multivariate normal emissions: ``mu`` and ``sigma`` as the Gaussian's (per coordinate),
+  ``corr[k] ~ LKJ(D, lkj_concentration)``
 
 :func:`describe_prior` gives the short text that labels a prior in tables.
 
@@ -107,7 +113,24 @@ class Prior:
     variance_shape, variance_scale : float or array_like
         Inverse-gamma prior of Gaussian variances ``sigma**2``: scalar, ``(K,)`` or ``(K, D)``.
     rate_shape, rate_rate : float or array_like
-        Gamma(shape, rate) prior of Poisson rates: scalar, ``(K,)`` or ``(K, D)``.
+        Gamma(shape, rate) prior of Poisson rates and of the rates (inverse scales) of gamma
+        emissions: scalar, ``(K,)`` or ``(K, D)``.
+    concentration_shape, concentration_rate : float or array_like
+        Gamma(shape, rate) prior of the concentration (shape) of gamma emissions: scalar,
+        ``(K,)`` or ``(K, D)``.
+    angle_loc : float or array_like
+        Mean direction (radians) of the von Mises prior of von Mises mean directions ``mu``:
+        scalar, ``(K,)`` or ``(K, D)``.
+    angle_concentration : float or array_like
+        Concentration of that prior, ``>= 0`` (0: uniform on the circle): scalar, ``(K,)`` or
+        ``(K, D)``.
+    kappa_shape, kappa_rate : float or array_like
+        Gamma(shape, rate) prior of von Mises concentrations ``kappa``: scalar, ``(K,)`` or
+        ``(K, D)``.
+    lkj_concentration : float or array_like
+        LKJ concentration ``eta`` of the correlation matrices of multivariate normal emissions
+        (1: uniform over correlation matrices; above 1 favours weak correlations): scalar or
+        ``(K,)``.
 
     Raises
     ------
@@ -116,14 +139,18 @@ class Prior:
         strings, complex numbers, ragged lists).
     ValueError
         For NaN or infinite values, values of magnitude above :data:`MAX_MAGNITUDE`, and
-        non-positive values (negative for ``stickiness``; ``mu_loc`` may be any real number).
+        non-positive values (negative for ``stickiness`` and ``angle_concentration``; ``mu_loc``
+        and ``angle_loc`` may be any real numbers).
         Shapes are checked against the model when an ``HMM`` is built.
 
     Notes
     -----
     The Gaussian defaults (``mu ~ N(0, 10)``, ``sigma**2 ~ InvGamma(2, 1)``, prior mean
     variance 1) suit data on a unit-to-tens scale; rescale the data or set them otherwise.
-    The Poisson default ``Gamma(1, 0.1)`` has mean 10 and standard deviation 10.
+    The Poisson default ``Gamma(1, 0.1)`` has mean 10 and standard deviation 10; the gamma
+    emissions' concentration and rate and the von Mises ``kappa`` have the same default prior
+    (an exponential with mean 10: weak on a unit-to-tens scale). The von Mises mean directions
+    are uniform on the circle by default, the correlation matrices uniform (LKJ 1).
 
     Examples
     --------
@@ -143,10 +170,17 @@ class Prior:
     variance_scale: ArrayLike = 1.0
     rate_shape: ArrayLike = 1.0
     rate_rate: ArrayLike = 0.1
+    concentration_shape: ArrayLike = 1.0
+    concentration_rate: ArrayLike = 0.1
+    angle_loc: ArrayLike = 0.0
+    angle_concentration: ArrayLike = 0.0
+    kappa_shape: ArrayLike = 1.0
+    kappa_rate: ArrayLike = 0.1
+    lkj_concentration: ArrayLike = 1.0
 
     def __post_init__(self) -> None:
-        nonnegative = ("stickiness",)
-        real = ("mu_loc",)
+        nonnegative = ("stickiness", "angle_concentration")
+        real = ("mu_loc", "angle_loc")
         for field in dataclasses.fields(self):
             array = _as_array(field.name, getattr(self, field.name))
             if field.name in nonnegative:
@@ -186,7 +220,8 @@ class Prior:
     ) -> torch.Tensor:
         """Return emission hyperparameter ``name`` broadcast to ``(K, width)``.
 
-        ``width`` is ``V`` for ``B`` and ``D`` for the Gaussian/Poisson hyperparameters.
+        ``width`` is ``V`` for ``B``, ``D`` for per-coordinate hyperparameters and 1 for
+        per-state ones (``lkj_concentration``).
         """
         field_names = {field.name for field in dataclasses.fields(self)}
         if name not in field_names - {"pi", "A", "stickiness"}:

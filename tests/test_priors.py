@@ -13,7 +13,11 @@ import hmm_pyro as hp
 from hmm_pyro.priors import describe_prior
 
 FIELDS = [field.name for field in dataclasses.fields(hp.Prior)]
-POSITIVE = [name for name in FIELDS if name not in ("stickiness", "mu_loc")]
+POSITIVE = [
+    name
+    for name in FIELDS
+    if name not in ("stickiness", "mu_loc", "angle_loc", "angle_concentration")
+]
 F64 = torch.float64
 
 
@@ -33,6 +37,13 @@ def test_defaults():
         "variance_scale": 1.0,
         "rate_shape": 1.0,
         "rate_rate": 0.1,
+        "concentration_shape": 1.0,
+        "concentration_rate": 0.1,
+        "angle_loc": 0.0,
+        "angle_concentration": 0.0,
+        "kappa_shape": 1.0,
+        "kappa_rate": 0.1,
+        "lkj_concentration": 1.0,
     }
 
 
@@ -156,6 +167,12 @@ def test_non_finite_values_are_rejected(name, bad):
 def test_positive_fields_reject_zero_and_negative(name, bad):
     with pytest.raises(ValueError, match=f"^{name}: expected values > 0"):
         hp.Prior(**{name: bad})
+
+
+def test_angle_prior_fields():
+    hp.Prior(angle_loc=[-4.0, 0.0, 7.0], angle_concentration=0.0)
+    with pytest.raises(ValueError, match=r"^angle_concentration: expected values >= 0"):
+        hp.Prior(angle_concentration=-0.1)
 
 
 def test_stickiness_may_be_zero_but_not_negative():

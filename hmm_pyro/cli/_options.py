@@ -83,6 +83,7 @@ _OPTION_MESSAGES = (
     "num_symbols: expected the number",
     "num_symbols: not an option",
     "dim: categorical emissions",
+    "dim: mvnormal emissions",
 )
 """``Emission.from_options`` messages about the options themselves: shown with the CLI's flag
 (validation messages of the values keep the library's argument name)."""

@@ -120,7 +120,7 @@ def _entries(hmm: HMM, values: dict[str, np.ndarray]) -> list[tuple[str, int, in
     rows = []
     for name in hmm.emission.param_names:
         value = values[name]
-        value = value.reshape(*value.shape[:-1], -1) if value.ndim > 2 else value[..., None]
+        value = value.reshape(*value.shape[:2], -1) if value.ndim > 2 else value[..., None]
         for state in range(hmm.num_states):
             for index in range(value.shape[-1]):
                 rows.append((name, state, index, value[:, state, index]))

@@ -14,15 +14,31 @@ from typing import Any
 
 from hmm_pyro.emissions.base import Emission
 from hmm_pyro.emissions.categorical import Categorical
+from hmm_pyro.emissions.gamma import Gamma
 from hmm_pyro.emissions.gaussian import Gaussian
+from hmm_pyro.emissions.mvnormal import MultivariateNormal
 from hmm_pyro.emissions.poisson import Poisson
+from hmm_pyro.emissions.vonmises import VonMises
 
-__all__ = ["FAMILIES", "Categorical", "Emission", "Gaussian", "Poisson", "from_config"]
+__all__ = [
+    "FAMILIES",
+    "Categorical",
+    "Emission",
+    "Gamma",
+    "Gaussian",
+    "MultivariateNormal",
+    "Poisson",
+    "VonMises",
+    "from_config",
+]
 
 FAMILIES: dict[str, type[Emission]] = {
     Categorical.family: Categorical,
+    Gamma.family: Gamma,
     Gaussian.family: Gaussian,
+    MultivariateNormal.family: MultivariateNormal,
     Poisson.family: Poisson,
+    VonMises.family: VonMises,
 }
 """The registry: family name -> class. A new family is one module plus one entry here."""
 

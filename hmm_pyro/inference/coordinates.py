@@ -7,7 +7,14 @@ The coordinates are Pyro's (``biject_to`` of each prior's support), written out:
   ``log|det J| = sum_{k<K-1} [log(1 - z_k) + log y_k]`` (additive log-ratio coordinates were
   tried: 2.5x more leapfrog steps per iteration on the reference workload, 29.6 against 11.7);
 - positive parameters (``sigma``, ``rate``): ``log``, ``log|det J| = u`` for ``u = log x``;
-- real parameters (``mu``): as they are.
+- real parameters (``mu``): as they are;
+- angles (``mu`` of von Mises emissions): as they are, the family's log density being periodic
+  in them (dynamics on the line with a periodic potential are the dynamics on the circle);
+  parameters are the coordinates wrapped to ``[-pi, pi)``, so that chains that drift to another
+  multiple of ``2 pi`` report the same values;
+- correlation matrices (``corr`` of multivariate normal emissions, ``(..., D, D)``): Pyro's
+  ``biject_to(corr_matrix)``, ``D (D - 1) / 2`` coordinates each (``tanh`` of each, then
+  stick-breaking rows of the Cholesky factor ``L``; the matrix is ``L L^T``).
 
 Each emission family names the kind of each of its parameters
 (:meth:`~hmm_pyro.emissions.Emission.potential_coordinates`); the flat vector holds ``pi``,
@@ -23,6 +30,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+from pyro.distributions import constraints
+from torch.distributions import biject_to
 from torch.distributions.transforms import StickBreakingTransform
 
 from hmm_pyro._types import Params
@@ -31,9 +40,12 @@ from hmm_pyro.model import HMM
 
 __all__ = ["KINDS", "Coordinates", "log_simplex"]
 
-KINDS = ("simplex", "log", "real")
-"""Coordinate kinds: stick-breaking rows of a simplex, the log of a positive value, as is."""
+KINDS = ("simplex", "log", "real", "angle", "corr_matrix")
+"""Coordinate kinds: stick-breaking rows of a simplex, the log of a positive value, as is, an
+angle (as is, wrapped to ``[-pi, pi)`` as a parameter), and the unconstrained coordinates of
+correlation matrices."""
 _STICK = StickBreakingTransform()
+_CORRELATION = biject_to(constraints.corr_matrix)
 
 
 def log_simplex(x: torch.Tensor) -> torch.Tensor:
@@ -91,6 +103,8 @@ class Coordinates:
                 )
             if kind == "simplex":
                 shape = (*shape[:-1], shape[-1] - 1)
+            elif kind == "corr_matrix":
+                shape = tuple(_CORRELATION.inverse_shape(shape))
             self.layout.append((name, kind, shape))
         self.size = sum(math.prod(shape) for _, _, shape in self.layout)
         num, prior = hmm.num_states, hmm.prior
@@ -127,6 +141,8 @@ class Coordinates:
                 coords[name] = _STICK.inv(value)
             elif kind == "log":
                 coords[name] = torch.log(value)
+            elif kind == "corr_matrix":
+                coords[name] = _CORRELATION.inv(value)
             else:
                 coords[name] = value
         return self.join(coords)
@@ -139,6 +155,10 @@ class Coordinates:
                 params[name] = log_simplex(value).exp()
             elif kind == "log":
                 params[name] = value.exp()
+            elif kind == "corr_matrix":
+                params[name] = _CORRELATION(value)
+            elif kind == "angle":
+                params[name] = torch.remainder(value + math.pi, 2.0 * math.pi) - math.pi
             else:
                 params[name] = value
         return params

@@ -1,14 +1,25 @@
 """Flat unconstrained coordinates: layout, split/join and the transforms of each kind."""
 
+import math
+
 import pytest
 import torch
 from torch.distributions import biject_to
 
-from hmm_pyro import HMM, Categorical, Gaussian, Poisson
+from hmm_pyro import HMM, Categorical, Gamma, Gaussian, MultivariateNormal, Poisson, VonMises
 from hmm_pyro.emissions.base import dirichlet_log_normalizer
 from hmm_pyro.inference.coordinates import KINDS, Coordinates, log_simplex
 
-FAMILIES = [Categorical(num_symbols=4), Gaussian(), Gaussian(dim=2), Poisson(), Poisson(dim=2)]
+FAMILIES = [
+    Categorical(num_symbols=4),
+    Gaussian(),
+    Gaussian(dim=2),
+    Poisson(),
+    Poisson(dim=2),
+    Gamma(dim=2),
+    VonMises(),
+    MultivariateNormal(dim=3),
+]
 
 
 def test_split_and_join_are_inverse():
@@ -41,6 +52,19 @@ def test_coordinates_are_pyros_bijections(emission):
     for name, prior in hmm.prior_distributions().items():
         expected = biject_to(prior.support).inv(params[name])
         torch.testing.assert_close(coords[name], expected, rtol=0, atol=1e-12)
+
+
+def test_angles_are_wrapped_and_correlations_have_their_free_entries():
+    hmm = HMM(2, MultivariateNormal(dim=3))
+    coordinates = Coordinates(hmm)
+    assert coordinates.layout[-1] == ("corr", "corr_matrix", (2, 3))
+    assert coordinates.size == 1 + 2 + 2 * 3 + 2 * 3 + 2 * 3
+    hmm = HMM(2, VonMises())
+    coordinates = Coordinates(hmm)
+    flat = torch.tensor([0.0, 0.0, 0.0, 3.5, -7.0, 0.0, 0.0], dtype=torch.float64)
+    mu = coordinates.constrain(flat)["mu"]
+    torch.testing.assert_close(mu, torch.tensor([3.5 - 2 * math.pi, -7.0 + 2 * math.pi]).double())
+    assert ((mu >= -math.pi) & (mu < math.pi)).all()
 
 
 def test_log_simplex_is_the_log_of_stick_breaking():

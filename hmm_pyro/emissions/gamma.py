@@ -1,0 +1,360 @@
+"""Gamma emissions (e.g. step lengths): ``y_t[d] | z_t = k ~ Gamma(alpha[k, d], beta[k, d])``.
+
+Shape ``alpha`` (the parameter ``concentration``) and rate ``beta`` (``rate``; mean
+``alpha / beta``), independent across coordinates ``d``; observations must be strictly positive.
+
+M-step (:meth:`Gamma.maximize`): given ``alpha``, ``Q + log prior`` is maximised in ``beta`` by
+``beta(alpha) = (alpha n + a_beta - 1) / (s1 + b_beta)`` (ML: ``alpha n / s1``) with
+``n = sum w``, ``s1 = sum w y``, ``slog = sum w log y``. Profiling ``beta`` out leaves one
+dimension: by the envelope theorem the derivative of the profile is
+
+``g(alpha) = n log beta(alpha) - n digamma(alpha) + slog + (a_alpha - 1) / alpha - b_alpha``,
+
+which decreases (``digamma' > 1/alpha + 1/(2 alpha**2)``) when both prior shapes are at least
+1, and for ML. Its root is found by safeguarded Newton in ``log alpha``
+(:func:`~hmm_pyro.emissions._roots.decreasing_root`) over
+``[MIN_CONCENTRATION, MAX_CONCENTRATION]``; ``beta`` is at least :data:`MIN_RATE`. Data whose
+values under a state are all equal have no finite ML shape (the profile increases forever):
+the estimate is then :data:`MAX_CONCENTRATION`.
+
+Collapse distance: ``BC = sqrt(b1**a1 b2**a2 / (G(a1) G(a2))) G(a) / ((b1 + b2) / 2)**a`` per
+coordinate with ``a = (a1 + a2) / 2`` (the integral of ``sqrt(f1 f2)`` is a gamma integral).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyro.distributions as dist
+import torch
+
+from hmm_pyro._types import Params
+from hmm_pyro._validation import check_int
+from hmm_pyro.data import Sequences
+from hmm_pyro.emissions._roots import decreasing_root
+from hmm_pyro.emissions.base import _STATISTICS_CACHE, STATISTICS_DTYPE, Emission, PotentialTerms
+from hmm_pyro.kernels._numba.gamma import gamma_potential
+from hmm_pyro.priors import Prior
+
+__all__ = ["MAX_CONCENTRATION", "MIN_CONCENTRATION", "MIN_RATE", "Gamma", "standard_gamma"]
+
+MIN_CONCENTRATION = 1e-8
+"""Smallest shape an M-step returns (reached only where the prior alone decides)."""
+MAX_CONCENTRATION = 1e6
+"""Largest shape an M-step returns (a coefficient of variation of 0.001): equal values."""
+MIN_RATE = 1e-12
+"""Smallest rate an M-step returns."""
+_HYPERPARAMETERS = ("concentration_shape", "concentration_rate", "rate_shape", "rate_rate")
+
+
+def standard_gamma(concentration: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Draws of ``Gamma(concentration, 1)``, elementwise, from a seeded generator.
+
+    Marsaglia & Tsang (2000) squeeze-rejection for shapes of at least 1; a shape ``a < 1`` is
+    boosted: ``G(a) = G(a + 1) U**(1 / a)``. Draws are at least the smallest positive normal
+    number of the dtype (a tiny shape underflows to zero otherwise).
+
+    Parameters
+    ----------
+    concentration : torch.Tensor
+        Shapes ``> 0``.
+    generator : torch.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    torch.Tensor
+        Draws of the shape and dtype of ``concentration``.
+    """
+    alpha = concentration.to(torch.float64)
+    small = alpha < 1
+    shape = alpha.shape
+    d = torch.where(small, alpha + 1, alpha) - 1.0 / 3.0
+    c = 1.0 / torch.sqrt(9.0 * d)
+    result = torch.ones(shape, dtype=torch.float64)
+    pending = torch.ones(shape, dtype=torch.bool)
+    while bool(pending.any()):
+        normal = torch.randn(shape, generator=generator, dtype=torch.float64)
+        uniform = torch.rand(shape, generator=generator, dtype=torch.float64)
+        cube = (1.0 + c * normal) ** 3
+        safe = cube.clamp(min=1e-300)
+        accept = (cube > 0) & (
+            torch.log(uniform) < 0.5 * normal**2 + d - d * safe + d * torch.log(safe)
+        )
+        result = torch.where(pending & accept, d * cube, result)
+        pending = pending & ~accept
+    boost = torch.rand(shape, generator=generator, dtype=torch.float64)
+    log_draw = torch.log(result) + torch.where(small, torch.log(boost) / alpha, 0.0)
+    tiny = torch.finfo(concentration.dtype).tiny
+    return log_draw.exp().clamp(min=tiny).to(concentration.dtype)
+
+
+class Gamma(Emission):
+    """Gamma emissions for positive data; parameters ``concentration`` and ``rate``.
+
+    Shapes ``(K,)`` (univariate) or ``(K, D)`` (``D`` independent coordinates). Prior:
+    ``concentration ~ Gamma(prior.concentration_shape, prior.concentration_rate)`` and
+    ``rate ~ Gamma(prior.rate_shape, prior.rate_rate)``, independent.
+
+    Parameters
+    ----------
+    dim : int, optional
+        Number of independent positive coordinates ``D``; omit for univariate data.
+
+    Examples
+    --------
+    >>> Gamma().param_shapes(num_states=2)
+    {'concentration': (2,), 'rate': (2,)}
+    """
+
+    family = "gamma"
+    param_names = ("concentration", "rate")
+    positive_params = ("concentration", "rate")
+
+    def __init__(self, dim: int | None = None) -> None:
+        self._dim = None if dim is None else check_int("dim", dim, minimum=1)
+
+    @property
+    def dim(self) -> int:
+        """Emission dimension ``D``."""
+        return 1 if self._dim is None else self._dim
+
+    def _shape(self, num_states: int) -> tuple[int, ...]:
+        return (num_states,) if self._dim is None else (num_states, self._dim)
+
+    def param_shapes(self, num_states: int) -> dict[str, tuple[int, ...]]:
+        """``(K,)`` or ``(K, D)`` for both parameters."""
+        shape = self._shape(num_states)
+        return {"concentration": shape, "rate": shape}
+
+    def param_dims(self) -> dict[str, tuple[str, ...]]:
+        """``("state",)`` or ``("state", "dim")``."""
+        dims = ("state",) if self._dim is None else ("state", "dim")
+        return {"concentration": dims, "rate": dims}
+
+    def to_config(self) -> dict[str, Any]:
+        """``{"family": "gamma", "dim": D or None}``."""
+        return {"family": self.family, "dim": self._dim}
+
+    def validate_data(self, data: Sequences) -> None:
+        """Require strictly positive observations."""
+        self._check_dim(data)
+        values = self._observed_values(data)
+        if values.numel() and bool((values <= 0).any()):
+            raise ValueError(
+                f"data: expected values > 0 for {self!r} (gamma densities live on the positive "
+                f"reals; zero step lengths need a zero-inflated model), got {values.min().item()}"
+            )
+
+    # ------------------------------------------------------------------ prior
+    def prior_distributions(
+        self, prior: Prior, num_states: int, dtype: torch.dtype
+    ) -> dict[str, dist.TorchDistribution]:
+        """Gamma priors of both parameters, one event per parameter."""
+        hyper = self.prior_hyperparameters(prior, num_states, dtype)
+        columns = {name: self._unshaped(value) for name, value in hyper.items()}
+        events = columns["rate_rate"].dim()
+        return {
+            "concentration": dist.Gamma(
+                columns["concentration_shape"], columns["concentration_rate"]
+            ).to_event(events),
+            "rate": dist.Gamma(columns["rate_shape"], columns["rate_rate"]).to_event(events),
+        }
+
+    def prior_hyperparameters(
+        self, prior: Prior, num_states: int, dtype: torch.dtype
+    ) -> dict[str, torch.Tensor]:
+        """``concentration_shape``, ``concentration_rate``, ``rate_shape``, ``rate_rate`` (K, D)."""
+        return {
+            name: prior.resolve_emission(name, num_states, self.dim, dtype)
+            for name in _HYPERPARAMETERS
+        }
+
+    def _unshaped(self, value: torch.Tensor) -> torch.Tensor:
+        """``(K, D)`` back to the parameter shape."""
+        return value[:, 0] if self._dim is None else value
+
+    def _columns(self, params: Params) -> tuple[torch.Tensor, torch.Tensor]:
+        alpha, beta = params["concentration"], params["rate"]
+        if self._dim is None:
+            alpha, beta = alpha.unsqueeze(-1), beta.unsqueeze(-1)
+        return alpha, beta
+
+    # ------------------------------------------------------------------ point estimation
+    def weighted_statistics(self, data: Sequences, weights: torch.Tensor) -> Params:
+        """``n``, ``s1 = sum w y`` and ``slog = sum w log y``, each ``(K, D)``.
+
+        Sums over observed entries ``o``: ``n = sum_t w o``.
+        """
+
+        def build() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            observed = data.observed.reshape(-1, data.dim)
+            values = data.values.reshape(-1, data.dim).to(STATISTICS_DTYPE)
+            kept = torch.where(observed, values, 1.0)
+            return (
+                observed.to(STATISTICS_DTYPE),
+                torch.where(observed, kept, 0.0),
+                torch.where(observed, torch.log(kept), 0.0),
+            )
+
+        observed, values, logs = data.cached((_STATISTICS_CACHE, "gamma"), build)
+        transposed = weights.T
+        return {"n": transposed @ observed, "s1": transposed @ values, "slog": transposed @ logs}
+
+    def maximize(
+        self,
+        statistics: Params,
+        hyperparameters: Params,
+        previous: Params | None,
+        use_prior: bool,
+    ) -> Params:
+        """Profile the rate out and solve the shape's stationarity condition (module notes).
+
+        Without the prior, a coordinate without weight keeps its previous parameters (NaN when
+        ``previous`` is ``None``).
+        """
+        n, s1, slog = statistics["n"], statistics["s1"], statistics["slog"]
+        if use_prior:
+            a_alpha = hyperparameters["concentration_shape"].to(STATISTICS_DTYPE)
+            b_alpha = hyperparameters["concentration_rate"].to(STATISTICS_DTYPE)
+            a_beta = hyperparameters["rate_shape"].to(STATISTICS_DTYPE)
+            b_beta = hyperparameters["rate_rate"].to(STATISTICS_DTYPE)
+        else:
+            a_alpha = a_beta = torch.ones_like(n)
+            b_alpha = b_beta = torch.zeros_like(n)
+        has_data = n > 0
+        usable = has_data | torch.tensor(use_prior)
+        safe_n = torch.where(usable, n, 1.0)  # rows without data (ML) are replaced below
+        denominator = torch.where(usable, s1 + b_beta, 1.0)
+
+        def rate_of(alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            raw = (alpha * safe_n + a_beta - 1.0) / denominator
+            clamped = raw <= MIN_RATE
+            return raw.clamp(min=MIN_RATE), clamped
+
+        def condition(alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            beta, clamped = rate_of(alpha)
+            value = (
+                safe_n * (torch.log(beta) - torch.digamma(alpha))
+                + torch.where(usable, slog, 0.0)
+                + (a_alpha - 1.0) / alpha
+                - b_alpha
+            )
+            slope_beta = torch.where(clamped, 0.0, safe_n * safe_n / (denominator * beta))
+            slope = (
+                slope_beta - safe_n * torch.polygamma(1, alpha) - (a_alpha - 1.0) / (alpha * alpha)
+            )
+            return value, slope
+
+        if previous is None:
+            start = torch.full_like(n, float("nan"))
+        else:
+            start = self._columns(previous)[0].to(STATISTICS_DTYPE).expand_as(n)
+        alpha = decreasing_root(condition, MIN_CONCENTRATION, MAX_CONCENTRATION, start)
+        beta, _ = rate_of(alpha)
+        if not use_prior:
+            if previous is None:
+                old_alpha = old_beta = torch.full_like(n, float("nan"))
+            else:
+                old_alpha, old_beta = (p.to(STATISTICS_DTYPE) for p in self._columns(previous))
+            alpha = torch.where(has_data, alpha, old_alpha)
+            beta = torch.where(has_data, beta, old_beta)
+        return {"concentration": self._unshaped(alpha), "rate": self._unshaped(beta)}
+
+    def pooled_params(self, data: Sequences) -> Params:
+        """The ML gamma fit to all observed values of each coordinate."""
+        observed = data.observed.reshape(-1, data.dim)
+        weights = torch.ones(observed.shape[0], 1, dtype=STATISTICS_DTYPE)
+        stats = self.weighted_statistics(data, weights)
+        return self.maximize(stats, {}, None, use_prior=False)
+
+    def start_from_data(
+        self, data: Sequences, num_states: int, generator: torch.Generator, dtype: torch.dtype
+    ) -> Params:
+        """Means at random quantiles of the data; coefficients of variation ``cv / K``.
+
+        ``cv`` is the pooled coefficient of variation of each coordinate (at least 0.01 per
+        state): ``concentration = (K / cv)**2``, ``rate = concentration / mean``.
+        """
+        means, observed = self._quantile_locations(data, num_states, generator, dtype)
+        centre = torch.nanmean(observed, 0)
+        spread = torch.nanmean((observed - centre) ** 2, 0).sqrt()
+        variation = (spread / centre / num_states).clamp(min=0.01).to(dtype)
+        alpha = (1.0 / variation**2).expand(num_states, -1).clone()
+        return {"concentration": self._unshaped(alpha), "rate": self._unshaped(alpha / means)}
+
+    # ------------------------------------------------------------------ likelihood
+    def location(self, params: Params) -> torch.Tensor:
+        """Mean ``concentration / rate`` of the first coordinate: ``(..., K)``."""
+        alpha, beta = self._columns(params)
+        return alpha[..., 0] / beta[..., 0]
+
+    def fill_value(self) -> float:
+        """One (any positive value)."""
+        return 1.0
+
+    def _log_prob_elementwise(self, params: Params, values: torch.Tensor) -> torch.Tensor:
+        alpha, beta = self._columns(params)
+        alpha, beta = alpha[..., None, None, :, :], beta[..., None, None, :, :]
+        y = values.unsqueeze(-2)
+        return (
+            alpha * torch.log(beta) - torch.lgamma(alpha) + (alpha - 1.0) * torch.log(y) - beta * y
+        )
+
+    def conditional(
+        self, params: Params, states: torch.Tensor, observed: torch.Tensor
+    ) -> dist.TorchDistribution:
+        """``Gamma(concentration[states], rate[states])`` masked where not observed."""
+        alpha, beta = self._columns(params)
+        return dist.Gamma(alpha[states], beta[states]).mask(observed).to_event(1)
+
+    def sample(
+        self, params: Params, states: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Draw ``(*states.shape, D)`` positive values (:func:`standard_gamma` / rate)."""
+        alpha, beta = self._columns(params)
+        return standard_gamma(alpha[states], generator) / beta[states]
+
+    def bhattacharyya(self, params: Params) -> torch.Tensor:
+        """Closed form (module notes), a product over coordinates."""
+        alpha, beta = self._columns(params)  # (..., K, D)
+        a1, a2 = alpha.unsqueeze(-2), alpha.unsqueeze(-3)
+        b1, b2 = beta.unsqueeze(-2), beta.unsqueeze(-3)
+        mean_shape = 0.5 * (a1 + a2)
+        log_bc = (
+            0.5 * (a1 * torch.log(b1) + a2 * torch.log(b2))
+            - 0.5 * (torch.lgamma(a1) + torch.lgamma(a2))
+            + torch.lgamma(mean_shape)
+            - mean_shape * torch.log(0.5 * (b1 + b2))
+        )
+        return log_bc.sum(-1).clamp(max=0.0).exp()
+
+    def _check_param_values(self, name: str, value: torch.Tensor) -> None:
+        if (value <= 0).any():
+            raise ValueError(f"params[{name!r}]: expected values > 0, got {value.min().item()}")
+
+    # ---- potential (NUTS/MAP)
+    def potential_coordinates(self) -> dict[str, str]:
+        """``log concentration``, ``log rate``."""
+        return {"concentration": "log", "rate": "log"}
+
+    def potential_terms(
+        self, prior: Prior, num_states: int, dtype: torch.dtype, data: Sequences
+    ) -> PotentialTerms:
+        """Gamma priors in ``u = log x``: ``(a - 1 + jac) u - b exp(u) + a log b - lgamma(a)``.
+
+        The likelihood's gradient uses ``d log f / d log alpha = alpha (log beta -
+        digamma(alpha) + log y)`` and ``d log f / d log beta = alpha - beta y``.
+        """
+        hyper = [
+            prior.resolve_emission(name, num_states, self.dim, dtype) for name in _HYPERPARAMETERS
+        ]
+        constant = sum(
+            float((shape * torch.log(rate) - torch.lgamma(shape)).sum())
+            for shape, rate in (hyper[:2], hyper[2:])
+        )
+        values, observed, lengths = self._potential_data(data)
+        logs = np.where(observed, np.log(np.where(observed, values, 1.0)), 0.0)
+        grids = tuple(np.ascontiguousarray(t.to(torch.float64).numpy()) for t in hyper)
+        return PotentialTerms(gamma_potential, (*grids, values, logs, observed, lengths), constant)
