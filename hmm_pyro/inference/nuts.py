@@ -341,6 +341,7 @@ def fit_nuts(
             parallel=bool(parallel),
             progress=progress,
             client=client,
+            desc="NUTS",
         )
         if tasks
         else []
