@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 import dask.config
+import psutil
 from distributed import Client, Scheduler
 from distributed.deploy.spec import ProcessInterface, SpecCluster
 from distributed.worker_memory import parse_memory_limit
@@ -116,6 +117,9 @@ class WorkerProcess(ProcessInterface):
     async def close(self) -> None:
         """Stop the process and whatever it started."""
         if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(psutil.Error):  # the nanny's worker first, then the nanny
+                for child in psutil.Process(self.process.pid).children(recursive=True):
+                    child.kill()
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
             await self.process.wait()

@@ -5,8 +5,8 @@ reports through :class:`Progress`. On a terminal (or in a notebook) it draws tqd
 task when there are several. Elsewhere (a pipe, a log file, a batch job) tqdm would either stay
 silent or write carriage returns and cursor moves into the log; there :class:`Progress` writes a
 plain ASCII line every :data:`LINE_INTERVAL` seconds, from a background thread so that lines
-keep coming while a long task reports nothing, and a last line on close. Runs shorter than
-the interval write nothing.
+keep coming while a long task reports nothing, and a last line on close when the counts
+changed since the previous one. Runs shorter than the interval write nothing.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ class Progress:
         self._lines = False
         self._closed = False
         self._written = 0
+        self._written_state: tuple[Any, ...] = ()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if not enabled:
@@ -143,7 +144,7 @@ class Progress:
             self._write(now)
 
     def close(self) -> None:
-        """Close the bars; off a terminal, write a last line if any was written before."""
+        """Close the bars; off a terminal, write a last line if lines were written and it is new."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
@@ -153,7 +154,7 @@ class Progress:
             self._closed = True
             for bar in self._bars:
                 bar.close()
-            if self._lines and self._written:
+            if self._lines and self._written and self._state() != self._written_state:
                 self._write(self._clock())
 
     def __enter__(self) -> Progress:
@@ -189,7 +190,11 @@ class Progress:
             text += f" ({self.postfix})"
         return text
 
+    def _state(self) -> tuple[Any, ...]:
+        return (*self.done, self.postfix)
+
     def _write(self, now: float) -> None:
         self._stream.write(self.line(now) + "\n")
         self._stream.flush()
         self._written += 1
+        self._written_state = self._state()

@@ -43,13 +43,25 @@ def test_off_a_terminal_one_line_per_interval_then_a_last_line():
     assert len(lines_of(stream)) == 1  # the next line waits for the next interval
     clock.now += 70
     progress.update(50)
-    progress.close()
-    assert lines_of(stream)[1:] == [
-        "EM: 100/100 (100%), 1m25s elapsed",
-        "EM: 100/100 (100%), 1m25s elapsed",  # the closing line
-    ]
+    clock.now += 5
+    progress.close()  # nothing new since the last line: no closing line
+    assert lines_of(stream)[1:] == ["EM: 100/100 (100%), 1m25s elapsed"]
     progress.update(1)  # after close: ignored
-    assert len(lines_of(stream)) == 3
+    assert len(lines_of(stream)) == 2
+
+
+def test_the_closing_line_shows_the_final_counts():
+    stream, clock = io.StringIO(), FakeClock()
+    progress = Progress([10], desc="SVI", stream=stream, clock=clock, interval=10, heartbeat=False)
+    clock.now += 10
+    progress.update(4)
+    clock.now += 3
+    progress.update(2)  # stopped early at 6 of 10
+    progress.close()
+    assert lines_of(stream) == [
+        "SVI: 4/10 (40%), 10s elapsed, about 15s left",
+        "SVI: 6/10 (60%), 13s elapsed, about 9s left",
+    ]
 
 
 def test_lines_keep_coming_while_no_task_reports():

@@ -209,7 +209,7 @@ def fit_nuts(
     max_tree_depth : int
         Maximum NUTS tree depth.
     parallel : bool, optional
-        Run the chains as tasks on an embedded Dask ``LocalCluster`` (one single-threaded worker
+        Run the chains as tasks on an embedded Dask cluster (one single-threaded worker
         process per chain, at most one per core). Default: when there are several chains and
         cores and the sampling, estimated from a timed gradient, would take at least
         :data:`PARALLEL_MIN_SECONDS` in sequence (starting the workers costs seconds); the
