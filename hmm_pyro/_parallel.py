@@ -3,8 +3,8 @@
 Three ways to run the same list of tasks, all giving bitwise-identical results:
 
 * **here**, one after the other (``parallel=False``, or a single task);
-* on an **embedded** :class:`distributed.LocalCluster` started and closed by the call
-  (``parallel=True`` without a client): one single-threaded worker process per task, at most
+* on an **embedded** Dask cluster started and closed by the call (``parallel=True`` without
+  a client; :mod:`hmm_pyro._cluster`): one single-threaded worker process per task, at most
   one per core;
 * on a **given cluster** (``client=``: a :class:`distributed.Client` or a scheduler address such
   as ``"tcp://10.0.0.5:8786"``).
@@ -16,8 +16,11 @@ Tasks carry their own seeds; nothing depends on the order in which they finish. 
 dies has its task rescheduled on another worker by the Dask scheduler (up to
 ``distributed.scheduler.allowed-failures`` times, 3 by default).
 
-Worker processes are spawned: a script that runs tasks in parallel needs the usual
-``if __name__ == "__main__":`` guard. On a cluster of your own, the workers need hmm_pyro
+The embedded cluster's workers are fresh interpreters that never import the caller's main
+module, so scripts need no ``if __name__ == "__main__":`` guard, and ``python -c`` and the REPL
+work too; a worker process that cannot start raises a one-line ``RuntimeError``. Progress goes
+through :class:`hmm_pyro._progress.Progress` (bars on a terminal, a line every ~10 s
+elsewhere). On a cluster of your own, the workers need hmm_pyro
 installed (tasks are module-level functions, pickled by reference) and are best started with one
 thread each (``dask worker ADDRESS --nthreads 1``): tasks use process-wide state (torch's random
 generator, Pyro's parameter store), so within one worker process they run one at a time.
@@ -27,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import logging
 import os
 import sys
 import threading
@@ -37,8 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 import numba
 import torch
-from tqdm.auto import tqdm
 
+from hmm_pyro._progress import Progress
 from hmm_pyro._validation import describe
 
 if TYPE_CHECKING:
@@ -49,7 +51,6 @@ __all__ = [
     "available_cores",
     "check_client",
     "numba_threads",
-    "progress_disabled",
     "run_tasks",
     "torch_threads",
 ]
@@ -57,17 +58,6 @@ __all__ = [
 _TASK_LOCK = threading.Lock()
 """Held while a task runs in a Dask worker: tasks use process-wide state (torch's global random
 generator, Pyro's parameter store), so a worker with several threads runs them one at a time."""
-
-
-def progress_disabled(progress: bool) -> bool | None:
-    """Return tqdm's ``disable`` argument for a ``progress`` flag.
-
-    Off on request; outside a terminal off too (``None`` lets tqdm check), except when tqdm
-    renders notebook widgets.
-    """
-    if not progress:
-        return True
-    return False if tqdm.__module__.endswith("notebook") else None
 
 
 def available_cores() -> int:
@@ -165,8 +155,8 @@ def _run_in_worker(func: Callable[..., Any], task: Any, reporter: ProgressReport
 
 @contextlib.contextmanager
 def _connect(client: Client | str | None, workers: int) -> Iterator[Client]:
-    """The given client; a client connected to an address; or an embedded LocalCluster's."""
-    from distributed import Client, LocalCluster
+    """The given client; a client connected to an address; or an embedded cluster's."""
+    from distributed import Client
 
     if isinstance(client, Client):
         yield client
@@ -190,19 +180,9 @@ def _connect(client: Client | str | None, workers: int) -> Iterator[Client]:
         with connected:
             yield connected
         return
-    # Client closed before its cluster (nested context managers exit in reverse order). The
-    # cluster is an implementation detail: its logs are silenced (task errors are raised here;
-    # a lost worker is replaced and its task rerun), and its HTTP server takes a free port.
-    with (
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=logging.CRITICAL,
-        ) as cluster,
-        Client(cluster, set_as_default=False) as embedded,
-    ):
+    from hmm_pyro._cluster import embedded_client
+
+    with embedded_client(workers) as embedded:
         yield embedded
 
 
@@ -230,20 +210,21 @@ def run_tasks(
     labels : sequence of str
         Progress bar labels.
     parallel : bool or None
-        Run the tasks on an embedded Dask ``LocalCluster`` (one single-threaded worker process
-        per task, at most one per core) instead of one after the other here. Ignored with a
+        Run the tasks on an embedded Dask cluster (one single-threaded worker process per
+        task, at most one per core) instead of one after the other here. Ignored with a
         single task and inside a Dask worker (no nested clusters). ``None``: when there is a
         ``client``, or several tasks and cores.
     progress : bool
-        Show progress: one bar per task when tasks report several units of work (NUTS
-        iterations), otherwise one bar that advances as tasks finish.
+        Show progress (:class:`~hmm_pyro._progress.Progress`: bars on a terminal, a line
+        every ~10 s elsewhere): per task when tasks report several units of work (NUTS
+        iterations), otherwise as tasks finish.
     threads : int
         torch and numba threads for sequential execution (1: bitwise equal to Dask workers).
     client : distributed.Client or str, optional
         Run the tasks on this Dask cluster (a client or a scheduler address) whatever
         ``parallel`` says, unless it is ``False``.
     desc : str
-        Label of the single progress bar.
+        What runs (the progress label).
 
     Returns
     -------
@@ -256,6 +237,8 @@ def run_tasks(
         ``client`` given with ``parallel=False``.
     OSError
         The scheduler at ``client`` cannot be reached.
+    RuntimeError
+        The embedded cluster's worker processes cannot start.
     """
     check_client(client)
     if client is not None and parallel is False:
@@ -264,14 +247,10 @@ def run_tasks(
     if parallel is None:
         parallel = client is not None or (count > 1 and available_cores() > 1)
     per_task = any(total > 1 for total in totals)
-    disable = progress_disabled(progress)
     if per_task:
-        bars = [
-            tqdm(total=total, desc=label, position=index, leave=True, disable=disable)
-            for index, (total, label) in enumerate(zip(totals, labels, strict=True))
-        ]
+        bars = Progress(totals, labels, desc=desc, enabled=progress)
     else:
-        bars = [tqdm(total=count, desc=desc, leave=True, disable=disable)]
+        bars = Progress([count], desc=desc, enabled=progress)
     done = [0] * count
     finished = [False] * count
     lock = threading.Lock()
@@ -281,7 +260,7 @@ def run_tasks(
             if finished[task]:
                 return
             if per_task:
-                bars[task].update(units - done[task])
+                bars.update(units - done[task], task)
             done[task] = units
 
     def finish(task: int) -> None:
@@ -289,8 +268,8 @@ def run_tasks(
         with lock:
             finished[task] = True
             if not per_task:
-                bars[0].set_postfix_str(labels[task], refresh=False)
-                bars[0].update(1)
+                bars.set_postfix(labels[task])
+                bars.update(1)
 
     try:
         on_dask = client is not None or (parallel and count > 1 and not _in_dask_worker())
@@ -306,8 +285,7 @@ def run_tasks(
         with _connect(client, workers) as connected:
             return _run_on_dask(connected, func, tasks, labels, update, finish)
     finally:
-        for bar in bars:
-            bar.close()
+        bars.close()
 
 
 def _run_on_dask(

@@ -7,7 +7,7 @@ prior and (SVI) ELBO, the number of free parameters and BIC (point estimates), t
 :func:`hmm_pyro.diagnose`, the smallest squared Hellinger distance between states and the
 seconds taken.
 
-The tasks run here, on an embedded Dask ``LocalCluster`` (``parallel=True``, the default with
+The tasks run here, on an embedded Dask cluster (``parallel=True``, the default with
 several points and cores) or on a cluster of your own (``client=``); see
 :mod:`hmm_pyro._parallel`. Point ``i`` always uses child seed ``i`` of the master
 seed, and every task runs with one torch and one numba thread, so the table and the fits are
@@ -397,7 +397,7 @@ def sweep(
         Run the points as tasks on this Dask cluster (a client, or a scheduler address such as
         ``"tcp://host:8786"``).
     parallel : bool, optional
-        Without ``client``: run the points on an embedded Dask ``LocalCluster`` (one
+        Without ``client``: run the points on an embedded Dask cluster (one
         single-threaded worker process per core) instead of one after the other here. Default:
         when there are several points and cores. The results are the same bit for bit.
     progress : bool

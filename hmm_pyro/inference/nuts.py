@@ -13,6 +13,7 @@ settle in different labellings of the states; the draws are brought into one
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, replace
@@ -27,7 +28,9 @@ from hmm_pyro._parallel import (
     ProgressReporter,
     available_cores,
     check_client,
+    numba_threads,
     run_tasks,
+    torch_threads,
 )
 from hmm_pyro._random import resolve_seed
 from hmm_pyro._types import SequencesLike
@@ -42,7 +45,8 @@ from hmm_pyro.inference._chains import (
     save_chain,
     saved_seed,
 )
-from hmm_pyro.inference.potential import SITE, Potential
+from hmm_pyro.inference.coordinates import Coordinates
+from hmm_pyro.inference.potential import Potential
 from hmm_pyro.labels import align_labels
 from hmm_pyro.learning import initial_params
 from hmm_pyro.model import HMM
@@ -57,26 +61,70 @@ PARALLEL_MIN_SECONDS = 30.0
 process. Starting the embedded cluster and importing torch in its workers costs seconds: on
 2 cores, 2 chains x (100 + 100) on the small benchmark workload took 14.5 s in 2 worker
 processes and 7.1 s one after the other."""
-_STEPS_PER_ITERATION = 10
-"""Leapfrog steps per NUTS iteration assumed by the estimate (7-12 measured on the small
-benchmark workload; more on harder posteriors, which only makes parallel chains likelier)."""
-_STEP_OVERHEAD_SECONDS = 3e-4
-"""Pyro's NUTS bookkeeping per leapfrog step, besides the potential (measured ~0.3 ms)."""
+_STEPS_SCALE = 5.5
+"""Leapfrog steps per NUTS iteration (warm-up and draws together) assumed by the estimate:
+``_STEPS_SCALE * sqrt(P)`` for ``P`` unconstrained parameters, at most ``2**max_tree_depth - 1``.
+Fitted to the steps Pyro's NUTS took (8.5 per iteration for P = 7, 16-34 for P = 14-20, 67 for
+P = 77, about 55 for P = 139); ``benchmarks/parallel_estimate.py`` measures the estimate
+against the time taken. Step counts vary with the data and the seed (17-25 per draw on one
+workload), so the estimate is good to about a factor 2, not better."""
+_PILOT_SECONDS = 0.3
+"""Wall time of the pilot run that measures the seconds per leapfrog step."""
+_PILOT_TREE_DEPTH = 5
+"""Tree depth cap of the pilot (at most 31 steps per iteration: a pilot iteration stays short
+even where the first iterations of a chain build deep trees)."""
+
+
+def _seconds_per_step(
+    hmm: HMM, data: Sequences, start: dict[str, torch.Tensor], target_accept: float
+) -> float:
+    """Seconds per leapfrog step of Pyro's NUTS on this model and data, from a pilot run.
+
+    A few warm-up iterations from ``start``, one torch and one numba thread (as the chains
+    run), under a forked torch random state: the gradient evaluation and Pyro's bookkeeping
+    around it, which costs more than the gradient on small data sets. Takes about
+    :data:`_PILOT_SECONDS` (at least one iteration).
+    """
+    potential = Potential(hmm, data)
+    kernel = NUTS(
+        potential_fn=potential,
+        adapt_step_size=True,
+        adapt_mass_matrix=True,
+        full_mass=False,
+        target_accept_prob=target_accept,
+        max_tree_depth=_PILOT_TREE_DEPTH,
+    )
+    kernel.initial_params = potential.unconstrain(start)
+    with torch.random.fork_rng(devices=[]), torch_threads(1), numba_threads(1):
+        torch.manual_seed(0)
+        kernel.setup(warmup_steps=1000)  # loads (or compiles) the numba code; not timed
+        params = kernel.initial_params
+        first, began = potential.num_evaluations, time.perf_counter()
+        while True:
+            params = kernel.sample(params)
+            seconds = time.perf_counter() - began
+            if seconds >= _PILOT_SECONDS:
+                break
+        kernel.cleanup()
+    return seconds / max(1, potential.num_evaluations - first)
 
 
 def _estimated_sequential_seconds(
-    hmm: HMM, data: Sequences, start: dict[str, torch.Tensor], iterations: int, chains: int
+    hmm: HMM,
+    data: Sequences,
+    start: dict[str, torch.Tensor],
+    iterations: int,
+    chains: int,
+    target_accept: float = 0.8,
+    max_tree_depth: int = 10,
 ) -> float:
-    """Sampling time of ``chains`` chains in sequence, from the timed potential at ``start``."""
-    potential = Potential(hmm, data)
-    flat = potential.unconstrain(start)[SITE]
-    potential.value_and_gradient(flat)  # loads (or compiles) the numba code
-    repeats = 3
-    began = time.perf_counter()
-    for _ in range(repeats):
-        potential.value_and_gradient(flat)
-    evaluation = (time.perf_counter() - began) / repeats
-    return chains * iterations * _STEPS_PER_ITERATION * (evaluation + _STEP_OVERHEAD_SECONDS)
+    """Sampling time of ``chains`` chains of ``iterations`` iterations run one after another.
+
+    Iterations x leapfrog steps per iteration (:data:`_STEPS_SCALE` by the number of
+    parameters) x seconds per step (measured by :func:`_seconds_per_step`).
+    """
+    steps = min(_STEPS_SCALE * math.sqrt(Coordinates(hmm).size), 2.0**max_tree_depth - 1)
+    return chains * iterations * steps * _seconds_per_step(hmm, data, start, target_accept)
 
 
 @dataclass(frozen=True)
@@ -209,9 +257,9 @@ def fit_nuts(
     max_tree_depth : int
         Maximum NUTS tree depth.
     parallel : bool, optional
-        Run the chains as tasks on an embedded Dask ``LocalCluster`` (one single-threaded worker
+        Run the chains as tasks on an embedded Dask cluster (one single-threaded worker
         process per chain, at most one per core). Default: when there are several chains and
-        cores and the sampling, estimated from a timed gradient, would take at least
+        cores and the sampling, estimated from a short timed pilot run, would take at least
         :data:`PARALLEL_MIN_SECONDS` in sequence (starting the workers costs seconds); the
         estimate is kept in ``fit.attrs["estimated_sequential_seconds"]``.
     progress : bool
@@ -328,7 +376,13 @@ def fit_nuts(
         parallel = client is not None
         if not parallel and len(tasks) > 1 and available_cores() > 1:
             estimated = _estimated_sequential_seconds(
-                hmm, data, starts[pending[0]], warmup + draws, len(tasks)
+                hmm,
+                data,
+                starts[pending[0]],
+                warmup + draws,
+                len(tasks),
+                target_accept,
+                max_tree_depth,
             )
             parallel = estimated >= PARALLEL_MIN_SECONDS
     began = time.perf_counter()
@@ -341,6 +395,7 @@ def fit_nuts(
             parallel=bool(parallel),
             progress=progress,
             client=client,
+            desc="NUTS",
         )
         if tasks
         else []

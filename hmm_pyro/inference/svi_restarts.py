@@ -32,9 +32,9 @@ from pyro.infer.autoguide import (
     init_to_value,
 )
 from pyro.optim import ClippedAdam
-from tqdm.auto import tqdm
 
-from hmm_pyro._parallel import progress_disabled, torch_threads
+from hmm_pyro._parallel import torch_threads
+from hmm_pyro._progress import Progress
 from hmm_pyro._random import resolve_seed
 from hmm_pyro._types import Params, SequencesLike
 from hmm_pyro._validation import describe
@@ -146,8 +146,8 @@ class StepReport:
 
     Parameters
     ----------
-    bar : tqdm
-        Progress bar over all steps of all restarts.
+    bar : Progress
+        Progress over all steps of all restarts.
     interrupts : Interrupts
         Ctrl-C deferred to the end of a step
         (:func:`~hmm_pyro.inference.checkpoint.deferred_interrupts`).
@@ -157,7 +157,7 @@ class StepReport:
 
     def __init__(
         self,
-        bar: tqdm,
+        bar: Progress,
         interrupts: Interrupts,
         callback: Callable[[int, int, float], Any] | None,
     ) -> None:
@@ -465,7 +465,7 @@ def run_restarts(
     with (
         _isolated_param_store(),
         torch_threads(1),
-        tqdm(total=steps * len(seeds), desc=desc, disable=progress_disabled(progress)) as bar,
+        Progress([steps * len(seeds)], desc=desc, enabled=progress) as bar,
     ):
         bar.update(sum(len(run["losses"]) for run in checkpointer.completed))
         runs = list(checkpointer.completed)

@@ -17,9 +17,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from hmm_pyro._parallel import progress_disabled
+from hmm_pyro._progress import Progress
 from hmm_pyro._random import resolve_seed
 from hmm_pyro._types import Params, SequencesLike
 from hmm_pyro._validation import check_int, check_positive, describe, warn
@@ -84,7 +83,7 @@ def run_restarts(
     seeds = seeds[: len(starts)]
     began = time.perf_counter()
     runs = []
-    with tqdm(total=max_iter * len(starts), desc=desc, disable=progress_disabled(progress)) as bar:
+    with Progress([max_iter * len(starts)], desc=desc, enabled=progress) as bar:
         for start in starts:
             runs.append(runner(start, lambda: bar.update(1)))
     return runs, seed, seeds, time.perf_counter() - began

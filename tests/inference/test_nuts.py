@@ -126,7 +126,7 @@ def _coverage(fit, truth, align_rows):
 def test_nuts_recovers_the_reference_hmm(workload_hmm, workload_data, true_params, align_rows):
     # In this process: the draws are the same bit for bit wherever the chains run (tested
     # above), and the default (parallel=None) sent them to an embedded cluster whenever the
-    # timed gradient estimated >= 30 s, paying two workers' imports (about 10 s of CPU) for
+    # pilot-run estimate was >= 30 s, paying two workers' imports (about 10 s of CPU) for
     # cores that pytest-xdist already fills.
     fit = fit_nuts(
         workload_hmm,
@@ -171,7 +171,7 @@ def test_nuts_recovers_gaussian_and_poisson_emissions(emission, align_rows):
 def test_default_keeps_short_runs_in_process_and_sends_long_ones_to_workers(
     workload_hmm, small_data, monkeypatch
 ):
-    """``parallel=None``: the timed-gradient estimate decides; it is of the right order."""
+    """``parallel=None``: the pilot-run estimate decides; it is of the right order."""
     from hmm_pyro import _parallel
     from hmm_pyro.inference import nuts
 
