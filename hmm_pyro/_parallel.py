@@ -70,7 +70,13 @@ def available_cores() -> int:
 
 @contextlib.contextmanager
 def torch_threads(count: int) -> Iterator[None]:
-    """Temporarily set torch's intra-op thread count."""
+    """Temporarily set torch's intra-op thread count.
+
+    numba's threading layer is started first: starting it (on numba's first parallel call)
+    resets the OpenMP thread count that torch shares, which would undo the setting inside the
+    block (measured: the first task of a process then ran with 2 threads, not 1).
+    """
+    numba.get_num_threads()  # starts numba's threading layer if it has not started
     previous = torch.get_num_threads()
     torch.set_num_threads(count)
     try:
@@ -148,8 +154,8 @@ def _in_dask_worker() -> bool:
 def _run_in_worker(func: Callable[..., Any], task: Any, reporter: ProgressReporter) -> Any:
     """The Dask task: ``func(task, reporter)`` with one torch and one numba thread."""
     with _TASK_LOCK:
+        numba.set_num_threads(1)  # per thread; first, as starting numba's threads resets torch's
         torch.set_num_threads(1)  # the worker process is ours: no need to restore
-        numba.set_num_threads(1)  # per thread: set in the thread that runs the task
         return func(task, reporter)
 
 

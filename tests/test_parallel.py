@@ -143,3 +143,29 @@ def test_bad_client_arguments_are_named():
         pytest.raises(OSError, match="client: cannot connect to the Dask scheduler"),
     ):
         run_tasks(_probe, TASKS, [1] * 5, LABELS, True, False, client="tcp://127.0.0.1:1")
+
+
+def test_the_first_task_of_a_fresh_process_runs_on_one_torch_thread():
+    """Starting numba's threading layer resets torch's OpenMP threads: the order must hold.
+
+    Regression: with ``import hmm_pyro`` lazy, the first sequential task of a process ran with
+    the machine's thread count (so its float sums differed from the Dask workers' in the last
+    bit). Detects any task that runs with more than one torch thread.
+    """
+    import subprocess
+    import sys
+
+    script = (
+        "import torch\n"
+        "from hmm_pyro._parallel import run_tasks\n"
+        "def probe(task, reporter):\n"
+        "    return torch.get_num_threads()\n"
+        "print(run_tasks(probe, [0], [1], ['t'], parallel=False, progress=False)[0])\n"
+    )
+    environment = {key: value for key, value in os.environ.items() if "NUM_THREADS" not in key}
+    environment["OMP_NUM_THREADS"] = "2"  # what a 2-core machine gives by default
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"
