@@ -6,6 +6,10 @@
 - Gaussian emissions: ``mu[k] ~ Normal(mu_loc, mu_scale)``,
   ``sigma[k]**2 ~ InverseGamma(variance_shape, variance_scale)`` (semi-conjugate)
 - Poisson emissions: ``rate[k] ~ Gamma(rate_shape, rate_rate)``
+- negative binomial emissions: the Poisson prior on the mean ``rate``, and
+  ``dispersion[k] ~ Gamma(dispersion_shape, dispersion_rate)``
+- Student-t emissions: the Gaussian priors on ``mu`` and ``sigma``, and
+  ``df[k] ~ Gamma(df_shape, df_rate)``
 
 :func:`describe_prior` gives the short text that labels a prior in tables.
 
@@ -107,7 +111,14 @@ class Prior:
     variance_shape, variance_scale : float or array_like
         Inverse-gamma prior of Gaussian variances ``sigma**2``: scalar, ``(K,)`` or ``(K, D)``.
     rate_shape, rate_rate : float or array_like
-        Gamma(shape, rate) prior of Poisson rates: scalar, ``(K,)`` or ``(K, D)``.
+        Gamma(shape, rate) prior of Poisson rates and negative binomial means: scalar, ``(K,)``
+        or ``(K, D)``.
+    dispersion_shape, dispersion_rate : float or array_like
+        Gamma(shape, rate) prior of the negative binomial dispersion ``r`` (variance
+        ``rate + rate**2 / r``): scalar, ``(K,)`` or ``(K, D)``.
+    df_shape, df_rate : float or array_like
+        Gamma(shape, rate) prior of the Student-t degrees of freedom: scalar, ``(K,)`` or
+        ``(K, D)``.
 
     Raises
     ------
@@ -123,7 +134,10 @@ class Prior:
     -----
     The Gaussian defaults (``mu ~ N(0, 10)``, ``sigma**2 ~ InvGamma(2, 1)``, prior mean
     variance 1) suit data on a unit-to-tens scale; rescale the data or set them otherwise.
-    The Poisson default ``Gamma(1, 0.1)`` has mean 10 and standard deviation 10.
+    The Poisson default ``Gamma(1, 0.1)`` has mean 10 and standard deviation 10. The
+    dispersion default ``Gamma(2, 0.1)`` (mean 20, mode 10) keeps ``r`` off 0, where the law
+    degenerates, and lets the data pull it up towards the Poisson limit; the degrees-of-freedom
+    default ``Gamma(2, 0.1)`` is the weakly informative prior of Juárez & Steel (2010).
 
     Examples
     --------
@@ -143,6 +157,10 @@ class Prior:
     variance_scale: ArrayLike = 1.0
     rate_shape: ArrayLike = 1.0
     rate_rate: ArrayLike = 0.1
+    dispersion_shape: ArrayLike = 2.0
+    dispersion_rate: ArrayLike = 0.1
+    df_shape: ArrayLike = 2.0
+    df_rate: ArrayLike = 0.1
 
     def __post_init__(self) -> None:
         nonnegative = ("stickiness",)
