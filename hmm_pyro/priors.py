@@ -137,7 +137,7 @@ class Prior:
     The Poisson default ``Gamma(1, 0.1)`` has mean 10 and standard deviation 10. The
     dispersion default ``Gamma(2, 0.1)`` (mean 20, mode 10) keeps ``r`` off 0, where the law
     degenerates, and lets the data pull it up towards the Poisson limit; the degrees-of-freedom
-    default ``Gamma(2, 0.1)`` is the weakly informative prior of Juárez & Steel (2010).
+    default ``Gamma(2, 0.1)`` is weakly informative (docs/emissions.md#student-t).
 
     Examples
     --------

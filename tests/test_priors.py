@@ -33,6 +33,10 @@ def test_defaults():
         "variance_scale": 1.0,
         "rate_shape": 1.0,
         "rate_rate": 0.1,
+        "dispersion_shape": 2.0,
+        "dispersion_rate": 0.1,
+        "df_shape": 2.0,
+        "df_rate": 0.1,
     }
 
 

@@ -144,21 +144,10 @@ class Emission(ABC):
     def from_config_options(
         cls, options: Mapping[str, Any], build: Callable[[Mapping[str, Any]], Emission]
     ) -> Emission:
-        """The family of :meth:`to_config` output less its ``family`` key.
+        """The family of :meth:`to_config` output without its ``family`` key.
 
-        The default passes the options to the constructor; a family made of other families
+        By default the options are the constructor's keywords; a family made of families
         rebuilds them with ``build`` (:func:`hmm_pyro.emissions.from_config`).
-
-        Parameters
-        ----------
-        options : mapping
-            The configuration without ``"family"``.
-        build : callable
-            Rebuilds a family from a whole configuration.
-
-        Returns
-        -------
-        Emission
         """
         return cls(**options)
 
@@ -552,12 +541,7 @@ class Emission(ABC):
     def bijection(self, name: str) -> Transform:
         """The map from unconstrained coordinates to parameter ``name`` of kind ``"bijection"``.
 
-        Only families that declare such a coordinate (:meth:`potential_coordinates`) have one.
-
-        Raises
-        ------
-        ValueError
-            If ``name`` is not a ``"bijection"`` coordinate of this family.
+        ``ValueError`` for a parameter without one (see :meth:`potential_coordinates`).
         """
         raise ValueError(f"name: {self!r} has no 'bijection' coordinate {name!r}")
 

@@ -123,11 +123,12 @@ class DistributionEmission(Emission):
     # ------------------------------------------------------------------ derived descriptions
     @property
     def positive_params(self) -> tuple[str, ...]:  # type: ignore[override]
-        """Parameters constrained to be positive."""
+        """Parameters constrained to be strictly positive (``constraints.positive``)."""
         return tuple(
             name
             for name, constraint in self.param_constraints().items()
-            if constraint is constraints.positive
+            if isinstance(constraint, type(constraints.positive))
+            and float(constraint.lower_bound) == 0.0
         )
 
     def param_dims(self) -> dict[str, tuple[str, ...]]:
@@ -267,8 +268,10 @@ class DistributionEmission(Emission):
 
     def _check_param_values(self, name: str, value: torch.Tensor) -> None:
         constraint = self.param_constraints()[name]
-        if not bool(constraint.check(value).all()):
-            raise ValueError(f"params[{name!r}]: expected values in {constraint}, got {value}")
+        inside = constraint.check(value)
+        if not bool(inside.all()):
+            shown = value[~inside].flatten()[0].item() if inside.shape == value.shape else "values"
+            raise ValueError(f"params[{name!r}]: expected values in {constraint}, got {shown}")
 
     # ------------------------------------------------------------------ distances
     def bhattacharyya(self, params: Params) -> torch.Tensor:

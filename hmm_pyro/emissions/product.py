@@ -14,6 +14,7 @@ compose); each block's likelihood is its own table.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -304,7 +305,7 @@ class Product(Emission):
             c.sample(self._block_params(params, name), states, generator)
             for name, c in self.components.items()
         ]
-        dtype = torch.promote_types(*(d.dtype for d in draws[:2]))
+        dtype = functools.reduce(torch.promote_types, (d.dtype for d in draws))
         return torch.cat([d.to(dtype) for d in draws], dim=-1)
 
     # ------------------------------------------------------------------ distances, summaries

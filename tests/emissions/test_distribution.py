@@ -131,7 +131,13 @@ def test_a_joint_law_scores_whole_steps_and_refuses_partial_ones(rng):
 
 @pytest.mark.parametrize(
     "emission",
-    [ZIP, NORMAL2, hp.NegativeBinomial(dim=2), hp.Product(counts=hp.Poisson(), level=ZIP)],
+    [
+        ZIP,
+        NORMAL2,
+        hp.NegativeBinomial(dim=2),
+        hp.Product(counts=hp.Poisson(), level=ZIP),
+        hp.Product(symbols=hp.Categorical(3), level=hp.StudentT(dim=2)),
+    ],
     ids=repr,
 )
 def test_forward_and_enumerated_models_agree(emission):
