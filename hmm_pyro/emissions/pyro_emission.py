@@ -164,6 +164,11 @@ class PyroEmission(DistributionEmission):
         for key, spec in params.items():
             if not isinstance(spec, Parameter):
                 raise TypeError(f"{key}: expected a hmm_pyro.Parameter, got {describe(spec)}")
+            if not isinstance(spec.shape, tuple):
+                shape = describe(spec.shape)
+                raise TypeError(f"{key}.shape: expected a tuple of ints, got {shape}")
+            for size in spec.shape:
+                check_int(f"{key}.shape", size, minimum=1)
         if name in _built_in_names():
             raise ValueError(f"name: {name!r} is a built-in family; choose another name")
         self.family = name
@@ -190,7 +195,9 @@ class PyroEmission(DistributionEmission):
         """Build the priors and the law at a reference point; refuse what does not fit."""
         priors = self.priors({}, 2, torch.float64)
         for key, prior in priors.items():
-            draw = prior.sample()
+            with torch.random.fork_rng(devices=[]):  # leave the caller's random state alone
+                torch.manual_seed(0)
+                draw = prior.sample()
             if not bool(self._constraints[key].check(draw).all()):
                 raise ValueError(
                     f"{key}: prior draws leave the constraint {self._constraints[key]}"
@@ -215,7 +222,7 @@ class PyroEmission(DistributionEmission):
                 f"fill_value: {self._fill} is outside the support of {self.family!r}; pass a "
                 "value every state can emit"
             )
-        if self._location is None and not bool(torch.isfinite(self.location(reference)).all()):
+        if self._location is None and not _finite_mean(self, reference):
             raise ValueError(
                 f"location: the law of {self.family!r} has no finite mean; name a scalar "
                 "parameter that orders the states"
@@ -296,6 +303,14 @@ class PyroEmission(DistributionEmission):
 
     def __repr__(self) -> str:
         return f"PyroEmission({self.family!r}, params={list(self.param_names)}, dim={self.dim})"
+
+
+def _finite_mean(family: PyroEmission, params: Params) -> bool:
+    """Whether the law has a finite mean at ``params`` (``location``'s default)."""
+    try:
+        return bool(torch.isfinite(family.location(params)).all())
+    except NotImplementedError:
+        return False
 
 
 def _built_in_names() -> set[str]:

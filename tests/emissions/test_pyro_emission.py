@@ -100,6 +100,12 @@ def test_definition_errors_name_the_argument():
             lambda loc: dist.Cauchy(loc, 1.0),
             loc=hp.Parameter(dist.Normal(0.0, 1.0)),
         )
+    with pytest.raises(TypeError, match=r"rate\.shape: expected a tuple of ints"):
+        hp.PyroEmission(
+            "bad_shape_spec",
+            lambda rate: dist.Poisson(rate),
+            rate=hp.Parameter(dist.Gamma(1.0, 1.0), shape=[2]),
+        )
     with pytest.raises(TypeError, match=r"rate: expected a hmm_pyro\.Parameter"):
         hp.PyroEmission("untyped", lambda rate: dist.Poisson(rate), rate=dist.Gamma(1.0, 1.0))
 
