@@ -1,9 +1,10 @@
 """hmm_pyro: Bayesian hidden Markov models in Pyro.
 
 Exact, batched, log-space forward-backward kernels; Pyro models with the hidden states
-marginalised; categorical, Gaussian, Poisson, gamma, von Mises and full-covariance normal
-emissions; NUTS, SVI (also mini-batch, streamed from a store) and MAP returning ArviZ data;
-degeneracy diagnostics and relabelling; prior comparison; sweeps on Dask.
+marginalised; categorical, Gaussian, Poisson, negative binomial, Student-t, gamma, von Mises and
+full-covariance normal emissions, products of them, and any Pyro distribution as an emission
+(``PyroEmission``); NUTS, SVI (also mini-batch, streamed from a store) and MAP returning ArviZ
+data; degeneracy diagnostics and relabelling; prior comparison; sweeps on Dask.
 
 The names below are imported on first use (PEP 562): ``import hmm_pyro`` loads none of torch,
 Pyro, ArviZ, numba, Dask or matplotlib, so that the command line starts at once;
@@ -31,7 +32,12 @@ if TYPE_CHECKING:
         Gamma,
         Gaussian,
         MultivariateNormal,
+        NegativeBinomial,
+        Parameter,
         Poisson,
+        Product,
+        PyroEmission,
+        StudentT,
         VonMises,
     )
     from hmm_pyro.fit import Fit, load
@@ -53,11 +59,16 @@ __all__ = [
     "Gamma",
     "Gaussian",
     "MultivariateNormal",
+    "NegativeBinomial",
+    "Parameter",
     "Poisson",
     "Prior",
     "PriorComparison",
+    "Product",
+    "PyroEmission",
     "Remedy",
     "Sequences",
+    "StudentT",
     "SweepResult",
     "VonMises",
     "__version__",
@@ -95,6 +106,11 @@ _SOURCES = {
     "Flag": "hmm_pyro.diagnostics",
     "Gamma": "hmm_pyro.emissions",
     "Gaussian": "hmm_pyro.emissions",
+    "NegativeBinomial": "hmm_pyro.emissions",
+    "Parameter": "hmm_pyro.emissions",
+    "Product": "hmm_pyro.emissions",
+    "PyroEmission": "hmm_pyro.emissions",
+    "StudentT": "hmm_pyro.emissions",
     "MultivariateNormal": "hmm_pyro.emissions",
     "VonMises": "hmm_pyro.emissions",
     "Poisson": "hmm_pyro.emissions",

@@ -12,6 +12,10 @@
   circle at concentration 0), ``kappa[k] ~ Gamma(kappa_shape, kappa_rate)``
 - multivariate normal emissions: ``mu`` and ``sigma`` as the Gaussian's (per coordinate),
   ``corr[k] ~ LKJ(D, lkj_concentration)``
+- negative binomial emissions: the Poisson prior on the mean ``rate``, and
+  ``dispersion[k] ~ Gamma(dispersion_shape, dispersion_rate)``
+- Student-t emissions: the Gaussian priors on ``mu`` and ``sigma``, and
+  ``df[k] ~ Gamma(df_shape, df_rate)``
 
 :func:`describe_prior` gives the short text that labels a prior in tables.
 
@@ -113,8 +117,8 @@ class Prior:
     variance_shape, variance_scale : float or array_like
         Inverse-gamma prior of Gaussian variances ``sigma**2``: scalar, ``(K,)`` or ``(K, D)``.
     rate_shape, rate_rate : float or array_like
-        Gamma(shape, rate) prior of Poisson rates and of the rates (inverse scales) of gamma
-        emissions: scalar, ``(K,)`` or ``(K, D)``.
+        Gamma(shape, rate) prior of Poisson rates, negative binomial means and the rates
+        (inverse scales) of gamma emissions: scalar, ``(K,)`` or ``(K, D)``.
     concentration_shape, concentration_rate : float or array_like
         Gamma(shape, rate) prior of the concentration (shape) of gamma emissions: scalar,
         ``(K,)`` or ``(K, D)``.
@@ -131,6 +135,12 @@ class Prior:
         LKJ concentration ``eta`` of the correlation matrices of multivariate normal emissions
         (1: uniform over correlation matrices; above 1 favours weak correlations): scalar or
         ``(K,)``.
+    dispersion_shape, dispersion_rate : float or array_like
+        Gamma(shape, rate) prior of the negative binomial dispersion ``r`` (variance
+        ``rate + rate**2 / r``): scalar, ``(K,)`` or ``(K, D)``.
+    df_shape, df_rate : float or array_like
+        Gamma(shape, rate) prior of the Student-t degrees of freedom: scalar, ``(K,)`` or
+        ``(K, D)``.
 
     Raises
     ------
@@ -150,7 +160,10 @@ class Prior:
     The Poisson default ``Gamma(1, 0.1)`` has mean 10 and standard deviation 10; the gamma
     emissions' concentration and rate and the von Mises ``kappa`` have the same default prior
     (an exponential with mean 10: weak on a unit-to-tens scale). The von Mises mean directions
-    are uniform on the circle by default, the correlation matrices uniform (LKJ 1).
+    are uniform on the circle by default, the correlation matrices uniform (LKJ 1). The
+    dispersion default ``Gamma(2, 0.1)`` (mean 20, mode 10) keeps ``r`` off 0, where the law
+    degenerates, and lets the data pull it up towards the Poisson limit; the degrees-of-freedom
+    default ``Gamma(2, 0.1)`` is weakly informative (docs/emissions.md#student-t).
 
     Examples
     --------
@@ -177,6 +190,10 @@ class Prior:
     kappa_shape: ArrayLike = 1.0
     kappa_rate: ArrayLike = 0.1
     lkj_concentration: ArrayLike = 1.0
+    dispersion_shape: ArrayLike = 2.0
+    dispersion_rate: ArrayLike = 0.1
+    df_shape: ArrayLike = 2.0
+    df_rate: ArrayLike = 0.1
 
     def __post_init__(self) -> None:
         nonnegative = ("stickiness", "angle_concentration")

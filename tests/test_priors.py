@@ -44,6 +44,10 @@ def test_defaults():
         "kappa_shape": 1.0,
         "kappa_rate": 0.1,
         "lkj_concentration": 1.0,
+        "dispersion_shape": 2.0,
+        "dispersion_rate": 0.1,
+        "df_shape": 2.0,
+        "df_rate": 0.1,
     }
 
 

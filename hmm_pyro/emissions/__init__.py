@@ -2,7 +2,9 @@
 
 Each family owns every decision that depends on it (prior, statistics, M-step, starts,
 distances, potential terms, ...) as methods of :class:`Emission`; the rest of the package asks
-the family and never switches on it.
+the family and never switches on it. Families given by a Pyro distribution derive those
+answers through torch (:class:`~hmm_pyro.emissions.distribution.DistributionEmission`); a
+user-defined one is a :class:`PyroEmission`.
 
 Layer rule: ``emissions`` imports ``priors``, ``data``, ``kernels`` and the private utilities;
 ``model`` and everything above import it.
@@ -10,24 +12,36 @@ Layer rule: ``emissions`` imports ``priors``, ``data``, ``kernels`` and the priv
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from hmm_pyro.emissions.base import Emission
 from hmm_pyro.emissions.categorical import Categorical
+from hmm_pyro.emissions.distribution import DistributionEmission
 from hmm_pyro.emissions.gamma import Gamma
 from hmm_pyro.emissions.gaussian import Gaussian
 from hmm_pyro.emissions.mvnormal import MultivariateNormal
+from hmm_pyro.emissions.negative_binomial import NegativeBinomial
 from hmm_pyro.emissions.poisson import Poisson
+from hmm_pyro.emissions.product import Product
+from hmm_pyro.emissions.pyro_emission import Parameter, PyroEmission, defined_family
+from hmm_pyro.emissions.student_t import StudentT
 from hmm_pyro.emissions.vonmises import VonMises
 
 __all__ = [
     "FAMILIES",
     "Categorical",
+    "DistributionEmission",
     "Emission",
     "Gamma",
     "Gaussian",
     "MultivariateNormal",
+    "NegativeBinomial",
+    "Parameter",
     "Poisson",
+    "Product",
+    "PyroEmission",
+    "StudentT",
     "VonMises",
     "from_config",
 ]
@@ -39,14 +53,28 @@ FAMILIES: dict[str, type[Emission]] = {
     MultivariateNormal.family: MultivariateNormal,
     Poisson.family: Poisson,
     VonMises.family: VonMises,
+    NegativeBinomial.family: NegativeBinomial,
+    StudentT.family: StudentT,
+    Product.family: Product,
 }
 """The registry: family name -> class. A new family is one module plus one entry here."""
 
 
-def from_config(config: dict[str, Any]) -> Emission:
-    """Rebuild an emission family from :meth:`Emission.to_config` output."""
+def from_config(config: Mapping[str, Any]) -> Emission:
+    """Rebuild an emission family from :meth:`Emission.to_config` output.
+
+    Built-in families by :data:`FAMILIES`; user-defined ones (:class:`PyroEmission`) from their
+    definition in this process, checked against the configuration.
+    """
     options = dict(config)
     family = options.pop("family", None)
-    if family not in FAMILIES:
-        raise ValueError(f"config: expected family in {sorted(FAMILIES)}, got {family!r}")
-    return FAMILIES[family](**options)
+    if family in FAMILIES:
+        return FAMILIES[family].from_config_options(options, from_config)
+    user_defined = defined_family(family, options) if isinstance(family, str) else None
+    if user_defined is None:
+        raise ValueError(
+            f"config: expected a family in {sorted(FAMILIES)} or a user-defined family of this "
+            f"process, got {family!r} (define it with PyroEmission({family!r}, ...) at module "
+            "level before loading: worker processes re-import the script)"
+        )
+    return user_defined

@@ -11,6 +11,7 @@ family instead of switching on it. Parameters are plain dicts of tensors whose t
 
 from __future__ import annotations
 
+import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -19,6 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pyro.distributions as dist
 import torch
+from torch.distributions.transforms import Transform
 
 from hmm_pyro import kernels
 from hmm_pyro._types import Params
@@ -35,7 +37,11 @@ _STATISTICS_CACHE = "hmm_pyro.emissions.statistics"
 
 
 class Emission(ABC):
-    """Base class of emission families (categorical, Gaussian, Poisson).
+    """Base class of emission families.
+
+    Built-in families answer every question in closed form (and the NUTS/MAP potential in
+    numba); :class:`~hmm_pyro.emissions.distribution.DistributionEmission` answers them for any
+    family given by a Pyro distribution, through torch.
 
     Attributes
     ----------
@@ -133,6 +139,17 @@ class Emission(ABC):
         if dim is None and data is not None:
             dim = data.dim
         return cls(dim=dim) if dim is not None and dim > 1 else cls()
+
+    @classmethod
+    def from_config_options(
+        cls, options: Mapping[str, Any], build: Callable[[Mapping[str, Any]], Emission]
+    ) -> Emission:
+        """The family of :meth:`to_config` output without its ``family`` key.
+
+        By default the options are the constructor's keywords; a family made of families
+        rebuilds them with ``build`` (:func:`hmm_pyro.emissions.from_config`).
+        """
+        return cls(**options)
 
     # ------------------------------------------------------------------ data
     @abstractmethod
@@ -521,7 +538,7 @@ class Emission(ABC):
         return isinstance(other, Emission) and self.to_config() == other.to_config()
 
     def __hash__(self) -> int:
-        return hash(tuple(sorted(self.to_config().items())))
+        return hash(json.dumps(self.to_config(), sort_keys=True))
 
     # ---- potential (NUTS/MAP)
     @abstractmethod
@@ -532,15 +549,26 @@ class Emission(ABC):
         -------
         dict of str
             Per parameter, in :attr:`param_names` order: ``"simplex"`` (each row by
-            stick-breaking), ``"log"`` (a positive parameter) or ``"real"`` (as it is); see
+            stick-breaking), ``"log"`` (a positive parameter), ``"real"`` (as it is) or
+            ``"bijection"`` (the transform :meth:`bijection` names); see
             :mod:`hmm_pyro.inference.coordinates`.
         """
 
-    @abstractmethod
+    def bijection(self, name: str) -> Transform:
+        """The map from unconstrained coordinates to parameter ``name`` of kind ``"bijection"``.
+
+        ``ValueError`` for a parameter without one (see :meth:`potential_coordinates`).
+        """
+        raise ValueError(f"name: {self!r} has no 'bijection' coordinate {name!r}")
+
     def potential_terms(
         self, prior: Prior, num_states: int, dtype: torch.dtype, data: Sequences
-    ) -> PotentialTerms:
+    ) -> PotentialTerms | None:
         """The family's numba log joint over flat coordinates, its arguments and constant.
+
+        ``None`` (the default): the family has none, and the potential is evaluated in torch
+        (autograd through :meth:`sequence_log_likelihood` and the prior's densities, see
+        :class:`~hmm_pyro.inference.potential.Potential`).
 
         Parameters
         ----------
@@ -555,8 +583,9 @@ class Emission(ABC):
 
         Returns
         -------
-        PotentialTerms
+        PotentialTerms or None
         """
+        return None
 
     @staticmethod
     def _potential_data(data: Sequences) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

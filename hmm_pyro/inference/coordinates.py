@@ -14,13 +14,17 @@ The coordinates are Pyro's (``biject_to`` of each prior's support), written out:
   multiple of ``2 pi`` report the same values;
 - correlation matrices (``corr`` of multivariate normal emissions, ``(..., D, D)``): Pyro's
   ``biject_to(corr_matrix)``, ``D (D - 1) / 2`` coordinates each (``tanh`` of each, then
-  stick-breaking rows of the Cholesky factor ``L``; the matrix is ``L L^T``).
+  stick-breaking rows of the Cholesky factor ``L``; the matrix is ``L L^T``);
+- any other constraint (kind ``"bijection"``): the family's transform
+  (:meth:`~hmm_pyro.emissions.Emission.bijection`, Pyro's ``biject_to`` of the constraint),
+  with its own ``log_abs_det_jacobian``.
 
 Each emission family names the kind of each of its parameters
 (:meth:`~hmm_pyro.emissions.Emission.potential_coordinates`); the flat vector holds ``pi``,
 ``A`` and the emission parameters in model order, each flattened row-major. The log density,
 its Jacobian terms and gradient are computed by the numba potentials
-(:mod:`hmm_pyro.kernels._numba.potentials`); this module maps between parameters and
+(:mod:`hmm_pyro.kernels._numba.potentials`), or for families without one in torch from
+:meth:`Coordinates.constrain_with_log_det`; this module maps between parameters and
 coordinates and resolves the hyperparameters of the transition priors.
 """
 
@@ -32,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from pyro.distributions import constraints
 from torch.distributions import biject_to
-from torch.distributions.transforms import StickBreakingTransform
+from torch.distributions.transforms import StickBreakingTransform, Transform
 
 from hmm_pyro._types import Params
 from hmm_pyro.emissions.base import dirichlet_log_normalizer
@@ -40,10 +44,10 @@ from hmm_pyro.model import HMM
 
 __all__ = ["KINDS", "Coordinates", "log_simplex"]
 
-KINDS = ("simplex", "log", "real", "angle", "corr_matrix")
+KINDS = ("simplex", "log", "real", "angle", "corr_matrix", "bijection")
 """Coordinate kinds: stick-breaking rows of a simplex, the log of a positive value, as is, an
-angle (as is, wrapped to ``[-pi, pi)`` as a parameter), and the unconstrained coordinates of
-correlation matrices."""
+angle (as is, wrapped to ``[-pi, pi)`` as a parameter), the unconstrained coordinates of
+correlation matrices, and the family's own transform."""
 _STICK = StickBreakingTransform()
 _CORRELATION = biject_to(constraints.corr_matrix)
 
@@ -67,6 +71,18 @@ def log_simplex(x: torch.Tensor) -> torch.Tensor:
     log_z = F.logsigmoid(shifted)
     before = F.pad(F.logsigmoid(-shifted).cumsum(-1), (1, 0))  # sum_{j<k} log(1 - z_j)
     return F.pad(log_z, (0, 1)) + before
+
+
+def _sum_last(value: torch.Tensor, count: int) -> torch.Tensor:
+    """Sum over the last ``count`` dimensions (none when ``count`` is 0)."""
+    return value.sum(tuple(range(-count, 0))) if count > 0 else value
+
+
+def _stick_log_det(x: torch.Tensor, log_y: torch.Tensor) -> torch.Tensor:
+    """``sum_k [log(1 - z_k) + log y_k]`` of each row (the stick-breaking log-Jacobian)."""
+    width = x.shape[-1]
+    offset = torch.arange(width, 0, -1, dtype=x.dtype, device=x.device).log()
+    return (F.logsigmoid(-(x - offset)) + log_y[..., :-1]).sum(-1)
 
 
 class Coordinates:
@@ -94,6 +110,7 @@ class Coordinates:
         kinds = {"pi": "simplex", "A": "simplex", **hmm.emission.potential_coordinates()}
         shapes = hmm.param_shapes()
         self.layout: list[tuple[str, str, tuple[int, ...]]] = []
+        self.bijections: dict[str, Transform] = {}
         for name in hmm.param_names:
             kind, shape = kinds[name], shapes[name]
             if kind not in KINDS:
@@ -105,6 +122,9 @@ class Coordinates:
                 shape = (*shape[:-1], shape[-1] - 1)
             elif kind == "corr_matrix":
                 shape = tuple(_CORRELATION.inverse_shape(shape))
+            elif kind == "bijection":
+                self.bijections[name] = hmm.emission.bijection(name)
+                shape = tuple(self.bijections[name].inverse_shape(torch.Size(shape)))
             self.layout.append((name, kind, shape))
         self.size = sum(math.prod(shape) for _, _, shape in self.layout)
         num, prior = hmm.num_states, hmm.prior
@@ -143,22 +163,53 @@ class Coordinates:
                 coords[name] = torch.log(value)
             elif kind == "corr_matrix":
                 coords[name] = _CORRELATION.inv(value)
+            elif kind == "bijection":
+                coords[name] = self.bijections[name].inv(value)
             else:
                 coords[name] = value
         return self.join(coords)
 
     def constrain(self, flat: torch.Tensor) -> Params:
         """Flat coordinates ``(..., P)`` to parameters."""
-        params = {}
-        for (name, kind, _), value in zip(self.layout, self.split(flat).values(), strict=True):
+        return self.constrain_with_log_det(flat)[0]
+
+    def constrain_with_log_det(self, flat: torch.Tensor) -> tuple[Params, Params, torch.Tensor]:
+        """Parameters, the logs of the simplex parameters, and ``log|det J|`` of the map.
+
+        Parameters
+        ----------
+        flat : torch.Tensor
+            ``(..., P)`` coordinates.
+
+        Returns
+        -------
+        params : dict of torch.Tensor
+        log_simplex : dict of torch.Tensor
+            ``log`` of each ``"simplex"`` parameter, computed in log space.
+        log_det : torch.Tensor
+            ``(...)`` log-Jacobian of the whole map, summed over the parameters.
+        """
+        params, logs = {}, {}
+        log_det = torch.zeros(flat.shape[:-1], dtype=flat.dtype, device=flat.device)
+        for (name, kind, shape), value in zip(self.layout, self.split(flat).values(), strict=True):
             if kind == "simplex":
-                params[name] = log_simplex(value).exp()
+                logs[name] = log_simplex(value)
+                params[name] = logs[name].exp()
+                log_det = log_det + _sum_last(_stick_log_det(value, logs[name]), len(shape) - 1)
             elif kind == "log":
                 params[name] = value.exp()
+                log_det = log_det + _sum_last(value, len(shape))
             elif kind == "corr_matrix":
                 params[name] = _CORRELATION(value)
-            elif kind == "angle":
+                jacobian = _CORRELATION.log_abs_det_jacobian(value, params[name])
+                log_det = log_det + _sum_last(jacobian, len(shape) - 1)
+            elif kind == "angle":  # identity on the line, wrapped: no Jacobian
                 params[name] = torch.remainder(value + math.pi, 2.0 * math.pi) - math.pi
+            elif kind == "bijection":
+                transform = self.bijections[name]
+                params[name] = transform(value)
+                jacobian = transform.log_abs_det_jacobian(value, params[name])
+                log_det = log_det + _sum_last(jacobian, len(shape) - transform.domain.event_dim)
             else:
                 params[name] = value
-        return params
+        return params, logs, log_det

@@ -16,6 +16,13 @@ family's numba log joint (:meth:`~hmm_pyro.emissions.Emission.potential_terms`, 
 One flat site keeps Pyro's per-site bookkeeping in NUTS to a single tensor. Tested equal (value
 and gradient) to a closed-form autograd potential, itself tested equal to the potential Pyro
 builds from :meth:`HMM.model`.
+
+A family without a numba log joint (``potential_terms`` is ``None``: families given by a Pyro
+distribution, :mod:`hmm_pyro.emissions.distribution`) gets the same potential in torch: the
+coordinates mapped with their log-Jacobian (:meth:`Coordinates.constrain_with_log_det`), the
+Dirichlet rows of ``pi`` and ``A`` in log space, the emission priors' ``log_prob`` and the
+family's :meth:`~hmm_pyro.emissions.Emission.sequence_log_likelihood` (the per-state table
+into the fused forward kernel), differentiated by autograd.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pyro
 import torch
 
 from hmm_pyro._types import Params
@@ -81,13 +89,16 @@ class Potential:
         self.size = self.coordinates.size
         terms = hmm.emission.potential_terms(hmm.prior, hmm.num_states, hmm.dtype, self.data)
         concentration = self.coordinates.concentration
-        self._function = terms.function
-        self._arguments = (
-            concentration["pi"].numpy()[None],
-            concentration["A"].numpy(),
-            *terms.arguments,
-        )
-        self.constant = self.coordinates.constant + terms.constant
+        self.route = "numba" if terms is not None else "torch"
+        """``"numba"``: the family's closed-form log joint; ``"torch"``: autograd."""
+        if terms is not None:
+            self._function = terms.function
+            self._arguments = (
+                concentration["pi"].numpy()[None],
+                concentration["A"].numpy(),
+                *terms.arguments,
+            )
+        self.constant = self.coordinates.constant + (terms.constant if terms is not None else 0.0)
         self.num_evaluations = 0
 
     def split(self, flat: torch.Tensor) -> Params:
@@ -113,8 +124,11 @@ class Potential:
 
         With ``jacobian=False``: the MAP objective ``log p(y, T(z))`` and its gradient in ``z``.
         """
-        point = np.ascontiguousarray(flat.detach().to(torch.float64).numpy())
-        value, gradient = self._function(point, *self._arguments, 1.0 if jacobian else 0.0)
+        if self.route == "torch":
+            value, gradient = self._torch_log_joint(flat, jacobian)
+        else:
+            point = np.ascontiguousarray(flat.detach().to(torch.float64).numpy())
+            value, gradient = self._function(point, *self._arguments, 1.0 if jacobian else 0.0)
         if not (np.isfinite(value) and np.isfinite(gradient).all()):
             # A point where some sequence has zero likelihood (or the coordinates overflow):
             # log density -inf; a zero gradient lets line searches and NUTS reject it.
@@ -123,6 +137,29 @@ class Potential:
             torch.tensor(value + self.constant, dtype=flat.dtype),
             torch.from_numpy(gradient).to(flat.dtype),
         )
+
+    def _torch_log_joint(self, flat: torch.Tensor, jacobian: bool) -> tuple[float, np.ndarray]:
+        """The log joint without the Dirichlet constants of ``pi`` and ``A``, and its gradient.
+
+        Like the numba functions: the constants are :attr:`constant`.
+        """
+        point = flat.detach().to(self.hmm.dtype).clone().requires_grad_()
+        alpha = self.coordinates.concentration
+        # Off the support (an overflowing coordinate) the density is -inf or NaN, not an error.
+        with torch.enable_grad(), pyro.validation_enabled(False):
+            params, logs, log_det = self.coordinates.constrain_with_log_det(point)
+            value = sum(((alpha[name] - 1.0) * logs[name]).sum() for name in ("pi", "A"))
+            for name, prior in self.hmm.prior_distributions().items():
+                if name not in ("pi", "A"):
+                    value = value + prior.log_prob(params[name])
+            log_lik = self.hmm.emission.sequence_log_likelihood(
+                logs["pi"], logs["A"], params, self.data
+            )
+            value = value + log_lik.sum()
+            if jacobian:
+                value = value + log_det
+            (gradient,) = torch.autograd.grad(value, point)
+        return float(value.detach()), gradient.to(torch.float64).numpy()
 
     def log_joint(self, coords: dict[str, torch.Tensor]) -> torch.Tensor:
         """``log p(y, T(z)) + log|det J_T(z)|``, differentiable (closed-form gradient)."""

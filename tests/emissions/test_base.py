@@ -219,5 +219,15 @@ def test_from_options_builds_each_family_from_the_options_and_the_data():
         hp.Categorical.from_options(num_symbols=3, dim=2)
     with pytest.raises(ValueError, match="data: expected one value per step"):
         hp.Categorical.from_options(data=two_columns, num_symbols=3)
-    assert {"categorical", "gaussian", "poisson", "gamma", "vonmises", "mvnormal"} <= set(REGISTRY)
+    assert {
+        "categorical",
+        "gaussian",
+        "poisson",
+        "gamma",
+        "vonmises",
+        "mvnormal",
+        "negative_binomial",
+        "student_t",
+        "product",
+    } <= set(REGISTRY)
     assert all(REGISTRY[name].family == name for name in REGISTRY)

@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 import torch
-from pyro.infer.mcmc.util import potential_grad
+from pyro.infer.mcmc.util import initialize_model, potential_grad
 
+import hmm_pyro as hp
 from hmm_pyro import HMM, Categorical, Gaussian, Poisson, Prior, simulate
 from hmm_pyro.inference.potential import SITE, Potential
 from hmm_pyro.kernels import _numba, categorical
-from tests.inference.reference_potentials import ClosedFormPotential
+from tests.inference.reference_potentials import ClosedFormPotential, DistributionPotential
 
 FAMILIES = [Categorical(num_symbols=4), Gaussian(), Gaussian(dim=2), Poisson(), Poisson(dim=2)]
 
@@ -105,3 +106,49 @@ def test_categorical_potential_equals_the_table_route(num_states, monkeypatch):
         expected_grads, expected = potential_grad(table, table.unconstrain(params))
         assert abs(float(value) - float(expected)) < 1e-9
         assert torch.allclose(grads[SITE], ours.join(expected_grads), atol=1e-9, rtol=0)
+
+
+TORCH_ROUTE = [
+    hp.NegativeBinomial(),
+    hp.StudentT(dim=2),
+    hp.Product(symbols=Categorical(num_symbols=3), level=Gaussian()),
+]
+
+
+@pytest.mark.parametrize("emission", TORCH_ROUTE, ids=repr)
+def test_torch_route_equals_the_potential_pyro_builds(emission):
+    """Families without a numba log joint: autograd potential against Pyro's, value and gradient.
+
+    Pyro's potential (``initialize_model`` on :meth:`HMM.model`) and ours share the coordinates
+    (``biject_to`` of each prior's support); with and without the Jacobian (the MAP objective).
+    """
+    hmm = HMM(3, emission, Prior(pi=[1.0, 2.0, 0.5], stickiness=2.0, mu_loc=[-1.0, 0.0, 1.0]))
+    data, _ = simulate(hmm, hmm.sample_prior(seed=0), [30, 20], seed=1)
+    values = [np.array(row) for row in data.to_list()]
+    values[1][4] = np.nan  # a missing observation (one coordinate when D = 2)
+    ours = Potential(hmm, values)
+    assert ours.route == "torch"
+    reference = DistributionPotential(hmm, values)
+    _, pyro_potential, _, _ = initialize_model(hmm.model, model_args=(ours.data,))
+    for seed in range(2):
+        params = hmm.sample_prior(seed=10 + seed)
+        z = reference.unconstrain(params)
+        grads, value = potential_grad(ours, ours.unconstrain(params))
+        expected_grads, expected = potential_grad(pyro_potential, z)
+        assert abs(float(value) - float(expected)) < 1e-9
+        assert torch.allclose(grads[SITE], ours.join(expected_grads), atol=1e-8, rtol=0)
+        back = ours.constrain(ours.unconstrain(params))
+        for name in params:
+            assert torch.allclose(back[name], params[name], atol=1e-12)
+    # Without the Jacobian: the MAP objective, log p(y, theta) at T(z).
+    z = {name: value.requires_grad_() for name, value in reference.unconstrain(params).items()}
+    constrained = reference.constrain(z)
+    objective = (
+        sum(d.log_prob(constrained[name]) for name, d in hmm.prior_distributions().items())
+        + hmm.log_likelihood(constrained, ours.data).sum()
+    )
+    expected_grads = torch.autograd.grad(objective, list(z.values()))
+    value, gradient = ours.value_and_gradient(ours.unconstrain(params)[SITE], jacobian=False)
+    assert abs(float(value - objective.detach())) < 1e-9
+    joined = ours.join(dict(zip(z, expected_grads, strict=True)))
+    assert torch.allclose(gradient, joined, atol=1e-8, rtol=0)

@@ -1,0 +1,212 @@
+"""Negative binomial emissions: overdispersed counts, ``y | z = k ~ NB(rate[k], dispersion[k])``.
+
+Mean ``rate`` and dispersion ``r``: ``P(y) = Gamma(y + r) / (Gamma(r) y!) (r / (r + rate))**r
+(rate / (r + rate))**y``, variance ``rate + rate**2 / r`` (Poisson as ``r -> inf``); Pyro's
+``NegativeBinomial(total_count=r, logits=log(rate / r))``. Coordinates are independent.
+
+M-step (:meth:`NegativeBinomial.maximize`, docs/emissions.md#negative-binomial): with
+weighted counts ``c_u`` of each distinct value ``u`` (``n = sum c_u``, ``S = sum c_u u``) and
+Gamma priors ``rate ~ Gamma(a, b)``, ``r ~ Gamma(c, e)``, the maximiser over ``rate`` for a given
+``r`` is the positive root of ``b m**2 + (r (n + b) - (a - 1)) m - (S + a - 1) r = 0`` (``S / n``
+without the prior), and the profile in ``r`` is maximised in one dimension: bisection in
+``log r`` on the sign of its derivative
+``sum c_u [psi(u + r) - psi(r)] + n log(r / (r + m)) + (n m - S) / (r + m) + (c - 1) / r - e``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyro.distributions as dist
+import torch
+from torch.distributions import constraints
+from torch.distributions.constraints import Constraint
+
+from hmm_pyro._types import Params
+from hmm_pyro._validation import check_int
+from hmm_pyro.data import Sequences
+from hmm_pyro.emissions.base import _STATISTICS_CACHE, STATISTICS_DTYPE
+from hmm_pyro.emissions.distribution import DistributionEmission
+from hmm_pyro.emissions.poisson import MIN_RATE, Poisson
+from hmm_pyro.priors import Prior
+
+__all__ = ["MAX_DISPERSION", "MIN_DISPERSION", "NegativeBinomial"]
+
+_HYPERPARAMETERS = ("rate_shape", "rate_rate", "dispersion_shape", "dispersion_rate")
+MIN_DISPERSION = 1e-8
+MAX_DISPERSION = 1e6
+"""The M-step's search interval for ``r``. At the upper end the variance exceeds Poisson's by
+``rate**2 / 1e6``; beyond it the sign of the derivative in ``r`` (terms of order ``1 / r**2``)
+is lost in the round-off of ``psi(u + r) - psi(r)``."""
+_BISECTIONS = 70
+"""Halvings of the ``log r`` interval (width 32): the root to below 1e-19 of ``log r``."""
+
+
+class NegativeBinomial(DistributionEmission):
+    """Negative binomial counts with means ``rate`` and dispersions ``dispersion``.
+
+    Parameters ``(K,)`` each, or ``(K, D)`` for ``D`` independent count channels. Prior:
+    ``rate ~ Gamma(prior.rate_shape, prior.rate_rate)`` (as Poisson rates),
+    ``dispersion ~ Gamma(prior.dispersion_shape, prior.dispersion_rate)``.
+
+    Parameters
+    ----------
+    dim : int, optional
+        Number of independent count channels ``D``; omit for univariate counts.
+    """
+
+    family = "negative_binomial"
+    param_names = ("rate", "dispersion")
+    integer_valued = True
+
+    def __init__(self, dim: int | None = None) -> None:
+        self._dim = None if dim is None else check_int("dim", dim, minimum=1)
+
+    @property
+    def dim(self) -> int:
+        """Emission dimension ``D``."""
+        return 1 if self._dim is None else self._dim
+
+    def param_shapes(self, num_states: int) -> dict[str, tuple[int, ...]]:
+        """``(K,)`` or ``(K, D)`` for both parameters."""
+        shape = (num_states,) if self._dim is None else (num_states, self._dim)
+        return {"rate": shape, "dispersion": shape}
+
+    def param_constraints(self) -> dict[str, Constraint]:
+        """Both positive."""
+        return {"rate": constraints.positive, "dispersion": constraints.positive}
+
+    def to_config(self) -> dict[str, Any]:
+        """``{"family": "negative_binomial", "dim": D or None}``."""
+        return {"family": self.family, "dim": self._dim}
+
+    # ------------------------------------------------------------------ prior
+    def prior_hyperparameters(
+        self, prior: Prior, num_states: int, dtype: torch.dtype
+    ) -> dict[str, torch.Tensor]:
+        """``rate_shape``, ``rate_rate``, ``dispersion_shape``, ``dispersion_rate``: ``(K, D)``."""
+        return {
+            name: prior.resolve_emission(name, num_states, self.dim, dtype)
+            for name in _HYPERPARAMETERS
+        }
+
+    def priors(
+        self, hyperparameters: Params, num_states: int, dtype: torch.dtype
+    ) -> dict[str, dist.TorchDistribution]:
+        """Gamma priors of ``rate`` and ``dispersion``."""
+        result = {}
+        for name, (shape, rate) in {
+            "rate": ("rate_shape", "rate_rate"),
+            "dispersion": ("dispersion_shape", "dispersion_rate"),
+        }.items():
+            a, b = hyperparameters[shape].to(dtype), hyperparameters[rate].to(dtype)
+            if self._dim is None:
+                a, b = a[:, 0], b[:, 0]
+            result[name] = dist.Gamma(a, b).to_event(a.dim())
+        return result
+
+    # ------------------------------------------------------------------ law
+    def _columns(self, params: Params) -> tuple[torch.Tensor, torch.Tensor]:
+        rate, dispersion = params["rate"], params["dispersion"]
+        if self._dim is None:
+            rate, dispersion = rate.unsqueeze(-1), dispersion.unsqueeze(-1)
+        return rate, dispersion
+
+    def law(self, params: Params) -> dist.TorchDistribution:
+        """``NegativeBinomial(total_count=r, logits=log(rate / r))`` per channel."""
+        rate, dispersion = self._columns(params)
+        logits = torch.log(rate) - torch.log(dispersion)
+        return dist.NegativeBinomial(total_count=dispersion, logits=logits).to_event(1)
+
+    def location(self, params: Params) -> torch.Tensor:
+        """Mean of the first channel: ``(..., K)``."""
+        return self._columns(params)[0][..., 0]
+
+    def start_from_data(
+        self, data: Sequences, num_states: int, generator: torch.Generator, dtype: torch.dtype
+    ) -> Params:
+        """Means as Poisson rates are started (data quantiles, plus ``0.5 + U(0, 1)``)."""
+        return Poisson(self._dim).start_from_data(data, num_states, generator, dtype)
+
+    # ------------------------------------------------------------------ point estimation
+    def weighted_statistics(self, data: Sequences, weights: torch.Tensor) -> Params:
+        """Weighted counts of each distinct value: ``values (U,)``, ``counts (K, D, U)``."""
+
+        def build() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            flat = data.values.reshape(-1, data.dim)
+            rows, columns = torch.nonzero(data.observed.reshape(-1, data.dim), as_tuple=True)
+            values, index = torch.unique(flat[rows, columns], return_inverse=True)
+            return values.to(STATISTICS_DTYPE), rows, columns * values.numel() + index
+
+        values, rows, cells = data.cached((_STATISTICS_CACHE, "distinct_counts"), build)
+        num_states = weights.shape[1]
+        counts = torch.zeros(self.dim * values.numel(), num_states, dtype=STATISTICS_DTYPE)
+        counts.index_add_(0, cells, weights[rows])
+        counts = counts.T.reshape(num_states, self.dim, values.numel())
+        return {"values": values, "counts": counts}
+
+    def maximize(
+        self,
+        statistics: Params,
+        hyperparameters: Params,
+        previous: Params | None,
+        use_prior: bool,
+    ) -> Params:
+        """Closed-form mean given ``r``, one-dimensional search over ``r`` (module notes).
+
+        Means are at least :data:`~hmm_pyro.emissions.poisson.MIN_RATE`; ``r`` lies in
+        ``[MIN_DISPERSION, MAX_DISPERSION]`` (ML of data no more spread than Poisson ends at
+        the upper end). Without the prior, a channel without weight keeps its previous values
+        (NaN when ``previous`` is ``None``).
+        """
+        values, counts = statistics["values"], statistics["counts"]  # (U,), (K, D, U)
+        n, total = counts.sum(-1), (counts * values).sum(-1)
+        if use_prior:
+            a, b, c, e = (hyperparameters[name].to(STATISTICS_DTYPE) for name in _HYPERPARAMETERS)
+        else:
+            a, c = torch.ones_like(n), torch.ones_like(n)
+            b, e = torch.zeros_like(n), torch.zeros_like(n)
+
+        def mean(r: torch.Tensor) -> torch.Tensor:
+            slope = r * (n + b) - (a - 1.0)
+            free = ((total + a - 1.0) * r).clamp(min=0.0)
+            root = torch.sqrt(slope * slope + 4.0 * b * free)
+            # The positive root without cancellation: 2 C / (B + sqrt(.)) when B > 0.
+            stable = 2.0 * free / torch.where(slope > 0, slope + root, 1.0)
+            other = (root - slope) / torch.where(b > 0, 2.0 * b, 1.0)
+            return torch.where(slope > 0, stable, other).clamp(min=MIN_RATE)
+
+        def slope_in_r(log_r: torch.Tensor) -> torch.Tensor:
+            r = log_r.exp()
+            m = mean(r)
+            digammas = torch.digamma(values + r.unsqueeze(-1)) - torch.digamma(r).unsqueeze(-1)
+            return (
+                (counts * digammas).sum(-1)
+                - n * torch.log1p(m / r)
+                + (n * m - total) / (r + m)
+                + (c - 1.0) / r
+                - e
+            )
+
+        low = torch.full_like(n, float(torch.log(torch.tensor(MIN_DISPERSION))))
+        high = torch.full_like(n, float(torch.log(torch.tensor(MAX_DISPERSION))))
+        rising_at_top = slope_in_r(high) > 0
+        falling_at_bottom = slope_in_r(low) < 0
+        for _ in range(_BISECTIONS):
+            middle = 0.5 * (low + high)
+            up = slope_in_r(middle) > 0
+            low, high = torch.where(up, middle, low), torch.where(up, high, middle)
+        log_r = torch.where(falling_at_bottom, low, 0.5 * (low + high))
+        log_r = torch.where(rising_at_top, high, log_r)
+        dispersion = log_r.exp()
+        rate = mean(dispersion)
+        if not use_prior:
+            if previous is None:
+                old_rate = old_dispersion = torch.full_like(n, float("nan"))
+            else:
+                old_rate, old_dispersion = (c.to(STATISTICS_DTYPE) for c in self._columns(previous))
+            rate = torch.where(n > 0, rate, old_rate)
+            dispersion = torch.where(n > 0, dispersion, old_dispersion)
+        if self._dim is None:
+            rate, dispersion = rate[:, 0], dispersion[:, 0]
+        return {"rate": rate, "dispersion": dispersion}
