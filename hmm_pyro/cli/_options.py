@@ -79,14 +79,9 @@ EMISSION_FAMILIES = _library.keys("hmm_pyro.emissions:FAMILIES")
 """The choices of ``--emission``."""
 
 _OPTION_FLAGS = {"num_symbols": "--symbols", "dim": "--dim"}
-_OPTION_MESSAGES = (
-    "num_symbols: expected the number",
-    "num_symbols: not an option",
-    "dim: categorical emissions",
-    "dim: mvnormal emissions",
-)
-"""``Emission.from_options`` messages about the options themselves: shown with the CLI's flag
-(validation messages of the values keep the library's argument name)."""
+"""The flags of ``Emission.from_options``'s options: its errors about an option itself
+(``OptionError``, with the option's name as ``argument``) are shown with the flag; validation
+messages of the values keep the library's argument name."""
 
 _RUNNER_FLAGS: tuple[tuple[str, dict[str, Any], str], ...] = (
     ("chains", {"type": int}, "NUTS chains"),
@@ -408,9 +403,9 @@ def emission_of(args: argparse.Namespace, data: Sequences | None = None) -> Emis
         return family.from_options(data=data, num_symbols=num_symbols, dim=dim)
     except ValueError as error:  # name the option the user typed (or left out)
         message = str(error)
-        if message.startswith(_OPTION_MESSAGES):
-            argument, _, rest = message.partition(":")
-            message = f"{_OPTION_FLAGS[argument]}:{rest}"
+        argument = getattr(error, "argument", None)  # an emissions.OptionError
+        if argument in _OPTION_FLAGS:
+            message = f"{_OPTION_FLAGS[argument]}:{message.partition(':')[2]}"
         raise ValueError(message) from error
 
 

@@ -15,9 +15,8 @@ import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
-import numpy as np
 import pyro.distributions as dist
 import torch
 from torch.distributions.transforms import Transform
@@ -26,14 +25,30 @@ from hmm_pyro import kernels
 from hmm_pyro._types import Params
 from hmm_pyro._validation import describe
 from hmm_pyro.data import Sequences
+from hmm_pyro.emissions.potential_terms import PotentialTerms, dirichlet_log_normalizer
+from hmm_pyro.emissions.statistics import STATISTICS_DTYPE
 from hmm_pyro.priors import Prior
 
-__all__ = ["Emission", "PotentialTerms", "dirichlet_log_normalizer"]
+__all__ = [
+    "STATISTICS_DTYPE",
+    "Emission",
+    "OptionError",
+    "PotentialTerms",
+    "dirichlet_log_normalizer",
+]
 
-STATISTICS_DTYPE = torch.float64
-"""Floating-point type of the sufficient statistics and of the M-step's parameters."""
-_STATISTICS_CACHE = "hmm_pyro.emissions.statistics"
-"""First element of the :meth:`~hmm_pyro.data.Sequences.cached` keys of the statistics' data."""
+
+class OptionError(ValueError):
+    """An option of :meth:`Emission.from_options` that the family cannot take, or needs.
+
+    ``argument`` names the option (``"num_symbols"``, ``"dim"``), so that the CLI can show the
+    flag the user typed; the message starts ``"<argument>: "``. Messages about the values
+    themselves (data that do not match) are plain ``ValueError``.
+    """
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(f"{argument}: {message}")
+        self.argument = argument
 
 
 class Emission(ABC):
@@ -133,8 +148,8 @@ class Emission(ABC):
         Emission
         """
         if num_symbols is not None:
-            raise ValueError(
-                f"num_symbols: not an option of {cls.__name__} emissions, got {num_symbols}"
+            raise OptionError(
+                "num_symbols", f"not an option of {cls.__name__} emissions, got {num_symbols}"
             )
         if dim is None and data is not None:
             dim = data.dim
@@ -284,53 +299,6 @@ class Emission(ABC):
             Parameters that replace the prior draw's (possibly none).
         """
         return {}
-
-    def _quantile_locations(
-        self, data: Sequences, num_states: int, generator: torch.Generator, dtype: torch.dtype
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(K, D)`` values at ``K`` sorted uniform random quantiles of each coordinate.
-
-        Also returns the observed steps ``(steps, D)`` (NaN where missing).
-        """
-        observed = data.values[data.mask]  # (num_steps, D), NaN where missing
-        levels = torch.sort(torch.rand(num_states, generator=generator, dtype=torch.float64)).values
-        columns = []
-        for d in range(observed.shape[1]):
-            column = observed[:, d]
-            column = column[~torch.isnan(column)]
-            if column.numel() == 0:
-                raise ValueError(f"data: coordinate {d} has no observed values")
-            columns.append(torch.quantile(column, levels))
-        return torch.stack(columns, -1).to(dtype), observed
-
-    @staticmethod
-    def _moment_statistics(data: Sequences, weights: torch.Tensor, centre: bool) -> Params:
-        """Per state and coordinate ``n = sum w o``, ``s1 = sum w o y``, ``s2 = sum w o y**2``.
-
-        ``o[t, d]`` marks observed entries. With ``centre`` the values are shifted by the
-        per-coordinate mean of the data before summing, so that ``s2 - 2 mu s1 + mu**2 n`` does
-        not cancel catastrophically; ``shift (D,)`` records it (zero otherwise).
-        """
-
-        def build() -> tuple[torch.Tensor, ...]:
-            observed = data.observed.reshape(-1, data.dim)
-            values = data.values.reshape(-1, data.dim)
-            shift = torch.zeros(data.dim, dtype=STATISTICS_DTYPE)
-            if centre:
-                shift = torch.nanmean(values, 0).nan_to_num(0.0).to(STATISTICS_DTYPE)
-            centred = torch.where(observed, values - shift, 0.0).to(STATISTICS_DTYPE)
-            return observed.to(STATISTICS_DTYPE), centred, centred * centred, shift
-
-        observed, centred, squared, shift = data.cached(
-            (_STATISTICS_CACHE, "moments", centre), build
-        )
-        transposed = weights.T
-        return {
-            "n": transposed @ observed,
-            "s1": transposed @ centred,
-            "s2": transposed @ squared,
-            "shift": shift,
-        }
 
     # ------------------------------------------------------------------ likelihood
     @abstractmethod
@@ -586,52 +554,3 @@ class Emission(ABC):
         PotentialTerms or None
         """
         return None
-
-    @staticmethod
-    def _potential_data(data: Sequences) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The data as the numba potentials take them.
-
-        ``values (N, T, D)`` zero where not observed, ``observed (N, T, D)`` (false at padded
-        steps) and ``lengths (N,)`` int64.
-        """
-        observed = data.observed.numpy() & data.mask.numpy()[..., None]
-        values = np.ascontiguousarray(np.where(observed, np.nan_to_num(data.values.numpy()), 0.0))
-        return values, observed, data.lengths.numpy().astype(np.int64)
-
-
-class PotentialTerms(NamedTuple):
-    """An emission family's part of the NUTS/MAP potential (:meth:`Emission.potential_terms`).
-
-    Attributes
-    ----------
-    function : callable
-        ``function(z, alpha_pi, alpha_A, *arguments, jac) -> (value, gradient)``: the log joint
-        of flat coordinates ``z`` (float64, ``pi``, ``A``, then this family's parameters as
-        :meth:`Emission.potential_coordinates` lays them out) without the prior's normalising
-        constants, plus ``jac`` times the log-Jacobian, and its gradient; ``alpha_pi (1, K)``
-        and ``alpha_A (K, K)`` are the Dirichlet concentrations of ``pi`` and ``A``.
-    arguments : tuple
-        The family's hyperparameter and data arrays.
-    constant : float
-        Log normalising constant of the emission prior.
-    """
-
-    function: Callable[..., tuple[float, np.ndarray]]
-    arguments: tuple[Any, ...]
-    constant: float
-
-
-def dirichlet_log_normalizer(concentration: torch.Tensor) -> float:
-    """Log normalising constant of Dirichlet rows, summed over the rows.
-
-    Parameters
-    ----------
-    concentration : torch.Tensor
-        ``(..., W)`` concentrations ``alpha``.
-
-    Returns
-    -------
-    float
-        ``sum over rows of log Gamma(sum_k alpha_k) - sum_k log Gamma(alpha_k)``.
-    """
-    return float(torch.lgamma(concentration.sum(-1)).sum() - torch.lgamma(concentration).sum())

@@ -20,13 +20,14 @@ from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_int
 from hmm_pyro.data import Sequences
 from hmm_pyro.emissions.base import (
-    _STATISTICS_CACHE,
     STATISTICS_DTYPE,
     Emission,
+    OptionError,
     Params,
     PotentialTerms,
     dirichlet_log_normalizer,
 )
+from hmm_pyro.emissions.statistics import _STATISTICS_CACHE
 from hmm_pyro.kernels import _numba
 from hmm_pyro.kernels import categorical as categorical_kernel
 from hmm_pyro.priors import Prior
@@ -383,10 +384,10 @@ class Categorical(Emission):
         Categorical
         """
         if dim is not None and dim != 1:
-            raise ValueError(f"dim: categorical emissions have one value per step, got {dim}")
+            raise OptionError("dim", f"categorical emissions have one value per step, got {dim}")
         if num_symbols is None:
             if data is None:
-                raise ValueError("num_symbols: expected the number of symbols V")
+                raise OptionError("num_symbols", "expected the number of symbols V")
             return cls.from_data(data)
         if data is not None and data.dim != 1:
             raise ValueError(

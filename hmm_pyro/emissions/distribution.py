@@ -41,7 +41,8 @@ from torch.distributions.transforms import Transform
 
 from hmm_pyro._types import Params
 from hmm_pyro.data import Sequences
-from hmm_pyro.emissions.base import _STATISTICS_CACHE, STATISTICS_DTYPE, Emission
+from hmm_pyro.emissions.base import STATISTICS_DTYPE, Emission
+from hmm_pyro.emissions.statistics import _STATISTICS_CACHE
 from hmm_pyro.priors import Prior
 
 __all__ = ["MC_SAMPLES", "MC_SEED", "DistributionEmission", "sampled"]

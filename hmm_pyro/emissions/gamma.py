@@ -19,22 +19,31 @@ the estimate is then :data:`MAX_CONCENTRATION`.
 
 Collapse distance: ``BC = sqrt(b1**a1 b2**a2 / (G(a1) G(a2))) G(a) / ((b1 + b2) / 2)**a`` per
 coordinate with ``a = (a1 + a2) / 2`` (the integral of ``sqrt(f1 f2)`` is a gamma integral).
+
+NUTS/MAP potential (:func:`~hmm_pyro.kernels._numba.potentials.entry_potential`): coordinates
+``log alpha`` then ``log beta`` (``K * D`` each), in which each Gamma prior is
+``(a - 1 + jac) u - b exp(u) + a log b - lgamma(a)``. The likelihood's gradient comes from the
+gamma-weighted sums of ``y`` and ``log y``: ``d log f / d log alpha = alpha (log beta -
+digamma(alpha) + log y)`` and ``d log f / d log beta = alpha - beta y``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
 
+import numba
 import numpy as np
 import pyro.distributions as dist
 import torch
+from scipy import special
 
 from hmm_pyro._types import Params
-from hmm_pyro._validation import check_int
 from hmm_pyro.data import Sequences
 from hmm_pyro.emissions._roots import decreasing_root
-from hmm_pyro.emissions.base import _STATISTICS_CACHE, STATISTICS_DTYPE, Emission, PotentialTerms
-from hmm_pyro.kernels._numba.gamma import gamma_potential
+from hmm_pyro.emissions.coordinatewise import Coordinatewise
+from hmm_pyro.emissions.potential_terms import PotentialTerms, potential_data
+from hmm_pyro.emissions.statistics import _STATISTICS_CACHE, STATISTICS_DTYPE, quantile_locations
+from hmm_pyro.kernels._numba import EntryKernels, entry_potential, fill_table, weighted_sums
 from hmm_pyro.priors import Prior
 
 __all__ = ["MAX_CONCENTRATION", "MIN_CONCENTRATION", "MIN_RATE", "Gamma", "standard_gamma"]
@@ -45,7 +54,6 @@ MAX_CONCENTRATION = 1e6
 """Largest shape an M-step returns (a coefficient of variation of 0.001): equal values."""
 MIN_RATE = 1e-12
 """Smallest rate an M-step returns."""
-_HYPERPARAMETERS = ("concentration_shape", "concentration_rate", "rate_shape", "rate_rate")
 
 
 def standard_gamma(concentration: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -90,7 +98,7 @@ def standard_gamma(concentration: torch.Tensor, generator: torch.Generator) -> t
     return log_draw.exp().clamp(min=tiny).to(concentration.dtype)
 
 
-class Gamma(Emission):
+class Gamma(Coordinatewise):
     """Gamma emissions for positive data; parameters ``concentration`` and ``rate``.
 
     Shapes ``(K,)`` (univariate) or ``(K, D)`` (``D`` independent coordinates). Prior:
@@ -111,31 +119,7 @@ class Gamma(Emission):
     family = "gamma"
     param_names = ("concentration", "rate")
     positive_params = ("concentration", "rate")
-
-    def __init__(self, dim: int | None = None) -> None:
-        self._dim = None if dim is None else check_int("dim", dim, minimum=1)
-
-    @property
-    def dim(self) -> int:
-        """Emission dimension ``D``."""
-        return 1 if self._dim is None else self._dim
-
-    def _shape(self, num_states: int) -> tuple[int, ...]:
-        return (num_states,) if self._dim is None else (num_states, self._dim)
-
-    def param_shapes(self, num_states: int) -> dict[str, tuple[int, ...]]:
-        """``(K,)`` or ``(K, D)`` for both parameters."""
-        shape = self._shape(num_states)
-        return {"concentration": shape, "rate": shape}
-
-    def param_dims(self) -> dict[str, tuple[str, ...]]:
-        """``("state",)`` or ``("state", "dim")``."""
-        dims = ("state",) if self._dim is None else ("state", "dim")
-        return {"concentration": dims, "rate": dims}
-
-    def to_config(self) -> dict[str, Any]:
-        """``{"family": "gamma", "dim": D or None}``."""
-        return {"family": self.family, "dim": self._dim}
+    hyperparameter_names = ("concentration_shape", "concentration_rate", "rate_shape", "rate_rate")
 
     def validate_data(self, data: Sequences) -> None:
         """Require strictly positive observations."""
@@ -161,25 +145,6 @@ class Gamma(Emission):
             ).to_event(events),
             "rate": dist.Gamma(columns["rate_shape"], columns["rate_rate"]).to_event(events),
         }
-
-    def prior_hyperparameters(
-        self, prior: Prior, num_states: int, dtype: torch.dtype
-    ) -> dict[str, torch.Tensor]:
-        """``concentration_shape``, ``concentration_rate``, ``rate_shape``, ``rate_rate`` (K, D)."""
-        return {
-            name: prior.resolve_emission(name, num_states, self.dim, dtype)
-            for name in _HYPERPARAMETERS
-        }
-
-    def _unshaped(self, value: torch.Tensor) -> torch.Tensor:
-        """``(K, D)`` back to the parameter shape."""
-        return value[:, 0] if self._dim is None else value
-
-    def _columns(self, params: Params) -> tuple[torch.Tensor, torch.Tensor]:
-        alpha, beta = params["concentration"], params["rate"]
-        if self._dim is None:
-            alpha, beta = alpha.unsqueeze(-1), beta.unsqueeze(-1)
-        return alpha, beta
 
     # ------------------------------------------------------------------ point estimation
     def weighted_statistics(self, data: Sequences, weights: torch.Tensor) -> Params:
@@ -260,7 +225,7 @@ class Gamma(Emission):
                 old_alpha, old_beta = (p.to(STATISTICS_DTYPE) for p in self._columns(previous))
             alpha = torch.where(has_data, alpha, old_alpha)
             beta = torch.where(has_data, beta, old_beta)
-        return {"concentration": self._unshaped(alpha), "rate": self._unshaped(beta)}
+        return self._params(alpha, beta)
 
     def pooled_params(self, data: Sequences) -> Params:
         """The ML gamma fit to all observed values of each coordinate."""
@@ -277,12 +242,12 @@ class Gamma(Emission):
         ``cv`` is the pooled coefficient of variation of each coordinate (at least 0.01 per
         state): ``concentration = (K / cv)**2``, ``rate = concentration / mean``.
         """
-        means, observed = self._quantile_locations(data, num_states, generator, dtype)
+        means, observed = quantile_locations(data, num_states, generator, dtype)
         centre = torch.nanmean(observed, 0)
         spread = torch.nanmean((observed - centre) ** 2, 0).sqrt()
         variation = (spread / centre / num_states).clamp(min=0.01).to(dtype)
         alpha = (1.0 / variation**2).expand(num_states, -1).clone()
-        return {"concentration": self._unshaped(alpha), "rate": self._unshaped(alpha / means)}
+        return self._params(alpha, alpha / means)
 
     # ------------------------------------------------------------------ likelihood
     def location(self, params: Params) -> torch.Tensor:
@@ -342,19 +307,111 @@ class Gamma(Emission):
     def potential_terms(
         self, prior: Prior, num_states: int, dtype: torch.dtype, data: Sequences
     ) -> PotentialTerms:
-        """Gamma priors in ``u = log x``: ``(a - 1 + jac) u - b exp(u) + a log b - lgamma(a)``.
+        """Gamma priors of both parameters in closed form; the values and their logs.
 
-        The likelihood's gradient uses ``d log f / d log alpha = alpha (log beta -
-        digamma(alpha) + log y)`` and ``d log f / d log beta = alpha - beta y``.
+        The log joint is :func:`~hmm_pyro.kernels._numba.potentials.entry_potential` with this
+        module's kernels (module notes).
         """
         hyper = [
-            prior.resolve_emission(name, num_states, self.dim, dtype) for name in _HYPERPARAMETERS
+            value.to(torch.float64)
+            for value in self.prior_hyperparameters(prior, num_states, dtype).values()
         ]
         constant = sum(
             float((shape * torch.log(rate) - torch.lgamma(shape)).sum())
             for shape, rate in (hyper[:2], hyper[2:])
         )
-        values, observed, lengths = self._potential_data(data)
+        values, observed, lengths = potential_data(data)
         logs = np.where(observed, np.log(np.where(observed, values, 1.0)), 0.0)
-        grids = tuple(np.ascontiguousarray(t.to(torch.float64).numpy()) for t in hyper)
-        return PotentialTerms(gamma_potential, (*grids, values, logs, observed, lengths), constant)
+        features = np.ascontiguousarray(np.stack([values, logs], -1))
+        grids = tuple(np.ascontiguousarray(t.numpy()) for t in hyper)
+        return PotentialTerms(
+            entry_potential, (_KERNELS, grids, features, observed, lengths), constant
+        )
+
+
+# ---------------------------------------------------------------------- numba potential
+# Coefficients per state and coordinate: (alpha log beta - lgamma(alpha), alpha - 1, beta);
+# features per entry: (y, log y); statistics: (1, y, log y).
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _prior(
+    theta: np.ndarray,
+    grad: np.ndarray,
+    jac: float,
+    a_c: np.ndarray,
+    b_c: np.ndarray,
+    a_r: np.ndarray,
+    b_r: np.ndarray,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Gamma priors of ``log alpha`` and ``log beta`` (gradient into ``grad``), coefficients."""
+    num, dim = a_c.shape
+    size = num * dim
+    coefficients = np.empty((num, dim, 3))
+    value = 0.0
+    for k in range(num):
+        for d in range(dim):
+            i = k * dim + d
+            log_alpha, log_beta = theta[i], theta[size + i]
+            alpha, beta = math.exp(log_alpha), math.exp(log_beta)
+            value += (a_c[k, d] - 1.0 + jac) * log_alpha - b_c[k, d] * alpha
+            value += (a_r[k, d] - 1.0 + jac) * log_beta - b_r[k, d] * beta
+            grad[i] = a_c[k, d] - 1.0 + jac - b_c[k, d] * alpha
+            grad[size + i] = a_r[k, d] - 1.0 + jac - b_r[k, d] * beta
+            coefficients[k, d, 0] = alpha * log_beta - math.lgamma(alpha)
+            coefficients[k, d, 1] = alpha - 1.0
+            coefficients[k, d, 2] = beta
+    return value, coefficients, coefficients
+
+
+@numba.njit(inline="always", nogil=True, error_model="numpy")
+def _log_density(c: np.ndarray, f: np.ndarray) -> float:
+    return c[0] + c[1] * f[1] - c[2] * f[0]
+
+
+@numba.njit(inline="always", nogil=True, error_model="numpy")
+def _statistics(c: np.ndarray, f: np.ndarray, weight: float, out: np.ndarray) -> None:
+    out[0] += weight
+    out[1] += weight * f[0]
+    out[2] += weight * f[1]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _table(coefficients: np.ndarray, features: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    return fill_table(_log_density, coefficients, features, observed)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _sums(
+    coefficients: np.ndarray, features: np.ndarray, observed: np.ndarray, gamma: np.ndarray
+) -> np.ndarray:
+    return weighted_sums(_statistics, 3, coefficients, features, observed, gamma)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _add_gradient(
+    theta: np.ndarray,
+    coefficients: np.ndarray,
+    digamma: np.ndarray,
+    sums: np.ndarray,
+    grad: np.ndarray,
+) -> None:
+    num, dim = coefficients.shape[0], coefficients.shape[1]
+    size = num * dim
+    for k in range(num):
+        for d in range(dim):
+            i = k * dim + d
+            alpha, beta = math.exp(theta[i]), coefficients[k, d, 2]
+            count, total, total_log = sums[k, d, 0], sums[k, d, 1], sums[k, d, 2]
+            grad[i] += alpha * (count * (theta[size + i] - digamma[k, d]) + total_log)
+            grad[size + i] += alpha * count - beta * total
+
+
+def _gradient(
+    theta: np.ndarray, coefficients: np.ndarray, sums: np.ndarray, grad: np.ndarray
+) -> None:
+    """The likelihood's gradient in ``log alpha`` and ``log beta`` (module notes)."""
+    num, dim = coefficients.shape[0], coefficients.shape[1]
+    alpha = np.exp(theta[: num * dim].reshape((num, dim)))
+    _add_gradient(theta, coefficients, special.digamma(alpha), sums, grad)
+
+
+_KERNELS = EntryKernels(_prior, _table, _sums, _gradient)

@@ -10,29 +10,35 @@ exact fixed points. With ``v = sigma**2`` and the prior density of the *site* ``
 ``-(n/2) log v - S/(2v) - (a+1) log v - b/v + (1/2) log v`` with ``S = sum_t w_t (y_t - mu)**2``:
 ``v = (S + 2b) / (n + 2a + 1)``. Without the emission prior ``mu = s1 / n`` does not depend on
 ``v`` and one cycle is exact: ``v = S / n`` (ML, hmmlearn's update).
+
+NUTS/MAP potential (:func:`~hmm_pyro.kernels._numba.potentials.entry_potential`): coordinates
+``mu`` and ``u = log sigma``; with ``log p(sigma) = log IG(sigma**2) + log(2 sigma)`` the prior
+is ``-(2a + 1) u - b exp(-2u) + const`` in ``u``, and the log-Jacobian of ``sigma = exp(u)``
+adds ``u``. The likelihood's gradient comes from the gamma-weighted sums of ``y - mu`` and
+``(y - mu)**2`` of each state and coordinate.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
+import numba
 import numpy as np
 import pyro.distributions as dist
 import torch
 from pyro.distributions.transforms import PowerTransform
 
 from hmm_pyro._types import Params
-from hmm_pyro._validation import check_int
 from hmm_pyro.data import Sequences
-from hmm_pyro.emissions.base import STATISTICS_DTYPE, Emission, PotentialTerms
-from hmm_pyro.kernels import _numba
+from hmm_pyro.emissions.coordinatewise import Coordinatewise
+from hmm_pyro.emissions.potential_terms import PotentialTerms, potential_data
+from hmm_pyro.emissions.statistics import STATISTICS_DTYPE, moment_statistics, quantile_locations
+from hmm_pyro.kernels._numba import EntryKernels, entry_potential, fill_table, weighted_sums
 from hmm_pyro.priors import Prior
 
 __all__ = ["Gaussian"]
 
 _HALF_LOG_TWO_PI = 0.5 * math.log(2 * math.pi)
-_HYPERPARAMETERS = ("mu_loc", "mu_scale", "variance_shape", "variance_scale")
 _ECM_CYCLES = 100
 _ECM_RTOL = 1e-12
 _MIN_START_SCALE = 1e-3
@@ -85,7 +91,7 @@ def _ecm_cycles(
     return mu, var
 
 
-class Gaussian(Emission):
+class Gaussian(Coordinatewise):
     """Gaussian emissions with per-state means ``mu`` and standard deviations ``sigma``.
 
     Univariate (``dim=None``): ``mu`` and ``sigma`` have shape ``(K,)``. Multivariate with a
@@ -105,31 +111,7 @@ class Gaussian(Emission):
     family = "gaussian"
     param_names = ("mu", "sigma")
     positive_params = ("sigma",)
-
-    def __init__(self, dim: int | None = None) -> None:
-        self._dim = None if dim is None else check_int("dim", dim, minimum=1)
-
-    @property
-    def dim(self) -> int:
-        """Emission dimension ``D``."""
-        return 1 if self._dim is None else self._dim
-
-    def _shape(self, num_states: int) -> tuple[int, ...]:
-        return (num_states,) if self._dim is None else (num_states, self._dim)
-
-    def param_shapes(self, num_states: int) -> dict[str, tuple[int, ...]]:
-        """``{"mu": shape, "sigma": shape}`` with shape ``(K,)`` or ``(K, D)``."""
-        shape = self._shape(num_states)
-        return {"mu": shape, "sigma": shape}
-
-    def param_dims(self) -> dict[str, tuple[str, ...]]:
-        """``("state",)`` or ``("state", "dim")`` for both parameters."""
-        dims = ("state",) if self._dim is None else ("state", "dim")
-        return {"mu": dims, "sigma": dims}
-
-    def to_config(self) -> dict[str, Any]:
-        """``{"family": "gaussian", "dim": D or None}``."""
-        return {"family": self.family, "dim": self._dim}
+    hyperparameter_names = ("mu_loc", "mu_scale", "variance_shape", "variance_scale")
 
     def validate_data(self, data: Sequences) -> None:
         """Require the right dimension (finiteness is checked by :class:`Sequences`)."""
@@ -140,24 +122,14 @@ class Gaussian(Emission):
     ) -> dict[str, dist.TorchDistribution]:
         """Normal means and inverse-gamma variances (reported as ``sigma``)."""
         hyper = self.prior_hyperparameters(prior, num_states, dtype)
-        loc, scale = hyper["mu_loc"], hyper["mu_scale"]
-        shape, rate = hyper["variance_shape"], hyper["variance_scale"]
-        if self._dim is None:
-            loc, scale, shape, rate = loc[:, 0], scale[:, 0], shape[:, 0], rate[:, 0]
+        loc, scale, shape, rate = (
+            self._unshaped(hyper[name]) for name in self.hyperparameter_names
+        )
         half = torch.tensor(0.5, dtype=dtype)
         sigma = dist.TransformedDistribution(dist.InverseGamma(shape, rate), [PowerTransform(half)])
         return {
             "mu": dist.Normal(loc, scale).to_event(loc.dim()),
             "sigma": sigma.to_event(loc.dim()),
-        }
-
-    def prior_hyperparameters(
-        self, prior: Prior, num_states: int, dtype: torch.dtype
-    ) -> dict[str, torch.Tensor]:
-        """``mu_loc``, ``mu_scale``, ``variance_shape``, ``variance_scale``, each ``(K, D)``."""
-        return {
-            name: prior.resolve_emission(name, num_states, self.dim, dtype)
-            for name in _HYPERPARAMETERS
         }
 
     # ------------------------------------------------------------------ point estimation
@@ -168,7 +140,7 @@ class Gaussian(Emission):
         (``o``: observed); the shift keeps ``s2 - 2 mu s1 + mu**2 n`` from cancelling
         catastrophically.
         """
-        return self._moment_statistics(data, weights, centre=True)
+        return moment_statistics(data, weights, centre=True)
 
     def maximize(
         self,
@@ -189,7 +161,7 @@ class Gaussian(Emission):
             nan = torch.full_like(statistics["n"], float("nan"))
             mu, var = _ecm_step(statistics, hyperparameters, nan, nan, emission_prior=False)
             if not use_prior:
-                return self._shaped(mu + shift, var.sqrt())
+                return self._params(mu + shift, var.sqrt())
             loc = hyperparameters["mu_loc"] - shift
             mu = torch.where(torch.isfinite(mu), mu, loc)
             var = torch.where(
@@ -200,13 +172,7 @@ class Gaussian(Emission):
             mu = old_mu.to(STATISTICS_DTYPE) - shift
             var = old_sigma.to(STATISTICS_DTYPE) ** 2
         mu, var = _ecm_cycles(statistics, hyperparameters, mu, var, use_prior)
-        return self._shaped(mu + shift, var.sqrt())
-
-    def _shaped(self, mu: torch.Tensor, sigma: torch.Tensor) -> Params:
-        """``(K, D)`` columns back to the parameter shapes."""
-        if self._dim is None:
-            mu, sigma = mu[:, 0], sigma[:, 0]
-        return {"mu": mu, "sigma": sigma}
+        return self._params(mu + shift, var.sqrt())
 
     def pooled_params(self, data: Sequences) -> Params:
         """Pooled mean and standard deviation (floored at ``1e-12``) of the observed values."""
@@ -223,11 +189,11 @@ class Gaussian(Emission):
 
         The jitter is a tenth of the scale; scales are at least :data:`_MIN_START_SCALE`.
         """
-        locations, observed = self._quantile_locations(data, num_states, generator, dtype)
+        locations, observed = quantile_locations(data, num_states, generator, dtype)
         spread = torch.nanmean((observed - torch.nanmean(observed, 0)) ** 2, 0).sqrt()
         scale = (spread / num_states).clamp(min=_MIN_START_SCALE).to(dtype).expand(num_states, -1)
         jitter = torch.randn(locations.shape, generator=generator, dtype=dtype) * scale * 0.1
-        return self._shaped(locations + jitter, scale.clone())
+        return self._params(locations + jitter, scale.clone())
 
     def location(self, params: Params) -> torch.Tensor:
         """Mean of the first coordinate: ``(..., K)``."""
@@ -236,12 +202,6 @@ class Gaussian(Emission):
     def fill_value(self) -> float:
         """Zero."""
         return 0.0
-
-    def _columns(self, params: Params) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, sigma = params["mu"], params["sigma"]
-        if self._dim is None:
-            mu, sigma = mu.unsqueeze(-1), sigma.unsqueeze(-1)
-        return mu, sigma
 
     def _log_prob_elementwise(self, params: Params, values: torch.Tensor) -> torch.Tensor:
         mu, sigma = self._columns(params)
@@ -291,22 +251,94 @@ class Gaussian(Emission):
     def potential_terms(
         self, prior: Prior, num_states: int, dtype: torch.dtype, data: Sequences
     ) -> PotentialTerms:
-        """Normal ``mu`` and InverseGamma ``sigma**2`` priors in closed form; the data arrays.
+        """Normal ``mu`` and InverseGamma ``sigma**2`` priors in closed form; the values.
 
-        In ``u = log sigma``: ``log p(sigma) = log IG(sigma**2) + log(2 sigma)`` is
-        ``-(2a + 1) u - b exp(-2u) + const``, and the log-Jacobian of ``sigma = exp(u)`` adds
-        ``u`` (:func:`~hmm_pyro.kernels._numba.potentials.gaussian_potential`).
+        The log joint is :func:`~hmm_pyro.kernels._numba.potentials.entry_potential` with this
+        module's kernels (module notes).
         """
-        loc, scale, shape, rate = (
-            prior.resolve_emission(name, num_states, self.dim, dtype)
-            for name in ("mu_loc", "mu_scale", "variance_shape", "variance_scale")
-        )
+        hyper = self.prior_hyperparameters(prior, num_states, dtype)
+        loc, scale, shape, rate = (hyper[name] for name in self.hyperparameter_names)
         constant = float(
             -(torch.log(scale) + _HALF_LOG_TWO_PI).sum()
             + (shape * torch.log(rate) - torch.lgamma(shape) + math.log(2.0)).sum()
         )
         grids = tuple(np.ascontiguousarray(t.numpy()) for t in (loc, scale, shape, rate))
-        values, observed, lengths = self._potential_data(data)
-        return PotentialTerms(
-            _numba.gaussian_potential, (*grids, values, observed, lengths), constant
-        )
+        values, observed, lengths = potential_data(data)
+        arguments = (_KERNELS, grids, values[..., None], observed, lengths)
+        return PotentialTerms(entry_potential, arguments, constant)
+
+
+# ---------------------------------------------------------------------- numba potential
+# Coefficients per state and coordinate: (mu, 1 / sigma**2, log sigma + log(2 pi) / 2);
+# features per entry: (y,); statistics: (1, y - mu, (y - mu)**2).
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _prior(
+    theta: np.ndarray,
+    grad: np.ndarray,
+    jac: float,
+    loc: np.ndarray,
+    scale: np.ndarray,
+    shape: np.ndarray,
+    rate: np.ndarray,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Priors of ``mu`` and ``log sigma`` (gradient into ``grad``) and the coefficients."""
+    num, dim = loc.shape
+    size = num * dim
+    coefficients = np.empty((num, dim, 3))
+    value = 0.0
+    for k in range(num):
+        for d in range(dim):
+            i = k * dim + d
+            mu, log_sigma = theta[i], theta[size + i]
+            inv_var = math.exp(-2.0 * log_sigma)
+            standard = (mu - loc[k, d]) / scale[k, d]
+            power = 2.0 * shape[k, d] + 1.0 - jac  # log sigma, plus the log-Jacobian if jac
+            value += -0.5 * standard * standard - power * log_sigma - rate[k, d] * inv_var
+            grad[i] = -standard / scale[k, d]
+            grad[size + i] = -power + 2.0 * rate[k, d] * inv_var
+            coefficients[k, d, 0] = mu
+            coefficients[k, d, 1] = inv_var
+            coefficients[k, d, 2] = log_sigma + _HALF_LOG_TWO_PI
+    return value, coefficients, coefficients
+
+
+@numba.njit(inline="always", nogil=True, error_model="numpy")
+def _log_density(c: np.ndarray, f: np.ndarray) -> float:
+    gap = f[0] - c[0]
+    return -0.5 * gap * gap * c[1] - c[2]
+
+
+@numba.njit(inline="always", nogil=True, error_model="numpy")
+def _statistics(c: np.ndarray, f: np.ndarray, weight: float, out: np.ndarray) -> None:
+    gap = f[0] - c[0]
+    out[0] += weight
+    out[1] += weight * gap
+    out[2] += weight * gap * gap
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _table(coefficients: np.ndarray, features: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    return fill_table(_log_density, coefficients, features, observed)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _sums(
+    coefficients: np.ndarray, features: np.ndarray, observed: np.ndarray, gamma: np.ndarray
+) -> np.ndarray:
+    return weighted_sums(_statistics, 3, coefficients, features, observed, gamma)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _gradient(
+    theta: np.ndarray, coefficients: np.ndarray, sums: np.ndarray, grad: np.ndarray
+) -> None:
+    """The likelihood's gradient in ``mu`` and ``log sigma`` from the weighted sums."""
+    num, dim = coefficients.shape[0], coefficients.shape[1]
+    for k in range(num):
+        for d in range(dim):
+            inv_var = coefficients[k, d, 1]
+            grad[k * dim + d] += sums[k, d, 1] * inv_var
+            grad[(num + k) * dim + d] += sums[k, d, 2] * inv_var - sums[k, d, 0]
+
+
+_KERNELS = EntryKernels(_prior, _table, _sums, _gradient)

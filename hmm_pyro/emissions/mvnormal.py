@@ -38,12 +38,16 @@ from pyro.distributions import constraints
 from pyro.distributions.transforms import PowerTransform
 from scipy import optimize
 from torch.distributions import biject_to
+from torch.distributions.transforms import Transform
 
 from hmm_pyro._types import Params
 from hmm_pyro._validation import check_int
 from hmm_pyro.data import Sequences
-from hmm_pyro.emissions.base import _STATISTICS_CACHE, STATISTICS_DTYPE, Emission, PotentialTerms
-from hmm_pyro.kernels._numba.mvnormal import map_objective, mvnormal_potential
+from hmm_pyro.emissions._mvnormal_kernels import MVNORMAL_KERNELS, map_objective
+from hmm_pyro.emissions.base import Emission, OptionError
+from hmm_pyro.emissions.potential_terms import PotentialTerms, potential_data
+from hmm_pyro.emissions.statistics import _STATISTICS_CACHE, STATISTICS_DTYPE, quantile_locations
+from hmm_pyro.kernels._numba import entry_potential
 from hmm_pyro.priors import Prior
 
 __all__ = ["MultivariateNormal"]
@@ -92,18 +96,15 @@ class MultivariateNormal(Emission):
         cls, data: Sequences | None = None, num_symbols: int | None = None, dim: int | None = None
     ) -> MultivariateNormal:
         """The family for ``dim`` (else the data's dimension), which must be at least 2."""
-        if num_symbols is not None:
-            raise ValueError(
-                f"num_symbols: not an option of {cls.__name__} emissions, got {num_symbols}"
-            )
         if dim is None and data is not None:
             dim = data.dim
-        if dim is None or dim < 2:
-            raise ValueError(
-                "dim: mvnormal emissions need observations of dimension >= 2 (gaussian for one "
-                f"dimension), got {dim}"
+        if num_symbols is None and (dim is None or dim < 2):  # else the base refuses num_symbols
+            raise OptionError(
+                "dim",
+                "mvnormal emissions need observations of dimension >= 2 (gaussian for one "
+                f"dimension), got {dim}",
             )
-        return cls(dim=dim)
+        return super().from_options(data, num_symbols, dim)
 
     @property
     def dim(self) -> int:
@@ -296,7 +297,7 @@ class MultivariateNormal(Emission):
 
         Scales are at least ``1e-3``; the jitter is a tenth of the scale.
         """
-        locations, observed = self._quantile_locations(data, num_states, generator, dtype)
+        locations, observed = quantile_locations(data, num_states, generator, dtype)
         spread = torch.nanmean((observed - torch.nanmean(observed, 0)) ** 2, 0).sqrt()
         scale = (spread / num_states).clamp(min=_MIN_START_SCALE).to(dtype).expand(num_states, -1)
         jitter = torch.randn(locations.shape, generator=generator, dtype=dtype) * scale * 0.1
@@ -388,8 +389,12 @@ class MultivariateNormal(Emission):
 
     # ---- potential (NUTS/MAP)
     def potential_coordinates(self) -> dict[str, str]:
-        """``mu`` as is, ``log sigma``, correlation coordinates (``"corr_matrix"``)."""
-        return {"mu": "real", "sigma": "log", "corr": "corr_matrix"}
+        """``mu`` as is, ``log sigma``, correlation coordinates (:meth:`bijection`)."""
+        return {"mu": "real", "sigma": "log", "corr": "bijection"}
+
+    def bijection(self, name: str) -> Transform:
+        """Pyro's ``biject_to(corr_matrix)`` for ``corr`` (the coordinates of the module notes)."""
+        return _CORRELATION if name == "corr" else super().bijection(name)
 
     def potential_terms(
         self, prior: Prior, num_states: int, dtype: torch.dtype, data: Sequences
@@ -410,10 +415,11 @@ class MultivariateNormal(Emission):
             + (shape * torch.log(rate) - torch.lgamma(shape) + _LOG_TWO).sum()
             + lkj.sum()
         )
-        values, observed, lengths = self._potential_data(data)
-        steps = np.ascontiguousarray(observed.all(-1))
+        values, observed, lengths = potential_data(data)
+        steps = np.ascontiguousarray(observed.all(-1, keepdims=True))
         grids = tuple(np.ascontiguousarray(t.numpy()) for t in (loc, scale, shape, rate, eta))
-        return PotentialTerms(mvnormal_potential, (*grids, values, steps, lengths), constant)
+        arguments = (MVNORMAL_KERNELS, grids, values[:, :, None, :], steps, lengths)
+        return PotentialTerms(entry_potential, arguments, constant)
 
 
 # ---------------------------------------------------------------------- numerical M-step

@@ -15,24 +15,19 @@ without the prior), and the profile in ``r`` is maximised in one dimension: bise
 
 from __future__ import annotations
 
-from typing import Any
-
 import pyro.distributions as dist
 import torch
 from torch.distributions import constraints
 from torch.distributions.constraints import Constraint
 
 from hmm_pyro._types import Params
-from hmm_pyro._validation import check_int
 from hmm_pyro.data import Sequences
-from hmm_pyro.emissions.base import _STATISTICS_CACHE, STATISTICS_DTYPE
+from hmm_pyro.emissions.coordinatewise import Coordinatewise
 from hmm_pyro.emissions.distribution import DistributionEmission
 from hmm_pyro.emissions.poisson import MIN_RATE, Poisson
-from hmm_pyro.priors import Prior
+from hmm_pyro.emissions.statistics import _STATISTICS_CACHE, STATISTICS_DTYPE
 
 __all__ = ["MAX_DISPERSION", "MIN_DISPERSION", "NegativeBinomial"]
-
-_HYPERPARAMETERS = ("rate_shape", "rate_rate", "dispersion_shape", "dispersion_rate")
 MIN_DISPERSION = 1e-8
 MAX_DISPERSION = 1e6
 """The M-step's search interval for ``r``. At the upper end the variance exceeds Poisson's by
@@ -42,7 +37,7 @@ _BISECTIONS = 70
 """Halvings of the ``log r`` interval (width 32): the root to below 1e-19 of ``log r``."""
 
 
-class NegativeBinomial(DistributionEmission):
+class NegativeBinomial(Coordinatewise, DistributionEmission):
     """Negative binomial counts with means ``rate`` and dispersions ``dispersion``.
 
     Parameters ``(K,)`` each, or ``(K, D)`` for ``D`` independent count channels. Prior:
@@ -58,38 +53,13 @@ class NegativeBinomial(DistributionEmission):
     family = "negative_binomial"
     param_names = ("rate", "dispersion")
     integer_valued = True
-
-    def __init__(self, dim: int | None = None) -> None:
-        self._dim = None if dim is None else check_int("dim", dim, minimum=1)
-
-    @property
-    def dim(self) -> int:
-        """Emission dimension ``D``."""
-        return 1 if self._dim is None else self._dim
-
-    def param_shapes(self, num_states: int) -> dict[str, tuple[int, ...]]:
-        """``(K,)`` or ``(K, D)`` for both parameters."""
-        shape = (num_states,) if self._dim is None else (num_states, self._dim)
-        return {"rate": shape, "dispersion": shape}
+    hyperparameter_names = ("rate_shape", "rate_rate", "dispersion_shape", "dispersion_rate")
 
     def param_constraints(self) -> dict[str, Constraint]:
         """Both positive."""
         return {"rate": constraints.positive, "dispersion": constraints.positive}
 
-    def to_config(self) -> dict[str, Any]:
-        """``{"family": "negative_binomial", "dim": D or None}``."""
-        return {"family": self.family, "dim": self._dim}
-
     # ------------------------------------------------------------------ prior
-    def prior_hyperparameters(
-        self, prior: Prior, num_states: int, dtype: torch.dtype
-    ) -> dict[str, torch.Tensor]:
-        """``rate_shape``, ``rate_rate``, ``dispersion_shape``, ``dispersion_rate``: ``(K, D)``."""
-        return {
-            name: prior.resolve_emission(name, num_states, self.dim, dtype)
-            for name in _HYPERPARAMETERS
-        }
-
     def priors(
         self, hyperparameters: Params, num_states: int, dtype: torch.dtype
     ) -> dict[str, dist.TorchDistribution]:
@@ -99,19 +69,11 @@ class NegativeBinomial(DistributionEmission):
             "rate": ("rate_shape", "rate_rate"),
             "dispersion": ("dispersion_shape", "dispersion_rate"),
         }.items():
-            a, b = hyperparameters[shape].to(dtype), hyperparameters[rate].to(dtype)
-            if self._dim is None:
-                a, b = a[:, 0], b[:, 0]
+            a, b = (self._unshaped(hyperparameters[key].to(dtype)) for key in (shape, rate))
             result[name] = dist.Gamma(a, b).to_event(a.dim())
         return result
 
     # ------------------------------------------------------------------ law
-    def _columns(self, params: Params) -> tuple[torch.Tensor, torch.Tensor]:
-        rate, dispersion = params["rate"], params["dispersion"]
-        if self._dim is None:
-            rate, dispersion = rate.unsqueeze(-1), dispersion.unsqueeze(-1)
-        return rate, dispersion
-
     def law(self, params: Params) -> dist.TorchDistribution:
         """``NegativeBinomial(total_count=r, logits=log(rate / r))`` per channel."""
         rate, dispersion = self._columns(params)
@@ -162,7 +124,9 @@ class NegativeBinomial(DistributionEmission):
         values, counts = statistics["values"], statistics["counts"]  # (U,), (K, D, U)
         n, total = counts.sum(-1), (counts * values).sum(-1)
         if use_prior:
-            a, b, c, e = (hyperparameters[name].to(STATISTICS_DTYPE) for name in _HYPERPARAMETERS)
+            a, b, c, e = (
+                hyperparameters[name].to(STATISTICS_DTYPE) for name in self.hyperparameter_names
+            )
         else:
             a, c = torch.ones_like(n), torch.ones_like(n)
             b, e = torch.zeros_like(n), torch.zeros_like(n)
@@ -207,6 +171,4 @@ class NegativeBinomial(DistributionEmission):
                 old_rate, old_dispersion = (c.to(STATISTICS_DTYPE) for c in self._columns(previous))
             rate = torch.where(n > 0, rate, old_rate)
             dispersion = torch.where(n > 0, dispersion, old_dispersion)
-        if self._dim is None:
-            rate, dispersion = rate[:, 0], dispersion[:, 0]
-        return {"rate": rate, "dispersion": dispersion}
+        return self._params(rate, dispersion)

@@ -1,18 +1,25 @@
-"""Poisson emissions: ``y_t[d] | z_t = k ~ Poisson(rate[k, d])``, independent across ``d``."""
+"""Poisson emissions: ``y_t[d] | z_t = k ~ Poisson(rate[k, d])``, independent across ``d``.
+
+NUTS/MAP potential (:func:`~hmm_pyro.kernels._numba.potentials.entry_potential`): coordinates
+``u = log rate``, in which the Gamma prior is ``(a - 1 + jac) u - b exp(u) + const``; the
+likelihood's gradient comes from the gamma-weighted counts of each state and coordinate.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import math
 
+import numba
 import numpy as np
 import pyro.distributions as dist
 import torch
 
 from hmm_pyro._types import Params
-from hmm_pyro._validation import check_int
 from hmm_pyro.data import Sequences
-from hmm_pyro.emissions.base import STATISTICS_DTYPE, Emission, PotentialTerms
-from hmm_pyro.kernels import _numba
+from hmm_pyro.emissions.coordinatewise import Coordinatewise
+from hmm_pyro.emissions.potential_terms import PotentialTerms, potential_data
+from hmm_pyro.emissions.statistics import STATISTICS_DTYPE, moment_statistics, quantile_locations
+from hmm_pyro.kernels._numba import EntryKernels, entry_potential, fill_table, weighted_sums
 from hmm_pyro.priors import Prior
 
 __all__ = ["MAX_COUNT", "MIN_RATE", "Poisson"]
@@ -24,7 +31,7 @@ MIN_RATE = 1e-12
 """Smallest Poisson rate an M-step returns (the update is a maximisation over ``rate >= it``)."""
 
 
-class Poisson(Emission):
+class Poisson(Coordinatewise):
     """Poisson count emissions; parameter ``rate`` of shape ``(K,)`` (or ``(K, D)``).
 
     Prior: ``rate[k] ~ Gamma(prior.rate_shape, prior.rate_rate)`` (shape/rate), the conjugate
@@ -40,29 +47,7 @@ class Poisson(Emission):
     param_names = ("rate",)
     positive_params = ("rate",)
     integer_valued = True
-
-    def __init__(self, dim: int | None = None) -> None:
-        self._dim = None if dim is None else check_int("dim", dim, minimum=1)
-
-    @property
-    def dim(self) -> int:
-        """Emission dimension ``D``."""
-        return 1 if self._dim is None else self._dim
-
-    def _shape(self, num_states: int) -> tuple[int, ...]:
-        return (num_states,) if self._dim is None else (num_states, self._dim)
-
-    def param_shapes(self, num_states: int) -> dict[str, tuple[int, ...]]:
-        """``{"rate": (K,)}`` or ``(K, D)``."""
-        return {"rate": self._shape(num_states)}
-
-    def param_dims(self) -> dict[str, tuple[str, ...]]:
-        """``("state",)`` or ``("state", "dim")``."""
-        return {"rate": ("state",) if self._dim is None else ("state", "dim")}
-
-    def to_config(self) -> dict[str, Any]:
-        """``{"family": "poisson", "dim": D or None}``."""
-        return {"family": self.family, "dim": self._dim}
+    hyperparameter_names = ("rate_shape", "rate_rate")
 
     def validate_data(self, data: Sequences) -> None:
         """Require non-negative integer counts up to :data:`MAX_COUNT` (``2**53``)."""
@@ -88,19 +73,8 @@ class Poisson(Emission):
     ) -> dict[str, dist.TorchDistribution]:
         """``rate ~ Gamma(rate_shape, rate_rate)``, one event per parameter."""
         hyper = self.prior_hyperparameters(prior, num_states, dtype)
-        shape, rate = hyper["rate_shape"], hyper["rate_rate"]
-        if self._dim is None:
-            shape, rate = shape[:, 0], rate[:, 0]
+        shape, rate = (self._unshaped(hyper[name]) for name in self.hyperparameter_names)
         return {"rate": dist.Gamma(shape, rate).to_event(shape.dim())}
-
-    def prior_hyperparameters(
-        self, prior: Prior, num_states: int, dtype: torch.dtype
-    ) -> dict[str, torch.Tensor]:
-        """``rate_shape`` and ``rate_rate``, each ``(K, D)``."""
-        return {
-            name: prior.resolve_emission(name, num_states, self.dim, dtype)
-            for name in ("rate_shape", "rate_rate")
-        }
 
     # ------------------------------------------------------------------ point estimation
     def weighted_statistics(self, data: Sequences, weights: torch.Tensor) -> Params:
@@ -108,7 +82,7 @@ class Poisson(Emission):
 
         ``shift (D,)`` is zero (counts are not centred).
         """
-        return self._moment_statistics(data, weights, centre=False)
+        return moment_statistics(data, weights, centre=False)
 
     def maximize(
         self,
@@ -133,8 +107,7 @@ class Poisson(Emission):
             else:
                 old = self._rate(previous).to(STATISTICS_DTYPE)
             rate = torch.where(n > 0, s1 / torch.where(n > 0, n, 1.0), old)
-        rate = rate.clamp(min=MIN_RATE)
-        return {"rate": rate[:, 0] if self._dim is None else rate}
+        return self._params(rate.clamp(min=MIN_RATE))
 
     def pooled_params(self, data: Sequences) -> Params:
         """Pooled mean count of the observed values (floored at ``1e-12``)."""
@@ -146,9 +119,9 @@ class Poisson(Emission):
         self, data: Sequences, num_states: int, generator: torch.Generator, dtype: torch.dtype
     ) -> Params:
         """Rates at random quantiles of the data plus ``0.5 + U(0, 1)`` (so never zero)."""
-        locations, _ = self._quantile_locations(data, num_states, generator, dtype)
+        locations, _ = quantile_locations(data, num_states, generator, dtype)
         rate = locations + 0.5 + torch.rand(locations.shape, generator=generator, dtype=dtype)
-        return {"rate": rate[:, 0] if self._dim is None else rate}
+        return self._params(rate)
 
     def location(self, params: Params) -> torch.Tensor:
         """Rate of the first channel: ``(..., K)``."""
@@ -159,8 +132,7 @@ class Poisson(Emission):
         return 0.0
 
     def _rate(self, params: Params) -> torch.Tensor:
-        rate = params["rate"]
-        return rate.unsqueeze(-1) if self._dim is None else rate
+        return self._columns(params)[0]
 
     def _log_prob_elementwise(self, params: Params, values: torch.Tensor) -> torch.Tensor:
         rate = self._rate(params)[..., None, None, :, :]  # (..., 1, 1, K, D)
@@ -198,23 +170,78 @@ class Poisson(Emission):
     def potential_terms(
         self, prior: Prior, num_states: int, dtype: torch.dtype, data: Sequences
     ) -> PotentialTerms:
-        """Gamma rate prior in closed form (``a u - b exp(u) + const`` in ``u = log rate``).
+        """Gamma rate prior in closed form; the counts and their log factorials.
 
-        The numba log joint is :func:`~hmm_pyro.kernels._numba.potentials.poisson_potential`.
+        The log joint is :func:`~hmm_pyro.kernels._numba.potentials.entry_potential` with this
+        module's kernels (module notes).
         """
-        shape, rate = (
-            prior.resolve_emission(name, num_states, self.dim, dtype)
-            for name in ("rate_shape", "rate_rate")
-        )
+        hyper = self.prior_hyperparameters(prior, num_states, dtype)
+        shape, rate = (hyper[name] for name in self.hyperparameter_names)
         constant = float((shape * torch.log(rate) - torch.lgamma(shape)).sum())
-        counts, observed, lengths = self._potential_data(data)
+        counts, observed, lengths = potential_data(data)
         log_factorial = np.where(observed, torch.lgamma(torch.from_numpy(counts) + 1).numpy(), 0.0)
-        arguments = (
-            np.ascontiguousarray(shape.numpy()),
-            np.ascontiguousarray(rate.numpy()),
-            counts,
-            log_factorial,
-            observed,
-            lengths,
+        features = np.ascontiguousarray(np.stack([counts, log_factorial], -1))
+        grids = (np.ascontiguousarray(shape.numpy()), np.ascontiguousarray(rate.numpy()))
+        return PotentialTerms(
+            entry_potential, (_KERNELS, grids, features, observed, lengths), constant
         )
-        return PotentialTerms(_numba.poisson_potential, arguments, constant)
+
+
+# ---------------------------------------------------------------------- numba potential
+# Coefficients per state and coordinate: (log rate, rate); features per entry:
+# (y, log y!); statistics: (1, y).
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _prior(
+    theta: np.ndarray, grad: np.ndarray, jac: float, shape: np.ndarray, rate: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Gamma prior of ``log rate`` (gradient into ``grad``) and the coefficients."""
+    num, dim = shape.shape
+    coefficients = np.empty((num, dim, 2))
+    value = 0.0
+    for k in range(num):
+        for d in range(dim):
+            i = k * dim + d
+            lam = math.exp(theta[i])
+            power = shape[k, d] - 1.0 + jac
+            value += power * theta[i] - rate[k, d] * lam
+            grad[i] = power - rate[k, d] * lam
+            coefficients[k, d, 0] = theta[i]
+            coefficients[k, d, 1] = lam
+    return value, coefficients, coefficients
+
+
+@numba.njit(inline="always", nogil=True, error_model="numpy")
+def _log_density(c: np.ndarray, f: np.ndarray) -> float:
+    return f[0] * c[0] - c[1] - f[1]
+
+
+@numba.njit(inline="always", nogil=True, error_model="numpy")
+def _statistics(c: np.ndarray, f: np.ndarray, weight: float, out: np.ndarray) -> None:
+    out[0] += weight
+    out[1] += weight * f[0]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _table(coefficients: np.ndarray, features: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    return fill_table(_log_density, coefficients, features, observed)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _sums(
+    coefficients: np.ndarray, features: np.ndarray, observed: np.ndarray, gamma: np.ndarray
+) -> np.ndarray:
+    return weighted_sums(_statistics, 2, coefficients, features, observed, gamma)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _gradient(
+    theta: np.ndarray, coefficients: np.ndarray, sums: np.ndarray, grad: np.ndarray
+) -> None:
+    """The likelihood's gradient in ``log rate``: ``sum w y - rate sum w``."""
+    num, dim = coefficients.shape[0], coefficients.shape[1]
+    for k in range(num):
+        for d in range(dim):
+            grad[k * dim + d] += sums[k, d, 1] - coefficients[k, d, 1] * sums[k, d, 0]
+
+
+_KERNELS = EntryKernels(_prior, _table, _sums, _gradient)

@@ -14,8 +14,6 @@ estimates (no closed form exists).
 
 from __future__ import annotations
 
-from typing import Any
-
 import pyro.distributions as dist
 import torch
 from pyro.distributions.transforms import PowerTransform
@@ -23,22 +21,19 @@ from torch.distributions import constraints
 from torch.distributions.constraints import Constraint
 
 from hmm_pyro._types import Params
-from hmm_pyro._validation import check_int
 from hmm_pyro.data import Sequences
-from hmm_pyro.emissions.base import STATISTICS_DTYPE
+from hmm_pyro.emissions.coordinatewise import Coordinatewise
 from hmm_pyro.emissions.distribution import DistributionEmission
 from hmm_pyro.emissions.gaussian import Gaussian
-from hmm_pyro.priors import Prior
+from hmm_pyro.emissions.statistics import STATISTICS_DTYPE
 
 __all__ = ["StudentT"]
-
-_HYPERPARAMETERS = ("mu_loc", "mu_scale", "variance_shape", "variance_scale", "df_shape", "df_rate")
 _START_DF = 5.0
 """Degrees of freedom of the numerical M-step's start when there is no previous value."""
 _MIN_START_SCALE = 1e-3
 
 
-class StudentT(DistributionEmission):
+class StudentT(Coordinatewise, DistributionEmission):
     """Student-t emissions with locations ``mu``, scales ``sigma`` and degrees of freedom ``df``.
 
     Each parameter has shape ``(K,)``, or ``(K, D)`` for ``D`` independent coordinates.
@@ -51,48 +46,24 @@ class StudentT(DistributionEmission):
 
     family = "student_t"
     param_names = ("mu", "sigma", "df")
-
-    def __init__(self, dim: int | None = None) -> None:
-        self._dim = None if dim is None else check_int("dim", dim, minimum=1)
-
-    @property
-    def dim(self) -> int:
-        """Emission dimension ``D``."""
-        return 1 if self._dim is None else self._dim
-
-    def param_shapes(self, num_states: int) -> dict[str, tuple[int, ...]]:
-        """``(K,)`` or ``(K, D)`` for every parameter."""
-        shape = (num_states,) if self._dim is None else (num_states, self._dim)
-        return {"mu": shape, "sigma": shape, "df": shape}
+    hyperparameter_names = (
+        *Gaussian.hyperparameter_names,  # mu_loc, mu_scale, variance_shape, variance_scale
+        "df_shape",
+        "df_rate",
+    )
 
     def param_constraints(self) -> dict[str, Constraint]:
         """``mu`` real, ``sigma`` and ``df`` positive."""
         return {"mu": constraints.real, "sigma": constraints.positive, "df": constraints.positive}
 
-    def to_config(self) -> dict[str, Any]:
-        """``{"family": "student_t", "dim": D or None}``."""
-        return {"family": self.family, "dim": self._dim}
-
     # ------------------------------------------------------------------ prior
-    def prior_hyperparameters(
-        self, prior: Prior, num_states: int, dtype: torch.dtype
-    ) -> dict[str, torch.Tensor]:
-        """The Gaussian family's four hyperparameters, ``df_shape`` and ``df_rate``: ``(K, D)``."""
-        return {
-            name: prior.resolve_emission(name, num_states, self.dim, dtype)
-            for name in _HYPERPARAMETERS
-        }
-
     def priors(
         self, hyperparameters: Params, num_states: int, dtype: torch.dtype
     ) -> dict[str, dist.TorchDistribution]:
         """Normal ``mu``, inverse-gamma ``sigma**2`` (reported as ``sigma``), Gamma ``df``."""
         loc, scale, shape, rate, df_shape, df_rate = (
-            hyperparameters[name].to(dtype) for name in _HYPERPARAMETERS
+            self._unshaped(hyperparameters[name].to(dtype)) for name in self.hyperparameter_names
         )
-        if self._dim is None:
-            loc, scale, shape, rate = loc[:, 0], scale[:, 0], shape[:, 0], rate[:, 0]
-            df_shape, df_rate = df_shape[:, 0], df_rate[:, 0]
         half = torch.tensor(0.5, dtype=dtype)
         sigma = dist.TransformedDistribution(dist.InverseGamma(shape, rate), [PowerTransform(half)])
         return {
@@ -102,10 +73,6 @@ class StudentT(DistributionEmission):
         }
 
     # ------------------------------------------------------------------ law
-    def _columns(self, params: Params) -> tuple[torch.Tensor, ...]:
-        columns = (params["mu"], params["sigma"], params["df"])
-        return tuple(c.unsqueeze(-1) for c in columns) if self._dim is None else columns
-
     def law(self, params: Params) -> dist.TorchDistribution:
         """``StudentT(df, mu, sigma)`` per coordinate."""
         mu, sigma, df = self._columns(params)
@@ -131,6 +98,4 @@ class StudentT(DistributionEmission):
         spread = (weights * observed * (values - mu.unsqueeze(1)) ** 2).sum(1) / safe
         sigma = spread.sqrt().clamp(min=_MIN_START_SCALE)
         df = torch.full_like(mu, _START_DF, dtype=STATISTICS_DTYPE)
-        if self._dim is None:
-            mu, sigma, df = mu[:, 0], sigma[:, 0], df[:, 0]
-        return {"mu": mu, "sigma": sigma, "df": df}
+        return self._params(mu, sigma, df)

@@ -27,24 +27,32 @@ M-step (:meth:`VonMises.maximize`) from ``n = sum w``, ``C = sum w cos y`` and
 Collapse distance: ``sqrt(f1 f2) = exp(R12 cos(y - phi)) / (2 pi sqrt(I0(k1) I0(k2)))`` with
 ``R12 = |k1 e^{i m1} + k2 e^{i m2}| / 2``, whose integral over the circle gives
 ``BC = I0(R12) / sqrt(I0(k1) I0(k2))`` per coordinate.
+
+NUTS/MAP potential (:func:`~hmm_pyro.kernels._numba.potentials.entry_potential`): coordinates
+``mu`` then ``log kappa`` (``K * D`` each). ``log I0(kappa)`` and ``A(kappa)`` of the ``K * D``
+concentrations are evaluated once per call with scipy's exponentially scaled Bessel functions;
+the likelihood's gradient comes from the gamma-weighted sums of ``cos y`` and ``sin y``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import ClassVar
 
+import numba
 import numpy as np
 import pyro.distributions as dist
 import torch
 from pyro.distributions import constraints
+from scipy import special
 
 from hmm_pyro._types import Params
-from hmm_pyro._validation import check_int
 from hmm_pyro.data import Sequences
 from hmm_pyro.emissions._roots import decreasing_root
-from hmm_pyro.emissions.base import _STATISTICS_CACHE, STATISTICS_DTYPE, Emission, PotentialTerms
-from hmm_pyro.kernels._numba.vonmises import von_mises_potential
+from hmm_pyro.emissions.coordinatewise import Coordinatewise
+from hmm_pyro.emissions.potential_terms import PotentialTerms, potential_data
+from hmm_pyro.emissions.statistics import _STATISTICS_CACHE, STATISTICS_DTYPE, quantile_locations
+from hmm_pyro.kernels._numba import EntryKernels, entry_potential, fill_table, weighted_sums
 from hmm_pyro.priors import Prior
 
 __all__ = ["MAX_KAPPA", "MIN_KAPPA", "CircularVonMises", "VonMises", "log_i0", "mean_resultant"]
@@ -57,7 +65,6 @@ _LOG_TWO_PI = math.log(2.0 * math.pi)
 _ANGLE_SLACK = 1e-6
 _ECM_CYCLES = 100
 _ECM_RTOL = 1e-12
-_HYPERPARAMETERS = ("angle_loc", "angle_concentration", "kappa_shape", "kappa_rate")
 
 
 def log_i0(kappa: torch.Tensor) -> torch.Tensor:
@@ -124,7 +131,7 @@ def _draw_von_mises(
     return _wrap(angle + loc.to(torch.float64)).to(loc.dtype)
 
 
-class VonMises(Emission):
+class VonMises(Coordinatewise):
     """Von Mises emissions for angles (radians); mean directions ``mu``, concentrations ``kappa``.
 
     Shapes ``(K,)`` (one angle) or ``(K, D)`` (``D`` independent angles). Prior:
@@ -145,31 +152,7 @@ class VonMises(Emission):
     family = "vonmises"
     param_names = ("mu", "kappa")
     positive_params = ("kappa",)
-
-    def __init__(self, dim: int | None = None) -> None:
-        self._dim = None if dim is None else check_int("dim", dim, minimum=1)
-
-    @property
-    def dim(self) -> int:
-        """Emission dimension ``D``."""
-        return 1 if self._dim is None else self._dim
-
-    def _shape(self, num_states: int) -> tuple[int, ...]:
-        return (num_states,) if self._dim is None else (num_states, self._dim)
-
-    def param_shapes(self, num_states: int) -> dict[str, tuple[int, ...]]:
-        """``(K,)`` or ``(K, D)`` for both parameters."""
-        shape = self._shape(num_states)
-        return {"mu": shape, "kappa": shape}
-
-    def param_dims(self) -> dict[str, tuple[str, ...]]:
-        """``("state",)`` or ``("state", "dim")``."""
-        dims = ("state",) if self._dim is None else ("state", "dim")
-        return {"mu": dims, "kappa": dims}
-
-    def to_config(self) -> dict[str, Any]:
-        """``{"family": "vonmises", "dim": D or None}``."""
-        return {"family": self.family, "dim": self._dim}
+    hyperparameter_names = ("angle_loc", "angle_concentration", "kappa_shape", "kappa_rate")
 
     def validate_data(self, data: Sequences) -> None:
         """Require angles in radians: values in ``[-pi, 2 pi]``."""
@@ -200,25 +183,6 @@ class VonMises(Emission):
             ),
             "kappa": dist.Gamma(hyper["kappa_shape"], hyper["kappa_rate"]).to_event(events),
         }
-
-    def prior_hyperparameters(
-        self, prior: Prior, num_states: int, dtype: torch.dtype
-    ) -> dict[str, torch.Tensor]:
-        """``angle_loc``, ``angle_concentration``, ``kappa_shape``, ``kappa_rate``, each (K, D)."""
-        return {
-            name: prior.resolve_emission(name, num_states, self.dim, dtype)
-            for name in _HYPERPARAMETERS
-        }
-
-    def _unshaped(self, value: torch.Tensor) -> torch.Tensor:
-        """``(K, D)`` back to the parameter shape."""
-        return value[:, 0] if self._dim is None else value
-
-    def _columns(self, params: Params) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, kappa = params["mu"], params["kappa"]
-        if self._dim is None:
-            mu, kappa = mu.unsqueeze(-1), kappa.unsqueeze(-1)
-        return mu, kappa
 
     # ------------------------------------------------------------------ point estimation
     def weighted_statistics(self, data: Sequences, weights: torch.Tensor) -> Params:
@@ -289,7 +253,7 @@ class VonMises(Emission):
             kappa = torch.where(direction, kappa, MIN_KAPPA)
             mu = torch.where(defined, mu, old_mu)
             kappa = torch.where(defined, kappa, old_kappa)
-            return {"mu": self._unshaped(mu), "kappa": self._unshaped(kappa)}
+            return self._params(mu, kappa)
         loc = hyperparameters["angle_loc"].to(STATISTICS_DTYPE)
         weight = hyperparameters["angle_concentration"].to(STATISTICS_DTYPE)
         mu = torch.where(torch.isfinite(old_mu), old_mu, loc)
@@ -306,7 +270,7 @@ class VonMises(Emission):
             mu, kappa = new_mu, new_kappa
             if done:
                 break
-        return {"mu": self._unshaped(mu), "kappa": self._unshaped(kappa)}
+        return self._params(mu, kappa)
 
     def pooled_params(self, data: Sequences) -> Params:
         """The ML von Mises fit to all observed angles of each coordinate."""
@@ -321,12 +285,12 @@ class VonMises(Emission):
 
         ``k0`` is the pooled ML concentration of each coordinate.
         """
-        locations, _ = self._quantile_locations(data, num_states, generator, dtype)
+        locations, _ = quantile_locations(data, num_states, generator, dtype)
         pooled = self._columns(self.pooled_params(data))[1].to(dtype)
         kappa = ((pooled + 1.0) * num_states).expand(num_states, -1).clone()
         jitter = torch.randn(locations.shape, generator=generator, dtype=dtype) * 0.1
         mu = _wrap(locations + jitter / kappa.sqrt())
-        return {"mu": self._unshaped(mu), "kappa": self._unshaped(kappa)}
+        return self._params(mu, kappa)
 
     # ------------------------------------------------------------------ likelihood
     def location(self, params: Params) -> torch.Tensor:
@@ -383,20 +347,113 @@ class VonMises(Emission):
         """Von Mises ``mu`` and Gamma ``kappa`` priors in closed form; cosines and sines.
 
         In ``u = log kappa``: ``(a - 1 + jac) u - b exp(u) + a log b - lgamma(a)``; the prior
-        of ``mu`` is ``c cos(mu - m) - log(2 pi) - log I0(c)``.
+        of ``mu`` is ``c cos(mu - m) - log(2 pi) - log I0(c)``. The log joint is
+        :func:`~hmm_pyro.kernels._numba.potentials.entry_potential` with this module's kernels.
         """
-        loc, weight, shape, rate = (
-            prior.resolve_emission(name, num_states, self.dim, torch.float64)
-            for name in _HYPERPARAMETERS
-        )
+        hyper = self.prior_hyperparameters(prior, num_states, torch.float64)
+        loc, weight, shape, rate = (hyper[name] for name in self.hyperparameter_names)
         constant = float(
             (-_LOG_TWO_PI - log_i0(weight)).sum()
             + (shape * torch.log(rate) - torch.lgamma(shape)).sum()
         )
-        values, observed, lengths = self._potential_data(data)
-        cosines = np.where(observed, np.cos(values), 0.0)
-        sines = np.where(observed, np.sin(values), 0.0)
+        values, observed, lengths = potential_data(data)
+        features = np.stack([np.cos(values), np.sin(values)], -1)
+        features = np.ascontiguousarray(np.where(observed[..., None], features, 0.0))
         grids = tuple(np.ascontiguousarray(t.numpy()) for t in (loc, weight, shape, rate))
         return PotentialTerms(
-            von_mises_potential, (*grids, cosines, sines, observed, lengths), constant
+            entry_potential, (_KERNELS, grids, features, observed, lengths), constant
         )
+
+
+# ---------------------------------------------------------------------- numba potential
+# Coefficients per state and coordinate: (kappa cos mu, kappa sin mu, log(2 pi) + log I0(kappa));
+# features per entry: (cos y, sin y); statistics: (1, cos y, sin y).
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _prior_terms(
+    theta: np.ndarray,
+    grad: np.ndarray,
+    jac: float,
+    log_norm: np.ndarray,
+    loc: np.ndarray,
+    weight: np.ndarray,
+    shape: np.ndarray,
+    rate: np.ndarray,
+) -> tuple[float, np.ndarray]:
+    num, dim = loc.shape
+    size = num * dim
+    coefficients = np.empty((num, dim, 3))
+    value = 0.0
+    for k in range(num):
+        for d in range(dim):
+            i = k * dim + d
+            mu, log_kappa = theta[i], theta[size + i]
+            kappa = math.exp(log_kappa)
+            gap = mu - loc[k, d]
+            value += weight[k, d] * math.cos(gap)
+            value += (shape[k, d] - 1.0 + jac) * log_kappa - rate[k, d] * kappa
+            grad[i] = -weight[k, d] * math.sin(gap)
+            grad[size + i] = shape[k, d] - 1.0 + jac - rate[k, d] * kappa
+            coefficients[k, d, 0] = kappa * math.cos(mu)
+            coefficients[k, d, 1] = kappa * math.sin(mu)
+            coefficients[k, d, 2] = log_norm[k, d]
+    return value, coefficients
+
+
+def _prior(
+    theta: np.ndarray,
+    grad: np.ndarray,
+    jac: float,
+    loc: np.ndarray,
+    weight: np.ndarray,
+    shape: np.ndarray,
+    rate: np.ndarray,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Priors of ``mu`` and ``log kappa`` (gradient into ``grad``), coefficients, ``A(kappa)``."""
+    kappa = np.exp(theta[loc.size :].reshape(loc.shape))
+    scaled_i0 = special.i0e(kappa)
+    log_norm = _LOG_TWO_PI + np.log(scaled_i0) + kappa
+    value, coefficients = _prior_terms(theta, grad, jac, log_norm, loc, weight, shape, rate)
+    return value, coefficients, special.i1e(kappa) / scaled_i0
+
+
+@numba.njit(inline="always", nogil=True, error_model="numpy")
+def _log_density(c: np.ndarray, f: np.ndarray) -> float:
+    return c[0] * f[0] + c[1] * f[1] - c[2]
+
+
+@numba.njit(inline="always", nogil=True, error_model="numpy")
+def _statistics(c: np.ndarray, f: np.ndarray, weight: float, out: np.ndarray) -> None:
+    out[0] += weight
+    out[1] += weight * f[0]
+    out[2] += weight * f[1]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _table(coefficients: np.ndarray, features: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    return fill_table(_log_density, coefficients, features, observed)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _sums(
+    coefficients: np.ndarray, features: np.ndarray, observed: np.ndarray, gamma: np.ndarray
+) -> np.ndarray:
+    return weighted_sums(_statistics, 3, coefficients, features, observed, gamma)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _gradient(theta: np.ndarray, resultant: np.ndarray, sums: np.ndarray, grad: np.ndarray) -> None:
+    """The likelihood's gradient in ``mu`` and ``log kappa``; ``resultant (K, D)`` is ``A``."""
+    num, dim = resultant.shape
+    size = num * dim
+    for k in range(num):
+        for d in range(dim):
+            i = k * dim + d
+            mu, kappa = theta[i], math.exp(theta[size + i])
+            count, total_cos, total_sin = sums[k, d, 0], sums[k, d, 1], sums[k, d, 2]
+            cos_mu, sin_mu = math.cos(mu), math.sin(mu)
+            grad[i] += kappa * (total_sin * cos_mu - total_cos * sin_mu)
+            projection = total_cos * cos_mu + total_sin * sin_mu
+            grad[size + i] += kappa * (projection - count * resultant[k, d])
+
+
+_KERNELS = EntryKernels(_prior, _table, _sums, _gradient)

@@ -12,12 +12,10 @@ The coordinates are Pyro's (``biject_to`` of each prior's support), written out:
   in them (dynamics on the line with a periodic potential are the dynamics on the circle);
   parameters are the coordinates wrapped to ``[-pi, pi)``, so that chains that drift to another
   multiple of ``2 pi`` report the same values;
-- correlation matrices (``corr`` of multivariate normal emissions, ``(..., D, D)``): Pyro's
-  ``biject_to(corr_matrix)``, ``D (D - 1) / 2`` coordinates each (``tanh`` of each, then
-  stick-breaking rows of the Cholesky factor ``L``; the matrix is ``L L^T``);
 - any other constraint (kind ``"bijection"``): the family's transform
-  (:meth:`~hmm_pyro.emissions.Emission.bijection`, Pyro's ``biject_to`` of the constraint),
-  with its own ``log_abs_det_jacobian``.
+  (:meth:`~hmm_pyro.emissions.Emission.bijection`, e.g. Pyro's ``biject_to`` of the
+  constraint: for the correlation matrices of multivariate normal emissions ``D (D - 1) / 2``
+  coordinates each), with its own ``log_abs_det_jacobian``.
 
 Each emission family names the kind of each of its parameters
 (:meth:`~hmm_pyro.emissions.Emission.potential_coordinates`); the flat vector holds ``pi``,
@@ -34,8 +32,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-from pyro.distributions import constraints
-from torch.distributions import biject_to
 from torch.distributions.transforms import StickBreakingTransform, Transform
 
 from hmm_pyro._types import Params
@@ -44,12 +40,10 @@ from hmm_pyro.model import HMM
 
 __all__ = ["KINDS", "Coordinates", "log_simplex"]
 
-KINDS = ("simplex", "log", "real", "angle", "corr_matrix", "bijection")
+KINDS = ("simplex", "log", "real", "angle", "bijection")
 """Coordinate kinds: stick-breaking rows of a simplex, the log of a positive value, as is, an
-angle (as is, wrapped to ``[-pi, pi)`` as a parameter), the unconstrained coordinates of
-correlation matrices, and the family's own transform."""
+angle (as is, wrapped to ``[-pi, pi)`` as a parameter), and the family's own transform."""
 _STICK = StickBreakingTransform()
-_CORRELATION = biject_to(constraints.corr_matrix)
 
 
 def log_simplex(x: torch.Tensor) -> torch.Tensor:
@@ -120,8 +114,6 @@ class Coordinates:
                 )
             if kind == "simplex":
                 shape = (*shape[:-1], shape[-1] - 1)
-            elif kind == "corr_matrix":
-                shape = tuple(_CORRELATION.inverse_shape(shape))
             elif kind == "bijection":
                 self.bijections[name] = hmm.emission.bijection(name)
                 shape = tuple(self.bijections[name].inverse_shape(torch.Size(shape)))
@@ -161,8 +153,6 @@ class Coordinates:
                 coords[name] = _STICK.inv(value)
             elif kind == "log":
                 coords[name] = torch.log(value)
-            elif kind == "corr_matrix":
-                coords[name] = _CORRELATION.inv(value)
             elif kind == "bijection":
                 coords[name] = self.bijections[name].inv(value)
             else:
@@ -199,10 +189,6 @@ class Coordinates:
             elif kind == "log":
                 params[name] = value.exp()
                 log_det = log_det + _sum_last(value, len(shape))
-            elif kind == "corr_matrix":
-                params[name] = _CORRELATION(value)
-                jacobian = _CORRELATION.log_abs_det_jacobian(value, params[name])
-                log_det = log_det + _sum_last(jacobian, len(shape) - 1)
             elif kind == "angle":  # identity on the line, wrapped: no Jacobian
                 params[name] = torch.remainder(value + math.pi, 2.0 * math.pi) - math.pi
             elif kind == "bijection":

@@ -10,7 +10,13 @@ import pytest
 
 import hmm_pyro as hp
 from hmm_pyro.cli import build_parser
-from hmm_pyro.cli._options import job_kwargs, prior_of, runner_kwargs, runner_options
+from hmm_pyro.cli._options import (
+    emission_of,
+    job_kwargs,
+    prior_of,
+    runner_kwargs,
+    runner_options,
+)
 from hmm_pyro.runners import RUNNERS
 from hmm_pyro.runners import runner_options as library_runner_options
 
@@ -84,3 +90,22 @@ def test_time_gap_choices_are_the_library_s():
 
     assert GAP_CHOICES == GAP_MODES
     assert inspect.signature(hp.Sequences.from_file).parameters["gaps"].default in GAP_CHOICES
+
+
+@pytest.mark.parametrize(
+    ("argv", "data", "message"),
+    [
+        (("--emission", "categorical", "--dim", "2"), None, "--dim: categorical emissions"),
+        (("--emission", "categorical"), None, "--symbols: expected the number of symbols"),
+        (("--emission", "gaussian", "--symbols", "3"), None, "--symbols: not an option"),
+        (("--emission", "mvnormal"), None, "--dim: mvnormal emissions need"),
+        # A value that does not fit the data keeps the library's argument name.
+        (("--emission", "categorical", "--symbols", "5"), [0, 2, 1], "num_symbols: the data"),
+    ],
+)
+def test_emission_option_errors_name_the_flag(argv, data, message):
+    """``OptionError``s (about the option itself) show the flag; other errors keep the name."""
+    args = parse("fit", "x.csv", "-K", "2", *argv)
+    sequences = None if data is None else hp.Sequences([data], symbols=["x", "y", "z"])
+    with pytest.raises(ValueError, match=f"^{message}"):
+        emission_of(args, sequences)

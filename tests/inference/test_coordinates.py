@@ -57,7 +57,7 @@ def test_coordinates_are_pyros_bijections(emission):
 def test_angles_are_wrapped_and_correlations_have_their_free_entries():
     hmm = HMM(2, MultivariateNormal(dim=3))
     coordinates = Coordinates(hmm)
-    assert coordinates.layout[-1] == ("corr", "corr_matrix", (2, 3))
+    assert coordinates.layout[-1] == ("corr", "bijection", (2, 3))
     assert coordinates.size == 1 + 2 + 2 * 3 + 2 * 3 + 2 * 3
     hmm = HMM(2, VonMises())
     coordinates = Coordinates(hmm)

@@ -1,10 +1,14 @@
-"""All numba code of the package: forward-backward sweeps, their torch bridge, the potentials.
+"""The numba machinery of the package: forward-backward sweeps, their torch bridge, potentials.
 
 Modules: :mod:`~hmm_pyro.kernels._numba.lanes` (the general sweeps, sequences as vector
 lanes), :mod:`~hmm_pyro.kernels._numba.symbols` (sweeps over symbol sequences, rows looked up
 per symbol), :mod:`~hmm_pyro.kernels._numba.batch` (large batches in threads),
 :mod:`~hmm_pyro.kernels._numba.bridge` (autograd functions over torch tensors) and
-:mod:`~hmm_pyro.kernels._numba.potentials` (log joint and gradient for NUTS and MAP).
+:mod:`~hmm_pyro.kernels._numba.potentials` (log joint and gradient for NUTS and MAP: the
+transition part, the categorical potential and the one route of every other numba family).
+A family's own numba functions (its prior, per-entry density and statistics) live in its
+module of :mod:`hmm_pyro.emissions`, which hands them to
+:func:`~hmm_pyro.kernels._numba.potentials.entry_potential`.
 
 Private to the package: the names below are what the kernels and the emission families (for
 the NUTS/MAP potential) use. Layer rule: the bottom of ``kernels``; it imports nothing from
@@ -31,19 +35,23 @@ from hmm_pyro.kernels._numba.bridge import (
     supports,
 )
 from hmm_pyro.kernels._numba.potentials import (
+    EntryKernels,
     categorical_potential,
-    gaussian_potential,
-    poisson_potential,
+    entry_potential,
+    fill_table,
+    weighted_sums,
 )
 from hmm_pyro.kernels._numba.symbols import time_major_symbols
 
 __all__ = [
     "CategoricalLogLikelihood",
+    "EntryKernels",
     "FusedLogLikelihood",
     "categorical_potential",
+    "entry_potential",
+    "fill_table",
     "fused_forward_backward",
-    "gaussian_potential",
-    "poisson_potential",
     "supports",
     "time_major_symbols",
+    "weighted_sums",
 ]

@@ -1,16 +1,24 @@
 """Numba log joint and gradient of the HMM posterior over flat coordinates (NUTS and MAP).
 
 Coordinates (:mod:`hmm_pyro.inference.coordinates`, flattened in the order ``pi``, ``A``,
-emission parameters): stick-breaking rows for ``pi``, ``A`` and ``B``; ``mu`` as is;
-``log sigma``; ``log rate``. Each function decodes the coordinates, adds the prior and
-log-Jacobian terms, runs the forward-backward sweeps, and assembles the gradient in closed form
-from the expected counts and gamma-weighted moments of the data. Categorical emissions take
-the symbol sweeps (:func:`~hmm_pyro.kernels._numba.symbols.categorical_lanes`: one shifted row
-per symbol, no exponential per step) in one compiled call; Gaussian and Poisson emissions fill
-the ``(N, T, K)`` emission log likelihoods and take the general lane sweeps
-(:func:`~hmm_pyro.kernels._numba.lanes.lane_sweeps`).
+emission parameters): stick-breaking rows for ``pi``, ``A`` and ``B``, then each family's own.
+Each potential decodes the coordinates, adds the prior and log-Jacobian terms, runs the
+forward-backward sweeps, and assembles the gradient in closed form from the expected counts
+and gamma-weighted sums over the data. Categorical emissions take the symbol sweeps
+(:func:`~hmm_pyro.kernels._numba.symbols.categorical_lanes`: one shifted row per symbol, no
+exponential per step) in one compiled call (:func:`categorical_potential`).
 
-Every function is ``f(z, alpha_pi, alpha_A, *family arguments, jac) -> (value, gradient)``
+Every other numba family goes one route, :func:`entry_potential`: its log density is a sum
+over *units* of a step (its coordinates, or the whole step for a joint law), each unit scored
+by a per-entry numba function of per-state coefficients and per-step features. The family
+(in :mod:`hmm_pyro.emissions`, which may import this layer, not the reverse) hands over its
+pieces as :class:`EntryKernels`: its prior and coefficients, the emission table
+(:func:`fill_table` with its per-entry density), the gamma-weighted sums of its per-entry
+statistics (:func:`weighted_sums`) and the likelihood's gradient from those sums. The two
+loops over the data are inlined into the family's compiled functions with its per-entry
+functions (no call through a pointer; the family's functions stay cacheable).
+
+Every potential is ``f(z, alpha_pi, alpha_A, *family arguments, jac) -> (value, gradient)``
 with ``alpha_pi (1, K)`` and ``alpha_A (K, K)`` the Dirichlet concentrations. Normalising
 constants of the prior are added by the caller. ``jac`` is 1.0 for the NUTS potential and 0.0
 for the MAP objective (``log p(y, theta)`` in the constrained space, as ``AutoDelta``
@@ -24,6 +32,8 @@ float64.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -31,9 +41,13 @@ import numpy as np
 from hmm_pyro.kernels._numba.lanes import lane_sweeps
 from hmm_pyro.kernels._numba.symbols import categorical_lanes, weighted_statistics
 
-__all__ = ["categorical_potential", "gaussian_potential", "poisson_potential"]
-
-_HALF_LOG_TWO_PI = 0.5 * math.log(2.0 * math.pi)
+__all__ = [
+    "EntryKernels",
+    "categorical_potential",
+    "entry_potential",
+    "fill_table",
+    "weighted_sums",
+]
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -156,155 +170,97 @@ def _add_lane_likelihood(value, grad, head, table, lengths, alpha_pi, alpha_A, j
     return value + log_z.sum(), gamma
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _weighted_moments(gamma, values, observed, center):
-    """Gamma-weighted moments of the observed values about ``center (K, D)``.
+# ---------------------------------------------------------------------- per-entry families
+@numba.njit(inline="always", nogil=True, error_model="numpy")
+def fill_table(log_density, coefficients, features, observed):
+    """The emission log likelihoods ``(N, T, K)`` of a family given by its per-entry density.
 
-    ``count[k, d] = sum w``, ``first[k, d] = sum w (y - center[k, d])`` and ``second`` with the
-    square, summed over the observed entries ``y = values[n, t, d]`` with weights
-    ``w = gamma[t, k, n]`` (gamma time-major ``(T, K, N)``).
+    ``table[n, t, k]`` is the sum over the observed units ``u`` of
+    ``log_density(coefficients[k, u], features[n, t, u])``; ``coefficients (K, U, C)``,
+    ``features (N, T, U, F)``, ``observed (N, T, U)``. Inlined into the family's compiled
+    caller, which passes its own ``log_density`` (a numba function).
     """
-    num, dim = center.shape
-    count = np.zeros((num, dim))
-    first = np.zeros((num, dim))
-    second = np.zeros((num, dim))
-    for n in range(values.shape[0]):
-        for t in range(values.shape[1]):
-            for d in range(dim):
-                if observed[n, t, d]:
-                    y = values[n, t, d]
+    batch, steps, units = observed.shape
+    num = coefficients.shape[0]
+    table = np.zeros((batch, steps, num))
+    for n in range(batch):
+        for t in range(steps):
+            for k in range(num):
+                acc = 0.0
+                for u in range(units):
+                    if observed[n, t, u]:
+                        acc += log_density(coefficients[k, u], features[n, t, u])
+                table[n, t, k] = acc
+    return table
+
+
+@numba.njit(inline="always", nogil=True, error_model="numpy")
+def weighted_sums(statistics, size, coefficients, features, observed, gamma):
+    """Sums ``(K, U, size)`` of a family's per-entry statistics, weighted by gamma ``(T, K, N)``.
+
+    ``statistics(coefficients[k, u], features[n, t, u], weight, out)`` adds ``weight`` times
+    the entry's ``size`` statistics to ``out = sums[k, u]``, for each observed entry and state.
+    Inlined like :func:`fill_table`.
+    """
+    batch, steps, units = observed.shape
+    num = coefficients.shape[0]
+    sums = np.zeros((num, units, size))
+    for n in range(batch):
+        for t in range(steps):
+            for u in range(units):
+                if observed[n, t, u]:
                     for k in range(num):
-                        weight = gamma[t, k, n]
-                        gap = y - center[k, d]
-                        count[k, d] += weight
-                        first[k, d] += weight * gap
-                        second[k, d] += weight * gap * gap
-    return count, first, second
+                        statistics(
+                            coefficients[k, u], features[n, t, u], gamma[t, k, n], sums[k, u]
+                        )
+    return sums
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _gaussian_coordinates(z, num, dim):
-    """``mu``, ``log sigma``, ``1 / sigma**2`` (each ``(K, D)``) and their offsets in ``z``."""
-    offset_mu = num - 1 + num * (num - 1)
-    offset_sigma = offset_mu + num * dim
-    mu = z[offset_mu:offset_sigma].reshape((num, dim))
-    log_sigma = z[offset_sigma:].reshape((num, dim))
-    return mu, log_sigma, np.exp(-2.0 * log_sigma), offset_mu, offset_sigma
+class EntryKernels(NamedTuple):
+    """A family's pieces of :func:`entry_potential` (``theta``: its flat coordinates).
+
+    Attributes
+    ----------
+    prior : callable
+        ``prior(theta, grad, jac, *hyper) -> (value, coefficients, context)``: the prior's log
+        density (plus ``jac`` times the log-Jacobian) with its gradient written into ``grad``,
+        the per-state, per-unit coefficients ``(K, U, C)`` of the log density, and what
+        ``gradient`` needs.
+    table : callable
+        ``table(coefficients, features, observed) -> (N, T, K)``: :func:`fill_table` with the
+        family's per-entry log density.
+    sums : callable
+        ``sums(coefficients, features, observed, gamma) -> (K, U, S)``: :func:`weighted_sums`
+        with the family's per-entry statistics.
+    gradient : callable
+        ``gradient(theta, context, sums, grad)``: adds the likelihood's gradient to ``grad``.
+    """
+
+    prior: Callable[..., tuple[float, np.ndarray, Any]]
+    table: Callable[..., np.ndarray]
+    sums: Callable[..., np.ndarray]
+    gradient: Callable[..., None]
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _gaussian_start(z, alpha_pi, alpha_A, loc, scale_mu, shape, rate, values, observed, jac):
-    """Prior part (value and gradient), transition helpers and the emission table."""
-    num, dim = loc.shape
+def entry_potential(z, alpha_pi, alpha_A, kernels, hyper, features, observed, lengths, jac):
+    """The log joint of a family given per entry: its ``kernels`` on its arrays.
+
+    ``kernels`` (:class:`EntryKernels`) after ``pi`` and ``A``; ``hyper`` the tuple of the
+    family's prior arrays; ``features (N, T, U, F)``, ``observed (N, T, U)`` bool (false at
+    padded steps), ``lengths (N,)`` int64.
+    """
+    num = alpha_A.shape[0]
+    offset = num - 1 + num * (num - 1)
     grad = np.zeros(z.shape[0])
     value, log_pi, sig_pi, log_a, sig_a = _transition_part(z, alpha_pi, alpha_A, jac)
-    mu, log_sigma, inv_var, offset_mu, offset_sigma = _gaussian_coordinates(z, num, dim)
-    for k in range(num):
-        for d in range(dim):
-            standard = (mu[k, d] - loc[k, d]) / scale_mu[k, d]
-            value += -0.5 * standard * standard
-            power = 2.0 * shape[k, d] + 1.0 - jac  # log sigma, plus the log-Jacobian if jac
-            value += -power * log_sigma[k, d] - rate[k, d] * inv_var[k, d]
-            grad[offset_mu + k * dim + d] = -standard / scale_mu[k, d]
-            grad[offset_sigma + k * dim + d] = -power + 2.0 * rate[k, d] * inv_var[k, d]
-    batch, steps = values.shape[0], values.shape[1]
-    table = np.zeros((batch, steps, num))
-    for n in range(batch):
-        for t in range(steps):
-            for k in range(num):
-                acc = 0.0
-                for d in range(dim):
-                    if observed[n, t, d]:
-                        gap = values[n, t, d] - mu[k, d]
-                        acc += -0.5 * gap * gap * inv_var[k, d] - log_sigma[k, d] - _HALF_LOG_TWO_PI
-                table[n, t, k] = acc
-    return value, grad, (log_pi, sig_pi, log_a, sig_a), table
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _gaussian_moments(z, gamma, values, observed, grad):
-    """Add the likelihood's gradient in ``mu`` and ``log sigma`` from gamma ``(T, K, N)``."""
-    num, dim = gamma.shape[1], values.shape[2]
-    mu, _, inv_var, offset_mu, offset_sigma = _gaussian_coordinates(z, num, dim)
-    count, first, second = _weighted_moments(gamma, values, observed, mu)
-    for k in range(num):
-        for d in range(dim):
-            grad[offset_mu + k * dim + d] += first[k, d] * inv_var[k, d]
-            grad[offset_sigma + k * dim + d] += second[k, d] * inv_var[k, d] - count[k, d]
-
-
-def gaussian_potential(
-    z, alpha_pi, alpha_A, loc, scale_mu, shape, rate, values, observed, lengths, jac
-):
-    """Gaussian emissions: ``mu`` then ``log sigma`` (each ``K * D``) after ``pi`` and ``A``.
-
-    ``loc``, ``scale_mu`` (Normal prior of ``mu``), ``shape``, ``rate`` (InverseGamma prior of
-    ``sigma**2``): ``(K, D)``; ``values (N, T, D)`` (any finite number where not observed),
-    ``observed (N, T, D)`` bool (false at padded steps), ``lengths (N,)`` int64.
-    """
-    value, grad, head, table = _gaussian_start(
-        z, alpha_pi, alpha_A, loc, scale_mu, shape, rate, values, observed, jac
+    theta, emission_grad = z[offset:], grad[offset:]
+    prior, coefficients, context = kernels.prior(theta, emission_grad, jac, *hyper)
+    table = kernels.table(coefficients, features, observed)
+    head = (log_pi, sig_pi, log_a, sig_a)
+    value, gamma = _add_lane_likelihood(
+        value + prior, grad, head, table, lengths, alpha_pi, alpha_A, jac
     )
-    value, gamma = _add_lane_likelihood(value, grad, head, table, lengths, alpha_pi, alpha_A, jac)
     if gamma is not None:
-        _gaussian_moments(z, gamma, values, observed, grad)
-    return value, grad
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _poisson_start(z, alpha_pi, alpha_A, shape, rate, counts, log_factorial, observed, jac):
-    """Prior part (value and gradient), transition helpers and the emission table."""
-    num, dim = shape.shape
-    grad = np.zeros(z.shape[0])
-    value, log_pi, sig_pi, log_a, sig_a = _transition_part(z, alpha_pi, alpha_A, jac)
-    offset = num - 1 + num * (num - 1)
-    log_rate = z[offset:].reshape((num, dim))
-    lam = np.exp(log_rate)
-    for k in range(num):
-        for d in range(dim):
-            power = shape[k, d] - 1.0 + jac
-            value += power * log_rate[k, d] - rate[k, d] * lam[k, d]
-            grad[offset + k * dim + d] = power - rate[k, d] * lam[k, d]
-    batch, steps = counts.shape[0], counts.shape[1]
-    table = np.zeros((batch, steps, num))
-    for n in range(batch):
-        for t in range(steps):
-            for k in range(num):
-                acc = 0.0
-                for d in range(dim):
-                    if observed[n, t, d]:
-                        acc += counts[n, t, d] * log_rate[k, d] - lam[k, d] - log_factorial[n, t, d]
-                table[n, t, k] = acc
-    return value, grad, (log_pi, sig_pi, log_a, sig_a), table
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _poisson_moments(z, gamma, counts, observed, grad):
-    """Add the likelihood's gradient in ``log rate`` from gamma ``(T, K, N)``."""
-    num, dim = gamma.shape[1], counts.shape[2]
-    offset = num - 1 + num * (num - 1)
-    lam = np.exp(z[offset:].reshape((num, dim)))
-    weight_total, weight_counts, _ = _weighted_moments(
-        gamma, counts, observed, np.zeros((num, dim))
-    )
-    for k in range(num):
-        for d in range(dim):
-            grad[offset + k * dim + d] += weight_counts[k, d] - lam[k, d] * weight_total[k, d]
-
-
-def poisson_potential(
-    z, alpha_pi, alpha_A, shape, rate, counts, log_factorial, observed, lengths, jac
-):
-    """Poisson emissions: ``log rate`` (``K * D``) after ``pi`` and ``A``.
-
-    ``shape``, ``rate`` (Gamma prior of the rates): ``(K, D)``; ``counts (N, T, D)`` (any
-    finite number where not observed), ``log_factorial (N, T, D)`` of the counts,
-    ``observed (N, T, D)`` bool (false at padded steps), ``lengths (N,)`` int64.
-    """
-    value, grad, head, table = _poisson_start(
-        z, alpha_pi, alpha_A, shape, rate, counts, log_factorial, observed, jac
-    )
-    value, gamma = _add_lane_likelihood(value, grad, head, table, lengths, alpha_pi, alpha_A, jac)
-    if gamma is not None:
-        _poisson_moments(z, gamma, counts, observed, grad)
+        sums = kernels.sums(coefficients, features, observed, gamma)
+        kernels.gradient(theta, context, sums, emission_grad)
     return value, grad

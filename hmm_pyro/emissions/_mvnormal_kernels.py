@@ -1,6 +1,9 @@
-"""Numba log joint of full-covariance normal emissions (NUTS, MAP) and their M-step objective.
+"""Numba part of the full-covariance normal family: its NUTS/MAP kernels and M-step objective.
 
-See :mod:`hmm_pyro.emissions.mvnormal`.
+The family is :mod:`hmm_pyro.emissions.mvnormal`; its numba functions are this companion
+module (the two together exceed one module's size). :data:`MVNORMAL_KERNELS` are its pieces
+of :func:`~hmm_pyro.kernels._numba.potentials.entry_potential`, :func:`map_objective` the
+objective of its numerical M-step.
 
 Coordinates after ``pi`` and ``A``: ``mu`` and ``log sigma`` (``K * D`` each), then ``K``
 blocks of ``D (D - 1) / 2`` correlation coordinates (Pyro's ``biject_to(corr_matrix)``:
@@ -18,9 +21,9 @@ import math
 import numba
 import numpy as np
 
-from hmm_pyro.kernels._numba.potentials import _add_lane_likelihood, _transition_part
+from hmm_pyro.kernels._numba import EntryKernels, fill_table, weighted_sums
 
-__all__ = ["map_objective", "mvnormal_potential"]
+__all__ = ["MVNORMAL_KERNELS", "map_objective"]
 
 _HALF_LOG_TWO_PI = 0.5 * math.log(2.0 * math.pi)
 _LOG_TWO = math.log(2.0)
@@ -199,61 +202,81 @@ def map_objective(theta, n, s1, s2, loc, scale, shape, rate, eta):
     return total, grad
 
 
+# The potential: one unit per step (the whole vector). Coefficients per state: mu (D,), then
+# C^-1 row-major (D * D,), then log det C + D log(2 pi) / 2; statistics per state: the weight,
+# the weighted gaps y - mu (D,) and their outer products (D * D,).
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _mvnormal_start(z, alpha_pi, alpha_A, loc, scale, shape, rate, eta, values, steps, jac):
-    """Prior part (value and gradient), transition helpers, emission table and the factors."""
+def _prior(theta, grad, jac, loc, scale, shape, rate, eta):
+    """Priors of every state (gradient into ``grad``), the coefficients and the factors.
+
+    ``factors (K, 4, D, D)`` holds each state's ``L``, ``r``, ``s`` (see
+    :func:`_correlation_factor`) and ``C^-1``.
+    """
     num, dim = loc.shape
-    pairs = dim * (dim - 1) // 2
-    width = 2 * dim + pairs
-    grad = np.zeros(z.shape[0])
-    value, log_pi, sig_pi, log_a, sig_a = _transition_part(z, alpha_pi, alpha_A, jac)
-    offset = num - 1 + num * (num - 1)
-    theta = _state_layout(z[offset:], num, dim)
-    state_grad = np.zeros((num, width))
-    factor = np.zeros((num, dim, dim))
-    radius = np.zeros((num, dim, dim))
-    remain = np.zeros((num, dim, dim))
-    inverse = np.zeros((num, dim, dim))
-    log_norm = np.zeros(num)
+    rows = _state_layout(theta, num, dim)
+    state_grad = np.zeros(rows.shape)
+    factors = np.zeros((num, 4, dim, dim))
+    coefficients = np.empty((num, 1, dim + dim * dim + 1))
+    value = 0.0
     for k in range(num):
         prior, log_det = _state_prior(
-            theta[k, :dim],
-            theta[k, dim : 2 * dim],
-            theta[k, 2 * dim :],
+            rows[k, :dim],
+            rows[k, dim : 2 * dim],
+            rows[k, 2 * dim :],
             loc[k],
             scale[k],
             shape[k],
             rate[k],
             eta[k],
             jac,
-            factor[k],
-            radius[k],
-            remain[k],
-            inverse[k],
+            factors[k, 0],
+            factors[k, 1],
+            factors[k, 2],
+            factors[k, 3],
             state_grad[k],
         )
         value += prior
-        log_norm[k] = log_det + dim * _HALF_LOG_TWO_PI
-    batch, length = values.shape[0], values.shape[1]
-    table = np.zeros((batch, length, num))
-    gap = np.empty(dim)
-    for n in range(batch):
-        for t in range(length):
-            if not steps[n, t]:
-                continue
-            for k in range(num):
-                for d in range(dim):
-                    gap[d] = values[n, t, d] - theta[k, d]
-                total = 0.0
-                for i in range(dim):
-                    acc = 0.0
-                    for j in range(i + 1):
-                        acc += inverse[k, i, j] * gap[j]
-                    total += acc * acc
-                table[n, t, k] = -0.5 * total - log_norm[k]
-    _scatter_gradient(state_grad, grad[offset:], num, dim)
-    head = (log_pi, sig_pi, log_a, sig_a)
-    return value, grad, head, table, (theta, factor, radius, remain, inverse)
+        coefficients[k, 0, :dim] = rows[k, :dim]
+        coefficients[k, 0, dim : dim + dim * dim] = factors[k, 3].ravel()
+        coefficients[k, 0, dim + dim * dim] = log_det + dim * _HALF_LOG_TWO_PI
+    _scatter_gradient(state_grad, grad, num, dim)
+    return value, coefficients, factors
+
+
+@numba.njit(inline="always", nogil=True, error_model="numpy")
+def _log_density(c, f):
+    """``-|C^-1 (y - mu)|**2 / 2 - log det C - D log(2 pi) / 2`` (``C^-1`` lower triangular)."""
+    dim = f.shape[0]
+    total = 0.0
+    for i in range(dim):
+        acc = 0.0
+        for j in range(i + 1):
+            acc += c[dim + i * dim + j] * (f[j] - c[j])
+        total += acc * acc
+    return -0.5 * total - c[dim + dim * dim]
+
+
+@numba.njit(inline="always", nogil=True, error_model="numpy")
+def _statistics(c, f, weight, out):
+    """The weight, weighted gaps and the lower triangle of their outer products."""
+    dim = f.shape[0]
+    out[0] += weight
+    for i in range(dim):
+        gap = weight * (f[i] - c[i])
+        out[1 + i] += gap
+        for j in range(i + 1):
+            out[1 + dim + i * dim + j] += gap * (f[j] - c[j])
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _table(coefficients, features, observed):
+    return fill_table(_log_density, coefficients, features, observed)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _sums(coefficients, features, observed, gamma):
+    dim = features.shape[3]
+    return weighted_sums(_statistics, 1 + dim + dim * dim, coefficients, features, observed, gamma)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -286,60 +309,36 @@ def _scatter_gradient(state_grad, out, num, dim):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _mvnormal_moments(z, gamma, values, steps, factors, grad):
-    """Add the likelihood's gradient from gamma ``(T, K, N)`` (the notes above)."""
-    theta, factor, radius, remain, inverse = factors
-    num, dim = factor.shape[0], factor.shape[1]
-    count = np.zeros(num)
-    first = np.zeros((num, dim))
-    scatter = np.zeros((num, dim, dim))
-    gap = np.empty(dim)
-    for n in range(values.shape[0]):
-        for t in range(values.shape[1]):
-            if not steps[n, t]:
-                continue
-            for k in range(num):
-                weight = gamma[t, k, n]
-                count[k] += weight
-                for d in range(dim):
-                    gap[d] = values[n, t, d] - theta[k, d]
-                    first[k, d] += weight * gap[d]
-                for i in range(dim):
-                    for j in range(dim):
-                        scatter[k, i, j] += weight * gap[i] * gap[j]
-    state_grad = np.zeros(theta.shape)
+def _gradient(theta, factors, sums, grad):
+    """Add the likelihood's gradient from the weighted sums (the notes above)."""
+    num, dim = factors.shape[0], factors.shape[2]
+    rows = _state_layout(theta, num, dim)
+    state_grad = np.zeros(rows.shape)
+    scatter = np.empty((dim, dim))
     for k in range(num):
+        for i in range(dim):
+            for j in range(i + 1):
+                scatter[i, j] = scatter[j, i] = sums[k, 0, 1 + dim + i * dim + j]
         _state_likelihood(
-            count[k],
-            first[k],
-            scatter[k],
-            theta[k, dim : 2 * dim],
-            theta[k, 2 * dim :],
-            factor[k],
-            radius[k],
-            remain[k],
-            inverse[k],
+            sums[k, 0, 0],
+            sums[k, 0, 1 : 1 + dim],
+            scatter,
+            rows[k, dim : 2 * dim],
+            rows[k, 2 * dim :],
+            factors[k, 0],
+            factors[k, 1],
+            factors[k, 2],
+            factors[k, 3],
             state_grad[k],
         )
-    _scatter_gradient(state_grad, grad[num - 1 + num * (num - 1) :], num, dim)
+    _scatter_gradient(state_grad, grad, num, dim)
 
 
-def mvnormal_potential(
-    z, alpha_pi, alpha_A, loc, scale, shape, rate, eta, values, steps, lengths, jac
-):
-    """Full-covariance normal emissions: ``mu``, ``log sigma``, correlation coordinates.
+MVNORMAL_KERNELS = EntryKernels(_prior, _table, _sums, _gradient)
+"""Full-covariance normal emissions for :func:`~hmm_pyro.kernels._numba.potentials.entry_potential`.
 
-    ``mu`` and ``log sigma`` are ``K * D`` each, then ``K`` blocks of ``D (D - 1) / 2``
-    correlation coordinates, after ``pi`` and ``A``.
-
-    ``loc``, ``scale``, ``shape``, ``rate``: ``(K, D)`` (the Gaussian's priors); ``eta (K,)``
-    LKJ concentrations; ``values (N, T, D)`` (zero where missing), ``steps (N, T)`` bool
-    (observed steps), ``lengths (N,)`` int64.
-    """
-    value, grad, head, table, factors = _mvnormal_start(
-        z, alpha_pi, alpha_A, loc, scale, shape, rate, eta, values, steps, jac
-    )
-    value, gamma = _add_lane_likelihood(value, grad, head, table, lengths, alpha_pi, alpha_A, jac)
-    if gamma is not None:
-        _mvnormal_moments(z, gamma, values, steps, factors, grad)
-    return value, grad
+Coordinates ``mu`` and ``log sigma`` (``K * D`` each), then ``K`` blocks of ``D (D - 1) / 2``
+correlation coordinates; ``hyper``: ``loc``, ``scale``, ``shape``, ``rate`` ``(K, D)`` (the
+Gaussian's priors) and ``eta (K,)`` (LKJ concentrations); ``features (N, T, 1, D)`` (zero where
+missing), ``observed (N, T, 1)`` (observed steps).
+"""

@@ -1,0 +1,78 @@
+"""An emission family's part of the NUTS/MAP potential, and the helpers of building it.
+
+:class:`PotentialTerms` is what :meth:`~hmm_pyro.emissions.Emission.potential_terms` returns;
+:func:`potential_data` lays the observations out as the numba potentials take them, and
+:func:`dirichlet_log_normalizer` is the constant of the simplex parameters' priors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from hmm_pyro.data import Sequences
+
+__all__ = ["PotentialTerms", "dirichlet_log_normalizer", "potential_data"]
+
+
+class PotentialTerms(NamedTuple):
+    """An emission family's part of the NUTS/MAP potential (:meth:`Emission.potential_terms`).
+
+    Attributes
+    ----------
+    function : callable
+        ``function(z, alpha_pi, alpha_A, *arguments, jac) -> (value, gradient)``: the log joint
+        of flat coordinates ``z`` (float64, ``pi``, ``A``, then this family's parameters as
+        :meth:`Emission.potential_coordinates` lays them out) without the prior's normalising
+        constants, plus ``jac`` times the log-Jacobian, and its gradient; ``alpha_pi (1, K)``
+        and ``alpha_A (K, K)`` are the Dirichlet concentrations of ``pi`` and ``A``.
+    arguments : tuple
+        The family's hyperparameter and data arrays.
+    constant : float
+        Log normalising constant of the emission prior.
+    """
+
+    function: Callable[..., tuple[float, np.ndarray]]
+    arguments: tuple[Any, ...]
+    constant: float
+
+
+def potential_data(data: Sequences) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The data as the numba potentials take them.
+
+    Parameters
+    ----------
+    data : Sequences
+        The observations.
+
+    Returns
+    -------
+    values : numpy.ndarray
+        ``(N, T, D)`` float64, zero where not observed.
+    observed : numpy.ndarray
+        ``(N, T, D)`` bool, false at padded steps.
+    lengths : numpy.ndarray
+        ``(N,)`` int64.
+    """
+    observed = data.observed.numpy() & data.mask.numpy()[..., None]
+    values = np.ascontiguousarray(np.where(observed, np.nan_to_num(data.values.numpy()), 0.0))
+    return values, observed, data.lengths.numpy().astype(np.int64)
+
+
+def dirichlet_log_normalizer(concentration: torch.Tensor) -> float:
+    """Log normalising constant of Dirichlet rows, summed over the rows.
+
+    Parameters
+    ----------
+    concentration : torch.Tensor
+        ``(..., W)`` concentrations ``alpha``.
+
+    Returns
+    -------
+    float
+        ``sum over rows of log Gamma(sum_k alpha_k) - sum_k log Gamma(alpha_k)``.
+    """
+    return float(torch.lgamma(concentration.sum(-1)).sum() - torch.lgamma(concentration).sum())
