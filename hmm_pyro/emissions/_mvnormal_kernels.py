@@ -206,11 +206,11 @@ def map_objective(theta, n, s1, s2, loc, scale, shape, rate, eta):
 # C^-1 row-major (D * D,), then log det C + D log(2 pi) / 2; statistics per state: the weight,
 # the weighted gaps y - mu (D,) and their outer products (D * D,).
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _prior(theta, grad, jac, loc, scale, shape, rate, eta):
-    """Priors of every state (gradient into ``grad``), the coefficients and the factors.
+def _start(theta, grad, jac, features, observed, loc, scale, shape, rate, eta):
+    """Priors of every state (gradient into ``grad``), the emission table, the factors.
 
-    ``factors (K, 4, D, D)`` holds each state's ``L``, ``r``, ``s`` (see
-    :func:`_correlation_factor`) and ``C^-1``.
+    The factors are the coefficients and ``factors (K, 4, D, D)``: each state's ``L``, ``r``,
+    ``s`` (see :func:`_correlation_factor`) and ``C^-1``.
     """
     num, dim = loc.shape
     rows = _state_layout(theta, num, dim)
@@ -240,7 +240,8 @@ def _prior(theta, grad, jac, loc, scale, shape, rate, eta):
         coefficients[k, 0, dim : dim + dim * dim] = factors[k, 3].ravel()
         coefficients[k, 0, dim + dim * dim] = log_det + dim * _HALF_LOG_TWO_PI
     _scatter_gradient(state_grad, grad, num, dim)
-    return value, coefficients, factors
+    table = fill_table(_log_density, coefficients, features, observed)
+    return value, table, (coefficients, factors)
 
 
 @numba.njit(inline="always", nogil=True, error_model="numpy")
@@ -266,17 +267,6 @@ def _statistics(c, f, weight, out):
         out[1 + i] += gap
         for j in range(i + 1):
             out[1 + dim + i * dim + j] += gap * (f[j] - c[j])
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _table(coefficients, features, observed):
-    return fill_table(_log_density, coefficients, features, observed)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _sums(coefficients, features, observed, gamma):
-    dim = features.shape[3]
-    return weighted_sums(_statistics, 1 + dim + dim * dim, coefficients, features, observed, gamma)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -309,9 +299,11 @@ def _scatter_gradient(state_grad, out, num, dim):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _gradient(theta, factors, sums, grad):
+def _finish(theta, context, gamma, features, observed, grad):
     """Add the likelihood's gradient from the weighted sums (the notes above)."""
+    coefficients, factors = context
     num, dim = factors.shape[0], factors.shape[2]
+    sums = weighted_sums(_statistics, 1 + dim + dim * dim, coefficients, features, observed, gamma)
     rows = _state_layout(theta, num, dim)
     state_grad = np.zeros(rows.shape)
     scatter = np.empty((dim, dim))
@@ -334,7 +326,7 @@ def _gradient(theta, factors, sums, grad):
     _scatter_gradient(state_grad, grad, num, dim)
 
 
-MVNORMAL_KERNELS = EntryKernels(_prior, _table, _sums, _gradient)
+MVNORMAL_KERNELS = EntryKernels(_start, _finish)
 """Full-covariance normal emissions for :func:`~hmm_pyro.kernels._numba.potentials.entry_potential`.
 
 Coordinates ``mu`` and ``log sigma`` (``K * D`` each), then ``K`` blocks of ``D (D - 1) / 2``

@@ -332,17 +332,31 @@ class Gamma(Coordinatewise):
 # ---------------------------------------------------------------------- numba potential
 # Coefficients per state and coordinate: (alpha log beta - lgamma(alpha), alpha - 1, beta);
 # features per entry: (y, log y); statistics: (1, y, log y).
+@numba.njit(inline="always", nogil=True, error_model="numpy")
+def _log_density(c: np.ndarray, f: np.ndarray) -> float:
+    return c[0] + c[1] * f[1] - c[2] * f[0]
+
+
+@numba.njit(inline="always", nogil=True, error_model="numpy")
+def _statistics(c: np.ndarray, f: np.ndarray, weight: float, out: np.ndarray) -> None:
+    out[0] += weight
+    out[1] += weight * f[0]
+    out[2] += weight * f[1]
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _prior(
+def _start(
     theta: np.ndarray,
     grad: np.ndarray,
     jac: float,
+    features: np.ndarray,
+    observed: np.ndarray,
     a_c: np.ndarray,
     b_c: np.ndarray,
     a_r: np.ndarray,
     b_r: np.ndarray,
 ) -> tuple[float, np.ndarray, np.ndarray]:
-    """Gamma priors of ``log alpha`` and ``log beta`` (gradient into ``grad``), coefficients."""
+    """Gamma priors of ``log alpha`` and ``log beta`` (gradient into ``grad``), the table."""
     num, dim = a_c.shape
     size = num * dim
     coefficients = np.empty((num, dim, 3))
@@ -359,31 +373,7 @@ def _prior(
             coefficients[k, d, 0] = alpha * log_beta - math.lgamma(alpha)
             coefficients[k, d, 1] = alpha - 1.0
             coefficients[k, d, 2] = beta
-    return value, coefficients, coefficients
-
-
-@numba.njit(inline="always", nogil=True, error_model="numpy")
-def _log_density(c: np.ndarray, f: np.ndarray) -> float:
-    return c[0] + c[1] * f[1] - c[2] * f[0]
-
-
-@numba.njit(inline="always", nogil=True, error_model="numpy")
-def _statistics(c: np.ndarray, f: np.ndarray, weight: float, out: np.ndarray) -> None:
-    out[0] += weight
-    out[1] += weight * f[0]
-    out[2] += weight * f[1]
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _table(coefficients: np.ndarray, features: np.ndarray, observed: np.ndarray) -> np.ndarray:
-    return fill_table(_log_density, coefficients, features, observed)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _sums(
-    coefficients: np.ndarray, features: np.ndarray, observed: np.ndarray, gamma: np.ndarray
-) -> np.ndarray:
-    return weighted_sums(_statistics, 3, coefficients, features, observed, gamma)
+    return value, fill_table(_log_density, coefficients, features, observed), coefficients
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -391,9 +381,12 @@ def _add_gradient(
     theta: np.ndarray,
     coefficients: np.ndarray,
     digamma: np.ndarray,
-    sums: np.ndarray,
+    gamma: np.ndarray,
+    features: np.ndarray,
+    observed: np.ndarray,
     grad: np.ndarray,
 ) -> None:
+    sums = weighted_sums(_statistics, 3, coefficients, features, observed, gamma)
     num, dim = coefficients.shape[0], coefficients.shape[1]
     size = num * dim
     for k in range(num):
@@ -405,13 +398,18 @@ def _add_gradient(
             grad[size + i] += alpha * count - beta * total
 
 
-def _gradient(
-    theta: np.ndarray, coefficients: np.ndarray, sums: np.ndarray, grad: np.ndarray
+def _finish(
+    theta: np.ndarray,
+    coefficients: np.ndarray,
+    gamma: np.ndarray,
+    features: np.ndarray,
+    observed: np.ndarray,
+    grad: np.ndarray,
 ) -> None:
     """The likelihood's gradient in ``log alpha`` and ``log beta`` (module notes)."""
     num, dim = coefficients.shape[0], coefficients.shape[1]
-    alpha = np.exp(theta[: num * dim].reshape((num, dim)))
-    _add_gradient(theta, coefficients, special.digamma(alpha), sums, grad)
+    digamma = special.digamma(np.exp(theta[: num * dim].reshape((num, dim))))
+    _add_gradient(theta, coefficients, digamma, gamma, features, observed, grad)
 
 
-_KERNELS = EntryKernels(_prior, _table, _sums, _gradient)
+_KERNELS = EntryKernels(_start, _finish)

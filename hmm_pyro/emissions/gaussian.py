@@ -271,17 +271,33 @@ class Gaussian(Coordinatewise):
 # ---------------------------------------------------------------------- numba potential
 # Coefficients per state and coordinate: (mu, 1 / sigma**2, log sigma + log(2 pi) / 2);
 # features per entry: (y,); statistics: (1, y - mu, (y - mu)**2).
+@numba.njit(inline="always", nogil=True, error_model="numpy")
+def _log_density(c: np.ndarray, f: np.ndarray) -> float:
+    gap = f[0] - c[0]
+    return -0.5 * gap * gap * c[1] - c[2]
+
+
+@numba.njit(inline="always", nogil=True, error_model="numpy")
+def _statistics(c: np.ndarray, f: np.ndarray, weight: float, out: np.ndarray) -> None:
+    gap = f[0] - c[0]
+    out[0] += weight
+    out[1] += weight * gap
+    out[2] += weight * gap * gap
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _prior(
+def _start(
     theta: np.ndarray,
     grad: np.ndarray,
     jac: float,
+    features: np.ndarray,
+    observed: np.ndarray,
     loc: np.ndarray,
     scale: np.ndarray,
     shape: np.ndarray,
     rate: np.ndarray,
 ) -> tuple[float, np.ndarray, np.ndarray]:
-    """Priors of ``mu`` and ``log sigma`` (gradient into ``grad``) and the coefficients."""
+    """Priors of ``mu`` and ``log sigma`` (gradient into ``grad``) and the emission table."""
     num, dim = loc.shape
     size = num * dim
     coefficients = np.empty((num, dim, 3))
@@ -299,40 +315,20 @@ def _prior(
             coefficients[k, d, 0] = mu
             coefficients[k, d, 1] = inv_var
             coefficients[k, d, 2] = log_sigma + _HALF_LOG_TWO_PI
-    return value, coefficients, coefficients
-
-
-@numba.njit(inline="always", nogil=True, error_model="numpy")
-def _log_density(c: np.ndarray, f: np.ndarray) -> float:
-    gap = f[0] - c[0]
-    return -0.5 * gap * gap * c[1] - c[2]
-
-
-@numba.njit(inline="always", nogil=True, error_model="numpy")
-def _statistics(c: np.ndarray, f: np.ndarray, weight: float, out: np.ndarray) -> None:
-    gap = f[0] - c[0]
-    out[0] += weight
-    out[1] += weight * gap
-    out[2] += weight * gap * gap
+    return value, fill_table(_log_density, coefficients, features, observed), coefficients
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _table(coefficients: np.ndarray, features: np.ndarray, observed: np.ndarray) -> np.ndarray:
-    return fill_table(_log_density, coefficients, features, observed)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _sums(
-    coefficients: np.ndarray, features: np.ndarray, observed: np.ndarray, gamma: np.ndarray
-) -> np.ndarray:
-    return weighted_sums(_statistics, 3, coefficients, features, observed, gamma)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _gradient(
-    theta: np.ndarray, coefficients: np.ndarray, sums: np.ndarray, grad: np.ndarray
+def _finish(
+    theta: np.ndarray,
+    coefficients: np.ndarray,
+    gamma: np.ndarray,
+    features: np.ndarray,
+    observed: np.ndarray,
+    grad: np.ndarray,
 ) -> None:
     """The likelihood's gradient in ``mu`` and ``log sigma`` from the weighted sums."""
+    sums = weighted_sums(_statistics, 3, coefficients, features, observed, gamma)
     num, dim = coefficients.shape[0], coefficients.shape[1]
     for k in range(num):
         for d in range(dim):
@@ -341,4 +337,4 @@ def _gradient(
             grad[(num + k) * dim + d] += sums[k, d, 2] * inv_var - sums[k, d, 0]
 
 
-_KERNELS = EntryKernels(_prior, _table, _sums, _gradient)
+_KERNELS = EntryKernels(_start, _finish)

@@ -190,26 +190,6 @@ class Poisson(Coordinatewise):
 # ---------------------------------------------------------------------- numba potential
 # Coefficients per state and coordinate: (log rate, rate); features per entry:
 # (y, log y!); statistics: (1, y).
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _prior(
-    theta: np.ndarray, grad: np.ndarray, jac: float, shape: np.ndarray, rate: np.ndarray
-) -> tuple[float, np.ndarray, np.ndarray]:
-    """Gamma prior of ``log rate`` (gradient into ``grad``) and the coefficients."""
-    num, dim = shape.shape
-    coefficients = np.empty((num, dim, 2))
-    value = 0.0
-    for k in range(num):
-        for d in range(dim):
-            i = k * dim + d
-            lam = math.exp(theta[i])
-            power = shape[k, d] - 1.0 + jac
-            value += power * theta[i] - rate[k, d] * lam
-            grad[i] = power - rate[k, d] * lam
-            coefficients[k, d, 0] = theta[i]
-            coefficients[k, d, 1] = lam
-    return value, coefficients, coefficients
-
-
 @numba.njit(inline="always", nogil=True, error_model="numpy")
 def _log_density(c: np.ndarray, f: np.ndarray) -> float:
     return f[0] * c[0] - c[1] - f[1]
@@ -222,26 +202,46 @@ def _statistics(c: np.ndarray, f: np.ndarray, weight: float, out: np.ndarray) ->
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _table(coefficients: np.ndarray, features: np.ndarray, observed: np.ndarray) -> np.ndarray:
-    return fill_table(_log_density, coefficients, features, observed)
+def _start(
+    theta: np.ndarray,
+    grad: np.ndarray,
+    jac: float,
+    features: np.ndarray,
+    observed: np.ndarray,
+    shape: np.ndarray,
+    rate: np.ndarray,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Gamma prior of ``log rate`` (gradient into ``grad``) and the emission table."""
+    num, dim = shape.shape
+    coefficients = np.empty((num, dim, 2))
+    value = 0.0
+    for k in range(num):
+        for d in range(dim):
+            i = k * dim + d
+            lam = math.exp(theta[i])
+            power = shape[k, d] - 1.0 + jac
+            value += power * theta[i] - rate[k, d] * lam
+            grad[i] = power - rate[k, d] * lam
+            coefficients[k, d, 0] = theta[i]
+            coefficients[k, d, 1] = lam
+    return value, fill_table(_log_density, coefficients, features, observed), coefficients
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _sums(
-    coefficients: np.ndarray, features: np.ndarray, observed: np.ndarray, gamma: np.ndarray
-) -> np.ndarray:
-    return weighted_sums(_statistics, 2, coefficients, features, observed, gamma)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _gradient(
-    theta: np.ndarray, coefficients: np.ndarray, sums: np.ndarray, grad: np.ndarray
+def _finish(
+    theta: np.ndarray,
+    coefficients: np.ndarray,
+    gamma: np.ndarray,
+    features: np.ndarray,
+    observed: np.ndarray,
+    grad: np.ndarray,
 ) -> None:
     """The likelihood's gradient in ``log rate``: ``sum w y - rate sum w``."""
+    sums = weighted_sums(_statistics, 2, coefficients, features, observed, gamma)
     num, dim = coefficients.shape[0], coefficients.shape[1]
     for k in range(num):
         for d in range(dim):
             grad[k * dim + d] += sums[k, d, 1] - coefficients[k, d, 1] * sums[k, d, 0]
 
 
-_KERNELS = EntryKernels(_prior, _table, _sums, _gradient)
+_KERNELS = EntryKernels(_start, _finish)

@@ -366,22 +366,37 @@ class VonMises(Coordinatewise):
 
 
 # ---------------------------------------------------------------------- numba potential
-# Coefficients per state and coordinate: (kappa cos mu, kappa sin mu, log(2 pi) + log I0(kappa));
-# features per entry: (cos y, sin y); statistics: (1, cos y, sin y).
+# Coefficients per state and coordinate: (kappa cos mu, kappa sin mu, log(2 pi) + log I0(kappa),
+# A(kappa)); features per entry: (cos y, sin y); statistics: (1, cos y, sin y).
+@numba.njit(inline="always", nogil=True, error_model="numpy")
+def _log_density(c: np.ndarray, f: np.ndarray) -> float:
+    return c[0] * f[0] + c[1] * f[1] - c[2]
+
+
+@numba.njit(inline="always", nogil=True, error_model="numpy")
+def _statistics(c: np.ndarray, f: np.ndarray, weight: float, out: np.ndarray) -> None:
+    out[0] += weight
+    out[1] += weight * f[0]
+    out[2] += weight * f[1]
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _prior_terms(
+def _start_terms(
     theta: np.ndarray,
     grad: np.ndarray,
     jac: float,
+    features: np.ndarray,
+    observed: np.ndarray,
     log_norm: np.ndarray,
+    resultant: np.ndarray,
     loc: np.ndarray,
     weight: np.ndarray,
     shape: np.ndarray,
     rate: np.ndarray,
-) -> tuple[float, np.ndarray]:
+) -> tuple[float, np.ndarray, np.ndarray]:
     num, dim = loc.shape
     size = num * dim
-    coefficients = np.empty((num, dim, 3))
+    coefficients = np.empty((num, dim, 4))
     value = 0.0
     for k in range(num):
         for d in range(dim):
@@ -396,55 +411,47 @@ def _prior_terms(
             coefficients[k, d, 0] = kappa * math.cos(mu)
             coefficients[k, d, 1] = kappa * math.sin(mu)
             coefficients[k, d, 2] = log_norm[k, d]
-    return value, coefficients
+            coefficients[k, d, 3] = resultant[k, d]
+    return value, fill_table(_log_density, coefficients, features, observed), coefficients
 
 
-def _prior(
+def _start(
     theta: np.ndarray,
     grad: np.ndarray,
     jac: float,
+    features: np.ndarray,
+    observed: np.ndarray,
     loc: np.ndarray,
     weight: np.ndarray,
     shape: np.ndarray,
     rate: np.ndarray,
 ) -> tuple[float, np.ndarray, np.ndarray]:
-    """Priors of ``mu`` and ``log kappa`` (gradient into ``grad``), coefficients, ``A(kappa)``."""
+    """Priors of ``mu`` and ``log kappa`` (gradient into ``grad``), the table, coefficients.
+
+    ``log I0(kappa)`` and ``A(kappa)`` by scipy's scaled Bessel functions (module notes).
+    """
     kappa = np.exp(theta[loc.size :].reshape(loc.shape))
     scaled_i0 = special.i0e(kappa)
     log_norm = _LOG_TWO_PI + np.log(scaled_i0) + kappa
-    value, coefficients = _prior_terms(theta, grad, jac, log_norm, loc, weight, shape, rate)
-    return value, coefficients, special.i1e(kappa) / scaled_i0
-
-
-@numba.njit(inline="always", nogil=True, error_model="numpy")
-def _log_density(c: np.ndarray, f: np.ndarray) -> float:
-    return c[0] * f[0] + c[1] * f[1] - c[2]
-
-
-@numba.njit(inline="always", nogil=True, error_model="numpy")
-def _statistics(c: np.ndarray, f: np.ndarray, weight: float, out: np.ndarray) -> None:
-    out[0] += weight
-    out[1] += weight * f[0]
-    out[2] += weight * f[1]
+    resultant = special.i1e(kappa) / scaled_i0
+    return _start_terms(
+        theta, grad, jac, features, observed, log_norm, resultant, loc, weight, shape, rate
+    )
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _table(coefficients: np.ndarray, features: np.ndarray, observed: np.ndarray) -> np.ndarray:
-    return fill_table(_log_density, coefficients, features, observed)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _sums(
-    coefficients: np.ndarray, features: np.ndarray, observed: np.ndarray, gamma: np.ndarray
-) -> np.ndarray:
-    return weighted_sums(_statistics, 3, coefficients, features, observed, gamma)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _gradient(theta: np.ndarray, resultant: np.ndarray, sums: np.ndarray, grad: np.ndarray) -> None:
-    """The likelihood's gradient in ``mu`` and ``log kappa``; ``resultant (K, D)`` is ``A``."""
-    num, dim = resultant.shape
+def _finish(
+    theta: np.ndarray,
+    coefficients: np.ndarray,
+    gamma: np.ndarray,
+    features: np.ndarray,
+    observed: np.ndarray,
+    grad: np.ndarray,
+) -> None:
+    """The likelihood's gradient in ``mu`` and ``log kappa`` from the weighted sums."""
+    num, dim = coefficients.shape[0], coefficients.shape[1]
     size = num * dim
+    sums = weighted_sums(_statistics, 3, coefficients, features, observed, gamma)
     for k in range(num):
         for d in range(dim):
             i = k * dim + d
@@ -453,7 +460,7 @@ def _gradient(theta: np.ndarray, resultant: np.ndarray, sums: np.ndarray, grad: 
             cos_mu, sin_mu = math.cos(mu), math.sin(mu)
             grad[i] += kappa * (total_sin * cos_mu - total_cos * sin_mu)
             projection = total_cos * cos_mu + total_sin * sin_mu
-            grad[size + i] += kappa * (projection - count * resultant[k, d])
+            grad[size + i] += kappa * (projection - count * coefficients[k, d, 3])
 
 
-_KERNELS = EntryKernels(_prior, _table, _sums, _gradient)
+_KERNELS = EntryKernels(_start, _finish)

@@ -11,12 +11,12 @@ exponential per step) in one compiled call (:func:`categorical_potential`).
 Every other numba family goes one route, :func:`entry_potential`: its log density is a sum
 over *units* of a step (its coordinates, or the whole step for a joint law), each unit scored
 by a per-entry numba function of per-state coefficients and per-step features. The family
-(in :mod:`hmm_pyro.emissions`, which may import this layer, not the reverse) hands over its
-pieces as :class:`EntryKernels`: its prior and coefficients, the emission table
-(:func:`fill_table` with its per-entry density), the gamma-weighted sums of its per-entry
-statistics (:func:`weighted_sums`) and the likelihood's gradient from those sums. The two
-loops over the data are inlined into the family's compiled functions with its per-entry
-functions (no call through a pointer; the family's functions stay cacheable).
+(in :mod:`hmm_pyro.emissions`, which may import this layer, not the reverse) hands over two
+functions as :class:`EntryKernels`: ``start`` (its prior, and the emission table from its
+per-entry density by :func:`fill_table`) and ``finish`` (the likelihood's gradient from the
+gamma-weighted sums of its per-entry statistics, :func:`weighted_sums`). The two loops over the
+data are inlined into the family's compiled functions with its per-entry functions (no call
+through a pointer; the family's functions stay cacheable).
 
 Every potential is ``f(z, alpha_pi, alpha_A, *family arguments, jac) -> (value, gradient)``
 with ``alpha_pi (1, K)`` and ``alpha_A (K, K)`` the Dirichlet concentrations. Normalising
@@ -217,29 +217,23 @@ def weighted_sums(statistics, size, coefficients, features, observed, gamma):
 
 
 class EntryKernels(NamedTuple):
-    """A family's pieces of :func:`entry_potential` (``theta``: its flat coordinates).
+    """A family's two pieces of :func:`entry_potential` (``theta``: its flat coordinates).
 
     Attributes
     ----------
-    prior : callable
-        ``prior(theta, grad, jac, *hyper) -> (value, coefficients, context)``: the prior's log
-        density (plus ``jac`` times the log-Jacobian) with its gradient written into ``grad``,
-        the per-state, per-unit coefficients ``(K, U, C)`` of the log density, and what
-        ``gradient`` needs.
-    table : callable
-        ``table(coefficients, features, observed) -> (N, T, K)``: :func:`fill_table` with the
-        family's per-entry log density.
-    sums : callable
-        ``sums(coefficients, features, observed, gamma) -> (K, U, S)``: :func:`weighted_sums`
-        with the family's per-entry statistics.
-    gradient : callable
-        ``gradient(theta, context, sums, grad)``: adds the likelihood's gradient to ``grad``.
+    start : callable
+        ``start(theta, grad, jac, features, observed, *hyper) -> (value, table, context)``: the
+        prior's log density (plus ``jac`` times the log-Jacobian) with its gradient written into
+        ``grad``, the emission table ``(N, T, K)`` (:func:`fill_table` with the family's
+        per-entry log density and its coefficients) and what ``finish`` needs.
+    finish : callable
+        ``finish(theta, context, gamma, features, observed, grad)``: adds the likelihood's
+        gradient to ``grad`` from the smoothed marginals ``gamma (T, K, N)`` (through
+        :func:`weighted_sums` with the family's per-entry statistics).
     """
 
-    prior: Callable[..., tuple[float, np.ndarray, Any]]
-    table: Callable[..., np.ndarray]
-    sums: Callable[..., np.ndarray]
-    gradient: Callable[..., None]
+    start: Callable[..., tuple[float, np.ndarray, Any]]
+    finish: Callable[..., None]
 
 
 def entry_potential(z, alpha_pi, alpha_A, kernels, hyper, features, observed, lengths, jac):
@@ -254,13 +248,11 @@ def entry_potential(z, alpha_pi, alpha_A, kernels, hyper, features, observed, le
     grad = np.zeros(z.shape[0])
     value, log_pi, sig_pi, log_a, sig_a = _transition_part(z, alpha_pi, alpha_A, jac)
     theta, emission_grad = z[offset:], grad[offset:]
-    prior, coefficients, context = kernels.prior(theta, emission_grad, jac, *hyper)
-    table = kernels.table(coefficients, features, observed)
+    prior, table, context = kernels.start(theta, emission_grad, jac, features, observed, *hyper)
     head = (log_pi, sig_pi, log_a, sig_a)
     value, gamma = _add_lane_likelihood(
         value + prior, grad, head, table, lengths, alpha_pi, alpha_A, jac
     )
     if gamma is not None:
-        sums = kernels.sums(coefficients, features, observed, gamma)
-        kernels.gradient(theta, context, sums, emission_grad)
+        kernels.finish(theta, context, gamma, features, observed, emission_grad)
     return value, grad
