@@ -4,7 +4,10 @@ Each family owns every decision that depends on it (prior, statistics, M-step, s
 distances, potential terms, ...) as methods of :class:`Emission`; the rest of the package asks
 the family and never switches on it. Families given by a Pyro distribution derive those
 answers through torch (:class:`~hmm_pyro.emissions.distribution.DistributionEmission`); a
-user-defined one is a :class:`PyroEmission`.
+user-defined one is a :class:`PyroEmission`. Families with one number per state and coordinate
+share their description (:class:`~hmm_pyro.emissions.coordinatewise.Coordinatewise`); a
+family's numba NUTS/MAP functions are in its module too, handed to the shared route
+:func:`~hmm_pyro.kernels._numba.potentials.entry_potential` (docs/emissions.md#adding-a-family).
 
 Layer rule: ``emissions`` imports ``priors``, ``data``, ``kernels`` and the private utilities;
 ``model`` and everything above import it.
