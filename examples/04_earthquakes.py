@@ -14,7 +14,7 @@ full run then samples the posterior by NUTS under the default weak priors and se
 90% intervals beside the maximum-likelihood estimates.
 
     python examples/04_earthquakes.py            # EM fits, then NUTS with 4 chains
-    python examples/04_earthquakes.py --quick    # a smoke run (2 EM restarts, tiny NUTS chains)
+    python examples/04_earthquakes.py --quick    # a smoke run (1 EM start, tiny NUTS chains)
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ PUBLISHED_RATES = (15.472, 26.126)
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny NUTS chains (smoke test)")
+    parser.add_argument("--quick", action="store_true", help="one EM start, tiny NUTS chains")
     parser.add_argument("--out", default="out/examples/04_earthquakes", help="output folder")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -52,7 +52,7 @@ def main(argv=None):
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    restarts = 2 if args.quick else 5
+    restarts = 1 if args.quick else 5
     chains, warmup, draws = (2, 10, 10) if args.quick else (4, 300, 300)
 
     # 1. The data ------------------------------------------------------------------------------

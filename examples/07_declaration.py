@@ -107,8 +107,9 @@ def main(argv=None):
     decoded = fit.state_probs()[0].argmax(dim=-1).tolist()
     marks = "".join("v" if state == vowel_state else "c" for state in decoded)
     vowel_hits = [marks[i] == "v" for i, letter in enumerate(text) if letter in VOWELS]
-    print(f"{sum(vowel_hits) / len(vowel_hits):.1%} of the vowels in the text decode to state")
-    print(f"{vowel_state}; the states of the first symbols (v: state {vowel_state}):")
+    share = sum(vowel_hits) / len(vowel_hits)
+    print(f"Posterior decoding: {share:.1%} of the vowels in the text fall in state {vowel_state}")
+    print(f"The first symbols and their states (v: state {vowel_state}, c: the other):")
     print(f"  {text[:72]}\n  {marks[:72]}")
 
     # 5. Plot ----------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ DATASETS: dict[str, Dataset] = {
     "declaration": Dataset(
         name="declaration",
         file="declaration.csv",
-        title="The United States Declaration of Independence (1776) as 7856 letters and spaces",
+        title="The United States Declaration of Independence (1776): 7856 letters and word breaks",
         source="The National Archives' transcription of the Declaration of Independence (public "
         "domain), from 'When in the Course' to 'our sacred Honor', lower-cased, with '_' for "
         "each break between words; the letters model of Cave, R. L. and Neuwirth, L. P. (1980), "
