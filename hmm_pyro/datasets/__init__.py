@@ -3,8 +3,11 @@
 :data:`DATASETS` is the registry: name -> :class:`Dataset`, a record of the file, what its
 columns hold, how :meth:`hmm_pyro.Sequences.from_file` (or ``hmm-pyro fit``) reads it and where
 the numbers come from. A new data set is its CSV file in this folder, one registry entry and,
-for convenience, a loader function like :func:`earthquakes`. ``hmm-pyro datasets`` lists them
-and copies one out; ``docs/datasets.md`` describes the sources.
+for convenience, a loader function like :func:`earthquakes`. The data sets: :func:`earthquakes`
+(yearly counts, Poisson), :func:`fetal_lamb` (counts per 5 seconds, Poisson),
+:func:`old_faithful` (a geyser's waiting times, Gaussian) and :func:`declaration` (the letters
+of a text, categorical). ``hmm-pyro datasets`` lists them and copies one out;
+``docs/datasets.md`` describes the sources and the numbers each reproduces.
 
 Layer rule: ``datasets`` imports ``data`` (and the private utilities); the layers above it may
 import it, nothing below.
@@ -22,7 +25,15 @@ import pandas as pd
 from hmm_pyro._validation import check_choice
 from hmm_pyro.data import Sequences
 
-__all__ = ["DATASETS", "Dataset", "dataset", "earthquakes"]
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "dataset",
+    "declaration",
+    "earthquakes",
+    "fetal_lamb",
+    "old_faithful",
+]
 
 _FOLDER = Path(__file__).resolve().parent
 
@@ -94,6 +105,46 @@ DATASETS: dict[str, Dataset] = {
         read={"sequence": None, "time": "year", "value": "count"},
         emission="poisson",
     ),
+    "fetal_lamb": Dataset(
+        name="fetal_lamb",
+        file="fetal_lamb.csv",
+        title="Movements of a fetal lamb counted in 240 consecutive 5-second intervals",
+        source="Leroux, B. G. and Puterman, M. L. (1992), Maximum-penalized-likelihood "
+        "estimation for independent and Markov-dependent mixture models, Biometrics 48, "
+        "545-558 (the series as distributed with the R packages label.switching and BoomMix)",
+        columns={"interval": "5-second interval, 1 to 240", "count": "movements observed"},
+        read={"sequence": None, "time": "interval", "value": "count"},
+        emission="poisson",
+    ),
+    "old_faithful": Dataset(
+        name="old_faithful",
+        file="old_faithful.csv",
+        title="Old Faithful geyser: 299 successive eruptions, 1 to 15 August 1985",
+        source="Azzalini, A. and Bowman, A. W. (1990), A look at some data on the Old Faithful "
+        "geyser, Applied Statistics 39, 357-365 (the series 'geyser' of the R packages sm "
+        "and MASS)",
+        columns={
+            "eruption": "eruption number, 1 to 299, in time order",
+            "waiting": "minutes from the start of the previous eruption to the start of this one",
+            "duration": "minutes this eruption lasted (some night-time durations were recorded "
+            "only as short, medium or long and coded 2, 3 or 4)",
+        },
+        read={"sequence": None, "time": "eruption", "value": "waiting"},
+        emission="gaussian",
+    ),
+    "declaration": Dataset(
+        name="declaration",
+        file="declaration.csv",
+        title="The United States Declaration of Independence (1776): 7856 letters and word breaks",
+        source="The National Archives' transcription of the Declaration of Independence (public "
+        "domain), from 'When in the Course' to 'our sacred Honor', lower-cased, with '_' for "
+        "each break between words; the letters model of Cave, R. L. and Neuwirth, L. P. (1980), "
+        "Hidden Markov models for English, in J. D. Ferguson (ed.), Hidden Markov Models for "
+        "Speech, IDA-CRD, Princeton",
+        columns={"letter": "a to z, or '_' for a break between words (one row per symbol)"},
+        read={"sequence": None, "time": None, "value": "letter"},
+        emission="categorical",
+    ),
 }
 """The registry of shipped data sets: name -> :class:`Dataset`."""
 
@@ -129,3 +180,68 @@ def earthquakes() -> pd.DataFrame:
     (107, 2072)
     """
     return DATASETS["earthquakes"].frame()
+
+
+def fetal_lamb() -> pd.DataFrame:
+    """Movements of a fetal lamb in 240 consecutive 5-second intervals.
+
+    The series of Leroux & Puterman (1992): 86 movements, 182 intervals without one, at most
+    7 in one interval; its two-state Poisson HMM separates a quiet and an active state (see
+    ``docs/datasets.md`` for its maximum likelihood).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``interval`` and ``count`` (integers), one row per interval.
+
+    Examples
+    --------
+    >>> table = fetal_lamb()
+    >>> len(table), int(table["count"].sum())
+    (240, 86)
+    """
+    return DATASETS["fetal_lamb"].frame()
+
+
+def old_faithful() -> pd.DataFrame:
+    """Waiting times and durations of 299 successive eruptions of Old Faithful (August 1985).
+
+    The continuous record of Azzalini & Bowman (1990). Waiting times fall into a short (about
+    an hour) and a long (about 80 minutes) group, and no two short waits follow each other:
+    a two-state Gaussian HMM estimates the probability of short after short as 0 (see
+    ``docs/datasets.md``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``eruption`` (1 to 299), ``waiting`` (whole minutes) and ``duration``
+        (minutes), one row per eruption in time order.
+
+    Examples
+    --------
+    >>> table = old_faithful()
+    >>> len(table), int(table["waiting"].sum())
+    (299, 21622)
+    """
+    return DATASETS["old_faithful"].frame()
+
+
+def declaration() -> pd.DataFrame:
+    """The Declaration of Independence as a sequence of 7856 letters and word breaks.
+
+    Lower-case ``a``-``z`` and ``_`` (a break between words), the 27 symbols of the letters
+    model of Cave & Neuwirth (1980), whose two-state HMM separates vowels from consonants
+    (see ``docs/datasets.md``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Column ``letter`` (one-character strings), one row per symbol.
+
+    Examples
+    --------
+    >>> text = "".join(declaration()["letter"])
+    >>> len(text), text[:26]
+    (7856, 'when_in_the_course_of_huma')
+    """
+    return DATASETS["declaration"].frame()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from hmm_pyro.cli import main
-from hmm_pyro.datasets import dataset
+from hmm_pyro.datasets import DATASETS, dataset
 
 
 def test_list_describe_and_copy(tmp_path, capsys):
     assert main(["datasets"]) == 0
-    assert capsys.readouterr().out.startswith("earthquakes  Annual counts of major earthquakes")
+    lines = capsys.readouterr().out.splitlines()
+    listed = [line.split(maxsplit=1) for line in lines[: len(DATASETS)]]
+    assert listed == [[name, entry.title] for name, entry in DATASETS.items()]
+    assert lines[0].startswith("earthquakes   Annual counts of major earthquakes")
     out = tmp_path / "copy" / "quakes.csv"
     assert main(["datasets", "earthquakes", "--out", str(out)]) == 0
     printed = capsys.readouterr().out

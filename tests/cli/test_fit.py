@@ -16,6 +16,7 @@ import torch
 import hmm_pyro as hp
 from hmm_pyro.cli import main
 from hmm_pyro.datasets import dataset
+from tests.datasets.direct_likelihood import REFERENCE
 
 EARTHQUAKES = dataset("earthquakes")
 PUBLISHED = {"free": (-341.8787, 5), "stationary": (-342.3183, 4)}
@@ -66,6 +67,22 @@ def test_earthquakes_reproduce_the_published_maximum_likelihoods(earthquake_runs
     assert f"initial={initial}" in stdout and "emission_prior=False" in stdout
     fit = hp.load(path)
     assert fit.attrs["initial"] == initial and fit.attrs["tol"] == 1e-10
+
+
+@pytest.mark.parametrize("name", ["fetal_lamb", "old_faithful"])
+def test_real_data_sets_reproduce_the_direct_maximum_likelihood(name, tmp_path):
+    """``hmm-pyro fit`` of a shipped file with ``--method em --mle`` prints the two-state
+    optimum (pi estimated) that direct maximisation finds independently of hmm_pyro
+    (``tests/datasets/test_datasets.py`` recomputes the recorded value)."""
+    entry = dataset(name)
+    code, stdout, stderr = run(
+        "fit", str(entry.path), *entry.cli_options(), "--states", "2", "--method", "em",
+        "--mle", "--tol", "1e-10", "--max-iter", "2000", "--restarts", "1", "--no-progress",
+        "--out", str(tmp_path / "fit.nc"),
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert value(stdout, "log likelihood") == f"{REFERENCE[name, 'free']:.4f}"
+    assert "log posterior    none: maximum likelihood (no prior)" in stdout
 
 
 @pytest.mark.parametrize(
