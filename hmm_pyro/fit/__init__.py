@@ -7,6 +7,14 @@ runners (``inference``, ``learning``), ``labels`` or ``diagnostics``. Use
 labelling is read from the ``labels`` attribute that relabelling writes (:attr:`Fit.labelling`).
 """
 
-from hmm_pyro.fit._fit import ALIGNED, LABELS_ATTR, RAW, Fit, MixedLabelsWarning, load
+from hmm_pyro.fit._fit import (
+    ALIGNED,
+    LABELS_ATTR,
+    ONE_MODE,
+    RAW,
+    Fit,
+    MixedLabelsWarning,
+    load,
+)
 
-__all__ = ["ALIGNED", "LABELS_ATTR", "RAW", "Fit", "MixedLabelsWarning", "load"]
+__all__ = ["ALIGNED", "LABELS_ATTR", "ONE_MODE", "RAW", "Fit", "MixedLabelsWarning", "load"]
