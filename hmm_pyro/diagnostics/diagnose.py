@@ -13,15 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from hmm_pyro.diagnostics.cause import (
-    Evidence,
-    apply_evidence,
-    gather_evidence,
-    insufficient_data_flag,
-)
+from hmm_pyro.diagnostics.cause import apply_evidence, insufficient_data_flag
 from hmm_pyro.diagnostics.collapse import CollapseStatistics, collapse_statistics, min_pairwise
 from hmm_pyro.diagnostics.contraction import ContractionStatistics, contraction_statistics
 from hmm_pyro.diagnostics.convergence import ConvergenceStatistics, convergence_statistics
+from hmm_pyro.diagnostics.evidence import Evidence, gather_evidence
 from hmm_pyro.diagnostics.findings import (
     collapse_flag,
     convergence_flags,
@@ -325,7 +321,7 @@ def diagnose(
         Squared Hellinger distance below which two emission laws are indistinguishable
         (default :data:`~hmm_pyro.diagnostics.thresholds.COLLAPSE_DISTANCE`).
     deep : bool
-        Refit to find causes (:mod:`hmm_pyro.diagnostics.cause`): the model with ``K - 1``
+        Refit to find causes (:mod:`hmm_pyro.diagnostics.evidence`): the model with ``K - 1``
         (and ``K - 2``) states merged from the fit's, compared by BIC and held-out likelihood
         (point estimates) or PSIS-LOO with the same runner (NUTS, SVI); the model without the
         emission prior (is the prior to blame?); the i.i.d. mixture (temporal structure).
