@@ -60,9 +60,21 @@ __all__ = ["diagnose"]
 
 DEFAULT_MAX_DRAWS = 1000
 """Draws (over all chains) whose state probabilities are computed; R-hat and ESS use all."""
-FIRST_KINDS = ("emission_collapse", "symmetric_start", "empty_states", "too_many_states")
-"""Flags about the states themselves come first among flags of one severity: they are the
-usual root cause of the others (chains wander between redundant states and do not converge)."""
+SUPERVISED = "supervised"
+"""The method name of fits whose states were observed (``fit_supervised``)."""
+FIRST_KINDS = (
+    "emission_collapse",
+    "symmetric_start",
+    "empty_states",
+    "too_many_states",
+    "no_temporal_structure",
+    "prior_dominated",
+    "insufficient_data",
+)
+"""Flags about the model's structure (its states and their dynamics) come first, errors before
+warnings, then the others, errors first: structure is the usual root cause of the rest (chains
+wander between redundant states, or along transition rows the data do not identify, and do
+not converge)."""
 
 
 # ---------------------------------------------------------------------------- checks
@@ -279,7 +291,12 @@ def _refit_checks(
     """The refits of ``deep=True`` (fewer states, weaker prior, mixture) and the causes."""
     fit = kept.fit
     evidence: Evidence | None = None
-    if fit.hmm.num_states >= 2 and deep:
+    if fit.method == SUPERVISED:
+        notes.append(
+            "the states were observed (supervised fit): no refits with fewer states or "
+            "without the emission prior; the number of states was given, not inferred"
+        )
+    elif fit.hmm.num_states >= 2 and deep:
         start = {name: value.mean((0, 1)) for name, value in kept.relabelled.items()}
         relevant = any(
             flag.kind in ("emission_collapse", "empty_states", "prior_dominated") for flag in flags
@@ -423,7 +440,7 @@ def diagnose(
     )
     raised = sorted(
         found,
-        key=lambda flag: (flag.severity != "error", flag.kind not in FIRST_KINDS),
+        key=lambda flag: (flag.kind not in FIRST_KINDS, flag.severity != "error"),
     )
     num_chains, num_draws = log_post.shape
     return DegeneracyReport(
