@@ -81,7 +81,7 @@ def test_essay_case_with_a_flat_prior_is_not_blamed_on_the_prior():
     prior changes nothing (Dirichlet(1) is flat: the fit without it is the same)."""
     hmm = HMM(3, Categorical(2))
     iid = {"pi": np.ones(1), "A": np.ones((1, 1)), "B": np.array([[0.5, 0.5]])}
-    data, _ = simulate(HMM(1, Categorical(2)), tensors(iid), [200], seed=0)
+    data, _ = simulate(HMM(1, Categorical(2)), tensors(iid), [150], seed=0)
     start = {
         "pi": np.full(3, 1 / 3),
         "A": np.full((3, 3), 1 / 3),

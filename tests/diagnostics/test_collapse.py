@@ -17,7 +17,7 @@ def merged_truth(rows=(1, 2)):
 
 @pytest.fixture(scope="module")
 def merged_data(workload_hmm):
-    data, _ = simulate(workload_hmm, tensors(merged_truth()), [150, 150], seed=4)
+    data, _ = simulate(workload_hmm, tensors(merged_truth()), [100, 100], seed=4)
     return data
 
 
@@ -45,7 +45,7 @@ def test_prior_that_makes_states_alike_is_named(small_data):
     # A strong symmetric Dirichlet prior pulls every row to near uniform; the data hold three
     # distinct rows, which come back once the emission prior is dropped.
     hmm = HMM(3, Categorical(5), prior=Prior(B=400.0))
-    data = Sequences(small_data.values[:2, :150].numpy(), dim=1)
+    data = Sequences(small_data.values[:2, :100].numpy(), dim=1)
     near_uniform = {name: value.copy() for name, value in TRUTH.items()}
     near_uniform["B"] = np.full((3, 5), 0.2)
     fit = crafted_fit(hmm, data, noisy_draws(near_uniform, 2, 40, seed=2, concentration=400))
