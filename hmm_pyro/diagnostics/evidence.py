@@ -318,7 +318,15 @@ def _posterior_comparison(
         big, big_k, text = pointwise_elpd(larger)
         if unreliable(big_k, text, "the fit"):
             return None
-        refit = posterior_refit(larger, smaller_point.hmm, smaller_point.params)
+        try:
+            refit = posterior_refit(larger, smaller_point.hmm, smaller_point.params)
+        except (ValueError, RuntimeError) as error:  # the runner failed on the smaller model
+            notes.append(
+                f"the refit of {smaller_point.num_states} states by {larger.method} failed "
+                f"({type(error).__name__}: {str(error).splitlines()[0][:200]}), so {states} "
+                "were compared by point estimates (BIC, held-out likelihood)"
+            )
+            return None
         small, small_k, _ = pointwise_elpd(refit)
         if unreliable(small_k, text, "the refit with fewer states"):
             return None
