@@ -215,7 +215,12 @@ def apply_evidence(
                     cause_kind=cause[0],
                     measured={**flag.measured, "refits": evidence.to_dict()},
                 )
-        if flag.kind == "label_switching" and degenerate:
+        after_relabelling = flag.kind == "label_switching" and (
+            flag.remedies[:1] == (Remedy.FEWER_STATES,)
+        )
+        if flag.kind == "label_switching" and (degenerate or after_relabelling):
+            # states that still trade places (after relabelling, or among degenerate states)
+            # are states the data do not tell apart
             flag = _with_remedies(flag, (Remedy.FEWER_STATES,), drop)
             flag = dataclasses.replace(flag, cause_kind="data")
         elif drop and Remedy.RELABEL in flag.remedies:

@@ -141,3 +141,7 @@ def test_aligned_or_one_mode_fits_never_get_relabelling_advice(counts, degenerat
             assert flag.remedies[0] is Remedy.FEWER_STATES
     raw = apply_evidence(flags[:1], None, fit, aligned=False)[0]
     assert raw.remedies[0] is Remedy.RELABEL and raw.cause_kind == "label switching"
+    # the relabelled fit's own flag ("states still change places", fewer states first) is about
+    # states the data do not tell apart
+    still = apply_evidence([_switching((Remedy.FEWER_STATES, Remedy.MORE_DATA))], None, fit, True)
+    assert still[0].cause_kind == "data"
