@@ -1,13 +1,17 @@
 """Degeneracy diagnostics and relabelling (their plots are in :mod:`hmm_pyro.plots`).
 
-Checks: emission collapse, empty states, prior domination, symmetric starts, label switching
-and convergence. Methods, thresholds and their sources: ``docs/degeneracy.md``. Relabelling
+Checks: emission collapse, empty states, prior domination, symmetric starts, label switching,
+convergence, restarts at other solutions, and (``diagnose(deep=True)``, the default) refits with
+fewer states, without the emission prior and as an i.i.d. mixture, which name the causes.
+Methods, thresholds and their sources: ``docs/degeneracy.md``. Relabelling
 itself lives one layer down, in :mod:`hmm_pyro.labels` (so that the runners can use it too);
 ``relabel`` and ``find_permutations`` are exported here as well.
 
-Layer rule: ``diagnostics`` imports ``labels``, ``learning``, ``fit`` and the layers below them,
-and the private utilities; never its siblings ``inference`` and ``decode``, nor ``runners``,
-``compare``, ``sweep``, ``plots`` or the CLI (which import it).
+Layer rule: ``diagnostics`` imports ``inference`` (its refits of NUTS and SVI fits run the same
+runner), ``labels``, ``learning``, ``fit`` and the layers below them, and the private
+utilities; never ``decode``, ``runners``, ``compare``, ``sweep``, ``plots`` or the CLI (which
+import it). Passing refit functions in instead would have needed the runner registry, which
+sits above it in ``runners``.
 
 >>> report = hmm_pyro.diagnose(fit)  # doctest: +SKIP
 >>> relabelled = hmm_pyro.relabel(fit)  # doctest: +SKIP

@@ -21,6 +21,7 @@ class Remedy(str, Enum):
     FEWER_STATES = "fewer states"
     ORDERING_CONSTRAINT = "ordering constraint"
     LONGER_RUN = "longer run"
+    MIXTURE = "mixture model"
 
     @property
     def advice(self) -> str:
@@ -54,6 +55,11 @@ _ADVICE = {
     ),
     Remedy.LONGER_RUN: (
         "run longer (more warmup and draws) or raise target_accept; check the trace and rank plots"
+    ),
+    Remedy.MIXTURE: (
+        "the states do not persist from one step to the next: model the observations as an "
+        "i.i.d. mixture of the states' emission laws (an HMM whose transition rows are all "
+        "equal), or, if one emission law describes them, a single state (HMM(num_states=1))"
     ),
 }
 
@@ -97,6 +103,11 @@ class Flag:
         What to do, most promising first.
     states : tuple of int
         The states concerned (labels as in the diagnosed fit), if any.
+    cause_kind : str
+        The cause in one or two words, for programs: ``"data"``, ``"insufficient data"``,
+        ``"prior"``, ``"symmetric start"``, ``"label switching"``, ``"sampler"``,
+        ``"optimizer"``, ``"no temporal structure"``, ``"weak identifiability"``, or
+        ``"not established"`` (a cause that needs the refits of ``diagnose(deep=True)``).
     """
 
     kind: str
@@ -107,6 +118,7 @@ class Flag:
     cause: str
     remedies: tuple[Remedy, ...]
     states: tuple[int, ...] = field(default=())
+    cause_kind: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict of every field (remedies with their advice)."""
@@ -117,6 +129,7 @@ class Flag:
             "measured": jsonable(self.measured),
             "threshold": jsonable(self.threshold),
             "cause": self.cause,
+            "cause_kind": self.cause_kind,
             "remedies": [{"remedy": r.value, "advice": r.advice} for r in self.remedies],
             "states": list(self.states),
         }

@@ -23,9 +23,12 @@ __all__ = [
     "COLLAPSE_PROBABILITY",
     "CONTRACTION_PRIOR_DOMINATED",
     "DIVERGENCE_FRACTION",
+    "ELPD_SE_FACTOR",
+    "ELPD_SMALL_DIFFERENCE",
     "EMPTY_STATE_PROBABILITY",
     "ESS_PER_CHAIN",
     "IDENTICAL_DISTANCE",
+    "INSUFFICIENT_DATA_FACTOR",
     "MAX_TIME_POINTS",
     "METHOD_DISAGREEMENT",
     "MODE_SEPARATION",
@@ -33,7 +36,9 @@ __all__ = [
     "RHAT",
     "RHAT_NOISE",
     "RHAT_NOISE_LEVEL",
+    "SOLUTION_DISTANCE",
     "SYMMETRIC_START_DISTANCE",
+    "WEAK_IDENTIFIABILITY_NATS",
     "WITHIN_CHAIN_SWITCH_FRACTION",
 ]
 
@@ -115,3 +120,29 @@ WITHIN_CHAIN_SWITCH_FRACTION = 0.01
 """A chain switches labels when more than 1% of its draws are relabelled by a permutation other
 than its most common one (docs/degeneracy.md#label-switching: flags a planted mid-run swap, no
 false alarms on separated states)."""
+
+INSUFFICIENT_DATA_FACTOR = 10
+"""Fewer than 10 observations per emission parameter is called insufficient data (a common
+rule of thumb for the events-per-parameter ratio; Peduzzi et al. 1996)."""
+
+ELPD_SMALL_DIFFERENCE = 4.0
+"""A model with fewer states is *as good* when the larger model's held-out (or PSIS-LOO) log
+predictive density exceeds it by at most 4 nats, or by at most ``ELPD_SE_FACTOR`` standard
+errors of the paired difference: below 4 nats the difference is small and its standard error
+unreliable (Sivula, Magnusson, Matamoros & Vehtari 2022, "Uncertainty in Bayesian leave-one-out
+cross-validation based model comparison"; Vehtari's CV FAQ) (docs/degeneracy.md#fewer-states)."""
+
+ELPD_SE_FACTOR = 2.0
+"""... or by at most two standard errors of the paired pointwise differences (an approximate
+95% interval that includes no difference)."""
+
+WEAK_IDENTIFIABILITY_NATS = 2.0
+"""Restarts at different solutions whose final log posteriors (or ELBOs) are within 2 nats: a
+density ratio below e^2 = 7.4, under the likelihood ratio of 8 that Royall (1997, Statistical
+Evidence) calls fairly strong evidence; 1.92 nats is also the half-width of a 95% profile
+likelihood interval for one parameter (docs/degeneracy.md#restarts)."""
+
+SOLUTION_DISTANCE = COLLAPSE_DISTANCE
+"""Two restarts are at different solutions when some state's emission law or transition row
+is at least ``COLLAPSE_DISTANCE`` (squared Hellinger) from its matched state's: the scale at
+which two states count as distinguishable (docs/degeneracy.md#restarts)."""
