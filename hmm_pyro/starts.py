@@ -6,6 +6,14 @@ default (``init_to_median``; ``init_to_feasible`` for Dirichlet rows) starts exa
 start drawn here is checked: the smallest squared Hellinger distance between two states'
 emission laws must exceed :data:`MIN_START_SEPARATION`, else it is redrawn.
 
+Data-driven starts do not depend on the prior's spread: a strong symmetric emission prior
+(e.g. ``Dirichlet(100, 100)`` rows on 2 symbols, whose draws are all within about 0.04 of
+``(0.5, 0.5)``) makes prior draws nearly identical, but a start need not be a likely draw, only
+a point with distinct states. Emission parameters that the family cannot place from the data
+itself (:meth:`~hmm_pyro.emissions.Emission.start_from_data` returns nothing for categorical
+rows) come from :func:`window_start`: contiguous windows of the data are clustered by their
+own emission fits (e.g. symbol histograms).
+
 Layer rule: ``starts`` imports only ``model`` and the layers below it. The ``"em"`` start needs
 the EM of :mod:`hmm_pyro.learning` (a layer above), which passes its own refinement in
 (:func:`hmm_pyro.learning.initial_params`); runners call that function.
@@ -30,6 +38,7 @@ __all__ = [
     "MIN_START_SEPARATION",
     "initial_params",
     "min_separation",
+    "window_start",
 ]
 
 INIT_METHODS = ("auto", "prior", "data", "em")
@@ -39,6 +48,19 @@ standard-deviation gap between unit Gaussians): below it the start is numericall
 _MAX_TRIES = 20
 EM_INIT_ITERATIONS = 30
 """EM updates of the ``"em"`` start (a short run from a ``"data"`` start, not a full fit)."""
+WINDOWS = 200
+"""At most this many windows are clustered by :func:`window_start` (about ten steps each on
+shorter data): a few hundred emission fits and one ``(W + K)^2`` distance matrix, milliseconds."""
+_WINDOW_STEPS = 10
+"""Target steps per window: enough for a rough histogram, short next to typical dwell times."""
+_CLUSTER_ITERATIONS = 5
+"""Lloyd iterations (assign windows to the nearest centre, refit the centres) after seeding."""
+_FLOOR = 0.01
+"""Weight of the uniform law mixed into the rows of a probability parameter of a window start:
+the start lies in the interior, at most 0.01 from the clustered rows."""
+_SPREAD_FACTORS = (2.0, 4.0, 8.0, 16.0)
+"""Factors by which rows too alike are pushed away from the pooled row (as far as the simplex
+allows) before a window start gives up."""
 
 
 def min_separation(hmm: HMM, params: Params) -> torch.Tensor:
@@ -54,14 +76,187 @@ def min_separation(hmm: HMM, params: Params) -> torch.Tensor:
     return distances[..., upper[0], upper[1]].amin(-1)
 
 
-def _data_driven(hmm: HMM, data: Sequences, generator: torch.Generator) -> Params:
-    """Prior draws; emission parameters from the data where the family knows how.
+def _window_weights(data: Sequences, steps: int) -> torch.Tensor:
+    """``(N * T, W)`` indicators of contiguous windows of ``steps`` steps, observed ones only."""
+    lengths = data.lengths.tolist()
+    max_length = data.max_length
+    observed = data.observed.any(-1).reshape(-1)
+    rows, columns = [], []
+    window = 0
+    for sequence, length in enumerate(lengths):
+        for begin in range(0, length, steps):
+            index = torch.arange(begin, min(begin + steps, length)) + sequence * max_length
+            index = index[observed[index]]
+            if index.numel() == 0:
+                continue
+            rows.append(index)
+            columns.append(torch.full_like(index, window))
+            window += 1
+    weights = torch.zeros(data.num_sequences * max_length, window, dtype=torch.float64)
+    if window:
+        weights[torch.cat(rows), torch.cat(columns)] = 1.0
+    return weights
 
-    See :meth:`hmm_pyro.emissions.Emission.start_from_data` (Gaussian means and Poisson rates
-    at random quantiles of the data; categorical rows stay prior draws).
+
+def _fit_groups(hmm: HMM, data: Sequences, weights: torch.Tensor, hyper: Params) -> Params:
+    """Maximum-likelihood emission parameters of each column of ``weights`` (a group)."""
+    groups = weights.shape[1]
+    hyperparameters = {
+        name: value.mean(0, keepdim=True).expand(groups, *value.shape[1:])
+        for name, value in hyper.items()
+    }
+    statistics = hmm.emission.weighted_statistics(data, weights)
+    return hmm.emission.maximize(statistics, hyperparameters, None, use_prior=False)
+
+
+def _interior(hmm: HMM, params: Params, names: tuple[str, ...]) -> Params:
+    """Probability rows mixed with :data:`_FLOOR` of the uniform law; other entries kept."""
+    return {
+        name: (1.0 - _FLOOR) * params[name] + _FLOOR / params[name].shape[-1]
+        if name in hmm.emission.simplex_params
+        else params[name]
+        for name in names
+    }
+
+
+def _spread(
+    hmm: HMM, params: Params, pooled: Params, names: tuple[str, ...], generator: torch.Generator
+) -> Params:
+    """Push probability rows away from the pooled row until the states are distinct.
+
+    Rows that coincide with the pooled row (nothing to push along) are last spread along an
+    edge of the simplex (:func:`_edge_rows`).
+    """
+    simplex = [name for name in names if name in hmm.emission.simplex_params]
+    if not simplex:
+        return params
+    for factor in _SPREAD_FACTORS:
+        spread = dict(params)
+        for name in simplex:
+            centre = pooled[name]
+            offset = params[name] - centre
+            # the largest step along each row's offset that keeps every entry >= 0
+            limit = torch.where(offset < 0, centre / (-offset).clamp(min=1e-300), torch.inf)
+            step = torch.minimum(torch.tensor(factor), limit.amin(-1, keepdim=True))
+            spread[name] = (centre + step * offset).clamp(min=0.0)
+            spread[name] = spread[name] / spread[name].sum(-1, keepdim=True)
+        spread = _interior(hmm, spread, tuple(spread))
+        if float(min_separation(hmm, spread)) > MIN_START_SEPARATION:
+            return spread
+    return _edge_rows(hmm, params, simplex, generator)
+
+
+def _edge_rows(hmm: HMM, params: Params, simplex: list[str], generator: torch.Generator) -> Params:
+    """Rows spread evenly along the edge between the first and the last symbol (last resort).
+
+    Row ``k`` puts ``sin^2`` and ``cos^2`` of an angle on the two symbols; the angles are ``K``
+    evenly spaced points of ``[0, pi / 2]`` (a random offset, randomly assigned to states), so
+    neighbours are ``1 - cos(pi / (2 K))`` apart in squared Hellinger distance (above
+    :data:`MIN_START_SEPARATION` up to 35 states), then 1% of the uniform law is mixed in.
+    """
+    num_states = hmm.num_states
+    order = torch.randperm(num_states, generator=generator).to(torch.float64)
+    offset = 0.25 + 0.5 * torch.rand((), generator=generator, dtype=torch.float64)
+    angle = (order + offset) / num_states * (torch.pi / 2)
+    spread = dict(params)
+    for name in simplex:
+        rows = torch.zeros_like(params[name], dtype=torch.float64)
+        rows[..., 0] = torch.sin(angle) ** 2
+        rows[..., -1] = torch.cos(angle) ** 2
+        spread[name] = rows
+    return {**params, **_interior(hmm, spread, tuple(simplex))}
+
+
+def window_start(
+    hmm: HMM, data: Sequences, generator: torch.Generator, names: tuple[str, ...] | None = None
+) -> Params:
+    """Emission parameters from clustering windows of the data (any family).
+
+    The data are cut into at most :data:`WINDOWS` contiguous windows (about
+    :data:`_WINDOW_STEPS` steps each; none across sequences). Each window gets its own
+    maximum-likelihood emission fit (for categorical emissions: its symbol histogram). ``K``
+    windows are picked as centres by k-means++ seeding on the squared Hellinger distance
+    between the windows' fits (a window far from every centre chosen so far is likelier to be
+    next), then :data:`_CLUSTER_ITERATIONS` Lloyd iterations assign every window to its
+    nearest centre and refit each centre on its windows' steps together. Probability rows are
+    mixed with 1% of the uniform law (interior points). When the clusters are too alike (i.i.d.
+    data), their rows are pushed apart from the pooled row, as the simplex allows.
+
+    Parameters
+    ----------
+    hmm : HMM
+        The model.
+    data : Sequences
+        The observations.
+    generator : torch.Generator
+        Source of randomness (the seeding).
+    names : tuple of str, optional
+        Emission parameters to return (default: all of the family's).
+
+    Returns
+    -------
+    dict of torch.Tensor
+        ``names`` in the model's dtype, ``K`` states each; the caller checks the separation.
+    """
+    emission, num_states = hmm.emission, hmm.num_states
+    names = emission.param_names if names is None else names
+    total = int(data.lengths.sum())
+    steps = max(1, min(total // num_states, max(_WINDOW_STEPS, -(-total // WINDOWS))))
+    weights = _window_weights(data, steps)
+    hyper = emission.prior_hyperparameters(hmm.prior, num_states, torch.float64)
+    pooled = emission.pooled_params(data)
+    if weights.shape[1] < num_states:  # fewer observed windows than states: no clustering
+        centres = {name: pooled[name].expand(num_states, *pooled[name].shape[1:]) for name in names}
+        return {
+            name: value.to(hmm.dtype)
+            for name, value in _spread(hmm, centres, pooled, names, generator).items()
+        }
+    windows = _fit_groups(hmm, data, weights, hyper)
+    count = weights.shape[1]
+    far = emission.hellinger(windows)  # (W, W)
+    chosen = [int(torch.randint(count, (), generator=generator))]
+    for _ in range(1, num_states):
+        nearest = far[:, chosen].amin(-1)
+        if float(nearest.sum()) <= 0:
+            chosen.append(int(torch.randint(count, (), generator=generator)))
+            continue
+        chosen.append(int(torch.multinomial(nearest, 1, generator=generator)))
+    assignment = far[:, chosen].argmin(-1)
+    centres = _fit_groups(hmm, data, weights @ _one_hot(assignment, num_states), hyper)
+    for _ in range(_CLUSTER_ITERATIONS):
+        both = {name: torch.cat([windows[name], centres[name]]) for name in windows}
+        distances = emission.hellinger(both)[:count, count:]
+        updated = distances.argmin(-1)
+        empty = torch.bincount(updated, minlength=num_states) == 0
+        for state in torch.nonzero(empty).flatten().tolist():  # reseed: the worst-fitted window
+            updated[int(distances.amin(-1).argmax())] = state
+        if torch.equal(updated, assignment):
+            break
+        assignment = updated
+        centres = _fit_groups(hmm, data, weights @ _one_hot(assignment, num_states), hyper)
+    centres = _interior(hmm, centres, names)
+    if float(min_separation(hmm, centres)) <= MIN_START_SEPARATION:
+        centres = _spread(hmm, centres, pooled, names, generator)
+    return {name: centres[name].to(hmm.dtype) for name in names}
+
+
+def _one_hot(assignment: torch.Tensor, num_states: int) -> torch.Tensor:
+    return torch.nn.functional.one_hot(assignment, num_states).to(torch.float64)
+
+
+def _data_driven(hmm: HMM, data: Sequences, generator: torch.Generator) -> Params:
+    """Prior draws for ``pi`` and ``A``; emission parameters from the data.
+
+    The family places what it can (:meth:`hmm_pyro.emissions.Emission.start_from_data`:
+    Gaussian means and Poisson rates at random quantiles of the data); the rest
+    (categorical rows) come from :func:`window_start`.
     """
     params = hmm.sample_prior(seed=int(torch.randint(2**31 - 1, (), generator=generator)))
-    params.update(hmm.emission.start_from_data(data, hmm.num_states, generator, hmm.dtype))
+    placed = hmm.emission.start_from_data(data, hmm.num_states, generator, hmm.dtype)
+    params.update(placed)
+    missing = tuple(name for name in hmm.emission.param_names if name not in placed)
+    if missing and hmm.num_states > 1:
+        params.update(window_start(hmm, data, generator, missing))
     return params
 
 
@@ -121,6 +316,7 @@ def initial_params(
         )
     check_choice("init", method, INIT_METHODS)
     generator = make_generator(seed)
+    closest = 0.0
     for _ in range(_MAX_TRIES):
         if method == "prior":
             params = hmm.sample_prior(seed=int(torch.randint(2**31 - 1, (), generator=generator)))
@@ -133,11 +329,41 @@ def initial_params(
             params = em_start(hmm, data, child, EM_INIT_ITERATIONS)
         else:
             params = _data_driven(hmm, data, generator)
-        if hmm.num_states == 1 or float(min_separation(hmm, params)) > MIN_START_SEPARATION:
+        separation = 1.0 if hmm.num_states == 1 else float(min_separation(hmm, params))
+        if separation > MIN_START_SEPARATION:
             return params
-    raise ValueError(
-        f"init: no start with distinct states in {_MAX_TRIES} draws with method {method!r}; "
-        "the prior or the data may leave no room for distinct states (try fewer states)"
+        closest = max(closest, separation)
+    raise ValueError(_no_start_message(hmm, method, closest))
+
+
+def _no_start_message(hmm: HMM, method: str, closest: float) -> str:
+    """Why no start had distinct states: the emission prior, named with its values."""
+    hyper = hmm.emission.prior_hyperparameters(hmm.prior, hmm.num_states, torch.float64)
+    values = ", ".join(
+        f"{name} {float(value.min()):g}"
+        + ("" if float(value.min()) == float(value.max()) else f" to {float(value.max()):g}")
+        for name, value in hyper.items()
+    )
+    found = (
+        f"init: no start with distinct states in {_MAX_TRIES} tries with method {method!r}: the "
+        f"closest pair of states was at squared Hellinger {closest:.2g} at best (a start needs "
+        f"more than {MIN_START_SEPARATION:g})"
+    )
+    prior = f"the emission prior ({type(hmm.emission).__name__}: {values})"
+    if method == "prior":
+        return (
+            f"{found}. {prior[0].upper()}{prior[1:]} draws every state's emission law almost "
+            "alike; start from the data instead (init='data' or 'auto'), or weaken that prior"
+        )
+    if method == "em":
+        return (
+            f"{found}. Short EM runs from data starts pulled the states together: {prior} or "
+            "the data leave no room for distinct states; try init='data', a weaker prior or "
+            "fewer states"
+        )
+    return (
+        f"{found}. The data show no distinct windows and {prior} leaves no room for distinct "
+        "states; try fewer states or a weaker prior"
     )
 
 

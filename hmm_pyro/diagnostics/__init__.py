@@ -1,9 +1,10 @@
 """Degeneracy diagnostics and relabelling (their plots are in :mod:`hmm_pyro.plots`).
 
-Checks: emission collapse, empty states, prior domination, symmetric starts, label switching
-and convergence. Methods, thresholds and their sources: ``docs/degeneracy.md``. Relabelling
-itself lives one layer down, in :mod:`hmm_pyro.labels` (so that the runners can use it too);
-``relabel`` and ``find_permutations`` are exported here as well.
+Checks: emission collapse, empty states, prior domination, symmetric starts, label switching,
+convergence, chains in different modes and predictive checks (misspecification); stacking of
+non-mixing chains (:func:`stack_chains`). Methods, thresholds and their sources:
+``docs/degeneracy.md``. Relabelling itself lives one layer down, in :mod:`hmm_pyro.labels` (so
+that the runners can use it too); ``relabel`` and ``find_permutations`` are exported here as well.
 
 Layer rule: ``diagnostics`` imports ``labels``, ``learning``, ``fit`` and the layers below them,
 and the private utilities; never its siblings ``inference`` and ``decode``, nor ``runners``,
@@ -16,7 +17,9 @@ and the private utilities; never its siblings ``inference`` and ``decode``, nor 
 from hmm_pyro.diagnostics import thresholds
 from hmm_pyro.diagnostics.diagnose import diagnose
 from hmm_pyro.diagnostics.flags import Flag, Remedy
+from hmm_pyro.diagnostics.predictive import PredictiveChecks, predictive_checks
 from hmm_pyro.diagnostics.report import DegeneracyReport
+from hmm_pyro.diagnostics.stacking import ChainStacking, stack_chains, stacked_fit
 from hmm_pyro.labels import (
     RELABEL_METHODS,
     Labelling,
@@ -27,13 +30,18 @@ from hmm_pyro.labels import (
 
 __all__ = [
     "RELABEL_METHODS",
+    "ChainStacking",
     "DegeneracyReport",
     "Flag",
     "Labelling",
+    "PredictiveChecks",
     "RelabelWarning",
     "Remedy",
     "diagnose",
     "find_permutations",
+    "predictive_checks",
     "relabel",
+    "stack_chains",
+    "stacked_fit",
     "thresholds",
 ]

@@ -28,11 +28,13 @@ from hmm_pyro.diagnostics.findings import (
 )
 from hmm_pyro.diagnostics.flags import Flag
 from hmm_pyro.diagnostics.label_switching import switch_statistics
+from hmm_pyro.diagnostics.model_checks import model_checks
 from hmm_pyro.diagnostics.occupancy import (
     OccupancyStatistics,
     free_emission_parameters,
     occupancy_statistics,
 )
+from hmm_pyro.diagnostics.predictive import PREDICTIVE_REPLICATES
 from hmm_pyro.diagnostics.report import DegeneracyReport
 from hmm_pyro.diagnostics.symmetry import symmetry_evidence
 from hmm_pyro.diagnostics.thresholds import (
@@ -258,7 +260,10 @@ def _restart_measurements(fit: Fit, attrs: dict[str, Any]) -> dict[str, Any] | N
 
 # ---------------------------------------------------------------------------- main
 def diagnose(
-    fit: Fit, max_draws: int = DEFAULT_MAX_DRAWS, distance: float = COLLAPSE_DISTANCE
+    fit: Fit,
+    max_draws: int = DEFAULT_MAX_DRAWS,
+    distance: float = COLLAPSE_DISTANCE,
+    predictive: int = PREDICTIVE_REPLICATES,
 ) -> DegeneracyReport:
     """Check a fit for degeneracy: collapse, empty states, symmetry, switching, convergence.
 
@@ -275,6 +280,10 @@ def diagnose(
     distance : float
         Squared Hellinger distance below which two emission laws are indistinguishable
         (default :data:`~hmm_pyro.diagnostics.thresholds.COLLAPSE_DISTANCE`).
+    predictive : int
+        Replicated data sets of the predictive checks (misspecification: marginal, temporal
+        and dwell-time statistics, :func:`~hmm_pyro.diagnostics.predictive.predictive_checks`);
+        0 skips them (and says so in the notes).
 
     Returns
     -------
@@ -299,6 +308,10 @@ def diagnose(
         raise TypeError(f"fit: expected a hmm_pyro Fit, got {type(fit).__name__}")
     if isinstance(max_draws, bool) or not isinstance(max_draws, int) or max_draws < 1:
         raise ValueError(f"max_draws: expected an int >= 1, got {max_draws!r}")
+    if isinstance(predictive, bool) or not isinstance(predictive, int) or predictive < 0:
+        raise ValueError(f"predictive: expected an int >= 0 (0 skips), got {predictive!r}")
+    if predictive == 1:
+        raise ValueError("predictive: expected 0 (skip) or at least 2 replicated data sets, got 1")
     if not 0.0 < float(distance) < 1.0:
         raise ValueError(
             f"distance: expected a squared Hellinger distance in (0, 1), got {distance}"
@@ -333,6 +346,10 @@ def diagnose(
             "a single draw (point estimate): posterior contraction, label switching and "
             "convergence need several draws"
         )
+    more_flags, more_measurements, more_notes = model_checks(fit, log_post, log_lik, predictive)
+    flags.extend(more_flags)
+    measurements.update(more_measurements)
+    notes.extend(more_notes)
     if convergence is not None:
         measurements["convergence"] = _convergence_measurements(convergence)
         borderline = convergence.borderline_rhat(convergence.invariant) + (
