@@ -49,15 +49,18 @@ _MAX_TRIES = 20
 EM_INIT_ITERATIONS = 30
 """EM updates of the ``"em"`` start (a short run from a ``"data"`` start, not a full fit)."""
 WINDOWS = 200
-"""At most this many windows are clustered by :func:`window_start` (about ten steps each on
-shorter data): a few hundred emission fits and one ``(W + K)^2`` distance matrix, milliseconds."""
+"""At most this many windows (evenly spaced over the data) are clustered by :func:`window_start`:
+a few hundred emission fits on at most 2,000 steps and one ``(W + K)^2`` distance matrix,
+milliseconds whatever the size of the data."""
 _WINDOW_STEPS = 10
 """Target steps per window: enough for a rough histogram, short next to typical dwell times."""
 _CLUSTER_ITERATIONS = 5
 """Lloyd iterations (assign windows to the nearest centre, refit the centres) after seeding."""
-_FLOOR = 0.01
+_FLOOR = 0.1
 """Weight of the uniform law mixed into the rows of a probability parameter of a window start:
-the start lies in the interior, at most 0.01 from the clustered rows."""
+the start lies well inside the simplex (every entry at least ``0.1 / V``), so that NUTS and
+L-BFGS do not start at the far ends of their stick-breaking coordinates, where histograms of a
+few steps (with their many zeros) would put them."""
 _SPREAD_FACTORS = (2.0, 4.0, 8.0, 16.0)
 """Factors by which rows too alike are pushed away from the pooled row (as far as the simplex
 allows) before a window start gives up."""
@@ -76,26 +79,25 @@ def min_separation(hmm: HMM, params: Params) -> torch.Tensor:
     return distances[..., upper[0], upper[1]].amin(-1)
 
 
-def _window_weights(data: Sequences, steps: int) -> torch.Tensor:
-    """``(N * T, W)`` indicators of contiguous windows of ``steps`` steps, observed ones only."""
-    lengths = data.lengths.tolist()
-    max_length = data.max_length
-    observed = data.observed.any(-1).reshape(-1)
-    rows, columns = [], []
-    window = 0
-    for sequence, length in enumerate(lengths):
-        for begin in range(0, length, steps):
-            index = torch.arange(begin, min(begin + steps, length)) + sequence * max_length
-            index = index[observed[index]]
-            if index.numel() == 0:
-                continue
-            rows.append(index)
-            columns.append(torch.full_like(index, window))
-            window += 1
-    weights = torch.zeros(data.num_sequences * max_length, window, dtype=torch.float64)
-    if window:
-        weights[torch.cat(rows), torch.cat(columns)] = 1.0
-    return weights
+def _windows(data: Sequences, steps: int) -> Sequences:
+    """At most :data:`WINDOWS` windows of ``steps`` steps as sequences of their own.
+
+    Windows tile every sequence (none across sequences); with more than :data:`WINDOWS` of
+    them, that many evenly spaced ones are kept. Windows without an observed value are dropped.
+    """
+    values = data.values.numpy()
+    observed = data.observed.any(-1).numpy()
+    places = [
+        (sequence, begin, min(begin + steps, length))
+        for sequence, length in enumerate(data.lengths.tolist())
+        for begin in range(0, length, steps)
+        if observed[sequence, begin : min(begin + steps, length)].any()
+    ]
+    if len(places) > WINDOWS:
+        places = [places[i] for i in np.linspace(0, len(places) - 1, WINDOWS).round().astype(int)]
+    if not places:
+        raise ValueError("data: no observed values to start from")
+    return Sequences([values[n, a:b] for n, a, b in places], dim=data.dim)
 
 
 def _fit_groups(hmm: HMM, data: Sequences, weights: torch.Tensor, hyper: Params) -> Params:
@@ -152,7 +154,8 @@ def _edge_rows(hmm: HMM, params: Params, simplex: list[str], generator: torch.Ge
     Row ``k`` puts ``sin^2`` and ``cos^2`` of an angle on the two symbols; the angles are ``K``
     evenly spaced points of ``[0, pi / 2]`` (a random offset, randomly assigned to states), so
     neighbours are ``1 - cos(pi / (2 K))`` apart in squared Hellinger distance (above
-    :data:`MIN_START_SEPARATION` up to 35 states), then 1% of the uniform law is mixed in.
+    :data:`MIN_START_SEPARATION` up to about 30 states once :data:`_FLOOR` of the uniform law
+    is mixed in).
     """
     num_states = hmm.num_states
     order = torch.randperm(num_states, generator=generator).to(torch.float64)
@@ -172,14 +175,14 @@ def window_start(
 ) -> Params:
     """Emission parameters from clustering windows of the data (any family).
 
-    The data are cut into at most :data:`WINDOWS` contiguous windows (about
-    :data:`_WINDOW_STEPS` steps each; none across sequences). Each window gets its own
+    The data are cut into contiguous windows of :data:`_WINDOW_STEPS` steps (none across
+    sequences; at most :data:`WINDOWS`, evenly spaced, are kept). Each window gets its own
     maximum-likelihood emission fit (for categorical emissions: its symbol histogram). ``K``
     windows are picked as centres by k-means++ seeding on the squared Hellinger distance
     between the windows' fits (a window far from every centre chosen so far is likelier to be
     next), then :data:`_CLUSTER_ITERATIONS` Lloyd iterations assign every window to its
     nearest centre and refit each centre on its windows' steps together. Probability rows are
-    mixed with 1% of the uniform law (interior points). When the clusters are too alike (i.i.d.
+    mixed with 10% of the uniform law (interior points). When the clusters are too alike (i.i.d.
     data), their rows are pushed apart from the pooled row, as the simplex allows.
 
     Parameters
@@ -200,20 +203,20 @@ def window_start(
     """
     emission, num_states = hmm.emission, hmm.num_states
     names = emission.param_names if names is None else names
-    total = int(data.lengths.sum())
-    steps = max(1, min(total // num_states, max(_WINDOW_STEPS, -(-total // WINDOWS))))
-    weights = _window_weights(data, steps)
     hyper = emission.prior_hyperparameters(hmm.prior, num_states, torch.float64)
     pooled = emission.pooled_params(data)
-    if weights.shape[1] < num_states:  # fewer observed windows than states: no clustering
-        centres = {name: pooled[name].expand(num_states, *pooled[name].shape[1:]) for name in names}
-        return {
-            name: value.to(hmm.dtype)
-            for name, value in _spread(hmm, centres, pooled, names, generator).items()
-        }
-    windows = _fit_groups(hmm, data, weights, hyper)
-    count = weights.shape[1]
-    far = emission.hellinger(windows)  # (W, W)
+    total = int(data.lengths.sum())
+    windows = _windows(data, max(1, min(_WINDOW_STEPS, total // num_states)))
+    count = windows.num_sequences
+    if count < num_states:  # fewer observed windows than states: nothing to cluster
+        shapes = {name: pooled[name].expand(num_states, *pooled[name].shape[1:]) for name in names}
+        spread = _spread(hmm, shapes, pooled, names, generator)
+        return {name: value.to(hmm.dtype) for name, value in spread.items()}
+    steps = windows.max_length
+    membership = torch.arange(count).repeat_interleave(steps)  # window of each flattened step
+    mask = windows.mask.reshape(-1).to(torch.float64)[:, None]
+    fits = _fit_groups(hmm, windows, _one_hot(membership, count) * mask, hyper)
+    far = emission.hellinger(fits)  # (W, W)
     chosen = [int(torch.randint(count, (), generator=generator))]
     for _ in range(1, num_states):
         nearest = far[:, chosen].amin(-1)
@@ -222,9 +225,14 @@ def window_start(
             continue
         chosen.append(int(torch.multinomial(nearest, 1, generator=generator)))
     assignment = far[:, chosen].argmin(-1)
-    centres = _fit_groups(hmm, data, weights @ _one_hot(assignment, num_states), hyper)
+
+    def refit(assignment: torch.Tensor) -> Params:
+        weights = _one_hot(assignment[membership], num_states) * mask
+        return _fit_groups(hmm, windows, weights, hyper)
+
+    centres = refit(assignment)
     for _ in range(_CLUSTER_ITERATIONS):
-        both = {name: torch.cat([windows[name], centres[name]]) for name in windows}
+        both = {name: torch.cat([fits[name], centres[name]]) for name in fits}
         distances = emission.hellinger(both)[:count, count:]
         updated = distances.argmin(-1)
         empty = torch.bincount(updated, minlength=num_states) == 0
@@ -233,7 +241,7 @@ def window_start(
         if torch.equal(updated, assignment):
             break
         assignment = updated
-        centres = _fit_groups(hmm, data, weights @ _one_hot(assignment, num_states), hyper)
+        centres = refit(assignment)
     centres = _interior(hmm, centres, names)
     if float(min_separation(hmm, centres)) <= MIN_START_SEPARATION:
         centres = _spread(hmm, centres, pooled, names, generator)

@@ -46,27 +46,34 @@ def chain_modes_flag(modes: ChainModes | None) -> Flag | None:
         f"{best} (log likelihood {likelihood} nats lower), in a different mode or still "
         f"climbing; mean log posterior per chain {per_chain}."
     )
+    verb = "explores" if len(worse) == 1 else "explore"
     cause = (
-        f"the worse {which} explore a region of much lower posterior density that the sampler "
+        f"the worse {which} {verb} a region of much lower posterior density that the sampler "
         f"did not leave: the gap exceeds {MODE_GAP_SD:g} within-chain sd (sd "
-        f"{nats(float(modes.sd[widest]))} nats for chain {widest}) and {MODE_SEPARATION:g} "
-        "Monte Carlo standard errors, or the chains' log-posterior draws do not overlap "
-        f"(central {1 - 2 * MODE_OVERLAP_QUANTILE:.0%}). Pooling these chains mixes a worse "
-        "local mode into the posterior"
+        f"{nats(float(modes.sd[widest]))} nats for chain {widest}; at least "
+        f"sqrt(parameters / 2)) and either {MODE_SEPARATION:g} Monte Carlo standard errors or "
+        f"the chains' log-posterior draws do not overlap (central "
+        f"{1 - 2 * MODE_OVERLAP_QUANTILE:.0%}). Pooling these chains mixes a worse local mode "
+        "into the posterior"
     )
     climbing = modes.climbing
     if climbing:
         rises = ", ".join(f"{c}: +{nats(float(modes.drift[c]))}" for c in climbing)
+        one = len(climbing) == 1
         cause += (
-            f"; chain(s) {_chains(climbing)} still rose between the first and second half of "
-            f"their draws ({rises} nats): they were climbing out of their start when sampling "
-            "began, so a longer warm-up may bring them up"
+            f"; {'chain' if one else 'chains'} {_chains(climbing)} still rose between the first "
+            f"and second half of {'its' if one else 'their'} draws ({rises} nats): "
+            f"{'it was' if one else 'they were'} climbing out of {'its' if one else 'their'} "
+            f"start when sampling began, so a longer warm-up may bring {'it' if one else 'them'} "
+            "up"
         )
         remedies = (Remedy.LONGER_RUN, Remedy.MAP_STARTS, Remedy.STACK_CHAINS)
     else:
         cause += (
-            "; the worse chains are stationary where they are (no rise between the halves of "
-            "their draws), so more of the same sampling will not move them"
+            f"; the worse {which} {'is' if len(worse) == 1 else 'are'} stationary where "
+            f"{'it is' if len(worse) == 1 else 'they are'} (no rise between the halves of the "
+            "draws), so more of the same sampling will not move "
+            f"{'it' if len(worse) == 1 else 'them'}"
         )
         remedies = (Remedy.MAP_STARTS, Remedy.LONGER_RUN, Remedy.STACK_CHAINS)
     return Flag(

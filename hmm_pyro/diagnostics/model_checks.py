@@ -17,7 +17,11 @@ from hmm_pyro.diagnostics.flags import Flag
 from hmm_pyro.diagnostics.misfit_findings import misspecification_flag
 from hmm_pyro.diagnostics.mode_findings import chain_modes_flag
 from hmm_pyro.diagnostics.modes import chain_modes
-from hmm_pyro.diagnostics.predictive import predictive_checks
+from hmm_pyro.diagnostics.predictive import (
+    MAX_REPLICATED_STEPS,
+    MIN_REPLICATES,
+    predictive_checks,
+)
 from hmm_pyro.fit import Fit
 
 __all__ = ["model_checks"]
@@ -44,11 +48,19 @@ def model_checks(
     flags: list[Flag | None] = []
     measurements: dict[str, Any] = {}
     notes: list[str] = []
-    modes = chain_modes(log_post, log_lik)
+    modes = chain_modes(log_post, log_lik, fit.hmm.num_free_params())
     if modes is not None:
         measurements["chain_modes"] = modes.to_dict()
         flags.append(chain_modes_flag(modes))
     if replicates:
+        steps = int(fit.data.lengths.sum())
+        affordable = max(MIN_REPLICATES, MAX_REPLICATED_STEPS // max(steps, 1))
+        if replicates > affordable:
+            notes.append(
+                f"predictive checks on {affordable} replicated data sets instead of "
+                f"{replicates}: {steps} steps each, at most {MAX_REPLICATED_STEPS} in all"
+            )
+            replicates = affordable
         checks = predictive_checks(fit, replicates=replicates)
         measurements["predictive_checks"] = checks.to_dict()
         flags.append(misspecification_flag(checks))

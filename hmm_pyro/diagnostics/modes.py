@@ -251,16 +251,20 @@ class ChainModes:
         }
 
 
-def chain_modes(log_posterior: np.ndarray, log_likelihood: np.ndarray) -> ChainModes | None:
+def chain_modes(
+    log_posterior: np.ndarray, log_likelihood: np.ndarray, num_params: int = 0
+) -> ChainModes | None:
     """Which chains sit in a worse mode than the best chain, and how many nats worse.
 
     Chain ``c`` is in a worse mode than the best chain ``b`` (highest mean log posterior) when
-    either
+    its mean log posterior is below ``b``'s by more than :data:`MODE_GAP_SD` times the larger
+    of the chains' within-chain standard deviation and ``sqrt(num_params / 2)`` (the standard
+    deviation of the log density of a Gaussian posterior in ``num_params`` dimensions, a floor
+    for chains that mix too little to show the posterior's spread), and either
 
-    * its mean log posterior is below ``b``'s by more than :data:`MODE_GAP_SD` within-chain
-      standard deviations **and** by more than :data:`MODE_SEPARATION` Monte Carlo standard
-      errors of the difference (chains sampling one posterior differ by about
-      ``sd sqrt(2 / ESS)``: one sd would need an ESS of 2), or
+    * by more than :data:`MODE_SEPARATION` Monte Carlo standard errors of the difference
+      (chains sampling one posterior differ by about ``sd sqrt(2 / ESS)``: one sd would need an
+      ESS of 2), or
     * its draws and ``b``'s do not overlap: its upper :data:`MODE_OVERLAP_QUANTILE` quantile
       lies below ``b``'s lower one. This holds also for chains that drift so much that their
       standard errors are useless (a chain still climbing from its start).
@@ -269,6 +273,8 @@ def chain_modes(log_posterior: np.ndarray, log_likelihood: np.ndarray) -> ChainM
     ----------
     log_posterior, log_likelihood : numpy.ndarray
         ``(chain, draw)`` log joint density and total log likelihood of every draw.
+    num_params : int
+        Free parameters of the model (0: no floor).
 
     Returns
     -------
@@ -293,17 +299,16 @@ def chain_modes(log_posterior: np.ndarray, log_likelihood: np.ndarray) -> ChainM
         first, 1.0 - MODE_OVERLAP_QUANTILE, axis=1
     )
     best = int(np.argmax(means))
+    floor = math.sqrt(max(num_params, 0) / 2.0)
     worse = []
     for chain in range(num_chains):
         if chain == best:
             continue
         gap = means[best] - means[chain]
         error = math.hypot(mcse[best], mcse[chain])
-        spread = math.sqrt(0.5 * (sds[best] ** 2 + sds[chain] ** 2))
-        apart = gap > MODE_GAP_SD * spread and (
-            not np.isfinite(error) or gap > MODE_SEPARATION * error
-        )
-        if apart or high[chain] < low[best]:
+        spread = max(math.sqrt(0.5 * (sds[best] ** 2 + sds[chain] ** 2)), floor)
+        separated = not np.isfinite(error) or gap > MODE_SEPARATION * error
+        if gap > MODE_GAP_SD * spread and (separated or high[chain] < low[best]):
             worse.append(chain)
     return ChainModes(
         log_posterior=means,

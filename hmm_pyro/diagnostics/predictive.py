@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from scipy.stats import norm
 
+from hmm_pyro import kernels
 from hmm_pyro._random import make_generator
 from hmm_pyro._validation import check_int
 from hmm_pyro.data import Sequences
@@ -42,6 +43,8 @@ from hmm_pyro.simulate import simulate
 
 __all__ = [
     "CHECK_KINDS",
+    "MAX_REPLICATED_STEPS",
+    "MIN_REPLICATES",
     "PREDICTIVE_ALPHA",
     "PREDICTIVE_DRAWS",
     "PREDICTIVE_REPLICATES",
@@ -55,15 +58,25 @@ PREDICTIVE_REPLICATES = 100
 """Replicated data sets by default: the observed value lies beyond all 100 with probability
 about 2% for a statistic the model reproduces, and the normal approximation of ``z`` is then
 estimated from 100 values."""
-PREDICTIVE_DRAWS = 20
+PREDICTIVE_DRAWS = 10
 """Posterior draws the replicates are spread over (evenly spaced over all chains; the
-replicates of one draw are simulated together, which keeps the simulation cheap)."""
+replicates of one draw are simulated together and all draws' replicates decoded in one Viterbi
+pass, which keeps the checks cheap: one simulation per draw)."""
 PREDICTIVE_ALPHA = 0.01
 """Family-wise error rate of the checks of one fit (Holm 1979): with ``m`` statistics, the
 most extreme one fails at ``|z| > Phi^{-1}(1 - 0.005 / m)``, 3.3 for ``m = 7`` and 3.5 for
 ``m = 12`` replicate standard deviations."""
 MAX_LAG = 3
 """Lags of the autocorrelation checks."""
+MAX_REPLICATED_STEPS = 5_000_000
+"""``diagnose`` lowers the number of replicates so that they hold at most this many steps in all
+(at least :data:`MIN_REPLICATES`), and says so: 100 replicates of up to 50,000 steps."""
+MIN_REPLICATES = 20
+"""Fewest replicates ``diagnose`` lowers to (the observed value then lies beyond all 20 with
+probability about 10% for a statistic the model reproduces; the Holm bound does the rest)."""
+_STACKED_ELEMENTS = 2**23
+"""Largest replicated ``steps x states`` whose Viterbi inputs are stacked into one pass (64 MiB
+of float64); larger replicates are decoded draw by draw."""
 
 Statistic = Callable[[np.ndarray], np.ndarray]
 
@@ -330,6 +343,35 @@ def _holm(p_values: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- main
+def _dwell_checks(
+    hmm: HMM,
+    data: Sequences,
+    draws: list[dict[str, torch.Tensor]],
+    inputs: list[tuple[torch.Tensor, ...]],
+    paths: list[np.ndarray],
+    shares: np.ndarray,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Dwell statistics of the observed and replicated data, each decoded with its draw.
+
+    One Viterbi pass decodes the observed data under every draw (a batch of draws). The
+    replicates come decoded already (``paths``, large data) or as kernel inputs, stacked into
+    one more pass so that the time loop runs once.
+    """
+    stacked = {name: torch.stack([draw[name] for draw in draws]) for name in draws[0]}
+    reference = hmm.viterbi(stacked, data)[0].numpy()  # (S, N, T)
+    if inputs:
+        log_pi, log_A, table = (torch.stack([piece[i] for piece in inputs]) for i in range(3))
+        paths = [kernels.viterbi(log_pi, log_A, table, inputs[0][3])[0].numpy()]
+    shape = reference.shape[1:]
+    replicas = _dwell(np.concatenate([batch.reshape(-1, *shape) for batch in paths]))
+    observed = _dwell(reference)  # one value per draw
+    names = ("mean dwell time (Viterbi path)", "fraction of one-step visits (Viterbi path)")
+    return {
+        name: (np.repeat(observed[position], shares), replicas[position])
+        for position, name in enumerate(names)
+    }
+
+
 def _masked(replicas: Sequences, observed: np.ndarray, copies: int) -> np.ndarray:
     """Replicated values ``(copies, N, T, D)`` with the observed data's missing entries."""
     values = replicas.values.numpy().reshape(copies, *observed.shape)
@@ -377,13 +419,10 @@ def predictive_checks(
     generator = make_generator(seed)
     statistics = _data_statistics(hmm, data.dim, max_lag)
     replicated: dict[str, list[np.ndarray]] = {name: [] for name in statistics}
-    dwell_names = ("mean dwell time (Viterbi path)", "fraction of one-step visits (Viterbi path)")
-    dwell: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {
-        name: ([], []) for name in dwell_names
-    }
+    inputs, paths, draw_params = [], [], []
+    steps = int(data.lengths.sum()) * replicates * hmm.num_states
+    stack = len(set(shares.tolist())) == 1 and steps <= _STACKED_ELEMENTS
     for pick, copies in zip(picks.tolist(), shares.tolist(), strict=True):
-        if copies == 0:
-            continue
         params = {name: value[pick] for name, value in flat.items()}
         child = int(torch.randint(2**31 - 1, (), generator=generator))
         replicas, _ = simulate(hmm, params, lengths * copies, seed=child)
@@ -392,19 +431,21 @@ def predictive_checks(
             replicated[name].append(statistic(values[..., coordinate]))
         if hmm.num_states > 1:
             batch = Sequences(values.reshape(-1, *observed.shape[1:]), lengths=lengths * copies)
-            paths = hmm.viterbi(params, batch)[0].numpy().reshape(copies, *observed.shape[:2])
-            reference = _dwell(hmm.viterbi(params, data)[0].numpy()[None])
-            for name, obs, rep in zip(dwell_names, reference, _dwell(paths), strict=True):
-                dwell[name][0].append(np.repeat(obs, copies))
-                dwell[name][1].append(rep)
+            if stack:
+                inputs.append(hmm.kernel_inputs(params, hmm.prepare_data(batch)))
+            else:
+                paths.append(hmm.viterbi(params, batch)[0].numpy())
+            draw_params.append(params)
+    dwell: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if hmm.num_states > 1:
+        dwell = _dwell_checks(hmm, data, draw_params, inputs, paths, shares)
     checks = []
     for name, (kind, coordinate, statistic) in statistics.items():
         value = statistic(observed[None, ..., coordinate])
         rep = np.concatenate(replicated[name])
         checks.append(PredictiveCheck(name, kind, np.full(rep.shape, float(value[0])), rep))
-    if hmm.num_states > 1:
-        for name, (obs, rep) in dwell.items():
-            checks.append(PredictiveCheck(name, "dwell", np.concatenate(obs), np.concatenate(rep)))
+    for name, (obs, rep) in dwell.items():
+        checks.append(PredictiveCheck(name, "dwell", obs, rep))
     checks = [check for check in checks if np.isfinite(check.z)]
     adjusted = _holm(np.array([check.p_value for check in checks]))
     final = tuple(

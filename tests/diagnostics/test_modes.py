@@ -127,7 +127,7 @@ def test_a_chain_still_climbing_is_told_to_warm_up_longer():
     assert modes.worse == (3,) and modes.climbing == (3,)
     flag = chain_modes_flag(modes)
     assert flag.remedies[0].value == "longer run"
-    assert "chain(s) 3 still rose" in flag.cause
+    assert "chain 3 still rose between the first and second half of its draws" in flag.cause
 
 
 def test_chain_modes_needs_two_chains_of_four_draws():
@@ -152,3 +152,11 @@ def test_diagnose_names_the_gap_of_a_chain_in_a_worse_mode(workload_hmm, small_d
     assert f"{nats(means[0] - means[1])} nats apart" in flag.summary
     assert report.measurements["chain_modes"]["worse_chains"] == [1]
     assert "predictive checks skipped" in " ".join(report.notes)
+
+
+def test_a_small_gap_within_the_posteriors_spread_is_not_a_mode():
+    """Poorly mixing chains 2 nats apart: below sqrt(d / 2) = 3.2 nats for 20 parameters."""
+    values = four_chains(3, sd=0.5)
+    values[1] = values[0] - 2.0
+    assert chain_modes(values, values).worse == (1,)  # no floor: 4 within-chain sd
+    assert chain_modes(values, values, num_params=20).worse == ()

@@ -133,3 +133,19 @@ def test_diagnose_reports_the_checks_and_rejects_bad_replicates():
         diagnose(fit, predictive=1)
     with pytest.raises(ValueError, match="predictive"):
         diagnose(fit, predictive=-3)
+
+
+def test_posterior_checks_spread_replicates_over_draws():
+    """Uneven shares (7 replicates over 3 draws) take the draw-by-draw decoding route."""
+    hmm = hp.HMM(2, hp.Categorical(3))
+    draws = hmm.sample_prior(num_samples=6, seed=2)
+    data, _ = hp.simulate(hmm, {name: value[0] for name, value in draws.items()}, [50], seed=0)
+    fit = hp.Fit.from_params(
+        hmm, data, {k: v.reshape(2, 3, *v.shape[1:]) for k, v in draws.items()}
+    )
+    result = predictive_checks(fit, replicates=7, draws=3)
+    assert (result.source, result.replicates, result.draws) == ("posterior", 7, 3)
+    dwell = [check for check in result.checks if check.kind == "dwell"]
+    assert dwell and all(check.replicated.shape == (7,) for check in dwell)
+    # the observed dwell times are decoded with each replicate's draw: 3 distinct values at most
+    assert all(len(set(check.observed.tolist())) <= 3 for check in dwell)
