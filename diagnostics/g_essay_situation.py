@@ -52,11 +52,11 @@ def first_remedy(result) -> str:
     return result.flags[0].remedies[0].value if result.flags else "-"
 
 
-def bic_states(data: hp.Sequences, seed: int) -> tuple[int, list[float]]:
+def bic_states(data: hp.Sequences, seed: int, restarts: int) -> tuple[int, list[float]]:
     scores = []
     for states in (1, 2, 3):
         hmm = hp.HMM(states, hp.Categorical(2))
-        fit = hp.fit_map(hmm, data, restarts=3, seed=seed, progress=False)
+        fit = hp.fit_map(hmm, data, restarts=restarts, seed=seed, progress=False)
         log_lik = float(hmm.log_likelihood(fit.posterior_mean(), data).sum())
         scores.append(-2 * log_lik + hmm.num_free_params() * np.log(int(data.lengths.sum())))
     return int(np.argmin(scores)) + 1, scores
@@ -65,8 +65,9 @@ def bic_states(data: hp.Sequences, seed: int) -> tuple[int, list[float]]:
 def main(argv=None):
     args = _common.parse_args(__doc__, argv)
     report = _common.Report("g_essay_situation", "(g) The essay's own situation", args, __doc__)
-    lengths = (120, 400) if args.quick else (500, 5000)
-    warmup, draws = (20, 20) if args.quick else (200, 200)
+    lengths = (100,) if args.quick else (500, 5000)
+    warmup, draws = (10, 10) if args.quick else (200, 200)
+    restarts = 1 if args.quick else 3
     hmm = hp.HMM(3, hp.Categorical(2))
     rows, lines, pooled_draws = [], [], {}
     for kind in ("essay: i.i.d. uniform", "3 distinct states"):
@@ -85,7 +86,7 @@ def main(argv=None):
                 seed=args.seed,
                 progress=False,
                 parallel=False,
-                max_tree_depth=4 if args.quick else 6,
+                max_tree_depth=3 if args.quick else 6,
                 relabel=False,  # the draws as sampled, as the essay reads them
             )
             seconds = _common.seconds_since(began)
@@ -98,9 +99,9 @@ def main(argv=None):
                 warnings.simplefilter("ignore")  # relabel warns about collapsed states
                 aligned = relabel(fit)
             result = diagnose(fit)
-            point = hp.fit_map(hmm, data, restarts=4, seed=args.seed, progress=False)
+            point = hp.fit_map(hmm, data, restarts=restarts + 1, seed=args.seed, progress=False)
             point_result = diagnose(point)
-            chosen, _ = bic_states(data, args.seed)
+            chosen, _ = bic_states(data, args.seed, restarts)
             pooled_draws[kind, length] = draws_b.reshape(-1, 3).numpy()
             rows.append(
                 {

@@ -65,7 +65,7 @@ def main(argv=None):
     args = _common.parse_args(__doc__, argv)
     report = _common.Report("j_local_optima", "(j) Local optima", args, __doc__)
     length = 200 if args.quick else 500
-    restarts = 3 if args.quick else 12
+    restarts = 2 if args.quick else 12
     hmm = hp.HMM(3, hp.Gaussian())
     data, _ = hp.simulate(hmm, TRUTH, length, seed=args.seed)
     runs = {

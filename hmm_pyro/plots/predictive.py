@@ -70,10 +70,10 @@ def plot_predictive_checks(checks: PredictiveChecks, ax: Axes | None = None) -> 
             ax.axvline(side, color="0.3", linestyle="--", linewidth=1)
     ax.set_yticks(range(count), labels, fontsize="small")
     ax.invert_yaxis()
-    ax.set_xlabel("value minus replicates' mean, in replicates' sd (diamond: observed)")
+    ax.set_xlabel("(value - replicates' mean) / replicates' sd; diamond: observed")
     source = "plug-in" if checks.source == "plug-in" else f"posterior ({checks.draws} draws)"
     ax.set_title(
-        f"{source} predictive checks, {checks.replicates} replicates; red: failed "
+        f"{source} predictive checks, {checks.replicates} replicates\nred: failed "
         f"(Holm p < {PREDICTIVE_ALPHA:g}, beyond every replicate)",
         fontsize="small",
     )
