@@ -197,6 +197,7 @@ def window_start(
     between the windows' fits (a window far from every centre chosen so far is likelier to be
     next), then :data:`_CLUSTER_ITERATIONS` Lloyd iterations assign every window to its
     nearest centre and refit each centre on its windows' steps together. Probability rows are
+    moved :data:`_EXAGGERATION` times as far from the pooled row (as the simplex allows), then
     mixed with 10% of the uniform law (interior points). When the clusters are too alike (i.i.d.
     data), their rows are pushed apart from the pooled row, as the simplex allows.
 
