@@ -158,6 +158,8 @@ _KIND_CAUSES = {
     "divergences": "sampler",
     "optimizer_not_converged": "optimizer",
     "labels_not_identifiable": "weak identifiability",
+    "chains_in_different_modes": "non-mixing",
+    "misspecification": "misspecification",
 }
 
 

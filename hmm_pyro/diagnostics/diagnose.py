@@ -8,7 +8,7 @@ symmetric start, label switching, and convergence on all draws (raw and label-in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -30,11 +30,13 @@ from hmm_pyro.diagnostics.findings import (
 )
 from hmm_pyro.diagnostics.flags import Flag
 from hmm_pyro.diagnostics.label_switching import switch_statistics
+from hmm_pyro.diagnostics.model_checks import model_checks
 from hmm_pyro.diagnostics.occupancy import (
     OccupancyStatistics,
     free_emission_parameters,
     occupancy_statistics,
 )
+from hmm_pyro.diagnostics.predictive import PREDICTIVE_REPLICATES
 from hmm_pyro.diagnostics.report import DegeneracyReport
 from hmm_pyro.diagnostics.restarts import restart_comparison, weak_identifiability_flag
 from hmm_pyro.diagnostics.symmetry import symmetry_evidence
@@ -70,6 +72,7 @@ FIRST_KINDS = (
     "no_temporal_structure",
     "prior_dominated",
     "insufficient_data",
+    "misspecification",
 )
 """Flags about the model's structure (its states and their dynamics) come first, errors before
 warnings, then the others, errors first: structure is the usual root cause of the rest (chains
@@ -315,12 +318,43 @@ def _refit_checks(
     return apply_evidence(flags, evidence, fit, aligned)
 
 
+def _fold_convergence_into_modes(flags: list[Flag | None]) -> list[Flag | None]:
+    """One flag for chains in different modes: ``not_converged`` folded into the modes flag.
+
+    ``chains_in_different_modes`` names the worse chains and the gap in nats; the R-hat of the
+    label-invariant quantities (``not_converged``) that the same chains fail says nothing more,
+    so its summary and numbers join the modes flag instead of standing as a second flag with
+    other remedies. Per-state (raw) non-convergence stays a flag of its own.
+    """
+    modes = next(
+        (f for f in flags if f is not None and f.kind == "chains_in_different_modes"), None
+    )
+    converged = next(
+        (
+            f
+            for f in flags
+            if f is not None and f.kind == "not_converged" and "invariant" in f.measured
+        ),
+        None,
+    )
+    if modes is None or converged is None:
+        return flags
+    merged = replace(
+        modes,
+        summary=f"{modes.summary} {converged.summary}",
+        measured={**modes.measured, "convergence": converged.measured},
+        threshold={**modes.threshold, **converged.threshold},
+    )
+    return [merged if f is modes else f for f in flags if f is not converged]
+
+
 # ---------------------------------------------------------------------------- main
 def diagnose(
     fit: Fit,
     max_draws: int = DEFAULT_MAX_DRAWS,
     distance: float = COLLAPSE_DISTANCE,
     deep: bool = True,
+    predictive: int = PREDICTIVE_REPLICATES,
 ) -> DegeneracyReport:
     """Check a fit for degeneracy: collapse, empty states, symmetry, switching, convergence.
 
@@ -344,6 +378,10 @@ def diagnose(
         emission prior (is the prior to blame?); the i.i.d. mixture (temporal structure).
         ``False`` skips them (and says so in the notes): causes of collapse are then not
         established and over-specified point estimates may pass.
+    predictive : int
+        Replicated data sets of the predictive checks (misspecification: marginal, temporal
+        and dwell-time statistics, :func:`~hmm_pyro.diagnostics.predictive.predictive_checks`);
+        0 skips them (and says so in the notes).
 
     Returns
     -------
@@ -371,6 +409,10 @@ def diagnose(
         raise TypeError(f"fit: expected a hmm_pyro Fit, got {type(fit).__name__}")
     if isinstance(max_draws, bool) or not isinstance(max_draws, int) or max_draws < 1:
         raise ValueError(f"max_draws: expected an int >= 1, got {max_draws!r}")
+    if isinstance(predictive, bool) or not isinstance(predictive, int) or predictive < 0:
+        raise ValueError(f"predictive: expected an int >= 0 (0 skips), got {predictive!r}")
+    if predictive == 1:
+        raise ValueError("predictive: expected 0 (skip) or at least 2 replicated data sets, got 1")
     if not 0.0 < float(distance) < 1.0:
         raise ValueError(
             f"distance: expected a squared Hellinger distance in (0, 1), got {distance}"
@@ -407,6 +449,10 @@ def diagnose(
             "a single draw (point estimate): posterior contraction, label switching and "
             "convergence need several draws"
         )
+    more_flags, more_measurements, more_notes = model_checks(fit, log_post, log_lik, predictive)
+    flags.extend(more_flags)
+    measurements.update(more_measurements)
+    notes.extend(more_notes)
     if convergence is not None:
         measurements["convergence"] = _convergence_measurements(convergence)
         borderline = convergence.borderline_rhat(convergence.invariant) + (
@@ -422,6 +468,7 @@ def diagnose(
         if collapse is not None and collapse.collapsed:
             degenerate |= {state for group in collapse.groups for state in group}
         flags.extend(convergence_flags(convergence, switching, tuple(sorted(degenerate))))
+        flags = _fold_convergence_into_modes(flags)
     elif kept.num_kept >= 2:
         notes.append("R-hat and ESS need at least 2 chains of 4 draws")
     flags.append(optimizer_flag(attrs))

@@ -407,7 +407,7 @@ def _invariant_flag(
         severity = "error"
     elif failing_rhat:
         noise = convergence.rhat_noise(table)[failing_rhat]
-        within = convergence.within_noise(table, failing_rhat) and not failing_ess
+        within = convergence.within_noise(table, failing_rhat)
         measured["r_hat_noise"] = float(noise.max())
         threshold["r_hat_noise_level"] = RHAT_NOISE_LEVEL
         agree = (
@@ -424,11 +424,17 @@ def _invariant_flag(
                 f"converged chains) and {agree}: the chains have not run long enough to show "
                 "convergence, which is not the same as being in different modes"
             )
+            if failing_ess:
+                cause += (
+                    f"; the bulk or tail ESS of {', '.join(failing_ess[:6])} is below "
+                    f"{ESS_PER_CHAIN} per chain, so R-hat and Monte Carlo errors are rough"
+                )
             severity = "warning"
         elif failing_ess:
             cause = (
-                f"{agree}, but the bulk or tail ESS of {', '.join(failing_ess[:6])} is below "
-                f"{ESS_PER_CHAIN} per chain, so R-hat and Monte Carlo errors cannot be trusted yet"
+                f"{agree}, but R-hat exceeds its own sampling noise for the ESS at hand (up to "
+                f"{bound}) and the bulk or tail ESS of {', '.join(failing_ess[:6])} is below "
+                f"{ESS_PER_CHAIN} per chain: the chains mix slowly"
             )
             severity = "error"
         else:
@@ -445,9 +451,10 @@ def _invariant_flag(
         cause = (
             "too few effective draws: the bulk or tail ESS of label-invariant quantities "
             f"({', '.join(failing_ess[:6])}) is below {ESS_PER_CHAIN} per chain, so R-hat "
-            "and Monte Carlo errors cannot be trusted"
+            "and Monte Carlo errors are rough; R-hat itself shows no disagreement between the "
+            "chains (a warning: the estimates are not yet certified, not known to be wrong)"
         )
-        severity = "error"
+        severity = "warning"
     if degenerate_states:
         cause += (
             "; with collapsed or empty states some chains may sit in a partly collapsed "

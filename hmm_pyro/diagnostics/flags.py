@@ -22,6 +22,10 @@ class Remedy(str, Enum):
     ORDERING_CONSTRAINT = "ordering constraint"
     LONGER_RUN = "longer run"
     MIXTURE = "mixture model"
+    MAP_STARTS = "start at the best MAP restarts"
+    STACK_CHAINS = "stack the chains"
+    OTHER_FAMILY = "other emission family"
+    MORE_STATES = "more states"
 
     @property
     def advice(self) -> str:
@@ -60,6 +64,26 @@ _ADVICE = {
         "the states do not persist from one step to the next: model the observations as an "
         "i.i.d. mixture of the states' emission laws (an HMM whose transition rows are all "
         "equal), or, if one emission law describes them, a single state (HMM(num_states=1))"
+    ),
+    Remedy.MAP_STARTS: (
+        "start every chain in the best mode found by optimisation: map_fit = "
+        "hmm_pyro.fit_map(hmm, data, restarts=8), then hmm_pyro.fit_nuts(hmm, data, "
+        "init=map_fit), which starts the chains at the restarts within 2 nats of the best; "
+        "drop chains stuck far below it"
+    ),
+    Remedy.STACK_CHAINS: (
+        "if the modes are all plausible, combine the chains by stacking weights from their "
+        "held-out predictive performance (hmm_pyro.diagnostics.stack_chains(fit); Yao, "
+        "Vehtari & Gelman 2022) instead of pooling them as if they mixed"
+    ),
+    Remedy.MORE_STATES: (
+        "fit more states (HMM(num_states=...)) and compare by held-out likelihood: the Markov "
+        "chain with these states does not reproduce the data's dwell times or autocorrelation"
+    ),
+    Remedy.OTHER_FAMILY: (
+        "model what the check shows: an emission family with heavier tails or overdispersion, "
+        "or covariates; extra states can absorb such misfit, and then they are not regimes "
+        "(compare the fit with fewer states)"
     ),
 }
 

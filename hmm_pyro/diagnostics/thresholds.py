@@ -31,6 +31,8 @@ __all__ = [
     "INSUFFICIENT_DATA_FACTOR",
     "MAX_TIME_POINTS",
     "METHOD_DISAGREEMENT",
+    "MODE_GAP_SD",
+    "MODE_OVERLAP_QUANTILE",
     "MODE_SEPARATION",
     "POOLED_FIT_DISTANCE",
     "RHAT",
@@ -107,6 +109,21 @@ chain, reached 6.25 (1 run in 1000 above 6) with about 11, and exceeded 6 in 2.3
 about 3: standard errors from a handful of effective draws are unreliable themselves, which the
 ESS check flags (docs/degeneracy.md#r-hat; Vehtari et al. 2021 for the Monte Carlo standard
 error)."""
+
+MODE_GAP_SD = 1.0
+"""A chain whose mean log posterior is more than one standard deviation below the best chain's
+sits in a worse mode, when the gap is also beyond ``MODE_SEPARATION`` Monte Carlo standard errors
+or the chains' draws do not overlap (``MODE_OVERLAP_QUANTILE``). The sd is the larger of the
+within-chain sd and ``sqrt(d / 2)`` for ``d`` free parameters (the sd of the log density of a
+``d``-dimensional Gaussian posterior). Chains that sample one posterior differ in their means by
+about ``sd sqrt(2 / ESS)``, so a gap of one sd needs an ESS near 2 per chain
+(docs/degeneracy.md#chains-in-different-modes)."""
+
+MODE_OVERLAP_QUANTILE = 0.1
+"""Draws of two chains do not overlap when the worse chain's 90% quantile of the log posterior
+lies below the best chain's 10% quantile. Two chains of one posterior overlap in the middle 80%
+of their draws; this needs no standard error, so it holds for chains that drift (still climbing
+from their start), where standard errors from a handful of effective draws fail."""
 
 ESS_PER_CHAIN = 100
 """Bulk and tail ESS below 100 per chain (400 for four chains) make R-hat and MCSE unreliable
