@@ -280,7 +280,7 @@ def non_mixing(seed: int) -> dict[str, Any]:
         2,
         data,
         "separate",
-        flags=("not_converged", "chain_modes", "weak_identifiability"),
+        flags=("not_converged", "chains_in_different_modes", "weak_identifiability"),
         cause=("sampler", "non-mixing", "weak identifiability"),
         remedy="",
     )
