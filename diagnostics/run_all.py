@@ -25,6 +25,11 @@ STUDIES = {
     "d_symmetric_start": "The symmetric SVI start that collapses the states, and its fix",
     "e_label_switching": "Label switching across chains, and relabelling",
     "f_too_many_states": "Too many states: merging or emptying",
+    "g_essay_situation": "The essay's own situation: i.i.d. symbols and pooled means",
+    "h_uninformative_prior": "Extremely uninformative priors",
+    "i_misspecification": "Model misspecification and the predictive checks",
+    "j_local_optima": "Local optima other than the symmetric saddle",
+    "k_chain_modes": "Chains in different modes",
 }
 
 

@@ -4,8 +4,8 @@
 cartesian product, builds one HMM per point with a factory, fits every point (MAP, SVI, NUTS or
 EM) as an independent task, and tabulates per point: the grid values, the log likelihood, log
 prior and (SVI) ELBO, the number of free parameters and BIC (point estimates), the flags of
-:func:`hmm_pyro.diagnose`, the smallest squared Hellinger distance between states and the
-seconds taken.
+:func:`hmm_pyro.diagnose` (``deep=False``: the grid itself compares the models), the smallest
+squared Hellinger distance between states and the seconds taken.
 
 The tasks run here, on an embedded Dask cluster (``parallel=True``, the default with
 several points and cores) or on a cluster of your own (``client=``); see
@@ -100,7 +100,7 @@ def _run_point(task: _PointTask, reporter: Any) -> _PointResult:
         warnings.simplefilter("always")
         # points are the tasks: NUTS chains run one after the other within a point
         fit = run_task(task.method, hmm, data, task.seed, task.runner_kwargs)
-        report = diagnose(fit)
+        report = diagnose(fit, deep=False)
     notes: list[str] = []
     for item in caught:
         text = f"{item.category.__name__}: {str(item.message).splitlines()[0]}"

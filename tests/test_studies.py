@@ -28,6 +28,16 @@ STUDIES = (
     "e_label_switching",
     "f_too_many_states",
 )
+ONE_PROCESS_STUDIES = (
+    "g_essay_situation",
+    "h_uninformative_prior",
+    "i_misspecification",
+    "j_local_optima",
+    "k_chain_modes",
+)
+"""Studies whose quick versions run one after the other in one process
+(:func:`test_later_studies_run_quick_in_one_process`): one interpreter start and one import of
+torch, Pyro and ArviZ instead of five keeps them within the suite's time budget."""
 
 
 def run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -95,7 +105,35 @@ def test_run_all_writes_an_index(run_all):
     assert "a_insufficient_data" not in index
 
 
-@pytest.mark.parametrize("study", STUDIES)
+@pytest.mark.slow
+def test_later_studies_run_quick_in_one_process(tmp_path):
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import importlib\n"
+        "for name in sys.argv[3:]:\n"
+        "    assert importlib.import_module(name).main(['--quick', '--out', sys.argv[2]]) == 0\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(ROOT / "diagnostics"),
+            str(tmp_path),
+            *ONE_PROCESS_STUDIES,
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for study in ONE_PROCESS_STUDIES:
+        assert "mode: quick" in check_report(tmp_path, study)
+
+
+@pytest.mark.parametrize("study", STUDIES + ONE_PROCESS_STUDIES)
 def test_committed_full_report(study):
     folder = ROOT / "diagnostics" / "reports"
     text = check_report(folder, study)

@@ -6,7 +6,8 @@
   sequences when there are enough sequences and posterior draws, otherwise K-fold
   cross-validation with refits (whole sequences per fold, or, with fewer sequences than folds
   such as one long sequence, contiguous time blocks held out as missing observations);
-* the flags of :func:`hmm_pyro.diagnose` and the effective number of states;
+* the flags of :func:`hmm_pyro.diagnose` (``deep=False``: the table compares the settings
+  itself, so no refits with fewer states) and the effective number of states;
 * the smallest pairwise squared Hellinger distance between the states' emission laws;
 * power-scaling sensitivity (``arviz.psens``) of the emission parameters to the *emission*
   prior and to the likelihood, with priorsense's reading of the two;
@@ -15,7 +16,7 @@
 Settings run in parallel worker processes, each with its chains run one after the other.
 
 Modules: :mod:`~hmm_pyro.compare.run` (:func:`compare_priors`: checks, tasks, the table),
-:mod:`~hmm_pyro.compare.folds` (PSIS-LOO or K-fold: folds, pointwise ELPD units),
+:mod:`~hmm_pyro.diagnostics.folds` (PSIS-LOO or K-fold: folds, pointwise ELPD units),
 :mod:`~hmm_pyro.compare.worker` (the fit and measurements of one task, run in a worker
 process) and :mod:`~hmm_pyro.compare.result` (:class:`PriorComparison`: text, JSON, files).
 The plots of a comparison are in :mod:`hmm_pyro.plots.compare`.
@@ -25,10 +26,10 @@ Layer rule: ``compare`` imports ``runners`` and the layers below it (``diagnosti
 private utilities; never ``sweep`` (its sibling), ``plots``, the CLI or matplotlib.
 """
 
-from hmm_pyro.compare.folds import ELPD_METHODS, MIN_LOO_SEQUENCES
 from hmm_pyro.compare.result import PriorComparison
 from hmm_pyro.compare.run import COMPARE_METHODS, compare_priors
 from hmm_pyro.compare.worker import PSENS_THRESHOLD
+from hmm_pyro.diagnostics.folds import ELPD_METHODS, MIN_LOO_SEQUENCES
 
 __all__ = [
     "COMPARE_METHODS",

@@ -2,7 +2,7 @@
 
 The tasks (one fit per setting, plus one per fold and setting) run here or on Dask.
 
-The ELPD machinery is in :mod:`~hmm_pyro.compare.folds`, the work of one task in
+The ELPD machinery is in :mod:`~hmm_pyro.diagnostics.folds`, the work of one task in
 :mod:`~hmm_pyro.compare.worker`, the result in :mod:`~hmm_pyro.compare.result`.
 """
 
@@ -19,7 +19,9 @@ from hmm_pyro._parallel import check_client, run_tasks
 from hmm_pyro._random import resolve_seed
 from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_choice, check_int, check_positive, describe
-from hmm_pyro.compare.folds import (
+from hmm_pyro.compare.result import PriorComparison
+from hmm_pyro.compare.worker import SettingResult, Task, run_compare_task
+from hmm_pyro.diagnostics.folds import (
     ELPD_METHODS,
     HIGH_PARETO_K,
     Folds,
@@ -30,8 +32,6 @@ from hmm_pyro.compare.folds import (
     standard_error,
     unit_labels,
 )
-from hmm_pyro.compare.result import PriorComparison
-from hmm_pyro.compare.worker import SettingResult, Task, run_compare_task
 from hmm_pyro.fit import Fit
 from hmm_pyro.model import HMM
 from hmm_pyro.priors import Prior, describe_prior

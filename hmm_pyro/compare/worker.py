@@ -182,7 +182,7 @@ def _analyse(
     _record(fit_warnings, notes, "fit")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        report = diagnose(fit)
+        report = diagnose(fit, deep=False)
     _record(caught, notes, "diagnose")
     num_draws = fit.num_chains * fit.num_draws
     relabelled = None
@@ -198,7 +198,7 @@ def _analyse(
         # degeneracy checks on the relabelled draws.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            report = diagnose(relabelled)
+            report = diagnose(relabelled, deep=False)
         _record(caught, notes, "diagnose (relabelled)")
     source = relabelled if relabelled is not None else fit
     names = hmm.emission.param_names

@@ -1,7 +1,7 @@
 """Decoding with a fit: state paths and probabilities per step, in memory or from a store.
 
-Layer rule: ``decode`` sits beside ``diagnostics`` and ``inference``, independent of both: it
-imports ``learning``, ``fit`` and the layers below them, and the private utilities;
+Layer rule: ``decode`` sits beside ``inference``, independent of it and below ``diagnostics``:
+it imports ``learning``, ``fit`` and the layers below them, and the private utilities;
 ``runners``, ``compare``, ``sweep``, ``plots`` and the CLI may import it, nothing below them.
 """
 

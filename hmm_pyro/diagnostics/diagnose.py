@@ -8,14 +8,16 @@ symmetric start, label switching, and convergence on all draws (raw and label-in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from hmm_pyro.diagnostics.cause import apply_evidence, insufficient_data_flag
 from hmm_pyro.diagnostics.collapse import CollapseStatistics, collapse_statistics, min_pairwise
 from hmm_pyro.diagnostics.contraction import ContractionStatistics, contraction_statistics
 from hmm_pyro.diagnostics.convergence import ConvergenceStatistics, convergence_statistics
+from hmm_pyro.diagnostics.evidence import Evidence, gather_evidence
 from hmm_pyro.diagnostics.findings import (
     collapse_flag,
     convergence_flags,
@@ -28,12 +30,15 @@ from hmm_pyro.diagnostics.findings import (
 )
 from hmm_pyro.diagnostics.flags import Flag
 from hmm_pyro.diagnostics.label_switching import switch_statistics
+from hmm_pyro.diagnostics.model_checks import model_checks
 from hmm_pyro.diagnostics.occupancy import (
     OccupancyStatistics,
     free_emission_parameters,
     occupancy_statistics,
 )
+from hmm_pyro.diagnostics.predictive import PREDICTIVE_REPLICATES
 from hmm_pyro.diagnostics.report import DegeneracyReport
+from hmm_pyro.diagnostics.restarts import restart_comparison, weak_identifiability_flag
 from hmm_pyro.diagnostics.symmetry import symmetry_evidence
 from hmm_pyro.diagnostics.thresholds import (
     COLLAPSE_DISTANCE,
@@ -41,7 +46,7 @@ from hmm_pyro.diagnostics.thresholds import (
     RHAT,
     RHAT_NOISE,
 )
-from hmm_pyro.fit import ALIGNED, Fit
+from hmm_pyro.fit import ALIGNED, ONE_MODE, Fit
 from hmm_pyro.labels.draws import Arrays, emission_distances, state_statistics, to_numpy
 from hmm_pyro.labels.groups import count_groups
 from hmm_pyro.labels.labelling import (
@@ -57,6 +62,22 @@ __all__ = ["diagnose"]
 
 DEFAULT_MAX_DRAWS = 1000
 """Draws (over all chains) whose state probabilities are computed; R-hat and ESS use all."""
+SUPERVISED = "supervised"
+"""The method name of fits whose states were observed (``fit_supervised``)."""
+FIRST_KINDS = (
+    "emission_collapse",
+    "symmetric_start",
+    "empty_states",
+    "too_many_states",
+    "no_temporal_structure",
+    "prior_dominated",
+    "insufficient_data",
+    "misspecification",
+)
+"""Flags about the model's structure (its states and their dynamics) come first, errors before
+warnings, then the others, errors first: structure is the usual root cause of the rest (chains
+wander between redundant states, or along transition rows the data do not identify, and do
+not converge)."""
 
 
 # ---------------------------------------------------------------------------- checks
@@ -148,7 +169,8 @@ def _check_states(
         "identical_to_round_off": symmetry.identical,
         "distance_to_one_state_fit": symmetry.pooled_distance,
     }
-    flags.insert(0, symmetric_start_flag(symmetry, collapse.collapsed))
+    closest = float(np.median(collapse.min_distance))
+    flags.insert(0, symmetric_start_flag(symmetry, collapse.collapsed, closest))
     flags.insert(0, collapse_flag(collapse, symmetry, effective, hmm.num_states))
     return flags, measurements, collapse, effective
 
@@ -256,9 +278,83 @@ def _restart_measurements(fit: Fit, attrs: dict[str, Any]) -> dict[str, Any] | N
     return result
 
 
+def _restart_checks(fit: Fit, measurements: dict[str, Any]) -> Flag | None:
+    """Per-restart objectives and solutions; restarts within a few nats at other solutions."""
+    comparison = restart_comparison(fit)
+    if comparison is None:
+        return None
+    measurements.setdefault("restarts", {}).update(comparison.to_dict())
+    measurements["summary"][f"restart_{comparison.objective.replace(' ', '_')}"] = comparison.values
+    return weak_identifiability_flag(comparison, fit.hmm)
+
+
+def _refit_checks(
+    kept: _Draws, flags: list[Flag], deep: bool, measurements: dict[str, Any], notes: list[str]
+) -> list[Flag]:
+    """The refits of ``deep=True`` (fewer states, weaker prior, mixture) and the causes."""
+    fit = kept.fit
+    evidence: Evidence | None = None
+    if fit.method == SUPERVISED:
+        notes.append(
+            "the states were observed (supervised fit): no refits with fewer states or "
+            "without the emission prior; the number of states was given, not inferred"
+        )
+    elif fit.hmm.num_states >= 2 and deep:
+        start = {name: value.mean((0, 1)) for name, value in kept.relabelled.items()}
+        relevant = any(
+            flag.kind in ("emission_collapse", "empty_states", "prior_dominated") for flag in flags
+        )
+        evidence = gather_evidence(fit, start, relevant)
+        measurements["refits"] = evidence.to_dict()
+        measurements["summary"]["supported_states"] = evidence.supported
+        notes.extend(evidence.notes)
+    elif fit.hmm.num_states >= 2:
+        notes.append(
+            "refits skipped (deep=False): no model with fewer states was fitted, no refit under "
+            "a weaker prior and no mixture (temporal-structure test); the cause of collapsed or "
+            "redundant states is not established"
+        )
+    aligned = fit.labelling in (ALIGNED, ONE_MODE)
+    return apply_evidence(flags, evidence, fit, aligned)
+
+
+def _fold_convergence_into_modes(flags: list[Flag | None]) -> list[Flag | None]:
+    """One flag for chains in different modes: ``not_converged`` folded into the modes flag.
+
+    ``chains_in_different_modes`` names the worse chains and the gap in nats; the R-hat of the
+    label-invariant quantities (``not_converged``) that the same chains fail says nothing more,
+    so its summary and numbers join the modes flag instead of standing as a second flag with
+    other remedies. Per-state (raw) non-convergence stays a flag of its own.
+    """
+    modes = next(
+        (f for f in flags if f is not None and f.kind == "chains_in_different_modes"), None
+    )
+    converged = next(
+        (
+            f
+            for f in flags
+            if f is not None and f.kind == "not_converged" and "invariant" in f.measured
+        ),
+        None,
+    )
+    if modes is None or converged is None:
+        return flags
+    merged = replace(
+        modes,
+        summary=f"{modes.summary} {converged.summary}",
+        measured={**modes.measured, "convergence": converged.measured},
+        threshold={**modes.threshold, **converged.threshold},
+    )
+    return [merged if f is modes else f for f in flags if f is not converged]
+
+
 # ---------------------------------------------------------------------------- main
 def diagnose(
-    fit: Fit, max_draws: int = DEFAULT_MAX_DRAWS, distance: float = COLLAPSE_DISTANCE
+    fit: Fit,
+    max_draws: int = DEFAULT_MAX_DRAWS,
+    distance: float = COLLAPSE_DISTANCE,
+    deep: bool = True,
+    predictive: int = PREDICTIVE_REPLICATES,
 ) -> DegeneracyReport:
     """Check a fit for degeneracy: collapse, empty states, symmetry, switching, convergence.
 
@@ -275,6 +371,17 @@ def diagnose(
     distance : float
         Squared Hellinger distance below which two emission laws are indistinguishable
         (default :data:`~hmm_pyro.diagnostics.thresholds.COLLAPSE_DISTANCE`).
+    deep : bool
+        Refit to find causes (:mod:`hmm_pyro.diagnostics.evidence`): the model with ``K - 1``
+        (and ``K - 2``) states merged from the fit's, compared by BIC and held-out likelihood
+        (point estimates) or PSIS-LOO with the same runner (NUTS, SVI); the model without the
+        emission prior (is the prior to blame?); the i.i.d. mixture (temporal structure).
+        ``False`` skips them (and says so in the notes): causes of collapse are then not
+        established and over-specified point estimates may pass.
+    predictive : int
+        Replicated data sets of the predictive checks (misspecification: marginal, temporal
+        and dwell-time statistics, :func:`~hmm_pyro.diagnostics.predictive.predictive_checks`);
+        0 skips them (and says so in the notes).
 
     Returns
     -------
@@ -288,7 +395,10 @@ def diagnose(
     prior draws), emptiness (smallest occupancy) and convergence of invariants. Per-state
     statistics (which pairs collapse, contraction, per-state occupancy) use draws relabelled by
     Stephens' algorithm. A fit relabelled with :func:`hmm_pyro.relabel` diagnoses without the
-    switching flag.
+    switching flag. Restarts (MAP, EM, SVI) are compared with the kept one: per-restart
+    objectives are reported, and restarts at other solutions within a few nats are flagged.
+    With ``deep=True``, NUTS and SVI fits are refitted with fewer states by their own runner
+    and settings: that costs about one more fit per smaller model.
 
     Examples
     --------
@@ -299,10 +409,16 @@ def diagnose(
         raise TypeError(f"fit: expected a hmm_pyro Fit, got {type(fit).__name__}")
     if isinstance(max_draws, bool) or not isinstance(max_draws, int) or max_draws < 1:
         raise ValueError(f"max_draws: expected an int >= 1, got {max_draws!r}")
+    if isinstance(predictive, bool) or not isinstance(predictive, int) or predictive < 0:
+        raise ValueError(f"predictive: expected an int >= 0 (0 skips), got {predictive!r}")
+    if predictive == 1:
+        raise ValueError("predictive: expected 0 (skip) or at least 2 replicated data sets, got 1")
     if not 0.0 < float(distance) < 1.0:
         raise ValueError(
             f"distance: expected a squared Hellinger distance in (0, 1), got {distance}"
         )
+    if not isinstance(deep, bool):
+        raise TypeError(f"deep: expected True or False, got {deep!r}")
     hmm = fit.hmm
     attrs = fit.attrs
     log_lik = fit.idata.log_likelihood["y"].sum("sequence").values
@@ -333,6 +449,10 @@ def diagnose(
             "a single draw (point estimate): posterior contraction, label switching and "
             "convergence need several draws"
         )
+    more_flags, more_measurements, more_notes = model_checks(fit, log_post, log_lik, predictive)
+    flags.extend(more_flags)
+    measurements.update(more_measurements)
+    notes.extend(more_notes)
     if convergence is not None:
         measurements["convergence"] = _convergence_measurements(convergence)
         borderline = convergence.borderline_rhat(convergence.invariant) + (
@@ -348,6 +468,7 @@ def diagnose(
         if collapse is not None and collapse.collapsed:
             degenerate |= {state for group in collapse.groups for state in group}
         flags.extend(convergence_flags(convergence, switching, tuple(sorted(degenerate))))
+        flags = _fold_convergence_into_modes(flags)
     elif kept.num_kept >= 2:
         notes.append("R-hat and ESS need at least 2 chains of 4 draws")
     flags.append(optimizer_flag(attrs))
@@ -359,8 +480,14 @@ def diagnose(
     measurements["summary"] = _summary_numbers(
         collapse, kept.occupancy, contraction, effective, kept.labelling
     )
+    flags.append(_restart_checks(fit, measurements))
+    flags.append(insufficient_data_flag(fit))
+    found = _refit_checks(
+        kept, [flag for flag in flags if flag is not None], deep, measurements, notes
+    )
     raised = sorted(
-        (flag for flag in flags if flag is not None), key=lambda flag: flag.severity != "error"
+        found,
+        key=lambda flag: (flag.kind not in FIRST_KINDS, flag.severity != "error"),
     )
     num_chains, num_draws = log_post.shape
     return DegeneracyReport(

@@ -25,6 +25,7 @@ from hmm_pyro.diagnostics.thresholds import (
     DIVERGENCE_FRACTION,
     EMPTY_STATE_PROBABILITY,
     ESS_PER_CHAIN,
+    INSUFFICIENT_DATA_FACTOR,
     METHOD_DISAGREEMENT,
     MODE_SEPARATION,
     RHAT,
@@ -47,13 +48,18 @@ __all__ = [
 
 _LOG_DENSITIES = ("log_joint", "log_likelihood")
 """Invariant quantities measured in nats."""
-_INSUFFICIENT_DATA_FACTOR = 10
-"""Fewer than 10 observations per emission parameter is called insufficient data (a common
-rule of thumb for the events-per-parameter ratio; Peduzzi et al. 1996)."""
 
 
 def _fmt_states(states: tuple[int, ...] | list[int]) -> str:
     return ", ".join(map(str, states))
+
+
+def _pair_text(distances: np.ndarray) -> str:
+    """Median squared Hellinger distance of every pair of states, e.g. ``0.049 (0-1), ...``."""
+    median = np.median(distances.reshape(-1, *distances.shape[-2:]), axis=0)
+    num = median.shape[-1]
+    pairs = [(i, j) for i in range(num) for j in range(i + 1, num)]
+    return ", ".join(f"{median[i, j]:.3g} ({i}-{j})" for i, j in pairs)
 
 
 def collapse_flag(
@@ -62,7 +68,11 @@ def collapse_flag(
     effective: float,
     num_states: int,
 ) -> Flag | None:
-    """Emission collapse: cause named as symmetric start, prior or data (error)."""
+    """Emission collapse (error); its cause is the symmetric start when the start says so.
+
+    Otherwise the cause (data or prior) is left to the refits of ``diagnose(deep=True)``
+    (:mod:`hmm_pyro.diagnostics.cause`), which rewrite it; without them it is not established.
+    """
     if not collapse.collapsed:
         return None
     eps = collapse.distance
@@ -73,32 +83,41 @@ def collapse_flag(
         )
         states = tuple(range(num_states))
     else:
-        groups = "; ".join("{" + _fmt_states(g) + "}" for g in collapse.groups) or "two states"
+        if collapse.groups:
+            groups = "; ".join("{" + _fmt_states(g) + "}" for g in collapse.groups)
+            subject = f"States {groups} have"
+        else:
+            subject = "Two states (the closest pair differs between draws) have"
         summary = (
-            f"States {groups} have indistinguishable emission laws: P(closest pair squared "
+            f"{subject} indistinguishable emission laws: P(closest pair squared "
             f"Hellinger < {eps} | y) = {collapse.p_post:.2f}."
         )
         states = tuple(sorted({s for g in collapse.groups for s in g}))
-    if symmetry.recorded or symmetry.fingerprint:
+    pairs = _pair_text(collapse.distances)
+    cause_kind = "not established"
+    if symmetry.fingerprint:
         cause = (
             f"symmetric start: {symmetry.describe()}. Identical states get identical gradients "
             "(and identical EM updates), so the optimiser stayed on the symmetric saddle: the "
             "states were never separated, they all sit at the one-state fit."
         )
         remedies = (Remedy.SYMMETRY_BREAKING_INIT, Remedy.FEWER_STATES)
-    elif collapse.bayes_factor <= COLLAPSE_BAYES_FACTOR:
+        cause_kind = "symmetric start"
+    elif symmetry.recorded:
         cause = (
-            "the prior makes the states alike: under the prior alone P(closest pair < "
-            f"{eps}) = {collapse.p_prior:.2f}, and the data did not move it (posterior odds / "
-            f"prior odds = {collapse.bayes_factor:.3g} <= {COLLAPSE_BAYES_FACTOR:g})."
+            f"symmetric start: {symmetry.describe()}. Identical states get identical gradients "
+            "(and identical EM updates); this run left the symmetric point only partly: the "
+            f"states are not identical to round-off (pairwise squared Hellinger {pairs}), but "
+            f"the closest pair stayed within {eps}. A start that breaks the symmetry shows "
+            "whether the data separate them."
         )
-        remedies = (Remedy.OTHER_PRIOR, Remedy.MORE_DATA, Remedy.FEWER_STATES)
+        remedies = (Remedy.SYMMETRY_BREAKING_INIT, Remedy.FEWER_STATES)
+        cause_kind = "symmetric start"
     else:
         cause = (
-            "the data did not separate the states: the posterior puts them together far more "
-            f"often than the prior (P = {collapse.p_post:.2f} vs {collapse.p_prior:.2f}, odds "
-            f"ratio {collapse.bayes_factor:.3g} > {COLLAPSE_BAYES_FACTOR:g}); the data support "
-            f"about {effective:g} distinct states, not {num_states}."
+            "the data do not separate the states, or the prior makes them alike (pairwise "
+            f"squared Hellinger {pairs}); which one is established by the refits of "
+            "hmm_pyro.diagnose(fit, deep=True), with fewer states and under a weaker prior."
         )
         remedies = (Remedy.FEWER_STATES, Remedy.MORE_DATA, Remedy.OTHER_PRIOR)
     return Flag(
@@ -123,15 +142,28 @@ def collapse_flag(
         cause=cause,
         remedies=remedies,
         states=states,
+        cause_kind=cause_kind,
     )
 
 
-def symmetric_start_flag(symmetry: SymmetryEvidence, collapsed: bool) -> Flag | None:
-    """All states started identical (error if they stayed so, else a warning)."""
+def symmetric_start_flag(
+    symmetry: SymmetryEvidence, collapsed: bool, closest: float | None = None
+) -> Flag | None:
+    """All states started identical (error if they stayed collapsed, else a warning).
+
+    "Never separated" is said only of states identical to round-off at the one-state fit;
+    ``closest`` (median smallest pairwise squared Hellinger) is quoted otherwise.
+    """
     if not (symmetry.recorded or symmetry.fingerprint):
         return None
-    if collapsed:
+    if symmetry.fingerprint:
         summary = "The run started with all states identical and never separated them."
+    elif collapsed:
+        distance = "" if closest is None else f" (closest pair at squared Hellinger {closest:.3g})"
+        summary = (
+            "The run started with all states identical; it separated them only partly: two "
+            f"states are still indistinguishable{distance}, though not identical to round-off."
+        )
     else:
         summary = (
             "The run started with all states identical; it separated them only because "
@@ -147,6 +179,7 @@ def symmetric_start_flag(symmetry: SymmetryEvidence, collapsed: bool) -> Flag | 
             "start_min_distance": symmetry.start_separation,
             "symmetric_starts": list(symmetry.symmetric_starts),
             "identical_to_round_off": symmetry.identical,
+            "closest_pair_distance": closest,
         },
         threshold={
             "start_distance": SYMMETRIC_START_DISTANCE,
@@ -158,6 +191,7 @@ def symmetric_start_flag(symmetry: SymmetryEvidence, collapsed: bool) -> Flag | 
             "point (a saddle) that exact arithmetic never leaves."
         ),
         remedies=(Remedy.SYMMETRY_BREAKING_INIT,),
+        cause_kind="symmetric start",
     )
 
 
@@ -208,7 +242,7 @@ def prior_dominated_flag(
         return None
     per_state = ", ".join(f"{c:.2f}" for c in contraction.per_state)
     empty = set(occupancy.empty_states)
-    needed = _INSUFFICIENT_DATA_FACTOR * num_states * free_parameters
+    needed = INSUFFICIENT_DATA_FACTOR * num_states * free_parameters
     if empty and set(states) <= empty:
         cause = (
             "the state(s) have (almost) no observations, so the posterior of their emission "
@@ -219,7 +253,7 @@ def prior_dominated_flag(
         cause = (
             f"insufficient data: {num_observations} observations for {num_states} x "
             f"{free_parameters} free emission parameters (fewer than "
-            f"{_INSUFFICIENT_DATA_FACTOR} per parameter); the likelihood is nearly flat in "
+            f"{INSUFFICIENT_DATA_FACTOR} per parameter); the likelihood is nearly flat in "
             "the emission parameters, so the prior decides them."
         )
         remedies = (Remedy.MORE_DATA, Remedy.FEWER_STATES, Remedy.OTHER_PRIOR)
@@ -373,7 +407,7 @@ def _invariant_flag(
         severity = "error"
     elif failing_rhat:
         noise = convergence.rhat_noise(table)[failing_rhat]
-        within = convergence.within_noise(table, failing_rhat) and not failing_ess
+        within = convergence.within_noise(table, failing_rhat)
         measured["r_hat_noise"] = float(noise.max())
         threshold["r_hat_noise_level"] = RHAT_NOISE_LEVEL
         agree = (
@@ -390,11 +424,17 @@ def _invariant_flag(
                 f"converged chains) and {agree}: the chains have not run long enough to show "
                 "convergence, which is not the same as being in different modes"
             )
+            if failing_ess:
+                cause += (
+                    f"; the bulk or tail ESS of {', '.join(failing_ess[:6])} is below "
+                    f"{ESS_PER_CHAIN} per chain, so R-hat and Monte Carlo errors are rough"
+                )
             severity = "warning"
         elif failing_ess:
             cause = (
-                f"{agree}, but the bulk or tail ESS of {', '.join(failing_ess[:6])} is below "
-                f"{ESS_PER_CHAIN} per chain, so R-hat and Monte Carlo errors cannot be trusted yet"
+                f"{agree}, but R-hat exceeds its own sampling noise for the ESS at hand (up to "
+                f"{bound}) and the bulk or tail ESS of {', '.join(failing_ess[:6])} is below "
+                f"{ESS_PER_CHAIN} per chain: the chains mix slowly"
             )
             severity = "error"
         else:
@@ -411,9 +451,10 @@ def _invariant_flag(
         cause = (
             "too few effective draws: the bulk or tail ESS of label-invariant quantities "
             f"({', '.join(failing_ess[:6])}) is below {ESS_PER_CHAIN} per chain, so R-hat "
-            "and Monte Carlo errors cannot be trusted"
+            "and Monte Carlo errors are rough; R-hat itself shows no disagreement between the "
+            "chains (a warning: the estimates are not yet certified, not known to be wrong)"
         )
-        severity = "error"
+        severity = "warning"
     if degenerate_states:
         cause += (
             "; with collapsed or empty states some chains may sit in a partly collapsed "

@@ -21,6 +21,11 @@ class Remedy(str, Enum):
     FEWER_STATES = "fewer states"
     ORDERING_CONSTRAINT = "ordering constraint"
     LONGER_RUN = "longer run"
+    MIXTURE = "mixture model"
+    MAP_STARTS = "start at the best MAP restarts"
+    STACK_CHAINS = "stack the chains"
+    OTHER_FAMILY = "other emission family"
+    MORE_STATES = "more states"
 
     @property
     def advice(self) -> str:
@@ -54,6 +59,31 @@ _ADVICE = {
     ),
     Remedy.LONGER_RUN: (
         "run longer (more warmup and draws) or raise target_accept; check the trace and rank plots"
+    ),
+    Remedy.MIXTURE: (
+        "the states do not persist from one step to the next: model the observations as an "
+        "i.i.d. mixture of the states' emission laws (an HMM whose transition rows are all "
+        "equal), or, if one emission law describes them, a single state (HMM(num_states=1))"
+    ),
+    Remedy.MAP_STARTS: (
+        "start every chain in the best mode found by optimisation: map_fit = "
+        "hmm_pyro.fit_map(hmm, data, restarts=8), then hmm_pyro.fit_nuts(hmm, data, "
+        "init=map_fit), which starts the chains at the restarts within 2 nats of the best; "
+        "drop chains stuck far below it"
+    ),
+    Remedy.STACK_CHAINS: (
+        "if the modes are all plausible, combine the chains by stacking weights from their "
+        "held-out predictive performance (hmm_pyro.diagnostics.stack_chains(fit); Yao, "
+        "Vehtari & Gelman 2022) instead of pooling them as if they mixed"
+    ),
+    Remedy.MORE_STATES: (
+        "fit more states (HMM(num_states=...)) and compare by held-out likelihood: the Markov "
+        "chain with these states does not reproduce the data's dwell times or autocorrelation"
+    ),
+    Remedy.OTHER_FAMILY: (
+        "model what the check shows: an emission family with heavier tails or overdispersion, "
+        "or covariates; extra states can absorb such misfit, and then they are not regimes "
+        "(compare the fit with fewer states)"
     ),
 }
 
@@ -97,6 +127,11 @@ class Flag:
         What to do, most promising first.
     states : tuple of int
         The states concerned (labels as in the diagnosed fit), if any.
+    cause_kind : str
+        The cause in one or two words, for programs: ``"data"``, ``"insufficient data"``,
+        ``"prior"``, ``"symmetric start"``, ``"label switching"``, ``"sampler"``,
+        ``"optimizer"``, ``"no temporal structure"``, ``"weak identifiability"``, or
+        ``"not established"`` (a cause that needs the refits of ``diagnose(deep=True)``).
     """
 
     kind: str
@@ -107,6 +142,7 @@ class Flag:
     cause: str
     remedies: tuple[Remedy, ...]
     states: tuple[int, ...] = field(default=())
+    cause_kind: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict of every field (remedies with their advice)."""
@@ -117,6 +153,7 @@ class Flag:
             "measured": jsonable(self.measured),
             "threshold": jsonable(self.threshold),
             "cause": self.cause,
+            "cause_kind": self.cause_kind,
             "remedies": [{"remedy": r.value, "advice": r.advice} for r in self.remedies],
             "states": list(self.states),
         }

@@ -18,7 +18,8 @@ class DegeneracyReport:
     Parameters
     ----------
     flags : tuple of Flag
-        Problems found, errors first.
+        Problems found: flags about the model's structure first (errors, then warnings), then
+        the others (errors first); the first flag's cause and remedy are the report's answer.
     measurements : dict
         Everything measured, by check (``"collapse"``, ``"occupancy"``, ``"contraction"``,
         ``"symmetric_start"``, ``"label_switching"``, ``"convergence"``, ...).

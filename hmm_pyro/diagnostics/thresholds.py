@@ -23,17 +23,24 @@ __all__ = [
     "COLLAPSE_PROBABILITY",
     "CONTRACTION_PRIOR_DOMINATED",
     "DIVERGENCE_FRACTION",
+    "ELPD_SE_FACTOR",
+    "ELPD_SMALL_DIFFERENCE",
     "EMPTY_STATE_PROBABILITY",
     "ESS_PER_CHAIN",
     "IDENTICAL_DISTANCE",
+    "INSUFFICIENT_DATA_FACTOR",
     "MAX_TIME_POINTS",
     "METHOD_DISAGREEMENT",
+    "MODE_GAP_SD",
+    "MODE_OVERLAP_QUANTILE",
     "MODE_SEPARATION",
     "POOLED_FIT_DISTANCE",
     "RHAT",
     "RHAT_NOISE",
     "RHAT_NOISE_LEVEL",
+    "SOLUTION_DISTANCE",
     "SYMMETRIC_START_DISTANCE",
+    "WEAK_IDENTIFIABILITY_NATS",
     "WITHIN_CHAIN_SWITCH_FRACTION",
 ]
 
@@ -103,6 +110,21 @@ about 3: standard errors from a handful of effective draws are unreliable themse
 ESS check flags (docs/degeneracy.md#r-hat; Vehtari et al. 2021 for the Monte Carlo standard
 error)."""
 
+MODE_GAP_SD = 1.0
+"""A chain whose mean log posterior is more than one standard deviation below the best chain's
+sits in a worse mode, when the gap is also beyond ``MODE_SEPARATION`` Monte Carlo standard errors
+or the chains' draws do not overlap (``MODE_OVERLAP_QUANTILE``). The sd is the larger of the
+within-chain sd and ``sqrt(d / 2)`` for ``d`` free parameters (the sd of the log density of a
+``d``-dimensional Gaussian posterior). Chains that sample one posterior differ in their means by
+about ``sd sqrt(2 / ESS)``, so a gap of one sd needs an ESS near 2 per chain
+(docs/degeneracy.md#chains-in-different-modes)."""
+
+MODE_OVERLAP_QUANTILE = 0.1
+"""Draws of two chains do not overlap when the worse chain's 90% quantile of the log posterior
+lies below the best chain's 10% quantile. Two chains of one posterior overlap in the middle 80%
+of their draws; this needs no standard error, so it holds for chains that drift (still climbing
+from their start), where standard errors from a handful of effective draws fail."""
+
 ESS_PER_CHAIN = 100
 """Bulk and tail ESS below 100 per chain (400 for four chains) make R-hat and MCSE unreliable
 (Vehtari et al. 2021, section 4)."""
@@ -115,3 +137,29 @@ WITHIN_CHAIN_SWITCH_FRACTION = 0.01
 """A chain switches labels when more than 1% of its draws are relabelled by a permutation other
 than its most common one (docs/degeneracy.md#label-switching: flags a planted mid-run swap, no
 false alarms on separated states)."""
+
+INSUFFICIENT_DATA_FACTOR = 10
+"""Fewer than 10 observations per emission parameter is called insufficient data (a common
+rule of thumb for the events-per-parameter ratio; Peduzzi et al. 1996)."""
+
+ELPD_SMALL_DIFFERENCE = 4.0
+"""A model with fewer states is *as good* when the larger model's held-out (or PSIS-LOO) log
+predictive density exceeds it by at most 4 nats, or by at most ``ELPD_SE_FACTOR`` standard
+errors of the paired difference: below 4 nats the difference is small and its standard error
+unreliable (Sivula, Magnusson, Matamoros & Vehtari 2022, "Uncertainty in Bayesian leave-one-out
+cross-validation based model comparison"; Vehtari's CV FAQ) (docs/degeneracy.md#fewer-states)."""
+
+ELPD_SE_FACTOR = 2.0
+"""... or by at most two standard errors of the paired pointwise differences (an approximate
+95% interval that includes no difference)."""
+
+WEAK_IDENTIFIABILITY_NATS = 2.0
+"""Restarts at different solutions whose final log posteriors (or ELBOs) are within 2 nats: a
+density ratio below e^2 = 7.4, under the likelihood ratio of 8 that Royall (1997, Statistical
+Evidence) calls fairly strong evidence; 1.92 nats is also the half-width of a 95% profile
+likelihood interval for one parameter (docs/degeneracy.md#restarts)."""
+
+SOLUTION_DISTANCE = COLLAPSE_DISTANCE
+"""Two restarts are at different solutions when some state's emission law or transition row
+is at least ``COLLAPSE_DISTANCE`` (squared Hellinger) from its matched state's: the scale at
+which two states count as distinguishable (docs/degeneracy.md#restarts)."""

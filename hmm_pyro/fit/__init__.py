@@ -8,12 +8,21 @@ labelling is read from the ``labels`` attribute that relabelling writes (:attr:`
 :func:`fit_statistics` gives the log likelihood, log prior, free parameters, AIC and BIC.
 """
 
-from hmm_pyro.fit._fit import ALIGNED, LABELS_ATTR, RAW, Fit, MixedLabelsWarning, load
+from hmm_pyro.fit._fit import (
+    ALIGNED,
+    LABELS_ATTR,
+    ONE_MODE,
+    RAW,
+    Fit,
+    MixedLabelsWarning,
+    load,
+)
 from hmm_pyro.fit.statistics import FitStatistics, fit_statistics
 
 __all__ = [
     "ALIGNED",
     "LABELS_ATTR",
+    "ONE_MODE",
     "RAW",
     "Fit",
     "FitStatistics",

@@ -28,7 +28,7 @@ from hmm_pyro.fit.inference_data import (
 from hmm_pyro.model import HMM
 from hmm_pyro.simulate import simulate
 
-__all__ = ["ALIGNED", "LABELS_ATTR", "RAW", "Fit", "MixedLabelsWarning", "load"]
+__all__ = ["ALIGNED", "LABELS_ATTR", "ONE_MODE", "RAW", "Fit", "MixedLabelsWarning", "load"]
 
 _DEFAULT_MAX_DRAWS = 200
 

@@ -1,7 +1,8 @@
 """Posterior inference runners: NUTS, SVI (also streamed from a store) and MAP.
 
 Layer rule: ``inference`` imports ``learning`` (starts), ``fit`` and the layers below them, and
-the private utilities; never ``diagnostics`` (a sibling) or anything above.
+the private utilities; never ``diagnostics`` (above it: its refits run these runners) or
+anything else above.
 """
 
 from hmm_pyro.inference.checkpoint import load_checkpoint

@@ -109,6 +109,44 @@ def _seconds_per_step(
     return seconds / max(1, potential.num_evaluations - first)
 
 
+RESTART_START_NATS = 2.0
+"""``init=<Fit>`` starts chains only at restart points whose log posterior is within 2 nats of
+the best one's (two modes of equal curvature that far apart differ about 7-fold in mass)."""
+
+
+def _restart_starts(
+    hmm: HMM, data: Sequences, fit: Fit, chains: int
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """Chain starts at the best restart points of a point-estimate fit (MAP, SVI, EM).
+
+    Restarts are ranked by their log posterior ``log p(y, theta)`` on ``data``; those more than
+    :data:`RESTART_START_NATS` below the best are skipped; chain ``c`` starts at the
+    ``c``-th of the rest, cycling when there are fewer than chains. Returns the starts and the
+    restart each came from.
+    """
+    if fit.hmm.num_states != hmm.num_states or fit.hmm.emission != hmm.emission:
+        raise ValueError(
+            f"init: the fit's model ({fit.hmm!r}) has other states or emissions than hmm ({hmm!r})"
+        )
+    restarts = fit.attrs.get("restart_params")
+    if restarts:
+        points = {
+            name: torch.as_tensor(restarts[name], dtype=hmm.dtype) for name in hmm.param_names
+        }
+    elif fit.num_chains * fit.num_draws == 1:
+        points = {name: value.reshape(1, *value.shape[2:]) for name, value in fit.draws().items()}
+    else:
+        raise ValueError(
+            "init: a Fit start needs restart points (fit_map, fit_svi, fit_em) or a single "
+            f"point; got {fit.num_chains} chains x {fit.num_draws} draws of {fit.method!r}"
+        )
+    log_post = hmm.log_likelihood(points, data).sum(-1) + hmm.log_prior(points)
+    order = torch.argsort(log_post, descending=True)
+    keep = [int(r) for r in order if float(log_post[order[0]] - log_post[r]) <= RESTART_START_NATS]
+    chosen = [keep[c % len(keep)] for c in range(chains)]
+    return [{name: points[name][r] for name in hmm.param_names} for r in chosen], chosen
+
+
 def _estimated_sequential_seconds(
     hmm: HMM,
     data: Sequences,
@@ -223,7 +261,7 @@ def fit_nuts(
     warmup: int = 500,
     draws: int = 500,
     seed: int | None = None,
-    init: str | dict[str, Any] | list[dict[str, Any]] = "auto",
+    init: str | dict[str, Any] | list[dict[str, Any]] | Fit = "auto",
     target_accept: float = 0.8,
     max_tree_depth: int = 10,
     parallel: bool | None = None,
@@ -247,10 +285,14 @@ def fit_nuts(
     seed : int, optional
         Master seed; chain ``c`` uses an independent child seed. The same seed gives the same
         draws, in parallel or sequential execution. ``None`` draws one and records it.
-    init : {"auto", "prior", "data", "em"}, dict, or list of dicts
+    init : {"auto", "prior", "data", "em"}, dict, list of dicts, or Fit
         Starting points (see :func:`hmm_pyro.starts.initial_params`), drawn
         independently per chain so that no chain starts with identical states; a list gives one
-        parameter dict per chain.
+        parameter dict per chain. A ``Fit`` of the same model with restarts (``fit_map``,
+        ``fit_svi``, ``fit_em``) starts the chains at its best restart points, ranked by log
+        posterior on ``data``, those within :data:`RESTART_START_NATS` of the best only
+        (cycling through them): the remedy for chains stuck in worse modes; the restart each
+        chain started at is kept in ``fit.attrs["init_restarts"]``.
     target_accept : float
         Target acceptance probability of step-size adaptation (raise towards 0.95 if there are
         divergences).
@@ -323,7 +365,12 @@ def fit_nuts(
         seed = saved_seed(chain_dir, chains)
     seed = resolve_seed(seed)
     chain_seeds = derive_seeds(seed, chains)
-    if isinstance(init, list):
+    restart_ranks = None
+    if isinstance(init, Fit):
+        points, restart_ranks = _restart_starts(hmm, data, init, chains)
+        starts = [initial_params(hmm, data, start) for start in points]
+        init_name = f"{init.method} restarts"
+    elif isinstance(init, list):
         if len(init) != chains:
             raise ValueError(
                 f"init: expected {chains} parameter dicts (one per chain), got {len(init)}"
@@ -425,6 +472,7 @@ def fit_nuts(
         "reused_chains": sorted(saved),
         "init_min_hellinger": start_separation,
         "init_params": {k: [v.tolist() for v in [s[k] for s in starts]] for k in starts[0]},
+        **({} if restart_ranks is None else {"init_restarts": restart_ranks}),
         LABELS_ATTR: RAW,
     }
     idata = build_inference_data(hmm, data, posterior, stats, attrs=attrs, prior_seed=seed)

@@ -1,15 +1,19 @@
-"""Different modes or not yet converged: invariant R-hat read against Monte Carlo error."""
+"""Different modes or not yet converged: invariant R-hat read against Monte Carlo error; chains
+in worse modes named by their gap in nats."""
 
 import math
 
 import numpy as np
 import pytest
 
+from hmm_pyro.diagnostics import diagnose
 from hmm_pyro.diagnostics.convergence import convergence_statistics
 from hmm_pyro.diagnostics.findings import convergence_flags
-from hmm_pyro.diagnostics.modes import chain_gap, rhat_noise
+from hmm_pyro.diagnostics.mode_findings import chain_modes_flag, nats
+from hmm_pyro.diagnostics.modes import chain_gap, chain_modes, rhat_noise
 from hmm_pyro.fit.inference_data import az
-from tests.diagnostics.helpers import TRUTH, noisy_draws
+from hmm_pyro.labels.labelling import log_posterior
+from tests.diagnostics.helpers import TRUTH, crafted_fit, noisy_draws
 
 DRAWS = 600
 
@@ -82,3 +86,77 @@ def test_r_hat_noise_shrinks_with_ess():
 def test_chain_gap_of_constant_chains_is_none():
     assert chain_gap("x", np.ones((2, 10))) is None
     assert chain_gap("x", np.zeros((1, 10))) is None
+
+
+# ---------------------------------------------------------------------------- chain modes
+def four_chains(seed, offsets=(0.0, 0.0, 0.0, 0.0), draws=400, sd=4.0, base=-1000.0):
+    """Four converged AR(1) chains of a log posterior, shifted by ``offsets`` nats."""
+    values = base + sd * ar1(seed, chains=4, draws=draws, phi=0.5)
+    return values + np.asarray(offsets)[:, None]
+
+
+def test_converged_chains_are_never_in_worse_modes():
+    """False alarms: none in 30 sets of four converged chains (AR(1), ESS about 130 each)."""
+    for seed in range(30):
+        values = four_chains(seed)
+        modes = chain_modes(values, values - 5.0)
+        assert modes.worse == (), (seed, modes.to_dict())
+        assert chain_modes_flag(modes) is None
+
+
+def test_a_chain_2350_nats_below_is_named_with_its_gap():
+    values = four_chains(1)
+    values[1] = values[0] - 2350.0
+    values[2], values[3] = values[0] - 0.5, values[0] - 1.0  # up to 0.25 sd below chain 0
+    modes = chain_modes(values, values - 10.0)
+    assert modes.best == 0 and modes.worse == (1,)
+    assert modes.gap[1] == pytest.approx(2350.0)
+    flag = chain_modes_flag(modes)
+    assert flag.kind == "chains_in_different_modes" and flag.severity == "error"
+    assert flag.summary.startswith("Chains 2,350 nats apart in mean log posterior: chain 1 ")
+    assert "below chain 0" in flag.summary and "log likelihood 2,350 nats lower" in flag.summary
+    assert flag.measured["worse_chains"] == [1]
+    assert [r.value for r in flag.remedies][:2] == ["start at the best MAP restarts", "longer run"]
+    assert "stationary" in flag.cause
+
+
+def test_a_chain_still_climbing_is_told_to_warm_up_longer():
+    values = four_chains(2)
+    values[3] = values[3] - 600.0 + np.linspace(0.0, 300.0, values.shape[1])  # rising
+    modes = chain_modes(values, values)
+    assert modes.worse == (3,) and modes.climbing == (3,)
+    flag = chain_modes_flag(modes)
+    assert flag.remedies[0].value == "longer run"
+    assert "chain 3 still rose between the first and second half of its draws" in flag.cause
+
+
+def test_chain_modes_needs_two_chains_of_four_draws():
+    assert chain_modes(np.zeros((1, 50)), np.zeros((1, 50))) is None
+    assert chain_modes(np.zeros((2, 3)), np.zeros((2, 3))) is None
+
+
+def test_diagnose_names_the_gap_of_a_chain_in_a_worse_mode(workload_hmm, small_data):
+    """Chain 1's draws merge states 0 and 1: hundreds of nats below chain 0, at every draw."""
+    good = noisy_draws(TRUTH, 1, 40, seed=4)
+    merged = {**TRUTH, "B": TRUTH["B"].copy()}
+    merged["B"][[0, 1]] = TRUTH["B"][[0, 1]].mean(0)
+    bad = noisy_draws(merged, 1, 40, seed=5)
+    draws = {name: np.concatenate([good[name], bad[name]]) for name in good}
+    fit = crafted_fit(workload_hmm, small_data, draws)
+    report = diagnose(fit, predictive=0)
+    flag = report.flag("chains_in_different_modes")
+    assert flag is not None and flag.measured["worse_chains"] == [1]
+    means = log_posterior(fit).mean(1)
+    assert flag.measured["gap_nats"][1] == pytest.approx(means[0] - means[1])
+    assert means[0] - means[1] > 30
+    assert f"{nats(means[0] - means[1])} nats apart" in flag.summary
+    assert report.measurements["chain_modes"]["worse_chains"] == [1]
+    assert "predictive checks skipped" in " ".join(report.notes)
+
+
+def test_a_small_gap_within_the_posteriors_spread_is_not_a_mode():
+    """Poorly mixing chains 2 nats apart: below sqrt(d / 2) = 3.2 nats for 20 parameters."""
+    values = four_chains(3, sd=0.5)
+    values[1] = values[0] - 2.0
+    assert chain_modes(values, values).worse == (1,)  # no floor: 4 within-chain sd
+    assert chain_modes(values, values, num_params=20).worse == ()

@@ -25,7 +25,10 @@ def collapsed_report(workload_hmm, small_data):
     truth = {name: value.copy() for name, value in TRUTH.items()}
     truth["B"][2] = truth["B"][1]
     return diagnose(
-        crafted_fit(workload_hmm, small_data, noisy_draws(truth, 2, 60, seed=1, concentration=3000))
+        crafted_fit(
+            workload_hmm, small_data, noisy_draws(truth, 2, 60, seed=1, concentration=3000)
+        ),
+        deep=False,
     )
 
 
@@ -44,10 +47,12 @@ def test_flag_fields_and_serialisation(collapsed_report):
         "measured",
         "threshold",
         "cause",
+        "cause_kind",
         "remedies",
         "states",
     }
     assert first["remedies"][0]["remedy"] == "fewer states"
+    assert first["cause_kind"] == "not established"  # deep=False: no refits to tell
     assert json.loads(collapsed_report.to_json())["context"]["states"] == 3
 
 
@@ -63,7 +68,7 @@ def test_markdown_and_text(collapsed_report):
 
 def test_clean_report_is_ok_and_fit_method_delegates(workload_hmm, small_data):
     fit = planted_fit(workload_hmm, small_data, identity(3, (4, 300)))
-    report = diagnose(fit)
+    report = diagnose(fit, deep=False)
     assert isinstance(report, DegeneracyReport)
     assert report.ok and report.flags == () and report.kinds == ()
     assert "No degeneracy found" in report.to_markdown()
@@ -79,7 +84,7 @@ def test_empty_state_is_flagged(workload_hmm):
     two_state["A"] = truth["A"][:2, :2] / truth["A"][:2, :2].sum(1, keepdims=True)
     data, _ = simulate(HMM(2, Categorical(5)), tensors(two_state), [200] * 5, seed=3)
     fit = crafted_fit(workload_hmm, data, noisy_draws(truth, 2, 60, seed=2, concentration=1e9))
-    report = diagnose(fit)
+    report = diagnose(fit, deep=False)
     flag = report.flag("empty_states")
     assert flag is not None and flag.states == (2,)
     assert flag.measured["mean_occupancy"][2] < 1e-3
@@ -91,9 +96,9 @@ def test_empty_state_is_flagged(workload_hmm):
 def test_bad_arguments(workload_hmm, small_data):
     fit = planted_fit(workload_hmm, small_data, identity(3, (1, 2)))
     with pytest.raises(ValueError, match="max_draws"):
-        diagnose(fit, max_draws=0)
+        diagnose(fit, max_draws=0, deep=False)
     with pytest.raises(ValueError, match="distance"):
-        diagnose(fit, distance=1.5)
+        diagnose(fit, distance=1.5, deep=False)
 
 
 def test_plots_return_their_axes(workload_hmm, small_data):

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from hmm_pyro import HMM, Gaussian, Poisson, fit_nuts, simulate
+from hmm_pyro import HMM, Gaussian, Poisson, fit_map, fit_nuts, simulate
+from hmm_pyro.inference.nuts import RESTART_START_NATS
 from hmm_pyro.starts import MIN_START_SEPARATION
 
 
@@ -90,6 +91,25 @@ def test_chains_can_start_from_given_parameters(workload_hmm, small_data, true_p
     assert np.allclose(starts[1], permuted["B"].numpy())
     with pytest.raises(ValueError, match="init: expected 2"):
         _quick(workload_hmm, small_data, init=[true_params])
+
+
+def test_chains_can_start_at_the_best_map_restarts(workload_hmm, small_data):
+    map_fit = fit_map(workload_hmm, small_data, restarts=3, steps=200, seed=1, progress=False)
+    points = {k: torch.as_tensor(v) for k, v in map_fit.attrs["restart_params"].items()}
+    log_post = workload_hmm.log_likelihood(points, small_data).sum(-1)
+    log_post = log_post + workload_hmm.log_prior(points)
+    fit = _quick(workload_hmm, small_data, init=map_fit, chains=3, warmup=4, draws=4)
+    assert fit.attrs["init"] == "map restarts"
+    chosen = fit.attrs["init_restarts"]
+    assert chosen[0] == int(log_post.argmax())  # chain 0 starts at the best restart
+    best = float(log_post.max())
+    assert all(best - float(log_post[r]) <= RESTART_START_NATS for r in chosen)
+    for chain, restart in enumerate(chosen):
+        np.testing.assert_allclose(
+            fit.attrs["init_params"]["B"][chain], points["B"][restart].numpy(), rtol=1e-6
+        )  # the model's dtype
+    with pytest.raises(ValueError, match="init: the fit's model"):
+        _quick(HMM(2, workload_hmm.emission), small_data, init=map_fit, warmup=1, draws=1)
 
 
 def test_bad_arguments_are_named(workload_hmm, small_data):

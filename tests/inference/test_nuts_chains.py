@@ -37,7 +37,8 @@ def test_saved_chains_are_reused_and_give_the_uninterrupted_result(
 
 
 def test_chains_from_other_settings_are_refused(workload_hmm, small_data, tmp_path):
-    settings = {**SETTINGS, "chains": 1, "warmup": 10, "draws": 5}
+    # 5 draws are too few to relabel reliably (Stephens and ECR may disagree): kept as sampled
+    settings = {**SETTINGS, "chains": 1, "warmup": 10, "draws": 5, "relabel": False}
     fit_nuts(workload_hmm, small_data, seed=1, chain_dir=tmp_path, **settings)
     with pytest.raises(ValueError, match=r"chain_dir: .* other settings"):
         fit_nuts(workload_hmm, small_data, seed=1, chain_dir=tmp_path, **{**settings, "draws": 6})
@@ -130,7 +131,8 @@ def test_chains_of_other_data_an_older_format_or_with_pickles_are_refused(
     from hmm_pyro import Sequences
     from tests.file_mutations import TRAP_FILE, Trap
 
-    settings = {**SETTINGS, "chains": 1, "warmup": 10, "draws": 5}
+    # prior-draw starts: a data-driven start would differ with the data too
+    settings = {**SETTINGS, "chains": 1, "warmup": 10, "draws": 5, "init": "prior"}
     fit_nuts(workload_hmm, small_data, seed=1, chain_dir=tmp_path, **settings)
     other = Sequences(small_data.to_list()[:2])
     with pytest.raises(ValueError, match=r"chain_0\.npz' holds a chain .*\(another data set: "):

@@ -15,11 +15,11 @@ TWO_STATES = {
     "A": torch.tensor([[0.9, 0.1], [0.1, 0.9]], dtype=torch.float64),
     "B": torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.1, 0.8]], dtype=torch.float64),
 }
-SETTINGS = {"chains": 4, "warmup": 150, "draws": 400, "seed": 1, "parallel": False}
-"""Seed 1 (measured): the four chains end in both labellings, two each (checked below on the raw
-draws); B's R-hat is 1.74 before alignment and 1.005 after, the invariant R-hat 1.005; Viterbi
-and state-probability accuracy 0.92 as returned and after relabel, 0.51 and 0.61 on the raw
-draws."""
+SETTINGS = {"chains": 4, "warmup": 150, "draws": 400, "seed": 1, "parallel": False, "init": "prior"}
+"""Seed 1 with prior-draw starts (measured): the four chains end in both labellings, two each
+(checked below on the raw draws); B's R-hat is 1.74 before alignment and 1.005 after, the
+invariant R-hat 1.005; Viterbi and state-probability accuracy 0.92 as returned and after
+relabel, 0.51 and 0.61 on the raw draws."""
 
 
 def accuracy(paths, states):
@@ -69,7 +69,7 @@ def test_chains_in_different_labellings_are_aligned_before_the_fit_is_returned(t
         mixed = decoding(raw, states)
     assert mixed[0] < returned[0] - 0.1
     # R-hat of B in the summary is below 1.01 since the label-invariant R-hat is
-    report = diagnose(fit)
+    report = diagnose(fit, deep=False)
     assert report.measurements["convergence"]["invariant"]["max_r_hat"] < 1.01
     summary = fit.summary(var_names=["B"], round_to="none")
     assert summary["r_hat"].max() < 1.01

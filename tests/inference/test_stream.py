@@ -96,6 +96,7 @@ def test_stream_fit_reaches_the_map_keeps_a_subset_and_the_whole_store_likelihoo
             steps=300,
             keep_sequences=25,
             seed=0,
+            init="prior",  # seed 0 was measured with prior-draw starts (one restart)
             progress=False,
         )
         total = store_log_likelihood(workload_hmm, fit.posterior_mean(), store, chunk_size=64)

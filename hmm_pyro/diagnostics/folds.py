@@ -1,4 +1,7 @@
-"""How :func:`~hmm_pyro.compare.compare_priors` estimates the ELPD: PSIS-LOO or K-fold folds.
+"""How the ELPD is estimated: PSIS-LOO or K-fold folds (for ``compare_priors`` and ``diagnose``).
+
+Used by :func:`~hmm_pyro.compare.compare_priors` and by the refits of :func:`hmm_pyro.diagnose`
+(held-out likelihood of a model with fewer states), so it sits in the lower of the two layers.
 
 * :func:`choose_elpd` resolves ``elpd="auto"`` and refuses PSIS-LOO where it cannot work;
 * :func:`make_folds` cuts the data into folds: whole sequences per fold, or, with fewer

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 import hmm_pyro as hp
-from hmm_pyro.compare.folds import make_folds
+from hmm_pyro.diagnostics.folds import make_folds
 
 
-def test_blocked_folds_hold_out_every_step_once(hmm):
+def test_blocked_folds_hold_out_every_step_once():
     data = hp.Sequences([np.zeros(10), np.ones(7)])
     folds = make_folds(data, 3)
     assert folds.kind == "blocks"
