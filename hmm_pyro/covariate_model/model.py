@@ -390,18 +390,34 @@ class CovariateHMM(HMM):
         eta = torch.einsum("mp,...ijp->...mij", design, params["beta_A"])
         return eta.softmax(-1)
 
+    def _designs(self, covariates: Covariates) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Design matrices (intercept first): steps ``(N, T, 1 + P)``, first steps ``(N, 1 + Q)``.
+
+        Computed once per covariates object (they are treated as immutable).
+        """
+        cache = covariates.__dict__.setdefault("_designs", {})
+        key = (self.transition_covariates, self.initial_covariates, self.dtype)
+        if key not in cache:
+            steps = self._design(covariates.columns(self.transition_covariates).to(self.dtype))
+            first = None
+            if self.initial_covariates:
+                columns = covariates.columns(self.initial_covariates)[:, 0].to(self.dtype)
+                first = self._design(columns)
+            cache[key] = (steps, first)
+        return cache[key]
+
     def initial_logits(self, params: Params, covariates: Covariates) -> torch.Tensor:
         """``log pi`` of every sequence: ``(..., N, K)`` (``(..., 1, K)`` without covariates)."""
         if not self.initial_covariates:
             return safe_log(params["pi"]).unsqueeze(-2)
-        first = covariates.columns(self.initial_covariates)[:, 0].to(self.dtype)
-        eta = torch.einsum("nq,...kq->...nk", self._design(first), params["beta_pi"])
+        _, first = self._designs(covariates)
+        eta = torch.einsum("nq,...kq->...nk", first, params["beta_pi"])
         return eta.log_softmax(-1)
 
     def _step_logits(self, params: Params, covariates: Covariates) -> torch.Tensor:
         """``log A`` of every sequence and step: ``(..., N, T, K, K)``."""
-        design = self._design(covariates.columns(self.transition_covariates).to(self.dtype))
-        eta = torch.einsum("ntp,...ijp->...ntij", design, params["beta_A"])
+        steps, _ = self._designs(covariates)
+        eta = torch.einsum("ntp,...ijp->...ntij", steps, params["beta_A"])
         return eta.log_softmax(-1)
 
     def kernel_inputs(
