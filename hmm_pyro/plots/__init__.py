@@ -11,6 +11,7 @@ imports ``plots``. With the CLI, it is the only package that imports matplotlib.
 """
 
 from hmm_pyro.plots.compare import plot_comparison, save_comparison
+from hmm_pyro.plots.covariates import plot_covariate_transitions
 from hmm_pyro.plots.diagnostics import plot_emissions, plot_relabel_traces, plot_state_distances
 from hmm_pyro.plots.fit import plot_losses, plot_state_paths, plot_state_probs, plot_transitions
 from hmm_pyro.plots.save import FIT_PLOT_KINDS, save_fit_plots, skipped_plots
@@ -19,6 +20,7 @@ from hmm_pyro.plots.trace import plot_trace
 __all__ = [
     "FIT_PLOT_KINDS",
     "plot_comparison",
+    "plot_covariate_transitions",
     "plot_emissions",
     "plot_losses",
     "plot_relabel_traces",

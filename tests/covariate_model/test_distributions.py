@@ -81,5 +81,5 @@ def test_sum_to_zero_normal_is_the_same_under_relabelling():
 def test_the_coefficients_have_no_batch_shape():
     prior = SumToZeroNormal(torch.ones(2, dtype=torch.float64), 3)
     assert prior.expand(torch.Size()) is prior
-    with pytest.raises(ValueError, match="^batch_shape"):
+    with pytest.raises(ValueError, match=r"^batch_shape"):
         prior.expand(torch.Size([2]))

@@ -89,7 +89,7 @@ def test_nuts_posterior_is_centred_on_the_posterior_mode(nuts_fit):
 
 
 def test_arviz_output_names_the_coefficients_and_round_trips(nuts_fit, tmp_path):
-    hmm, _, data, fit = nuts_fit
+    _hmm, _, data, fit = nuts_fit
     posterior = fit.idata.posterior
     assert posterior["beta_A"].dims == ("chain", "draw", "state", "state_to", "transition_term")
     assert posterior["transition_term"].values.tolist() == ["intercept", "hour"]
@@ -110,7 +110,7 @@ def test_arviz_output_names_the_coefficients_and_round_trips(nuts_fit, tmp_path)
 
 def test_new_data_are_put_on_the_fitted_scale(nuts_fit):
     """Decoding new sequences uses the fit's standardisation, not the new data's own."""
-    hmm, truth, data, fit = nuts_fit
+    _hmm, _truth, data, fit = nuts_fit
     part = data.select([0])
     raw = part.covariates.raw[0, :100].numpy()
     own = hp.Sequences([part[0][:100]], covariates=Covariates([raw], ["hour"]))

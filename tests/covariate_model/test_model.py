@@ -152,7 +152,7 @@ def test_simulated_paths_follow_the_covariates():
     # the matrix out of step t follows x_t: state t + 1 is 1 exactly when x_t > 0
     assert states[0].tolist() == [0, 0, 0, 1, 1, 0, 1, 0]
     assert data.covariates is covariates
-    with pytest.raises(ValueError, match="^covariates: CovariateHMM"):
+    with pytest.raises(ValueError, match=r"^covariates: CovariateHMM"):
         hp.simulate(hmm, params, lengths=[8])
 
 
@@ -171,9 +171,9 @@ def test_description_config_and_checks():
         hmm.validate_params(dict(params, beta_pi=params["beta_pi"] + 1.0))
     with pytest.raises(ValueError, match=r"^prior: \['stickiness'\] set"):
         hp.CovariateHMM(2, hp.Poisson(), ["hour"], prior=hp.Prior(stickiness=3.0))
-    with pytest.raises(ValueError, match="^transition_covariates: 'intercept' is always"):
+    with pytest.raises(ValueError, match=r"^transition_covariates: 'intercept' is always"):
         hp.CovariateHMM(2, hp.Poisson(), ["intercept"])
-    with pytest.raises(ValueError, match="^slope_scale: expected a number finite and > 0"):
+    with pytest.raises(ValueError, match=r"^slope_scale: expected a number finite and > 0"):
         hp.CoefficientPrior(slope_scale=0.0)
     counts = hp.Sequences([[1, 2, 3]])
     with pytest.raises(ValueError, match=r"^data: CovariateHMM\(.*needs covariates"):
@@ -181,5 +181,5 @@ def test_description_config_and_checks():
     other = counts.with_covariates(Covariates([np.arange(3.0)], ["wind"]))
     with pytest.raises(ValueError, match=r"^transition_covariates: \['hour'\] not among"):
         hmm.prepare_data(other)
-    with pytest.raises(ValueError, match="^hmm: CovariateHMM.* fit_map, fit_nuts or fit_svi"):
+    with pytest.raises(ValueError, match=r"^hmm: CovariateHMM.* fit_map, fit_nuts or fit_svi"):
         hp.fit_em(hp.CovariateHMM(2, hp.Poisson(), ["wind"]), other)

@@ -35,7 +35,7 @@ def by_hand(draws, hour, data):
 
 
 def test_transition_matrix_summarises_the_draws_at_original_scale_values(draws_fit):
-    hmm, data, draws, fit = draws_fit
+    _hmm, data, draws, fit = draws_fit
     summary = fit.transition_matrix({"hour": [7.0, 13.0]}, level=0.5)
     matrices = by_hand(draws, [7.0, 13.0], data)
     torch.testing.assert_close(summary.mean, matrices.mean(0))
@@ -72,7 +72,7 @@ def test_a_model_without_covariates_summarises_A():
     torch.testing.assert_close(summary.mean, params["A"])
     torch.testing.assert_close(summary.lower, params["A"])
     assert summary.covariates is None
-    with pytest.raises(ValueError, match="^covariates: HMM.* has no transition covariates"):
+    with pytest.raises(ValueError, match=r"^covariates: HMM.* has no transition covariates"):
         fit.stationary({"hour": 3.0})
 
 
@@ -82,5 +82,5 @@ def test_bad_points_and_levels_are_refused(draws_fit):
         fit.transition_matrix({"wind": 1.0})
     with pytest.raises(ValueError, match=r"^level: expected a number in \(0, 1\)"):
         fit.transition_matrix(level=1.5)
-    with pytest.raises(ValueError, match="^covariates: expected finite values"):
+    with pytest.raises(ValueError, match=r"^covariates: expected finite values"):
         fit.transition_matrix({"hour": float("nan")})
