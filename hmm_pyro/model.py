@@ -80,7 +80,8 @@ class HMM:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        HMM._KINDS[cls.kind] = cls
+        if "kind" in cls.__dict__:  # a subclass with a kind of its own: rebuilt by from_config
+            HMM._KINDS[cls.kind] = cls
 
     def __init__(
         self,

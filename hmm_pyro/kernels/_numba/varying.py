@@ -30,11 +30,14 @@ __all__ = [
     "varying_sweeps",
 ]
 
-BLOCK_BYTES = 2**19
-"""Target size of one block's time-major arrays (lanes x steps x (2 K**2 + 2 K + 1) float64)."""
-MIN_BLOCK_LANES = 16
-"""Fewest lanes per block, however long the sequences (blocks of 4 and 8 lanes were slower,
-measured at 20-100 sequences x 500-1000 steps x 3-8 states)."""
+BLOCK_BYTES = 2**20
+"""Target size of one block's time-major arrays (lanes x steps x (2 K**2 + 2 K + 1) float64);
+2**20 was as fast as or faster than 2**18 and 2**19 at 20-100 sequences x 500-1000 steps x 2-8
+states (measured)."""
+MIN_BLOCK_LANES = 8
+"""Fewest lanes per block, however long the sequences: 8 was faster than 16 for long sequences
+of 3-8 states (blocks of 16 no longer stay in the cache) and than 2 or 4 (too few lanes to
+vectorise), measured as above."""
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
