@@ -243,9 +243,7 @@ def run(args: argparse.Namespace) -> int:
     if fit.hmm.transition_covariates:
         for written in _covariate_plots(fit, path):
             print(f"wrote {written}")
-        print(f"saved {path}; next: hmm-pyro plot {path}")
-    else:
-        print(f"saved {path}; next: hmm-pyro diagnose {path}")
+    print(f"saved {path}; next: hmm-pyro diagnose {path}")
     return EXIT_OK
 
 

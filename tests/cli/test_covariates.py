@@ -52,7 +52,10 @@ def test_fit_reads_standardises_and_plots_the_covariates(csv_file, tmp_path):
     assert re.search(r"from -> to +'intercept' +'hour'", stdout)
     assert re.search(r"state +'intercept' +'wind'", stdout)  # the initial distribution's
     assert (tmp_path / "fit_covariates_hour.png").stat().st_size > 1000
-    assert f"saved {out}; next: hmm-pyro plot {out}" in stdout
+    assert f"saved {out}; next: hmm-pyro diagnose {out}" in stdout
+    code, stdout, stderr = run("diagnose", str(out))
+    assert code in (0, 1) and "Traceback" not in stderr, stderr
+    assert "refits skipped: the transitions change with covariates" in stdout
     fit = hp.load(out)
     assert fit.hmm.transition_covariates == ("hour",)
     assert fit.hmm.initial_covariates == ("wind",)
