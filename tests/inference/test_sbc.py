@@ -68,8 +68,8 @@ from hmm_pyro import HMM, Categorical, Prior, fit_nuts, simulate
 NUM_STATES, NUM_SYMBOLS = 2, 3
 LENGTHS = (20, 20, 20)
 REPLICATIONS = 100
-WARMUP, DRAWS, THIN = 100, 98, 2
-NUM_RANKS = DRAWS // THIN  # L = 49 posterior draws: ranks 0 .. 49
+WARMUP, DRAWS, THIN = 100, 38, 2
+NUM_RANKS = DRAWS // THIN  # L = 19 posterior draws: ranks 0 .. 19
 NUM_BINS = 10
 FAMILY_ALPHA = 0.01
 MASTER_SEED = 20240611
