@@ -67,7 +67,8 @@ def summary(document: dict, top: int) -> list[str]:
         f"skipped {sum(r['outcome'] == 'skipped' for r in tests)}",
         f"CPU charged to tests: {per_test:.1f} s "
         f"(in-process {sum(r['cpu_s'] for r in tests):.1f} s, "
-        f"subprocesses {sum(r['children_cpu_s'] for r in tests):.1f} s)",
+        f"subprocesses {sum(r['children_cpu_s'] for r in tests):.1f} s); of the in-process "
+        f"CPU, numba compilation {sum(r.get('numba_compile_s', 0.0) for r in tests):.1f} s",
     ]
     if workers:
         own = sum(p["cpu_s"] for p in workers)

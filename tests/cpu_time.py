@@ -12,6 +12,9 @@ session fixtures are charged to the test that builds or tears them down):
 - ``children_cpu_s``: user + system CPU seconds of the child processes that ended and were
   waited for during the test (:data:`resource.RUSAGE_CHILDREN`: CLI, example and README
   subprocesses, Dask worker processes when their cluster closes);
+- ``numba_compile_s``: the part of ``cpu_s`` spent compiling numba kernels (those not yet in
+  numba's cache: a fresh clone compiles each kernel signature once per process that needs it
+  before another process has cached it);
 - ``wall_s``, the node id, file, ``xdist_group`` names, outcome and worker.
 
 Each process also reports its totals at the end of the session (including its start-up, imports
@@ -33,6 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from numba.core import event as numba_event
 
 _RECORDS = pytest.StashKey[list]()
 _OUTCOMES = pytest.StashKey[list]()
@@ -62,6 +66,7 @@ def _process_totals() -> dict:
         "user_s": own.ru_utime,
         "sys_s": own.ru_stime,
         "children_cpu_s": _children_cpu(),
+        "numba_compile_s": _NUMBA.total,
     }
 
 
@@ -69,8 +74,35 @@ def _enabled(config: pytest.Config) -> bool:
     return config.getoption("cpu_times") is not None
 
 
+class _NumbaCompileClock(numba_event.Listener):
+    """CPU seconds spent in numba compilations (outermost ``numba:compile`` events only).
+
+    numba raises the event when it compiles a signature, not when it loads one from its cache.
+    """
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._depth = 0
+        self._started = 0.0
+
+    def on_start(self, event: numba_event.Event) -> None:
+        if self._depth == 0:
+            self._started = time.process_time()
+        self._depth += 1
+
+    def on_end(self, event: numba_event.Event) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self.total += time.process_time() - self._started
+
+
+_NUMBA = _NumbaCompileClock()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RECORDS] = []
+    if _enabled(config):
+        numba_event.register("numba:compile", _NUMBA)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -82,6 +114,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     start_wall = time.perf_counter()
     start_cpu = time.process_time()
     start_children = _children_cpu()
+    start_numba = _NUMBA.total
     result = yield
     groups = sorted(
         {
@@ -98,6 +131,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             "outcome": _summary_outcome(outcomes),
             "cpu_s": round(time.process_time() - start_cpu, 4),
             "children_cpu_s": round(_children_cpu() - start_children, 4),
+            "numba_compile_s": round(_NUMBA.total - start_numba, 4),
             "wall_s": round(time.perf_counter() - start_wall, 4),
         }
     )
