@@ -1,18 +1,30 @@
-"""The command-line interface, run as ``python -m hmm_pyro`` in subprocesses on temp folders.
+"""The command-line interface on temp folders: exit codes, files written, one-line errors.
 
-Each subcommand runs once as a subprocess (the module-scoped fixtures chain them: simulate ->
-fit -> diagnose / relabel / decode / plot). Bad inputs must exit with code 2 and print one line
-that names the problem, without a traceback.
+Each subcommand runs once (the module-scoped fixtures chain them: simulate -> fit -> diagnose /
+relabel / decode / plot). Bad inputs must exit with code 2 and print one line that names the
+problem, without a traceback.
+
+The commands run in this process through :func:`hmm_pyro.cli.main` (:func:`run`), which is all
+that ``python -m hmm_pyro`` and the ``hmm-pyro`` script call, with the working folder changed,
+stdout and stderr captured and warnings printed as in a fresh interpreter; a subprocess per
+command cost an import of torch, Pyro and ArviZ each (about 4 s of CPU, 60 s for this module).
+The entry point itself runs as a subprocess in :func:`test_demo_quick` (the whole demo) and in
+``tests/test_bad_input_properties.py`` (a bad input's exit code and single stderr line).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,13 +34,43 @@ import hmm_pyro as hp
 from hmm_pyro.cli import main, parse_prior_spec
 from hmm_pyro.simulate import REFERENCE_PARAMS
 
+matplotlib.use("Agg")
+
 ROOT = Path(__file__).resolve().parents[1]
 WORK = pytest.mark.xdist_group("cli_work")
 """The tests that use the simulated folder and the fits chained on it: one pytest-xdist worker
-runs the chain's subprocesses once and these tests one after the other."""
+runs the chain's commands once and these tests one after the other."""
+
+
+@contextlib.contextmanager
+def _working_folder(path: Path) -> Iterator[None]:
+    before = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``hmm-pyro ARGS`` run in ``cwd`` by :func:`main` in this process (see the docstring)."""
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        _working_folder(cwd),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("default")  # printed, as without pytest's "error" filter
+        try:
+            code = main(list(args))
+        except SystemExit as end:  # argparse's usage errors
+            code = end.code if isinstance(end.code, int) else 1
+    return subprocess.CompletedProcess(["hmm-pyro", *args], code, out.getvalue(), err.getvalue())
+
+
+def run_entry_point(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m hmm_pyro ARGS`` in a subprocess (a fresh interpreter) in ``cwd``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
     return subprocess.run(
         [sys.executable, "-m", "hmm_pyro", *args],
@@ -220,7 +262,7 @@ def test_compare_penalises_a_contradicting_prior(work):
 
 @pytest.mark.slow
 def test_demo_quick(tmp_path):
-    result = run("demo", "--quick", "--out", "out", cwd=tmp_path)
+    result = run_entry_point("demo", "--quick", "--out", "out", cwd=tmp_path)
     assert_ok(result)
     assert (tmp_path / "out" / "demo_nuts.nc").exists()
     assert (tmp_path / "out" / "demo_map.nc").exists()

@@ -5,8 +5,11 @@ versions into a temporary folder and also check that the committed reports exist
 
 ``run_all.py --only d_symmetric_start`` runs ``d_symmetric_start.py --quick`` in its own process,
 exactly as a direct call does, so one run (the module fixture :func:`run_all`) serves both the
-index test and that study's test instead of running the study twice (8 s of CPU, mostly
-imports); the two tests share an ``xdist_group`` so that one worker runs it.
+index test and that study's test instead of running the study twice; the two tests share an
+``xdist_group`` so that one worker runs it. The other studies run their ``main(["--quick",
+...])`` one after the other in one process (the module fixture :func:`one_process`): one
+interpreter start and one import of torch, Pyro and ArviZ instead of ten (about 4 s of CPU
+each), which keeps them within the suite's time budget.
 """
 
 from __future__ import annotations
@@ -27,17 +30,12 @@ STUDIES = (
     "d_symmetric_start",
     "e_label_switching",
     "f_too_many_states",
-)
-ONE_PROCESS_STUDIES = (
     "g_essay_situation",
     "h_uninformative_prior",
     "i_misspecification",
     "j_local_optima",
     "k_chain_modes",
 )
-"""Studies whose quick versions run one after the other in one process
-(:func:`test_later_studies_run_quick_in_one_process`): one interpreter start and one import of
-torch, Pyro and ArviZ instead of five keeps them within the suite's time budget."""
 
 
 def run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -77,20 +75,57 @@ def run_all(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     return result, folder
 
 
+ONE_PROCESS_STUDIES = tuple(study for study in STUDIES if study != RUN_ALL_STUDY)
+"""The studies that :func:`one_process` runs."""
+
+_ONE_PROCESS_GROUP = pytest.mark.xdist_group("studies_one_process")
+
+ONE_PROCESS_SCRIPT = """\
+import importlib, sys, traceback
+sys.path.insert(0, sys.argv[1])
+failed = []
+for name in sys.argv[3:]:
+    print(f"== {name}", flush=True)
+    try:
+        code = importlib.import_module(name).main(["--quick", "--out", sys.argv[2]])
+    except Exception:
+        traceback.print_exc()
+        code = "exception"
+    print(f"== {name} returned {code}", flush=True)
+    if code != 0:
+        failed.append(name)
+sys.exit(f"failed: {failed}" if failed else 0)
+"""
+"""Runs each named study's ``main(["--quick", "--out", OUT])`` in turn, going on after a failure."""
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """The quick runs of :data:`ONE_PROCESS_STUDIES` in one process: (result, folder)."""
+    folder = tmp_path_factory.mktemp("studies")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    result = subprocess.run(
+        [sys.executable, "-c", ONE_PROCESS_SCRIPT, str(ROOT / "diagnostics"), str(folder),
+         *ONE_PROCESS_STUDIES],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    return result, folder
+
+
 @pytest.mark.parametrize(
     "study",
     [
-        pytest.param(study, marks=_RUN_ALL_GROUP) if study == RUN_ALL_STUDY else study
+        pytest.param(study, marks=_RUN_ALL_GROUP if study == RUN_ALL_STUDY else _ONE_PROCESS_GROUP)
         for study in STUDIES
     ],
 )
-def test_study_runs_quick(study, tmp_path, request):
+def test_study_runs_quick(study, request):
     if study == RUN_ALL_STUDY:
         result, folder = request.getfixturevalue("run_all")
+        assert result.returncode == 0, result.stdout + result.stderr
     else:
-        result = run(f"{study}.py", "--quick", "--out", str(tmp_path), cwd=tmp_path)
-        folder = tmp_path
-    assert result.returncode == 0, result.stdout + result.stderr
+        result, folder = request.getfixturevalue("one_process")
+        assert f"== {study} returned 0" in result.stdout, result.stdout + result.stderr
     text = check_report(folder, study)
     assert "mode: quick" in text
 
@@ -105,35 +140,7 @@ def test_run_all_writes_an_index(run_all):
     assert "a_insufficient_data" not in index
 
 
-@pytest.mark.slow
-def test_later_studies_run_quick_in_one_process(tmp_path):
-    script = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import importlib\n"
-        "for name in sys.argv[3:]:\n"
-        "    assert importlib.import_module(name).main(['--quick', '--out', sys.argv[2]]) == 0\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            script,
-            str(ROOT / "diagnostics"),
-            str(tmp_path),
-            *ONE_PROCESS_STUDIES,
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    for study in ONE_PROCESS_STUDIES:
-        assert "mode: quick" in check_report(tmp_path, study)
-
-
-@pytest.mark.parametrize("study", STUDIES + ONE_PROCESS_STUDIES)
+@pytest.mark.parametrize("study", STUDIES)
 def test_committed_full_report(study):
     folder = ROOT / "diagnostics" / "reports"
     text = check_report(folder, study)
