@@ -26,7 +26,8 @@ degenerate fits whose primary cause and first remedy match the planted truth, co
 misspecification, non-mixing and label-switching scenarios are reported separately: they test
 checks outside the refits (the predictive checks, chains in different modes, label switching).
 The diagnose/fit ratio uses CPU times (this process and its finished children), which the
-machine's other load barely moves. Fits that fail (an error from the runner) are counted and listed, not scored.
+machine's other load barely moves. Fits that fail (an error from the runner) are counted and
+listed, not scored.
 """
 
 from __future__ import annotations
