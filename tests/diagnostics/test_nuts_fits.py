@@ -161,9 +161,15 @@ INSUFFICIENT = {
 }
 
 
-@pytest.mark.parametrize(("length", "warmup", "draws"), [(10, 100, 150), (5000, 100, 100)])
+@pytest.mark.parametrize(("length", "warmup", "draws"), [(10, 100, 150), (2000, 100, 100)])
 def test_insufficient_data_is_prior_dominated(length, warmup, draws):
-    """The essay's scenario done right: 3 states, 2 symbols, an HMM (not a mixture)."""
+    """The essay's scenario done right: 3 states, 2 symbols, an HMM (not a mixture).
+
+    With 2,000 observations every state's contraction is above 0.9 (measured 0.978, 0.998,
+    0.997; 0.993 to 0.999 with 5,000, the length used until the suite's time was cut, at 1.5
+    times the CPU); with 1,000 the middle state (emission 0.5 / 0.5) is still prior-dominated
+    (0.29), so 2,000 is the short end of "enough data" here.
+    """
     hmm = HMM(3, Categorical(2))
     data, _ = simulate(hmm, tensors(INSUFFICIENT), [length], seed=0)
     fit = fit_nuts(
