@@ -114,9 +114,14 @@ def make_kernel_inputs(
     return factory
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def client():
-    """A Dask client on a 2-worker LocalCluster (single-threaded workers), one per module."""
+    """A Dask client on a 2-worker LocalCluster (single-threaded workers), one per session.
+
+    One cluster for the session instead of one per module saves two nannies' and two workers'
+    start-up and imports (about 10 s of CPU); its tests carry
+    :data:`tests.helpers.DASK_CLIENT`.
+    """
     with (
         distributed.LocalCluster(
             n_workers=2,

@@ -1,15 +1,14 @@
 """sweep: grid expansion, validation, results, and bitwise-equal runs on a Dask cluster.
 
-The cluster tests share one LocalCluster with 2 single-threaded worker processes; one of them
-kills a worker while the sweep runs and still gets every result, equal to the serial sweep.
+The cluster tests share the session's LocalCluster with 2 single-threaded worker processes;
+one of them kills a worker while the sweep runs and still gets every result, equal to the
+serial sweep.
 """
 
 import functools
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -23,6 +22,7 @@ from hmm_pyro.cli import main
 from hmm_pyro.simulate import REFERENCE_PARAMS
 from hmm_pyro.starts import derive_seeds
 from hmm_pyro.sweep import METRIC_COLUMNS, SweepResult
+from tests.helpers import DASK_CLIENT
 
 GRID = {
     "num_states": [2, 3, 4],
@@ -30,8 +30,8 @@ GRID = {
     "symbols": [5, 6],
 }  # 12 points
 EM_OPTIONS = {"restarts": 2, "max_iter": 40}
-ON_THE_CLIENT = pytest.mark.xdist_group("sweep_client")
-"""The tests on the module's 2-worker Dask cluster, in this order (the last one kills a worker):
+ON_THE_CLIENT = DASK_CLIENT
+"""The tests on the session's 2-worker Dask cluster, in this order (the last one kills a worker):
 one pytest-xdist worker starts the cluster once and runs them one after the other."""
 
 
@@ -286,16 +286,18 @@ def test_sweep_survives_a_worker_killed_mid_sweep(data, client):
 
 
 # ---------------------------------------------------------------------------- CLI
-def test_cli_sweep_writes_the_table_reports_and_fits(data, tmp_path):
+def test_cli_sweep_writes_the_table_reports_and_fits(data, tmp_path, capsys, monkeypatch):
+    """``hmm-pyro sweep`` through :func:`main` in this process (the entry point's own subprocess
+    test is in tests/test_cli.py)."""
     data.to_dataframe().astype({"value": "int64"}).to_csv(tmp_path / "data.csv", index=False)
-    done = subprocess.run(
-        [sys.executable, "-m", "hmm_pyro", "sweep", "data.csv", "--states", "2", "3", "--prior",
-         "flat", "--prior", "sticky:stickiness=5", "--method", "em", "--restarts", "2",
-         "--serial", "--out", "out"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    monkeypatch.chdir(tmp_path)
+    code = main(
+        ["sweep", "data.csv", "--states", "2", "3", "--prior", "flat", "--prior",
+         "sticky:stickiness=5", "--method", "em", "--restarts", "2", "--serial", "--out", "out"]
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert "sweeping 4 fit(s) by em here" in done.stdout
+    done = capsys.readouterr()
+    assert code == 0, done.err
+    assert "sweeping 4 fit(s) by em here" in done.out
     out = tmp_path / "out"
     assert {"sweep.csv", "sweep.json", "sweep.md"} <= {path.name for path in out.iterdir()}
     assert len(list(out.glob("sweep_fit_*.nc"))) == 4

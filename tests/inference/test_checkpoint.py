@@ -24,8 +24,10 @@ from hmm_pyro.inference.checkpoint import load_checkpoint
 from hmm_pyro.store import MemoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = {"optimizer": "adam", "steps": 1000, "restarts": 1, "tol": 0.0}
+SETTINGS = {"optimizer": "adam", "steps": 400, "restarts": 1, "tol": 0.0}
 """fit_map with Adam: Pyro's SVI with AutoDelta, checkpointed step by step."""
+STRAIGHT = pytest.mark.xdist_group("checkpoint_straight")
+"""The tests that compare with :func:`straight`: one pytest-xdist worker computes it."""
 
 
 def _stop_at(restart, step):
@@ -54,11 +56,12 @@ def tiny(workload_hmm, true_params):
 
 @pytest.fixture(scope="module")
 def straight(workload_hmm, tiny):
-    """1,000 Adam steps without interruption."""
+    """400 Adam steps without interruption."""
     return fit_map(workload_hmm, tiny, seed=3, progress=False, **SETTINGS)
 
 
-def test_stop_at_step_500_of_1000_and_resume_gives_the_same_parameters(
+@STRAIGHT
+def test_stop_at_step_200_of_400_and_resume_gives_the_same_parameters(
     workload_hmm, tiny, straight, tmp_path
 ):
     path = tmp_path / "run.ckpt"
@@ -70,11 +73,11 @@ def test_stop_at_step_500_of_1000_and_resume_gives_the_same_parameters(
             progress=False,
             checkpoint=path,
             checkpoint_every=64,
-            callback=_stop_at(0, 500),
+            callback=_stop_at(0, 200),
             **SETTINGS,
         )
     saved = load_checkpoint(path)
-    assert saved["current"]["step"] == 500 and len(saved["current"]["losses"]) == 500
+    assert saved["current"]["step"] == 200 and len(saved["current"]["losses"]) == 200
     assert {"params", "optim", "torch_rng"} <= set(saved["current"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.ckpt"]  # no temporary left
     steps = []
@@ -88,8 +91,8 @@ def test_stop_at_step_500_of_1000_and_resume_gives_the_same_parameters(
         callback=lambda r, s, loss: steps.append(s),
         **SETTINGS,
     )
-    assert steps[0] == 501 and steps[-1] == 1000
-    assert resumed.attrs["resumed_from"] == {"restart": 0, "step": 500}
+    assert steps[0] == 201 and steps[-1] == 400
+    assert resumed.attrs["resumed_from"] == {"restart": 0, "step": 200}
     _assert_same(straight, resumed, workload_hmm)
     # The finished run's checkpoint holds everything: resuming again runs no step.
     again = fit_map(
@@ -164,12 +167,13 @@ _CHILD = textwrap.dedent(
         print(step, flush=True)
 
     fit_map(hmm, data, seed=3, progress=False, checkpoint=sys.argv[1], checkpoint_every=50,
-            callback=report, optimizer="adam", steps=1000, restarts=1, tol=0.0)
+            callback=report, optimizer="adam", steps=400, restarts=1, tol=0.0)
     """
 )
 
 
 @pytest.mark.slow
+@STRAIGHT
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
 def test_a_real_signal_then_resume_gives_the_same_parameters(
     workload_hmm, tiny, straight, tmp_path, signum
@@ -185,7 +189,7 @@ def test_a_real_signal_then_resume_gives_the_same_parameters(
         env=env,
     ) as child:
         for line in child.stdout:
-            if int(line) >= 300:
+            if int(line) >= 150:
                 child.send_signal(signum)
                 signalled = int(line)
                 break
