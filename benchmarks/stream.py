@@ -6,9 +6,7 @@ Usage::
         [--steps 1000] [--batch-size 1000] [--block-size 10] [--work DIR] [--out PATH]
 
 Three phases, each in a fresh subprocess so that its peak resident memory (``ru_maxrss``) is its
-own (``--one-process`` runs them in this process instead, one after the other: one import of
-torch and Pyro instead of three, for the test suite; each phase's peak is then the process's
-peak so far, an upper bound of its own):
+own:
 
 1. ``generate``: simulate the reference HMM (K=3, V=5, ``hmm_pyro.simulate.REFERENCE_PARAMS``)
    chunk by chunk into a NetCDF store (:func:`hmm_pyro.simulate_store`);
@@ -184,11 +182,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=None, help="folder for the store and fit")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument(
-        "--one-process",
-        action="store_true",
-        help="run the phases here, one after the other (peak RSS: an upper bound per phase)",
-    )
     parser.add_argument("--phase", choices=sorted(PHASES), default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.work is None:
@@ -222,15 +215,9 @@ def main(argv: list[str] | None = None) -> dict:
             "load_average_at_start": list(os.getloadavg()),
             "torch_threads": 1,
         },
-        "phases_in_one_process": args.one_process,
     }
-    if args.one_process:
-        sys.path.insert(0, str(ROOT))
-        import torch
-
-        torch.set_num_threads(1)
     for name in ("generate", "fit", "decode"):
-        results[name] = PHASES[name](args) if args.one_process else _phase(name, args)
+        results[name] = _phase(name, args)
         print(name, json.dumps(results[name]), flush=True)
     results["fit"]["log_likelihood_total_truth"] = results["decode"]["log_likelihood_total_truth"]
     results["peak_rss_mb"] = max(results[name]["peak_rss_mb"] for name in PHASES)
