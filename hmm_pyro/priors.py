@@ -245,7 +245,9 @@ class Prior:
             raise ValueError(f"name: expected an emission hyperparameter, got {name!r}")
         shape = (num_states, width)
         what = "V" if name == "B" else "D"
-        allowed = f"a scalar, ({width},) [{what}], ({num_states},) [K] or {shape}"
+        allowed = (
+            f"a scalar, ({width},) [{what}], ({num_states},) [K], ({num_states}, 1) or {shape}"
+        )
         array = _as_array(name, getattr(self, name))
         if array.ndim == 1 and width == num_states and width > 1:
             raise ValueError(
@@ -256,6 +258,8 @@ class Prior:
             result = np.broadcast_to(array, shape).copy()
         elif array.ndim == 1 and array.shape == (num_states,):
             result = np.broadcast_to(array[:, None], shape).copy()
+        elif array.shape == (num_states, 1):  # one value per state, unambiguous for any width
+            result = np.broadcast_to(array, shape).copy()
         else:
             result = _broadcast(name, array, shape, allowed)
         return self._tensor(result, dtype)

@@ -222,8 +222,8 @@ class Product(Emission):
 
         Blocks of one family read the same :class:`~hmm_pyro.priors.Prior` fields; where two
         blocks resolve a field to arrays of different widths (features), the field keeps one
-        value per state, which both widths broadcast from. Fields that differ per feature
-        between blocks cannot be restricted and raise ``ValueError``.
+        value per state, a ``(K, 1)`` column that both widths broadcast from. Fields that differ
+        feature by feature between blocks cannot be restricted and raise ``ValueError``.
         """
         fields: dict[str, torch.Tensor] = {}
         for block in self.components.values():
@@ -239,7 +239,7 @@ class Product(Emission):
                         f"prior: field {name!r} differs between the product's blocks feature "
                         "by feature; the model cannot be restricted to fewer states"
                     )
-                fields[name] = per_state[0][:, 0]
+                fields[name] = per_state[0][:, :1]
         return fields
 
     # ------------------------------------------------------------------ point estimation

@@ -116,3 +116,17 @@ def test_collapsed_pair_is_flagged():
         hp.Product(counts=hp.Poisson(), level=hp.Gaussian()),
         {"counts_rate": [1.0, 8.0], "level_mu": [0.0, 3.0], "level_sigma": [1.0, 0.5]},
     )
+
+
+def test_prior_of_fewer_states_keeps_each_kept_states_own_hyperparameters():
+    """``diagnose``'s refits with fewer states restrict the prior to the kept states: blocks of
+    different widths share one per-state value of their common field."""
+    from hmm_pyro.diagnostics.refits import sub_prior
+
+    product = hp.Product(a=hp.Poisson(), b=hp.Poisson(dim=2))
+    hmm = hp.HMM(3, product, prior=hp.Prior(rate_shape=[1.0, 2.0, 3.0]))
+    smaller = product.prior_hyperparameters(sub_prior(hmm, [0, 2]), 2, torch.float64)
+    torch.testing.assert_close(smaller["a_rate_shape"], torch.tensor([[1.0], [3.0]]).double())
+    torch.testing.assert_close(
+        smaller["b_rate_shape"], torch.tensor([[1.0, 1.0], [3.0, 3.0]]).double()
+    )
