@@ -114,14 +114,9 @@ def make_kernel_inputs(
     return factory
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client():
-    """A Dask client on a 2-worker LocalCluster (single-threaded workers), one per session.
-
-    One cluster for the session instead of one per module saves two nannies' and two workers'
-    start-up and imports (about 10 s of CPU); its tests carry
-    :data:`tests.helpers.DASK_CLIENT`.
-    """
+    """A Dask client on a 2-worker LocalCluster (single-threaded workers), one per module."""
     with (
         distributed.LocalCluster(
             n_workers=2,
