@@ -24,8 +24,10 @@ negatives on the degenerate scenarios (no detecting flag), error flags on separa
 degenerate fits whose primary cause and first remedy match the planted truth, confusion tables
 (scenario x raised flags, expected x first remedy), and diagnose time over fit time. The
 misspecification, non-mixing and label-switching scenarios are reported separately: they test
-checks outside the refits (misspecification and non-mixing depend on checks developed in
-parallel). Fits that fail (an error from the runner) are counted and listed, not scored.
+checks outside the refits (the predictive checks, chains in different modes, label switching).
+The diagnose/fit ratio uses CPU times (this process and its finished children), which the
+machine's other load barely moves. Fits that fail (an error from the runner) are counted and
+listed, not scored.
 """
 
 from __future__ import annotations

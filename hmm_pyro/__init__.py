@@ -23,6 +23,8 @@ from hmm_pyro._version import __version__
 if TYPE_CHECKING:
     from hmm_pyro import datasets, kernels, plots
     from hmm_pyro.compare import PriorComparison, compare_priors
+    from hmm_pyro.covariate_model import CoefficientPrior, CovariateHMM
+    from hmm_pyro.covariates import Covariates
     from hmm_pyro.data import Sequences
     from hmm_pyro.decode import decode_store
     from hmm_pyro.diagnostics import DegeneracyReport, Flag, Remedy, diagnose, relabel
@@ -52,6 +54,9 @@ if TYPE_CHECKING:
 __all__ = [
     "HMM",
     "Categorical",
+    "CoefficientPrior",
+    "CovariateHMM",
+    "Covariates",
     "DegeneracyReport",
     "Emission",
     "Fit",
@@ -100,6 +105,9 @@ _SUBPACKAGES = ("datasets", "kernels", "plots")
 _SOURCES = {
     "HMM": "hmm_pyro.model",
     "Categorical": "hmm_pyro.emissions",
+    "CoefficientPrior": "hmm_pyro.covariate_model",
+    "CovariateHMM": "hmm_pyro.covariate_model",
+    "Covariates": "hmm_pyro.covariates",
     "DegeneracyReport": "hmm_pyro.diagnostics",
     "Emission": "hmm_pyro.emissions",
     "Fit": "hmm_pyro.fit",

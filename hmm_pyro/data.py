@@ -5,8 +5,12 @@ Values are held as a float64 tensor ``(N, T_max, D)`` (``D = 1`` for univariate 
 kept as a step of the chain whose emission term is dropped (marginalised). Symbols read from
 text keep their names (:attr:`Sequences.symbols`); the values are their codes ``0 .. V-1``.
 
-Layer rule: ``data`` imports only ``kernels`` and the private utilities; every layer above
-imports it.
+Sequences may carry :class:`~hmm_pyro.Covariates` (:attr:`Sequences.covariates`): numbers
+observed at every step that drive the transitions of a
+:class:`~hmm_pyro.CovariateHMM`.
+
+Layer rule: ``data`` imports only ``covariates``, ``kernels`` and the private utilities; every
+layer above imports it.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import torch
 
 from hmm_pyro._archive import check_memory, file_label, read_npy, read_npz
 from hmm_pyro._io import atomic_path
+from hmm_pyro._numeric import to_float_array
 from hmm_pyro._tables import check_symbols, split_long_table
 from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_bool, check_int, describe, warn
+from hmm_pyro.covariates import Covariates, covariates_from_table
 
 __all__ = ["Sequences", "TimeGapWarning", "as_sequences"]
 
@@ -32,73 +38,9 @@ class TimeGapWarning(UserWarning):
     """A time column skipped steps; they were read as missing observations."""
 
 
-_NUMERIC_KINDS = "biuf"
-"""NumPy dtype kinds accepted as observations: bool, signed/unsigned integer, float."""
 _FILE_KINDS = "biufcUSmM"
 """NumPy dtype kinds read from ``.npy``/``.npz`` files (never objects): the constructor then
 refuses the non-numeric ones with its usual ``TypeError``."""
-
-
-def _check_numeric(name: str, value: Any) -> None:
-    """Raise ``TypeError`` for values that NumPy would cast to float but are not numbers.
-
-    Strings (``"1"``), bytes, complex numbers (the imaginary part would be dropped), dates and
-    time spans are rejected; object arrays may hold numbers and ``None`` (missing).
-    """
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name}: expected numeric values, got {describe(value)}")
-    if isinstance(value, torch.Tensor):
-        if value.is_complex():
-            raise TypeError(
-                f"{name}: expected numeric values (real numbers), got {describe(value)}"
-            )
-        return
-    if isinstance(value, pd.DataFrame):
-        columns = [value[column] for column in value.columns]
-    elif isinstance(value, pd.Series):
-        columns = [value]
-    else:
-        columns = []
-    for column in columns:
-        if not (
-            pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype)
-        ) or pd.api.types.is_complex_dtype(column.dtype):
-            if column.dtype == object and all(
-                item is None or isinstance(item, (int, float, np.integer, np.floating))
-                for item in column
-            ):
-                continue
-            raise TypeError(f"{name}: expected numeric columns, got dtype {column.dtype}")
-    if columns:
-        return
-    try:
-        kind = np.asarray(value).dtype.kind
-    except (TypeError, ValueError):
-        return  # ragged or otherwise not an array: the float conversion reports it
-    if kind == "O":
-        for item in np.asarray(value, dtype=object).flat:
-            if isinstance(item, (str, bytes, complex, np.complexfloating)):
-                raise TypeError(f"{name}: expected numeric values, got {describe(item)}")
-    elif kind not in _NUMERIC_KINDS:
-        raise TypeError(f"{name}: expected numeric values (real numbers), got {describe(value)}")
-
-
-def _to_float_array(name: str, value: Any) -> np.ndarray:
-    """Convert one array-like to float64 with NaN at masked / missing entries."""
-    _check_numeric(name, value)
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    try:
-        if isinstance(value, np.ma.MaskedArray):
-            value = value.astype(np.float64).filled(np.nan)
-        if isinstance(value, (pd.Series, pd.DataFrame)):
-            value = value.to_numpy(dtype=np.float64, na_value=np.nan)
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{name}: expected numeric values, got {describe(value)}") from error
-    if np.isinf(array).any():
-        raise ValueError(f"{name}: expected finite values or NaN for missing, got inf")
-    return array
 
 
 def _check_padded_size(label: str, count: int, length: int, width: int) -> None:
@@ -136,6 +78,8 @@ class Sequences:
     symbols : sequence of str, optional
         Names of the symbols ``0 .. V-1`` when the values are codes of named symbols (text
         data); the values must then be whole numbers in ``[0, V)``, one per step.
+    covariates : Covariates, optional
+        Covariates of every step, aligned with the sequences (:meth:`with_covariates`).
 
     Attributes
     ----------
@@ -145,6 +89,8 @@ class Sequences:
         ``(N,)`` int64 number of steps of each sequence.
     symbols : tuple of str or None
         Names of the symbols (``None``: the values are numbers).
+    covariates : Covariates or None
+        The covariates of every step, or ``None``.
 
     Raises
     ------
@@ -164,6 +110,8 @@ class Sequences:
 
     symbols: tuple[str, ...] | None = None
     """Names of the symbols, or ``None`` (also for instances built without ``__init__``)."""
+    covariates: Covariates | None = None
+    """Covariates of every step, or ``None`` (also for instances built without ``__init__``)."""
 
     def __init__(
         self,
@@ -171,6 +119,7 @@ class Sequences:
         lengths: Sequence[int] | np.ndarray | torch.Tensor | None = None,
         dim: int | None = None,
         symbols: Sequence[str] | None = None,
+        covariates: Covariates | None = None,
     ) -> None:
         self._cache: dict[Hashable, Any] = {}
         if isinstance(data, Sequences):
@@ -180,6 +129,7 @@ class Sequences:
                 raise ValueError(f"dim: expected {data.dim} (from data), got {dim}")
             self.values, self.lengths = data.values, data.lengths
             self._name_symbols(data.symbols if symbols is None else symbols)
+            self._attach(data.covariates if covariates is None else covariates)
             return
         if dim is not None:
             dim = check_int("dim", dim, minimum=1)
@@ -206,6 +156,36 @@ class Sequences:
         self.values = torch.from_numpy(values)
         self.lengths = torch.tensor([piece.shape[0] for piece in pieces], dtype=torch.long)
         self._name_symbols(symbols)
+        self._attach(covariates)
+
+    def _attach(self, covariates: Covariates | None) -> None:
+        """Check that ``covariates`` line up with the sequences and keep them."""
+        if covariates is None:
+            return
+        if not isinstance(covariates, Covariates):
+            raise TypeError(
+                f"covariates: expected a hmm_pyro.Covariates, got {describe(covariates)}"
+            )
+        if covariates.num_sequences != self.num_sequences:
+            raise ValueError(
+                f"covariates: expected {self.num_sequences} sequences (as the data), got "
+                f"{covariates.num_sequences}"
+            )
+        wrong = torch.nonzero(covariates.lengths != self.lengths).flatten()
+        if wrong.numel():
+            n = int(wrong[0])
+            raise ValueError(
+                f"covariates: sequence {n} has {int(covariates.lengths[n])} steps, the data "
+                f"{int(self.lengths[n])}; covariates need a value at every step"
+            )
+        self.covariates = covariates
+
+    def with_covariates(self, covariates: Covariates | None) -> Sequences:
+        """The same sequences with ``covariates`` attached (``None``: without covariates)."""
+        result = Sequences(self, symbols=self.symbols)
+        result.covariates = None
+        result._attach(covariates)
+        return result
 
     def _name_symbols(self, symbols: Sequence[str] | None) -> None:
         """Check that the values are codes of ``symbols`` and record the names."""
@@ -241,7 +221,7 @@ class Sequences:
                 )
             pieces = []
             for index, item in enumerate(data):
-                array = _to_float_array(f"data[{index}]", item)
+                array = to_float_array(f"data[{index}]", item)
                 if array.ndim == 1 and (dim is None or dim == 1):
                     array = array[:, None]
                 if array.ndim != 2:
@@ -249,7 +229,7 @@ class Sequences:
                     raise ValueError(f"data[{index}]: expected shape {expected}, got {array.shape}")
                 pieces.append(array)
             return pieces
-        array = _to_float_array("data", data)
+        array = to_float_array("data", data)
         if array.ndim == 0:
             raise ValueError(f"data: expected a sequence, got a scalar {describe(data)}")
         if array.ndim == 1:
@@ -282,6 +262,8 @@ class Sequences:
         value: str | Sequence[str] = "value",
         gaps: str = "missing",
         symbols: Sequence[str] | None = None,
+        covariates: Sequence[str] | None = None,
+        standardize: bool = True,
     ) -> Sequences:
         """Build from a long-format table: one row per (sequence, time step).
 
@@ -307,6 +289,11 @@ class Sequences:
         symbols : sequence of str, optional
             The alphabet of a text value column, in code order (e.g. a fit's, to code new data
             alike); default: its sorted distinct values.
+        covariates : sequence of str, optional
+            Columns read as :class:`~hmm_pyro.Covariates` (numbers at every step, gaps
+            included: a step without a value is an error).
+        standardize : bool
+            Standardise the covariates (see :class:`~hmm_pyro.Covariates`).
 
         Returns
         -------
@@ -322,7 +309,7 @@ class Sequences:
         pieces = []
         for values, positions, length in table.groups:
             piece = np.full((length, len(columns)), np.nan)
-            piece[positions] = _to_float_array(f"frame[{columns}]", values)
+            piece[positions] = to_float_array(f"frame[{columns}]", values)
             pieces.append(piece)
         if table.gaps:
             warn(
@@ -331,7 +318,12 @@ class Sequences:
                 "observations, which the models marginalise (gaps='error' refuses gaps)",
                 TimeGapWarning,
             )
-        return cls(pieces, dim=len(columns), symbols=table.symbols)
+        return cls(
+            pieces,
+            dim=len(columns),
+            symbols=table.symbols,
+            covariates=covariates_from_table(frame, sequence, time, gaps, covariates, standardize),
+        )
 
     @classmethod
     def from_file(
@@ -342,6 +334,8 @@ class Sequences:
         value: str | Sequence[str] = "value",
         gaps: str = "missing",
         symbols: Sequence[str] | None = None,
+        covariates: Sequence[str] | None = None,
+        standardize: bool = True,
     ) -> Sequences:
         """Read sequences from ``.csv`` (long format), ``.npy`` or ``.npz``.
 
@@ -356,7 +350,7 @@ class Sequences:
             :meth:`from_dataframe`; in a file of one column every line is a step, an empty
             one a missing value); an ``.npy`` array (as for the constructor); or an ``.npz``
             archive holding either ``values`` (+ optional ``lengths``) or one array per sequence.
-        sequence, time, value, gaps, symbols
+        sequence, time, value, gaps, symbols, covariates, standardize
             CSV input: the columns and their reading, as in :meth:`from_dataframe`.
 
         Returns
@@ -375,6 +369,11 @@ class Sequences:
         suffix = path.suffix.lower()
         if suffix not in (".csv", ".npy", ".npz"):
             raise ValueError(f"path: expected a .csv, .npy or .npz file, got {path.name!r}")
+        if covariates is not None and suffix != ".csv":
+            raise ValueError(
+                "covariates: columns of a CSV file; attach covariates to arrays with "
+                "Sequences(..., covariates=Covariates(...))"
+            )
         label = file_label("path", path)
         try:
             if suffix == ".csv":
@@ -384,7 +383,14 @@ class Sequences:
                 one_column = len(pd.read_csv(path, nrows=0).columns) == 1
                 frame = pd.read_csv(path, dtype=types, skip_blank_lines=not one_column)
                 return cls.from_dataframe(
-                    frame, sequence=sequence, time=time, value=value, gaps=gaps, symbols=symbols
+                    frame,
+                    sequence=sequence,
+                    time=time,
+                    value=value,
+                    gaps=gaps,
+                    symbols=symbols,
+                    covariates=covariates,
+                    standardize=standardize,
                 )
             if suffix == ".npy":
                 array = read_npy(path, "path", kinds=_FILE_KINDS)
@@ -466,7 +472,10 @@ class Sequences:
         return [self[index] for index in range(self.num_sequences)]
 
     def to_dataframe(self) -> pd.DataFrame:
-        """Return a long-format table with columns ``sequence``, ``time`` and ``value``."""
+        """Return a long-format table: ``sequence``, ``time``, ``value`` and the covariates.
+
+        The covariates' columns hold their values as given (not standardised).
+        """
         rows = []
         for index in range(self.num_sequences):
             row = self.values[index, : int(self.lengths[index])].numpy()
@@ -475,6 +484,10 @@ class Sequences:
             )
             frame.insert(0, "time", np.arange(len(row)))
             frame.insert(0, "sequence", index)
+            if self.covariates is not None:
+                raw = self.covariates.raw[index, : len(row)].numpy()
+                for position, name in enumerate(self.covariates.names):
+                    frame[name] = raw[:, position]
             rows.append(frame)
         return pd.concat(rows, ignore_index=True)
 
@@ -551,6 +564,8 @@ class Sequences:
         subset.values = self.values[index, : int(lengths.max())]
         subset.lengths = lengths
         subset.symbols = self.symbols
+        if self.covariates is not None:
+            subset.covariates = self.covariates.select(index)
         return subset
 
     def __repr__(self) -> str:
@@ -561,6 +576,8 @@ class Sequences:
         if self.symbols is not None:
             names = ", ".join(repr(name) for name in self.symbols[:5])
             named = f", symbols=[{names}{', ...' if len(self.symbols) > 5 else ''}]"
+        if self.covariates is not None:
+            named += f", covariates={list(self.covariates.names)}"
         return (
             f"Sequences(num_sequences={self.num_sequences}, dim={self.dim}, "
             f"lengths={shown}, missing={missing}{named})"

@@ -17,6 +17,7 @@ from typing import Any
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro.ops.indexing import Vindex
 from pyro.ops.special import safe_log
 
 from hmm_pyro import kernels
@@ -68,6 +69,19 @@ class HMM:
     >>> sorted(hmm.param_shapes().items())
     [('A', (2, 2)), ('B', (2, 3)), ('pi', (2,))]
     """
+
+    kind: str = "hmm"
+    """Name of the model class in :meth:`to_config` (absent for ``HMM`` itself)."""
+    time_varying: bool = False
+    """Whether the transition matrix changes from step to step (``log_A (..., N, T, K, K)``)."""
+    transition_covariates: tuple[str, ...] = ()
+    """Covariates the transitions depend on (none: one transition matrix)."""
+    _KINDS: dict[str, type[HMM]] = {}  # noqa: RUF012
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:  # a subclass with a kind of its own: rebuilt by from_config
+            HMM._KINDS[cls.kind] = cls
 
     def __init__(
         self,
@@ -121,6 +135,34 @@ class HMM:
         """Parameters whose rows are probability vectors: ``pi``, ``A`` and the emission's."""
         return ("pi", "A", *self.emission.simplex_params)
 
+    def param_coords(self) -> dict[str, list[Any]]:
+        """Coordinate values of parameter dimensions that are not ``0 .. n-1`` (ArviZ)."""
+        return self.emission.param_coords()
+
+    def potential_coordinates(self) -> dict[str, str]:
+        """Kind of the NUTS/MAP coordinates of each parameter (:mod:`hmm_pyro.inference`).
+
+        ``pi`` and the rows of ``A`` by stick-breaking, the emission's as it names them
+        (:meth:`~hmm_pyro.emissions.Emission.potential_coordinates`).
+        """
+        return {"pi": "simplex", "A": "simplex", **self.emission.potential_coordinates()}
+
+    def bijection(self, name: str) -> Any:
+        """The transform of a parameter of coordinate kind ``"bijection"``."""
+        return self.emission.bijection(name)
+
+    def dirichlet_concentrations(self) -> dict[str, torch.Tensor]:
+        """Concentrations of the Dirichlet priors of ``pi`` and the rows of ``A``."""
+        num = self.num_states
+        return {
+            "pi": self.prior.resolve_initial(num, self.dtype),
+            "A": self.prior.resolve_transitions(num, self.dtype),
+        }
+
+    def potential_terms(self, data: Sequences) -> Any:
+        """The emission family's numba log joint (``None``: the potential runs in torch)."""
+        return self.emission.potential_terms(self.prior, self.num_states, self.dtype, data)
+
     def num_free_params(self, initial: str = "free") -> int:
         """Free parameters of one draw: every entry, less one per probability row.
 
@@ -153,7 +195,15 @@ class HMM:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> HMM:
-        """Rebuild an ``HMM`` from :meth:`to_config` output."""
+        """Rebuild an ``HMM`` (or the subclass its ``kind`` names) from :meth:`to_config` output."""
+        kind = config.get("kind", "hmm")
+        if kind != "hmm":
+            if kind not in HMM._KINDS:
+                raise ValueError(
+                    f"config: unknown model kind {kind!r} (known: {sorted(HMM._KINDS)}; a "
+                    "kind is known once its module is imported, e.g. hmm_pyro.covariate_model)"
+                )
+            return HMM._KINDS[kind]._from_config(config)
         return cls(
             num_states=config["num_states"],
             emission=from_config(config["emission"]),
@@ -236,25 +286,31 @@ class HMM:
                 raise TypeError(
                     f"params[{name!r}]: expected numbers, got {describe(params[name])}"
                 ) from error
-        shapes = self.param_shapes()
-        for name in ("pi", "A"):
-            value = converted[name]
-            shape = shapes[name]
-            if value.dim() < len(shape) or tuple(value.shape[value.dim() - len(shape) :]) != shape:
-                raise ValueError(
-                    f"params[{name!r}]: expected trailing shape {shape}, got {describe(value)}"
-                )
-            ok = torch.isfinite(value).all() and (value >= 0).all()
-            if not ok or not torch.allclose(
-                value.sum(-1), torch.ones((), dtype=self.dtype), atol=_SIMPLEX_ATOL
-            ):
-                raise ValueError(
-                    f"params[{name!r}]: expected probabilities (rows non-negative and summing "
-                    f"to 1 within {_SIMPLEX_ATOL})"
-                )
+        self._check_transition_params(converted)
         self.emission.validate_params(converted, self.num_states)
         self.batch_shape(converted)
         return converted
+
+    def _check_transition_params(self, converted: Params) -> None:
+        """Check the shapes and values of ``pi`` and ``A`` (probability rows)."""
+        shapes = self.param_shapes()
+        for name in ("pi", "A"):
+            self._check_probabilities(name, converted[name], shapes[name])
+
+    def _check_probabilities(self, name: str, value: torch.Tensor, shape: tuple[int, ...]) -> None:
+        """Raise unless ``value`` has trailing ``shape`` and rows that are probabilities."""
+        if value.dim() < len(shape) or tuple(value.shape[value.dim() - len(shape) :]) != shape:
+            raise ValueError(
+                f"params[{name!r}]: expected trailing shape {shape}, got {describe(value)}"
+            )
+        ok = torch.isfinite(value).all() and (value >= 0).all()
+        if not ok or not torch.allclose(
+            value.sum(-1), torch.ones((), dtype=self.dtype), atol=_SIMPLEX_ATOL
+        ):
+            raise ValueError(
+                f"params[{name!r}]: expected probabilities (rows non-negative and summing "
+                f"to 1 within {_SIMPLEX_ATOL})"
+            )
 
     def batch_shape(self, params: Params) -> torch.Size:
         """Broadcast leading (draw) shape of a parameter dict."""
@@ -308,7 +364,10 @@ class HMM:
     ) -> Any:
         """Apply ``func(*kernel_inputs)`` over chunks of draws; concatenate along the batch."""
         return self._map_params(
-            params, data, lambda part: func(*self.kernel_inputs(part, data)), width
+            params,
+            data,
+            lambda part: func(*self.kernel_inputs(part, data), time_varying=self.time_varying),
+            width,
         )
 
     def _map_params(
@@ -362,17 +421,44 @@ class HMM:
             params, data, lambda part: self.sequence_log_likelihood(part, data), width
         )
 
-    def sequence_log_likelihood(self, params: Params, data: Sequences) -> torch.Tensor:
+    def sequence_log_likelihood(
+        self, params: Params, data: Sequences, logs: Params | None = None
+    ) -> torch.Tensor:
         """Log likelihood of each sequence, ``(..., N)``, without validation or chunking.
 
         The one route every likelihood-only consumer takes (:meth:`log_likelihood`, the Pyro
         model, streaming SVI): the emission family's
         :meth:`~hmm_pyro.emissions.Emission.sequence_log_likelihood`, which for one categorical
         parameter set on the CPU looks the symbols up without an ``(N, T, K)`` table.
-        ``params`` must be valid and ``data`` prepared (:meth:`prepare_data`).
+        ``params`` must be valid and ``data`` prepared (:meth:`prepare_data`). ``logs`` may
+        hold ``log pi`` and ``log A`` computed in log space (the NUTS/MAP coordinates).
         """
-        log_pi, log_A = safe_log(params["pi"]), safe_log(params["A"])
+        logs = logs or {}
+        log_pi = logs["pi"] if "pi" in logs else safe_log(params["pi"])
+        log_A = logs["A"] if "A" in logs else safe_log(params["A"])
         return self.emission.sequence_log_likelihood(log_pi, log_A, params, data)
+
+    def transition_matrices(self, params: Params, rows: torch.Tensor) -> torch.Tensor:
+        """Transition matrices at ``M`` rows of :attr:`transition_covariates`: ``(..., M, K, K)``.
+
+        ``rows (M, P)`` holds standardised covariate values (``P = 0`` here: ``A`` repeated).
+        """
+        if rows.dim() != 2 or rows.shape[1] != len(self.transition_covariates):
+            raise ValueError(
+                f"rows: expected (M, {len(self.transition_covariates)}) covariate values, got "
+                f"{describe(rows)}"
+            )
+        return params["A"].unsqueeze(-3).expand(*params["A"].shape[:-2], rows.shape[0], -1, -1)
+
+    def chain_probabilities(
+        self, params: Params, covariates: Any = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The chain's initial distribution and transition matrix of one parameter set.
+
+        Returns ``pi (K,)`` and ``A (K, K)``; a model with covariates returns them per
+        sequence and step (``(N, K)`` and ``(N, T, K, K)``). ``covariates`` are ignored here.
+        """
+        return params["pi"], params["A"]
 
     def posterior_marginals(self, params: Params, data: SequencesLike) -> torch.Tensor:
         """Smoothed state probabilities ``p(z_t = k | y, params)``: ``(..., N, T, K)``.
@@ -424,7 +510,10 @@ class HMM:
         num_samples = check_int("num_samples", num_samples, minimum=1)
         generator = make_generator(seed)
         return kernels.sample_paths(
-            *self.kernel_inputs(params, data), num_samples=num_samples, generator=generator
+            *self.kernel_inputs(params, data),
+            num_samples=num_samples,
+            generator=generator,
+            time_varying=self.time_varying,
         )
 
     # ------------------------------------------------------------------ Pyro models
@@ -461,14 +550,20 @@ class HMM:
         values = torch.where(data.observed, data.values, self.emission.fill_value()).to(self.dtype)
         observed = data.observed
         valid = data.mask
+        initial, transition = self.chain_probabilities(params, data.covariates)
+        rows = torch.arange(data.num_sequences)
         with pyro.plate("sequences", data.num_sequences, dim=-1):
             state = None
             for t in pyro.markov(range(data.max_length)):
                 if state is None:
-                    probs = params["pi"]
+                    probs = initial
                 else:
                     stay = torch.nn.functional.one_hot(state, num).to(self.dtype)
-                    probs = torch.where(valid[:, t, None], params["A"][state], stay)
+                    if transition.dim() == 2:
+                        moves = transition[state]
+                    else:  # one matrix per sequence and step; the one from step t - 1
+                        moves = Vindex(transition)[rows, t - 1, state]
+                    probs = torch.where(valid[:, t, None], moves, stay)
                 state = pyro.sample(
                     f"z_{t}", dist.Categorical(probs), infer={"enumerate": "parallel"}
                 )

@@ -15,6 +15,7 @@ import torch
 from hmm_pyro._random import draw_categorical, make_generator
 from hmm_pyro._types import Params
 from hmm_pyro._validation import check_int, describe
+from hmm_pyro.covariates import Covariates
 from hmm_pyro.data import Sequences
 from hmm_pyro.kernels import PAD_STATE
 from hmm_pyro.model import HMM
@@ -44,8 +45,9 @@ REFERENCE_PARAMS = {
 def simulate(
     hmm: HMM,
     params: Params,
-    lengths: int | Sequence[int],
+    lengths: int | Sequence[int] | None = None,
     seed: int | None = None,
+    covariates: Covariates | None = None,
 ) -> tuple[Sequences, torch.Tensor]:
     """Draw hidden state paths and observations from ``hmm`` with fixed ``params``.
 
@@ -55,15 +57,20 @@ def simulate(
         The model (its emission family generates the observations).
     params : dict of torch.Tensor
         One parameter set (no draw dimensions).
-    lengths : int or sequence of int
-        Length of each sequence; an int gives one sequence.
+    lengths : int or sequence of int, optional
+        Length of each sequence; an int gives one sequence. Default: the lengths of
+        ``covariates``.
     seed : int, optional
         Seed for reproducible draws.
+    covariates : Covariates, optional
+        Covariates of the sequences to simulate (their lengths must be ``lengths``): required
+        by a :class:`~hmm_pyro.CovariateHMM`, whose transitions they drive; attached to the
+        returned data either way.
 
     Returns
     -------
     data : Sequences
-        The observations.
+        The observations (with ``covariates`` attached).
     states : torch.Tensor
         ``(N, T_max)`` int64 hidden states, ``-1`` at padded steps.
 
@@ -83,6 +90,8 @@ def simulate(
             "params: expected a single parameter set, "
             f"got draw dimensions {tuple(hmm.batch_shape(params))}"
         )
+    if lengths is None and covariates is not None:
+        lengths = covariates.lengths.tolist()
     if isinstance(lengths, int) and not isinstance(lengths, bool):
         lengths = [lengths]
     if isinstance(lengths, (str, bytes)) or not isinstance(lengths, Sequence) or not lengths:
@@ -92,17 +101,30 @@ def simulate(
     lengths = [
         check_int(f"lengths[{index}]", length, minimum=1) for index, length in enumerate(lengths)
     ]
+    if covariates is not None and covariates.lengths.tolist() != lengths:
+        raise ValueError(
+            f"covariates: expected sequences of lengths {lengths[:5]}{' ...' * (len(lengths) > 5)}"
+            f" (lengths), got {covariates.lengths.tolist()[:5]}"
+        )
     generator = make_generator(seed)
     num_sequences, max_length = len(lengths), max(lengths)
-    state = draw_categorical(params["pi"].expand(num_sequences, -1), generator)
+    initial, transition = hmm.chain_probabilities(params, covariates)
+    rows = torch.arange(num_sequences)
+    state = draw_categorical(initial.expand(num_sequences, -1), generator)
     columns = [state]
-    for _ in range(1, max_length):
-        state = draw_categorical(params["A"][state], generator)
+    for t in range(1, max_length):
+        # one matrix for all steps, or (covariates) one per sequence and step
+        moves = transition[state] if transition.dim() == 2 else transition[rows, t - 1, state]
+        state = draw_categorical(moves, generator)
         columns.append(state)
     states = torch.stack(columns, dim=-1)
     values = hmm.emission.sample(params, states, generator)
     valid = torch.arange(max_length) < torch.tensor(lengths)[:, None]
-    data = Sequences([values[n, : lengths[n]] for n in range(num_sequences)], dim=hmm.emission.dim)
+    data = Sequences(
+        [values[n, : lengths[n]] for n in range(num_sequences)],
+        dim=hmm.emission.dim,
+        covariates=covariates,
+    )
     states = torch.where(valid, states, torch.full_like(states, PAD_STATE))
     return data, states
 

@@ -273,15 +273,18 @@ def _data_driven(hmm: HMM, data: Sequences, generator: torch.Generator) -> Param
     """Prior draws for ``pi`` and ``A``; emission parameters from the data.
 
     The family places what it can (:meth:`hmm_pyro.emissions.Emission.start_from_data`:
-    Gaussian means and Poisson rates at random quantiles of the data); the rest
-    (categorical rows) come from :func:`window_start`.
+    Gaussian means and Poisson rates at random quantiles of the data); a family that places
+    nothing (categorical rows, a Pyro distribution without a data start) gets every emission
+    parameter from :func:`window_start`. Where a family places its locations only (negative
+    binomial rates, Student-t locations and scales), the rest (dispersion, degrees of freedom)
+    stay prior draws: the states are already apart in their locations, and the windows'
+    distances need every parameter of the law.
     """
     params = hmm.sample_prior(seed=int(torch.randint(2**31 - 1, (), generator=generator)))
     placed = hmm.emission.start_from_data(data, hmm.num_states, generator, hmm.dtype)
     params.update(placed)
-    missing = tuple(name for name in hmm.emission.param_names if name not in placed)
-    if missing and hmm.num_states > 1:
-        params.update(window_start(hmm, data, generator, missing))
+    if not placed and hmm.num_states > 1:
+        params.update(window_start(hmm, data, generator, tuple(hmm.emission.param_names)))
     return params
 
 

@@ -364,10 +364,13 @@ class MemoryStore(_Store):
 
     @property
     def fingerprint(self) -> str:
-        """SHA-256 of the values and lengths."""
+        """SHA-256 of the values and lengths (and of the covariates the sequences carry)."""
         if self._fingerprint is None:
             digest = _Fingerprint()
             digest.update(self.data.values.numpy(), self.lengths)
+            covariates = self.data.covariates
+            if covariates is not None:  # the values the model sees, standardised or not
+                digest.update(covariates.values.numpy(), self.lengths)
             self._fingerprint = digest.hexdigest()
         return self._fingerprint
 

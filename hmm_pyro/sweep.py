@@ -209,6 +209,8 @@ def _build(hmm_factory: Callable[..., HMM], point: dict[str, Any], text: str) ->
         raise kind(f"hmm_factory({text}): {error}") from error
     if not isinstance(hmm, HMM):
         raise TypeError(f"hmm_factory({text}): expected a hmm_pyro.HMM, got {describe(hmm)}")
+    if hmm.time_varying:  # the points rebuild the data from values and lengths alone
+        raise ValueError(f"hmm_factory({text}): sweep does not carry covariates yet; got {hmm!r}")
     return hmm
 
 

@@ -251,7 +251,10 @@ def _in_options(text: str) -> str:
 
 
 def load_data(
-    args: argparse.Namespace, path: str | None = None, symbols: Sequence[str] | None = None
+    args: argparse.Namespace,
+    path: str | None = None,
+    symbols: Sequence[str] | None = None,
+    **covariates: Any,
 ) -> Sequences:
     """Read the data file (``args.data`` unless ``path``) with the column options given.
 
@@ -266,11 +269,14 @@ def load_data(
         Another file than ``args.data``.
     symbols : sequence of str, optional
         The names of the symbols (a fit's) that text values are coded with.
+    **covariates
+        ``covariates`` (columns) and ``standardize``, as :meth:`hmm_pyro.Sequences.from_file`.
     """
     from hmm_pyro.data import Sequences, TimeGapWarning
 
     file = args.data if path is None else path
     options: dict[str, Any] = set_only(gaps=getattr(args, "time_gaps", None), symbols=symbols)
+    options.update(covariates)
     default_sequence = _library.parameters("hmm_pyro.data:Sequences.from_file")["sequence"]
     if args.sequence_column is not None:
         none = args.sequence_column.lower() == "none"

@@ -140,6 +140,9 @@ def estimate_lines(fit: Fit, params: dict[str, Any]) -> list[str]:
                 continue
         elif values.ndim == 2:
             columns = _labels(fit, name, 1, values.shape[1])
+        elif _is_pairwise(fit, name):
+            lines += _pair_lines(fit, name, values)
+            continue
         else:
             lines.append(
                 f"  array of shape {values.shape}: min {_number(values.min())}, "
@@ -147,6 +150,25 @@ def estimate_lines(fit: Fit, params: dict[str, Any]) -> list[str]:
             )
             continue
         lines += _matrix_lines(values, columns, name in simplex)
+    return lines
+
+
+def _is_pairwise(fit: Fit, name: str) -> bool:
+    """A ``(K, K, C)`` parameter of state pairs: transition coefficients per term."""
+    dims = fit.idata.posterior[name].dims[2:]
+    return len(dims) == 3 and dims[:2] == ("state", "state_to")
+
+
+def _pair_lines(fit: Fit, name: str, values: np.ndarray) -> list[str]:
+    """One row per pair ``i -> j`` (pairs of all-zero rows, references, left out)."""
+    count = values.shape[0]
+    columns = _labels(fit, name, 2, values.shape[2])
+    pairs = [(i, j) for i in range(count) for j in range(count) if values[i, j].any()]
+    rows = [["from -> to", *columns]]
+    rows += [[f"{i} -> {j}", *(_number(v) for v in values[i, j])] for i, j in pairs[:MAX_ROWS]]
+    lines = _table(rows)
+    if len(pairs) > MAX_ROWS:
+        lines.append(f"  ... {len(pairs) - MAX_ROWS} more pairs")
     return lines
 
 

@@ -26,7 +26,10 @@ def run(args: argparse.Namespace) -> int:
 
     fit = load_fit(args.fit)
     symbols = fit.hmm.emission.symbol_names  # text data coded as the fit's symbols
-    data = None if args.data is None else load_data(args, args.data, symbols=symbols)
+    options = {}
+    if fit.data.covariates is not None:  # the fit's covariate columns, on the fit's scale
+        options = {"covariates": list(fit.data.covariates.names), "standardize": False}
+    data = None if args.data is None else load_data(args, args.data, symbols=symbols, **options)
     table, scores = decode_table(fit, data, max_draws=args.max_draws)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -49,7 +52,8 @@ def add_parser(commands: Any) -> None:
         help="most probable state paths and state probabilities",
         description="Decode sequences with a fit: Viterbi path under the posterior mean and "
         "smoothed state probabilities averaged over draws. Writes a CSV with columns "
-        "sequence, time, value, viterbi, p_state_0, ...",
+        "sequence, time, value, viterbi, p_state_0, ... A fit with covariates reads the same "
+        "covariate columns from --data and standardises them as the fitted data were.",
     )
     add_fit_argument(parser)
     add_data_argument(parser, "--data", "data to decode (default: the fitted data)")

@@ -4,6 +4,11 @@ Stores (``hmm-pyro store``) are fitted by mini-batch SVI, read lazily; so are da
 ``--batch-size``. After every fit: the estimates, compactly (:mod:`hmm_pyro.cli._summary`),
 and the fit statistics (log likelihood, log posterior, free parameters, AIC and BIC of point
 estimates, elapsed time).
+
+``--transition-covariates`` reads columns of the CSV data file as covariates (standardised
+unless ``--raw-covariates``; the means and standard deviations are kept in the fit) and fits a
+:class:`~hmm_pyro.CovariateHMM` (NUTS, SVI or MAP); the plots of the transition probabilities
+against each covariate are written next to the fit.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ __all__ = ["FIT_METHODS", "add_parser"]
 
 FIT_METHODS = ("nuts", "svi", "map", "em", "viterbi", "supervised")
 """The runners of ``fit --method`` (in-memory data; stores always use ``svi_stream``)."""
+COVARIATE_METHODS = ("nuts", "svi", "map")
+"""The runners that fit a model with transition covariates."""
 
 
 def _read_states(path: str) -> list[np.ndarray]:
@@ -123,14 +130,63 @@ def _fit_stream(args: argparse.Namespace) -> Fit:
     return get_runner("svi_stream")(hmm, store, **options)
 
 
+def _columns(text: str | None) -> list[str]:
+    return [] if text is None else [column.strip() for column in text.split(",") if column.strip()]
+
+
+def _check_covariate_options(args: argparse.Namespace, streaming: bool) -> None:
+    """Covariates: CSV columns, in memory, for the runners of a CovariateHMM."""
+    given = _columns(args.transition_covariates)
+    if args.transition_covariates is not None and not given:
+        raise ValueError("--transition-covariates: expected comma-separated column names")
+    if not given:
+        for flag, value in (
+            ("--initial-covariates", args.initial_covariates),
+            ("--raw-covariates", args.raw_covariates or None),
+        ):
+            if value is not None:
+                raise ValueError(f"{flag}: goes with --transition-covariates")
+        return
+    if streaming:
+        raise ValueError(
+            "--transition-covariates: covariates are read from a CSV data file in memory; "
+            "not with --batch-size or a store"
+        )
+    if args.method not in COVARIATE_METHODS:
+        raise ValueError(
+            f"--transition-covariates: fitted by --method {', '.join(COVARIATE_METHODS)} "
+            f"(transition regressions have no closed-form M-step); got --method {args.method}"
+        )
+
+
+def _covariate_model(args: argparse.Namespace, data: Any, prior: Any) -> Any:
+    """The :class:`~hmm_pyro.CovariateHMM` of the model options and the covariate columns."""
+    from hmm_pyro.covariate_model import CovariateHMM
+
+    plain = model_of(args, data, prior=prior)  # the emission and prior options, checked
+    return CovariateHMM(
+        plain.num_states,
+        plain.emission,
+        _columns(args.transition_covariates),
+        _columns(args.initial_covariates),
+        prior=plain.prior,
+    )
+
+
 def _fit_in_memory(args: argparse.Namespace) -> Fit:
     from hmm_pyro.priors import Prior
     from hmm_pyro.runners import get_runner
 
-    data = load_data(args)
+    covariates = _columns(args.transition_covariates) + _columns(args.initial_covariates)
+    columns = list(dict.fromkeys(covariates))
+    options = {"covariates": columns, "standardize": not args.raw_covariates} if columns else {}
+    data = load_data(args, **options)
     # --mle: flat Dirichlet priors of pi and A (the likelihood's maximiser) and no emission prior
     prior = Prior(pi=1.0, A=1.0, stickiness=0.0) if args.mle else None
-    hmm = model_of(args, data, prior=prior)
+    if columns:
+        hmm = _covariate_model(args, data, prior)
+    else:
+        hmm = model_of(args, data, prior=prior)
     data = hmm.prepare_data(data)
     options = runner_kwargs(args, args.method)
     if args.checkpoint is None:  # the checkpoint interval means nothing without a checkpoint
@@ -141,6 +197,14 @@ def _fit_in_memory(args: argparse.Namespace) -> Fit:
         options["emission_prior"] = False
     how = " (maximum likelihood)" if args.mle else ""
     print(f"data: {data}\nmodel: {hmm!r}\nmethod: {args.method}{how}", flush=True)
+    if data.covariates is not None and data.covariates.standardized:
+        scales = ", ".join(
+            f"{name} (mean {mean:.4g}, sd {sd:.4g})"
+            for name, mean, sd in zip(
+                data.covariates.names, data.covariates.means, data.covariates.sds, strict=True
+            )
+        )
+        print(f"covariates standardised: {scales}", flush=True)
     if args.method == "supervised":
         if args.state_file is None:
             raise ValueError("--state-file: expected the labelled state paths for supervised")
@@ -156,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
 
     streaming = args.batch_size is not None or is_store(args.data)
     _check_fit_options(args, streaming)
+    _check_covariate_options(args, streaming)
     began = time.perf_counter()
     try:
         fit = _fit_stream(args) if streaming else _fit_in_memory(args)
@@ -175,8 +240,21 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(convergence_lines(fit)))
     print("\n".join(summary_lines(fit, seconds)))
     path = fit.save(args.out)
+    if fit.hmm.transition_covariates:
+        for written in _covariate_plots(fit, path):
+            print(f"wrote {written}")
     print(f"saved {path}; next: hmm-pyro diagnose {path}")
     return EXIT_OK
+
+
+def _covariate_plots(fit: Fit, path: Path) -> list[Path]:
+    """The transition probabilities against each covariate, next to the fit file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from hmm_pyro.plots import save_fit_plots
+
+    return save_fit_plots(fit, path.parent, kinds=["covariates"], prefix=path.stem)
 
 
 def add_parser(commands: Any) -> None:
@@ -205,6 +283,25 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help="plain maximum likelihood: no emission prior and flat Dirichlet priors "
         "(concentration 1, no stickiness) on pi and A; refuses the prior options",
+    )
+    covariates = parser.add_argument_group("covariates (non-homogeneous transitions)")
+    covariates.add_argument(
+        "--transition-covariates",
+        metavar="COLS",
+        help="comma-separated columns of the CSV data file that the transitions depend on "
+        "(multinomial-logit rows, staying as reference; --method nuts, svi or map); the "
+        "plots of the transition probabilities against each are written next to --out",
+    )
+    covariates.add_argument(
+        "--initial-covariates",
+        metavar="COLS",
+        help="columns whose first-step values the initial distribution depends on",
+    )
+    covariates.add_argument(
+        "--raw-covariates",
+        action="store_true",
+        help="use the covariates as they are (default: standardised to mean 0 and sd 1, the "
+        "means and sds kept in the fit)",
     )
     parser.add_argument("--out", default="fit.nc", help="result file (default: %(default)s)")
     resilience = parser.add_argument_group("many sequences and long runs")

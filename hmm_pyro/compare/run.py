@@ -185,6 +185,8 @@ def compare_priors(
     """
     if not isinstance(hmm, HMM):
         raise TypeError(f"hmm: expected a hmm_pyro.HMM, got {describe(hmm)}")
+    if hmm.time_varying:  # the workers rebuild the data from values and lengths alone
+        raise ValueError(f"hmm: compare_priors does not carry covariates yet; got {hmm!r}")
     data = hmm.prepare_data(data)
     settings = _check_priors(priors)
     check_choice("method", method, COMPARE_METHODS)

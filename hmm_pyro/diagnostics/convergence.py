@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import torch
 
 from hmm_pyro.diagnostics.collapse import min_pairwise
 from hmm_pyro.diagnostics.modes import ChainGap, chain_gap, rhat_noise
@@ -104,16 +105,30 @@ def invariant_quantities(
     dict of numpy.ndarray
         ``(chain, draw, ...)`` quantities.
     """
+    transitions = reference_transitions(hmm, draws)
     quantities = {
         "log_likelihood": log_likelihood,
         "log_joint": log_likelihood + log_prior,
-        "sorted_self_transition": np.sort(np.diagonal(draws["A"], axis1=-2, axis2=-1), -1),
+        "sorted_self_transition": np.sort(np.diagonal(transitions, axis1=-2, axis2=-1), -1),
     }
     for name in hmm.emission.param_names:
         quantities[f"sorted_{name}"] = np.sort(draws[name], axis=2)
     if hmm.num_states > 1:
         quantities["min_distance"] = min_pairwise(emission_distances(hmm, draws))
     return quantities
+
+
+def reference_transitions(hmm: HMM, draws: Arrays) -> np.ndarray:
+    """The transition matrix of each draw, ``(..., K, K)``.
+
+    ``A``, or for a model whose transitions change with covariates the matrix at covariates 0
+    (their means when standardised).
+    """
+    if "A" in draws:
+        return np.asarray(draws["A"])
+    params = {name: torch.as_tensor(np.asarray(value)) for name, value in draws.items()}
+    rows = torch.zeros(1, len(hmm.transition_covariates), dtype=hmm.dtype)
+    return hmm.transition_matrices(params, rows)[..., 0, :, :].numpy()
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ class _Draws:
 
     @property
     def num_kept(self) -> int:
-        return int(np.prod(self.draws["pi"].shape[:2]))
+        return int(np.prod(next(iter(self.draws.values())).shape[:2]))
 
 
 def _prepare(fit: Fit, max_draws: int, log_post_all: np.ndarray) -> _Draws:
@@ -179,7 +179,12 @@ def _check_contraction(kept: _Draws) -> tuple[Flag | None, ContractionStatistics
     """Prior domination: contraction of relabelled posterior against relabelled prior draws."""
     hmm, prior = kept.hmm, kept.prior
     prior_perms = compute_labelling(
-        hmm, kept.fit.data, prior, np.zeros(prior["pi"].shape[:2]), "stephens", cross_check=False
+        hmm,
+        kept.fit.data,
+        prior,
+        np.zeros(next(iter(prior.values())).shape[:2]),
+        "stephens",
+        cross_check=False,
     ).perms
     contraction = contraction_statistics(
         hmm, kept.relabelled, permute_params(hmm, prior, prior_perms)
@@ -298,6 +303,12 @@ def _refit_checks(
         notes.append(
             "the states were observed (supervised fit): no refits with fewer states or "
             "without the emission prior; the number of states was given, not inferred"
+        )
+    elif fit.hmm.num_states >= 2 and deep and fit.hmm.time_varying:
+        notes.append(
+            "refits skipped: the transitions change with covariates, and the refits with fewer "
+            "states, without the emission prior and as a mixture run EM, which updates one "
+            "transition matrix; the cause of collapsed or redundant states is not established"
         )
     elif fit.hmm.num_states >= 2 and deep:
         start = {name: value.mean((0, 1)) for name, value in kept.relabelled.items()}

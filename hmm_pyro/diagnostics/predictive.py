@@ -361,7 +361,11 @@ def _dwell_checks(
     reference = hmm.viterbi(stacked, data)[0].numpy()  # (S, N, T)
     if inputs:
         log_pi, log_A, table = (torch.stack([piece[i] for piece in inputs]) for i in range(3))
-        paths = [kernels.viterbi(log_pi, log_A, table, inputs[0][3])[0].numpy()]
+        paths = [
+            kernels.viterbi(log_pi, log_A, table, inputs[0][3], time_varying=hmm.time_varying)[
+                0
+            ].numpy()
+        ]
     shape = reference.shape[1:]
     replicas = _dwell(np.concatenate([batch.reshape(-1, *shape) for batch in paths]))
     observed = _dwell(reference)  # one value per draw
@@ -425,12 +429,21 @@ def predictive_checks(
     for pick, copies in zip(picks.tolist(), shares.tolist(), strict=True):
         params = {name: value[pick] for name, value in flat.items()}
         child = int(torch.randint(2**31 - 1, (), generator=generator))
-        replicas, _ = simulate(hmm, params, lengths * copies, seed=child)
+        covariates = (
+            None
+            if data.covariates is None
+            else data.covariates.select(list(range(data.num_sequences)) * copies)
+        )
+        replicas, _ = simulate(hmm, params, lengths * copies, covariates=covariates, seed=child)
         values = _masked(replicas, observed, copies)
         for name, (_, coordinate, statistic) in statistics.items():
             replicated[name].append(statistic(values[..., coordinate]))
         if hmm.num_states > 1:
-            batch = Sequences(values.reshape(-1, *observed.shape[1:]), lengths=lengths * copies)
+            batch = Sequences(
+                values.reshape(-1, *observed.shape[1:]),
+                lengths=lengths * copies,
+                covariates=covariates,
+            )
             if stack:
                 inputs.append(hmm.kernel_inputs(params, hmm.prepare_data(batch)))
             else:

@@ -175,9 +175,8 @@ def sub_prior(hmm: HMM, keep: Sequence[int]) -> Prior:
         "A": prior.resolve_transitions(num).numpy()[np.ix_(index, index)],
         "stickiness": 0.0,
     }
-    emission = hmm.emission.prior_hyperparameters(prior, num, torch.float64)
-    for name, value in emission.items():
-        changes[name] = value.numpy()[index]
+    emission = hmm.emission.prior_fields_for_states(prior, num, index)
+    changes.update({name: value.numpy() for name, value in emission.items()})
     return prior.replace(**changes)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from hmm_pyro.diagnostics.convergence import reference_transitions
 from hmm_pyro.diagnostics.flags import Flag, Remedy
 from hmm_pyro.diagnostics.thresholds import SOLUTION_DISTANCE, WEAK_IDENTIFIABILITY_NATS
 from hmm_pyro.fit import Fit
@@ -88,8 +89,8 @@ def _matched_distance(hmm: HMM, first: Arrays, second: Arrays) -> float:
     rows, cols = linear_sum_assignment(cross)
     order = cols[np.argsort(rows)]
     emission = float(cross[np.arange(num), order].max())
-    a_first = np.asarray(first["A"])
-    a_second = np.asarray(second["A"])[np.ix_(order, order)]
+    a_first = reference_transitions(hmm, first)
+    a_second = reference_transitions(hmm, second)[np.ix_(order, order)]
     rows_h2 = 1.0 - np.sqrt(np.clip(a_first * a_second, 0.0, None)).sum(-1)
     return max(emission, float(rows_h2.max()))
 
@@ -127,7 +128,7 @@ def restart_comparison(fit: Fit) -> RestartComparison | None:
         return None
     objective, values = found
     hmm = fit.hmm
-    count = len(restarts["pi"])
+    count = len(next(iter(restarts.values())))
     if count < 2 or values.size != count:
         return None
     params = [

@@ -209,6 +209,33 @@ class Emission(ABC):
             Keyed by :class:`~hmm_pyro.priors.Prior` field name (``"B"``; ``"mu_loc"``, ...).
         """
 
+    def prior_fields_for_states(
+        self, prior: Prior, num_states: int, keep: list[int]
+    ) -> dict[str, torch.Tensor]:
+        """The emission fields of ``prior`` for a model with the states ``keep`` only.
+
+        Each field's per-state value for the kept states, so that a smaller model (merged
+        states, ``diagnose``'s refits) keeps the kept states' own prior. Families whose
+        :meth:`prior_hyperparameters` are not keyed by :class:`~hmm_pyro.priors.Prior` field
+        (a product of blocks) override this.
+
+        Parameters
+        ----------
+        prior : Prior
+            The model's prior.
+        num_states : int
+            Number of states ``K`` of the model.
+        keep : list of int
+            The states kept.
+
+        Returns
+        -------
+        dict of torch.Tensor
+            Prior field name -> float64 value for the kept states.
+        """
+        values = self.prior_hyperparameters(prior, num_states, torch.float64)
+        return {name: value[keep] for name, value in values.items()}
+
     # ------------------------------------------------------------------ point estimation
     @abstractmethod
     def weighted_statistics(self, data: Sequences, weights: torch.Tensor) -> Params:

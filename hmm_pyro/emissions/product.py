@@ -215,6 +215,33 @@ class Product(Emission):
             for key, value in c.prior_hyperparameters(prior, num_states, dtype).items()
         }
 
+    def prior_fields_for_states(
+        self, prior: Prior, num_states: int, keep: list[int]
+    ) -> dict[str, torch.Tensor]:
+        """The blocks' prior fields for the states ``keep``.
+
+        Blocks of one family read the same :class:`~hmm_pyro.priors.Prior` fields; where two
+        blocks resolve a field to arrays of different widths (features), the field keeps one
+        value per state, which both widths broadcast from. Fields that differ per feature
+        between blocks cannot be restricted and raise ``ValueError``.
+        """
+        fields: dict[str, torch.Tensor] = {}
+        for block in self.components.values():
+            for name, value in block.prior_fields_for_states(prior, num_states, keep).items():
+                if name not in fields or torch.equal(fields[name], value):
+                    fields[name] = value
+                    continue
+                per_state = [v.reshape(len(keep), -1) for v in (fields[name], value)]
+                if not all(torch.equal(v, v[:, :1].expand_as(v)) for v in per_state) or (
+                    not torch.equal(per_state[0][:, 0], per_state[1][:, 0])
+                ):
+                    raise ValueError(
+                        f"prior: field {name!r} differs between the product's blocks feature "
+                        "by feature; the model cannot be restricted to fewer states"
+                    )
+                fields[name] = per_state[0][:, 0]
+        return fields
+
     # ------------------------------------------------------------------ point estimation
     def weighted_statistics(self, data: Sequences, weights: torch.Tensor) -> Params:
         """The blocks' statistics, keyed ``<block>_<statistic>``."""

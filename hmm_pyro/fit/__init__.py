@@ -5,7 +5,9 @@ Layer rule: ``fit`` imports only the layers below it (``simulate``, ``store``, `
 runners (``inference``, ``learning``), ``labels`` or ``diagnostics``. Use
 :func:`hmm_pyro.diagnose` and :func:`hmm_pyro.relabel` on a fit; whether the draws share one
 labelling is read from the ``labels`` attribute that relabelling writes (:attr:`Fit.labelling`).
-:func:`fit_statistics` gives the log likelihood, log prior, free parameters, AIC and BIC.
+:func:`fit_statistics` gives the log likelihood, log prior, free parameters, AIC and BIC;
+:meth:`Fit.transition_matrix` and :meth:`Fit.stationary` summarise the transitions (at
+covariate values, for a :class:`~hmm_pyro.CovariateHMM`).
 """
 
 from hmm_pyro.fit._fit import (
@@ -18,6 +20,7 @@ from hmm_pyro.fit._fit import (
     load,
 )
 from hmm_pyro.fit.statistics import FitStatistics, fit_statistics
+from hmm_pyro.fit.transitions import ProbabilitySummary
 
 __all__ = [
     "ALIGNED",
@@ -27,6 +30,7 @@ __all__ = [
     "Fit",
     "FitStatistics",
     "MixedLabelsWarning",
+    "ProbabilitySummary",
     "fit_statistics",
     "load",
 ]

@@ -11,12 +11,13 @@ import pandas as pd
 import torch
 import xarray as xr
 
+import hmm_pyro.covariate_model  # noqa: F401  (registers CovariateHMM for HMM.from_config)
 from hmm_pyro._archive import READ_ERRORS, file_label
 from hmm_pyro._io import atomic_path
 from hmm_pyro._random import make_generator, resolve_seed
 from hmm_pyro._types import Params, SequencesLike
 from hmm_pyro._validation import check_int, describe
-from hmm_pyro.data import Sequences
+from hmm_pyro.data import Sequences, as_sequences
 from hmm_pyro.fit.inference_data import (
     az,
     build_inference_data,
@@ -25,6 +26,7 @@ from hmm_pyro.fit.inference_data import (
     read_inference_data,
     sequences_from_idata,
 )
+from hmm_pyro.fit.transitions import ProbabilitySummary, summarize_transitions
 from hmm_pyro.model import HMM
 from hmm_pyro.simulate import simulate
 
@@ -227,7 +229,23 @@ class Fit:
 
     # ------------------------------------------------------------------ hidden states
     def _data(self, data: SequencesLike) -> Sequences:
-        return self.data if data is None else self.hmm.prepare_data(data)
+        """The fitted data, or ``data`` prepared; covariates put on the fitted data's scale.
+
+        Coefficients were fitted to covariates standardised with the fitted data's means and
+        standard deviations: new covariates are standardised with those, not their own.
+        """
+        if data is None:
+            return self.data
+        data = as_sequences(data)
+        reference = self.data.covariates
+        covariates = data.covariates
+        if (
+            reference is not None
+            and covariates is not None
+            and not covariates.same_scale(reference)
+        ):
+            data = data.with_covariates(covariates.standardize_like(reference))
+        return self.hmm.prepare_data(data)
 
     def state_probs(
         self, data: SequencesLike | None = None, max_draws: int = _DEFAULT_MAX_DRAWS
@@ -337,7 +355,9 @@ class Fit:
             pick = int(torch.randint(count, (), generator=generator))
             params = {name: value[pick] for name, value in flat.items()}
             child = int(torch.randint(2**31 - 1, (), generator=generator))
-            replica, states = simulate(self.hmm, params, lengths, seed=child)
+            replica, states = simulate(
+                self.hmm, params, lengths, seed=child, covariates=self.data.covariates
+            )
             values = replica.values.numpy()
             replicas.append(values[..., 0] if self.data.dim == 1 else values)
             paths.append(states.numpy())
@@ -356,6 +376,56 @@ class Fit:
                 del self.idata["posterior_predictive"]
             self.idata.add_groups({"posterior_predictive": dataset})
         return dataset
+
+    # ------------------------------------------------------------------ transitions
+    def transition_matrix(
+        self,
+        covariates: Any = None,
+        level: float = 0.9,
+        max_draws: int | None = _DEFAULT_MAX_DRAWS * 5,
+    ) -> ProbabilitySummary:
+        """Posterior mean transition matrix, with a credible band, at covariate values.
+
+        Parameters
+        ----------
+        covariates : dict, array-like, pandas.DataFrame or None
+            Where to evaluate, on the covariates' original scale (the fitted data's
+            standardisation is applied): ``{"temp": 20.0}`` (one point) or
+            ``{"temp": [10, 20, 30]}`` (several; covariates not named sit at their mean), an
+            ``(M, P)`` array in the order of the data's covariates, or ``None`` (all at their
+            mean). A model without covariates takes none and summarises ``A``.
+        level : float
+            Mass of the equal-tailed credible band (default 0.9).
+        max_draws : int or None
+            Evenly spaced draws used (``None``: all).
+
+        Returns
+        -------
+        ProbabilitySummary
+            ``mean``, ``lower``, ``upper``: ``(K, K)`` at one point, ``(M, K, K)`` at ``M``;
+            ``covariates``: the points, on the original scale.
+
+        Warns (:class:`MixedLabelsWarning`) when the draws are not known to share one labelling.
+        """
+        self._check_labels("transition_matrix")
+        return summarize_transitions(self, covariates, level, max_draws, stationary=False)
+
+    def stationary(
+        self,
+        covariates: Any = None,
+        level: float = 0.9,
+        max_draws: int | None = _DEFAULT_MAX_DRAWS * 5,
+    ) -> ProbabilitySummary:
+        """Posterior mean stationary distribution of the transition matrix at covariate values.
+
+        The long-run share of time in each state if the covariates stayed at those values.
+        Arguments as :meth:`transition_matrix`; ``mean``, ``lower``, ``upper`` are ``(K,)``
+        at one point, ``(M, K)`` at ``M``.
+
+        Warns (:class:`MixedLabelsWarning`) when the draws are not known to share one labelling.
+        """
+        self._check_labels("stationary")
+        return summarize_transitions(self, covariates, level, max_draws, stationary=True)
 
     # ------------------------------------------------------------------ summaries and I/O
     def summary(self, **kwargs: Any) -> pd.DataFrame:

@@ -3,7 +3,9 @@
 Groups written: ``posterior`` (parameters, ``(chain, draw, ...)``), ``sample_stats``,
 ``log_likelihood`` (``y``: one value per sequence, for PSIS-LOO over sequences), ``log_prior``
 (one variable per parameter site, for power-scaling sensitivity), ``prior`` (draws from the
-prior), ``observed_data`` (``y``, NaN-padded) and ``constant_data`` (``lengths``). The model
+prior), ``observed_data`` (``y``, NaN-padded) and ``constant_data`` (``lengths``; with
+covariates also ``covariates`` as given, NaN-padded, ``(sequence, time, covariate)``, their
+``covariate_mean`` and ``covariate_sd`` and whether they were standardised). The model
 configuration, inference method, initialisation and seed are JSON in the attributes.
 
 Per-sequence log likelihoods are computed with our exact forward algorithm, never with
@@ -33,6 +35,7 @@ with warnings.catch_warnings():
 from hmm_pyro._archive import check_memory
 from hmm_pyro._types import Params
 from hmm_pyro._version import __version__
+from hmm_pyro.covariates import Covariates
 from hmm_pyro.data import Sequences
 from hmm_pyro.model import HMM
 
@@ -44,6 +47,7 @@ __all__ = [
 ]
 
 OBSERVED = "y"
+COVARIATE_DIM = "covariate"
 _PRIOR_DRAWS = 500
 
 
@@ -54,14 +58,36 @@ def _coords(hmm: HMM, data: Sequences) -> dict[str, np.ndarray]:
         "sequence": np.arange(data.num_sequences),
         "time": np.arange(data.max_length),
     }
-    shapes = hmm.emission.param_shapes(hmm.num_states)
-    for name, dims in hmm.emission.param_dims().items():
+    shapes = hmm.param_shapes()
+    for name, dims in hmm.param_dims().items():
         for dim, size in zip(dims[1:], shapes[name][1:], strict=True):
-            coords[dim] = np.arange(size)
-    coords.update(hmm.emission.param_coords())
+            coords.setdefault(dim, np.arange(size))
+    coords.update(hmm.param_coords())
     if data.dim > 1:
         coords["dim"] = np.arange(data.dim)
+    if data.covariates is not None:
+        coords[COVARIATE_DIM] = list(data.covariates.names)
     return coords
+
+
+def _constant_data(data: Sequences) -> dict[str, np.ndarray]:
+    """``lengths``, and the covariates as given with their standardisation."""
+    constant = {"lengths": data.lengths.numpy()}
+    if data.covariates is not None:
+        covariates = data.covariates
+        constant["covariates"] = covariates.raw.numpy()
+        constant["covariate_mean"] = covariates.means.numpy()
+        constant["covariate_sd"] = covariates.sds.numpy()
+        constant["covariates_standardized"] = np.asarray(covariates.standardized)
+    return constant
+
+
+_CONSTANT_DIMS = {
+    "lengths": ["sequence"],
+    "covariates": ["sequence", "time", "covariate"],
+    "covariate_mean": ["covariate"],
+    "covariate_sd": ["covariate"],
+}
 
 
 def _numpy(params: Params) -> dict[str, np.ndarray]:
@@ -122,9 +148,9 @@ def build_inference_data(
             log_likelihood={OBSERVED: log_lik.detach().cpu().numpy()},
             prior={name: value[None] for name, value in _numpy(prior_draws).items()},
             observed_data={OBSERVED: _observed(data)},
-            constant_data={"lengths": data.lengths.numpy()},
+            constant_data=_constant_data(data),
             coords=_coords(hmm, data),
-            dims={**dims_all, **observed_dims, **log_lik_dims, "lengths": ["sequence"]},
+            dims={**dims_all, **observed_dims, **log_lik_dims, **_CONSTANT_DIMS},
         )
         idata.add_groups({"log_prior": _numpy(log_prior)})
     meta = {
@@ -172,11 +198,21 @@ def draws_from_idata(hmm: HMM, idata: az.InferenceData, group: str = "posterior"
 
 
 def sequences_from_idata(idata: az.InferenceData) -> Sequences:
-    """Rebuild the fitted :class:`Sequences` from ``observed_data`` and ``constant_data``."""
+    """Rebuild the fitted :class:`Sequences`, covariates included, from the constant data."""
     values = np.asarray(idata.observed_data[OBSERVED].values)
-    lengths = np.asarray(idata.constant_data["lengths"].values)
+    constant = idata.constant_data
+    lengths = np.asarray(constant["lengths"].values)
     dim = None if values.ndim == 2 else values.shape[-1]
-    return Sequences(values, lengths=lengths, dim=dim)
+    covariates = None
+    if "covariates" in constant:
+        covariates = Covariates.from_standardization(
+            np.asarray(constant["covariates"].values),
+            [str(name) for name in constant[COVARIATE_DIM].values],
+            np.asarray(constant["covariate_mean"].values),
+            np.asarray(constant["covariate_sd"].values),
+            bool(constant["covariates_standardized"].values),
+        )
+    return Sequences(values, lengths=lengths, dim=dim, covariates=covariates)
 
 
 def read_inference_data(path: str | os.PathLike[str], label: str) -> az.InferenceData:

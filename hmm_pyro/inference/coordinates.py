@@ -15,12 +15,14 @@ The coordinates are Pyro's (``biject_to`` of each prior's support), written out:
 - any other constraint (kind ``"bijection"``): the family's transform
   (:meth:`~hmm_pyro.emissions.Emission.bijection`, e.g. Pyro's ``biject_to`` of the
   constraint: for the correlation matrices of multivariate normal emissions ``D (D - 1) / 2``
-  coordinates each), with its own ``log_abs_det_jacobian``.
+  coordinates each), with its own ``log_abs_det_jacobian``; also the regression coefficients
+  of a :class:`~hmm_pyro.CovariateHMM` (:meth:`hmm_pyro.HMM.bijection`).
 
 Each emission family names the kind of each of its parameters
-(:meth:`~hmm_pyro.emissions.Emission.potential_coordinates`); the flat vector holds ``pi``,
-``A`` and the emission parameters in model order, each flattened row-major. The log density,
-its Jacobian terms and gradient are computed by the numba potentials
+(:meth:`~hmm_pyro.emissions.Emission.potential_coordinates`, gathered with the transition
+parameters' by :meth:`hmm_pyro.HMM.potential_coordinates`); the flat vector holds ``pi``,
+``A`` (or the coefficients) and the emission parameters in model order, each flattened
+row-major. The log density, its Jacobian terms and gradient are computed by the numba potentials
 (:mod:`hmm_pyro.kernels._numba.potentials`), or for families without one in torch from
 :meth:`Coordinates.constrain_with_log_det`; this module maps between parameters and
 coordinates and resolves the hyperparameters of the transition priors.
@@ -94,14 +96,16 @@ class Coordinates:
     size : int
         Length ``P`` of the flat vector.
     concentration : dict of torch.Tensor
-        Dirichlet concentrations of ``pi (K,)`` and ``A (K, K)``.
+        Dirichlet concentrations of ``pi (K,)`` and ``A (K, K)``
+        (:meth:`hmm_pyro.HMM.dirichlet_concentrations`: only ``pi``, or none, for a
+        :class:`~hmm_pyro.CovariateHMM`).
     constant : float
-        Log normalising constant of the ``pi`` and ``A`` priors.
+        Log normalising constant of those Dirichlet priors.
     """
 
     def __init__(self, hmm: HMM) -> None:
         self.hmm = hmm
-        kinds = {"pi": "simplex", "A": "simplex", **hmm.emission.potential_coordinates()}
+        kinds = hmm.potential_coordinates()
         shapes = hmm.param_shapes()
         self.layout: list[tuple[str, str, tuple[int, ...]]] = []
         self.bijections: dict[str, Transform] = {}
@@ -109,22 +113,18 @@ class Coordinates:
             kind, shape = kinds[name], shapes[name]
             if kind not in KINDS:
                 raise ValueError(
-                    f"hmm: expected coordinate kinds in {KINDS} from {hmm.emission!r}, "
+                    f"hmm: expected coordinate kinds in {KINDS} from {hmm!r}, "
                     f"got {kind!r} for {name!r}"
                 )
             if kind == "simplex":
                 shape = (*shape[:-1], shape[-1] - 1)
             elif kind == "bijection":
-                self.bijections[name] = hmm.emission.bijection(name)
+                self.bijections[name] = hmm.bijection(name)
                 shape = tuple(self.bijections[name].inverse_shape(torch.Size(shape)))
             self.layout.append((name, kind, shape))
         self.size = sum(math.prod(shape) for _, _, shape in self.layout)
-        num, prior = hmm.num_states, hmm.prior
-        self.concentration = {
-            "pi": prior.resolve_initial(num, hmm.dtype),
-            "A": prior.resolve_transitions(num, hmm.dtype),
-        }
-        self.constant = sum(map(dirichlet_log_normalizer, self.concentration.values()))
+        self.concentration = hmm.dirichlet_concentrations()
+        self.constant = sum(map(dirichlet_log_normalizer, self.concentration.values()), 0.0)
 
     def split(self, flat: torch.Tensor) -> Params:
         """Flat coordinates ``(..., P)`` to per-parameter coordinates."""

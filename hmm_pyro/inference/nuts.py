@@ -35,6 +35,7 @@ from hmm_pyro._parallel import (
 from hmm_pyro._random import resolve_seed
 from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_bool, check_int, check_positive, describe
+from hmm_pyro.covariates import Covariates
 from hmm_pyro.data import Sequences
 from hmm_pyro.fit import LABELS_ATTR, RAW, Fit
 from hmm_pyro.fit.inference_data import build_inference_data
@@ -179,6 +180,7 @@ class _ChainTask:
     max_tree_depth: int
     save_path: str | None = None
     signature: str = ""
+    covariates: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,12 @@ class _ChainResult:
 def _run_chain(task: _ChainTask, reporter: ProgressReporter) -> _ChainResult:
     """Run one chain (module level so that worker processes can unpickle it)."""
     hmm = HMM.from_config(task.hmm_config)
-    data = Sequences(task.values, lengths=task.lengths, dim=task.values.shape[-1])
+    covariates = None
+    if task.covariates is not None:
+        covariates = Covariates.from_standardization(**task.covariates)
+    data = Sequences(
+        task.values, lengths=task.lengths, dim=task.values.shape[-1], covariates=covariates
+    )
     potential = Potential(hmm, data)
     start = potential.unconstrain({k: torch.as_tensor(v) for k, v in task.init.items()})
     kernel = NUTS(
@@ -380,12 +387,22 @@ def fit_nuts(
     else:
         starts = [initial_params(hmm, data, init, seed=s) for s in chain_seeds]
         init_name = init if isinstance(init, str) else "user"
+    covariates = None
+    if data.covariates is not None:  # what the workers need to rebuild them exactly
+        covariates = {
+            "raw": data.covariates.raw.numpy(),
+            "names": list(data.covariates.names),
+            "means": data.covariates.means.numpy(),
+            "sds": data.covariates.sds.numpy(),
+            "standardized": data.covariates.standardized,
+        }
     tasks = [
         _ChainTask(
             index=c,
             hmm_config=hmm.to_config(),
             values=data.values.numpy(),
             lengths=data.lengths.numpy(),
+            covariates=covariates,
             init={k: v.detach().numpy() for k, v in starts[c].items()},
             warmup=warmup,
             draws=draws,

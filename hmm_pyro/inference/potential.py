@@ -20,9 +20,11 @@ builds from :meth:`HMM.model`.
 A family without a numba log joint (``potential_terms`` is ``None``: families given by a Pyro
 distribution, :mod:`hmm_pyro.emissions.distribution`) gets the same potential in torch: the
 coordinates mapped with their log-Jacobian (:meth:`Coordinates.constrain_with_log_det`), the
-Dirichlet rows of ``pi`` and ``A`` in log space, the emission priors' ``log_prob`` and the
-family's :meth:`~hmm_pyro.emissions.Emission.sequence_log_likelihood` (the per-state table
-into the fused forward kernel), differentiated by autograd.
+Dirichlet rows of ``pi`` and ``A`` in log space, the other priors' ``log_prob`` and the
+model's :meth:`~hmm_pyro.HMM.sequence_log_likelihood` (the per-state table into the fused
+forward kernel), differentiated by autograd. The same route serves
+:class:`~hmm_pyro.CovariateHMM` (coefficients with Normal priors, one transition matrix per
+step into the time-varying kernel).
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ class Potential:
         self.data = hmm.prepare_data(data)
         self.coordinates = Coordinates(hmm)
         self.size = self.coordinates.size
-        terms = hmm.emission.potential_terms(hmm.prior, hmm.num_states, hmm.dtype, self.data)
+        terms = hmm.potential_terms(self.data)
         concentration = self.coordinates.concentration
         self.route = "numba" if terms is not None else "torch"
         """``"numba"``: the family's closed-form log joint; ``"torch"``: autograd."""
@@ -139,7 +141,7 @@ class Potential:
         )
 
     def _torch_log_joint(self, flat: torch.Tensor, jacobian: bool) -> tuple[float, np.ndarray]:
-        """The log joint without the Dirichlet constants of ``pi`` and ``A``, and its gradient.
+        """The log joint without the Dirichlet constants (``pi``, ``A``), and its gradient.
 
         Like the numba functions: the constants are :attr:`constant`.
         """
@@ -148,13 +150,11 @@ class Potential:
         # Off the support (an overflowing coordinate) the density is -inf or NaN, not an error.
         with torch.enable_grad(), pyro.validation_enabled(False):
             params, logs, log_det = self.coordinates.constrain_with_log_det(point)
-            value = sum(((alpha[name] - 1.0) * logs[name]).sum() for name in ("pi", "A"))
+            value = sum(((alpha[name] - 1.0) * logs[name]).sum() for name in alpha)
             for name, prior in self.hmm.prior_distributions().items():
-                if name not in ("pi", "A"):
+                if name not in alpha:
                     value = value + prior.log_prob(params[name])
-            log_lik = self.hmm.emission.sequence_log_likelihood(
-                logs["pi"], logs["A"], params, self.data
-            )
+            log_lik = self.hmm.sequence_log_likelihood(params, self.data, logs)
             value = value + log_lik.sum()
             if jacobian:
                 value = value + log_det

@@ -244,6 +244,8 @@ def fit_svi_stream(
     """
     if not isinstance(hmm, HMM):
         raise TypeError(f"hmm: expected a hmm_pyro.HMM, got {describe(hmm)}")
+    if hmm.time_varying:  # sequence stores hold values and lengths only
+        raise ValueError(f"hmm: fit_svi_stream does not carry covariates yet; got {hmm!r}")
     opened = isinstance(store, (str, os.PathLike))
     store = as_store(store)
     try:

@@ -2,7 +2,10 @@
 
 Every kernel takes ``log_pi (..., K)``, ``log_A (..., K, K)``, ``log_lik (..., T, K)`` and an
 optional ``lengths (...)``; the leading dimensions broadcast against each other (sequences,
-posterior draws, ...). Steps ``t >= lengths`` are padding and are ignored.
+posterior draws, ...). Steps ``t >= lengths`` are padding and are ignored. With
+``time_varying=True``, ``log_A`` is ``(..., T, K, K)``: ``log_A[..., t, :, :]`` moves the chain
+from step ``t`` to step ``t + 1`` (a non-homogeneous chain); the matrix of the last step of
+each sequence, and of its padded steps, is not used.
 """
 
 from __future__ import annotations
@@ -22,6 +25,17 @@ class KernelInputs(NamedTuple):
     log_lik: torch.Tensor
     valid: torch.Tensor
     lengths: torch.Tensor
+    time_varying: bool = False
+
+    def into(self, t: int) -> torch.Tensor:
+        """The log transition matrix ``(..., K, K)`` that moves the chain into step ``t >= 1``."""
+        return self.log_A[..., t - 1, :, :] if self.time_varying else self.log_A
+
+    def into_steps(self, start: int, stop: int) -> torch.Tensor:
+        """The matrices into steps ``start .. stop - 1``: ``(..., stop - start, K, K)``."""
+        if self.time_varying:
+            return self.log_A[..., start - 1 : stop - 1, :, :]
+        return self.log_A.unsqueeze(-3)
 
 
 def _check_tensor(name: str, value: object, min_dim: int) -> torch.Tensor:
@@ -39,6 +53,7 @@ def prepare_inputs(
     log_A: torch.Tensor,
     log_lik: torch.Tensor,
     lengths: torch.Tensor | None = None,
+    time_varying: bool = False,
 ) -> KernelInputs:
     """Check and broadcast kernel inputs.
 
@@ -47,19 +62,25 @@ def prepare_inputs(
     log_pi : torch.Tensor
         ``(..., K)`` log initial distribution: the state that emits the first observation.
     log_A : torch.Tensor
-        ``(..., K, K)`` log transition matrix, ``log_A[..., i, j] = log P(z_t = j | z_{t-1} = i)``.
+        ``(..., K, K)`` log transition matrix, ``log_A[..., i, j] = log P(z_t = j | z_{t-1} = i)``;
+        with ``time_varying``, ``(..., T, K, K)`` with
+        ``log_A[..., t, i, j] = log P(z_{t+1} = j | z_t = i)``.
     log_lik : torch.Tensor
         ``(..., T, K)`` log emission likelihood of each step under each state.
     lengths : torch.Tensor, optional
         ``(...)`` integer number of valid steps per sequence, each in ``[1, T]``.
+    time_varying : bool
+        ``log_A`` holds one matrix per step.
 
     Returns
     -------
     KernelInputs
         Broadcast inputs and the ``(..., T)`` mask of valid steps.
     """
+    if not isinstance(time_varying, bool):
+        raise TypeError(f"time_varying: expected True or False, got {describe(time_varying)}")
     log_pi = _check_tensor("log_pi", log_pi, 1)
-    log_A = _check_tensor("log_A", log_A, 2)
+    log_A = _check_tensor("log_A", log_A, 3 if time_varying else 2)
     log_lik = _check_tensor("log_lik", log_lik, 2)
     num_states = log_lik.shape[-1]
     num_steps = log_lik.shape[-2]
@@ -71,11 +92,10 @@ def prepare_inputs(
         raise ValueError(
             f"log_pi: expected last dimension K={num_states} (from log_lik), got {describe(log_pi)}"
         )
-    if log_A.shape[-2:] != (num_states, num_states):
-        raise ValueError(
-            f"log_A: expected last two dimensions ({num_states}, {num_states}), "
-            f"got {describe(log_A)}"
-        )
+    matrix = (num_steps, num_states, num_states) if time_varying else (num_states, num_states)
+    if log_A.shape[-len(matrix) :] != matrix:
+        what = "last three dimensions (T, K, K) = " if time_varying else "last two dimensions "
+        raise ValueError(f"log_A: expected {what}{matrix}, got {describe(log_A)}")
     if lengths is None:
         lengths = torch.full((), num_steps, dtype=torch.long, device=log_lik.device)
     else:
@@ -96,19 +116,19 @@ def prepare_inputs(
         lengths = lengths.to(device=log_lik.device, dtype=torch.long)
     try:
         batch = torch.broadcast_shapes(
-            log_pi.shape[:-1], log_A.shape[:-2], log_lik.shape[:-2], lengths.shape
+            log_pi.shape[:-1], log_A.shape[: -len(matrix)], log_lik.shape[:-2], lengths.shape
         )
     except RuntimeError as error:
         raise ValueError(
             "log_pi, log_A, log_lik, lengths: leading (batch) dimensions do not broadcast: "
-            f"{tuple(log_pi.shape[:-1])}, {tuple(log_A.shape[:-2])}, "
+            f"{tuple(log_pi.shape[:-1])}, {tuple(log_A.shape[: -len(matrix)])}, "
             f"{tuple(log_lik.shape[:-2])}, {tuple(lengths.shape)}"
         ) from error
     dtype = torch.promote_types(torch.promote_types(log_pi.dtype, log_A.dtype), log_lik.dtype)
     log_pi = log_pi.to(dtype).expand(*batch, num_states)
-    log_A = log_A.to(dtype).expand(*batch, num_states, num_states)
+    log_A = log_A.to(dtype).expand(*batch, *matrix)
     log_lik = log_lik.to(dtype).expand(*batch, num_steps, num_states)
     lengths = lengths.expand(batch)
     steps = torch.arange(num_steps, device=log_lik.device)
     valid = steps < lengths.unsqueeze(-1)
-    return KernelInputs(log_pi, log_A, log_lik, valid, lengths)
+    return KernelInputs(log_pi, log_A, log_lik, valid, lengths, time_varying)

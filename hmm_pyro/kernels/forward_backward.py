@@ -3,6 +3,9 @@
 Conventions (see :mod:`hmm_pyro.kernels`): ``log_pi`` is the log distribution of the state that
 emits the first observation; ``log_A[..., i, j] = log P(z_t = j | z_{t-1} = i)``; ``log_lik[...,
 t, k] = log p(y_t | z_t = k)`` (0 for a missing observation); steps ``t >= lengths`` are padding.
+With ``time_varying=True`` the chain is non-homogeneous: ``log_A`` is ``(..., T, K, K)`` and
+``log_A[..., t, i, j] = log P(z_{t+1} = j | z_t = i)`` (the matrix of the last step of each
+sequence is not used; see :mod:`hmm_pyro.kernels._inputs`).
 
 :func:`log_likelihood` reduces over time with a parallel (tree) product of log-space matrices:
 ``O(log T)`` sequential depth, differentiable by autograd, stable for very long sequences.
@@ -82,6 +85,7 @@ def log_likelihood(
     log_lik: torch.Tensor,
     lengths: torch.Tensor | None = None,
     backend: str = "auto",
+    time_varying: bool = False,
 ) -> torch.Tensor:
     """Log marginal likelihood ``log p(y_{1:L})`` with the hidden states summed out.
 
@@ -90,13 +94,17 @@ def log_likelihood(
     log_pi : torch.Tensor
         ``(..., K)`` log initial distribution (state of the first observation).
     log_A : torch.Tensor
-        ``(..., K, K)`` log transition matrix (rows: from, columns: to).
+        ``(..., K, K)`` log transition matrix (rows: from, columns: to); with
+        ``time_varying``, ``(..., T, K, K)``, one matrix per step: ``log_A[..., t, :, :]``
+        moves the chain from step ``t`` to ``t + 1``.
     log_lik : torch.Tensor
         ``(..., T, K)`` per-step, per-state log emission likelihoods.
     lengths : torch.Tensor, optional
         ``(...)`` number of valid steps of each sequence (default: all ``T``).
     backend : {"auto", "numba", "torch"}
         Implementation (see :data:`BACKENDS`); all agree to round-off.
+    time_varying : bool
+        ``log_A`` holds one transition matrix per step (a non-homogeneous chain).
 
     Returns
     -------
@@ -106,21 +114,22 @@ def log_likelihood(
     Notes
     -----
     ``"numba"`` runs one scaled forward-backward sweep per sequence and returns the expected
-    counts as the gradient. ``"torch"`` multiplies the transition-and-emission matrices
+    counts as the gradient (per step with ``time_varying``: ``p(z_t = i, z_{t+1} = j | y)``
+    for ``log_A[..., t, i, j]``). ``"torch"`` multiplies the transition-and-emission matrices
     ``M_t[i, j] = log_A[i, j] + log_lik[t, j]`` in log space as a balanced binary tree
     (Särkkä & García-Fernández, 2021), so its autograd graph has depth ``O(log T)``; padded steps
     use the log identity matrix.
     """
-    inputs = prepare_inputs(log_pi, log_A, log_lik, lengths)
+    inputs = prepare_inputs(log_pi, log_A, log_lik, lengths, time_varying)
     if _use_numba(backend, inputs):
-        return _numba.FusedLogLikelihood.apply(
-            inputs.log_pi, inputs.log_A, inputs.log_lik, inputs.lengths
-        )
+        function = _numba.VaryingLogLikelihood if time_varying else _numba.FusedLogLikelihood
+        return function.apply(inputs.log_pi, inputs.log_A, inputs.log_lik, inputs.lengths)
     first = inputs.log_pi + inputs.log_lik[..., 0, :]
-    if inputs.log_lik.shape[-2] == 1:
+    num_steps = inputs.log_lik.shape[-2]
+    if num_steps == 1:
         return first.logsumexp(-1)
     num_states = first.shape[-1]
-    steps = inputs.log_A.unsqueeze(-3) + inputs.log_lik[..., 1:, None, :]
+    steps = inputs.into_steps(1, num_steps) + inputs.log_lik[..., 1:, None, :]
     steps = torch.where(inputs.valid[..., 1:, None, None], steps, _log_identity(num_states, steps))
     total = _time_product(steps)
     return (first.unsqueeze(-1) + total).logsumexp(-1).logsumexp(-1)
@@ -131,12 +140,13 @@ def forward(
     log_A: torch.Tensor,
     log_lik: torch.Tensor,
     lengths: torch.Tensor | None = None,
+    time_varying: bool = False,
 ) -> torch.Tensor:
     """Forward variables ``log alpha_t(k) = log p(y_{1:t}, z_t = k)``.
 
     Parameters
     ----------
-    log_pi, log_A, log_lik, lengths
+    log_pi, log_A, log_lik, lengths, time_varying
         As in :func:`log_likelihood`.
 
     Returns
@@ -145,11 +155,11 @@ def forward(
         ``(..., T, K)``. At padded steps ``t >= length`` the last valid row is repeated, so
         ``log_alpha[..., -1, :].logsumexp(-1)`` is the log likelihood of every sequence.
     """
-    inputs = prepare_inputs(log_pi, log_A, log_lik, lengths)
+    inputs = prepare_inputs(log_pi, log_A, log_lik, lengths, time_varying)
     alpha = inputs.log_pi + inputs.log_lik[..., 0, :]
     rows = [alpha]
     for t in range(1, inputs.log_lik.shape[-2]):
-        step = (alpha.unsqueeze(-1) + inputs.log_A).logsumexp(-2) + inputs.log_lik[..., t, :]
+        step = (alpha.unsqueeze(-1) + inputs.into(t)).logsumexp(-2) + inputs.log_lik[..., t, :]
         alpha = torch.where(inputs.valid[..., t, None], step, alpha)
         rows.append(alpha)
     return torch.stack(rows, dim=-2)
@@ -160,12 +170,13 @@ def backward(
     log_A: torch.Tensor,
     log_lik: torch.Tensor,
     lengths: torch.Tensor | None = None,
+    time_varying: bool = False,
 ) -> torch.Tensor:
     """Backward variables ``log beta_t(k) = log p(y_{t+1:L} | z_t = k)``.
 
     Parameters
     ----------
-    log_pi, log_A, log_lik, lengths
+    log_pi, log_A, log_lik, lengths, time_varying
         As in :func:`log_likelihood` (``log_pi`` only fixes the batch shape).
 
     Returns
@@ -173,12 +184,12 @@ def backward(
     torch.Tensor
         ``(..., T, K)``; zero (``log 1``) at the last valid step and at padded steps.
     """
-    inputs = prepare_inputs(log_pi, log_A, log_lik, lengths)
+    inputs = prepare_inputs(log_pi, log_A, log_lik, lengths, time_varying)
     beta = torch.zeros_like(inputs.log_pi)
     rows = [beta]
     for t in range(inputs.log_lik.shape[-2] - 2, -1, -1):
         ahead = (inputs.log_lik[..., t + 1, :] + beta).unsqueeze(-2)
-        step = (inputs.log_A + ahead).logsumexp(-1)
+        step = (inputs.into(t + 1) + ahead).logsumexp(-1)
         beta = torch.where(inputs.valid[..., t + 1, None], step, torch.zeros_like(step))
         rows.append(beta)
     rows.reverse()
@@ -209,24 +220,31 @@ def forward_backward(
     log_lik: torch.Tensor,
     lengths: torch.Tensor | None = None,
     backend: str = "auto",
+    time_varying: bool = False,
 ) -> ForwardBackward:
     """Log likelihood, smoothed marginals and expected transition counts in one pass.
 
     Parameters
     ----------
-    log_pi, log_A, log_lik, lengths, backend
+    log_pi, log_A, log_lik, lengths, backend, time_varying
         As in :func:`log_likelihood`.
 
     Returns
     -------
     ForwardBackward
-        ``(log_likelihood, gamma, transitions)``; not differentiable with ``"numba"``.
+        ``(log_likelihood, gamma, transitions)``; not differentiable with ``"numba"``. With
+        ``time_varying`` the transition counts are summed over the steps too (the per-step
+        ones are the gradient of :func:`log_likelihood` with respect to ``log_A``).
     """
-    inputs = prepare_inputs(log_pi, log_A, log_lik, lengths)
+    inputs = prepare_inputs(log_pi, log_A, log_lik, lengths, time_varying)
     if _use_numba(backend, inputs):
+        if time_varying:
+            log_z, gamma, xi = _numba.varying_forward_backward(*inputs[:3], inputs.lengths)
+            return ForwardBackward(log_z, gamma, xi.sum(-3))
         return ForwardBackward(*_numba.fused_forward_backward(*inputs[:3], inputs.lengths))
-    log_alpha = forward(inputs.log_pi, inputs.log_A, inputs.log_lik, inputs.lengths)
-    log_beta = backward(inputs.log_pi, inputs.log_A, inputs.log_lik, inputs.lengths)
+    arguments = (inputs.log_pi, inputs.log_A, inputs.log_lik, inputs.lengths, time_varying)
+    log_alpha = forward(*arguments)
+    log_beta = backward(*arguments)
     log_z = log_alpha[..., -1, :].logsumexp(-1)
     gamma = (log_alpha + log_beta - log_z[..., None, None]).exp()
     gamma = gamma * inputs.valid.unsqueeze(-1)
@@ -238,18 +256,19 @@ def _summed_transitions(
     inputs: KernelInputs, log_alpha: torch.Tensor, log_beta: torch.Tensor, log_z: torch.Tensor
 ) -> torch.Tensor:
     """Sum ``xi_t(i, j)`` over valid steps, in time chunks to bound memory."""
-    log_A, log_lik, valid = inputs.log_A, inputs.log_lik, inputs.valid
+    log_lik, valid = inputs.log_lik, inputs.valid
     num_steps = log_lik.shape[-2]
-    total = torch.zeros_like(log_A)
+    total = torch.zeros_like(inputs.log_pi.unsqueeze(-1) + inputs.log_pi.unsqueeze(-2))
     for start in range(1, num_steps, _TIME_CHUNK):
         stop = min(start + _TIME_CHUNK, num_steps)
         log_xi = (
             log_alpha[..., start - 1 : stop - 1, :, None]
-            + log_A.unsqueeze(-3)
+            + inputs.into_steps(start, stop)
             + (log_lik[..., start:stop, :] + log_beta[..., start:stop, :]).unsqueeze(-2)
             - log_z[..., None, None, None]
         )
-        xi = log_xi.exp() * valid[..., start:stop, None, None]
+        # where, not a product with the mask: an unused matrix may hold NaN
+        xi = torch.where(valid[..., start:stop, None, None], log_xi.exp(), 0.0)
         total = total + xi.sum(-3)
     return total
 
@@ -260,12 +279,13 @@ def posterior_marginals(
     log_lik: torch.Tensor,
     lengths: torch.Tensor | None = None,
     backend: str = "auto",
+    time_varying: bool = False,
 ) -> torch.Tensor:
     """Smoothed marginals ``gamma_t(k) = p(z_t = k | y_{1:L})``.
 
     Parameters
     ----------
-    log_pi, log_A, log_lik, lengths, backend
+    log_pi, log_A, log_lik, lengths, backend, time_varying
         As in :func:`log_likelihood`.
 
     Returns
@@ -273,7 +293,7 @@ def posterior_marginals(
     torch.Tensor
         ``(..., T, K)``; rows sum to one at valid steps and are zero at padded steps.
     """
-    return forward_backward(log_pi, log_A, log_lik, lengths, backend).gamma
+    return forward_backward(log_pi, log_A, log_lik, lengths, backend, time_varying).gamma
 
 
 def expected_transitions(
@@ -282,12 +302,13 @@ def expected_transitions(
     log_lik: torch.Tensor,
     lengths: torch.Tensor | None = None,
     backend: str = "auto",
+    time_varying: bool = False,
 ) -> torch.Tensor:
     """Expected transition counts ``sum_t p(z_{t-1} = i, z_t = j | y_{1:L})``.
 
     Parameters
     ----------
-    log_pi, log_A, log_lik, lengths, backend
+    log_pi, log_A, log_lik, lengths, backend, time_varying
         As in :func:`log_likelihood`.
 
     Returns
@@ -295,4 +316,4 @@ def expected_transitions(
     torch.Tensor
         ``(..., K, K)``; entries sum to ``length - 1`` for each sequence.
     """
-    return forward_backward(log_pi, log_A, log_lik, lengths, backend).transitions
+    return forward_backward(log_pi, log_A, log_lik, lengths, backend, time_varying).transitions

@@ -31,6 +31,7 @@ def sample_paths(
     lengths: torch.Tensor | None = None,
     num_samples: int = 1,
     generator: torch.Generator | None = None,
+    time_varying: bool = False,
 ) -> torch.Tensor:
     """Draw state paths from the joint posterior ``p(z_{1:L} | y_{1:L})``.
 
@@ -42,6 +43,9 @@ def sample_paths(
         Number of paths drawn for every batch element.
     generator : torch.Generator, optional
         Source of randomness, for reproducible draws.
+    time_varying : bool
+        ``log_A`` is ``(..., T, K, K)``, one matrix per step (as in
+        :func:`~hmm_pyro.kernels.log_likelihood`).
 
     Returns
     -------
@@ -63,8 +67,8 @@ def sample_paths(
         raise ValueError(f"num_samples: expected an integer >= 1, got {num_samples!r}")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator: expected a torch.Generator or None, got {describe(generator)}")
-    inputs = prepare_inputs(log_pi, log_A, log_lik, lengths)
-    log_alpha = forward(inputs.log_pi, inputs.log_A, inputs.log_lik, inputs.lengths)
+    inputs = prepare_inputs(log_pi, log_A, log_lik, lengths, time_varying)
+    log_alpha = forward(*inputs[:3], inputs.lengths, time_varying)
     # Paths are integers and cannot carry a NaN: refuse inputs that leave nothing to sample.
     last = log_alpha[..., -1, :]
     if bool(torch.isnan(last).any()) or bool((last == math.inf).any()):
@@ -80,11 +84,12 @@ def sample_paths(
     num_steps = log_alpha.shape[-2]
     shape = (num_samples, *log_alpha.shape[:-2])
     log_alpha = log_alpha.expand(num_samples, *log_alpha.shape)
-    log_A_cols = inputs.log_A.transpose(-1, -2).expand(num_samples, *inputs.log_A.shape)
     valid = inputs.valid.expand(num_samples, *inputs.valid.shape)
     state = _gumbel_argmax(log_alpha[..., -1, :], generator)
     states = [state]
     for t in range(num_steps - 2, -1, -1):
+        log_A_cols = inputs.into(t + 1).transpose(-1, -2)
+        log_A_cols = log_A_cols.expand(num_samples, *log_A_cols.shape)
         into_next = log_A_cols.gather(
             -2, state[..., None, None].expand(*shape, 1, log_A_cols.shape[-1])
         ).squeeze(-2)

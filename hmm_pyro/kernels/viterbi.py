@@ -17,13 +17,15 @@ def viterbi(
     log_A: torch.Tensor,
     log_lik: torch.Tensor,
     lengths: torch.Tensor | None = None,
+    time_varying: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Most probable state path ``argmax_z p(z, y)`` by max-product dynamic programming.
 
     Parameters
     ----------
-    log_pi, log_A, log_lik, lengths
-        As in :func:`~hmm_pyro.kernels.log_likelihood`.
+    log_pi, log_A, log_lik, lengths, time_varying
+        As in :func:`~hmm_pyro.kernels.log_likelihood` (``time_varying``: ``log_A`` is
+        ``(..., T, K, K)``, one matrix per step).
 
     Returns
     -------
@@ -36,13 +38,13 @@ def viterbi(
     -----
     Ties are broken towards the lowest state index.
     """
-    inputs = prepare_inputs(log_pi, log_A, log_lik, lengths)
+    inputs = prepare_inputs(log_pi, log_A, log_lik, lengths, time_varying)
     num_steps, num_states = inputs.log_lik.shape[-2:]
     keep = torch.arange(num_states, device=inputs.log_lik.device).expand_as(inputs.log_pi)
     delta = inputs.log_pi + inputs.log_lik[..., 0, :]
     pointers = []
     for t in range(1, num_steps):
-        best, argbest = (delta.unsqueeze(-1) + inputs.log_A).max(dim=-2)
+        best, argbest = (delta.unsqueeze(-1) + inputs.into(t)).max(dim=-2)
         valid = inputs.valid[..., t, None]
         delta = torch.where(valid, best + inputs.log_lik[..., t, :], delta)
         pointers.append(torch.where(valid, argbest, keep))

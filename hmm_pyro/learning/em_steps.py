@@ -18,7 +18,7 @@ from hmm_pyro.data import Sequences
 from hmm_pyro.learning.monitor import ConvergenceMonitor
 from hmm_pyro.learning.mstep import maximize
 from hmm_pyro.learning.objective import PriorTensors, boundary_count, log_prior, prior_tensors
-from hmm_pyro.learning.runs import Run, is_valid, to_float64
+from hmm_pyro.learning.runs import Run, check_homogeneous, is_valid, to_float64
 from hmm_pyro.learning.statistics import expected_statistics
 from hmm_pyro.model import HMM
 from hmm_pyro.starts import initial_params as _initial_params
@@ -132,6 +132,7 @@ def em_start(
     dict of torch.Tensor
         In the model's dtype.
     """
+    check_homogeneous(hmm)
     data = hmm.prepare_data(data)
     start = initial_params(hmm, data, "data", seed=seed)
     run = run_em(hmm, data, start, max_iter=iterations, tol=0.0)

@@ -25,7 +25,7 @@ from hmm_pyro._validation import check_int, check_positive, describe, warn
 from hmm_pyro.data import Sequences
 from hmm_pyro.fit import Fit
 from hmm_pyro.learning.em_steps import initial_params
-from hmm_pyro.learning.runs import Run
+from hmm_pyro.learning.runs import Run, check_homogeneous
 from hmm_pyro.model import HMM
 from hmm_pyro.starts import INIT_METHODS, derive_seeds, min_separation
 
@@ -38,6 +38,7 @@ def check_common(
     """Validate the arguments shared by the EM-type runners."""
     if not isinstance(hmm, HMM):
         raise TypeError(f"hmm: expected a hmm_pyro.HMM, got {describe(hmm)}")
+    check_homogeneous(hmm)
     data = hmm.prepare_data(data)
     restarts = check_int("restarts", restarts, minimum=1)
     max_iter = check_int("max_iter", max_iter, minimum=0)

@@ -12,7 +12,21 @@ from hmm_pyro.learning.monitor import ConvergenceMonitor
 from hmm_pyro.learning.mstep import stationary_initial
 from hmm_pyro.model import HMM
 
-__all__ = ["Run", "is_valid", "to_float64"]
+__all__ = ["Run", "check_homogeneous", "is_valid", "to_float64"]
+
+
+def check_homogeneous(hmm: HMM) -> None:
+    """Refuse a model whose transitions change with covariates: its M-step has no closed form.
+
+    The classical learners update ``pi`` and ``A`` from expected counts; regression
+    coefficients would need an iterative M-step, which is not implemented.
+    """
+    if hmm.time_varying:
+        raise ValueError(
+            f"hmm: {hmm!r} has transitions that change with covariates; EM, Viterbi training "
+            "and supervised counting update one transition matrix. Fit it with fit_map, "
+            "fit_nuts or fit_svi"
+        )
 
 
 @dataclass

@@ -14,6 +14,7 @@ from hmm_pyro.fit import Fit
 from hmm_pyro.kernels import PAD_STATE
 from hmm_pyro.learning.mstep import check_initial_mode, maximize
 from hmm_pyro.learning.objective import prior_tensors
+from hmm_pyro.learning.runs import check_homogeneous
 from hmm_pyro.learning.statistics import path_statistics
 from hmm_pyro.model import HMM
 
@@ -160,6 +161,7 @@ def fit_supervised(
     """
     if not isinstance(hmm, HMM):
         raise TypeError(f"hmm: expected a hmm_pyro.HMM, got {describe(hmm)}")
+    check_homogeneous(hmm)
     data = hmm.prepare_data(data)
     emission_prior = check_bool("emission_prior", emission_prior)
     paths = as_state_paths(states, data, hmm.num_states)

@@ -11,6 +11,7 @@ imports ``plots``. With the CLI, it is the only package that imports matplotlib.
 """
 
 from hmm_pyro.plots.compare import plot_comparison, save_comparison
+from hmm_pyro.plots.covariates import plot_covariate_transitions
 from hmm_pyro.plots.diagnostics import plot_emissions, plot_relabel_traces, plot_state_distances
 from hmm_pyro.plots.fit import plot_losses, plot_state_paths, plot_state_probs, plot_transitions
 from hmm_pyro.plots.predictive import plot_predictive_checks
@@ -20,6 +21,7 @@ from hmm_pyro.plots.trace import plot_trace
 __all__ = [
     "FIT_PLOT_KINDS",
     "plot_comparison",
+    "plot_covariate_transitions",
     "plot_emissions",
     "plot_losses",
     "plot_predictive_checks",

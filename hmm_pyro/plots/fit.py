@@ -250,7 +250,9 @@ def plot_transitions(fit: Fit, ax: Axes | None = None) -> Axes:
     """The transition matrix ``A[i, j] = P(z_t = j | z_{t-1} = i)`` as a heat map.
 
     The posterior mean for a fit with draws, the point itself for a point estimate; values are
-    printed in the cells up to :data:`ANNOTATED_STATES` states.
+    printed in the cells up to :data:`ANNOTATED_STATES` states. For a model with transition
+    covariates: the matrix with every covariate at its mean
+    (:func:`~hmm_pyro.plots.plot_covariate_transitions` draws it against a covariate).
 
     Parameters
     ----------
@@ -263,7 +265,7 @@ def plot_transitions(fit: Fit, ax: Axes | None = None) -> Axes:
     -------
     matplotlib.axes.Axes
     """
-    matrix = fit.posterior_mean()["A"].numpy()
+    matrix = fit.transition_matrix(max_draws=None).mean.numpy()
     num = matrix.shape[0]
     side = min(9.0, 0.75 * num + 2.5)
     ax = _axes(ax, figsize=(side + 1.2, side))
@@ -279,7 +281,10 @@ def plot_transitions(fit: Fit, ax: Axes | None = None) -> Axes:
     label_ticks(ax.yaxis, states)
     ax.set_xlabel("to state")
     ax.set_ylabel("from state")
-    ax.set_title(fitted(ax, values_label(fit, "transition matrix"), "medium"), fontsize="medium")
+    what = "transition matrix"
+    if fit.hmm.transition_covariates:
+        what += " (covariates at their mean)"
+    ax.set_title(fitted(ax, values_label(fit, what), "medium"), fontsize="medium")
     ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     return ax
 

@@ -9,13 +9,23 @@ from hmm_pyro._io import atomic_path
 from hmm_pyro._validation import check_int, describe
 from hmm_pyro.fit import Fit
 from hmm_pyro.plots._axes import first_axes
+from hmm_pyro.plots.covariates import plot_covariate_transitions
 from hmm_pyro.plots.diagnostics import plot_emissions, plot_state_distances
 from hmm_pyro.plots.fit import plot_losses, plot_state_paths, plot_state_probs, plot_transitions
 from hmm_pyro.plots.trace import plot_trace
 
 __all__ = ["FIT_PLOT_KINDS", "save_fit_plots", "skipped_plots"]
 
-FIT_PLOT_KINDS = ("emissions", "distances", "states", "paths", "transitions", "trace", "loss")
+FIT_PLOT_KINDS = (
+    "emissions",
+    "distances",
+    "states",
+    "paths",
+    "transitions",
+    "covariates",
+    "trace",
+    "loss",
+)
 """The plots :func:`save_fit_plots` draws, in the order it draws them by default."""
 
 
@@ -23,7 +33,8 @@ def skipped_plots(fit: Fit) -> dict[str, str]:
     """The kinds of plot the fit has nothing to show for, each with the reason.
 
     ``trace`` needs several draws, ``loss`` an optimisation history (SVI, MAP, EM, Viterbi
-    training), ``distances`` a pair of states. :func:`save_fit_plots` leaves these kinds out.
+    training), ``distances`` a pair of states, ``covariates`` a model with transition
+    covariates. :func:`save_fit_plots` leaves these kinds out.
 
     Parameters
     ----------
@@ -43,6 +54,8 @@ def skipped_plots(fit: Fit) -> dict[str, str]:
         skipped["loss"] = "the fit has no loss history"
     if fit.hmm.num_states < 2:
         skipped["distances"] = "the model has one state"
+    if not fit.hmm.transition_covariates:
+        skipped["covariates"] = "the model has no transition covariates"
     return skipped
 
 
@@ -68,7 +81,9 @@ def save_fit_plots(
         (:func:`~hmm_pyro.plots.plot_state_distances`), ``states``
         (:func:`~hmm_pyro.plots.plot_state_probs`), ``paths``
         (:func:`~hmm_pyro.plots.plot_state_paths`), ``transitions``
-        (:func:`~hmm_pyro.plots.plot_transitions`), ``trace``
+        (:func:`~hmm_pyro.plots.plot_transitions`), ``covariates``
+        (:func:`~hmm_pyro.plots.plot_covariate_transitions`, one file per transition
+        covariate: ``PREFIX_covariates_NAME.png``), ``trace``
         (:func:`~hmm_pyro.plots.plot_trace`) and ``loss`` (:func:`~hmm_pyro.plots.plot_losses`).
         The kinds the fit has nothing to show for (:func:`skipped_plots`) are left out: no file
         is an empty plot.
@@ -112,6 +127,9 @@ def save_fit_plots(
         "states": lambda: plot_state_probs(fit, sequence=sequence),
         "paths": lambda: plot_state_paths(fit),
         "transitions": lambda: plot_transitions(fit),
+        "covariates": lambda: [
+            (name, plot_covariate_transitions(fit, name)) for name in fit.hmm.transition_covariates
+        ],
         "trace": lambda: plot_trace(fit),
         "loss": lambda: plot_losses(fit),
     }
@@ -119,10 +137,13 @@ def save_fit_plots(
     for kind in kinds:
         if kind in skipped:
             continue
-        figure = first_axes(drawers[kind]()).figure
-        path = out_dir / f"{prefix}_{kind}.png"
-        with atomic_path(path) as temporary:
-            figure.savefig(temporary, dpi=dpi)
-        plt.close(figure)
-        written.append(path)
+        drawn = drawers[kind]()
+        named = drawn if kind == "covariates" else [("", drawn)]
+        for name, axes in named:
+            figure = first_axes(axes).figure
+            path = out_dir / f"{prefix}_{kind}{'_' + name if name else ''}.png"
+            with atomic_path(path) as temporary:
+                figure.savefig(temporary, dpi=dpi)
+            plt.close(figure)
+            written.append(path)
     return written

@@ -1,7 +1,8 @@
 """The numba machinery of the package: forward-backward sweeps, their torch bridge, potentials.
 
 Modules: :mod:`~hmm_pyro.kernels._numba.lanes` (the general sweeps, sequences as vector
-lanes), :mod:`~hmm_pyro.kernels._numba.symbols` (sweeps over symbol sequences, rows looked up
+lanes), :mod:`~hmm_pyro.kernels._numba.varying` (the same with one transition matrix per step),
+:mod:`~hmm_pyro.kernels._numba.symbols` (sweeps over symbol sequences, rows looked up
 per symbol), :mod:`~hmm_pyro.kernels._numba.batch` (large batches in threads),
 :mod:`~hmm_pyro.kernels._numba.bridge` (autograd functions over torch tensors) and
 :mod:`~hmm_pyro.kernels._numba.potentials` (log joint and gradient for NUTS and MAP: the
@@ -31,8 +32,10 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 from hmm_pyro.kernels._numba.bridge import (
     CategoricalLogLikelihood,
     FusedLogLikelihood,
+    VaryingLogLikelihood,
     fused_forward_backward,
     supports,
+    varying_forward_backward,
 )
 from hmm_pyro.kernels._numba.potentials import (
     EntryKernels,
@@ -47,11 +50,13 @@ __all__ = [
     "CategoricalLogLikelihood",
     "EntryKernels",
     "FusedLogLikelihood",
+    "VaryingLogLikelihood",
     "categorical_potential",
     "entry_potential",
     "fill_table",
     "fused_forward_backward",
     "supports",
     "time_major_symbols",
+    "varying_forward_backward",
     "weighted_sums",
 ]

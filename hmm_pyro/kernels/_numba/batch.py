@@ -1,6 +1,7 @@
 """Numba forward-backward on flattened batches (sequences x draws): threading and dispatch.
 
-The sweeps are :mod:`~hmm_pyro.kernels._numba.lanes` (scaled probability-space recursions,
+The sweeps are :mod:`~hmm_pyro.kernels._numba.lanes` and, with one transition matrix per
+step, :mod:`~hmm_pyro.kernels._numba.varying` (scaled probability-space recursions,
 Rabiner 1989, section V.A, sequences as vector lanes; everything float64). Large batches are
 cut into one slice per numba thread and run in a thread pool: the compiled sweeps release the
 GIL.
@@ -15,8 +16,15 @@ import numba
 import numpy as np
 
 from hmm_pyro.kernels._numba.lanes import forward_backward_lanes, log_likelihood_lanes
+from hmm_pyro.kernels._numba.varying import varying_forward_backward, varying_log_likelihood
 
-__all__ = ["PARALLEL_MIN_WORK", "forward_backward_batch", "log_likelihood_batch"]
+__all__ = [
+    "PARALLEL_MIN_WORK",
+    "forward_backward_batch",
+    "log_likelihood_batch",
+    "varying_forward_backward_batch",
+    "varying_log_likelihood_batch",
+]
 
 PARALLEL_MIN_WORK = 2**21
 """Smallest ``B * T * K**2`` run on several threads. Below it a thread pool costs more than it
@@ -81,3 +89,26 @@ def log_likelihood_batch(
     if not _parallel(log_lik):
         return log_likelihood_lanes(log_pi, log_A, log_lik, lengths)
     return np.concatenate(_threaded(log_likelihood_lanes, log_pi, log_A, log_lik, lengths))
+
+
+def varying_forward_backward_batch(
+    log_pi: np.ndarray, log_A: np.ndarray, log_lik: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log likelihood ``(B,)``, gamma ``(B, T, K)`` and per-step xi ``(B, T, K, K)``.
+
+    As :func:`forward_backward_batch` with ``log_A (B or 1, T, K, K)``, one matrix per step
+    (:func:`~hmm_pyro.kernels._numba.varying.varying_forward_backward`).
+    """
+    if not _parallel(log_lik):
+        return varying_forward_backward(log_pi, log_A, log_lik, lengths)
+    pieces = _threaded(varying_forward_backward, log_pi, log_A, log_lik, lengths)
+    return tuple(np.concatenate(group) for group in zip(*pieces, strict=True))
+
+
+def varying_log_likelihood_batch(
+    log_pi: np.ndarray, log_A: np.ndarray, log_lik: np.ndarray, lengths: np.ndarray
+) -> np.ndarray:
+    """Forward sweep only, one transition matrix per step: log likelihood ``(B,)``."""
+    if not _parallel(log_lik):
+        return varying_log_likelihood(log_pi, log_A, log_lik, lengths)
+    return np.concatenate(_threaded(varying_log_likelihood, log_pi, log_A, log_lik, lengths))

@@ -20,9 +20,11 @@ from hmm_pyro.kernels._numba import batch, symbols
 __all__ = [
     "CategoricalLogLikelihood",
     "FusedLogLikelihood",
+    "VaryingLogLikelihood",
     "fused_forward_backward",
     "fused_log_likelihood_value",
     "supports",
+    "varying_forward_backward",
 ]
 
 
@@ -32,10 +34,18 @@ def supports(*tensors: torch.Tensor) -> bool:
 
 
 def _flat_numpy(
-    log_pi: torch.Tensor, log_A: torch.Tensor, log_lik: torch.Tensor, lengths: torch.Tensor
+    log_pi: torch.Tensor,
+    log_A: torch.Tensor,
+    log_lik: torch.Tensor,
+    lengths: torch.Tensor,
+    varying: bool = False,
 ) -> tuple[np.ndarray, ...]:
-    """Flatten broadcast inputs to ``(B, ...)`` contiguous float64 numpy arrays."""
+    """Flatten broadcast inputs to ``(B, ...)`` contiguous float64 numpy arrays.
+
+    ``varying``: ``log_A`` is ``(..., T, K, K)``, one matrix per step.
+    """
     num_steps, num_states = log_lik.shape[-2:]
+    steps_A = (num_steps,) if varying else ()
 
     def convert(tensor: torch.Tensor, *tail: int) -> np.ndarray:
         flat = tensor.detach().reshape(-1, *tail).to(torch.float64)
@@ -43,7 +53,7 @@ def _flat_numpy(
 
     return (
         convert(log_pi, num_states),
-        convert(log_A, num_states, num_states),
+        convert(log_A, *steps_A, num_states, num_states),
         convert(log_lik, num_steps, num_states),
         np.ascontiguousarray(lengths.reshape(-1).numpy().astype(np.int64)),
     )
@@ -104,6 +114,75 @@ class FusedLogLikelihood(torch.autograd.Function):
         grad_A = grad[..., None, None] * xi if ctx.needs_input_grad[1] else None
         grad_lik = grad[..., None, None] * gamma if ctx.needs_input_grad[2] else None
         return grad_pi, grad_A, grad_lik, None
+
+
+def varying_forward_backward(
+    log_pi: torch.Tensor, log_A: torch.Tensor, log_lik: torch.Tensor, lengths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The numba forward-backward with one transition matrix per step (no autograd).
+
+    ``log_A (..., T, K, K)``: ``log_A[..., t, :, :]`` moves the chain from step ``t`` to
+    ``t + 1``.
+
+    Returns
+    -------
+    log_likelihood, gamma, xi : torch.Tensor
+        ``(...)``, ``(..., T, K)`` and the per-step pair probabilities ``(..., T, K, K)``
+        (``xi[..., t, i, j] = p(z_t = i, z_{t+1} = j | y)``, zero from the last step of each
+        sequence on), in the dtype of ``log_lik``.
+    """
+    batch_shape = log_lik.shape[:-2]
+    num_steps, num_states = log_lik.shape[-2:]
+    arrays = _flat_numpy(log_pi, log_A, log_lik, lengths, varying=True)
+    log_z, gamma, xi = batch.varying_forward_backward_batch(*arrays)
+    dtype = log_lik.dtype
+    return (
+        _tensor(log_z, dtype).reshape(batch_shape),
+        _tensor(gamma, dtype).reshape(*batch_shape, num_steps, num_states),
+        _tensor(xi, dtype).reshape(*batch_shape, num_steps, num_states, num_states),
+    )
+
+
+class VaryingLogLikelihood(torch.autograd.Function):
+    """``log p(y)`` with one transition matrix per step; gradients from one fused pass.
+
+    Inputs as :func:`varying_forward_backward` (broadcast to one batch shape). The gradient
+    with respect to ``log_A[..., t, :, :]`` is the per-step ``xi``, with respect to
+    ``log_pi`` the first gamma and with respect to ``log_lik`` gamma (first order only).
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        log_pi: torch.Tensor,
+        log_A: torch.Tensor,
+        log_lik: torch.Tensor,
+        lengths: torch.Tensor,
+    ) -> torch.Tensor:
+        """Return the log likelihood and keep gamma and the per-step xi for ``backward``."""
+        if not any(ctx.needs_input_grad[:3]):
+            arrays = _flat_numpy(log_pi, log_A, log_lik, lengths, varying=True)
+            log_z = batch.varying_log_likelihood_batch(*arrays)
+            return _tensor(log_z, log_lik.dtype).reshape(log_lik.shape[:-2])
+        log_z, gamma, xi = varying_forward_backward(log_pi, log_A, log_lik, lengths)
+        ctx.save_for_backward(gamma, xi)
+        return log_z
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        """Chain rule with the expected counts of each step."""
+        gamma, xi = ctx.saved_tensors
+        if bool((grad == 1.0).all()):  # a summed log likelihood: the counts as they are
+            grad_A, grad_lik = xi, gamma
+        else:
+            grad_A, grad_lik = grad[..., None, None, None] * xi, grad[..., None, None] * gamma
+        grad_pi = grad[..., None] * gamma[..., 0, :] if ctx.needs_input_grad[0] else None
+        return (
+            grad_pi,
+            grad_A if ctx.needs_input_grad[1] else None,
+            grad_lik if ctx.needs_input_grad[2] else None,
+            None,
+        )
 
 
 def _numpy64(tensor: torch.Tensor) -> np.ndarray:

@@ -24,12 +24,14 @@ import numpy as np
 
 __all__ = [
     "FLUSH_BELOW",
+    "accumulate_scale",
     "backward_sweep",
     "fold_lane",
     "forward_backward_lanes",
     "forward_sweep",
     "lane_sweeps",
     "log_likelihood_lanes",
+    "prepare_emissions",
 ]
 
 FLUSH_BELOW = 1e-150
@@ -39,12 +41,12 @@ underflow while taking one log per ~150 decades instead of one per step)."""
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _prepare(log_pi, log_A, log_lik, lengths, emis, trans, log_z, dead):  # noqa: ANN001, ANN202
-    """Time-major shifted emission logs (first step with ``log_pi``), ``exp(log_A)``, shifts.
+def prepare_emissions(log_pi, log_lik, lengths, emis, log_z, dead):  # noqa: ANN001, ANN202
+    """Time-major shifted emission logs (first step with ``log_pi``) and their shifts.
 
     ``emis[t, k, b] = log_lik[b, t, k] (+ log_pi[b, k] at t = 0) - max_k(...)``, zero at
     padded steps; ``log_z[b]`` starts as the sum of the shifts; ``dead[b]`` marks a step at
-    which every state has zero probability. ``log_pi`` and ``log_A`` may have batch size 1.
+    which every state has zero probability. ``log_pi`` may have batch size 1.
     """
     batch, steps, num_states = log_lik.shape
     for b in range(batch):
@@ -70,15 +72,25 @@ def _prepare(log_pi, log_A, log_lik, lengths, emis, trans, log_z, dead):  # noqa
             for k in range(num_states):
                 emis[t, k, b] -= shift
             log_z[b] += shift
-    for b in range(batch):
-        ab = b if log_A.shape[0] > 1 else 0
-        for i in range(num_states):
-            for j in range(num_states):
-                trans[i, j, b] = math.exp(log_A[ab, i, j])
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _accumulate_scale(t, lengths, total, product, log_z, dead, inverse):  # noqa: ANN001, ANN202
+def _prepare(log_pi, probs, log_lik, lengths, emis, trans, log_z, dead):  # noqa: ANN001, ANN202
+    """:func:`prepare_emissions` and ``trans[i, j, b] = probs[b, i, j]`` (``exp(log_A)``).
+
+    ``probs`` may have batch size 1.
+    """
+    prepare_emissions(log_pi, log_lik, lengths, emis, log_z, dead)
+    batch, num_states = log_lik.shape[0], log_lik.shape[2]
+    for b in range(batch):
+        ab = b if probs.shape[0] > 1 else 0
+        for i in range(num_states):
+            for j in range(num_states):
+                trans[i, j, b] = probs[ab, i, j]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def accumulate_scale(t, lengths, total, product, log_z, dead, inverse):  # noqa: ANN001, ANN202
     """Fold the step's scale factors into the log likelihood; ``inverse`` gets 1 / scale.
 
     Most steps need no log and no dead lane: a first pass checks that, and then the product
@@ -150,7 +162,7 @@ def forward_sweep(emis, trans, lengths, alpha, scale, log_z, dead):  # noqa: ANN
                     total[b] += alpha[t, j, b]
         for b in range(batch):
             scale[t, b] = total[b]
-        _accumulate_scale(t, lengths, total, product, log_z, dead, inverse)
+        accumulate_scale(t, lengths, total, product, log_z, dead, inverse)
         for j in range(num_states):
             for b in range(batch):
                 alpha[t, j, b] *= inverse[b]
@@ -229,7 +241,8 @@ def lane_sweeps(
     trans = np.empty((num_states, num_states, batch))
     log_z = np.empty(batch)
     dead = np.empty(batch, dtype=np.bool_)
-    _prepare(log_pi, log_A, log_lik, lengths, emis, trans, log_z, dead)
+    # NumPy's vectorised exponential, as the sweeps with one matrix per step take it
+    _prepare(log_pi, np.exp(log_A), log_lik, lengths, emis, trans, log_z, dead)
     np.exp(emis, out=emis)
     alpha = np.empty((steps, num_states, batch))
     scale = np.empty((steps, batch))
