@@ -10,7 +10,8 @@ loaded. With a warm cache it costs the imports and a few tiny fits (a few second
 
 The calls below are small fits that reach each kernel signature the suite uses: the fast
 potentials (NUTS, MAP) and the forward-backward, EM statistics, Viterbi and lane kernels of
-every built-in family with its own numba code. A kernel missed here is compiled where it is
+every built-in family with its own numba code, and the time-varying kernels of a
+``CovariateHMM``. A kernel missed here is compiled where it is
 first used, as without this step: correctness does not depend on it.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from types import ModuleType
 
 
 def compile_kernels() -> float:
@@ -53,6 +55,25 @@ def compile_kernels() -> float:
                 fit.viterbi()
                 hp.fit_map(hmm, data, restarts=1, **quiet)
                 hp.fit_em(hmm, data, restarts=1, max_iter=2, **quiet)
+            _covariate_fits(hp, quiet)
     finally:
         torch.set_num_threads(threads)
     return time.process_time() - began
+
+
+def _covariate_fits(hp: ModuleType, quiet: dict) -> None:
+    """The time-varying transition kernels: a tiny ``CovariateHMM`` fitted and decoded."""
+    import numpy as np
+
+    from hmm_pyro.covariates import Covariates
+
+    hmm = hp.CovariateHMM(2, hp.Gaussian(), ["hour"])
+    steps = np.arange(30)
+    covariates = Covariates([np.sin(2 * np.pi * steps / 24)], ["hour"])
+    data, _ = hp.simulate(hmm, hmm.sample_prior(seed=0), covariates=covariates, seed=0)
+    fit = hp.fit_nuts(
+        hmm, data, chains=1, warmup=2, draws=2, parallel=False, relabel=False, **quiet
+    )
+    fit.state_probs()
+    fit.viterbi()
+    hp.fit_map(hmm, data, restarts=1, **quiet)
