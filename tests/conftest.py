@@ -35,6 +35,25 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.setdefault(name, "1")  # inherited by subprocesses and Dask workers
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In the xdist controller, before the workers start: compile the numba kernels once.
+
+    See :mod:`tests.numba_warmup` (on a fresh clone the workers and the subprocesses of the
+    suite would otherwise compile the same kernels several times). Serial runs compile each
+    kernel where it is first used, as before.
+    """
+    config = session.config
+    if not config.pluginmanager.has_plugin("dsession"):  # no workers: not an xdist controller
+        return
+    from tests.numba_warmup import compile_kernels
+
+    seconds = compile_kernels()
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"numba kernels compiled or loaded from the cache: {seconds:.1f} s CPU")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tag ``xdist_group`` tests for ``--dist loadgroup`` (a shim for pytest 9.2).
@@ -114,14 +133,9 @@ def make_kernel_inputs(
     return factory
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client():
-    """A Dask client on a 2-worker LocalCluster (single-threaded workers), one per session.
-
-    One cluster for the session instead of one per module saves two nannies' and two workers'
-    start-up and imports (about 10 s of CPU); its tests carry
-    :data:`tests.helpers.DASK_CLIENT`.
-    """
+    """A Dask client on a 2-worker LocalCluster (single-threaded workers), one per module."""
     with (
         distributed.LocalCluster(
             n_workers=2,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 import hmm_pyro as hp
@@ -56,9 +55,3 @@ def random_params(
     else:
         raise AssertionError(f"unknown emission {emission!r}")
     return {name: torch.as_tensor(value, dtype=torch.float64) for name, value in params.items()}
-
-
-DASK_CLIENT = pytest.mark.xdist_group("dask_client")
-"""Mark of every test that uses :func:`client`: one pytest-xdist worker starts the cluster once
-and runs them all (tests/test_parallel.py, then tests/test_sweep.py, whose last test kills a
-worker and waits for the nanny to restore it)."""

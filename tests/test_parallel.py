@@ -10,7 +10,6 @@ import torch
 
 from hmm_pyro import _parallel
 from hmm_pyro._parallel import run_tasks
-from tests.helpers import DASK_CLIENT
 
 
 def _probe(task, reporter):
@@ -54,8 +53,8 @@ def _without(results, key="pid"):
 
 TASKS = [(index, 100 + index) for index in range(5)]
 LABELS = [f"task {index}" for index in range(5)]
-ON_THE_CLIENT = DASK_CLIENT
-"""The tests on the session's 2-worker Dask cluster: one pytest-xdist worker starts it once."""
+ON_THE_CLIENT = pytest.mark.xdist_group("parallel_client")
+"""The tests on the module's 2-worker Dask cluster: one pytest-xdist worker starts it once."""
 
 
 def test_serial_tasks_run_here_with_one_thread_and_restore_the_settings():

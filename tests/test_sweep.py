@@ -1,8 +1,7 @@
 """sweep: grid expansion, validation, results, and bitwise-equal runs on a Dask cluster.
 
-The cluster tests share the session's LocalCluster with 2 single-threaded worker processes;
-one of them kills a worker while the sweep runs and still gets every result, equal to the
-serial sweep.
+The cluster tests share one LocalCluster with 2 single-threaded worker processes; one of them
+kills a worker while the sweep runs and still gets every result, equal to the serial sweep.
 """
 
 import functools
@@ -22,7 +21,6 @@ from hmm_pyro.cli import main
 from hmm_pyro.simulate import REFERENCE_PARAMS
 from hmm_pyro.starts import derive_seeds
 from hmm_pyro.sweep import METRIC_COLUMNS, SweepResult
-from tests.helpers import DASK_CLIENT
 
 GRID = {
     "num_states": [2, 3, 4],
@@ -30,8 +28,8 @@ GRID = {
     "symbols": [5, 6],
 }  # 12 points
 EM_OPTIONS = {"restarts": 2, "max_iter": 40}
-ON_THE_CLIENT = DASK_CLIENT
-"""The tests on the session's 2-worker Dask cluster, in this order (the last one kills a worker):
+ON_THE_CLIENT = pytest.mark.xdist_group("sweep_client")
+"""The tests on the module's 2-worker Dask cluster, in this order (the last one kills a worker):
 one pytest-xdist worker starts the cluster once and runs them one after the other."""
 
 
