@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from hmm_pyro.diagnostics.collapse import min_pairwise
-from hmm_pyro.diagnostics.modes import ChainGap, chain_gap, rhat_noise
+from hmm_pyro.diagnostics.modes import ChainGap, chain_gap, family_level, rhat_noise
 from hmm_pyro.diagnostics.thresholds import ESS_PER_CHAIN, RHAT, RHAT_NOISE
 from hmm_pyro.fit.inference_data import az
 from hmm_pyro.labels.draws import Arrays, emission_distances
@@ -203,11 +203,16 @@ class ConvergenceStatistics:
     def rhat_noise(self, table: pd.DataFrame) -> pd.Series:
         """R-hat up to which each entry is within its own sampling noise, given its ESS.
 
-        :func:`hmm_pyro.diagnostics.modes.rhat_noise` of the smaller of bulk and tail ESS.
+        :func:`hmm_pyro.diagnostics.modes.rhat_noise` of the smaller of bulk and tail ESS, at
+        the family-wise level of :func:`family_level` over the entries of ``table``: with
+        ``m`` quantities checked, each is held to ``1 - (1 - RHAT_NOISE_LEVEL) / m``, so that
+        converged chains exceed some entry's bound with probability at most
+        ``1 - RHAT_NOISE_LEVEL`` (Bonferroni), not ``m`` times that.
         """
         ess = table[["ess_bulk", "ess_tail"]].min(axis=1)
         draws = self.transitions // self.num_chains
-        return ess.map(lambda value: rhat_noise(value, self.num_chains, draws))
+        level = family_level(len(table))
+        return ess.map(lambda value: rhat_noise(value, self.num_chains, draws, level))
 
     def within_noise(self, table: pd.DataFrame, entries: list[str]) -> bool:
         """Every one of ``entries`` has R-hat within its sampling noise for its ESS."""

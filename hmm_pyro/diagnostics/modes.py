@@ -30,7 +30,7 @@ from hmm_pyro.diagnostics.thresholds import (
 )
 from hmm_pyro.fit.inference_data import az
 
-__all__ = ["ChainGap", "ChainModes", "chain_gap", "chain_modes", "rhat_noise"]
+__all__ = ["ChainGap", "ChainModes", "chain_gap", "chain_modes", "family_level", "rhat_noise"]
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,27 @@ def chain_gap(quantity: str, values: np.ndarray) -> ChainGap | None:
         sd=float(np.sqrt(np.mean(sds**2))),
         mcse=float(math.hypot(mcse[high], mcse[low])),
     )
+
+
+def family_level(count: int, level: float = RHAT_NOISE_LEVEL) -> float:
+    """Per-quantity quantile for ``count`` quantities with joint false alarms below ``1 - level``.
+
+    Bonferroni: each of ``count`` R-hats is compared with its ``1 - (1 - level) / count``
+    quantile, so that converged chains put at least one of them above its bound with
+    probability at most ``1 - level``, however the quantities are correlated.
+
+    Parameters
+    ----------
+    count : int
+        Quantities checked together (at least 1).
+    level : float
+        Family-wise level.
+
+    Returns
+    -------
+    float
+    """
+    return 1.0 - (1.0 - level) / max(int(count), 1)
 
 
 def rhat_noise(

@@ -4,13 +4,14 @@ in worse modes named by their gap in nats."""
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hmm_pyro.diagnostics import diagnose
-from hmm_pyro.diagnostics.convergence import convergence_statistics
+from hmm_pyro.diagnostics.convergence import ConvergenceStatistics, convergence_statistics
 from hmm_pyro.diagnostics.findings import convergence_flags
 from hmm_pyro.diagnostics.mode_findings import chain_modes_flag, nats
-from hmm_pyro.diagnostics.modes import chain_gap, chain_modes, rhat_noise
+from hmm_pyro.diagnostics.modes import chain_gap, chain_modes, family_level, rhat_noise
 from hmm_pyro.fit.inference_data import az
 from hmm_pyro.labels.labelling import log_posterior
 from tests.diagnostics.helpers import TRUTH, crafted_fit, noisy_draws
@@ -81,6 +82,26 @@ def test_r_hat_noise_shrinks_with_ess():
     assert rhat_noise(float("nan"), 4, 100) == math.inf
     # independent draws: the bound sits just above the typical R-hat
     assert 1.0 < rhat_noise(800.0, 4, 200) < 1.01
+
+
+def test_rhat_bound_is_family_wise_over_the_quantities_checked():
+    """Fifteen quantities at a 1% level each would raise a false alarm in ~15% of converged
+    fits; each is held to the 1 - 0.01/15 quantile instead, and the convergence table applies
+    that level for as many rows as it has (a single-quantity bound would fail R-hat 1.026 at
+    ESS 250 over 2 x 150 draws, as in one benchmark fit of a separated truth)."""
+    assert family_level(1) == pytest.approx(0.99)
+    assert family_level(15) == pytest.approx(1 - 0.01 / 15)
+    assert family_level(0) == pytest.approx(0.99)
+    single, joint = rhat_noise(250.0, 2, 150), rhat_noise(250.0, 2, 150, family_level(15))
+    assert single < 1.026 < joint
+    rows = [f"q{index}" for index in range(15)]
+    table = pd.DataFrame(
+        {"r_hat": 1.026, "ess_bulk": 250.0, "ess_tail": 250.0}, index=rows, dtype=float
+    )
+    stats = ConvergenceStatistics(table, table, 0, 300, 2)
+    assert stats.rhat_noise(table).iloc[0] == pytest.approx(joint)
+    assert stats.within_noise(table, rows)
+    assert not stats.within_noise(table.iloc[:1], rows[:1])
 
 
 def test_chain_gap_of_constant_chains_is_none():
