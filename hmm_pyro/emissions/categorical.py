@@ -308,19 +308,19 @@ class Categorical(Emission):
         is the expected number of ``i -> j`` transitions, ``d / d log pi[k]`` the first-step
         weight of ``k`` and ``d / d log B[k, v]`` the expected emissions of ``v`` by ``k``: the
         statistics of :meth:`Emission.expected_statistics`, from the fused numba
-        forward-backward of :func:`hmm_pyro.kernels.categorical_log_likelihood` (no
-        ``(N, T, K)`` table). Off that route (batched or non-CPU parameters), as the base class.
+        forward-backward of :func:`hmm_pyro.kernels.categorical.categorical_expected_counts`
+        (no ``(N, T, K)`` table, no autograd graph). Off that route (batched or non-CPU
+        parameters), as the base class.
         """
         log_b = self._log_b(params)
         if not categorical_kernel.shared_parameters(log_pi, log_A, log_b):
             return super().expected_statistics(log_pi, log_A, params, data)
         lanes = data.cached(("symbol_lanes", self.num_symbols), lambda: self._lanes(data))
-        inputs = [tensor.detach().clone().requires_grad_() for tensor in (log_pi, log_A, log_b)]
-        with torch.enable_grad():
-            total = kernels.categorical_log_likelihood(*inputs, lanes).sum()
-            start, transitions, counts = torch.autograd.grad(total, inputs)
+        total, start, transitions, counts = categorical_kernel.categorical_expected_counts(
+            log_pi.detach(), log_A.detach(), log_b.detach(), lanes
+        )
         dtype = STATISTICS_DTYPE
-        return total.detach(), start.to(dtype), transitions.to(dtype), {"counts": counts.to(dtype)}
+        return total, start.to(dtype), transitions.to(dtype), {"counts": counts.to(dtype)}
 
     def _lanes(self, data: Sequences) -> categorical_kernel.SymbolLanes:
         symbols = data.filled(0.0, torch.float64)[..., 0].long()

@@ -21,6 +21,7 @@ from hmm_pyro.kernels.forward_backward import BACKENDS, log_likelihood
 __all__ = [
     "MISSING_SYMBOL",
     "SymbolLanes",
+    "categorical_expected_counts",
     "categorical_log_likelihood",
     "shared_parameters",
     "symbol_table",
@@ -228,3 +229,39 @@ def categorical_log_likelihood(
     if prepared is None:  # the numba route's checks, without building its lanes
         _check_values(symbols, _checked_lengths(symbols, lengths), log_B.shape[-1])
     return log_likelihood(log_pi, log_A, symbol_table(log_B, symbols), lengths, backend)
+
+
+def categorical_expected_counts(
+    log_pi: torch.Tensor, log_A: torch.Tensor, log_B: torch.Tensor, lanes: SymbolLanes
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """EM's E-step on the numba symbol route: log likelihood and expected counts, no autograd.
+
+    The value of :func:`categorical_log_likelihood` summed over sequences and its gradients
+    with respect to ``log_pi``, ``log_A`` and ``log_B`` (the expected first-step weights,
+    transition counts and emission counts), from one fused forward-backward pass without
+    building an autograd graph.
+
+    Parameters
+    ----------
+    log_pi, log_A, log_B : torch.Tensor
+        Unbatched CPU ``(K,)``, ``(K, K)`` and ``(K, V)`` (:func:`shared_parameters`).
+    lanes : SymbolLanes
+        The prepared symbols (with ``V`` symbols).
+
+    Returns
+    -------
+    log_likelihood : torch.Tensor
+        Scalar, summed over sequences.
+    start, transitions, counts : torch.Tensor
+        ``(K,)``, ``(K, K)`` and ``(K, V)``.
+    """
+    if not shared_parameters(log_pi, log_A, log_B) or lanes.num_symbols != log_B.shape[1]:
+        raise ValueError(
+            "log_pi, log_A, log_B: expected unbatched CPU (K,), (K, K) and (K, V) tensors "
+            f"with V = {lanes.num_symbols} (from lanes), got {describe(log_pi)}, "
+            f"{describe(log_A)}, {describe(log_B)}"
+        )
+    log_z, start, transitions, counts = _numba.categorical_expected_counts(
+        log_pi, log_A, log_B, lanes.lanes, lanes.lane_lengths
+    )
+    return log_z.sum(), start, transitions, counts

@@ -55,6 +55,10 @@ class PriorTensors(NamedTuple):
         The emission priors exactly as the model defines them, in float64.
     sparse : bool
         Whether some Dirichlet concentration is below 1 (zeros can have infinite density).
+    normalisers : dict of float
+        ``log Gamma(sum alpha) - sum log Gamma(alpha)`` summed over the rows of each Dirichlet
+        (``"pi"``, ``"A"`` and the simplex emission parameters): constant during a fit, so
+        computed once.
     """
 
     pi: torch.Tensor
@@ -62,6 +66,7 @@ class PriorTensors(NamedTuple):
     emission: dict[str, torch.Tensor]
     emission_distributions: dict[str, dist.TorchDistribution]
     sparse: bool
+    normalisers: dict[str, float]
 
 
 def prior_tensors(hmm: HMM) -> PriorTensors:
@@ -70,28 +75,45 @@ def prior_tensors(hmm: HMM) -> PriorTensors:
     emission = hmm.emission.prior_hyperparameters(hmm.prior, num, DTYPE)
     pi = hmm.prior.resolve_initial(num, DTYPE)
     transitions = hmm.prior.resolve_transitions(num, DTYPE)
-    dirichlets = [pi, transitions] + [emission[name] for name in hmm.emission.simplex_params]
+    dirichlets = {"pi": pi, "A": transitions}
+    dirichlets.update({name: emission[name] for name in hmm.emission.simplex_params})
     return PriorTensors(
         pi=pi,
         A=transitions,
         emission=emission,
         emission_distributions=hmm.emission.prior_distributions(hmm.prior, num, DTYPE),
-        sparse=any(bool((c < 1).any()) for c in dirichlets),
+        sparse=any(bool((c < 1).any()) for c in dirichlets.values()),
+        normalisers={name: _normaliser(c) for name, c in dirichlets.items()},
     )
 
 
-def dirichlet_log_density(probs: torch.Tensor, concentration: torch.Tensor) -> torch.Tensor:
+def _normaliser(concentration: torch.Tensor) -> float:
+    """``sum over rows of log Gamma(sum alpha) - sum log Gamma(alpha)``."""
+    rows = torch.lgamma(concentration.sum(-1)) - torch.lgamma(concentration).sum(-1)
+    return float(rows.sum())
+
+
+def dirichlet_log_density(
+    probs: torch.Tensor,
+    concentration: torch.Tensor,
+    normaliser: float | None = None,
+    sparse: bool = True,
+) -> torch.Tensor:
     """Dirichlet log density of the rows of ``probs``, summed; ``+inf`` terms of zeros dropped.
 
     Equals ``Dirichlet(concentration).log_prob(probs).sum()`` except where that is ``+inf``:
     the ``(alpha - 1) log 0`` terms of zero entries with ``alpha < 1`` are left out. (A zero
-    entry with ``alpha > 1`` gives ``-inf``, as it should.)
+    entry with ``alpha > 1`` gives ``-inf``, as it should.) ``normaliser`` (the rows' summed
+    ``log Gamma(sum alpha) - sum log Gamma(alpha)``, :attr:`PriorTensors.normalisers`) and
+    ``sparse=False`` (no concentration below 1) skip work that a fit repeats every iteration.
     """
     concentration = concentration.expand_as(probs)
-    dropped = (probs == 0) & (concentration < 1)
-    terms = torch.where(dropped, 0.0, torch.xlogy(concentration - 1.0, probs)).sum(-1)
-    norm = torch.lgamma(concentration.sum(-1)) - torch.lgamma(concentration).sum(-1)
-    return (terms + norm).sum()
+    terms = torch.xlogy(concentration - 1.0, probs)
+    if sparse:
+        terms = torch.where((probs == 0) & (concentration < 1), 0.0, terms)
+    if normaliser is None:
+        normaliser = _normaliser(concentration)
+    return terms.sum() + normaliser
 
 
 def boundary_count(hmm: HMM, params: Params, prior: PriorTensors) -> int:
@@ -126,13 +148,15 @@ def log_prior(
     torch.Tensor
         Scalar.
     """
-    total = dirichlet_log_density(params["pi"], prior.pi)
-    total = total + dirichlet_log_density(params["A"], prior.A)
+    norms, sparse = prior.normalisers, prior.sparse
+    total = dirichlet_log_density(params["pi"], prior.pi, norms["pi"], sparse)
+    total = total + dirichlet_log_density(params["A"], prior.A, norms["A"], sparse)
     if not emission_prior:
         return total
     for name, distribution in prior.emission_distributions.items():
         if name in hmm.emission.simplex_params:
-            total = total + dirichlet_log_density(params[name], prior.emission[name])
+            concentration = prior.emission[name]
+            total = total + dirichlet_log_density(params[name], concentration, norms[name], sparse)
         else:
             total = total + distribution.log_prob(params[name])
     return total

@@ -21,6 +21,7 @@ __all__ = [
     "CategoricalLogLikelihood",
     "FusedLogLikelihood",
     "VaryingLogLikelihood",
+    "categorical_expected_counts",
     "fused_forward_backward",
     "fused_log_likelihood_value",
     "supports",
@@ -194,6 +195,28 @@ def _numpy64(tensor: torch.Tensor) -> np.ndarray:
 def _tensor(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
     tensor = torch.from_numpy(array)
     return tensor if dtype == torch.float64 else tensor.to(dtype)
+
+
+def categorical_expected_counts(
+    log_pi: torch.Tensor,
+    log_A: torch.Tensor,
+    log_B: torch.Tensor,
+    lanes: np.ndarray,
+    lengths: np.ndarray,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-sequence ``log p(y)`` and the expected counts summed over sequences (no autograd).
+
+    The values and gradients of :class:`CategoricalLogLikelihood` with unit weights, without
+    the autograd machinery: ``(N,)`` log likelihoods, first-step weights ``(K,)``, transition
+    counts ``(K, K)`` and emission counts ``(K, V)``, in the dtype of ``log_B``.
+    """
+    log_z, gamma, xi = symbols.categorical_lanes(
+        _numpy64(log_pi), _numpy64(log_A), _numpy64(log_B), lanes, lengths, True
+    )
+    weights = np.ones(log_z.shape[0])
+    counts = symbols.weighted_statistics(gamma, xi, lanes, weights, log_B.shape[1])
+    dtype = log_B.dtype
+    return (_tensor(log_z, dtype), *(_tensor(array, dtype) for array in counts))
 
 
 class CategoricalLogLikelihood(torch.autograd.Function):
