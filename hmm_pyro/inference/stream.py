@@ -49,6 +49,7 @@ from hmm_pyro.inference.checkpoint import (
     init_name,
     resume_seed,
 )
+from hmm_pyro.inference.map import check_bounded_prior
 from hmm_pyro.inference.svi_restarts import (
     AUTOGUIDES,
     DEFAULT_TOL,
@@ -298,6 +299,8 @@ def _fit_stream(
 ) -> Fit:
     store.check_model(hmm)
     check_choice("guide", guide, AUTOGUIDES)
+    if guide == "map":
+        check_bounded_prior(hmm)
     num_sequences = store.num_sequences
     batch_size = check_int("batch_size", batch_size, minimum=1)
     block_size = check_int("block_size", block_size, minimum=1)

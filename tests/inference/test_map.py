@@ -17,7 +17,17 @@ from pyro.infer import SVI, Trace_ELBO
 from pyro.infer.autoguide import AutoDelta, init_to_median
 from pyro.optim import Adam
 
-from hmm_pyro import HMM, Categorical, Gaussian, Poisson, Prior, fit_map, simulate
+from hmm_pyro import (
+    HMM,
+    Categorical,
+    Gaussian,
+    Poisson,
+    Prior,
+    fit_em,
+    fit_map,
+    fit_svi_stream,
+    simulate,
+)
 from hmm_pyro._parallel import torch_threads
 from hmm_pyro.inference.potential import SITE, Potential
 from hmm_pyro.simulate import REFERENCE_PARAMS
@@ -175,6 +185,24 @@ def test_bad_arguments_are_named(workload_hmm, small_data):
         fit_map(workload_hmm, small_data, steps=0)
     with pytest.raises(TypeError, match="hmm"):
         fit_map("not a model", small_data)
+
+
+@pytest.mark.parametrize(
+    ("prior", "named"), [(Prior(pi=0.1), "pi=0.1"), (Prior(A=0.5, B=2.0), "A=0.5")]
+)
+def test_a_prior_without_a_map_is_refused_and_em_fits_it(small_data, prior, named):
+    """Dirichlet concentrations below 1: ``log p(y, theta)`` grows without bound towards zero
+    probabilities, so L-BFGS used to run off (4,000 evaluations, standard deviations of 1e83
+    for empty states, all restarts reported converged). The error names the prior and the
+    runners that handle it; ``fit_em``'s boundary MAP fits the same model."""
+    hmm = HMM(2, Categorical(num_symbols=5), prior)
+    for optimizer in ("lbfgs", "adam"):
+        with pytest.raises(ValueError, match=rf"prior: .*\({named}.*no MAP exists; use fit_em"):
+            fit_map(hmm, small_data, optimizer=optimizer, restarts=1, seed=0, progress=False)
+    with pytest.raises(ValueError, match="no MAP exists"):
+        fit_svi_stream(hmm, small_data, guide="map", steps=1, seed=0, progress=False)
+    fit = fit_em(hmm, small_data, restarts=1, seed=0, progress=False)
+    assert np.isfinite(fit.posterior_mean()["B"].numpy()).all()
 
 
 @pytest.mark.slow
