@@ -5,8 +5,10 @@ Usage::
     PYTHONPATH=. python benchmarks/diagnose_accuracy.py [--methods map svi nuts]
         [--seeds 0 1 2 3 4 5] [--kinds separated k_plus_1 ...] [--workers 1] [--resume]
     PYTHONPATH=. python benchmarks/diagnose_accuracy.py --report   # tables from saved results
+    ... --results /tmp/trial   # write elsewhere (trial runs leave the committed results alone)
 
-Every scenario plants a truth, simulates data, fits it (``fit_map`` with its defaults;
+Every scenario plants a truth, simulates data, fits it (``fit_map`` with its defaults, and
+``fit_em`` with its defaults under a sparse prior, where no MAP exists and ``fit_map`` says so;
 mean-field ``fit_svi`` with 2 restarts of at most 1,000 steps; ``fit_nuts`` with 2 chains of
 150 warm-up and 150 draws, one after the other) and runs ``diagnose(fit)`` (``deep=True``). Each
 scenario says which flags count as detecting it, the primary cause (``Flag.cause_kind`` of the
@@ -63,6 +65,8 @@ METHODS = ("map", "svi", "nuts")
 def _fit(method: str, case: dict[str, Any], seed: int) -> hp.Fit:
     hmm, data = case["hmm"], case["data"]
     if method == "map":
+        if case.get("sparse"):  # no MAP exists: fit_map refuses and points to fit_em
+            return hp.fit_em(hmm, data, seed=seed, progress=False)
         return hp.fit_map(hmm, data, seed=seed, progress=False)
     if method == "svi":
         return hp.fit_svi(hmm, data, seed=seed, restarts=2, steps=1000, progress=False)
@@ -325,6 +329,15 @@ def _write(records: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     print(markdown(records, summary, meta).split("## Scenario")[0])
 
 
+def _use_results(folder: Path) -> None:
+    """Write the results to ``folder`` (the committed ones stay untouched by trial runs)."""
+    global RESULTS, JSON_PATH, MD_PATH, PARTIAL
+    RESULTS = folder
+    JSON_PATH = folder / JSON_PATH.name
+    MD_PATH = folder / MD_PATH.name
+    PARTIAL = folder / PARTIAL.name
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
@@ -333,7 +346,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--resume", action="store_true", help="keep the partial results")
     parser.add_argument("--report", action="store_true", help="only rewrite the tables")
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="folder of the results (for trial runs)"
+    )
     args = parser.parse_args(argv)
+    _use_results(args.results)
     meta = {
         "command": "python benchmarks/diagnose_accuracy.py " + " ".join(sys.argv[1:]),
         "when": time.strftime("%Y-%m-%d"),

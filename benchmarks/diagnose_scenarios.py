@@ -204,7 +204,7 @@ def sparse_prior(seed: int) -> dict[str, Any]:
     family = FAMILIES[seed % 3]
     data, _ = _simulate(family, SEPARATED[family][:2], _transition(2, 0.9), [LENGTH], seed)
     prior = hp.Prior(pi=0.1, A=0.1)  # sparse transitions: meant to empty unneeded states
-    return _case(family, 3, data, "degenerate", prior=prior, **DATA_CAUSE)
+    return _case(family, 3, data, "degenerate", prior=prior, sparse=True, **DATA_CAUSE)
 
 
 def iid_mixture(seed: int) -> dict[str, Any]:

@@ -38,7 +38,14 @@ from hmm_pyro.diagnostics.collapse import min_pairwise
 from hmm_pyro.diagnostics.elpd import can_refit, pointwise_elpd, posterior_refit
 from hmm_pyro.diagnostics.folds import HIGH_PARETO_K, standard_error
 from hmm_pyro.diagnostics.occupancy import free_emission_parameters
-from hmm_pyro.diagnostics.refits import PointFit, bic, fewer_states, held_out, point_fit
+from hmm_pyro.diagnostics.refits import (
+    SENSITIVITY_MAX_ITER,
+    PointFit,
+    bic,
+    fewer_states,
+    held_out,
+    point_fit,
+)
 from hmm_pyro.diagnostics.temporal import TemporalTest, temporal_test
 from hmm_pyro.diagnostics.thresholds import (
     COLLAPSE_DISTANCE,
@@ -385,7 +392,10 @@ def _prior_sensitivity(
         # not respect it, and a strong symmetric prior leaves no room for distinct draws
         starts.append(initial_params(hmm.with_prior(Prior()), data, "data", seed=0))
     weak = max(
-        (point_fit(hmm, data, start, emission_prior=False) for start in starts),
+        (
+            point_fit(hmm, data, start, emission_prior=False, max_iter=SENSITIVITY_MAX_ITER)
+            for start in starts
+        ),
         key=lambda refit: refit.log_posterior,
     )
     sensitivity = PriorSensitivity((before, min_distance(weak)))

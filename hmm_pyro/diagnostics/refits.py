@@ -53,6 +53,7 @@ __all__ = [
     "FOLDS",
     "FOLD_MAX_ITER",
     "MERGE_CANDIDATES",
+    "SENSITIVITY_MAX_ITER",
     "SHRINK",
     "PointFit",
     "bic",
@@ -70,6 +71,12 @@ the full-data fit for a fold), where EM needs tens of updates, not hundreds."""
 EM_TOL = 1e-6
 """Relative change of the log posterior at which a refit stops (1e-3 nats per update for 1,000
 nats; ``fit_em``'s default)."""
+SENSITIVITY_MAX_ITER = 100
+"""EM updates at most for the refit without the emission prior (prior sensitivity). A prior
+that holds states together lets go within tens of updates once it is removed (the states
+separate at once); states the data keep together only crawl apart along a flat direction,
+where more updates cost time and do not change the verdict (the states must end twice as
+far apart and distinct, ``PriorSensitivity.moved``)."""
 MERGE_CANDIDATES = 1
 """Merged starts (the best-scoring pairs) from which the smaller model is refitted: the pair
 whose merge costs least is the one a redundant state duplicates."""
