@@ -33,6 +33,10 @@ def _families(rng: np.random.Generator, shape: tuple[int, int]) -> dict[str, tup
         "gamma": (hp.Gamma(), rng.gamma(2.0, 1.0, size=size)),
         "vonmises": (hp.VonMises(), rng.vonmises(0.5, 2.0, size=size)),
         "mvnormal(dim=2)": (hp.MultivariateNormal(dim=2), rng.normal(size=(*shape, 2))),
+        "gamma x vonmises": (
+            hp.Product(step=hp.Gamma(), angle=hp.VonMises()),
+            np.stack([rng.gamma(2.0, 1.0, size=shape), rng.vonmises(0.5, 2.0, size=shape)], -1),
+        ),
     }
 
 

@@ -1,5 +1,7 @@
 """Options shared by the commands (data file, model, prior, runner, fit file) and their readers.
 
+The emission options (``--emission``, ``--blocks``) are in :mod:`hmm_pyro.cli._emission`.
+
 An option the user leaves unset is not passed on: the library function's own default applies,
 and help texts read those defaults from the library (signatures, :class:`hmm_pyro.Prior`'s
 fields), so that nothing here restates them. The defaults kept here are the CLI's own choices:
@@ -25,10 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hmm_pyro.cli import _library
+from hmm_pyro.cli._emission import EMISSION_FAMILIES, add_emission_option, emission_of
 
 if TYPE_CHECKING:
     from hmm_pyro.data import Sequences
-    from hmm_pyro.emissions import Emission
     from hmm_pyro.fit import Fit
     from hmm_pyro.model import HMM
     from hmm_pyro.priors import Prior
@@ -74,14 +76,6 @@ PRIOR_KEYS = tuple(_library.fields(_PRIOR))
 
 _PARAMETER_FIELDS = ("pi", "A", "B")
 """Prior fields named after the parameter they are the prior of: ``--prior-pi``, not ``--pi``."""
-
-EMISSION_FAMILIES = _library.keys("hmm_pyro.emissions:FAMILIES")
-"""The choices of ``--emission``."""
-
-_OPTION_FLAGS = {"num_symbols": "--symbols", "dim": "--dim"}
-"""The flags of ``Emission.from_options``'s options: its errors about an option itself
-(``OptionError``, with the option's name as ``argument``) are shown with the flag; validation
-messages of the values keep the library's argument name."""
 
 _RUNNER_FLAGS: tuple[tuple[str, dict[str, Any], str], ...] = (
     ("chains", {"type": int}, "NUTS chains"),
@@ -338,16 +332,6 @@ def _field_docs(doc: str) -> dict[str, str]:
     }
 
 
-def add_emission_option(group: Any, help: str) -> None:
-    """``--emission``: the emission family (the CLI's default: categorical)."""
-    group.add_argument(
-        "--emission",
-        choices=EMISSION_FAMILIES,
-        default=_library.constant("hmm_pyro.emissions:Categorical.family"),
-        help=f"{help} (default: %(default)s)",
-    )
-
-
 def add_model_options(
     parser: argparse.ArgumentParser, states_required: bool = True, several_states: bool = False
 ) -> None:
@@ -397,22 +381,6 @@ def prior_of(args: argparse.Namespace, **changes: Any) -> Prior:
     options = set_only(**{name: getattr(args, f"prior_{name}", None) for name in PRIOR_KEYS})
     options.update(changes)
     return Prior(**options)
-
-
-def emission_of(args: argparse.Namespace, data: Sequences | None = None) -> Emission:
-    """The emission family of ``--emission`` (with ``--symbols``, ``--dim`` or the data)."""
-    from hmm_pyro.emissions import FAMILIES
-
-    family = FAMILIES[args.emission]
-    num_symbols, dim = getattr(args, "symbols", None), getattr(args, "dim", None)
-    try:
-        return family.from_options(data=data, num_symbols=num_symbols, dim=dim)
-    except ValueError as error:  # name the option the user typed (or left out)
-        message = str(error)
-        argument = getattr(error, "argument", None)  # an emissions.OptionError
-        if argument in _OPTION_FLAGS:
-            message = f"{_OPTION_FLAGS[argument]}:{message.partition(':')[2]}"
-        raise ValueError(message) from error
 
 
 def model_of(

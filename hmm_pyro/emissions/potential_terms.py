@@ -1,8 +1,9 @@
 """An emission family's part of the NUTS/MAP potential, and the helpers of building it.
 
 :class:`PotentialTerms` is what :meth:`~hmm_pyro.emissions.Emission.potential_terms` returns;
-:func:`potential_data` lays the observations out as the numba potentials take them, and
-:func:`dirichlet_log_normalizer` is the constant of the simplex parameters' priors.
+:func:`potential_data` lays the observations out as the numba potentials take them,
+:func:`dirichlet_log_normalizer` is the constant of the simplex parameters' priors and
+:func:`coordinate_shape` the shape of a parameter's unconstrained coordinates.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from torch.distributions.transforms import Transform
 
 from hmm_pyro.data import Sequences
 
-__all__ = ["PotentialTerms", "dirichlet_log_normalizer", "potential_data"]
+__all__ = ["PotentialTerms", "coordinate_shape", "dirichlet_log_normalizer", "potential_data"]
 
 
 class PotentialTerms(NamedTuple):
@@ -76,3 +78,32 @@ def dirichlet_log_normalizer(concentration: torch.Tensor) -> float:
         ``sum over rows of log Gamma(sum_k alpha_k) - sum_k log Gamma(alpha_k)``.
     """
     return float(torch.lgamma(concentration.sum(-1)).sum() - torch.lgamma(concentration).sum())
+
+
+def coordinate_shape(
+    kind: str, shape: tuple[int, ...], bijection: Transform | None = None
+) -> tuple[int, ...]:
+    """The shape of a parameter's unconstrained coordinates in the flat NUTS/MAP vector.
+
+    Parameters
+    ----------
+    kind : str
+        The parameter's coordinate kind (:meth:`Emission.potential_coordinates`).
+    shape : tuple of int
+        The parameter's shape.
+    bijection : Transform, optional
+        The parameter's transform, for kind ``"bijection"``.
+
+    Returns
+    -------
+    tuple of int
+        One fewer entry per row for ``"simplex"`` (stick-breaking), the transform's
+        ``inverse_shape`` for ``"bijection"``, else ``shape``.
+    """
+    if kind == "simplex":
+        return (*shape[:-1], shape[-1] - 1)
+    if kind == "bijection":
+        if bijection is None:
+            raise ValueError("bijection: expected the transform of a 'bijection' coordinate")
+        return tuple(bijection.inverse_shape(torch.Size(shape)))
+    return tuple(shape)

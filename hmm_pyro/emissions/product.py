@@ -8,16 +8,27 @@ the blocks' own; the Bhattacharyya coefficient of a product of laws is the produ
 blocks' coefficients (exact where each block's is). Parameters are named
 ``<block>_<parameter>`` (``step_rate``, ``angle_loc``).
 
-The NUTS/MAP potential is evaluated in torch (numba log joints of different families do not
-compose); each block's likelihood is its own table.
+NUTS/MAP potential: when every block's log joint is on the shared numba route
+(:func:`~hmm_pyro.kernels._numba.potentials.entry_potential`: gamma, von Mises, Gaussian,
+Poisson, full-covariance normal, and products of them), the product's is too, composed from the
+blocks' own kernels (:class:`_BlockKernels`): each block's ``start`` gives its prior (with its
+gradient) and its emission table on its columns, the tables are summed (the log density of a
+step is the sum of the blocks') and go through the lane sweeps once, and each block's
+``finish`` adds its likelihood gradient from the same smoothed marginals (the gradient of the
+log likelihood in the summed table is gamma, the same for every block). Each block reads its
+slice of the flat coordinates, which lays the blocks' parameters out one block after another.
+Otherwise (a categorical block, a family given by a Pyro distribution) the potential is
+evaluated in torch on the sum of the blocks' tables.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+import numpy as np
 import pyro.distributions as dist
 import torch
 from torch.distributions import constraints
@@ -26,7 +37,9 @@ from torch.distributions.transforms import Transform
 from hmm_pyro._types import Params
 from hmm_pyro._validation import describe
 from hmm_pyro.data import Sequences
-from hmm_pyro.emissions.base import Emission
+from hmm_pyro.emissions.base import Emission, OptionError
+from hmm_pyro.emissions.potential_terms import PotentialTerms, coordinate_shape
+from hmm_pyro.kernels._numba import EntryKernels, entry_potential
 from hmm_pyro.priors import Prior
 
 __all__ = ["Product"]
@@ -58,6 +71,65 @@ class _ProductLaw(dist.TorchDistribution):
             block = torch.where(observed, value[..., columns], family.fill_value())
             total = total + law.log_prob(family.observation(block))
         return total
+
+
+class _BlockKernels:
+    """The blocks' :class:`~hmm_pyro.kernels._numba.EntryKernels`, run one after another.
+
+    Arguments of :func:`~hmm_pyro.kernels._numba.potentials.entry_potential` for a product:
+    ``features`` and ``observed`` are tuples of the blocks' arrays, ``hyper`` the tuple of the
+    blocks' hyperparameter tuples; block ``i`` reads coordinates ``theta[ends[i - 1]:ends[i]]``
+    and writes the same slice of the gradient (views: the writes reach the caller's array).
+
+    Parameters
+    ----------
+    kernels : list of EntryKernels
+        The blocks' kernels, in block order.
+    sizes : list of int
+        The number of coordinates of each block.
+    """
+
+    def __init__(self, kernels: list[EntryKernels], sizes: list[int]) -> None:
+        self.kernels = kernels
+        ends = np.cumsum(sizes).tolist()
+        self.slices = [slice(end - size, end) for end, size in zip(ends, sizes, strict=True)]
+
+    def start(
+        self,
+        theta: np.ndarray,
+        grad: np.ndarray,
+        jac: float,
+        features: tuple[np.ndarray, ...],
+        observed: tuple[np.ndarray, ...],
+        *hyper: tuple[np.ndarray, ...],
+    ) -> tuple[float, np.ndarray, list[Any]]:
+        """The blocks' priors summed, their tables summed, and their contexts."""
+        value, table, contexts = 0.0, None, []
+        for kernels, part, block_features, block_observed, block_hyper in zip(
+            self.kernels, self.slices, features, observed, hyper, strict=True
+        ):
+            prior, block_table, context = kernels.start(
+                theta[part], grad[part], jac, block_features, block_observed, *block_hyper
+            )
+            value += prior
+            table = block_table if table is None else np.add(table, block_table, out=table)
+            contexts.append(context)
+        return value, table, contexts
+
+    def finish(
+        self,
+        theta: np.ndarray,
+        contexts: list[Any],
+        gamma: np.ndarray,
+        features: tuple[np.ndarray, ...],
+        observed: tuple[np.ndarray, ...],
+        grad: np.ndarray,
+    ) -> None:
+        """Each block's likelihood gradient from the shared smoothed marginals."""
+        for kernels, part, context, block_features, block_observed in zip(
+            self.kernels, self.slices, contexts, features, observed, strict=True
+        ):
+            kernels.finish(theta[part], context, gamma, block_features, block_observed, grad[part])
 
 
 class Product(Emission):
@@ -162,13 +234,87 @@ class Product(Emission):
 
     @classmethod
     def from_options(
-        cls, data: Sequences | None = None, num_symbols: int | None = None, dim: int | None = None
+        cls,
+        data: Sequences | None = None,
+        num_symbols: int | None = None,
+        dim: int | None = None,
+        blocks: Mapping[str, type[Emission] | tuple[type[Emission], int]] | None = None,
     ) -> Product:
-        """Refused: a product is built from its blocks in Python (or read from a store)."""
-        raise ValueError(
-            "emission: a product family is built in Python, e.g. Product(counts=Poisson(), "
-            "level=Gaussian()); it cannot be given by --symbols/--dim"
-        )
+        """The product of ``blocks`` (the CLI's ``--emission product --blocks ...``).
+
+        Each block is built by its family's :meth:`Emission.from_options` on its columns
+        (with its width as ``dim``): a categorical block reads its symbols from its column,
+        for example.
+
+        Parameters
+        ----------
+        data : Sequences, optional
+            The observations: their columns, in block order.
+        num_symbols : int, optional
+            Not an option of a product (a categorical block counts its own symbols).
+        dim : int, optional
+            The total width, if given (a store's dimension): must be the blocks' total.
+        blocks : mapping
+            Block name -> family class, or ``(family class, number of columns)``; in column
+            order; a class alone takes one column.
+
+        Returns
+        -------
+        Product
+
+        Raises
+        ------
+        OptionError
+            With ``argument`` ``"blocks"`` for anything about the blocks (missing, widths that
+            do not add up to the data's, a block its family refuses).
+        """
+        if num_symbols is not None:
+            raise OptionError(
+                "num_symbols",
+                f"not an option of a product, got {num_symbols} (a categorical block counts "
+                "the symbols of its column)",
+            )
+        if not blocks:
+            raise OptionError(
+                "blocks", "expected the product's blocks: a name and a family each, in column order"
+            )
+        widths: dict[str, tuple[type[Emission], int]] = {}
+        for name, spec in blocks.items():
+            family, width = spec if isinstance(spec, tuple) else (spec, 1)
+            if not (isinstance(family, type) and issubclass(family, Emission)):
+                raise OptionError("blocks", f"block {name!r}: expected a family, got {spec!r}")
+            if issubclass(family, Product):
+                raise OptionError("blocks", f"block {name!r}: a nested product is built in Python")
+            if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+                raise OptionError(
+                    "blocks", f"block {name!r}: expected a number of columns >= 1, got {width!r}"
+                )
+            widths[name] = (family, width)
+        if len(widths) < 2:
+            raise OptionError("blocks", f"expected at least two blocks, got {len(widths)}")
+        total = sum(width for _, width in widths.values())
+        layout = ", ".join(f"{name} {width}" for name, (_, width) in widths.items())
+        if dim is not None and dim != total:
+            raise OptionError("dim", f"the blocks take {total} columns ({layout}), got {dim}")
+        if data is not None and data.dim != total:
+            raise OptionError(
+                "blocks", f"the blocks take {total} columns ({layout}), the data have {data.dim}"
+            )
+        components, start = {}, 0
+        for name, (family, width) in widths.items():
+            part = None
+            if data is not None:
+                values = data.values[:, :, start : start + width].numpy()
+                part = Sequences(values, lengths=data.lengths.numpy(), dim=width)
+            start += width
+            try:
+                components[name] = family.from_options(data=part, dim=width)
+            except ValueError as error:
+                raise OptionError("blocks", f"block {name!r}: {error}") from None
+        try:
+            return cls(**components)
+        except ValueError as error:  # the constructor's "components: ..." about the names
+            raise OptionError("blocks", str(error).partition(": ")[2]) from None
 
     def _split(self, values: Mapping[str, torch.Tensor], name: str) -> Params:
         """The entries of block ``name``, unprefixed (other keys ignored)."""
@@ -190,10 +336,16 @@ class Product(Emission):
 
     # ------------------------------------------------------------------ data and prior
     def validate_data(self, data: Sequences) -> None:
-        """The dimension, then each block's checks on its columns."""
+        """The dimension, then each block's checks on its columns (errors name the block)."""
         self._check_dim(data)
         for name, c in self.components.items():
-            c.validate_data(self._data(data, name))
+            try:
+                c.validate_data(self._data(data, name))
+            except ValueError as error:  # "data: ..." about the block's columns: name the block
+                message = str(error)
+                if message.startswith("data: "):
+                    message = f"data: block {name!r}: {message[len('data: ') :]}"
+                raise ValueError(message) from None
 
     def prior_distributions(
         self, prior: Prior, num_states: int, dtype: torch.dtype
@@ -368,3 +520,52 @@ class Product(Emission):
             return super().bijection(name)
         block, param = self._names[name]
         return self.components[block].bijection(param)
+
+    def _num_coordinates(self, name: str, num_states: int) -> int:
+        """The number of flat NUTS/MAP coordinates of block ``name``."""
+        block = self.components[name]
+        kinds = block.potential_coordinates()
+        return sum(
+            math.prod(
+                coordinate_shape(
+                    kinds[param],
+                    shape,
+                    block.bijection(param) if kinds[param] == "bijection" else None,
+                )
+            )
+            for param, shape in block.param_shapes(num_states).items()
+        )
+
+    def potential_terms(
+        self, prior: Prior, num_states: int, dtype: torch.dtype, data: Sequences
+    ) -> PotentialTerms | None:
+        """The blocks' numba terms composed (module notes), or ``None`` (the torch route).
+
+        ``None`` unless every block's terms are on the shared route
+        :func:`~hmm_pyro.kernels._numba.potentials.entry_potential`.
+
+        A block's terms on that route carry that function's arguments after ``z``, ``alpha_pi``
+        and ``alpha_A``: ``(kernels, hyper, features, observed, lengths)``.
+        """
+        kernels, sizes, hyper, features, observed = [], [], [], [], []
+        constant, lengths = 0.0, None
+        for name, block in self.components.items():
+            terms = block.potential_terms(prior, num_states, dtype, self._data(data, name))
+            if terms is None or terms.function is not entry_potential:
+                return None
+            block_kernels, block_hyper, block_features, block_observed, lengths = terms.arguments
+            kernels.append(block_kernels)
+            sizes.append(self._num_coordinates(name, num_states))
+            hyper.append(block_hyper)
+            features.append(block_features)
+            observed.append(block_observed)
+            constant += terms.constant
+        composed = _BlockKernels(kernels, sizes)
+        arguments = (
+            EntryKernels(composed.start, composed.finish),
+            tuple(hyper),
+            tuple(features),
+            tuple(observed),
+            lengths,
+        )
+        return PotentialTerms(entry_potential, arguments, constant)

@@ -38,6 +38,7 @@ from torch.distributions.transforms import StickBreakingTransform, Transform
 
 from hmm_pyro._types import Params
 from hmm_pyro.emissions.base import dirichlet_log_normalizer
+from hmm_pyro.emissions.potential_terms import coordinate_shape
 from hmm_pyro.model import HMM
 
 __all__ = ["KINDS", "Coordinates", "log_simplex"]
@@ -116,11 +117,9 @@ class Coordinates:
                     f"hmm: expected coordinate kinds in {KINDS} from {hmm!r}, "
                     f"got {kind!r} for {name!r}"
                 )
-            if kind == "simplex":
-                shape = (*shape[:-1], shape[-1] - 1)
-            elif kind == "bijection":
+            if kind == "bijection":
                 self.bijections[name] = hmm.bijection(name)
-                shape = tuple(self.bijections[name].inverse_shape(torch.Size(shape)))
+            shape = coordinate_shape(kind, shape, self.bijections.get(name))
             self.layout.append((name, kind, shape))
         self.size = sum(math.prod(shape) for _, _, shape in self.layout)
         self.concentration = hmm.dirichlet_concentrations()
