@@ -4,7 +4,8 @@ Modules: :mod:`~hmm_pyro.kernels._numba.lanes` (the general sweeps, sequences as
 lanes), :mod:`~hmm_pyro.kernels._numba.varying` (the same with one transition matrix per step),
 :mod:`~hmm_pyro.kernels._numba.symbols` (sweeps over symbol sequences, rows looked up
 per symbol), :mod:`~hmm_pyro.kernels._numba.batch` (large batches in threads),
-:mod:`~hmm_pyro.kernels._numba.bridge` (autograd functions over torch tensors) and
+:mod:`~hmm_pyro.kernels._numba.bridge` (autograd functions over torch tensors),
+:mod:`~hmm_pyro.kernels._numba.viterbi` (max-product decoding) and
 :mod:`~hmm_pyro.kernels._numba.potentials` (log joint and gradient for NUTS and MAP: the
 transition part, the categorical potential and the one route of every other numba family).
 A family's own numba functions (its prior, per-entry density and statistics) live in its
@@ -46,6 +47,7 @@ from hmm_pyro.kernels._numba.potentials import (
     weighted_sums,
 )
 from hmm_pyro.kernels._numba.symbols import time_major_symbols
+from hmm_pyro.kernels._numba.viterbi import viterbi_batch
 
 __all__ = [
     "CategoricalLogLikelihood",
@@ -60,5 +62,6 @@ __all__ = [
     "supports",
     "time_major_symbols",
     "varying_forward_backward",
+    "viterbi_batch",
     "weighted_sums",
 ]
