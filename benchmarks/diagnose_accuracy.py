@@ -6,6 +6,7 @@ Usage::
         [--seeds 0 1 2 3 4 5] [--kinds separated k_plus_1 ...] [--workers 1] [--resume]
     PYTHONPATH=. python benchmarks/diagnose_accuracy.py --report   # tables from saved results
     ... --results /tmp/trial   # write elsewhere (trial runs leave the committed results alone)
+    ... --scenarios holdout    # the held-out scenarios of diagnose_holdout.py (*_holdout.*)
 
 Every scenario plants a truth, simulates data, fits it (``fit_map`` with its defaults, and
 ``fit_em`` with its defaults under a sparse prior, where no MAP exists and ``fit_map`` says so;
@@ -49,7 +50,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from diagnose_scenarios import KINDS, POINT_EXPECT, SEPARATE  # benchmarks/ is on sys.path
+from diagnose_holdout import KINDS as HOLDOUT  # benchmarks/ is on sys.path
+from diagnose_scenarios import KINDS as MAIN
+from diagnose_scenarios import POINT_EXPECT, SEPARATE
 
 import hmm_pyro as hp
 from hmm_pyro._io import atomic_write
@@ -59,6 +62,8 @@ JSON_PATH = RESULTS / "diagnose_accuracy.json"
 MD_PATH = RESULTS / "diagnose_accuracy.md"
 PARTIAL = RESULTS / "diagnose_accuracy.partial.jsonl"
 METHODS = ("map", "svi", "nuts")
+KINDS = {**MAIN, **HOLDOUT}
+SCENARIOS = {"main": MAIN, "holdout": HOLDOUT}
 
 
 # ---------------------------------------------------------------------------- one task
@@ -211,7 +216,7 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def markdown(records: list[dict[str, Any]], summary: dict[str, Any], meta: dict) -> str:
     lines = [
-        "# diagnose accuracy on planted scenarios",
+        f"# diagnose accuracy on planted scenarios ({meta.get('scenarios', 'main')})",
         "",
         f"Produced by `{meta['command']}` ({meta['when']}; {meta['machine']}; shared 2-core "
         "machine, times are indicative). Scenarios, settings and scoring: the docstring of "
@@ -329,20 +334,26 @@ def _write(records: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     print(markdown(records, summary, meta).split("## Scenario")[0])
 
 
-def _use_results(folder: Path) -> None:
-    """Write the results to ``folder`` (the committed ones stay untouched by trial runs)."""
+def _use_results(folder: Path, stem: str) -> None:
+    """Write the results to ``folder/stem.*`` (trial runs leave the committed ones alone)."""
     global RESULTS, JSON_PATH, MD_PATH, PARTIAL
     RESULTS = folder
-    JSON_PATH = folder / JSON_PATH.name
-    MD_PATH = folder / MD_PATH.name
-    PARTIAL = folder / PARTIAL.name
+    JSON_PATH = folder / f"{stem}.json"
+    MD_PATH = folder / f"{stem}.md"
+    PARTIAL = folder / f"{stem}.partial.jsonl"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=list(range(6)))
-    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
+    parser.add_argument(
+        "--scenarios",
+        choices=list(SCENARIOS),
+        default="main",
+        help="main: diagnose_scenarios.py; holdout: diagnose_holdout.py (results *_holdout)",
+    )
+    parser.add_argument("--kinds", nargs="+", choices=list(KINDS), help="default: every kind")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--resume", action="store_true", help="keep the partial results")
     parser.add_argument("--report", action="store_true", help="only rewrite the tables")
@@ -350,12 +361,16 @@ def main(argv: list[str] | None = None) -> None:
         "--results", type=Path, default=RESULTS, help="folder of the results (for trial runs)"
     )
     args = parser.parse_args(argv)
-    _use_results(args.results)
+    _use_results(
+        args.results, "diagnose_accuracy" if args.scenarios == "main" else "diagnose_holdout"
+    )
+    kinds = args.kinds or list(SCENARIOS[args.scenarios])
     meta = {
         "command": "python benchmarks/diagnose_accuracy.py " + " ".join(sys.argv[1:]),
         "when": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, Python {platform.python_version()}",
         "hmm_pyro": hp.__version__,
+        "scenarios": args.scenarios,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     done = _load_partial() if (args.resume or args.report) else []
@@ -369,7 +384,7 @@ def main(argv: list[str] | None = None) -> None:
         (kind, seed, method)
         for seed in args.seeds
         for method in args.methods
-        for kind in args.kinds
+        for kind in kinds
         if (kind, seed, method) not in finished
     ]
     print(f"{len(tasks)} fits to run ({len(finished)} kept)", flush=True)

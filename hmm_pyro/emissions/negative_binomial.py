@@ -8,9 +8,12 @@ M-step (:meth:`NegativeBinomial.maximize`, docs/emissions.md#negative-binomial):
 weighted counts ``c_u`` of each distinct value ``u`` (``n = sum c_u``, ``S = sum c_u u``) and
 Gamma priors ``rate ~ Gamma(a, b)``, ``r ~ Gamma(c, e)``, the maximiser over ``rate`` for a given
 ``r`` is the positive root of ``b m**2 + (r (n + b) - (a - 1)) m - (S + a - 1) r = 0`` (``S / n``
-without the prior), and the profile in ``r`` is maximised in one dimension: bisection in
-``log r`` on the sign of its derivative
-``sum c_u [psi(u + r) - psi(r)] + n log(r / (r + m)) + (n m - S) / (r + m) + (c - 1) / r - e``.
+without the prior), and the profile in ``r`` is maximised in one dimension: the root of its
+derivative
+``sum c_u [psi(u + r) - psi(r)] + n log(r / (r + m)) + (n m - S) / (r + m) + (c - 1) / r - e``
+(decreasing in ``r``) by :func:`~hmm_pyro.emissions._roots.decreasing_root` (Newton in
+``log r`` inside a bisection bracket), the derivative's own slope taken by a forward
+difference, started at the previous ``r`` (EM moves it little between updates).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from torch.distributions.constraints import Constraint
 
 from hmm_pyro._types import Params
 from hmm_pyro.data import Sequences
+from hmm_pyro.emissions._roots import decreasing_root
 from hmm_pyro.emissions.coordinatewise import Coordinatewise
 from hmm_pyro.emissions.distribution import DistributionEmission
 from hmm_pyro.emissions.poisson import MIN_RATE, Poisson
@@ -33,8 +37,9 @@ MAX_DISPERSION = 1e6
 """The M-step's search interval for ``r``. At the upper end the variance exceeds Poisson's by
 ``rate**2 / 1e6``; beyond it the sign of the derivative in ``r`` (terms of order ``1 / r**2``)
 is lost in the round-off of ``psi(u + r) - psi(r)``."""
-_BISECTIONS = 70
-"""Halvings of the ``log r`` interval (width 32): the root to below 1e-19 of ``log r``."""
+_SLOPE_STEP = 1e-6
+"""Relative step of ``r`` for the forward difference that gives Newton its slope (the root
+itself does not depend on it: the bracket and the tolerance of ``decreasing_root`` do)."""
 
 
 class NegativeBinomial(Coordinatewise, DistributionEmission):
@@ -140,8 +145,7 @@ class NegativeBinomial(Coordinatewise, DistributionEmission):
             other = (root - slope) / torch.where(b > 0, 2.0 * b, 1.0)
             return torch.where(slope > 0, stable, other).clamp(min=MIN_RATE)
 
-        def slope_in_r(log_r: torch.Tensor) -> torch.Tensor:
-            r = log_r.exp()
+        def slope_in_r(r: torch.Tensor) -> torch.Tensor:
             m = mean(r)
             digammas = torch.digamma(values + r.unsqueeze(-1)) - torch.digamma(r).unsqueeze(-1)
             return (
@@ -152,23 +156,17 @@ class NegativeBinomial(Coordinatewise, DistributionEmission):
                 - e
             )
 
-        low = torch.full_like(n, float(torch.log(torch.tensor(MIN_DISPERSION))))
-        high = torch.full_like(n, float(torch.log(torch.tensor(MAX_DISPERSION))))
-        rising_at_top = slope_in_r(high) > 0
-        falling_at_bottom = slope_in_r(low) < 0
-        for _ in range(_BISECTIONS):
-            middle = 0.5 * (low + high)
-            up = slope_in_r(middle) > 0
-            low, high = torch.where(up, middle, low), torch.where(up, high, middle)
-        log_r = torch.where(falling_at_bottom, low, 0.5 * (low + high))
-        log_r = torch.where(rising_at_top, high, log_r)
-        dispersion = log_r.exp()
+        def condition(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            value = slope_in_r(r)
+            shifted = r * (1.0 + _SLOPE_STEP)
+            return value, (slope_in_r(shifted) - value) / (shifted - r)
+
+        old_rate = old_dispersion = torch.full_like(n, float("nan"))
+        if previous is not None:
+            old_rate, old_dispersion = (c.to(STATISTICS_DTYPE) for c in self._columns(previous))
+        dispersion = decreasing_root(condition, MIN_DISPERSION, MAX_DISPERSION, old_dispersion)
         rate = mean(dispersion)
         if not use_prior:
-            if previous is None:
-                old_rate = old_dispersion = torch.full_like(n, float("nan"))
-            else:
-                old_rate, old_dispersion = (c.to(STATISTICS_DTYPE) for c in self._columns(previous))
             rate = torch.where(n > 0, rate, old_rate)
             dispersion = torch.where(n > 0, dispersion, old_dispersion)
         return self._params(rate, dispersion)
