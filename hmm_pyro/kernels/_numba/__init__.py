@@ -4,7 +4,8 @@ Modules: :mod:`~hmm_pyro.kernels._numba.lanes` (the general sweeps, sequences as
 lanes), :mod:`~hmm_pyro.kernels._numba.varying` (the same with one transition matrix per step),
 :mod:`~hmm_pyro.kernels._numba.symbols` (sweeps over symbol sequences, rows looked up
 per symbol), :mod:`~hmm_pyro.kernels._numba.batch` (large batches in threads),
-:mod:`~hmm_pyro.kernels._numba.bridge` (autograd functions over torch tensors) and
+:mod:`~hmm_pyro.kernels._numba.bridge` (autograd functions over torch tensors),
+:mod:`~hmm_pyro.kernels._numba.checks` (value checks of parameters on every call) and
 :mod:`~hmm_pyro.kernels._numba.potentials` (log joint and gradient for NUTS and MAP: the
 transition part, the categorical potential and the one route of every other numba family).
 A family's own numba functions (its prior, per-entry density and statistics) live in its
@@ -31,6 +32,7 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 # The modules come after the choice: a numba thread pool, once started, keeps its layer.
 from hmm_pyro.kernels._numba.bridge import (
     CategoricalLogLikelihood,
+    CategoricalProbabilityLikelihood,
     FusedLogLikelihood,
     VaryingLogLikelihood,
     categorical_expected_counts,
@@ -38,6 +40,7 @@ from hmm_pyro.kernels._numba.bridge import (
     supports,
     varying_forward_backward,
 )
+from hmm_pyro.kernels._numba.checks import all_finite, all_greater, probability_rows
 from hmm_pyro.kernels._numba.potentials import (
     EntryKernels,
     categorical_potential,
@@ -49,14 +52,18 @@ from hmm_pyro.kernels._numba.symbols import time_major_symbols
 
 __all__ = [
     "CategoricalLogLikelihood",
+    "CategoricalProbabilityLikelihood",
     "EntryKernels",
     "FusedLogLikelihood",
     "VaryingLogLikelihood",
+    "all_finite",
+    "all_greater",
     "categorical_expected_counts",
     "categorical_potential",
     "entry_potential",
     "fill_table",
     "fused_forward_backward",
+    "probability_rows",
     "supports",
     "time_major_symbols",
     "varying_forward_backward",
