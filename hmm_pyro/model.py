@@ -26,6 +26,7 @@ from hmm_pyro._types import Params, SequencesLike
 from hmm_pyro._validation import check_choice, check_int, describe
 from hmm_pyro.data import Sequences, as_sequences
 from hmm_pyro.emissions import Emission, from_config
+from hmm_pyro.kernels import _numba
 from hmm_pyro.priors import Prior
 
 __all__ = ["HMM", "INITIAL_MODES", "MARGINALIZE_METHODS", "MAX_PARAMETERS"]
@@ -303,6 +304,8 @@ class HMM:
             raise ValueError(
                 f"params[{name!r}]: expected trailing shape {shape}, got {describe(value)}"
             )
+        if _numba.probability_rows(value, _SIMPLEX_ATOL):  # certainly passes the check below
+            return
         ok = torch.isfinite(value).all() and (value >= 0).all()
         if not ok or not torch.allclose(
             value.sum(-1), torch.ones((), dtype=self.dtype), atol=_SIMPLEX_ATOL
@@ -320,6 +323,8 @@ class HMM:
             for name, value in params.items()
             if name in shapes
         ]
+        if all(shape == leading[0] for shape in leading):  # one shape (most often none)
+            return leading[0] if leading else torch.Size()
         try:
             return torch.broadcast_shapes(*leading)
         except RuntimeError as error:
@@ -431,12 +436,12 @@ class HMM:
         :meth:`~hmm_pyro.emissions.Emission.sequence_log_likelihood`, which for one categorical
         parameter set on the CPU looks the symbols up without an ``(N, T, K)`` table.
         ``params`` must be valid and ``data`` prepared (:meth:`prepare_data`). ``logs`` may
-        hold ``log pi`` and ``log A`` computed in log space (the NUTS/MAP coordinates).
+        hold ``log pi`` and ``log A`` computed in log space (the NUTS/MAP coordinates); those
+        it lacks are Pyro's ``safe_log`` of ``params``, taken by the family (the categorical
+        kernel takes them inside its autograd node).
         """
         logs = logs or {}
-        log_pi = logs["pi"] if "pi" in logs else safe_log(params["pi"])
-        log_A = logs["A"] if "A" in logs else safe_log(params["A"])
-        return self.emission.sequence_log_likelihood(log_pi, log_A, params, data)
+        return self.emission.sequence_log_likelihood(logs.get("pi"), logs.get("A"), params, data)
 
     def transition_matrices(self, params: Params, rows: torch.Tensor) -> torch.Tensor:
         """Transition matrices at ``M`` rows of :attr:`transition_covariates`: ``(..., M, K, K)``.

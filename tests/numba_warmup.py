@@ -10,7 +10,8 @@ loaded. With a warm cache it costs the imports and a few tiny fits (a few second
 
 The calls below are small fits that reach each kernel signature the suite uses: the fast
 potentials (NUTS, MAP) and the forward-backward, EM statistics, Viterbi and lane kernels of
-every built-in family with its own numba code, and the time-varying kernels of a
+every built-in family with its own numba code, a user-level value and gradient (the parameter
+checks, the categorical probability route), and the time-varying kernels of a
 ``CovariateHMM``. A kernel missed here is compiled where it is
 first used, as without this step: correctness does not depend on it.
 """
@@ -55,6 +56,8 @@ def compile_kernels() -> float:
                 fit.viterbi()
                 hp.fit_map(hmm, data, restarts=1, **quiet)
                 hp.fit_em(hmm, data, restarts=1, max_iter=2, **quiet)
+                leaves = {k: v.requires_grad_() for k, v in hmm.sample_prior(seed=0).items()}
+                hmm.log_likelihood(leaves, data).sum().backward()  # user level: checks, route
             _covariate_fits(hp, quiet)
     finally:
         torch.set_num_threads(threads)

@@ -11,6 +11,7 @@ import pytest
 import torch
 from pyro import poutine
 from pyro.infer import TraceEnum_ELBO
+from pyro.ops.special import safe_log
 
 import hmm_pyro as hp
 from hmm_pyro import kernels
@@ -325,6 +326,100 @@ def test_validate_params_names_the_key(make_hmm, family, change, error, match):
     data = [[0, 1]] if family != "gaussian2" else np.zeros((1, 2, 2))
     with pytest.raises(error, match=match):
         hmm.log_likelihood(params, data)
+
+
+def _categorical_reference(params: dict, data: hp.Sequences):
+    """The log kernel on Pyro ``safe_log`` logs: what the user-level route stands in for."""
+    log_b = safe_log(params["B"]).clamp(min=torch.finfo(torch.float64).min)
+    symbols = data.filled(0.0, torch.float64)[..., 0].long()
+    symbols = torch.where(data.observed[..., 0], symbols, kernels.MISSING_SYMBOL)
+    logs = (safe_log(params["pi"]), safe_log(params["A"]), log_b)
+    return kernels.categorical_log_likelihood(*logs, symbols, data.lengths)
+
+
+def test_user_level_value_and_gradients_equal_the_kernel_exactly(make_hmm):
+    """``hmm.log_likelihood(params, data)`` then backward, leaf parameters: one autograd node
+    whose value and gradients equal (``torch.equal``) those of the kernel on the logs."""
+    hmm, params = make_hmm("categorical", num_states=3)
+    data = holed_data(hmm, params)
+    params["B"][1, 0] = 0.0  # a zero probability: log B clamped, its gradient zero
+    params["B"][1] /= params["B"][1].sum()
+    results = []
+    for func in (hmm.log_likelihood, _categorical_reference):
+        leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
+        value = func(leaves, data)
+        results.append((value.detach(), torch.autograd.grad(value.sum(), list(leaves.values()))))
+        if func == hmm.log_likelihood:
+            assert type(value.grad_fn).__name__ == "CategoricalProbabilityLikelihoodBackward"
+    (value, grads), (expected, expected_grads) = results
+    assert torch.equal(value, expected)
+    for grad, reference in zip(grads, expected_grads, strict=True):
+        assert torch.equal(grad, reference)
+
+
+_MESSAGES = {
+    "pi": "params['pi']: expected probabilities (rows non-negative and summing to 1 within 1e-06)",
+    "A": "params['A']: expected probabilities (rows non-negative and summing to 1 within 1e-06)",
+    "B": "params['B']: expected rows on the probability simplex (non-negative, summing to 1 "
+    "within 1e-06), got row sums ",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "message"),
+    [
+        ("pi", lambda v: v.mul_(0.9), _MESSAGES["pi"]),
+        ("A", lambda v: v[1].copy_(torch.tensor([1.5, -0.5, 0.0])), _MESSAGES["A"]),
+        ("A", lambda v: v[2, 1].fill_(float("nan")), _MESSAGES["A"]),
+        ("pi", lambda v: v[0].add_(2e-5), _MESSAGES["pi"]),  # outside allclose's 1.1e-5
+        ("B", lambda v: v[0].mul_(1.01), _MESSAGES["B"]),
+        ("B", lambda v: v[1, 2].fill_(float("inf")), "params['B']: expected finite values"),
+        ("B", lambda v: v[2].copy_(torch.tensor([1.2, -0.2, 0.0])), _MESSAGES["B"]),
+    ],
+    ids=["pi-sum", "A-negative", "A-nan", "pi-sum-2e-5", "B-sum", "B-inf", "B-negative"],
+)
+def test_bad_values_after_a_valid_call_raise_the_same_one_line_errors(
+    make_hmm, name, change, message
+):
+    """Values changed in place after a valid call (same tensors, no stale state) are refused
+    with the exact checks' messages; a row sum off by 5e-6 (inside allclose) still passes."""
+    hmm, params = make_hmm("categorical", num_states=3)
+    data = hp.Sequences([[0, 1, 2, 2], [1]])
+    leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
+    hmm.log_likelihood(leaves, data).sum().backward()
+    with torch.no_grad():
+        leaves["pi"][0] += 5e-6
+    hmm.log_likelihood(leaves, data)
+    with torch.no_grad():
+        change(leaves[name])
+    for call in (hmm.validate_params, lambda p: hmm.log_likelihood(p, data)):
+        with pytest.raises(ValueError) as error:
+            call(leaves)
+        assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("family", "name", "bad", "message"),
+    [
+        ("gaussian", "sigma", 0.0, "params['sigma']: expected standard deviations > 0, got 0.0"),
+        ("gaussian", "mu", float("nan"), "params['mu']: expected finite values, got non-finite"),
+        ("poisson", "rate", -1.0, "params['rate']: expected rates > 0, got -1.0"),
+        ("categorical", "A", None, "params['A']: expected trailing shape (3, 3), got tensor"),
+    ],
+    ids=["sigma", "mu", "rate", "A-shape"],
+)
+def test_other_bad_params_after_a_valid_call(make_hmm, family, name, bad, message):
+    hmm, params = make_hmm(family, num_states=3)
+    data = hp.Sequences([[0, 1, 2, 2], [1]])
+    hmm.log_likelihood(params, data)
+    if bad is None:
+        params[name] = params[name][:, :2]
+    else:
+        params[name] = params[name].clone()
+        params[name][1] = bad
+    with pytest.raises(ValueError) as error:
+        hmm.log_likelihood(params, data)
+    assert str(error.value).startswith(message)
 
 
 def test_draw_dimensions_that_do_not_broadcast(make_hmm):

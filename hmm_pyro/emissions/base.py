@@ -19,6 +19,7 @@ from typing import Any
 
 import pyro.distributions as dist
 import torch
+from pyro.ops.special import safe_log
 from torch.distributions.transforms import Transform
 
 from hmm_pyro import kernels
@@ -27,6 +28,7 @@ from hmm_pyro._validation import describe
 from hmm_pyro.data import Sequences
 from hmm_pyro.emissions.potential_terms import PotentialTerms, dirichlet_log_normalizer
 from hmm_pyro.emissions.statistics import STATISTICS_DTYPE
+from hmm_pyro.kernels import _numba
 from hmm_pyro.priors import Prior
 
 __all__ = [
@@ -35,7 +37,21 @@ __all__ = [
     "OptionError",
     "PotentialTerms",
     "dirichlet_log_normalizer",
+    "transition_logs",
 ]
+
+
+def transition_logs(
+    log_pi: torch.Tensor | None, log_A: torch.Tensor | None, params: Params
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``log_pi`` and ``log_A``, Pyro's ``safe_log`` of ``params["pi"]``/``["A"]`` where ``None``.
+
+    ``safe_log``: the gradient ``g / max(p, eps)`` stays finite at ``p = 0``.
+    """
+    return (
+        safe_log(params["pi"]) if log_pi is None else log_pi,
+        safe_log(params["A"]) if log_A is None else log_A,
+    )
 
 
 class OptionError(ValueError):
@@ -354,14 +370,22 @@ class Emission(ABC):
         """
         dtype = next(iter(params.values())).dtype
         values = data.filled(self.fill_value(), dtype)
-        table = self._log_prob_elementwise(params, values)
+        return self._observed_sum(self._log_prob_elementwise(params, values), data)
+
+    @staticmethod
+    def _observed_sum(table: torch.Tensor, data: Sequences) -> torch.Tensor:
+        """``(..., N, T, K, D)`` per-coordinate scores summed over observed coordinates."""
         if not data.complete:
             observed = data.observed.unsqueeze(-2)
-            table = torch.where(observed, table, torch.zeros((), dtype=dtype))
+            table = torch.where(observed, table, torch.zeros((), dtype=table.dtype))
         return table.sum(-1)
 
     def sequence_log_likelihood(
-        self, log_pi: torch.Tensor, log_A: torch.Tensor, params: Params, data: Sequences
+        self,
+        log_pi: torch.Tensor | None,
+        log_A: torch.Tensor | None,
+        params: Params,
+        data: Sequences,
     ) -> torch.Tensor:
         """Log marginal likelihood of each sequence, hidden states summed out.
 
@@ -370,12 +394,13 @@ class Emission(ABC):
 
         Parameters
         ----------
-        log_pi : torch.Tensor
-            ``(..., K)`` log initial distribution (no sequence dimension).
-        log_A : torch.Tensor
-            ``(..., K, K)`` log transition matrix.
+        log_pi : torch.Tensor or None
+            ``(..., K)`` log initial distribution (no sequence dimension); ``None``: Pyro's
+            ``safe_log`` of ``params["pi"]`` (a family may take it inside its kernel).
+        log_A : torch.Tensor or None
+            ``(..., K, K)`` log transition matrix; ``None``: ``safe_log`` of ``params["A"]``.
         params : dict of torch.Tensor
-            Emission parameters.
+            Emission parameters (and ``pi``, ``A`` where a log is ``None``).
         data : Sequences
             ``N`` sequences.
 
@@ -384,6 +409,7 @@ class Emission(ABC):
         torch.Tensor
             ``(..., N)``, differentiable in ``log_pi``, ``log_A`` and ``params``.
         """
+        log_pi, log_A = transition_logs(log_pi, log_A, params)
         table = self.log_likelihood_table(params, data)
         return kernels.log_likelihood(
             log_pi.unsqueeze(-2), log_A.unsqueeze(-3), table, data.lengths
@@ -506,6 +532,18 @@ class Emission(ABC):
     def _check_param_values(self, name: str, value: torch.Tensor) -> None:
         """Raise ``ValueError`` if ``value`` is not a valid value of parameter ``name``."""
 
+    def _values_pass(self, name: str, value: torch.Tensor) -> bool:
+        """True when ``value`` certainly passes the checks of :meth:`validate_params`.
+
+        Those are finiteness and :meth:`_check_param_values`; ``False``: run them (they raise
+        or pass).
+
+        Validation runs on every user-level call, and a torch reduction costs microseconds
+        whatever the size: a family overrides this with one numba pass over CPU values
+        (:mod:`hmm_pyro.kernels._numba.checks`) that is never more lenient. Default: ``False``.
+        """
+        return False
+
     def validate_params(self, params: Params, num_states: int) -> None:
         """Check names, trailing shapes and values of the emission parameters."""
         for name, shape in self.param_shapes(num_states).items():
@@ -520,7 +558,9 @@ class Emission(ABC):
                 raise ValueError(
                     f"params[{name!r}]: expected trailing shape {shape}, got {describe(value)}"
                 )
-            if not torch.isfinite(value).all():
+            if self._values_pass(name, value):
+                continue
+            if not _numba.all_finite(value) and not torch.isfinite(value).all():
                 raise ValueError(f"params[{name!r}]: expected finite values, got non-finite")
             self._check_param_values(name, value)
 

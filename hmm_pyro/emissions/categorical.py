@@ -26,6 +26,7 @@ from hmm_pyro.emissions.base import (
     Params,
     PotentialTerms,
     dirichlet_log_normalizer,
+    transition_logs,
 )
 from hmm_pyro.emissions.statistics import _STATISTICS_CACHE
 from hmm_pyro.kernels import _numba
@@ -285,14 +286,28 @@ class Categorical(Emission):
         return one_hot @ log_b.transpose(-1, -2).unsqueeze(-3)
 
     def sequence_log_likelihood(
-        self, log_pi: torch.Tensor, log_A: torch.Tensor, params: Params, data: Sequences
+        self,
+        log_pi: torch.Tensor | None,
+        log_A: torch.Tensor | None,
+        params: Params,
+        data: Sequences,
     ) -> torch.Tensor:
         """Log marginal likelihood of each sequence: ``(..., N)``.
 
         With unbatched CPU parameters the emission rows are looked up per symbol inside the
         numba forward-backward (:func:`hmm_pyro.kernels.categorical_log_likelihood`); no
-        ``(N, T, K)`` table is built. Otherwise as :meth:`Emission.sequence_log_likelihood`.
+        ``(N, T, K)`` table is built. With ``log_pi`` and ``log_A`` both ``None`` the
+        logarithms of ``pi``, ``A`` and ``B`` are taken inside that kernel's autograd node
+        (:func:`~hmm_pyro.kernels.categorical.categorical_probability_log_likelihood`, equal
+        bit for bit). Otherwise as :meth:`Emission.sequence_log_likelihood`.
         """
+        B = params["B"]
+        if log_pi is None and log_A is None:
+            pi, A = params["pi"], params["A"]
+            if categorical_kernel.shared_parameters(pi, A, B):
+                lanes = data.cached(("symbol_lanes", self.num_symbols), lambda: self._lanes(data))
+                return categorical_kernel.categorical_probability_log_likelihood(pi, A, B, lanes)
+        log_pi, log_A = transition_logs(log_pi, log_A, params)
         log_b = self._log_b(params)
         if not categorical_kernel.shared_parameters(log_pi, log_A, log_b):
             return super().sequence_log_likelihood(log_pi, log_A, params, data)
@@ -353,6 +368,10 @@ class Categorical(Emission):
         """``BC[i, j] = sum_v sqrt(B[i, v] B[j, v])``."""
         root = params["B"].clamp(min=0).sqrt()
         return root @ root.transpose(-1, -2)
+
+    def _values_pass(self, name: str, value: torch.Tensor) -> bool:
+        """Finite, non-negative rows summing to 1 within the tolerance (one numba pass)."""
+        return _numba.probability_rows(value, _SIMPLEX_ATOL)
 
     def _check_param_values(self, name: str, value: torch.Tensor) -> None:
         if (value < 0).any() or not torch.allclose(

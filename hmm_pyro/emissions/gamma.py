@@ -43,7 +43,13 @@ from hmm_pyro.emissions._roots import decreasing_root
 from hmm_pyro.emissions.coordinatewise import Coordinatewise
 from hmm_pyro.emissions.potential_terms import PotentialTerms, potential_data
 from hmm_pyro.emissions.statistics import _STATISTICS_CACHE, STATISTICS_DTYPE, quantile_locations
-from hmm_pyro.kernels._numba import EntryKernels, entry_potential, fill_table, weighted_sums
+from hmm_pyro.kernels._numba import (
+    EntryKernels,
+    all_greater,
+    entry_potential,
+    fill_table,
+    weighted_sums,
+)
 from hmm_pyro.priors import Prior
 
 __all__ = ["MAX_CONCENTRATION", "MIN_CONCENTRATION", "MIN_RATE", "Gamma", "standard_gamma"]
@@ -294,6 +300,10 @@ class Gamma(Coordinatewise):
             - mean_shape * torch.log(0.5 * (b1 + b2))
         )
         return log_bc.sum(-1).clamp(max=0.0).exp()
+
+    def _values_pass(self, name: str, value: torch.Tensor) -> bool:
+        """Finite and ``> 0`` (one numba pass)."""
+        return all_greater(value, 0.0)
 
     def _check_param_values(self, name: str, value: torch.Tensor) -> None:
         if (value <= 0).any():

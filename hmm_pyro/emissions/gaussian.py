@@ -33,7 +33,14 @@ from hmm_pyro.data import Sequences
 from hmm_pyro.emissions.coordinatewise import Coordinatewise
 from hmm_pyro.emissions.potential_terms import PotentialTerms, potential_data
 from hmm_pyro.emissions.statistics import STATISTICS_DTYPE, moment_statistics, quantile_locations
-from hmm_pyro.kernels._numba import EntryKernels, entry_potential, fill_table, weighted_sums
+from hmm_pyro.kernels._numba import (
+    EntryKernels,
+    all_finite,
+    all_greater,
+    entry_potential,
+    fill_table,
+    weighted_sums,
+)
 from hmm_pyro.priors import Prior
 
 __all__ = ["Gaussian"]
@@ -236,6 +243,10 @@ class Gaussian(Coordinatewise):
         gap = mu.unsqueeze(-2) - mu.unsqueeze(-3)
         log_bc = 0.5 * torch.log(2 * prod / var_sum) - gap.pow(2) / (4 * var_sum)
         return log_bc.sum(-1).exp()
+
+    def _values_pass(self, name: str, value: torch.Tensor) -> bool:
+        """``mu`` finite, ``sigma`` finite and ``> 0`` (one numba pass)."""
+        return all_greater(value, 0.0) if name == "sigma" else all_finite(value)
 
     def _check_param_values(self, name: str, value: torch.Tensor) -> None:
         if name == "sigma" and (value <= 0).any():

@@ -19,7 +19,13 @@ from hmm_pyro.data import Sequences
 from hmm_pyro.emissions.coordinatewise import Coordinatewise
 from hmm_pyro.emissions.potential_terms import PotentialTerms, potential_data
 from hmm_pyro.emissions.statistics import STATISTICS_DTYPE, moment_statistics, quantile_locations
-from hmm_pyro.kernels._numba import EntryKernels, entry_potential, fill_table, weighted_sums
+from hmm_pyro.kernels._numba import (
+    EntryKernels,
+    all_greater,
+    entry_potential,
+    fill_table,
+    weighted_sums,
+)
 from hmm_pyro.priors import Prior
 
 __all__ = ["MAX_COUNT", "MIN_RATE", "Poisson"]
@@ -134,10 +140,27 @@ class Poisson(Coordinatewise):
     def _rate(self, params: Params) -> torch.Tensor:
         return self._columns(params)[0]
 
-    def _log_prob_elementwise(self, params: Params, values: torch.Tensor) -> torch.Tensor:
+    def _log_prob_elementwise(
+        self, params: Params, values: torch.Tensor, log_factorial: torch.Tensor | None = None
+    ) -> torch.Tensor:
         rate = self._rate(params)[..., None, None, :, :]  # (..., 1, 1, K, D)
         counts = values.unsqueeze(-2)
-        return counts * torch.log(rate) - rate - torch.lgamma(counts + 1.0)
+        if log_factorial is None:
+            log_factorial = torch.lgamma(counts + 1.0)
+        return counts * torch.log(rate) - rate - log_factorial
+
+    def log_likelihood_table(self, params: Params, data: Sequences) -> torch.Tensor:
+        """As :meth:`Emission.log_likelihood_table`, ``log y!`` computed once per data set.
+
+        The log factorials are cached on ``data`` (they were ~130 us of each call on 20 x 500
+        counts, 0.4 of the table's cost); the values are the same, bit for bit.
+        """
+        dtype = next(iter(params.values())).dtype
+        values = data.filled(self.fill_value(), dtype)
+        log_factorial = data.cached(
+            ("poisson_log_factorial", dtype), lambda: torch.lgamma(values.unsqueeze(-2) + 1.0)
+        )
+        return self._observed_sum(self._log_prob_elementwise(params, values, log_factorial), data)
 
     def conditional(
         self, params: Params, states: torch.Tensor, observed: torch.Tensor
@@ -157,6 +180,10 @@ class Poisson(Coordinatewise):
         root = self._rate(params).sqrt()  # (..., K, D)
         gap = root.unsqueeze(-2) - root.unsqueeze(-3)
         return torch.exp(-0.5 * gap.pow(2).sum(-1))
+
+    def _values_pass(self, name: str, value: torch.Tensor) -> bool:
+        """Rates finite and ``> 0`` (one numba pass)."""
+        return all_greater(value, 0.0)
 
     def _check_param_values(self, name: str, value: torch.Tensor) -> None:
         if (value <= 0).any():

@@ -501,6 +501,11 @@ class Product(Emission):
         name, c = next(iter(self.components.items()))
         return c.location(self._block_params(params, name))
 
+    def _values_pass(self, name: str, value: torch.Tensor) -> bool:
+        """The block's own quick check."""
+        block, param = self._names[name]
+        return self.components[block]._values_pass(param, value)
+
     def _check_param_values(self, name: str, value: torch.Tensor) -> None:
         block, param = self._names[name]
         self.components[block]._check_param_values(param, value)

@@ -52,7 +52,14 @@ from hmm_pyro.emissions._roots import decreasing_root
 from hmm_pyro.emissions.coordinatewise import Coordinatewise
 from hmm_pyro.emissions.potential_terms import PotentialTerms, potential_data
 from hmm_pyro.emissions.statistics import _STATISTICS_CACHE, STATISTICS_DTYPE, quantile_locations
-from hmm_pyro.kernels._numba import EntryKernels, entry_potential, fill_table, weighted_sums
+from hmm_pyro.kernels._numba import (
+    EntryKernels,
+    all_finite,
+    all_greater,
+    entry_potential,
+    fill_table,
+    weighted_sums,
+)
 from hmm_pyro.priors import Prior
 
 __all__ = ["MAX_KAPPA", "MIN_KAPPA", "CircularVonMises", "VonMises", "log_i0", "mean_resultant"]
@@ -329,6 +336,10 @@ class VonMises(Coordinatewise):
         resultant = 0.5 * squared.clamp(min=0.0).sqrt()
         log_bc = log_i0(resultant) - 0.5 * (log_i0(k1) + log_i0(k2))
         return log_bc.sum(-1).clamp(max=0.0).exp()
+
+    def _values_pass(self, name: str, value: torch.Tensor) -> bool:
+        """``kappa`` finite and ``> 0``, the others finite (one numba pass)."""
+        return all_greater(value, 0.0) if name == "kappa" else all_finite(value)
 
     def _check_param_values(self, name: str, value: torch.Tensor) -> None:
         if name == "kappa" and (value <= 0).any():

@@ -7,12 +7,15 @@ gradient with respect to ``log B`` as the gamma-weighted symbol counts, so autog
 neither a table nor a gather/scatter over ``N x T x K``. The pure-torch route (other devices,
 batched parameters, higher-order gradients) builds the table and calls
 :func:`~hmm_pyro.kernels.log_likelihood`; both agree to round-off.
+:func:`categorical_probability_log_likelihood` takes ``pi``, ``A``, ``B`` themselves and their
+logarithms inside the same autograd node (what ``HMM.log_likelihood`` runs).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from pyro.ops.special import safe_log
 
 from hmm_pyro._validation import check_choice, describe
 from hmm_pyro.kernels import _numba
@@ -23,6 +26,7 @@ __all__ = [
     "SymbolLanes",
     "categorical_expected_counts",
     "categorical_log_likelihood",
+    "categorical_probability_log_likelihood",
     "shared_parameters",
     "symbol_table",
 ]
@@ -196,23 +200,8 @@ def categorical_log_likelihood(
         ``(...)`` log likelihood of each sequence; differentiable in ``log_pi``, ``log_A``,
         ``log_B``.
     """
-    if isinstance(symbols, SymbolLanes):
-        prepared, symbols = symbols, symbols.symbols
-        if lengths is not None:
-            raise ValueError("lengths: give them to SymbolLanes, not with prepared symbols")
-        lengths = prepared.lengths
-    else:
-        prepared = None
-    check_choice("backend", backend, BACKENDS)
-    shared = shared_parameters(log_pi, log_A, log_B)
-    if backend == "numba" and not shared:
-        raise ValueError(
-            "backend: 'numba' needs unbatched CPU log_pi (K,), log_A (K, K) and log_B (K, V); "
-            "use 'auto' or 'torch' for batched parameters or other devices"
-        )
-    if shared and backend != "torch":
-        if prepared is None or prepared.num_symbols != log_B.shape[1]:
-            prepared = SymbolLanes(symbols, log_B.shape[1], lengths)
+    prepared = _numba_lanes(log_pi, log_A, log_B, symbols, lengths, backend)
+    if prepared is not None:
         dtype = torch.promote_types(torch.promote_types(log_pi.dtype, log_A.dtype), log_B.dtype)
         log_pi, log_A, log_B = (
             t if t.dtype == dtype else t.to(dtype) for t in (log_pi, log_A, log_B)
@@ -220,15 +209,98 @@ def categorical_log_likelihood(
         value = _numba.CategoricalLogLikelihood.apply(
             log_pi, log_A, log_B, prepared.lanes, prepared.lane_lengths
         )
-        batch_shape = symbols.shape[:-1]  # a view node costs the backward pass ~5 us
-        return value if value.shape == batch_shape else value.reshape(batch_shape)
+        return _batch_shaped(value, prepared.symbols)
     if not isinstance(log_B, torch.Tensor) or log_B.dim() < 2 or not log_B.is_floating_point():
         raise ValueError(
             f"log_B: expected a floating-point (..., K, V) tensor, got {describe(log_B)}"
         )
-    if prepared is None:  # the numba route's checks, without building its lanes
+    if isinstance(symbols, SymbolLanes):
+        symbols, lengths = symbols.symbols, symbols.lengths
+    else:  # the numba route's checks, without building its lanes
         _check_values(symbols, _checked_lengths(symbols, lengths), log_B.shape[-1])
     return log_likelihood(log_pi, log_A, symbol_table(log_B, symbols), lengths, backend)
+
+
+def categorical_probability_log_likelihood(
+    pi: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    symbols: torch.Tensor | SymbolLanes,
+    lengths: torch.Tensor | None = None,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """:func:`categorical_log_likelihood` of probabilities, the logarithms taken inside.
+
+    Equal, value and gradient bit for bit, to ``categorical_log_likelihood(safe_log(pi),
+    safe_log(A), safe_log(B).clamp(min=finfo.min), symbols, lengths, backend)`` (Pyro's
+    ``safe_log``: gradient ``g / max(p, eps)``; ``log 0`` clamped to the most negative float,
+    whose entries get gradient zero). On the numba route, with ``pi``, ``A``, ``B`` of one
+    float32/float64 dtype, it is one autograd node
+    (:class:`~hmm_pyro.kernels._numba.bridge.CategoricalProbabilityLikelihood`) where the
+    composition records four: what a user's ``HMM.log_likelihood`` then ``backward`` runs.
+
+    Parameters
+    ----------
+    pi, A, B : torch.Tensor
+        ``(..., K)``, ``(..., K, K)``, ``(..., K, V)`` probabilities (not checked here).
+    symbols, lengths, backend
+        As in :func:`categorical_log_likelihood`.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(...)`` log likelihood of each sequence; differentiable in ``pi``, ``A``, ``B``.
+    """
+    for name, value in (("pi", pi), ("A", A), ("B", B)):
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise TypeError(f"{name}: expected a floating-point tensor, got {describe(value)}")
+    if pi.dtype == A.dtype == B.dtype and B.dtype in (torch.float32, torch.float64):
+        prepared = _numba_lanes(pi, A, B, symbols, lengths, backend)
+        if prepared is not None:
+            value = _numba.CategoricalProbabilityLikelihood.apply(
+                pi, A, B, prepared.lanes, prepared.lane_lengths
+            )
+            return _batch_shaped(value, prepared.symbols)
+    log_B = safe_log(B)
+    log_B = log_B.clamp(min=torch.finfo(log_B.dtype).min)
+    return categorical_log_likelihood(safe_log(pi), safe_log(A), log_B, symbols, lengths, backend)
+
+
+def _numba_lanes(
+    log_pi: torch.Tensor,
+    log_A: torch.Tensor,
+    log_B: torch.Tensor,
+    symbols: torch.Tensor | SymbolLanes,
+    lengths: torch.Tensor | None,
+    backend: str,
+) -> SymbolLanes | None:
+    """The prepared symbols when the numba route runs, else ``None``.
+
+    Checks ``lengths`` against prepared symbols, ``backend``, and that ``"numba"`` gets
+    parameters it can take; prepares raw symbols (or lanes for another ``V``) for the route.
+    """
+    if isinstance(symbols, SymbolLanes) and lengths is not None:
+        raise ValueError("lengths: give them to SymbolLanes, not with prepared symbols")
+    check_choice("backend", backend, BACKENDS)
+    shared = shared_parameters(log_pi, log_A, log_B)
+    if backend == "numba" and not shared:
+        raise ValueError(
+            "backend: 'numba' needs unbatched CPU log_pi (K,), log_A (K, K) and log_B (K, V); "
+            "use 'auto' or 'torch' for batched parameters or other devices"
+        )
+    if not shared or backend == "torch":
+        return None
+    if isinstance(symbols, SymbolLanes):
+        if symbols.num_symbols == log_B.shape[1]:
+            return symbols
+        symbols, lengths = symbols.symbols, symbols.lengths
+    return SymbolLanes(symbols, log_B.shape[1], lengths)
+
+
+def _batch_shaped(value: torch.Tensor, symbols: torch.Tensor) -> torch.Tensor:
+    """``value (N,)`` in the batch shape of ``symbols (..., T)`` (a view node costs ~5 us)."""
+    batch_shape = symbols.shape[:-1]
+    return value if value.shape == batch_shape else value.reshape(batch_shape)
 
 
 def categorical_expected_counts(

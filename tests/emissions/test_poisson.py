@@ -57,6 +57,20 @@ def test_log_likelihood_table_matches_scipy(rng, dim):
 
 
 @pytest.mark.parametrize("dim", [None, 2])
+def test_log_factorials_cached_on_the_data_give_the_same_table(rng, dim):
+    """The table with ``log y!`` cached on the data equals, bit for bit, the uncached one."""
+    emission = hp.Poisson(dim=dim)
+    params = _params(rng, dim)
+    data = _data(dim)
+    uncached = hp.Emission.log_likelihood_table(emission, params, data)
+    for dtype in (torch.float64, torch.float32, torch.float64):  # each dtype cached once
+        typed = {"rate": params["rate"].to(dtype)}
+        expected = hp.Emission.log_likelihood_table(emission, typed, data)
+        assert torch.equal(emission.log_likelihood_table(typed, data), expected)
+    assert torch.equal(emission.log_likelihood_table(params, data), uncached)
+
+
+@pytest.mark.parametrize("dim", [None, 2])
 def test_log_likelihood_table_with_draw_dimensions(rng, dim):
     emission = hp.Poisson(dim=dim)
     params = _params(rng, dim, batch=(3,))

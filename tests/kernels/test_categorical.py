@@ -1,7 +1,8 @@
 """The categorical kernel (emission rows looked up per symbol) against references.
 
 References: brute-force enumeration of every path (values and expected counts), the table
-route through the torch backend (values and weighted gradients), Pyro's ``DiscreteHMM``.
+route through the torch backend (values and weighted gradients), Pyro's ``DiscreteHMM``; the
+probability route against the composition it replaces (bit for bit).
 Tolerances: 1e-9 absolute on log likelihoods and gradients in float64.
 """
 
@@ -11,10 +12,11 @@ import numpy as np
 import pyro.distributions as dist
 import pytest
 import torch
+from pyro.ops.special import safe_log
 
 from hmm_pyro import kernels
 from hmm_pyro.kernels import MISSING_SYMBOL, SymbolLanes, categorical_log_likelihood
-from hmm_pyro.kernels.categorical import shared_parameters
+from hmm_pyro.kernels.categorical import categorical_probability_log_likelihood, shared_parameters
 from tests.reference import brute_force
 
 
@@ -200,3 +202,61 @@ def test_values_at_padded_steps_are_not_checked_or_used():
         expected = categorical_log_likelihood(*params, clean, lengths, backend=backend)
         got = categorical_log_likelihood(*params, junk, lengths, backend=backend)
         assert torch.equal(got, expected)
+
+
+def _composed(pi, A, B, symbols, lengths=None, backend="auto"):
+    """The composition the probability route stands in for (Pyro's ``safe_log``, a clamp)."""
+    log_B = safe_log(B).clamp(min=torch.finfo(B.dtype).min)
+    return categorical_log_likelihood(safe_log(pi), safe_log(A), log_B, symbols, lengths, backend)
+
+
+def _probabilities(seed, dtype=torch.float64):
+    """Rows with zeros and an entry below eps (where the logs' gradients are clamped)."""
+    pi, A, B = (t.exp().to(dtype) for t in _params(seed, 3, 4))
+    pi, A, B = pi.clone(), A.clone(), B.clone()
+    pi[2], A[0, 1], B[1, 3] = 1e-30, 0.0, 0.0  # pi[2] below eps: its gradient is g / eps
+    return pi, A, B
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_probability_route_equals_the_composition_bit_for_bit(dtype):
+    """Value and gradients identical (``torch.equal``) to safe_log + clamp + log kernel, with
+    zero probabilities, missing and padded steps, per-sequence weights, float32 and float64."""
+    params = _probabilities(20, dtype)
+    symbols = torch.tensor([[0, 3, 1, MISSING_SYMBOL, 2, 0], [1, 1, 2, 0, 0, 0]])
+    lengths = torch.tensor([6, 4])
+    weights = torch.tensor([0.7, 1.9], dtype=dtype)
+    results = []
+    for func, inputs in (
+        (categorical_probability_log_likelihood, SymbolLanes(symbols, 4, lengths)),
+        (_composed, symbols),
+    ):
+        leaves = [t.clone().requires_grad_() for t in params]
+        extra = () if isinstance(inputs, SymbolLanes) else (lengths,)
+        value = func(*leaves, inputs, *extra)
+        grads = torch.autograd.grad((value * weights).sum(), leaves)
+        results.append((value.detach(), grads))
+    (value, grads), (expected, expected_grads) = results
+    assert value.dtype == dtype and torch.equal(value, expected)
+    for grad, reference in zip(grads, expected_grads, strict=True):
+        assert grad.dtype == dtype and torch.equal(grad, reference)
+    assert grads[2][1, 3] == 0  # B = 0: log B clamped, no gradient
+    assert all(torch.isfinite(grad).all() for grad in grads)
+
+
+def test_probability_route_is_one_autograd_node_and_falls_back_when_batched():
+    pi, A, B = (t.clone().requires_grad_() for t in _probabilities(21))
+    symbols = torch.tensor([[0, 1, 2], [3, 3, 0]])
+    value = categorical_probability_log_likelihood(pi, A, B, symbols)
+    assert type(value.grad_fn).__name__ == "CategoricalProbabilityLikelihoodBackward"
+    batched = categorical_probability_log_likelihood(
+        pi.expand(2, 3), A.expand(2, 3, 3), B.expand(2, 3, 4), symbols
+    )
+    assert (batched - value).abs().max() < 1e-12
+    for backend in ("torch", "numba"):
+        assert torch.equal(
+            categorical_probability_log_likelihood(pi, A, B, symbols, backend=backend),
+            _composed(pi, A, B, symbols, backend=backend),
+        )
+    with pytest.raises(TypeError, match="A: expected a floating-point tensor"):
+        categorical_probability_log_likelihood(pi, [[1.0]], B, symbols)

@@ -5,7 +5,8 @@ lanes), :mod:`~hmm_pyro.kernels._numba.varying` (the same with one transition ma
 :mod:`~hmm_pyro.kernels._numba.symbols` (sweeps over symbol sequences, rows looked up
 per symbol), :mod:`~hmm_pyro.kernels._numba.batch` (large batches in threads),
 :mod:`~hmm_pyro.kernels._numba.bridge` (autograd functions over torch tensors),
-:mod:`~hmm_pyro.kernels._numba.viterbi` (max-product decoding) and
+:mod:`~hmm_pyro.kernels._numba.viterbi` (max-product decoding),
+:mod:`~hmm_pyro.kernels._numba.checks` (value checks of parameters on every call) and
 :mod:`~hmm_pyro.kernels._numba.potentials` (log joint and gradient for NUTS and MAP: the
 transition part, the categorical potential and the one route of every other numba family).
 A family's own numba functions (its prior, per-entry density and statistics) live in its
@@ -32,6 +33,7 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 # The modules come after the choice: a numba thread pool, once started, keeps its layer.
 from hmm_pyro.kernels._numba.bridge import (
     CategoricalLogLikelihood,
+    CategoricalProbabilityLikelihood,
     FusedLogLikelihood,
     VaryingLogLikelihood,
     categorical_expected_counts,
@@ -39,6 +41,7 @@ from hmm_pyro.kernels._numba.bridge import (
     supports,
     varying_forward_backward,
 )
+from hmm_pyro.kernels._numba.checks import all_finite, all_greater, probability_rows
 from hmm_pyro.kernels._numba.potentials import (
     EntryKernels,
     categorical_potential,
@@ -51,14 +54,18 @@ from hmm_pyro.kernels._numba.viterbi import viterbi_batch
 
 __all__ = [
     "CategoricalLogLikelihood",
+    "CategoricalProbabilityLikelihood",
     "EntryKernels",
     "FusedLogLikelihood",
     "VaryingLogLikelihood",
+    "all_finite",
+    "all_greater",
     "categorical_expected_counts",
     "categorical_potential",
     "entry_potential",
     "fill_table",
     "fused_forward_backward",
+    "probability_rows",
     "supports",
     "time_major_symbols",
     "varying_forward_backward",

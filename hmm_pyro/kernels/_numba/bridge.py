@@ -19,6 +19,7 @@ from hmm_pyro.kernels._numba import batch, symbols
 
 __all__ = [
     "CategoricalLogLikelihood",
+    "CategoricalProbabilityLikelihood",
     "FusedLogLikelihood",
     "VaryingLogLikelihood",
     "categorical_expected_counts",
@@ -186,6 +187,9 @@ class VaryingLogLikelihood(torch.autograd.Function):
         )
 
 
+_EPS64 = float(np.finfo(np.float64).eps)
+
+
 def _numpy64(tensor: torch.Tensor) -> np.ndarray:
     if tensor.dtype != torch.float64:
         tensor = tensor.to(torch.float64)
@@ -238,25 +242,102 @@ class CategoricalLogLikelihood(torch.autograd.Function):
         lengths: np.ndarray,
     ) -> torch.Tensor:
         """Forward sweep, and the backward sweep when a gradient is needed."""
-        log_z, gamma, xi = symbols.categorical_lanes(
-            _numpy64(log_pi),
-            _numpy64(log_A),
-            _numpy64(log_B),
-            lanes,
-            lengths,
-            any(ctx.needs_input_grad[:3]),
-        )
-        ctx.lanes, ctx.gamma, ctx.xi, ctx.num_symbols = lanes, gamma, xi, log_B.shape[1]
-        return _tensor(log_z, log_B.dtype)
+        return _categorical_forward(ctx, log_pi, log_A, log_B, lanes, lengths)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         """Chain rule: weighted gamma at the first step, summed xi and per-symbol counts."""
-        start, pairs, counts = symbols.weighted_statistics(
-            ctx.gamma, ctx.xi, ctx.lanes, _numpy64(grad), ctx.num_symbols
-        )
+        start, pairs, counts = _categorical_counts(ctx, grad)
         grad_pi, grad_A, grad_B = (
             _tensor(array, grad.dtype) if needed else None
             for array, needed in zip((start, pairs, counts), ctx.needs_input_grad, strict=False)
         )
         return grad_pi, grad_A, grad_B, None, None
+
+
+class CategoricalProbabilityLikelihood(torch.autograd.Function):
+    """:class:`CategoricalLogLikelihood` of probabilities, their logarithms taken inside.
+
+    Inputs: ``pi (K,)``, ``A (K, K)``, ``B (K, V)`` tensors of one dtype, then as
+    :class:`CategoricalLogLikelihood`. The kernel gets ``log pi``, ``log A`` and
+    ``max(log B, finfo.min)``; the gradients are chained as Pyro's ``safe_log`` and
+    ``clamp`` chain them, ``g / max(p, eps)`` (and zero where ``B = 0``), so value and gradients
+    equal, bit for bit, those of ``CategoricalLogLikelihood`` on
+    ``safe_log(pi), safe_log(A), safe_log(B).clamp(min=finfo.min)``: one autograd node where
+    that route records four (CPU time of value and gradient, 20 x 500 symbols, K = 3: 0.32 ms
+    composed, 0.25 ms here, 0.22 ms for the log kernel on leaf logs).
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        pi: torch.Tensor,
+        A: torch.Tensor,
+        B: torch.Tensor,
+        lanes: np.ndarray,
+        lengths: np.ndarray,
+    ) -> torch.Tensor:
+        """The logarithms, the forward sweep, and the backward sweep when a gradient is needed."""
+        ctx.save_for_backward(pi, A, B)
+        log_B = B.log().clamp_(min=torch.finfo(B.dtype).min)
+        return _categorical_forward(ctx, pi.log(), A.log(), log_B, lanes, lengths)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        """Counts as in :class:`CategoricalLogLikelihood`, divided by ``max(p, eps)``."""
+        start, pairs, counts = _categorical_counts(ctx, grad)
+        probs = [tensor.detach().numpy() for tensor in ctx.saved_tensors]  # float32/float64
+        if probs[0].dtype == np.float64:
+            symbols.probability_gradients(start, pairs, counts, *probs, _EPS64)
+        else:  # rounded to the dtype first, as the composition's gradients are
+            start, pairs, counts = (
+                _chained(array, values, clamped)
+                for array, values, clamped in zip(
+                    (start, pairs, counts), probs, (False, False, True), strict=True
+                )
+            )
+        grads = (
+            torch.from_numpy(array) if needed else None
+            for array, needed in zip((start, pairs, counts), ctx.needs_input_grad, strict=False)
+        )
+        return (*grads, None, None)
+
+
+def _chained(array: np.ndarray, values: np.ndarray, clamped: bool) -> np.ndarray:
+    """``array`` in the dtype of ``values``, divided by ``max(values, eps)``.
+
+    Zero where ``clamped`` and not ``values > 0``: as
+    :func:`~hmm_pyro.kernels._numba.symbols.probability_gradients`, in the values' dtype.
+    """
+    chained = array.astype(values.dtype)
+    if clamped:
+        chained = np.where(values > 0, chained, values.dtype.type(0))
+    return chained / np.maximum(values, np.finfo(values.dtype).eps)
+
+
+def _categorical_forward(
+    ctx: Any,
+    log_pi: torch.Tensor,
+    log_A: torch.Tensor,
+    log_B: torch.Tensor,
+    lanes: np.ndarray,
+    lengths: np.ndarray,
+) -> torch.Tensor:
+    """The categorical sweeps; what the backward pass needs is kept on ``ctx``."""
+    log_z, gamma, xi = symbols.categorical_lanes(
+        _numpy64(log_pi),
+        _numpy64(log_A),
+        _numpy64(log_B),
+        lanes,
+        lengths,
+        any(ctx.needs_input_grad[:3]),
+    )
+    ctx.lanes, ctx.gamma, ctx.xi, ctx.num_symbols = lanes, gamma, xi, log_B.shape[1]
+    return _tensor(log_z, log_B.dtype)
+
+
+def _categorical_counts(ctx: Any, grad: torch.Tensor) -> tuple[np.ndarray, ...]:
+    """Gradients with respect to ``log pi``, ``log A``, ``log B`` (float64 arrays)."""
+    return symbols.weighted_statistics(
+        ctx.gamma, ctx.xi, ctx.lanes, _numpy64(grad), ctx.num_symbols
+    )

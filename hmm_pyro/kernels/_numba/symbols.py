@@ -21,6 +21,7 @@ from hmm_pyro.kernels._numba.lanes import FLUSH_BELOW, backward_sweep, fold_lane
 __all__ = [
     "UNROLLED_STATES",
     "categorical_lanes",
+    "probability_gradients",
     "symbol_forward_backward",
     "symbol_rows",
     "time_major_symbols",
@@ -313,6 +314,26 @@ def time_major_symbols(symbols, lengths, num_symbols):  # noqa: ANN001, ANN202
                 bad = True
             out[t, n] = symbol if symbol >= 0 else num_symbols
     return out, bad
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def probability_gradients(start, pairs, counts, pi, A, B, eps):  # noqa: ANN001, ANN202
+    """Chain :func:`weighted_statistics` to ``pi``, ``A``, ``B`` in place (float64 arrays).
+
+    ``d/dp = (d/d log p) / max(p, eps)`` (the gradient of Pyro's ``safe_log``), and zero for
+    entries of ``B`` that are not ``> 0`` (whose ``log B`` was clamped); a NaN ``p`` gives NaN.
+    IEEE divisions, as torch's: the result equals that composition bit for bit.
+    """
+    num_states, num_symbols = B.shape
+    for i in range(num_states):
+        p = pi[i]
+        start[i] = start[i] / (eps if p < eps else p)
+        for j in range(num_states):
+            p = A[i, j]
+            pairs[i, j] = pairs[i, j] / (eps if p < eps else p)
+        for v in range(num_symbols):
+            p = B[i, v]
+            counts[i, v] = (counts[i, v] if p > 0.0 else 0.0) / (eps if p < eps else p)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
