@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hmm_pyro.kernels._numba import batch, symbols
+from hmm_pyro.kernels._numba import batch, split, symbols
 
 __all__ = [
     "CategoricalLogLikelihood",
@@ -210,7 +210,7 @@ def categorical_expected_counts(
     the autograd machinery: ``(N,)`` log likelihoods, first-step weights ``(K,)``, transition
     counts ``(K, K)`` and emission counts ``(K, V)``, in the dtype of ``log_B``.
     """
-    log_z, gamma, xi = symbols.categorical_lanes(
+    log_z, gamma, xi = split.categorical_sweeps(
         _numpy64(log_pi), _numpy64(log_A), _numpy64(log_B), lanes, lengths, True
     )
     weights = np.ones(log_z.shape[0])
@@ -238,7 +238,7 @@ class CategoricalLogLikelihood(torch.autograd.Function):
         lengths: np.ndarray,
     ) -> torch.Tensor:
         """Forward sweep, and the backward sweep when a gradient is needed."""
-        log_z, gamma, xi = symbols.categorical_lanes(
+        log_z, gamma, xi = split.categorical_sweeps(
             _numpy64(log_pi),
             _numpy64(log_A),
             _numpy64(log_B),

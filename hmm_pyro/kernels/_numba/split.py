@@ -1,0 +1,385 @@
+"""One long sequence on two threads: forward and backward recursions run at the same time.
+
+The lane sweeps of :mod:`~hmm_pyro.kernels._numba.lanes` spread work over sequences, so a
+batch of one never uses a second core. For a single long sequence the forward recursion and a
+backward recursion normalised on its own (it never reads alpha) are independent, so they run
+on two threads at once; they meet in a third pass, split over the two threads by halves of
+time, that forms the smoothed marginals and the summed pair probabilities:
+
+* forward: ``alpha_t = (alpha_{t-1} A) * e_t / c_t`` with ``c_t`` its sum; the log likelihood
+  is the sum of the emission shifts and of ``log c_t`` (Rabiner 1989, section V.A);
+* backward: ``beta_t = A (e_{t+1} * beta_{t+1}) / d_t`` with ``d_t`` its own sum,
+  ``beta_{T-1} = 1``;
+* combination: ``gamma_t = alpha_t * beta_t / g_t`` with ``g_t = sum_k alpha_t(k) beta_t(k)``,
+  and ``xi_t(i, j) = alpha_t(i) A(i, j) e_{t+1}(j) beta_{t+1}(j) / (c_{t+1} g_{t+1})``, whose
+  normaliser is the sum over ``(i, j)`` of the numerator (``alpha_{t+1} c_{t+1}`` is the
+  forward step before its normalisation).
+
+A parallel-in-time scan would cost about ``2 T K^3`` operations against ``T K^2`` here and does
+not pay on two cores. The emission table of the general route (``log_lik (1, T, K)``) is
+shifted and exponentiated by halves of time on both threads first; the categorical route looks
+one shifted row up per symbol (:func:`~hmm_pyro.kernels._numba.symbols.symbol_rows`).
+
+:func:`takes_split` says when a call goes this way: a batch of one, at least
+:data:`SPLIT_MIN_WORK` of ``T K^2``, and more than one numba thread
+(``numba.get_num_threads()``, which the task runners set to one per task). The results equal
+the lane sweeps' to round-off; a sequence of zero likelihood is reported ``dead`` as there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numba
+import numpy as np
+
+from hmm_pyro.kernels._numba.lanes import FLUSH_BELOW, lane_sweeps
+from hmm_pyro.kernels._numba.symbols import UNROLLED_STATES, categorical_lanes, symbol_rows
+
+__all__ = [
+    "SPLIT_MIN_WORK",
+    "categorical_sweeps",
+    "split_categorical",
+    "split_sweeps",
+    "sweeps",
+    "takes_split",
+]
+
+SPLIT_MIN_WORK = 2**16
+"""Smallest ``T * K**2`` of a single sequence run on two threads (see :func:`takes_split`)."""
+
+
+def takes_split(batch: int, steps: int, states: int) -> bool:
+    """True when a forward-backward of this shape runs on two threads here.
+
+    A batch of one, ``steps * states**2 >= SPLIT_MIN_WORK`` and ``numba.get_num_threads() > 1``.
+    """
+    return batch == 1 and steps * states**2 >= SPLIT_MIN_WORK and numba.get_num_threads() > 1
+
+
+# ------------------------------------------------------------------------------ the kernels
+# ``rows[r]`` is the shifted emission row of step ``t`` with ``r = t`` (the general route,
+# ``symbols`` is None: numba compiles that case without the look-up) or ``r = symbols[t]``.
+# ``pi (K,)`` and the flat ``trans (K * K,)`` are tuples up to UNROLLED_STATES states (``K``
+# is then a compile-time constant: the state loops unroll, ``trans`` stays in registers) and
+# arrays above. Each step's normalisation is applied in the next step, so that its division
+# runs beside that step's products instead of before them.
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def _forward(pi, trans, rows, symbols, steps, alpha, scale):  # noqa: ANN001, ANN202
+    """Forward recursion over ``[0, steps)``; returns ``(sum of log c_t, dead)``.
+
+    ``alpha[t]`` receives ``c_t`` times the filtered distribution (``c_t`` the forward scale
+    factor, Rabiner's) and ``scale[t]`` the multiplier applied at step ``t``, ``1 / c_{t-1}``
+    (1 at ``t = 0``). Stops at a step of zero probability (``dead``). The factors are
+    multiplied into a running product, folded into the log below ``FLUSH_BELOW`` as in the
+    lane sweeps.
+    """
+    num_states = len(pi)
+    log_sum = 0.0
+    product = 1.0
+    inverse = 1.0
+    for t in range(steps):
+        row = t if symbols is None else symbols[t]
+        total = 0.0
+        for j in range(num_states):
+            if t == 0:
+                value = pi[j]
+            else:
+                value = 0.0
+                for i in range(num_states):
+                    value += alpha[t - 1, i] * trans[i * num_states + j]
+            value *= rows[row, j] * inverse
+            alpha[t, j] = value
+            total += value
+        scale[t] = inverse
+        if not total > 0.0:
+            return log_sum, True
+        inverse = 1.0 / total
+        if total < FLUSH_BELOW:
+            log_sum += math.log(total)
+        else:
+            product *= total
+            if product < FLUSH_BELOW:
+                log_sum += math.log(product)
+                product = 1.0
+    return log_sum + math.log(product), False
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def _backward(pi, trans, rows, symbols, steps, beta):  # noqa: ANN001, ANN202
+    """Backward recursion over ``[0, steps)``, normalised on its own; returns ``dead``.
+
+    ``beta[steps - 1] = 1``; ``beta[t]`` is ``A (e_{t+1} * beta[t + 1])`` divided by the sum of
+    ``beta[t + 1]`` (any positive factor per step would do: the combination normalises).
+    Stops at a step of zero probability.
+    """
+    num_states = len(pi)
+    for k in range(num_states):
+        beta[steps - 1, k] = 1.0
+    inverse = 1.0
+    for t in range(steps - 2, -1, -1):
+        row = t + 1 if symbols is None else symbols[t + 1]
+        total = 0.0
+        for i in range(num_states):
+            value = 0.0
+            for j in range(num_states):
+                value += trans[i * num_states + j] * (rows[row, j] * beta[t + 1, j])
+            value *= inverse
+            beta[t, i] = value
+            total += value
+        if not total > 0.0:
+            return True
+        inverse = 1.0 / total
+    return False
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def _combine(pi, trans, rows, symbols, alpha, scale, beta, start, stop, xi):  # noqa: ANN001, ANN202
+    """Gamma over ``beta`` at steps ``[start, stop)``; ``xi (K, K)`` gains the pairs ending there.
+
+    With ``g_s = sum_k alpha[s, k] beta[s, k]``: ``gamma[s] = alpha[s] * beta[s] / g_s`` and
+    ``xi[i, j] += alpha[s - 1, i] trans[i, j] e_s(j) beta[s, j] scale[s] / g_s`` (the sum of
+    these numerators over ``(i, j)`` is ``g_s / scale[s]``). Step ``s`` reads ``alpha[s - 1]``,
+    ``alpha[s]`` and ``beta[s]`` and then writes ``gamma[s]`` over ``beta[s]``, so two calls on
+    adjacent ranges may run at once.
+    """
+    num_states = len(pi)
+    for s in range(start, stop):
+        norm = 0.0
+        for k in range(num_states):
+            norm += alpha[s, k] * beta[s, k]
+        inverse = 1.0 / norm
+        if s > 0:
+            row = s if symbols is None else symbols[s]
+            weight = scale[s] * inverse
+            for i in range(num_states):
+                previous = alpha[s - 1, i] * weight
+                for j in range(num_states):
+                    xi[i, j] += previous * trans[i * num_states + j] * (rows[row, j] * beta[s, j])
+        for k in range(num_states):
+            beta[s, k] = alpha[s, k] * beta[s, k] * inverse
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _shift_rows(log_pi, log_lik, emis, start, stop):  # noqa: ANN001, ANN202
+    """``emis[t] = log_lik[t] (+ log_pi at t = 0) - max`` on ``[start, stop)``; sum of shifts.
+
+    A step that no state can emit keeps ``-inf`` entries (shift 0): its exponentials are zero
+    and the forward recursion reports the sequence dead.
+    """
+    num_states = log_lik.shape[1]
+    total = 0.0
+    for t in range(start, stop):
+        shift = -math.inf
+        for k in range(num_states):
+            value = log_lik[t, k]
+            if t == 0:
+                value += log_pi[k]
+            emis[t, k] = value
+            shift = max(shift, value)
+        if shift == -math.inf:
+            shift = 0.0
+        for k in range(num_states):
+            emis[t, k] -= shift
+        total += shift
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _symbol_shifts(shifts, symbols, start, stop):  # noqa: ANN001, ANN202
+    """Sum of the emission shifts of the symbols at steps ``[start, stop)``."""
+    total = 0.0
+    for t in range(start, stop):
+        total += shifts[symbols[t]]
+    return total
+
+
+# ------------------------------------------------------------------------- orchestration
+def _pair(pool: ThreadPoolExecutor | None, here: Callable[[], Any], there: Callable[[], Any]):  # noqa: ANN202
+    """``(here(), there())``, ``there`` in the pool's thread while ``here`` runs in this one.
+
+    Without a pool, one after the other (for measuring what the second thread gains).
+    """
+    if pool is None:
+        return here(), there()
+    future = pool.submit(there)
+    first = here()
+    return first, future.result()
+
+
+def _sweep_pair(
+    pool: ThreadPoolExecutor | None,
+    pi: np.ndarray,
+    trans: np.ndarray,
+    rows: np.ndarray,
+    symbols: np.ndarray | None,
+    steps: int,
+    total_steps: int,
+    backward: bool,
+) -> tuple[float, bool, np.ndarray, np.ndarray | None]:
+    """Forward and backward recursions at once, then the combination by halves of time.
+
+    Returns the sum of ``log c_t``, ``dead``, gamma ``(total_steps, K)`` (the filtered
+    distributions without ``backward``; zero from ``steps`` on) and summed xi ``(K, K)``.
+    """
+    num_states = trans.shape[0]
+    if num_states <= UNROLLED_STATES:  # K fixed at compile time (see the kernels)
+        pi, trans = tuple(pi.tolist()), tuple(trans.ravel().tolist())
+    else:
+        trans = np.ascontiguousarray(trans.ravel())
+    alpha = np.empty((total_steps, num_states))
+    scale = np.empty(total_steps)
+    alpha[steps:] = 0.0
+
+    def forward() -> tuple[float, bool]:
+        return _forward(pi, trans, rows, symbols, steps, alpha, scale)
+
+    if not backward:
+        log_sum, dead = forward()
+        with np.errstate(invalid="ignore", divide="ignore"):  # a dead sequence: undefined
+            alpha /= alpha.sum(axis=1, keepdims=True)
+        alpha[steps:] = 0.0
+        return log_sum, dead, alpha, None
+    beta = np.empty((total_steps, num_states))
+    beta[steps:] = 0.0
+    (log_sum, dead), dead_backward = _pair(
+        pool, forward, lambda: _backward(pi, trans, rows, symbols, steps, beta)
+    )
+    dead = dead or dead_backward
+    xi = np.zeros((2, num_states, num_states))
+    if dead:
+        return log_sum, dead, beta, xi[0]
+    middle = steps // 2
+    _pair(
+        pool,
+        lambda: _combine(pi, trans, rows, symbols, alpha, scale, beta, 0, middle, xi[0]),
+        lambda: _combine(pi, trans, rows, symbols, alpha, scale, beta, middle, steps, xi[1]),
+    )
+    return log_sum, dead, beta, xi[0] + xi[1]
+
+
+def split_sweeps(
+    log_pi: np.ndarray,
+    log_A: np.ndarray,
+    log_lik: np.ndarray,
+    lengths: np.ndarray,
+    backward: bool = True,
+    threads: bool = True,
+) -> tuple[np.ndarray, ...]:
+    """:func:`~hmm_pyro.kernels._numba.lanes.lane_sweeps` of a batch of one, on two threads.
+
+    Parameters
+    ----------
+    log_pi, log_A, log_lik, lengths : numpy.ndarray
+        As :func:`~hmm_pyro.kernels._numba.lanes.lane_sweeps` with a batch of one:
+        ``(1, K)``, ``(1, K, K)``, ``(1, T, K)`` float64 and ``(1,)`` int64.
+    backward : bool
+        Run the backward recursion and the combination too.
+    threads : bool
+        Use a second thread (``False``: the same passes one after the other).
+
+    Returns
+    -------
+    log_z, gamma, xi, dead : numpy.ndarray
+        As :func:`~hmm_pyro.kernels._numba.lanes.lane_sweeps`: ``(1,)``, ``(T, K, 1)``,
+        ``(K, K, 1)`` (``None`` without ``backward``) and ``(1,)``; the results of a dead
+        sequence are undefined, for the caller to clear.
+    """
+    total_steps, num_states = log_lik.shape[1:]
+    steps = int(lengths[0])
+    table = log_lik[0]
+    emis = np.empty((steps, num_states))
+    middle = steps // 2
+
+    def shifted(start: int, stop: int) -> float:
+        total = _shift_rows(log_pi[0], table, emis, start, stop)
+        np.exp(emis[start:stop], out=emis[start:stop])  # NumPy releases the GIL here
+        return total
+
+    with ThreadPoolExecutor(1) if threads else contextlib.nullcontext() as pool:
+        shift_sums = _pair(pool, lambda: shifted(0, middle), lambda: shifted(middle, steps))
+        trans = np.exp(log_A[0])
+        pi = np.ones(num_states)
+        log_sum, dead, gamma, xi = _sweep_pair(
+            pool, pi, trans, emis, None, steps, total_steps, backward
+        )
+    log_z = np.array([shift_sums[0] + shift_sums[1] + log_sum])
+    xi = None if xi is None else xi[:, :, None]
+    return log_z, gamma[:, :, None], xi, np.array([dead])
+
+
+def sweeps(
+    log_pi: np.ndarray,
+    log_A: np.ndarray,
+    log_lik: np.ndarray,
+    lengths: np.ndarray,
+    backward: bool = True,
+) -> tuple[np.ndarray, ...]:
+    """:func:`split_sweeps` where :func:`takes_split`, else the lane sweeps (same results)."""
+    if takes_split(*log_lik.shape):
+        return split_sweeps(log_pi, log_A, log_lik, lengths, backward)
+    return lane_sweeps(log_pi, log_A, log_lik, lengths, backward)
+
+
+def split_categorical(
+    log_pi: np.ndarray,
+    log_A: np.ndarray,
+    log_B: np.ndarray,
+    symbols: np.ndarray,
+    lengths: np.ndarray,
+    threads: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`~hmm_pyro.kernels._numba.symbols.categorical_lanes` of one sequence, two threads.
+
+    Inputs as there with one lane: ``log_pi (K,)``, ``log_A (K, K)``, ``log_B (K, V)``,
+    time-major ``symbols (T, 1)`` of
+    :func:`~hmm_pyro.kernels._numba.symbols.time_major_symbols`, ``lengths (1,)``. Returns the
+    log likelihood ``(1,)``, gamma ``(T, K, 1)`` and summed xi ``(K, K, 1)``; a sequence of
+    zero likelihood gets ``-inf`` and zero gamma and xi. ``threads=False`` runs the same passes
+    one after the other.
+    """
+    total_steps = symbols.shape[0]
+    num_states = log_pi.shape[0]
+    steps = int(lengths[0])
+    line = np.ascontiguousarray(symbols[:, 0])
+    rows, shifts = symbol_rows(log_B)
+    shift_pi = log_pi.max()
+    shift_pi = 0.0 if shift_pi == -math.inf else shift_pi
+    pi = np.exp(log_pi - shift_pi)
+    trans = np.exp(log_A)
+    middle = steps // 2
+    with ThreadPoolExecutor(1) if threads else contextlib.nullcontext() as pool:
+        log_sum, dead, gamma, xi = _sweep_pair(
+            pool, pi, trans, rows, line, steps, total_steps, True
+        )
+        shift_sums = _pair(
+            pool,
+            lambda: _symbol_shifts(shifts, line, 0, middle),
+            lambda: _symbol_shifts(shifts, line, middle, steps),
+        )
+    if dead:
+        return (
+            np.array([-math.inf]),
+            np.zeros((total_steps, num_states, 1)),
+            np.zeros((num_states, num_states, 1)),
+        )
+    log_z = np.array([shift_pi + shift_sums[0] + shift_sums[1] + log_sum])
+    return log_z, gamma[:, :, None], xi[:, :, None]
+
+
+def categorical_sweeps(
+    log_pi: np.ndarray,
+    log_A: np.ndarray,
+    log_B: np.ndarray,
+    symbols: np.ndarray,
+    lengths: np.ndarray,
+    backward: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`split_categorical` where it applies (with ``backward``), else the lanes."""
+    if backward and takes_split(symbols.shape[1], symbols.shape[0], log_pi.shape[0]):
+        return split_categorical(log_pi, log_A, log_B, symbols, lengths)
+    return categorical_lanes(log_pi, log_A, log_B, symbols, lengths, backward)
