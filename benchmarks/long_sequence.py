@@ -18,6 +18,14 @@ And the numba sweeps alone (no torch): ``lanes`` (the sequential kernel), ``spli
 split passes one after the other, one thread) and ``split_threads`` (two threads), which
 separate what the second thread gains from what the single-sequence passes gain by themselves.
 
+With one numba thread the dispatch runs the split passes one after the other (``split_serial``),
+so ``two_vs_one_thread`` is what the second thread gains; ``split_serial_vs_lanes`` is what a
+batch of one gained by leaving the lane sweeps.
+
+A second part, ``crossover``, times the three sweeps (table route, ``K = 2``) on short sequences
+to place :data:`~hmm_pyro.kernels._numba.split.SPLIT_MIN_WORK` (split passes against the lane
+sweeps) and :data:`~hmm_pyro.kernels._numba.split.THREADS_MIN_WORK` (two threads against one).
+
 Wall time (``time.perf_counter``), the best of ``rounds`` rounds, the variants interleaved within
 each round; the one-minute load average (``os.getloadavg``) is recorded beside each workload,
 before and after: with other processes on the cores, the two-thread times and ratios are
@@ -47,6 +55,7 @@ from hmm_pyro.kernels._numba import lanes, split, symbols
 RESULTS = Path(__file__).resolve().parent / "results" / "long_sequence.json"
 STATES = (2, 3, 5)
 NUM_SYMBOLS = 4
+CROSSOVER_STEPS = (2**10, 2**12, 2**14, 2**15, 2**16, 2**17)
 
 
 def _table_workload(steps: int, num_states: int) -> tuple[Callable, dict[str, Callable]]:
@@ -164,6 +173,19 @@ def main(argv: list[str] | None = None) -> None:
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
+    crossover = []
+    for steps in CROSSOVER_STEPS:
+        _, sweeps = _table_workload(steps, 2)
+        load_before = os.getloadavg()[0]
+        best = _measure(sweeps, max(args.rounds, 20))
+        row = {
+            "states": 2,
+            "steps": steps,
+            "load_average_before": round(load_before, 2),
+            **{f"{name}_us": round(1e6 * seconds, 1) for name, seconds in best.items()},
+        }
+        crossover.append(row)
+        print(json.dumps(row), flush=True)
     result = {
         "benchmark": "long_sequence",
         "description": (
@@ -179,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
         "rounds": args.rounds,
         "seconds": round(time.perf_counter() - began, 1),
         "rows": rows,
+        "crossover": crossover,
     }
     atomic_write(args.output, json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.output} ({result['seconds']} s)")

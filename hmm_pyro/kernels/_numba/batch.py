@@ -91,7 +91,12 @@ def forward_backward_batch(
 def log_likelihood_batch(
     log_pi: np.ndarray, log_A: np.ndarray, log_lik: np.ndarray, lengths: np.ndarray
 ) -> np.ndarray:
-    """Forward sweep only: log likelihood ``(B,)``."""
+    """Forward sweep only: log likelihood ``(B,)``.
+
+    A single long sequence: :func:`~hmm_pyro.kernels._numba.split.split_log_likelihood`.
+    """
+    if split.takes_split(*log_lik.shape):
+        return split.split_log_likelihood(log_pi, log_A, log_lik, lengths)
     if not _parallel(log_lik):
         return log_likelihood_lanes(log_pi, log_A, log_lik, lengths)
     return np.concatenate(_threaded(log_likelihood_lanes, log_pi, log_A, log_lik, lengths))

@@ -20,10 +20,12 @@ not pay on two cores. The emission table of the general route (``log_lik (1, T, 
 shifted and exponentiated by halves of time on both threads first; the categorical route looks
 one shifted row up per symbol (:func:`~hmm_pyro.kernels._numba.symbols.symbol_rows`).
 
-:func:`takes_split` says when a call goes this way: a batch of one, at least
-:data:`SPLIT_MIN_WORK` of ``T K^2``, and more than one numba thread
-(``numba.get_num_threads()``, which the task runners set to one per task). The results equal
-the lane sweeps' to round-off; a sequence of zero likelihood is reported ``dead`` as there.
+:func:`takes_split` says when a call goes this way: a batch of one with at least
+:data:`SPLIT_MIN_WORK` of ``T K^2``. The passes run on two threads where
+``numba.get_num_threads() > 1``; with one numba thread (as the task runners set for each task)
+the same passes run one after the other, which for one sequence is itself faster than the lane
+sweeps (their loops over the batch have one iteration). The results equal the lane sweeps' to
+round-off; a sequence of zero likelihood is reported ``dead`` as there.
 """
 
 from __future__ import annotations
@@ -38,27 +40,41 @@ import numba
 import numpy as np
 
 from hmm_pyro.kernels._numba.lanes import FLUSH_BELOW, lane_sweeps
-from hmm_pyro.kernels._numba.symbols import UNROLLED_STATES, categorical_lanes, symbol_rows
+from hmm_pyro.kernels._numba.symbols import categorical_lanes, symbol_rows
 
 __all__ = [
     "SPLIT_MIN_WORK",
+    "THREADS_MIN_WORK",
+    "UNROLLED_STATES",
     "categorical_sweeps",
     "split_categorical",
+    "split_log_likelihood",
     "split_sweeps",
     "sweeps",
     "takes_split",
 ]
 
-SPLIT_MIN_WORK = 2**16
-"""Smallest ``T * K**2`` of a single sequence run on two threads (see :func:`takes_split`)."""
+SPLIT_MIN_WORK = 2**15
+"""Smallest ``T * K**2`` of a single sequence that goes this way (see :func:`takes_split`)."""
+
+THREADS_MIN_WORK = 2**17
+"""Smallest ``T * K**2`` whose passes run on two threads (with several numba threads)."""
+
+UNROLLED_STATES = 6
+"""Up to this many states the passes here are compiled for each ``K`` (CPU time per pass on
+10^6 steps, compiled for each ``K`` against general loops: K = 5 forward 10.4 vs 19.0 ms,
+backward 11.2 vs 18.1, combination 20.6 vs 22.1; K = 6 13.4 vs 25.5 ms forward; K = 8 91 vs
+25 ms forward, hence the limit)."""
 
 
 def takes_split(batch: int, steps: int, states: int) -> bool:
-    """True when a forward-backward of this shape runs on two threads here.
+    """True when a forward-backward of this shape goes this way: one sequence, enough work.
 
-    A batch of one, ``steps * states**2 >= SPLIT_MIN_WORK`` and ``numba.get_num_threads() > 1``.
+    A batch of one and ``steps * states**2 >= SPLIT_MIN_WORK``. The passes run on two threads
+    where ``numba.get_num_threads() > 1`` and there is :data:`THREADS_MIN_WORK`, else one
+    after the other.
     """
-    return batch == 1 and steps * states**2 >= SPLIT_MIN_WORK and numba.get_num_threads() > 1
+    return batch == 1 and steps * states**2 >= SPLIT_MIN_WORK
 
 
 # ------------------------------------------------------------------------------ the kernels
@@ -199,16 +215,35 @@ def _symbol_shifts(shifts, symbols, start, stop):  # noqa: ANN001, ANN202
 
 
 # ------------------------------------------------------------------------- orchestration
+def _pool(
+    threads: bool | None, work: int
+) -> contextlib.AbstractContextManager[ThreadPoolExecutor | None]:
+    """A pool of one thread beside this one, or none.
+
+    ``threads=None``: a pool with several numba threads and ``work >= THREADS_MIN_WORK``.
+    """
+    if threads is None:
+        threads = work >= THREADS_MIN_WORK and numba.get_num_threads() > 1
+    return ThreadPoolExecutor(1) if threads else contextlib.nullcontext()
+
+
 def _pair(pool: ThreadPoolExecutor | None, here: Callable[[], Any], there: Callable[[], Any]):  # noqa: ANN202
     """``(here(), there())``, ``there`` in the pool's thread while ``here`` runs in this one.
 
-    Without a pool, one after the other (for measuring what the second thread gains).
+    Without a pool, one after the other.
     """
     if pool is None:
         return here(), there()
     future = pool.submit(there)
     first = here()
     return first, future.result()
+
+
+def _kernel_arguments(pi: np.ndarray, trans: np.ndarray) -> tuple[Any, Any]:
+    """``pi`` and the flat ``trans`` as the kernels take them (tuples up to UNROLLED_STATES)."""
+    if pi.shape[0] <= UNROLLED_STATES:
+        return tuple(pi.tolist()), tuple(trans.ravel().tolist())
+    return pi, np.ascontiguousarray(trans.ravel())
 
 
 def _sweep_pair(
@@ -219,47 +254,53 @@ def _sweep_pair(
     symbols: np.ndarray | None,
     steps: int,
     total_steps: int,
-    backward: bool,
-) -> tuple[float, bool, np.ndarray, np.ndarray | None]:
+) -> tuple[float, bool, np.ndarray, np.ndarray]:
     """Forward and backward recursions at once, then the combination by halves of time.
 
-    Returns the sum of ``log c_t``, ``dead``, gamma ``(total_steps, K)`` (the filtered
-    distributions without ``backward``; zero from ``steps`` on) and summed xi ``(K, K)``.
+    Returns the sum of ``log c_t``, ``dead``, gamma ``(total_steps, K)`` (zero from ``steps``
+    on) and summed xi ``(K, K)``; gamma and xi are undefined for a dead sequence.
     """
     num_states = trans.shape[0]
-    if num_states <= UNROLLED_STATES:  # K fixed at compile time (see the kernels)
-        pi, trans = tuple(pi.tolist()), tuple(trans.ravel().tolist())
-    else:
-        trans = np.ascontiguousarray(trans.ravel())
+    pi, trans = _kernel_arguments(pi, trans)
     alpha = np.empty((total_steps, num_states))
     scale = np.empty(total_steps)
-    alpha[steps:] = 0.0
-
-    def forward() -> tuple[float, bool]:
-        return _forward(pi, trans, rows, symbols, steps, alpha, scale)
-
-    if not backward:
-        log_sum, dead = forward()
-        with np.errstate(invalid="ignore", divide="ignore"):  # a dead sequence: undefined
-            alpha /= alpha.sum(axis=1, keepdims=True)
-        alpha[steps:] = 0.0
-        return log_sum, dead, alpha, None
     beta = np.empty((total_steps, num_states))
     beta[steps:] = 0.0
     (log_sum, dead), dead_backward = _pair(
-        pool, forward, lambda: _backward(pi, trans, rows, symbols, steps, beta)
+        pool,
+        lambda: _forward(pi, trans, rows, symbols, steps, alpha, scale),
+        lambda: _backward(pi, trans, rows, symbols, steps, beta),
     )
-    dead = dead or dead_backward
     xi = np.zeros((2, num_states, num_states))
-    if dead:
-        return log_sum, dead, beta, xi[0]
+    if dead or dead_backward:
+        return log_sum, True, beta, xi[0]
     middle = steps // 2
     _pair(
         pool,
         lambda: _combine(pi, trans, rows, symbols, alpha, scale, beta, 0, middle, xi[0]),
         lambda: _combine(pi, trans, rows, symbols, alpha, scale, beta, middle, steps, xi[1]),
     )
-    return log_sum, dead, beta, xi[0] + xi[1]
+    return log_sum, False, beta, xi[0] + xi[1]
+
+
+def _shifted_table(
+    pool: ThreadPoolExecutor | None, log_pi: np.ndarray, log_lik: np.ndarray, steps: int
+) -> tuple[np.ndarray, float]:
+    """The shifted emission probabilities ``(steps, K)`` of a table and the sum of the shifts.
+
+    ``log_lik (1, T, K)``; computed by halves of time on both threads (with a pool).
+    """
+    table = log_lik[0]
+    emis = np.empty((steps, table.shape[1]))
+
+    def shifted(start: int, stop: int) -> float:
+        total = _shift_rows(log_pi[0], table, emis, start, stop)
+        np.exp(emis[start:stop], out=emis[start:stop])  # NumPy releases the GIL here
+        return total
+
+    middle = steps // 2
+    first, second = _pair(pool, lambda: shifted(0, middle), lambda: shifted(middle, steps))
+    return emis, first + second
 
 
 def split_sweeps(
@@ -267,62 +308,62 @@ def split_sweeps(
     log_A: np.ndarray,
     log_lik: np.ndarray,
     lengths: np.ndarray,
-    backward: bool = True,
-    threads: bool = True,
+    threads: bool | None = None,
 ) -> tuple[np.ndarray, ...]:
-    """:func:`~hmm_pyro.kernels._numba.lanes.lane_sweeps` of a batch of one, on two threads.
+    """:func:`~hmm_pyro.kernels._numba.lanes.lane_sweeps` of one sequence, on two threads.
 
     Parameters
     ----------
     log_pi, log_A, log_lik, lengths : numpy.ndarray
         As :func:`~hmm_pyro.kernels._numba.lanes.lane_sweeps` with a batch of one:
         ``(1, K)``, ``(1, K, K)``, ``(1, T, K)`` float64 and ``(1,)`` int64.
-    backward : bool
-        Run the backward recursion and the combination too.
-    threads : bool
-        Use a second thread (``False``: the same passes one after the other).
+    threads : bool, optional
+        Use a second thread; ``False`` runs the same passes one after the other. Default:
+        where ``numba.get_num_threads() > 1`` and ``T K^2 >= THREADS_MIN_WORK``.
 
     Returns
     -------
     log_z, gamma, xi, dead : numpy.ndarray
         As :func:`~hmm_pyro.kernels._numba.lanes.lane_sweeps`: ``(1,)``, ``(T, K, 1)``,
-        ``(K, K, 1)`` (``None`` without ``backward``) and ``(1,)``; the results of a dead
-        sequence are undefined, for the caller to clear.
+        ``(K, K, 1)`` and ``(1,)``; the results of a dead sequence are undefined, for the
+        caller to clear.
     """
     total_steps, num_states = log_lik.shape[1:]
     steps = int(lengths[0])
-    table = log_lik[0]
-    emis = np.empty((steps, num_states))
-    middle = steps // 2
-
-    def shifted(start: int, stop: int) -> float:
-        total = _shift_rows(log_pi[0], table, emis, start, stop)
-        np.exp(emis[start:stop], out=emis[start:stop])  # NumPy releases the GIL here
-        return total
-
-    with ThreadPoolExecutor(1) if threads else contextlib.nullcontext() as pool:
-        shift_sums = _pair(pool, lambda: shifted(0, middle), lambda: shifted(middle, steps))
-        trans = np.exp(log_A[0])
-        pi = np.ones(num_states)
-        log_sum, dead, gamma, xi = _sweep_pair(
-            pool, pi, trans, emis, None, steps, total_steps, backward
-        )
-    log_z = np.array([shift_sums[0] + shift_sums[1] + log_sum])
-    xi = None if xi is None else xi[:, :, None]
-    return log_z, gamma[:, :, None], xi, np.array([dead])
+    with _pool(threads, steps * num_states**2) as pool:
+        emis, shift = _shifted_table(pool, log_pi, log_lik, steps)
+        pi, trans = np.ones(num_states), np.exp(log_A[0])
+        log_sum, dead, gamma, xi = _sweep_pair(pool, pi, trans, emis, None, steps, total_steps)
+    return np.array([shift + log_sum]), gamma[:, :, None], xi[:, :, None], np.array([dead])
 
 
-def sweeps(
+def split_log_likelihood(
     log_pi: np.ndarray,
     log_A: np.ndarray,
     log_lik: np.ndarray,
     lengths: np.ndarray,
-    backward: bool = True,
+    threads: bool | None = None,
+) -> np.ndarray:
+    """Forward recursion only, inputs as :func:`split_sweeps`: the log likelihood ``(1,)``.
+
+    Only the emission table is prepared on two threads; ``-inf`` for zero likelihood.
+    """
+    steps, num_states = int(lengths[0]), log_lik.shape[2]
+    with _pool(threads, steps * num_states**2) as pool:
+        emis, shift = _shifted_table(pool, log_pi, log_lik, steps)
+    pi, trans = _kernel_arguments(np.ones(num_states), np.exp(log_A[0]))
+    alpha, scale = np.empty((steps, num_states)), np.empty(steps)
+    log_sum, dead = _forward(pi, trans, emis, None, steps, alpha, scale)
+    return np.array([-math.inf if dead else shift + log_sum])
+
+
+def sweeps(
+    log_pi: np.ndarray, log_A: np.ndarray, log_lik: np.ndarray, lengths: np.ndarray
 ) -> tuple[np.ndarray, ...]:
     """:func:`split_sweeps` where :func:`takes_split`, else the lane sweeps (same results)."""
     if takes_split(*log_lik.shape):
-        return split_sweeps(log_pi, log_A, log_lik, lengths, backward)
-    return lane_sweeps(log_pi, log_A, log_lik, lengths, backward)
+        return split_sweeps(log_pi, log_A, log_lik, lengths)
+    return lane_sweeps(log_pi, log_A, log_lik, lengths)
 
 
 def split_categorical(
@@ -331,7 +372,7 @@ def split_categorical(
     log_B: np.ndarray,
     symbols: np.ndarray,
     lengths: np.ndarray,
-    threads: bool = True,
+    threads: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`~hmm_pyro.kernels._numba.symbols.categorical_lanes` of one sequence, two threads.
 
@@ -339,8 +380,8 @@ def split_categorical(
     time-major ``symbols (T, 1)`` of
     :func:`~hmm_pyro.kernels._numba.symbols.time_major_symbols`, ``lengths (1,)``. Returns the
     log likelihood ``(1,)``, gamma ``(T, K, 1)`` and summed xi ``(K, K, 1)``; a sequence of
-    zero likelihood gets ``-inf`` and zero gamma and xi. ``threads=False`` runs the same passes
-    one after the other.
+    zero likelihood gets ``-inf`` and zero gamma and xi. ``threads`` as in
+    :func:`split_sweeps`.
     """
     total_steps = symbols.shape[0]
     num_states = log_pi.shape[0]
@@ -349,14 +390,11 @@ def split_categorical(
     rows, shifts = symbol_rows(log_B)
     shift_pi = log_pi.max()
     shift_pi = 0.0 if shift_pi == -math.inf else shift_pi
-    pi = np.exp(log_pi - shift_pi)
-    trans = np.exp(log_A)
+    pi, trans = np.exp(log_pi - shift_pi), np.exp(log_A)
     middle = steps // 2
-    with ThreadPoolExecutor(1) if threads else contextlib.nullcontext() as pool:
-        log_sum, dead, gamma, xi = _sweep_pair(
-            pool, pi, trans, rows, line, steps, total_steps, True
-        )
-        shift_sums = _pair(
+    with _pool(threads, steps * num_states**2) as pool:
+        log_sum, dead, gamma, xi = _sweep_pair(pool, pi, trans, rows, line, steps, total_steps)
+        first, second = _pair(
             pool,
             lambda: _symbol_shifts(shifts, line, 0, middle),
             lambda: _symbol_shifts(shifts, line, middle, steps),
@@ -367,8 +405,7 @@ def split_categorical(
             np.zeros((total_steps, num_states, 1)),
             np.zeros((num_states, num_states, 1)),
         )
-    log_z = np.array([shift_pi + shift_sums[0] + shift_sums[1] + log_sum])
-    return log_z, gamma[:, :, None], xi[:, :, None]
+    return np.array([shift_pi + first + second + log_sum]), gamma[:, :, None], xi[:, :, None]
 
 
 def categorical_sweeps(

@@ -29,6 +29,7 @@ def _one(rng, steps, states, scale=1.0):
 def forced(monkeypatch):
     """Every batch of one takes the split path on two threads; records each paired pass."""
     monkeypatch.setattr(split, "SPLIT_MIN_WORK", 1)
+    monkeypatch.setattr(split, "THREADS_MIN_WORK", 1)
     monkeypatch.setattr(split.numba, "get_num_threads", lambda: 2)
     runs = []
     original = split._pair
@@ -41,7 +42,7 @@ def forced(monkeypatch):
     return runs
 
 
-@pytest.mark.parametrize("states", [1, 2, 3, 5])  # compiled per K up to 4, general above
+@pytest.mark.parametrize("states", [1, 2, 3, 7])  # compiled per K up to 6, general above
 @pytest.mark.parametrize("steps", [1, 2, 3, 1500])
 @pytest.mark.parametrize("threads", [True, False])
 def test_table_route_equals_the_lane_sweeps(states, steps, threads):
@@ -55,11 +56,8 @@ def test_table_route_equals_the_lane_sweeps(states, steps, threads):
         gamma = expected[1].copy()
         gamma[length:] = 0.0
         _assert_equal(got[:3], (expected[0], gamma, expected[2]))
-        filtered = split.split_sweeps(log_pi, log_A, log_lik, lengths, False, threads)
-        forward = lanes.lane_sweeps(log_pi, log_A, log_lik, lengths, backward=False)
-        np.testing.assert_allclose(filtered[0], forward[0], rtol=1e-12)
-        np.testing.assert_allclose(filtered[1][:length], forward[1][:length], rtol=RTOL)
-        assert filtered[2] is None and not filtered[1][length:].any()
+        value = split.split_log_likelihood(log_pi, log_A, log_lik, lengths, threads=threads)
+        np.testing.assert_allclose(value, expected[0], rtol=1e-12)
 
 
 def test_scale_factors_far_below_the_flush_level():
@@ -101,6 +99,7 @@ def test_sequence_of_zero_likelihood_is_dead_and_cleared(where):
         log_lik[0, -1 if where == "last step" else 0] = -math.inf
     got = lanes.lane_results(*split.split_sweeps(log_pi, log_A, log_lik, lengths))
     expected = lanes.forward_backward_lanes(log_pi, log_A, log_lik, lengths)
+    assert split.split_log_likelihood(log_pi, log_A, log_lik, lengths)[0] == -math.inf
     assert got[0][0] == -math.inf
     assert not got[1].any() and not got[2].any()
     _assert_equal(got, expected)
@@ -117,7 +116,7 @@ def _symbol_inputs(rng, steps, states, num_symbols=4, length=None):
     return log_pi, log_A, log_B, lane, lengths
 
 
-@pytest.mark.parametrize("states", [1, 2, 4, 5])
+@pytest.mark.parametrize("states", [1, 2, 5, 7])
 @pytest.mark.parametrize(("steps", "length"), [(1, 1), (2, 2), (1400, 1400), (1400, 1391)])
 def test_categorical_route_equals_the_symbol_lanes(states, steps, length):
     rng = np.random.default_rng(states * 1000 + length)
@@ -145,14 +144,29 @@ def test_categorical_sequence_of_zero_likelihood(where):
     _assert_equal(got, expected)
 
 
-def test_takes_split_only_for_one_long_sequence_on_several_threads(monkeypatch):
-    monkeypatch.setattr(split.numba, "get_num_threads", lambda: 2)
+def test_takes_split_only_for_one_long_sequence():
     steps = split.SPLIT_MIN_WORK // 4
     assert split.takes_split(1, steps, 2)
     assert not split.takes_split(1, steps - 1, 2)  # too little work
     assert not split.takes_split(2, steps, 2)  # a batch: threads across sequences instead
-    monkeypatch.setattr(split.numba, "get_num_threads", lambda: 1)
-    assert not split.takes_split(1, steps, 2)
+
+
+@pytest.mark.parametrize("reason", ["one numba thread", "little work"])
+def test_passes_one_after_the_other(reason, forced, monkeypatch):
+    """One numba thread (as in the task runners) or too little work: no second thread."""
+    if reason == "one numba thread":
+        monkeypatch.setattr(split.numba, "get_num_threads", lambda: 1)
+    else:
+        monkeypatch.setattr(split, "THREADS_MIN_WORK", 300 * 2**2 + 1)
+    rng = np.random.default_rng(14)
+    log_pi, log_A, log_lik, lengths = (torch.from_numpy(a) for a in _one(rng, 300, 2))
+    got = kernels.forward_backward(log_pi, log_A, log_lik, lengths, backend="numba")
+    value = kernels.log_likelihood(log_pi, log_A, log_lik, lengths, backend="numba")
+    assert forced and not any(forced)
+    monkeypatch.setattr(split, "SPLIT_MIN_WORK", 10**12)
+    expected = kernels.forward_backward(log_pi, log_A, log_lik, lengths, backend="numba")
+    _assert_equal(got, expected)
+    _assert_equal(value, expected.log_likelihood)
 
 
 def test_table_route_dispatch_value_and_gradient(forced):
