@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hmm_pyro.kernels._numba import batch, split, symbols
+from hmm_pyro.kernels._numba import batch, split
 
 __all__ = [
     "CategoricalLogLikelihood",
@@ -217,11 +217,11 @@ def categorical_expected_counts(
     the autograd machinery: ``(N,)`` log likelihoods, first-step weights ``(K,)``, transition
     counts ``(K, K)`` and emission counts ``(K, V)``, in the dtype of ``log_B``.
     """
-    log_z, gamma, xi = split.categorical_sweeps(
+    log_z, gamma, xi, counts = split.categorical_sweeps(
         _numpy64(log_pi), _numpy64(log_A), _numpy64(log_B), lanes, lengths, True
     )
     weights = np.ones(log_z.shape[0])
-    counts = symbols.weighted_statistics(gamma, xi, lanes, weights, log_B.shape[1])
+    counts = split.symbol_statistics(gamma, xi, counts, lanes, weights, log_B.shape[1])
     dtype = log_B.dtype
     return (_tensor(log_z, dtype), *(_tensor(array, dtype) for array in counts))
 
@@ -245,7 +245,7 @@ class CategoricalLogLikelihood(torch.autograd.Function):
         lengths: np.ndarray,
     ) -> torch.Tensor:
         """Forward sweep, and the backward sweep when a gradient is needed."""
-        log_z, gamma, xi = split.categorical_sweeps(
+        log_z, gamma, xi, counts = split.categorical_sweeps(
             _numpy64(log_pi),
             _numpy64(log_A),
             _numpy64(log_B),
@@ -253,14 +253,15 @@ class CategoricalLogLikelihood(torch.autograd.Function):
             lengths,
             any(ctx.needs_input_grad[:3]),
         )
-        ctx.lanes, ctx.gamma, ctx.xi, ctx.num_symbols = lanes, gamma, xi, log_B.shape[1]
+        ctx.lanes, ctx.gamma, ctx.xi, ctx.counts = lanes, gamma, xi, counts
+        ctx.num_symbols = log_B.shape[1]
         return _tensor(log_z, log_B.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         """Chain rule: weighted gamma at the first step, summed xi and per-symbol counts."""
-        start, pairs, counts = symbols.weighted_statistics(
-            ctx.gamma, ctx.xi, ctx.lanes, _numpy64(grad), ctx.num_symbols
+        start, pairs, counts = split.symbol_statistics(
+            ctx.gamma, ctx.xi, ctx.counts, ctx.lanes, _numpy64(grad), ctx.num_symbols
         )
         grad_pi, grad_A, grad_B = (
             _tensor(array, grad.dtype) if needed else None

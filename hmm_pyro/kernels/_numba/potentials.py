@@ -138,8 +138,9 @@ def categorical_potential(z, alpha_pi, alpha_A, alpha_B, symbols, lengths, jac):
     if not takes_split(symbols.shape[1], symbols.shape[0], alpha_A.shape[0]):
         return _categorical_lanes_potential(z, alpha_pi, alpha_A, alpha_B, symbols, lengths, jac)
     head = _categorical_head(z, alpha_pi, alpha_A, alpha_B, jac)
-    sweeps = split_categorical(head[1][0], head[3], head[5], symbols, lengths)
-    return _categorical_tail(head, *sweeps, symbols, alpha_pi, alpha_A, alpha_B, jac)
+    log_z, gamma, xi, counts = split_categorical(head[1][0], head[3], head[5], symbols, lengths)
+    statistics = (gamma[0, :, 0].copy(), xi[:, :, 0].copy(), counts)
+    return _categorical_tail(head, log_z, statistics, alpha_pi, alpha_A, alpha_B, jac)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -148,7 +149,9 @@ def _categorical_lanes_potential(z, alpha_pi, alpha_A, alpha_B, symbols, lengths
     head = _categorical_head(z, alpha_pi, alpha_A, alpha_B, jac)
     # Emission rows looked up per symbol: V x K exponentials per call, none per step.
     log_z, gamma, lane_xi = categorical_lanes(head[1][0], head[3], head[5], symbols, lengths, True)
-    return _categorical_tail(head, log_z, gamma, lane_xi, symbols, alpha_pi, alpha_A, alpha_B, jac)
+    weights = np.ones(log_z.shape[0])
+    statistics = weighted_statistics(gamma, lane_xi, symbols, weights, alpha_B.shape[1])
+    return _categorical_tail(head, log_z, statistics, alpha_pi, alpha_A, alpha_B, jac)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -165,8 +168,12 @@ def _categorical_head(z, alpha_pi, alpha_A, alpha_B, jac):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _categorical_tail(head, log_z, gamma, lane_xi, symbols, alpha_pi, alpha_A, alpha_B, jac):
-    """The value and gradient from :func:`_categorical_head` and the sweeps' results."""
+def _categorical_tail(head, log_z, statistics, alpha_pi, alpha_A, alpha_B, jac):
+    """The value and gradient from :func:`_categorical_head` and the sweeps' results.
+
+    ``log_z (N,)``; ``statistics``: first-step gamma ``(K,)``, xi ``(K, K)`` and emission
+    counts ``(K, V)`` summed over the sequences.
+    """
     value, _, sig_pi, _, sig_a, _, sig_b = head
     num, symbols_count = alpha_B.shape
     offset_b = num - 1 + num * (num - 1)
@@ -174,12 +181,10 @@ def _categorical_tail(head, log_z, gamma, lane_xi, symbols, alpha_pi, alpha_A, a
     total = log_z.sum()
     if total == -math.inf:
         return -math.inf, grad
-    value += total
-    weights = np.ones(log_z.shape[0])
-    start, xi, counts = weighted_statistics(gamma, lane_xi, symbols, weights, symbols_count)
+    start, xi, counts = statistics
     _transition_gradient(start, xi, alpha_pi, alpha_A, sig_pi, sig_a, grad, jac)
     _stick_gradient(counts, alpha_B, sig_b, grad, offset_b, jac)
-    return value, grad
+    return value + total, grad
 
 
 def _add_lane_likelihood(value, grad, head, table, lengths, alpha_pi, alpha_A, jac):

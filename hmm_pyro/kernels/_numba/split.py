@@ -40,7 +40,7 @@ import numba
 import numpy as np
 
 from hmm_pyro.kernels._numba.lanes import FLUSH_BELOW, lane_sweeps
-from hmm_pyro.kernels._numba.symbols import categorical_lanes, symbol_rows
+from hmm_pyro.kernels._numba.symbols import categorical_lanes, symbol_rows, weighted_statistics
 
 __all__ = [
     "SPLIT_MIN_WORK",
@@ -51,6 +51,7 @@ __all__ = [
     "split_log_likelihood",
     "split_sweeps",
     "sweeps",
+    "symbol_statistics",
     "takes_split",
 ]
 
@@ -154,14 +155,15 @@ def _backward(pi, trans, rows, symbols, steps, beta):  # noqa: ANN001, ANN202
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def _combine(pi, trans, rows, symbols, alpha, scale, beta, start, stop, xi):  # noqa: ANN001, ANN202
+def _combine(pi, trans, rows, symbols, alpha, scale, beta, start, stop, xi, counts):  # noqa: ANN001, ANN202
     """Gamma over ``beta`` at steps ``[start, stop)``; ``xi (K, K)`` gains the pairs ending there.
 
     With ``g_s = sum_k alpha[s, k] beta[s, k]``: ``gamma[s] = alpha[s] * beta[s] / g_s`` and
     ``xi[i, j] += alpha[s - 1, i] trans[i, j] e_s(j) beta[s, j] scale[s] / g_s`` (the sum of
     these numerators over ``(i, j)`` is ``g_s / scale[s]``). Step ``s`` reads ``alpha[s - 1]``,
     ``alpha[s]`` and ``beta[s]`` and then writes ``gamma[s]`` over ``beta[s]``, so two calls on
-    adjacent ranges may run at once.
+    adjacent ranges may run at once. With symbols, ``counts (V + 1, K)`` gains
+    ``gamma[s]`` in row ``symbols[s]`` (None on the general route).
     """
     num_states = len(pi)
     for s in range(start, stop):
@@ -169,8 +171,8 @@ def _combine(pi, trans, rows, symbols, alpha, scale, beta, start, stop, xi):  # 
         for k in range(num_states):
             norm += alpha[s, k] * beta[s, k]
         inverse = 1.0 / norm
+        row = s if symbols is None else symbols[s]
         if s > 0:
-            row = s if symbols is None else symbols[s]
             weight = scale[s] * inverse
             for i in range(num_states):
                 previous = alpha[s - 1, i] * weight
@@ -178,6 +180,9 @@ def _combine(pi, trans, rows, symbols, alpha, scale, beta, start, stop, xi):  # 
                     xi[i, j] += previous * trans[i * num_states + j] * (rows[row, j] * beta[s, j])
         for k in range(num_states):
             beta[s, k] = alpha[s, k] * beta[s, k] * inverse
+        if counts is not None:
+            for k in range(num_states):
+                counts[row, k] += beta[s, k]
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -254,11 +259,12 @@ def _sweep_pair(
     symbols: np.ndarray | None,
     steps: int,
     total_steps: int,
-) -> tuple[float, bool, np.ndarray, np.ndarray]:
+) -> tuple[float, bool, np.ndarray, np.ndarray, np.ndarray | None]:
     """Forward and backward recursions at once, then the combination by halves of time.
 
     Returns the sum of ``log c_t``, ``dead``, gamma ``(total_steps, K)`` (zero from ``steps``
-    on) and summed xi ``(K, K)``; gamma and xi are undefined for a dead sequence.
+    on), summed xi ``(K, K)`` and, with ``symbols``, the summed gamma of each row of ``rows``
+    ``(len(rows), K)`` (else None); all but the first two are undefined for a dead sequence.
     """
     num_states = trans.shape[0]
     pi, trans = _kernel_arguments(pi, trans)
@@ -272,15 +278,17 @@ def _sweep_pair(
         lambda: _backward(pi, trans, rows, symbols, steps, beta),
     )
     xi = np.zeros((2, num_states, num_states))
+    counts = None if symbols is None else np.zeros((2, *rows.shape))
     if dead or dead_backward:
-        return log_sum, True, beta, xi[0]
+        return log_sum, True, beta, xi[0], None if counts is None else counts[0]
     middle = steps // 2
-    _pair(
-        pool,
-        lambda: _combine(pi, trans, rows, symbols, alpha, scale, beta, 0, middle, xi[0]),
-        lambda: _combine(pi, trans, rows, symbols, alpha, scale, beta, middle, steps, xi[1]),
-    )
-    return log_sum, False, beta, xi[0] + xi[1]
+
+    def half(part: int, start: int, stop: int) -> None:
+        part_counts = None if counts is None else counts[part]
+        _combine(pi, trans, rows, symbols, alpha, scale, beta, start, stop, xi[part], part_counts)
+
+    _pair(pool, lambda: half(0, 0, middle), lambda: half(1, middle, steps))
+    return log_sum, False, beta, xi[0] + xi[1], None if counts is None else counts[0] + counts[1]
 
 
 def _shifted_table(
@@ -333,7 +341,7 @@ def split_sweeps(
     with _pool(threads, steps * num_states**2) as pool:
         emis, shift = _shifted_table(pool, log_pi, log_lik, steps)
         pi, trans = np.ones(num_states), np.exp(log_A[0])
-        log_sum, dead, gamma, xi = _sweep_pair(pool, pi, trans, emis, None, steps, total_steps)
+        log_sum, dead, gamma, xi, _ = _sweep_pair(pool, pi, trans, emis, None, steps, total_steps)
     return np.array([shift + log_sum]), gamma[:, :, None], xi[:, :, None], np.array([dead])
 
 
@@ -373,18 +381,19 @@ def split_categorical(
     symbols: np.ndarray,
     lengths: np.ndarray,
     threads: bool | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`~hmm_pyro.kernels._numba.symbols.categorical_lanes` of one sequence, two threads.
 
     Inputs as there with one lane: ``log_pi (K,)``, ``log_A (K, K)``, ``log_B (K, V)``,
     time-major ``symbols (T, 1)`` of
     :func:`~hmm_pyro.kernels._numba.symbols.time_major_symbols`, ``lengths (1,)``. Returns the
-    log likelihood ``(1,)``, gamma ``(T, K, 1)`` and summed xi ``(K, K, 1)``; a sequence of
-    zero likelihood gets ``-inf`` and zero gamma and xi. ``threads`` as in
-    :func:`split_sweeps`.
+    log likelihood ``(1,)``, gamma ``(T, K, 1)``, summed xi ``(K, K, 1)`` and the emission
+    counts ``(K, V)`` (``counts[k, v]``: gamma summed over the steps that show ``v``, formed in
+    the combination pass); a sequence of zero likelihood gets ``-inf`` and zeros.
+    ``threads`` as in :func:`split_sweeps`.
     """
     total_steps = symbols.shape[0]
-    num_states = log_pi.shape[0]
+    num_states, num_symbols = log_B.shape
     steps = int(lengths[0])
     line = np.ascontiguousarray(symbols[:, 0])
     rows, shifts = symbol_rows(log_B)
@@ -393,7 +402,9 @@ def split_categorical(
     pi, trans = np.exp(log_pi - shift_pi), np.exp(log_A)
     middle = steps // 2
     with _pool(threads, steps * num_states**2) as pool:
-        log_sum, dead, gamma, xi = _sweep_pair(pool, pi, trans, rows, line, steps, total_steps)
+        log_sum, dead, gamma, xi, counts = _sweep_pair(
+            pool, pi, trans, rows, line, steps, total_steps
+        )
         first, second = _pair(
             pool,
             lambda: _symbol_shifts(shifts, line, 0, middle),
@@ -404,8 +415,10 @@ def split_categorical(
             np.array([-math.inf]),
             np.zeros((total_steps, num_states, 1)),
             np.zeros((num_states, num_states, 1)),
+            np.zeros((num_states, num_symbols)),
         )
-    return np.array([shift_pi + first + second + log_sum]), gamma[:, :, None], xi[:, :, None]
+    log_z = np.array([shift_pi + first + second + log_sum])
+    return log_z, gamma[:, :, None], xi[:, :, None], np.ascontiguousarray(counts[:-1].T)
 
 
 def categorical_sweeps(
@@ -415,8 +428,32 @@ def categorical_sweeps(
     symbols: np.ndarray,
     lengths: np.ndarray,
     backward: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`split_categorical` where it applies (with ``backward``), else the lanes."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`split_categorical` where it applies (with ``backward``), else the lanes.
+
+    Returns :func:`~hmm_pyro.kernels._numba.symbols.categorical_lanes`'s three results and the
+    emission counts of :func:`split_categorical` (None from the lanes); pass all four to
+    :func:`symbol_statistics`.
+    """
     if backward and takes_split(symbols.shape[1], symbols.shape[0], log_pi.shape[0]):
         return split_categorical(log_pi, log_A, log_B, symbols, lengths)
-    return categorical_lanes(log_pi, log_A, log_B, symbols, lengths, backward)
+    return (*categorical_lanes(log_pi, log_A, log_B, symbols, lengths, backward), None)
+
+
+def symbol_statistics(
+    gamma: np.ndarray,
+    xi: np.ndarray,
+    counts: np.ndarray | None,
+    symbols: np.ndarray,
+    weights: np.ndarray,
+    num_symbols: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted first-step gamma, xi and emission counts of :func:`categorical_sweeps`.
+
+    As :func:`~hmm_pyro.kernels._numba.symbols.weighted_statistics`, from the counts that
+    :func:`split_categorical` formed where it ran (one sequence: scaled by its weight).
+    """
+    if counts is None:
+        return weighted_statistics(gamma, xi, symbols, weights, num_symbols)
+    weight = weights[0]
+    return weight * gamma[0, :, 0], weight * xi[:, :, 0], weight * counts

@@ -122,8 +122,12 @@ def test_categorical_route_equals_the_symbol_lanes(states, steps, length):
     rng = np.random.default_rng(states * 1000 + length)
     args = _symbol_inputs(rng, steps, states, length=length)
     expected = symbols.categorical_lanes(*args, True)
+    weights = np.array([0.7])
+    statistics = symbols.weighted_statistics(*expected[1:], args[3], weights, 4)
     for threads in (True, False):
-        _assert_equal(split.split_categorical(*args, threads=threads), expected)
+        got = split.split_categorical(*args, threads=threads)
+        _assert_equal(got[:3], expected)
+        _assert_equal(split.symbol_statistics(*got[1:], args[3], weights, 4), statistics)
 
 
 @pytest.mark.parametrize("where", ["symbol", "transition"])
@@ -140,8 +144,8 @@ def test_categorical_sequence_of_zero_likelihood(where):
         lane[300, 0] = 1
     got = split.split_categorical(log_pi, log_A, log_B, lane, lengths)
     expected = symbols.categorical_lanes(log_pi, log_A, log_B, lane, lengths, True)
-    assert got[0][0] == -math.inf and not got[1].any() and not got[2].any()
-    _assert_equal(got, expected)
+    assert got[0][0] == -math.inf and not any(array.any() for array in got[1:])
+    _assert_equal(got[:3], expected)
 
 
 def test_takes_split_only_for_one_long_sequence():
