@@ -18,6 +18,10 @@ And the numba sweeps alone (no torch): ``lanes`` (the sequential kernel), ``spli
 split passes one after the other, one thread) and ``split_threads`` (two threads), which
 separate what the second thread gains from what the single-sequence passes gain by themselves.
 
+Beside each workload, a control: two independent forward passes one after the other against
+on two threads (``control_two_vs_one``, 2 on two idle cores) shows what a second thread could
+gain at that moment.
+
 With one numba thread the dispatch runs the split passes one after the other (``split_serial``),
 so ``two_vs_one_thread`` is what the second thread gains; ``split_serial_vs_lanes`` is what a
 batch of one gained by leaving the lane sweeps.
@@ -41,6 +45,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numba
@@ -113,6 +118,29 @@ def _categorical_workload(steps: int, num_states: int) -> tuple[Callable, dict[s
     return public, sweeps
 
 
+def _control(steps: int) -> dict[str, Callable[[], None]]:
+    """Two independent forward passes (``K = 2``) one after the other, and on two threads.
+
+    Their ratio is what a second thread can gain at the moment of measurement (2 on two idle
+    cores): the yardstick for ``two_vs_one_thread`` on a shared machine.
+    """
+    rng = np.random.default_rng(0)
+    emis = rng.uniform(0.1, 1.0, size=(steps, 2))
+    pi, trans = (1.0, 1.0), (0.9, 0.1, 0.2, 0.8)
+    outputs = [(np.empty((steps, 2)), np.empty(steps)) for _ in range(2)]
+
+    def one(part: int) -> None:
+        split._forward(pi, trans, emis, None, steps, *outputs[part])
+
+    def threaded() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(one, 1)
+            one(0)
+            future.result()
+
+    return {"control_serial": lambda: (one(0), one(1)), "control_threads": threaded}
+
+
 def _with_threads(count: int, function: Callable[[], None]) -> Callable[[], None]:
     def run() -> None:
         numba.set_num_threads(count)
@@ -158,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
                 "one_thread": _with_threads(1, public),
                 "two_threads": _with_threads(2, public),
                 **{name: _with_threads(1, function) for name, function in sweeps.items()},
+                **_control(args.steps),
             }
             best = _measure(variants, args.rounds)
             row = {
@@ -170,6 +199,7 @@ def main(argv: list[str] | None = None) -> None:
                 "two_vs_one_thread": round(best["one_thread"] / best["two_threads"], 2),
                 "split_threads_vs_serial": round(best["split_serial"] / best["split_threads"], 2),
                 "split_serial_vs_lanes": round(best["lanes"] / best["split_serial"], 2),
+                "control_two_vs_one": round(best["control_serial"] / best["control_threads"], 2),
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
