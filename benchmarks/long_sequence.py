@@ -22,6 +22,13 @@ Beside each workload, a control: two independent forward passes one after the ot
 on two threads (``control_two_vs_one``, 2 on two idle cores) shows what a second thread could
 gain at that moment.
 
+On a shared machine the wall-time ratios say little (the control shows how little); so each
+workload also records CPU times: ``one_thread_cpu_ms`` (the one-thread call, this thread's CPU
+clock) and ``two_threads_critical_path_cpu_ms`` (the two-thread call's critical path: this
+thread's CPU time plus, at each pairing of passes, how much longer the other thread's part ran),
+and their ratio ``predicted_two_vs_one_thread``: the wall-time ratio to expect on two idle cores,
+less memory contention and thread hand-over.
+
 With one numba thread the dispatch runs the split passes one after the other (``split_serial``),
 so ``two_vs_one_thread`` is what the second thread gains; ``split_serial_vs_lanes`` is what a
 batch of one gained by leaving the lane sweeps.
@@ -141,6 +148,67 @@ def _control(steps: int) -> dict[str, Callable[[], None]]:
     return {"control_serial": lambda: (one(0), one(1)), "control_threads": threaded}
 
 
+class _CriticalPath:
+    """CPU time along the critical path of a call that pairs its passes on two threads.
+
+    While active, :func:`hmm_pyro.kernels._numba.split._pair` times each of its two parts on
+    its own thread's CPU clock (``time.thread_time``); a call's critical path is this thread's
+    CPU time plus, for each pair, how much longer the other thread's part ran. On two idle
+    cores that is the call's wall time, less memory contention and hand-over latency: a
+    prediction that the machine's load does not disturb much (CPU clocks, not wall clocks).
+    """
+
+    def __init__(self) -> None:
+        self.waited = 0.0
+        self._original = split._pair
+
+    def __enter__(self) -> _CriticalPath:
+        def timed(pool, here, there):
+            if pool is None:
+                return self._original(pool, here, there)
+            clocks = {}
+
+            def clocked(name: str, function: Callable) -> Callable:
+                def run():
+                    began = time.thread_time()
+                    try:
+                        return function()
+                    finally:
+                        clocks[name] = time.thread_time() - began
+
+                return run
+
+            result = self._original(pool, clocked("here", here), clocked("there", there))
+            self.waited += max(0.0, clocks["there"] - clocks["here"])
+            return result
+
+        split._pair = timed
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        split._pair = self._original
+
+    def best(self, function: Callable[[], None], rounds: int) -> float:
+        """Smallest critical path (seconds) of ``function`` over ``rounds`` calls."""
+        best = float("inf")
+        for _ in range(rounds):
+            self.waited = 0.0
+            began = time.thread_time()
+            function()
+            best = min(best, time.thread_time() - began + self.waited)
+        return best
+
+
+def _best_cpu(function: Callable[[], None], rounds: int) -> float:
+    """Smallest CPU time (seconds, this thread) of ``function`` over ``rounds`` calls."""
+    best = float("inf")
+    for _ in range(rounds):
+        began = time.thread_time()
+        function()
+        best = min(best, time.thread_time() - began)
+    return best
+
+
 def _with_threads(count: int, function: Callable[[], None]) -> Callable[[], None]:
     def run() -> None:
         numba.set_num_threads(count)
@@ -189,6 +257,9 @@ def main(argv: list[str] | None = None) -> None:
                 **_control(args.steps),
             }
             best = _measure(variants, args.rounds)
+            serial_cpu = _best_cpu(variants["one_thread"], args.rounds)
+            with _CriticalPath() as path:
+                critical = path.best(variants["two_threads"], args.rounds)
             row = {
                 "route": route,
                 "states": num_states,
@@ -200,6 +271,9 @@ def main(argv: list[str] | None = None) -> None:
                 "split_threads_vs_serial": round(best["split_serial"] / best["split_threads"], 2),
                 "split_serial_vs_lanes": round(best["lanes"] / best["split_serial"], 2),
                 "control_two_vs_one": round(best["control_serial"] / best["control_threads"], 2),
+                "one_thread_cpu_ms": round(1e3 * serial_cpu, 2),
+                "two_threads_critical_path_cpu_ms": round(1e3 * critical, 2),
+                "predicted_two_vs_one_thread": round(serial_cpu / critical, 2),
             }
             rows.append(row)
             print(json.dumps(row), flush=True)

@@ -135,7 +135,7 @@ def categorical_potential(z, alpha_pi, alpha_A, alpha_B, symbols, lengths, jac):
     One compiled call, except for a single long sequence on several threads, whose sweeps run
     on two threads (:func:`~hmm_pyro.kernels._numba.split.split_categorical`).
     """
-    if not takes_split(symbols.shape[1], symbols.shape[0], alpha_A.shape[0]):
+    if not takes_split(symbols.shape[1], symbols.shape[0], alpha_A.shape[0], True):
         return _categorical_lanes_potential(z, alpha_pi, alpha_A, alpha_B, symbols, lengths, jac)
     head = _categorical_head(z, alpha_pi, alpha_A, alpha_B, jac)
     log_z, gamma, xi, counts = split_categorical(head[1][0], head[3], head[5], symbols, lengths)

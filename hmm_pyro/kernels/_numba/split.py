@@ -21,11 +21,13 @@ shifted and exponentiated by halves of time on both threads first; the categoric
 one shifted row up per symbol (:func:`~hmm_pyro.kernels._numba.symbols.symbol_rows`).
 
 :func:`takes_split` says when a call goes this way: a batch of one with at least
-:data:`SPLIT_MIN_WORK` of ``T K^2``. The passes run on two threads where
-``numba.get_num_threads() > 1``; with one numba thread (as the task runners set for each task)
-the same passes run one after the other, which for one sequence is itself faster than the lane
-sweeps (their loops over the batch have one iteration). The results equal the lane sweeps' to
-round-off; a sequence of zero likelihood is reported ``dead`` as there.
+:data:`SPLIT_MIN_WORK` of ``T K^2`` (:data:`SYMBOL_SPLIT_MIN_WORK` for symbols with few
+states). The passes run on two threads where ``numba.get_num_threads() > 1`` and the work
+reaches :data:`THREADS_MIN_WORK`; with one numba thread (as the task runners set for each task)
+the same passes run one after the other, which for one sequence is itself faster than the
+general lane sweeps (their loops over the batch have one iteration): 3.9-4.8x on 10^6 steps,
+about 2x for a NUTS potential on 1,000 steps. The results equal the lane sweeps' to round-off;
+a sequence of zero likelihood is reported ``dead`` as there.
 """
 
 from __future__ import annotations
@@ -40,10 +42,12 @@ import numba
 import numpy as np
 
 from hmm_pyro.kernels._numba.lanes import FLUSH_BELOW, lane_sweeps
+from hmm_pyro.kernels._numba.symbols import UNROLLED_STATES as SYMBOL_UNROLLED_STATES
 from hmm_pyro.kernels._numba.symbols import categorical_lanes, symbol_rows, weighted_statistics
 
 __all__ = [
     "SPLIT_MIN_WORK",
+    "SYMBOL_SPLIT_MIN_WORK",
     "THREADS_MIN_WORK",
     "UNROLLED_STATES",
     "categorical_sweeps",
@@ -55,11 +59,27 @@ __all__ = [
     "takes_split",
 ]
 
-SPLIT_MIN_WORK = 2**15
-"""Smallest ``T * K**2`` of a single sequence that goes this way (see :func:`takes_split`)."""
+SPLIT_MIN_WORK = 2**11
+"""Smallest ``T * K**2`` of a single sequence that goes this way (see :func:`takes_split`).
+
+The passes one after the other against the lane sweeps, NUTS potential (value and gradient,
+one thread, CPU time, table route): Gaussian 1 x 200 steps, K = 2, 56.8 vs 55.9 us (even),
+K = 5 90.0 vs 73.3 us; 1 x 1000, K = 3, 187.9 vs 94.8 us; 1 x 5000, K = 5, 1502 vs 492 us."""
+
+SYMBOL_SPLIT_MIN_WORK = 2**18
+"""The same for symbols with at most
+:data:`~hmm_pyro.kernels._numba.symbols.UNROLLED_STATES` states, whose lane sweeps are compiled
+for each ``K`` and fast for one sequence too: categorical NUTS potential 1 x 1000 steps, K = 3,
+lanes 45.5 us vs split 70.4 us, 1 x 5000 161.6 vs 181.6 us; on 10^6 steps the split passes
+one after the other are 6-18% faster (``benchmarks/long_sequence.py``). With more states the
+lane sweeps are general and :data:`SPLIT_MIN_WORK` applies (1 x 1000, K = 5: 261 vs 92 us)."""
 
 THREADS_MIN_WORK = 2**17
-"""Smallest ``T * K**2`` whose passes run on two threads (with several numba threads)."""
+"""Smallest ``T * K**2`` whose passes run on two threads (with several numba threads).
+
+Starting the second thread and handing it three passes cost 170 us (wall time, 1 x 1024 steps,
+K = 2, on a busy machine) against 0.8 ms for the passes one after the other on 1 x 2^15 steps,
+K = 2 (work 2^17), of which the second thread can take about half."""
 
 UNROLLED_STATES = 6
 """Up to this many states the passes here are compiled for each ``K`` (CPU time per pass on
@@ -68,14 +88,16 @@ backward 11.2 vs 18.1, combination 20.6 vs 22.1; K = 6 13.4 vs 25.5 ms forward; 
 25 ms forward, hence the limit)."""
 
 
-def takes_split(batch: int, steps: int, states: int) -> bool:
+def takes_split(batch: int, steps: int, states: int, symbols: bool = False) -> bool:
     """True when a forward-backward of this shape goes this way: one sequence, enough work.
 
-    A batch of one and ``steps * states**2 >= SPLIT_MIN_WORK``. The passes run on two threads
-    where ``numba.get_num_threads() > 1`` and there is :data:`THREADS_MIN_WORK`, else one
-    after the other.
+    A batch of one and ``steps * states**2`` at least :data:`SPLIT_MIN_WORK`
+    (:data:`SYMBOL_SPLIT_MIN_WORK` for ``symbols`` with few states). The passes run on two
+    threads where ``numba.get_num_threads() > 1`` and there is :data:`THREADS_MIN_WORK`, else
+    one after the other.
     """
-    return batch == 1 and steps * states**2 >= SPLIT_MIN_WORK
+    few = symbols and states <= SYMBOL_UNROLLED_STATES
+    return batch == 1 and steps * states**2 >= (SYMBOL_SPLIT_MIN_WORK if few else SPLIT_MIN_WORK)
 
 
 # ------------------------------------------------------------------------------ the kernels
@@ -435,7 +457,7 @@ def categorical_sweeps(
     emission counts of :func:`split_categorical` (None from the lanes); pass all four to
     :func:`symbol_statistics`.
     """
-    if backward and takes_split(symbols.shape[1], symbols.shape[0], log_pi.shape[0]):
+    if backward and takes_split(symbols.shape[1], symbols.shape[0], log_pi.shape[0], True):
         return split_categorical(log_pi, log_A, log_B, symbols, lengths)
     return (*categorical_lanes(log_pi, log_A, log_B, symbols, lengths, backward), None)
 

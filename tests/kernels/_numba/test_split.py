@@ -31,6 +31,7 @@ def _one(rng, steps, states, scale=1.0):
 def forced(monkeypatch):
     """Every batch of one takes the split path on two threads; records each paired pass."""
     monkeypatch.setattr(split, "SPLIT_MIN_WORK", 1)
+    monkeypatch.setattr(split, "SYMBOL_SPLIT_MIN_WORK", 1)
     monkeypatch.setattr(split, "THREADS_MIN_WORK", 1)
     monkeypatch.setattr(split.numba, "get_num_threads", lambda: 2)
     runs = []
@@ -155,6 +156,9 @@ def test_takes_split_only_for_one_long_sequence():
     assert split.takes_split(1, steps, 2)
     assert not split.takes_split(1, steps - 1, 2)  # too little work
     assert not split.takes_split(2, steps, 2)  # a batch: threads across sequences instead
+    assert not split.takes_split(1, steps, 2, symbols=True)  # the unrolled symbol lanes
+    assert split.takes_split(1, split.SYMBOL_SPLIT_MIN_WORK // 4, 2, symbols=True)
+    assert split.takes_split(1, steps, 7, symbols=True)  # the general symbol lanes
 
 
 @pytest.mark.parametrize("reason", ["one numba thread", "little work"])
@@ -201,7 +205,7 @@ def test_categorical_likelihood_and_potentials_take_the_split_path(forced):
     results = {}
     for route in ("split", "lanes"):
         if route == "lanes":
-            split.SPLIT_MIN_WORK = 10**12  # restored by monkeypatch
+            split.SPLIT_MIN_WORK = split.SYMBOL_SPLIT_MIN_WORK = 10**12  # restored by monkeypatch
         for emission in (Categorical(num_symbols=3), Gaussian()):
             hmm = HMM(3, emission, Prior(B=0.8))
             data, _ = simulate(hmm, hmm.sample_prior(seed=1), [1500], seed=2)
