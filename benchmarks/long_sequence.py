@@ -307,7 +307,8 @@ def main(argv: list[str] | None = None) -> None:
         "rows": rows,
         "crossover": crossover,
     }
-    atomic_write(args.output, json.dumps(result, indent=1) + "\n")
+    with atomic_write(args.output) as handle:
+        handle.write(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.output} ({result['seconds']} s)")
 
 

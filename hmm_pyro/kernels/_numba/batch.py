@@ -4,7 +4,7 @@ The sweeps are :mod:`~hmm_pyro.kernels._numba.lanes` and, with one transition ma
 step, :mod:`~hmm_pyro.kernels._numba.varying` (scaled probability-space recursions,
 Rabiner 1989, section V.A, sequences as vector lanes; everything float64). Large batches are
 cut into one slice per numba thread and run in a thread pool: the compiled sweeps release the
-GIL. A batch of one long sequence is split in time instead (:mod:`~hmm_pyro.kernels._numba.split`).
+GIL. A batch of one sequence takes the passes of :mod:`~hmm_pyro.kernels._numba.split` instead.
 """
 
 from __future__ import annotations
@@ -75,10 +75,10 @@ def forward_backward_batch(
     ``-inf`` and zero gamma and xi. Runs
     :func:`~hmm_pyro.kernels._numba.lanes.forward_backward_lanes`, on slices of the batch in
     ``numba.get_num_threads()`` threads for large batches (:data:`PARALLEL_MIN_WORK`); gamma
-    may then be a non-contiguous view. A single long sequence runs its forward and backward
-    recursions on two threads at once instead
-    (:func:`~hmm_pyro.kernels._numba.split.split_sweeps`, where
-    :func:`~hmm_pyro.kernels._numba.split.takes_split`).
+    may then be a non-contiguous view. A single sequence takes the passes of
+    :func:`~hmm_pyro.kernels._numba.split.split_sweeps` instead (where
+    :func:`~hmm_pyro.kernels._numba.split.takes_split`): its forward and backward recursions
+    on two threads at once, or one after the other with one numba thread.
     """
     if split.takes_split(*log_lik.shape):
         return lane_results(*split.split_sweeps(log_pi, log_A, log_lik, lengths))
