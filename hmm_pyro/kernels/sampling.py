@@ -84,7 +84,8 @@ def sample_paths(
     num_steps = log_alpha.shape[-2]
     shape = (num_samples, *log_alpha.shape[:-2])
     log_alpha = log_alpha.expand(num_samples, *log_alpha.shape)
-    valid = inputs.valid.expand(num_samples, *inputs.valid.shape)
+    valid = inputs.valid
+    valid = valid.expand(num_samples, *valid.shape)
     state = _gumbel_argmax(log_alpha[..., -1, :], generator)
     states = [state]
     for t in range(num_steps - 2, -1, -1):

@@ -91,9 +91,10 @@ def _torch_viterbi(inputs: KernelInputs) -> tuple[torch.Tensor, torch.Tensor]:
     keep = torch.arange(num_states, device=inputs.log_lik.device).expand_as(inputs.log_pi)
     delta = inputs.log_pi + inputs.log_lik[..., 0, :]
     pointers = []
+    mask = inputs.valid
     for t in range(1, num_steps):
         best, argbest = (delta.unsqueeze(-1) + inputs.into(t)).max(dim=-2)
-        valid = inputs.valid[..., t, None]
+        valid = mask[..., t, None]
         delta = torch.where(valid, best + inputs.log_lik[..., t, :], delta)
         pointers.append(torch.where(valid, argbest, keep))
     score, state = delta.max(dim=-1)
@@ -103,5 +104,5 @@ def _torch_viterbi(inputs: KernelInputs) -> tuple[torch.Tensor, torch.Tensor]:
         states.append(state)
     states.reverse()
     path = torch.stack(states, dim=-1)
-    path = torch.where(inputs.valid, path, torch.full_like(path, PAD_STATE))
+    path = torch.where(mask, path, torch.full_like(path, PAD_STATE))
     return path, score

@@ -3,7 +3,9 @@
 Modules: :mod:`~hmm_pyro.kernels._numba.lanes` (the general sweeps, sequences as vector
 lanes), :mod:`~hmm_pyro.kernels._numba.varying` (the same with one transition matrix per step),
 :mod:`~hmm_pyro.kernels._numba.symbols` (sweeps over symbol sequences, rows looked up
-per symbol), :mod:`~hmm_pyro.kernels._numba.batch` (large batches in threads),
+per symbol), :mod:`~hmm_pyro.kernels._numba.split` (one long sequence: forward and backward
+recursions on two threads at once), :mod:`~hmm_pyro.kernels._numba.batch` (large batches in
+threads),
 :mod:`~hmm_pyro.kernels._numba.bridge` (autograd functions over torch tensors),
 :mod:`~hmm_pyro.kernels._numba.viterbi` (max-product decoding),
 :mod:`~hmm_pyro.kernels._numba.checks` (value checks of parameters on every call) and

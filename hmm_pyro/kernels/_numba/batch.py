@@ -4,7 +4,7 @@ The sweeps are :mod:`~hmm_pyro.kernels._numba.lanes` and, with one transition ma
 step, :mod:`~hmm_pyro.kernels._numba.varying` (scaled probability-space recursions,
 Rabiner 1989, section V.A, sequences as vector lanes; everything float64). Large batches are
 cut into one slice per numba thread and run in a thread pool: the compiled sweeps release the
-GIL.
+GIL. A batch of one sequence takes the passes of :mod:`~hmm_pyro.kernels._numba.split` instead.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
-from hmm_pyro.kernels._numba.lanes import forward_backward_lanes, log_likelihood_lanes
+from hmm_pyro.kernels._numba import split
+from hmm_pyro.kernels._numba.lanes import forward_backward_lanes, lane_results, log_likelihood_lanes
 from hmm_pyro.kernels._numba.varying import varying_forward_backward, varying_log_likelihood
 
 __all__ = [
@@ -74,8 +75,13 @@ def forward_backward_batch(
     ``-inf`` and zero gamma and xi. Runs
     :func:`~hmm_pyro.kernels._numba.lanes.forward_backward_lanes`, on slices of the batch in
     ``numba.get_num_threads()`` threads for large batches (:data:`PARALLEL_MIN_WORK`); gamma
-    may then be a non-contiguous view.
+    may then be a non-contiguous view. A single sequence takes the passes of
+    :func:`~hmm_pyro.kernels._numba.split.split_sweeps` instead (where
+    :func:`~hmm_pyro.kernels._numba.split.takes_split`): its forward and backward recursions
+    on two threads at once, or one after the other with one numba thread.
     """
+    if split.takes_split(*log_lik.shape):
+        return lane_results(*split.split_sweeps(log_pi, log_A, log_lik, lengths))
     if not _parallel(log_lik):
         return forward_backward_lanes(log_pi, log_A, log_lik, lengths)
     pieces = _threaded(forward_backward_lanes, log_pi, log_A, log_lik, lengths)
@@ -85,7 +91,12 @@ def forward_backward_batch(
 def log_likelihood_batch(
     log_pi: np.ndarray, log_A: np.ndarray, log_lik: np.ndarray, lengths: np.ndarray
 ) -> np.ndarray:
-    """Forward sweep only: log likelihood ``(B,)``."""
+    """Forward sweep only: log likelihood ``(B,)``.
+
+    A single long sequence: :func:`~hmm_pyro.kernels._numba.split.split_log_likelihood`.
+    """
+    if split.takes_split(*log_lik.shape):
+        return split.split_log_likelihood(log_pi, log_A, log_lik, lengths)
     if not _parallel(log_lik):
         return log_likelihood_lanes(log_pi, log_A, log_lik, lengths)
     return np.concatenate(_threaded(log_likelihood_lanes, log_pi, log_A, log_lik, lengths))

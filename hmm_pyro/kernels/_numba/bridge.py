@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hmm_pyro.kernels._numba import batch, symbols
+from hmm_pyro.kernels._numba import batch, split, symbols
 
 __all__ = [
     "CategoricalLogLikelihood",
@@ -113,9 +113,16 @@ class FusedLogLikelihood(torch.autograd.Function):
         """Chain rule with the expected counts."""
         gamma, xi = ctx.saved_tensors
         grad_pi = grad[..., None] * gamma[..., 0, :] if ctx.needs_input_grad[0] else None
-        grad_A = grad[..., None, None] * xi if ctx.needs_input_grad[1] else None
-        grad_lik = grad[..., None, None] * gamma if ctx.needs_input_grad[2] else None
-        return grad_pi, grad_A, grad_lik, None
+        if bool((grad == 1.0).all()):  # a summed log likelihood: the counts as they are
+            grad_A, grad_lik = xi, gamma  # (a product with ones cost 7 ms on 10^6 x 2 steps)
+        else:
+            grad_A, grad_lik = grad[..., None, None] * xi, grad[..., None, None] * gamma
+        return (
+            grad_pi,
+            grad_A if ctx.needs_input_grad[1] else None,
+            grad_lik if ctx.needs_input_grad[2] else None,
+            None,
+        )
 
 
 def varying_forward_backward(
@@ -214,11 +221,11 @@ def categorical_expected_counts(
     the autograd machinery: ``(N,)`` log likelihoods, first-step weights ``(K,)``, transition
     counts ``(K, K)`` and emission counts ``(K, V)``, in the dtype of ``log_B``.
     """
-    log_z, gamma, xi = symbols.categorical_lanes(
+    log_z, gamma, xi, counts = split.categorical_sweeps(
         _numpy64(log_pi), _numpy64(log_A), _numpy64(log_B), lanes, lengths, True
     )
     weights = np.ones(log_z.shape[0])
-    counts = symbols.weighted_statistics(gamma, xi, lanes, weights, log_B.shape[1])
+    counts = split.symbol_statistics(gamma, xi, counts, lanes, weights, log_B.shape[1])
     dtype = log_B.dtype
     return (_tensor(log_z, dtype), *(_tensor(array, dtype) for array in counts))
 
@@ -324,7 +331,7 @@ def _categorical_forward(
     lengths: np.ndarray,
 ) -> torch.Tensor:
     """The categorical sweeps; what the backward pass needs is kept on ``ctx``."""
-    log_z, gamma, xi = symbols.categorical_lanes(
+    log_z, gamma, xi, counts = split.categorical_sweeps(
         _numpy64(log_pi),
         _numpy64(log_A),
         _numpy64(log_B),
@@ -332,12 +339,13 @@ def _categorical_forward(
         lengths,
         any(ctx.needs_input_grad[:3]),
     )
-    ctx.lanes, ctx.gamma, ctx.xi, ctx.num_symbols = lanes, gamma, xi, log_B.shape[1]
+    ctx.lanes, ctx.gamma, ctx.xi, ctx.counts = lanes, gamma, xi, counts
+    ctx.num_symbols = log_B.shape[1]
     return _tensor(log_z, log_B.dtype)
 
 
 def _categorical_counts(ctx: Any, grad: torch.Tensor) -> tuple[np.ndarray, ...]:
     """Gradients with respect to ``log pi``, ``log A``, ``log B`` (float64 arrays)."""
-    return symbols.weighted_statistics(
-        ctx.gamma, ctx.xi, ctx.lanes, _numpy64(grad), ctx.num_symbols
+    return split.symbol_statistics(
+        ctx.gamma, ctx.xi, ctx.counts, ctx.lanes, _numpy64(grad), ctx.num_symbols
     )

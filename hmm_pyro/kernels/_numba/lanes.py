@@ -29,6 +29,7 @@ __all__ = [
     "fold_lane",
     "forward_backward_lanes",
     "forward_sweep",
+    "lane_results",
     "lane_sweeps",
     "log_likelihood_lanes",
     "prepare_emissions",
@@ -263,7 +264,17 @@ def forward_backward_lanes(
     Inputs as :func:`lane_sweeps`. A sequence of zero likelihood gets ``-inf`` and zero gamma
     and xi. Gamma is returned as a transposed view of a time-major array (not C-contiguous).
     """
-    log_z, gamma, xi, dead = lane_sweeps(log_pi, log_A, log_lik, lengths)
+    return lane_results(*lane_sweeps(log_pi, log_A, log_lik, lengths))
+
+
+def lane_results(
+    log_z: np.ndarray, gamma: np.ndarray, xi: np.ndarray, dead: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The time-major results of :func:`lane_sweeps` batch-first, dead lanes cleared.
+
+    Returns ``log_z (B,)`` (``-inf`` for a dead lane), gamma ``(B, T, K)`` (a transposed view)
+    and xi ``(B, K, K)``, both zero for a dead lane.
+    """
     if dead.any():
         log_z[dead] = -np.inf
         gamma[:, :, dead] = 0.0

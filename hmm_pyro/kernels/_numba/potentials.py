@@ -6,7 +6,8 @@ Each potential decodes the coordinates, adds the prior and log-Jacobian terms, r
 forward-backward sweeps, and assembles the gradient in closed form from the expected counts
 and gamma-weighted sums over the data. Categorical emissions take the symbol sweeps
 (:func:`~hmm_pyro.kernels._numba.symbols.categorical_lanes`: one shifted row per symbol, no
-exponential per step) in one compiled call (:func:`categorical_potential`).
+exponential per step) in one compiled call (:func:`categorical_potential`; a single long
+sequence on several threads takes the two-thread sweeps of :mod:`~hmm_pyro.kernels._numba.split`).
 
 Every other numba family goes one route, :func:`entry_potential`: its log density is a sum
 over *units* of a step (its coordinates, or the whole step for a joint law), each unit scored
@@ -38,7 +39,7 @@ from typing import Any, NamedTuple
 import numba
 import numpy as np
 
-from hmm_pyro.kernels._numba.lanes import lane_sweeps
+from hmm_pyro.kernels._numba.split import split_categorical, sweeps, takes_split
 from hmm_pyro.kernels._numba.symbols import categorical_lanes, weighted_statistics
 
 __all__ = [
@@ -126,32 +127,64 @@ def _transition_gradient(start, pairs, alpha_pi, alpha_A, sig_pi, sig_a, grad, j
     _stick_gradient(pairs, alpha_A, sig_a, grad, num - 1, jac)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
 def categorical_potential(z, alpha_pi, alpha_A, alpha_B, symbols, lengths, jac):
     """Categorical emissions: stick-breaking rows of ``B`` after ``pi`` and ``A``.
 
     ``alpha_B (K, V)``; ``symbols (T, N)`` time-major, with ``V`` at unobserved and padded
     steps (:func:`~hmm_pyro.kernels._numba.symbols.time_major_symbols`); ``lengths (N,)``.
+    One compiled call, except for a single long sequence on several threads, whose sweeps run
+    on two threads (:func:`~hmm_pyro.kernels._numba.split.split_categorical`).
     """
+    if not takes_split(symbols.shape[1], symbols.shape[0], alpha_A.shape[0], True):
+        return _categorical_lanes_potential(z, alpha_pi, alpha_A, alpha_B, symbols, lengths, jac)
+    head = _categorical_head(z, alpha_pi, alpha_A, alpha_B, jac)
+    log_z, gamma, xi, counts = split_categorical(head[1][0], head[3], head[5], symbols, lengths)
+    statistics = (gamma[0, :, 0].copy(), xi[:, :, 0].copy(), counts)
+    return _categorical_tail(head, log_z, statistics, alpha_pi, alpha_A, alpha_B, jac)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _categorical_lanes_potential(z, alpha_pi, alpha_A, alpha_B, symbols, lengths, jac):
+    """:func:`categorical_potential` with the lane sweeps, in one compiled call."""
+    head = _categorical_head(z, alpha_pi, alpha_A, alpha_B, jac)
+    # Emission rows looked up per symbol: V x K exponentials per call, none per step.
+    log_z, gamma, lane_xi = categorical_lanes(head[1][0], head[3], head[5], symbols, lengths, True)
+    weights = np.ones(log_z.shape[0])
+    statistics = weighted_statistics(gamma, lane_xi, symbols, weights, alpha_B.shape[1])
+    return _categorical_tail(head, log_z, statistics, alpha_pi, alpha_A, alpha_B, jac)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _categorical_head(z, alpha_pi, alpha_A, alpha_B, jac):
+    """Decode ``pi``, ``A`` and ``B``: ``(value, log_pi, sig_pi, log_a, sig_a, log_b, sig_b)``."""
     num, symbols_count = alpha_B.shape
-    grad = np.zeros(z.shape[0])
     value, log_pi, sig_pi, log_a, sig_a = _transition_part(z, alpha_pi, alpha_A, jac)
     offset_b = num - 1 + num * (num - 1)
     log_b = np.empty((num, symbols_count))
     sig_b = np.empty((num, symbols_count - 1))
     value += _stick_rows(z[offset_b:], symbols_count, num, log_b, sig_b, jac)
     value += _prior_simplex(log_b, alpha_B)
-    # Emission rows looked up per symbol: V x K exponentials per call, none per step.
-    log_z, gamma, lane_xi = categorical_lanes(log_pi[0], log_a, log_b, symbols, lengths, True)
+    return value, log_pi, sig_pi, log_a, sig_a, log_b, sig_b
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _categorical_tail(head, log_z, statistics, alpha_pi, alpha_A, alpha_B, jac):
+    """The value and gradient from :func:`_categorical_head` and the sweeps' results.
+
+    ``log_z (N,)``; ``statistics``: first-step gamma ``(K,)``, xi ``(K, K)`` and emission
+    counts ``(K, V)`` summed over the sequences.
+    """
+    value, _, sig_pi, _, sig_a, _, sig_b = head
+    num, symbols_count = alpha_B.shape
+    offset_b = num - 1 + num * (num - 1)
+    grad = np.zeros(offset_b + num * (symbols_count - 1))
     total = log_z.sum()
     if total == -math.inf:
         return -math.inf, grad
-    value += total
-    weights = np.ones(log_z.shape[0])
-    start, xi, counts = weighted_statistics(gamma, lane_xi, symbols, weights, symbols_count)
+    start, xi, counts = statistics
     _transition_gradient(start, xi, alpha_pi, alpha_A, sig_pi, sig_a, grad, jac)
     _stick_gradient(counts, alpha_B, sig_b, grad, offset_b, jac)
-    return value, grad
+    return value + total, grad
 
 
 def _add_lane_likelihood(value, grad, head, table, lengths, alpha_pi, alpha_A, jac):
@@ -162,7 +195,7 @@ def _add_lane_likelihood(value, grad, head, table, lengths, alpha_pi, alpha_A, j
     zero likelihood.
     """
     log_pi, sig_pi, log_a, sig_a = head
-    log_z, gamma, xi, dead = lane_sweeps(log_pi, log_a[None], table, lengths)
+    log_z, gamma, xi, dead = sweeps(log_pi, log_a[None], table, lengths)
     if dead.any():
         return -math.inf, None
     start, pairs = gamma[0].sum(-1), xi.sum(-1)  # summed over the lanes
