@@ -2,6 +2,8 @@
 
 Modules: :mod:`~hmm_pyro.kernels._numba.lanes` (the general sweeps, sequences as vector
 lanes), :mod:`~hmm_pyro.kernels._numba.varying` (the same with one transition matrix per step),
+:mod:`~hmm_pyro.kernels._numba.regression` (matrices computed inside the sweeps from covariates
+and multinomial-logit coefficients, gradient with respect to the coefficients),
 :mod:`~hmm_pyro.kernels._numba.symbols` (sweeps over symbol sequences, rows looked up
 per symbol), :mod:`~hmm_pyro.kernels._numba.batch` (large batches in threads),
 :mod:`~hmm_pyro.kernels._numba.bridge` (autograd functions over torch tensors) and
@@ -32,6 +34,7 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 from hmm_pyro.kernels._numba.bridge import (
     CategoricalLogLikelihood,
     FusedLogLikelihood,
+    RegressionLogLikelihood,
     VaryingLogLikelihood,
     fused_forward_backward,
     supports,
@@ -50,6 +53,7 @@ __all__ = [
     "CategoricalLogLikelihood",
     "EntryKernels",
     "FusedLogLikelihood",
+    "RegressionLogLikelihood",
     "VaryingLogLikelihood",
     "categorical_potential",
     "entry_potential",
