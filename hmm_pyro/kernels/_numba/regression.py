@@ -23,9 +23,11 @@ preparation and folding of scale factors). Per block of lanes:
   laid out ``(K, K, steps x lanes)`` so that every pass over it is one long vectorised loop:
   the logits relative to the diagonal, ``exp(eta_ij - eta_ii)`` by :func:`fast_exp` (``K - 1``
   exponentials per row; a row with a logit 700 above its diagonal is recomputed shifted by its
-  maximum) and the reciprocal row sums, kept apart from the unnormalised entries;
-- the backward sweep overwrites each step's entries with the summand above (weighted per lane)
-  and, once a chunk is done, adds its products with the covariates into the gradient.
+  maximum), then each row divided by its sum; the forward sweep reads the chunk while it is
+  still in the cache, and the backward sweep reads the stored chunks back;
+- the backward sweep writes each step's summands above (weighted per lane; ``j != i`` only, as
+  a row's summands add up to zero) into a chunk-sized buffer and, once a chunk is done, adds
+  their products with the covariates into the gradient.
 
 Steps whose transition is not used (the last step of a sequence and its padding) get zero
 covariates, hence finite matrices and zero gradient whatever the design holds there. A lane of
@@ -85,18 +87,17 @@ def _design_block(design, first, lengths, xt):  # noqa: ANN001, ANN202
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def _build_chunk(coefficients, x, entries, reciprocal):  # noqa: ANN001, ANN202
-    """One chunk of matrices: ``A[i, j] = entries[i, j] * reciprocal[i]`` at every position.
+def _build_chunk(coefficients, x, entries, sums):  # noqa: ANN001, ANN202
+    """One chunk of matrices ``entries[i, j] = A[i, j]`` at every position ``q``.
 
     ``coefficients (K, K, G)`` and ``x (G, Q)`` (positions: steps x lanes) padded with zeros
-    to ``G`` a multiple of 4 (four covariates per pass); ``entries (K, K, Q)`` receives
-    ``exp(eta_ij - eta_ii)`` (1 on the diagonal) and ``reciprocal (K, Q)`` one over the row
-    sums.
+    to ``G`` a multiple of 4 (four covariates per pass); ``A[i, j] = exp(eta_ij - eta_ii) /
+    sum_l exp(eta_il - eta_ii)``, with ``sums (Q,)`` as scratch for the row sums.
     """
     num_states, padded, size = entries.shape[0], x.shape[0], entries.shape[2]
     for i in range(num_states):
         for q in range(size):
-            reciprocal[i, q] = 1.0
+            sums[q] = 1.0
         large = 0
         for j in range(num_states):
             if j == i:
@@ -116,13 +117,16 @@ def _build_chunk(coefficients, x, entries, reciprocal):  # noqa: ANN001, ANN202
                 large += logit > _OVERFLOW
                 value = fast_exp(logit)
                 entries[i, j, q] = value
-                reciprocal[i, q] += value
+                sums[q] += value
         for q in range(size):
             entries[i, i, q] = 1.0
         if large:
-            _shifted_row(coefficients, x, i, entries, reciprocal)
+            _shifted_row(coefficients, x, i, entries, sums)
         for q in range(size):
-            reciprocal[i, q] = 1.0 / reciprocal[i, q]
+            sums[q] = 1.0 / sums[q]
+        for j in range(num_states):
+            for q in range(size):
+                entries[i, j, q] *= sums[q]
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -137,7 +141,7 @@ def _relative(coefficients, i, j, p):  # noqa: ANN001, ANN202
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _shifted_row(coefficients, x, i, entries, reciprocal):  # noqa: ANN001, ANN202
+def _shifted_row(coefficients, x, i, entries, sums):  # noqa: ANN001, ANN202
     """Row ``i`` of a chunk again, each position shifted by its largest logit (no overflow)."""
     num_states, num_covariates, size = entries.shape[0], x.shape[0], entries.shape[2]
     for q in range(size):
@@ -153,15 +157,15 @@ def _shifted_row(coefficients, x, i, entries, reciprocal):  # noqa: ANN001, ANN2
             value = math.exp(entries[i, j, q] - largest)
             entries[i, j, q] = value
             total += value
-        reciprocal[i, q] = total
+        sums[q] = total
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def _forward(emis, coefficients, xt, entries, reciprocal, lengths, alpha, scale, log_z, dead):  # noqa: ANN001, ANN202
+def _forward(emis, coefficients, xt, entries, sums, lengths, alpha, scale, log_z, dead):  # noqa: ANN001, ANN202
     """Scaled forward sweep, building each chunk of matrices as it reaches it.
 
-    ``entries (chunks or 1, K, K, C, n)`` and ``reciprocal (chunks or 1, K, C, n)``: with one
-    chunk of storage (no backward sweep to follow) each chunk overwrites the last.
+    ``entries (chunks or 1, K, K, C, n)``: with one chunk of storage (no backward sweep to
+    follow) each chunk overwrites the last; ``sums (C * n,)`` is the builder's scratch.
     """
     steps, num_states, lanes = emis.shape
     num_covariates, chunk = xt.shape[1], xt.shape[2]
@@ -176,7 +180,7 @@ def _forward(emis, coefficients, xt, entries, reciprocal, lengths, alpha, scale,
                 coefficients,
                 xt[block].reshape(num_covariates, chunk * lanes),
                 entries[slot].reshape(num_states, num_states, chunk * lanes),
-                reciprocal[slot].reshape(num_states, chunk * lanes),
+                sums,
             )
         if t == 0:
             for k in range(num_states):
@@ -191,8 +195,7 @@ def _forward(emis, coefficients, xt, entries, reciprocal, lengths, alpha, scale,
             for i in range(num_states):
                 for j in range(num_states):
                     for b in range(lanes):
-                        weight = alpha[t - 1, i, b] * reciprocal[slot, i, c, b]
-                        alpha[t, j, b] += weight * entries[slot, i, j, c, b]
+                        alpha[t, j, b] += alpha[t - 1, i, b] * entries[slot, i, j, c, b]
             for b in range(lanes):
                 total[b] = 0.0
             for j in range(num_states):
@@ -238,7 +241,7 @@ def _covariate_products(summands, x, grad):  # noqa: ANN001, ANN202
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def _backward(emis, entries, reciprocal, xt, weights, lengths, alpha, scale, summands, grad):  # noqa: ANN001, ANN202
+def _backward(emis, entries, xt, weights, lengths, alpha, scale, summands, grad):  # noqa: ANN001, ANN202
     """Scaled backward sweep: gamma over ``alpha`` (zero at padded steps), the gradient.
 
     Step ``t`` writes ``weights * alpha_t[i] A_t[i, j] (ahead_t[j] - beta_t[i])`` (``j !=
@@ -275,11 +278,9 @@ def _backward(emis, entries, reciprocal, xt, weights, lengths, alpha, scale, sum
                     for b in range(lanes):
                         rowsum[b] += entries[block, i, j, c, b] * ahead[j, b]
             for b in range(lanes):
-                factor = reciprocal[block, i, c, b]
-                rowsum[b] *= factor
                 # the last real step of a sequence (or a padded one) starts with beta = 1
                 beta[current, i, b] = rowsum[b] + (0.0 if t + 1 < lengths[b] else 1.0)
-                weighted[b] = alpha[t, i, b] * weights[b] * factor
+                weighted[b] = alpha[t, i, b] * weights[b]
                 alpha[t, i, b] = alpha[t, i, b] * beta[current, i, b] if t < lengths[b] else 0.0
             for j in range(num_states):
                 if j != i:
@@ -296,7 +297,7 @@ def _backward(emis, entries, reciprocal, xt, weights, lengths, alpha, scale, sum
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _clear_dead(dead, emis, entries, reciprocal, alpha, scale, weights):  # noqa: ANN001, ANN202
+def _clear_dead(dead, emis, entries, alpha, scale, weights):  # noqa: ANN001, ANN202
     """Lanes of zero likelihood: finite, zero-weighted inputs for the backward sweep."""
     for b in range(dead.shape[0]):
         if not dead[b]:
@@ -306,7 +307,6 @@ def _clear_dead(dead, emis, entries, reciprocal, alpha, scale, weights):  # noqa
         alpha[:, :, b] = 0.0
         scale[:, b] = 1.0
         entries[:, :, :, :, b] = 0.0
-        reciprocal[:, :, :, b] = 0.0
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -370,7 +370,8 @@ def _sweep_blocks(  # noqa: ANN202
     emis = alpha = np.empty((0, 0, 0))
     scale = np.empty((0, 0))
     entries = np.empty((0, 0, 0, 0, 0))
-    reciprocal = xt = summands = np.empty((0, 0, 0, 0))
+    xt = summands = np.empty((0, 0, 0, 0))
+    sums = np.empty(0)
     for k in range(blocks.shape[0]):
         start, stop = blocks[k, 0], blocks[k, 1]
         lanes = stop - start
@@ -381,7 +382,7 @@ def _sweep_blocks(  # noqa: ANN202
             stored = chunks if backward else 1
             emis = np.empty((steps, num_states, lanes))
             entries = np.empty((stored, num_states, num_states, chunk, lanes))
-            reciprocal = np.empty((stored, num_states, chunk, lanes))
+            sums = np.empty(chunk * lanes)
             xt = np.empty((chunks, padded, chunk, lanes))
             alpha = np.empty((steps, num_states, lanes))
             scale = np.empty((steps, lanes))
@@ -398,7 +399,7 @@ def _sweep_blocks(  # noqa: ANN202
             coefficients[draw],
             xt,
             entries,
-            reciprocal,
+            sums,
             block_lengths,
             alpha,
             scale,
@@ -408,11 +409,10 @@ def _sweep_blocks(  # noqa: ANN202
         if not backward:
             continue
         block_weights = weights[low:high].copy()
-        _clear_dead(block_dead, emis, entries, reciprocal, alpha, scale, block_weights)
+        _clear_dead(block_dead, emis, entries, alpha, scale, block_weights)
         _backward(
             emis,
             entries,
-            reciprocal,
             xt,
             block_weights,
             block_lengths,
