@@ -53,7 +53,7 @@ __all__ = [
 
 BLOCK_LANES = 32
 """Most lanes per block (one block per draw when a draw has fewer sequences)."""
-CHUNK_BYTES = 2**16
+CHUNK_BYTES = 2**17
 """Target size of one chunk of matrices (``K * K * steps * lanes`` float64)."""
 _OVERFLOW = 700.0
 """A logit this far above its row's diagonal logit: the row is shifted by its maximum."""
@@ -118,15 +118,20 @@ def _build_chunk(coefficients, x, entries, sums):  # noqa: ANN001, ANN202
                 value = fast_exp(logit)
                 entries[i, j, q] = value
                 sums[q] += value
-        for q in range(size):
-            entries[i, i, q] = 1.0
         if large:
             _shifted_row(coefficients, x, i, entries, sums)
-        for q in range(size):
-            sums[q] = 1.0 / sums[q]
-        for j in range(num_states):
             for q in range(size):
-                entries[i, j, q] *= sums[q]
+                sums[q] = 1.0 / sums[q]
+            for q in range(size):
+                entries[i, i, q] *= sums[q]
+        else:
+            for q in range(size):
+                sums[q] = 1.0 / sums[q]
+                entries[i, i, q] = sums[q]  # exp(0) / sum
+        for j in range(num_states):
+            if j != i:
+                for q in range(size):
+                    entries[i, j, q] *= sums[q]
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -191,8 +196,8 @@ def _forward(emis, coefficients, xt, entries, sums, lengths, alpha, scale, log_z
             slot, c = ((t - 1) // chunk) % kept, (t - 1) % chunk
             for j in range(num_states):
                 for b in range(lanes):
-                    alpha[t, j, b] = 0.0
-            for i in range(num_states):
+                    alpha[t, j, b] = alpha[t - 1, 0, b] * entries[slot, 0, j, c, b]
+            for i in range(1, num_states):
                 for j in range(num_states):
                     for b in range(lanes):
                         alpha[t, j, b] += alpha[t - 1, i, b] * entries[slot, i, j, c, b]
@@ -216,28 +221,60 @@ def _forward(emis, coefficients, xt, entries, sums, lengths, alpha, scale, log_z
 def _covariate_products(summands, x, grad):  # noqa: ANN001, ANN202
     """``grad[i, j, p] += sum_q summands[i, j, q] x[p, q]`` (one chunk; summed in any order).
 
-    Only ``j != i`` is read: a row's summands add up to zero (a softmax is unchanged by a
-    constant added to its logits), so the diagonal gets minus the sum of the others.
-    ``x (G, Q)`` is padded to ``G`` a multiple of 4, ``grad (K, K, P)`` has ``P <= G``.
+    Only ``j != i`` is read, two entries per pass over ``q``: a row's summands add up to zero
+    (a softmax is unchanged by a constant added to its logits), so the diagonal gets minus the
+    sum of the others. ``x (G, Q)`` is padded to ``G`` a multiple of 4, ``grad (K, K, P)``
+    has ``P <= G``.
     """
     num_states, padded, size = summands.shape[0], x.shape[0], summands.shape[2]
     num_covariates = grad.shape[2]
+    count = num_states * (num_states - 1)
+    rows = np.empty(count, dtype=np.int64)
+    k = 0
     for i in range(num_states):
         for j in range(num_states):
-            if j == i:
-                continue
-            for p in range(0, padded, 4):
-                t0 = t1 = t2 = t3 = 0.0
-                for q in range(size):
-                    value = summands[i, j, q]
-                    t0 += value * x[p, q]
-                    t1 += value * x[p + 1, q]
-                    t2 += value * x[p + 2, q]
-                    t3 += value * x[p + 3, q]
-                for k, total in enumerate((t0, t1, t2, t3)):
-                    if p + k < num_covariates:
-                        grad[i, j, p + k] += total
-                        grad[i, i, p + k] -= total
+            if j != i:
+                rows[k] = i * num_states + j
+                k += 1
+    flat = summands.reshape(num_states * num_states, size)
+    totals = np.zeros((num_states * num_states, padded))
+    for p in range(0, padded, 4):
+        for k in range(0, count - 1, 2):
+            first, second = rows[k], rows[k + 1]
+            a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = 0.0
+            for q in range(size):
+                x0, x1, x2, x3 = x[p, q], x[p + 1, q], x[p + 2, q], x[p + 3, q]
+                u, v = flat[first, q], flat[second, q]
+                a0 += u * x0
+                a1 += u * x1
+                a2 += u * x2
+                a3 += u * x3
+                b0 += v * x0
+                b1 += v * x1
+                b2 += v * x2
+                b3 += v * x3
+            totals[first, p], totals[first, p + 1] = a0, a1
+            totals[first, p + 2], totals[first, p + 3] = a2, a3
+            totals[second, p], totals[second, p + 1] = b0, b1
+            totals[second, p + 2], totals[second, p + 3] = b2, b3
+        if count % 2:
+            last = rows[count - 1]
+            a0 = a1 = a2 = a3 = 0.0
+            for q in range(size):
+                u = flat[last, q]
+                a0 += u * x[p, q]
+                a1 += u * x[p + 1, q]
+                a2 += u * x[p + 2, q]
+                a3 += u * x[p + 3, q]
+            totals[last, p], totals[last, p + 1] = a0, a1
+            totals[last, p + 2], totals[last, p + 3] = a2, a3
+    for i in range(num_states):
+        for j in range(num_states):
+            if j != i:
+                for p in range(num_covariates):
+                    total = totals[i * num_states + j, p]
+                    grad[i, j, p] += total
+                    grad[i, i, p] -= total
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
