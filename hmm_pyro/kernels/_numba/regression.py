@@ -61,40 +61,35 @@ _OVERFLOW = 700.0
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _design_block(design, first, lengths, xt):  # noqa: ANN001, ANN202
-    """Chunked time-major covariates of lanes ``first ..``: ``xt (chunks, G, C, n)``.
+    """Chunked time-major covariates of lanes ``first ..``: ``xt (chunks, P, C, n)``.
 
-    Lane ``b`` reads design row ``(first + b) % len(design)``; rows ``p >= P`` of ``xt`` and
-    the steps whose transition is not used (``t + 1`` not valid) are zero.
+    Lane ``b`` reads design row ``(first + b) % len(design)``; zero where step ``t + 1`` is
+    not valid (the transition out of step ``t`` is not used).
     """
-    chunks, padded, chunk, lanes = xt.shape
-    num_covariates = design.shape[2]
+    chunks, num_covariates, chunk, lanes = xt.shape
+    last = design.shape[1] - 1
     source = np.empty(lanes, dtype=np.int64)
     for b in range(lanes):
         source[b] = (first + b) % design.shape[0]
     for block in range(chunks):
-        for p in range(padded):
+        for p in range(num_covariates):
             for c in range(chunk):
                 t = block * chunk + c
-                if p >= num_covariates:
-                    for b in range(lanes):
-                        xt[block, p, c, b] = 0.0
-                    continue
                 for b in range(lanes):
                     used = t + 1 < lengths[b]
-                    xt[block, p, c, b] = (
-                        design[source[b], min(t, design.shape[1] - 1), p] if used else 0.0
-                    )
+                    xt[block, p, c, b] = design[source[b], min(t, last), p] if used else 0.0
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def _build_chunk(coefficients, x, entries, sums):  # noqa: ANN001, ANN202
     """One chunk of matrices ``entries[i, j] = A[i, j]`` at every position ``q``.
 
-    ``coefficients (K, K, G)`` and ``x (G, Q)`` (positions: steps x lanes) padded with zeros
-    to ``G`` a multiple of 4 (four covariates per pass); ``A[i, j] = exp(eta_ij - eta_ii) /
-    sum_l exp(eta_il - eta_ii)``, with ``sums (Q,)`` as scratch for the row sums.
+    ``coefficients (K, K, P)``, ``x (P, Q)`` (positions: steps x lanes, up to four covariates
+    per pass); ``A[i, j] = exp(eta_ij - eta_ii) / sum_l exp(eta_il - eta_ii)``, with
+    ``sums (Q,)`` as scratch for the row sums.
     """
-    num_states, padded, size = entries.shape[0], x.shape[0], entries.shape[2]
+    num_states, num_covariates, size = entries.shape[0], x.shape[0], entries.shape[2]
+    width = min(num_covariates, 4)
     for i in range(num_states):
         for q in range(size):
             sums[q] = 1.0
@@ -102,16 +97,28 @@ def _build_chunk(coefficients, x, entries, sums):  # noqa: ANN001, ANN202
         for j in range(num_states):
             if j == i:
                 continue
-            for p in range(4, padded, 4):  # covariates beyond the first four, if any
+            for p in range(4, num_covariates, 4):  # covariates beyond the first four, if any
                 w0, w1, w2, w3 = _relative(coefficients, i, j, p)
+                extra = min(num_covariates - p, 4)
                 for q in range(size):
-                    partial = w0 * x[p, q] + w1 * x[p + 1, q] + w2 * x[p + 2, q]
-                    partial += w3 * x[p + 3, q]
+                    partial = w0 * x[p, q]
+                    if extra > 1:
+                        partial += w1 * x[p + 1, q]
+                    if extra > 2:
+                        partial += w2 * x[p + 2, q]
+                    if extra > 3:
+                        partial += w3 * x[p + 3, q]
                     entries[i, j, q] = partial if p == 4 else entries[i, j, q] + partial
             w0, w1, w2, w3 = _relative(coefficients, i, j, 0)
-            more = padded > 4
+            more = num_covariates > 4
             for q in range(size):
-                logit = w0 * x[0, q] + w1 * x[1, q] + w2 * x[2, q] + w3 * x[3, q]
+                logit = w0 * x[0, q]
+                if width > 1:
+                    logit += w1 * x[1, q]
+                if width > 2:
+                    logit += w2 * x[2, q]
+                if width > 3:
+                    logit += w3 * x[3, q]
                 if more:
                     logit += entries[i, j, q]
                 large += logit > _OVERFLOW
@@ -136,12 +143,16 @@ def _build_chunk(coefficients, x, entries, sums):  # noqa: ANN001, ANN202
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _relative(coefficients, i, j, p):  # noqa: ANN001, ANN202
-    """Coefficients ``p .. p + 3`` of entry ``(i, j)`` minus those of the diagonal ``(i, i)``."""
+    """Coefficients ``p .. p + 3`` of entry ``(i, j)`` minus those of the diagonal ``(i, i)``.
+
+    Zero past the last coefficient.
+    """
+    last = coefficients.shape[2]
     return (
         coefficients[i, j, p] - coefficients[i, i, p],
-        coefficients[i, j, p + 1] - coefficients[i, i, p + 1],
-        coefficients[i, j, p + 2] - coefficients[i, i, p + 2],
-        coefficients[i, j, p + 3] - coefficients[i, i, p + 3],
+        coefficients[i, j, p + 1] - coefficients[i, i, p + 1] if p + 1 < last else 0.0,
+        coefficients[i, j, p + 2] - coefficients[i, i, p + 2] if p + 2 < last else 0.0,
+        coefficients[i, j, p + 3] - coefficients[i, i, p + 3] if p + 3 < last else 0.0,
     )
 
 
@@ -221,53 +232,47 @@ def _forward(emis, coefficients, xt, entries, sums, lengths, alpha, scale, log_z
 def _covariate_products(summands, x, grad):  # noqa: ANN001, ANN202
     """``grad[i, j, p] += sum_q summands[i, j, q] x[p, q]`` (one chunk; summed in any order).
 
-    Only ``j != i`` is read, two entries per pass over ``q``: a row's summands add up to zero
-    (a softmax is unchanged by a constant added to its logits), so the diagonal gets minus the
-    sum of the others. ``x (G, Q)`` is padded to ``G`` a multiple of 4, ``grad (K, K, P)``
-    has ``P <= G``.
+    Only ``j != i`` is read, two entries and up to four covariates per pass over ``q``: a
+    row's summands add up to zero (a softmax is unchanged by a constant added to its logits),
+    so the diagonal gets minus the sum of the others.
     """
-    num_states, padded, size = summands.shape[0], x.shape[0], summands.shape[2]
-    num_covariates = grad.shape[2]
+    num_states, num_covariates, size = summands.shape[0], x.shape[0], summands.shape[2]
     count = num_states * (num_states - 1)
-    rows = np.empty(count, dtype=np.int64)
+    rows = np.empty(count + 1, dtype=np.int64)
     k = 0
     for i in range(num_states):
         for j in range(num_states):
             if j != i:
                 rows[k] = i * num_states + j
                 k += 1
+    rows[count] = rows[count - 1] if count else 0  # an odd count: the last entry twice
     flat = summands.reshape(num_states * num_states, size)
-    totals = np.zeros((num_states * num_states, padded))
-    for p in range(0, padded, 4):
-        for k in range(0, count - 1, 2):
+    totals = np.zeros((num_states * num_states, num_covariates + 3))
+    for p in range(0, num_covariates, 4):
+        width = min(num_covariates - p, 4)
+        for k in range(0, count, 2):
             first, second = rows[k], rows[k + 1]
             a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = 0.0
             for q in range(size):
-                x0, x1, x2, x3 = x[p, q], x[p + 1, q], x[p + 2, q], x[p + 3, q]
-                u, v = flat[first, q], flat[second, q]
+                u, v, x0 = flat[first, q], flat[second, q], x[p, q]
                 a0 += u * x0
-                a1 += u * x1
-                a2 += u * x2
-                a3 += u * x3
                 b0 += v * x0
-                b1 += v * x1
-                b2 += v * x2
-                b3 += v * x3
+                if width > 1:
+                    x1 = x[p + 1, q]
+                    a1 += u * x1
+                    b1 += v * x1
+                if width > 2:
+                    x2 = x[p + 2, q]
+                    a2 += u * x2
+                    b2 += v * x2
+                if width > 3:
+                    x3 = x[p + 3, q]
+                    a3 += u * x3
+                    b3 += v * x3
             totals[first, p], totals[first, p + 1] = a0, a1
             totals[first, p + 2], totals[first, p + 3] = a2, a3
             totals[second, p], totals[second, p + 1] = b0, b1
             totals[second, p + 2], totals[second, p + 3] = b2, b3
-        if count % 2:
-            last = rows[count - 1]
-            a0 = a1 = a2 = a3 = 0.0
-            for q in range(size):
-                u = flat[last, q]
-                a0 += u * x[p, q]
-                a1 += u * x[p + 1, q]
-                a2 += u * x[p + 2, q]
-                a3 += u * x[p + 3, q]
-            totals[last, p], totals[last, p + 1] = a0, a1
-            totals[last, p + 2], totals[last, p + 3] = a2, a3
     for i in range(num_states):
         for j in range(num_states):
             if j != i:
@@ -287,7 +292,7 @@ def _backward(emis, entries, xt, weights, lengths, alpha, scale, summands, grad)
     :func:`_covariate_products`.
     """
     steps, num_states, lanes = emis.shape
-    padded, chunk = xt.shape[1], xt.shape[2]
+    num_covariates, chunk = xt.shape[1], xt.shape[2]
     beta = np.empty((2, num_states, lanes))
     ahead = np.empty((num_states, lanes))
     rowsum = np.empty(lanes)
@@ -328,7 +333,7 @@ def _backward(emis, entries, xt, weights, lengths, alpha, scale, summands, grad)
         if c == 0:
             _covariate_products(
                 summands.reshape(num_states, num_states, chunk * lanes),
-                xt[block].reshape(padded, chunk * lanes),
+                xt[block].reshape(num_covariates, chunk * lanes),
                 grad,
             )
 
@@ -402,7 +407,7 @@ def _sweep_blocks(  # noqa: ANN202
     of one draw differ by one lane at most).
     """
     steps, num_states = log_lik.shape[1], log_lik.shape[2]
-    padded = coefficients.shape[3]
+    num_covariates = coefficients.shape[3]
     width, chunk, chunks = -1, 1, 1
     emis = alpha = np.empty((0, 0, 0))
     scale = np.empty((0, 0))
@@ -420,7 +425,7 @@ def _sweep_blocks(  # noqa: ANN202
             emis = np.empty((steps, num_states, lanes))
             entries = np.empty((stored, num_states, num_states, chunk, lanes))
             sums = np.empty(chunk * lanes)
-            xt = np.empty((chunks, padded, chunk, lanes))
+            xt = np.empty((chunks, num_covariates, chunk, lanes))
             alpha = np.empty((steps, num_states, lanes))
             scale = np.empty((steps, lanes))
             summands = np.empty((num_states, num_states, chunk, lanes))
@@ -510,11 +515,6 @@ def regression_sweeps(
     """
     batch, steps, num_states = log_lik.shape
     num_draws, num_covariates = coefficients.shape[0], coefficients.shape[3]
-    padded = 4 * -(-num_covariates // 4)
-    widened = coefficients
-    if padded > num_covariates:
-        widened = np.zeros((num_draws, num_states, num_states, padded))
-        widened[..., :num_covariates] = coefficients
     if weights is None:
         weights = np.ones(batch)
     log_z = np.empty(batch)
@@ -524,7 +524,7 @@ def regression_sweeps(
     blocks = _blocks(first, first + batch, per_draw)
     _sweep_blocks(
         log_pi,
-        widened,
+        coefficients,
         design,
         log_lik,
         lengths,
