@@ -1,25 +1,36 @@
-"""Benchmark: the time-varying kernel (one transition matrix per step) against the homogeneous one.
+"""Benchmark: time-varying transitions against the homogeneous kernel.
 
 Usage::
 
-    PYTHONPATH=. python benchmarks/time_varying.py [--repeats 9] [--threads 1]
+    PYTHONPATH=. python benchmarks/time_varying.py [--repeats 9] [--threads 1] [--covariates 3]
 
-For each workload (sequences x steps x states), the value and gradient of the summed log
-likelihood through the public kernel (``kernels.log_likelihood`` and ``torch.autograd.grad``
-with respect to every input), numba backend:
+For each workload (sequences x steps x states), the value and the gradient of the summed log
+likelihood through the public kernels (``torch.autograd.grad`` with respect to every input that
+a fit differentiates), numba backend:
 
-- homogeneous: ``log_A (K, K)``, gradient ``(K, K)``;
-- time-varying: ``log_A (N, T, K, K)``, one matrix per step, gradient ``(N, T, K, K)``.
+- ``homogeneous``: ``kernels.log_likelihood`` with ``log_A (K, K)``; gradients with respect to
+  ``log_pi``, ``log_A`` and the emission table ``log_lik``;
+- ``regression``: what a ``CovariateHMM`` fit runs, ``kernels.regression_log_likelihood``
+  with transition rows ``softmax(x_t beta_i)`` from a design ``(N, T, P)`` (intercept and
+  ``P - 1`` covariates) and coefficients ``(K, K, P)``; gradients with respect to ``log_pi``,
+  the coefficients and ``log_lik``. This is the like-for-like comparison: both sides return
+  what the fit needs;
+- ``regression_unfused``: the same gradients by the route the model took before the fused
+  kernel, ``log_A = log_softmax(x_t beta)`` in torch, ``kernels.log_likelihood(...,
+  time_varying=True)``, autograd back to the coefficients;
+- ``log_A_given``: ``kernels.log_likelihood(..., time_varying=True)`` on a given
+  ``log_A (N, T, K, K)``, gradient ``(N, T, K, K)`` (the generic time-varying kernel).
 
 Reported: CPU time (``time.process_time``, not wall time: the machine is shared with other
 processes) per call and per sequence-step, the best of ``repeats`` rounds of a few calls each,
-the two kernels alternating within a round; and their ratio. Also the same for the numba sweeps
-alone (no torch conversion, no autograd). Results go to
-``benchmarks/results/time_varying.json``, and a Markdown table is printed.
+all routes alternating within a round; and the ratios to ``homogeneous``. Also the numba sweeps
+alone (no torch conversion, no autograd). Results go to ``benchmarks/results/time_varying.json``,
+and a Markdown table is printed.
 
-The time-varying kernel reads ``K**2`` inputs per step instead of ``K`` (and exponentiates
-them) and writes a ``K**2`` gradient per step: it cannot be as cheap per step as the
-homogeneous kernel, whose matrix stays in registers.
+What a time-varying step costs beyond a homogeneous one is inherent: ``K (K - 1)``
+exponentials per step (a row's softmax), and ``K**2`` numbers per step stored by the forward
+sweep and read back by the backward one (or recomputed), against one ``K x K`` matrix that
+stays in the cache.
 """
 
 from __future__ import annotations
@@ -40,18 +51,21 @@ import hmm_pyro
 from hmm_pyro import kernels
 from hmm_pyro._io import atomic_write
 from hmm_pyro.kernels._numba.lanes import forward_backward_lanes
+from hmm_pyro.kernels._numba.regression import regression_sweeps
 from hmm_pyro.kernels._numba.varying import varying_forward_backward
 
 RESULTS = Path(__file__).resolve().parent / "results" / "time_varying.json"
 WORKLOADS = [(20, 500, 2), (20, 500, 3), (100, 1000, 3), (100, 1000, 5), (50, 500, 8)]
 
 
-def _inputs(num_sequences: int, num_steps: int, num_states: int) -> dict:
+def _inputs(num_sequences: int, num_steps: int, num_states: int, num_covariates: int) -> dict:
     generator = torch.Generator().manual_seed(0)
 
     def normal(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, dtype=torch.float64, generator=generator)
 
+    design = normal(num_sequences, num_steps, num_covariates)
+    design[..., 0] = 1.0
     return {
         "log_pi": normal(num_sequences, num_states).log_softmax(-1).requires_grad_(),
         "log_A": normal(num_states, num_states).log_softmax(-1).requires_grad_(),
@@ -59,6 +73,8 @@ def _inputs(num_sequences: int, num_steps: int, num_states: int) -> dict:
         .log_softmax(-1)
         .requires_grad_(),
         "log_lik": normal(num_sequences, num_steps, num_states).requires_grad_(),
+        "coefficients": (0.5 * normal(num_states, num_states, num_covariates)).requires_grad_(),
+        "design": design,
     }
 
 
@@ -76,53 +92,93 @@ def _best_seconds(functions: dict, repeats: int, calls: int) -> dict[str, float]
     return best
 
 
-def run_workload(num_sequences: int, num_steps: int, num_states: int, repeats: int) -> dict:
-    """Time both kernels on one workload."""
-    x = _inputs(num_sequences, num_steps, num_states)
+def _routes(x: dict) -> dict:
+    """Value and gradient of each route (see the module docstring)."""
 
     def homogeneous() -> None:
         value = kernels.log_likelihood(x["log_pi"], x["log_A"], x["log_lik"]).sum()
         torch.autograd.grad(value, (x["log_pi"], x["log_A"], x["log_lik"]))
 
-    def varying() -> None:
+    def regression() -> None:
+        value = kernels.regression_log_likelihood(
+            x["log_pi"], x["coefficients"], x["design"], x["log_lik"]
+        ).sum()
+        torch.autograd.grad(value, (x["log_pi"], x["coefficients"], x["log_lik"]))
+
+    def regression_unfused() -> None:
+        log_A = kernels.regression_log_transitions(x["coefficients"], x["design"])
+        value = kernels.log_likelihood(x["log_pi"], log_A, x["log_lik"], time_varying=True)
+        torch.autograd.grad(value.sum(), (x["log_pi"], x["coefficients"], x["log_lik"]))
+
+    def log_A_given() -> None:
         value = kernels.log_likelihood(
             x["log_pi"], x["log_A_steps"], x["log_lik"], time_varying=True
         ).sum()
         torch.autograd.grad(value, (x["log_pi"], x["log_A_steps"], x["log_lik"]))
 
+    return {
+        "homogeneous": homogeneous,
+        "regression": regression,
+        "regression_unfused": regression_unfused,
+        "log_A_given": log_A_given,
+    }
+
+
+def _sweeps(x: dict) -> dict:
+    """The numba sweeps alone, on float64 arrays (no torch, no autograd)."""
     arrays = {name: value.detach().numpy() for name, value in x.items()}
+    num_sequences, num_steps, _ = arrays["log_lik"].shape
     lengths = np.full(num_sequences, num_steps, dtype=np.int64)
     one_matrix = arrays["log_A"][None]
+    one_set = arrays["coefficients"][None]
 
     def homogeneous_sweeps() -> None:
         forward_backward_lanes(arrays["log_pi"], one_matrix, arrays["log_lik"], lengths)
 
-    def varying_sweeps() -> None:
+    def regression_sweeps_only() -> None:
+        regression_sweeps(
+            arrays["log_pi"], one_set, arrays["design"], arrays["log_lik"], lengths, num_sequences
+        )
+
+    def log_A_given_sweeps() -> None:
         varying_forward_backward(
             arrays["log_pi"], arrays["log_A_steps"], arrays["log_lik"], lengths
         )
 
+    return {
+        "homogeneous_sweeps": homogeneous_sweeps,
+        "regression_sweeps": regression_sweeps_only,
+        "log_A_given_sweeps": log_A_given_sweeps,
+    }
+
+
+def run_workload(
+    num_sequences: int, num_steps: int, num_states: int, num_covariates: int, repeats: int
+) -> dict:
+    """Time every route on one workload."""
+    x = _inputs(num_sequences, num_steps, num_states, num_covariates)
     calls = max(1, int(2e6 // (num_sequences * num_steps * num_states**2)))
-    seconds = _best_seconds(
-        {
-            "homogeneous": homogeneous,
-            "time_varying": varying,
-            "homogeneous_sweeps": homogeneous_sweeps,
-            "time_varying_sweeps": varying_sweeps,
-        },
-        repeats,
-        calls,
-    )
+    seconds = _best_seconds({**_routes(x), **_sweeps(x)}, repeats, calls)
     steps = num_sequences * num_steps
+    ratios = {
+        name: seconds[name] / seconds["homogeneous"]
+        for name in ("regression", "regression_unfused", "log_A_given")
+    }
+    ratios.update(
+        {
+            name: seconds[name] / seconds["homogeneous_sweeps"]
+            for name in ("regression_sweeps", "log_A_given_sweeps")
+        }
+    )
     return {
         "sequences": num_sequences,
         "steps": num_steps,
         "states": num_states,
+        "design_columns": num_covariates,
         "calls_per_round": calls,
         "cpu_ms_per_call": {name: 1e3 * value for name, value in seconds.items()},
         "cpu_ns_per_step": {name: 1e9 * value / steps for name, value in seconds.items()},
-        "ratio_value_and_gradient": seconds["time_varying"] / seconds["homogeneous"],
-        "ratio_sweeps_only": seconds["time_varying_sweeps"] / seconds["homogeneous_sweeps"],
+        "ratio_to_homogeneous": ratios,
     }
 
 
@@ -131,18 +187,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--covariates", type=int, default=3, help="design columns P (intercept included)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     numba.set_num_threads(args.threads)
-    results = [run_workload(*workload, args.repeats) for workload in WORKLOADS]
+    load = list(os.getloadavg())
+    results = [run_workload(*workload, args.covariates, args.repeats) for workload in WORKLOADS]
     record = {
-        "note": "CPU time (process_time), best of the rounds; the machine was shared with other "
-        "processes, so wall times would not be meaningful",
+        "note": "CPU time (process_time), best of the rounds, the routes alternating within "
+        "each round; the machine was shared with other processes, so wall times would not be "
+        "meaningful",
         "machine": {
             "python": sys.version.split()[0],
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),
-            "load_average_at_start": list(os.getloadavg()),
+            "load_average_at_start": load,
+            "load_average_at_end": list(os.getloadavg()),
             "torch_threads": args.threads,
             "numba_threads": args.threads,
         },
@@ -158,14 +220,18 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(RESULTS) as handle:
         handle.write(json.dumps(record, indent=2) + "\n")
-    print("| N x T x K | homogeneous ns/step | time-varying ns/step | ratio | sweeps-only ratio |")
-    print("|---|---|---|---|---|")
+    print(
+        "| N x T x K (P) | homogeneous ns/step | regression ns/step | ratio | unfused ratio "
+        "| log_A given ratio | sweeps-only ratio (regression) |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for row in results:
-        per_step = row["cpu_ns_per_step"]
+        per_step, ratio = row["cpu_ns_per_step"], row["ratio_to_homogeneous"]
         print(
-            f"| {row['sequences']} x {row['steps']} x {row['states']} "
-            f"| {per_step['homogeneous']:.1f} | {per_step['time_varying']:.1f} "
-            f"| {row['ratio_value_and_gradient']:.2f} | {row['ratio_sweeps_only']:.2f} |"
+            f"| {row['sequences']} x {row['steps']} x {row['states']} ({row['design_columns']}) "
+            f"| {per_step['homogeneous']:.1f} | {per_step['regression']:.1f} "
+            f"| {ratio['regression']:.2f} | {ratio['regression_unfused']:.2f} "
+            f"| {ratio['log_A_given']:.2f} | {ratio['regression_sweeps']:.2f} |"
         )
 
 

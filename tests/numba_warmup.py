@@ -65,7 +65,7 @@ def compile_kernels() -> float:
 
 
 def _covariate_fits(hp: ModuleType, quiet: dict) -> None:
-    """The time-varying transition kernels: a tiny ``CovariateHMM`` fitted and decoded."""
+    """The regression kernel (fits) and time-varying kernels (decoding) of a ``CovariateHMM``."""
     import numpy as np
 
     from hmm_pyro.covariates import Covariates

@@ -417,8 +417,7 @@ class CovariateHMM(HMM):
     def _step_logits(self, params: Params, covariates: Covariates) -> torch.Tensor:
         """``log A`` of every sequence and step: ``(..., N, T, K, K)``."""
         steps, _ = self._designs(covariates)
-        eta = torch.einsum("ntp,...ijp->...ntij", steps, params["beta_A"])
-        return eta.log_softmax(-1)
+        return kernels.regression_log_transitions(params["beta_A"], steps)
 
     def kernel_inputs(
         self, params: Params, data: Sequences
@@ -433,15 +432,21 @@ class CovariateHMM(HMM):
     ) -> torch.Tensor:
         """Log likelihood of each sequence ``(..., N)`` with one transition matrix per step.
 
-        The time-varying forward kernel (:func:`hmm_pyro.kernels.log_likelihood` with
-        ``time_varying=True``) on the emission family's per-state table.
+        :func:`hmm_pyro.kernels.regression_log_likelihood` on the emission family's per-state
+        table: the numba route builds each step's matrix from the covariates and ``beta_A``
+        inside its sweeps and returns the gradient with respect to ``beta_A`` itself.
         """
         if data.covariates is None:
             raise ValueError(f"data: {self!r} needs covariates at every step")
-        log_pi, log_A, table, lengths = self.kernel_inputs(params, data)
+        table = self.emission.log_likelihood_table(params, data)
         if logs and "pi" in logs:
             log_pi = logs["pi"].unsqueeze(-2)
-        return kernels.log_likelihood(log_pi, log_A, table, lengths, time_varying=True)
+        else:
+            log_pi = self.initial_logits(params, data.covariates)
+        steps, _ = self._designs(data.covariates)
+        return kernels.regression_log_likelihood(
+            log_pi, params["beta_A"], steps, table, data.lengths
+        )
 
     def chain_probabilities(
         self, params: Params, covariates: Covariates | None = None

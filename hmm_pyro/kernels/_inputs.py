@@ -5,7 +5,9 @@ optional ``lengths (...)``; the leading dimensions broadcast against each other 
 posterior draws, ...). Steps ``t >= lengths`` are padding and are ignored. With
 ``time_varying=True``, ``log_A`` is ``(..., T, K, K)``: ``log_A[..., t, :, :]`` moves the chain
 from step ``t`` to step ``t + 1`` (a non-homogeneous chain); the matrix of the last step of
-each sequence, and of its padded steps, is not used.
+each sequence, and of its padded steps, is not used. :func:`prepare_regression_inputs` checks the
+inputs of :func:`~hmm_pyro.kernels.regression_log_likelihood` (covariates and coefficients in
+place of ``log_A``).
 """
 
 from __future__ import annotations
@@ -57,6 +59,27 @@ def _check_tensor(name: str, value: object, min_dim: int) -> torch.Tensor:
     return value
 
 
+def _check_lengths(lengths: object, num_steps: int, device: torch.device) -> torch.Tensor:
+    """``lengths`` as a long tensor of values in ``[1, T]`` (all ``T`` when ``None``)."""
+    if lengths is None:
+        return torch.full((), num_steps, dtype=torch.long, device=device)
+    if not isinstance(lengths, torch.Tensor):
+        try:
+            lengths = torch.as_tensor(lengths)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise TypeError(
+                f"lengths: expected an integer tensor, got {describe(lengths)}"
+            ) from error
+    if lengths.is_floating_point() or lengths.dtype == torch.bool:
+        raise TypeError(f"lengths: expected an integer tensor, got {describe(lengths)}")
+    if lengths.numel() and (int(lengths.min()) < 1 or int(lengths.max()) > num_steps):
+        raise ValueError(
+            f"lengths: expected values in [1, {num_steps}] (T from log_lik), "
+            f"got min {int(lengths.min())} and max {int(lengths.max())}"
+        )
+    return lengths.to(device=device, dtype=torch.long)
+
+
 def prepare_inputs(
     log_pi: torch.Tensor,
     log_A: torch.Tensor,
@@ -105,24 +128,7 @@ def prepare_inputs(
     if log_A.shape[-len(matrix) :] != matrix:
         what = "last three dimensions (T, K, K) = " if time_varying else "last two dimensions "
         raise ValueError(f"log_A: expected {what}{matrix}, got {describe(log_A)}")
-    if lengths is None:
-        lengths = torch.full((), num_steps, dtype=torch.long, device=log_lik.device)
-    else:
-        if not isinstance(lengths, torch.Tensor):
-            try:
-                lengths = torch.as_tensor(lengths)
-            except (TypeError, ValueError, RuntimeError) as error:
-                raise TypeError(
-                    f"lengths: expected an integer tensor, got {describe(lengths)}"
-                ) from error
-        if lengths.is_floating_point() or lengths.dtype == torch.bool:
-            raise TypeError(f"lengths: expected an integer tensor, got {describe(lengths)}")
-        if lengths.numel() and (int(lengths.min()) < 1 or int(lengths.max()) > num_steps):
-            raise ValueError(
-                f"lengths: expected values in [1, {num_steps}] (T from log_lik), "
-                f"got min {int(lengths.min())} and max {int(lengths.max())}"
-            )
-        lengths = lengths.to(device=log_lik.device, dtype=torch.long)
+    lengths = _check_lengths(lengths, num_steps, log_lik.device)
     try:
         batch = torch.broadcast_shapes(
             log_pi.shape[:-1], log_A.shape[: -len(matrix)], log_lik.shape[:-2], lengths.shape
@@ -139,3 +145,82 @@ def prepare_inputs(
     log_lik = log_lik.to(dtype).expand(*batch, num_steps, num_states)
     lengths = lengths.expand(batch)
     return KernelInputs(log_pi, log_A, log_lik, lengths, time_varying)
+
+
+class RegressionInputs(NamedTuple):
+    """Inputs of :func:`~hmm_pyro.kernels.regression_log_likelihood`, broadcast.
+
+    ``log_pi (..., N, K)``, ``coefficients (..., K, K, P)`` (the batch shape without its last,
+    sequences, dimension), ``design (..., N, T, P)`` as given (its leading dimensions
+    broadcast against the batch shape), ``log_lik (..., N, T, K)``, ``lengths (..., N)``.
+    """
+
+    log_pi: torch.Tensor
+    coefficients: torch.Tensor
+    design: torch.Tensor
+    log_lik: torch.Tensor
+    lengths: torch.Tensor
+
+
+def prepare_regression_inputs(
+    log_pi: torch.Tensor,
+    coefficients: torch.Tensor,
+    design: torch.Tensor,
+    log_lik: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+) -> RegressionInputs:
+    """Check and broadcast the inputs of a chain whose transition rows are regressions.
+
+    See :func:`~hmm_pyro.kernels.regression_log_likelihood` for the shapes: the coefficients'
+    leading dimensions stand in front of the sequences' dimension.
+    """
+    log_pi = _check_tensor("log_pi", log_pi, 1)
+    coefficients = _check_tensor("coefficients", coefficients, 3)
+    design = _check_tensor("design", design, 2)
+    log_lik = _check_tensor("log_lik", log_lik, 2)
+    num_steps, num_states = log_lik.shape[-2:]
+    num_covariates = design.shape[-1]
+    if num_steps < 1 or num_states < 1:
+        raise ValueError(
+            f"log_lik: expected T >= 1 steps and K >= 1 states, got {describe(log_lik)}"
+        )
+    if log_pi.shape[-1] != num_states:
+        raise ValueError(
+            f"log_pi: expected last dimension K={num_states} (from log_lik), got {describe(log_pi)}"
+        )
+    if design.shape[-2] != num_steps or num_covariates < 1:
+        raise ValueError(
+            f"design: expected last two dimensions (T={num_steps}, P >= 1) (T from log_lik), "
+            f"got {describe(design)}"
+        )
+    if coefficients.shape[-3:] != (num_states, num_states, num_covariates):
+        raise ValueError(
+            "coefficients: expected last three dimensions (K, K, P) = "
+            f"{(num_states, num_states, num_covariates)} (K from log_lik, P from design), "
+            f"got {describe(coefficients)}"
+        )
+    lengths = _check_lengths(lengths, num_steps, log_lik.device)
+    shapes = {
+        "log_pi": log_pi.shape[:-1],
+        "coefficients": (*coefficients.shape[:-3], 1),
+        "design": design.shape[:-2],
+        "log_lik": log_lik.shape[:-2],
+        "lengths": lengths.shape,
+    }
+    try:
+        batch = torch.broadcast_shapes(*shapes.values())
+    except RuntimeError as error:
+        raise ValueError(
+            "log_pi, coefficients, design, log_lik, lengths: leading (batch) dimensions do not "
+            "broadcast (the coefficients' in front of the sequences' dimension): "
+            + ", ".join(str(tuple(shape)) for shape in shapes.values())
+        ) from error
+    dtype = torch.promote_types(log_pi.dtype, log_lik.dtype)
+    dtype = torch.promote_types(torch.promote_types(dtype, coefficients.dtype), design.dtype)
+    return RegressionInputs(
+        log_pi.to(dtype).expand(*batch, num_states),
+        coefficients.to(dtype).expand(*batch[:-1], num_states, num_states, num_covariates),
+        design.to(dtype),
+        log_lik.to(dtype).expand(*batch, num_steps, num_states),
+        lengths.expand(batch),
+    )

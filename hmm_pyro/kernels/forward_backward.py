@@ -45,9 +45,9 @@ BACKENDS = ("auto", "numba", "torch")
 ``"auto"``: numba for CPU tensors, torch otherwise."""
 
 
-def _use_numba(backend: str, inputs: KernelInputs) -> bool:
+def use_numba(backend: str, *tensors: torch.Tensor) -> bool:
+    """Whether ``backend`` runs the numba kernels on these tensors (a clear error if it can't)."""
     check_choice("backend", backend, BACKENDS)
-    tensors = (inputs.log_pi, inputs.log_A, inputs.log_lik)
     if backend == "numba" and not _numba.supports(*tensors):
         raise ValueError("backend: 'numba' needs CPU tensors; use 'torch' on other devices")
     return backend == "numba" or (backend == "auto" and _numba.supports(*tensors))
@@ -121,7 +121,7 @@ def log_likelihood(
     use the log identity matrix.
     """
     inputs = prepare_inputs(log_pi, log_A, log_lik, lengths, time_varying)
-    if _use_numba(backend, inputs):
+    if use_numba(backend, *inputs[:3]):
         function = _numba.VaryingLogLikelihood if time_varying else _numba.FusedLogLikelihood
         return function.apply(inputs.log_pi, inputs.log_A, inputs.log_lik, inputs.lengths)
     first = inputs.log_pi + inputs.log_lik[..., 0, :]
@@ -239,7 +239,7 @@ def forward_backward(
         ones are the gradient of :func:`log_likelihood` with respect to ``log_A``).
     """
     inputs = prepare_inputs(log_pi, log_A, log_lik, lengths, time_varying)
-    if _use_numba(backend, inputs):
+    if use_numba(backend, *inputs[:3]):
         if time_varying:
             log_z, gamma, xi = _numba.varying_forward_backward(*inputs[:3], inputs.lengths)
             return ForwardBackward(log_z, gamma, xi.sum(-3))

@@ -2,6 +2,8 @@
 
 Modules: :mod:`~hmm_pyro.kernels._numba.lanes` (the general sweeps, sequences as vector
 lanes), :mod:`~hmm_pyro.kernels._numba.varying` (the same with one transition matrix per step),
+:mod:`~hmm_pyro.kernels._numba.regression` (matrices computed inside the sweeps from covariates
+and multinomial-logit coefficients, gradient with respect to the coefficients),
 :mod:`~hmm_pyro.kernels._numba.symbols` (sweeps over symbol sequences, rows looked up
 per symbol), :mod:`~hmm_pyro.kernels._numba.split` (one long sequence: forward and backward
 recursions on two threads at once), :mod:`~hmm_pyro.kernels._numba.batch` (large batches in
@@ -37,6 +39,7 @@ from hmm_pyro.kernels._numba.bridge import (
     CategoricalLogLikelihood,
     CategoricalProbabilityLikelihood,
     FusedLogLikelihood,
+    RegressionLogLikelihood,
     VaryingLogLikelihood,
     categorical_expected_counts,
     fused_forward_backward,
@@ -59,6 +62,7 @@ __all__ = [
     "CategoricalProbabilityLikelihood",
     "EntryKernels",
     "FusedLogLikelihood",
+    "RegressionLogLikelihood",
     "VaryingLogLikelihood",
     "all_finite",
     "all_greater",

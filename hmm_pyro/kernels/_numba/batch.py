@@ -1,7 +1,8 @@
 """Numba forward-backward on flattened batches (sequences x draws): threading and dispatch.
 
 The sweeps are :mod:`~hmm_pyro.kernels._numba.lanes` and, with one transition matrix per
-step, :mod:`~hmm_pyro.kernels._numba.varying` (scaled probability-space recursions,
+step, :mod:`~hmm_pyro.kernels._numba.varying` and :mod:`~hmm_pyro.kernels._numba.regression`
+(scaled probability-space recursions,
 Rabiner 1989, section V.A, sequences as vector lanes; everything float64). Large batches are
 cut into one slice per numba thread and run in a thread pool: the compiled sweeps release the
 GIL. A batch of one sequence takes the passes of :mod:`~hmm_pyro.kernels._numba.split` instead.
@@ -17,12 +18,14 @@ import numpy as np
 
 from hmm_pyro.kernels._numba import split
 from hmm_pyro.kernels._numba.lanes import forward_backward_lanes, lane_results, log_likelihood_lanes
+from hmm_pyro.kernels._numba.regression import regression_sweeps
 from hmm_pyro.kernels._numba.varying import varying_forward_backward, varying_log_likelihood
 
 __all__ = [
     "PARALLEL_MIN_WORK",
     "forward_backward_batch",
     "log_likelihood_batch",
+    "regression_batch",
     "varying_forward_backward_batch",
     "varying_log_likelihood_batch",
 ]
@@ -123,3 +126,46 @@ def varying_log_likelihood_batch(
     if not _parallel(log_lik):
         return varying_log_likelihood(log_pi, log_A, log_lik, lengths)
     return np.concatenate(_threaded(varying_log_likelihood, log_pi, log_A, log_lik, lengths))
+
+
+def regression_batch(
+    log_pi: np.ndarray,
+    coefficients: np.ndarray,
+    design: np.ndarray,
+    log_lik: np.ndarray,
+    lengths: np.ndarray,
+    per_draw: int,
+    weights: np.ndarray | None = None,
+    backward: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Transition rows as regressions: log likelihood, gamma and the coefficients' gradient.
+
+    As :func:`~hmm_pyro.kernels._numba.regression.regression_sweeps` (same arguments), on
+    slices of the batch in threads for large batches (the gradients of the slices summed).
+    """
+    if not _parallel(log_lik):
+        return regression_sweeps(
+            log_pi, coefficients, design, log_lik, lengths, per_draw, weights, backward
+        )
+    parts = _chunks(log_lik.shape[0])
+
+    def run(part: slice) -> tuple[np.ndarray | None, ...]:
+        return regression_sweeps(
+            _part(log_pi, part),
+            coefficients,
+            design,
+            log_lik[part],
+            lengths[part],
+            per_draw,
+            None if weights is None else weights[part],
+            backward,
+            part.start,
+        )
+
+    with ThreadPoolExecutor(len(parts)) as pool:
+        pieces = list(pool.map(run, parts))
+    log_z = np.concatenate([piece[0] for piece in pieces])
+    if not backward:
+        return log_z, None, None
+    gamma = np.concatenate([piece[1] for piece in pieces])
+    return log_z, gamma, sum(piece[2] for piece in pieces)

@@ -21,6 +21,7 @@ __all__ = [
     "CategoricalLogLikelihood",
     "CategoricalProbabilityLikelihood",
     "FusedLogLikelihood",
+    "RegressionLogLikelihood",
     "VaryingLogLikelihood",
     "categorical_expected_counts",
     "fused_forward_backward",
@@ -195,6 +196,82 @@ class VaryingLogLikelihood(torch.autograd.Function):
 
 
 _EPS64 = float(np.finfo(np.float64).eps)
+
+
+def _regression_arrays(
+    log_pi: torch.Tensor,
+    coefficients: torch.Tensor,
+    design: torch.Tensor,
+    log_lik: torch.Tensor,
+    lengths: torch.Tensor,
+) -> tuple[np.ndarray, ...]:
+    """Flat float64 arrays for :func:`~hmm_pyro.kernels._numba.batch.regression_batch`."""
+    num_steps, num_states = log_lik.shape[-2:]
+    return (
+        _numpy64(log_pi.reshape(-1, num_states)),
+        _numpy64(coefficients.reshape(-1, *coefficients.shape[-3:])),
+        _numpy64(design.reshape(-1, *design.shape[-2:])),
+        _numpy64(log_lik.reshape(-1, num_steps, num_states)),
+        np.ascontiguousarray(lengths.reshape(-1).numpy().astype(np.int64)),
+    )
+
+
+class RegressionLogLikelihood(torch.autograd.Function):
+    """``log p(y)`` with transition rows ``softmax(x_t . coefficients[i])``; one fused pass.
+
+    Inputs broadcast by :func:`hmm_pyro.kernels.regression_log_likelihood`: ``log_pi (..., N,
+    K)``, ``coefficients (..., K, K, P)`` (one set per index of the leading dimensions, shared
+    by the ``N`` sequences), ``design (M, T, P)`` (``M`` is 1, ``N`` or the whole batch; no
+    gradient), ``log_lik (..., N, T, K)``, ``lengths (..., N)``. The gradient with respect to
+    the coefficients comes from the backward sweep
+    (:mod:`~hmm_pyro.kernels._numba.regression`) summed over each set's sequences; a
+    backward pass whose incoming gradient differs between the sequences of one set runs the
+    sweeps again with those weights. First order only.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        log_pi: torch.Tensor,
+        coefficients: torch.Tensor,
+        design: torch.Tensor,
+        log_lik: torch.Tensor,
+        lengths: torch.Tensor,
+    ) -> torch.Tensor:
+        """Return the log likelihood; keep gamma and the coefficients' gradient."""
+        arrays = _regression_arrays(log_pi, coefficients, design, log_lik, lengths)
+        per_draw = log_lik.shape[-3]
+        backward = any(ctx.needs_input_grad)
+        log_z, gamma, grad = batch.regression_batch(*arrays, per_draw, backward=backward)
+        if backward:
+            ctx.arrays, ctx.per_draw = arrays, per_draw
+            ctx.gamma, ctx.grad, ctx.shapes = gamma, grad, (coefficients.shape, log_lik.shape)
+        return _tensor(log_z, log_lik.dtype).reshape(log_lik.shape[:-2])
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        """Chain rule with gamma; the coefficients' gradient per set, reweighted if needed."""
+        coefficient_shape, shape = ctx.shapes
+        per_set = _numpy64(grad).reshape(-1, ctx.per_draw)
+        uniform = bool((per_set == per_set[:, :1]).all())
+        grad_coefficients = None
+        if ctx.needs_input_grad[1]:
+            if uniform:
+                summed = per_set[:, 0, None, None, None] * ctx.grad
+            else:
+                weights = per_set.reshape(-1)
+                summed = batch.regression_batch(*ctx.arrays, ctx.per_draw, weights)[2]
+            grad_coefficients = _tensor(summed, grad.dtype).reshape(coefficient_shape)
+        gamma = _tensor(ctx.gamma, grad.dtype).reshape(shape)
+        if not (uniform and bool((per_set[:, 0] == 1.0).all())):
+            gamma = grad[..., None, None] * gamma  # else a summed log likelihood: gamma as is
+        return (
+            gamma[..., 0, :] if ctx.needs_input_grad[0] else None,
+            grad_coefficients,
+            None,
+            gamma if ctx.needs_input_grad[3] else None,
+            None,
+        )
 
 
 def _numpy64(tensor: torch.Tensor) -> np.ndarray:
