@@ -140,7 +140,8 @@ def plot_shrinkage(
                 capsize=2,
                 label=f"partial pooling ({level:.0%})",
             )
-        axis.set_xticks(positions, list(hmm.subject_names), rotation=90 if len(positions) > 8 else 0)
+        rotation = 90 if len(positions) > 8 else 0
+        axis.set_xticks(positions, list(hmm.subject_names), rotation=rotation)
         axis.set_xlabel("subject")
         axis.set_title(_entry_title(name, entry), fontsize="medium")
         axis.grid(alpha=0.3)
