@@ -348,16 +348,13 @@ class MultilevelHMM(HMM):
             kind = self._kinds[name]
             scale = torch.tensor(self.subject_prior.scale(kind), dtype=self.dtype)
             tau_shape = shapes[f"tau_{name}"]
-            priors[f"tau_{name}"] = (
-                dist.HalfNormal(scale).expand(tau_shape).to_event(len(tau_shape))
-            )
+            # no support checks: the potential scores NaN or overflowing coordinates as -inf
+            half_normal = dist.HalfNormal(scale, validate_args=False).expand(tau_shape)
+            priors[f"tau_{name}"] = half_normal.to_event(len(tau_shape))
             z_shape = shapes[f"z_{name}"]
-            zero = torch.zeros((), dtype=self.dtype)
-            priors[f"z_{name}"] = (
-                dist.Normal(zero, torch.ones((), dtype=self.dtype))
-                .expand(z_shape)
-                .to_event(len(z_shape))
-            )
+            zero, one = torch.zeros((), dtype=self.dtype), torch.ones((), dtype=self.dtype)
+            normal = dist.Normal(zero, one, validate_args=False).expand(z_shape)
+            priors[f"z_{name}"] = normal.to_event(len(z_shape))
         return {name: priors[name] for name in self.param_names}
 
     # ------------------------------------------------------------------ validation
