@@ -111,6 +111,10 @@ def test_potential_equals_the_potential_pyro_builds(index):
     value, _ = ours.value_and_gradient(flat[SITE], jacobian=False)
     objective = hmm.log_prior(params) + hmm.log_likelihood(params, data).sum()
     assert abs(float(value) - float(objective)) < 1e-9
+    # where a line search or a divergent trajectory lands: -inf and a zero gradient, no error
+    for point in (torch.full_like(flat[SITE], float("nan")), 1e6 * flat[SITE]):
+        value, gradient = ours.value_and_gradient(point)
+        assert value == -np.inf and not gradient.any()
 
 
 def test_simulation_draws_each_subject_from_its_own_parameters():
