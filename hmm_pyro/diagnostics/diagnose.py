@@ -178,11 +178,13 @@ def _check_states(
 
 
 def _check_subjects(
-    kept: _Draws, distance: float, measurements: dict[str, Any], notes: list[str]
+    hmm: MultilevelHMM,
+    kept: _Draws,
+    distance: float,
+    measurements: dict[str, Any],
+    notes: list[str],
 ) -> list[Flag]:
     """Subject-level collapse and labels of a multilevel fit (:mod:`.subjects`)."""
-    hmm = kept.hmm
-    assert isinstance(hmm, MultilevelHMM)
     notes.append(
         f"multilevel model ({hmm.num_subjects} subjects): collapse, label switching, occupancy "
         "and contraction are measured on the group-level parameters; the relabelling permutes "
@@ -464,7 +466,7 @@ def diagnose(
     if hmm.num_states < 2:
         notes.append("one state: collapse, symmetric starts and label switching do not apply")
     elif isinstance(hmm, MultilevelHMM):
-        flags.extend(_check_subjects(kept, distance, measurements, notes))
+        flags.extend(_check_subjects(hmm, kept, distance, measurements, notes))
 
     contraction = None
     convergence = convergence_statistics(
