@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from hmm_pyro.inference import fit_map, fit_nuts, fit_svi, fit_svi_stream
     from hmm_pyro.learning import fit_em, fit_supervised, fit_viterbi_training
     from hmm_pyro.model import HMM
+    from hmm_pyro.multilevel import MultilevelHMM, SubjectPrior
     from hmm_pyro.priors import Prior
     from hmm_pyro.simulate import simulate, simulate_store
     from hmm_pyro.store import open_store, write_store
@@ -63,6 +64,7 @@ __all__ = [
     "Flag",
     "Gamma",
     "Gaussian",
+    "MultilevelHMM",
     "MultivariateNormal",
     "NegativeBinomial",
     "Parameter",
@@ -74,6 +76,7 @@ __all__ = [
     "Remedy",
     "Sequences",
     "StudentT",
+    "SubjectPrior",
     "SweepResult",
     "VonMises",
     "__version__",
@@ -107,6 +110,8 @@ _SOURCES = {
     "Categorical": "hmm_pyro.emissions",
     "CoefficientPrior": "hmm_pyro.covariate_model",
     "CovariateHMM": "hmm_pyro.covariate_model",
+    "MultilevelHMM": "hmm_pyro.multilevel",
+    "SubjectPrior": "hmm_pyro.multilevel",
     "Covariates": "hmm_pyro.covariates",
     "DegeneracyReport": "hmm_pyro.diagnostics",
     "Emission": "hmm_pyro.emissions",

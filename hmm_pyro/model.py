@@ -77,6 +77,9 @@ class HMM:
     """Whether the transition matrix changes from step to step (``log_A (..., N, T, K, K)``)."""
     transition_covariates: tuple[str, ...] = ()
     """Covariates the transitions depend on (none: one transition matrix)."""
+    not_classical: str = ""
+    """Why EM, Viterbi training and supervised counting (which update one ``pi`` and one ``A``
+    from expected counts) do not apply to the model; empty when they do."""
     _KINDS: dict[str, type[HMM]] = {}  # noqa: RUF012
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -151,6 +154,27 @@ class HMM:
     def bijection(self, name: str) -> Any:
         """The transform of a parameter of coordinate kind ``"bijection"``."""
         return self.emission.bijection(name)
+
+    def derived_params(self, params: Params) -> Params:
+        """Deterministic functions of the parameters stored beside them in a fit's posterior.
+
+        None for ``HMM``; a :class:`~hmm_pyro.MultilevelHMM` returns each subject's parameters.
+        Shapes ``(..., *shape)`` with the dimensions of :meth:`derived_dims`.
+        """
+        return {}
+
+    def repeated(self, copies: int) -> HMM:
+        """The model of its data repeated ``copies`` times (all sequences, then all again).
+
+        The same model for ``HMM``; a model tied to its sequences
+        (:class:`~hmm_pyro.MultilevelHMM`) maps every copy of a sequence to its subject.
+        """
+        check_int("copies", copies, minimum=1)
+        return self
+
+    def derived_dims(self) -> dict[str, tuple[str, ...]]:
+        """ArviZ dimension names of each entry of :meth:`derived_params`."""
+        return {}
 
     def dirichlet_concentrations(self) -> dict[str, torch.Tensor]:
         """Concentrations of the Dirichlet priors of ``pi`` and the rows of ``A``."""
@@ -520,6 +544,16 @@ class HMM:
             generator=generator,
             time_varying=self.time_varying,
         )
+
+    def sample_observations(
+        self, params: Params, states: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Observations ``(N, T, D)`` of one parameter set given state paths ``(N, T)``.
+
+        The emission family's :meth:`~hmm_pyro.emissions.Emission.sample`; a model with
+        parameters per sequence (:class:`~hmm_pyro.MultilevelHMM`) draws each with its own.
+        """
+        return self.emission.sample(params, states, generator)
 
     # ------------------------------------------------------------------ Pyro models
     def sample_params(self) -> Params:

@@ -113,12 +113,17 @@ def simulate(
     state = draw_categorical(initial.expand(num_sequences, -1), generator)
     columns = [state]
     for t in range(1, max_length):
-        # one matrix for all steps, or (covariates) one per sequence and step
-        moves = transition[state] if transition.dim() == 2 else transition[rows, t - 1, state]
+        # one matrix for all steps, one per sequence (subjects), or one per sequence and step
+        if transition.dim() == 2:
+            moves = transition[state]
+        elif transition.dim() == 3:
+            moves = transition[rows, state]
+        else:
+            moves = transition[rows, t - 1, state]
         state = draw_categorical(moves, generator)
         columns.append(state)
     states = torch.stack(columns, dim=-1)
-    values = hmm.emission.sample(params, states, generator)
+    values = hmm.sample_observations(params, states, generator)
     valid = torch.arange(max_length) < torch.tensor(lengths)[:, None]
     data = Sequences(
         [values[n, : lengths[n]] for n in range(num_sequences)],

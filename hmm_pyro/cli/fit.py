@@ -8,7 +8,9 @@ estimates, elapsed time).
 ``--transition-covariates`` reads columns of the CSV data file as covariates (standardised
 unless ``--raw-covariates``; the means and standard deviations are kept in the fit) and fits a
 :class:`~hmm_pyro.CovariateHMM` (NUTS, SVI or MAP); the plots of the transition probabilities
-against each covariate are written next to the fit.
+against each covariate are written next to the fit. ``--subject-column`` names each
+sequence's subject and fits a :class:`~hmm_pyro.MultilevelHMM` (NUTS, SVI or MAP); the
+shrinkage plot is written next to the fit.
 """
 
 from __future__ import annotations
@@ -159,6 +161,79 @@ def _check_covariate_options(args: argparse.Namespace, streaming: bool) -> None:
         )
 
 
+def _check_subject_options(args: argparse.Namespace, streaming: bool) -> None:
+    """Subjects: a CSV column, in memory, for the runners of a MultilevelHMM."""
+    if args.subject_column is None:
+        return
+    if not args.subject_column.strip():
+        raise ValueError("--subject-column: expected a column name")
+    if args.transition_covariates is not None:
+        raise ValueError("--subject-column: not with --transition-covariates (one or the other)")
+    if streaming:
+        raise ValueError(
+            "--subject-column: subjects are read from a CSV data file in memory; not with "
+            "--batch-size or a store"
+        )
+    if args.method not in COVARIATE_METHODS:
+        raise ValueError(
+            f"--subject-column: fitted by --method {', '.join(COVARIATE_METHODS)} (per-subject "
+            f"parameters have no closed-form M-step); got --method {args.method}"
+        )
+
+
+def _subjects(args: argparse.Namespace, data: Any) -> list[str]:
+    """The subject of each sequence of ``data``: the CSV column, constant within a sequence.
+
+    Sequences keep the order of their first appearance in the file (as
+    :meth:`hmm_pyro.Sequences.from_file` reads them).
+    """
+    import pandas as pd
+
+    column = args.subject_column.strip()
+    if Path(args.data).suffix.lower() != ".csv":
+        raise ValueError(f"--subject-column: expected a CSV data file, got {args.data!r}")
+    table = pd.read_csv(args.data)
+    if column not in table.columns:
+        raise ValueError(
+            f"--subject-column: no column {column!r} in {args.data} (columns: "
+            f"{list(table.columns)})"
+        )
+    if table[column].isna().any():
+        raise ValueError(f"--subject-column: column {column!r} has empty entries")
+    sequence = args.sequence_column
+    if sequence is None and "sequence" in table.columns:
+        sequence = "sequence"
+    if sequence is None or sequence.lower() == "none":
+        labels = table[column].astype(str).unique().tolist()
+        if len(labels) != 1:
+            raise ValueError(
+                f"--subject-column: one sequence with {len(labels)} subjects in {column!r}; a "
+                "subject is constant within each sequence"
+            )
+        return labels * data.num_sequences
+    groups = table.groupby(sequence, sort=False)[column]
+    mixed = [str(key) for key, count in groups.nunique().items() if count > 1]
+    if mixed:
+        raise ValueError(
+            f"--subject-column: sequences {mixed[:5]} have several subjects in {column!r}; a "
+            "subject is constant within each sequence"
+        )
+    labels = groups.first().astype(str).tolist()
+    if len(labels) != data.num_sequences:
+        raise ValueError(
+            f"--subject-column: found {len(labels)} sequences, the data have {data.num_sequences}"
+        )
+    return labels
+
+
+def _multilevel_model(args: argparse.Namespace, data: Any, prior: Any) -> Any:
+    """The :class:`~hmm_pyro.MultilevelHMM` of the model options and the subject column."""
+    from hmm_pyro.multilevel import MultilevelHMM
+
+    plain = model_of(args, data, prior=prior)  # the emission and prior options, checked
+    return MultilevelHMM(plain.num_states, plain.emission, _subjects(args, data), prior=plain.prior)
+
+
 def _covariate_model(args: argparse.Namespace, data: Any, prior: Any) -> Any:
     """The :class:`~hmm_pyro.CovariateHMM` of the model options and the covariate columns."""
     from hmm_pyro.covariate_model import CovariateHMM
@@ -185,6 +260,8 @@ def _fit_in_memory(args: argparse.Namespace) -> Fit:
     prior = Prior(pi=1.0, A=1.0, stickiness=0.0) if args.mle else None
     if columns:
         hmm = _covariate_model(args, data, prior)
+    elif args.subject_column is not None:
+        hmm = _multilevel_model(args, data, prior)
     else:
         hmm = model_of(args, data, prior=prior)
     data = hmm.prepare_data(data)
@@ -221,6 +298,7 @@ def run(args: argparse.Namespace) -> int:
     streaming = args.batch_size is not None or is_store(args.data)
     _check_fit_options(args, streaming)
     _check_covariate_options(args, streaming)
+    _check_subject_options(args, streaming)
     began = time.perf_counter()
     try:
         fit = _fit_stream(args) if streaming else _fit_in_memory(args)
@@ -243,6 +321,8 @@ def run(args: argparse.Namespace) -> int:
     if fit.hmm.transition_covariates:
         for written in _covariate_plots(fit, path):
             print(f"wrote {written}")
+    if args.subject_column is not None:
+        print(f"wrote {_shrinkage_plot(fit, path)}")
     print(f"saved {path}; next: hmm-pyro diagnose {path}")
     return EXIT_OK
 
@@ -255,6 +335,22 @@ def _covariate_plots(fit: Fit, path: Path) -> list[Path]:
     from hmm_pyro.plots import save_fit_plots
 
     return save_fit_plots(fit, path.parent, kinds=["covariates"], prefix=path.stem)
+
+
+def _shrinkage_plot(fit: Fit, path: Path) -> Path:
+    """The subjects' transition estimates against the group's, next to the fit file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hmm_pyro.plots import plot_shrinkage
+
+    axes = plot_shrinkage(fit)
+    target = path.parent / f"{path.stem}_shrinkage.png"
+    axes[0].figure.savefig(target, dpi=110)
+    plt.close(axes[0].figure)
+    return target
 
 
 def add_parser(commands: Any) -> None:
@@ -302,6 +398,15 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help="use the covariates as they are (default: standardised to mean 0 and sd 1, the "
         "means and sds kept in the fit)",
+    )
+    subjects = parser.add_argument_group("subjects (multilevel model)")
+    subjects.add_argument(
+        "--subject-column",
+        metavar="COL",
+        help="column of the CSV data file naming each sequence's subject: fits a "
+        "MultilevelHMM (per-subject transitions and, for categorical and Gaussian emissions, "
+        "emission parameters around group-level ones; --method nuts, svi or map); the "
+        "shrinkage plot is written next to --out",
     )
     parser.add_argument("--out", default="fit.nc", help="result file (default: %(default)s)")
     resilience = parser.add_argument_group("many sequences and long runs")

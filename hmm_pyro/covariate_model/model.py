@@ -152,6 +152,7 @@ class CovariateHMM(HMM):
 
     kind = "covariates"
     time_varying = True
+    not_classical = "the transitions change with covariates"
 
     def __init__(
         self,

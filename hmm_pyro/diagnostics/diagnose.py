@@ -39,6 +39,7 @@ from hmm_pyro.diagnostics.occupancy import (
 from hmm_pyro.diagnostics.predictive import PREDICTIVE_REPLICATES
 from hmm_pyro.diagnostics.report import DegeneracyReport
 from hmm_pyro.diagnostics.restarts import restart_comparison, weak_identifiability_flag
+from hmm_pyro.diagnostics.subjects import subject_flags, subject_statistics
 from hmm_pyro.diagnostics.symmetry import symmetry_evidence
 from hmm_pyro.diagnostics.thresholds import (
     COLLAPSE_DISTANCE,
@@ -57,6 +58,7 @@ from hmm_pyro.labels.labelling import (
 )
 from hmm_pyro.labels.permutations import permute_axis, permute_params
 from hmm_pyro.model import HMM
+from hmm_pyro.multilevel import MultilevelHMM
 
 __all__ = ["diagnose"]
 
@@ -173,6 +175,30 @@ def _check_states(
     flags.insert(0, symmetric_start_flag(symmetry, collapse.collapsed, closest))
     flags.insert(0, collapse_flag(collapse, symmetry, effective, hmm.num_states))
     return flags, measurements, collapse, effective
+
+
+def _check_subjects(
+    hmm: MultilevelHMM,
+    kept: _Draws,
+    distance: float,
+    measurements: dict[str, Any],
+    notes: list[str],
+) -> list[Flag]:
+    """Subject-level collapse and labels of a multilevel fit (:mod:`.subjects`)."""
+    notes.append(
+        f"multilevel model ({hmm.num_subjects} subjects): collapse, label switching, occupancy "
+        "and contraction are measured on the group-level parameters; the relabelling permutes "
+        "every subject's parameters with them"
+    )
+    statistics = subject_statistics(hmm, kept.relabelled, distance)
+    if statistics is None:
+        notes.append(
+            "the emission parameters are shared by all subjects: their states' emission laws "
+            "are the group's, so subject-level collapse and label checks do not apply"
+        )
+        return []
+    measurements["subjects"] = statistics.to_dict()
+    return subject_flags(statistics)
 
 
 def _check_contraction(kept: _Draws) -> tuple[Flag | None, ContractionStatistics]:
@@ -304,9 +330,9 @@ def _refit_checks(
             "the states were observed (supervised fit): no refits with fewer states or "
             "without the emission prior; the number of states was given, not inferred"
         )
-    elif fit.hmm.num_states >= 2 and deep and fit.hmm.time_varying:
+    elif fit.hmm.num_states >= 2 and deep and fit.hmm.not_classical:
         notes.append(
-            "refits skipped: the transitions change with covariates, and the refits with fewer "
+            f"refits skipped: {fit.hmm.not_classical}, and the refits with fewer "
             "states, without the emission prior and as a mixture run EM, which updates one "
             "transition matrix; the cause of collapsed or redundant states is not established"
         )
@@ -439,6 +465,8 @@ def diagnose(
     flags, measurements, collapse, effective = _check_states(kept, distance, attrs)
     if hmm.num_states < 2:
         notes.append("one state: collapse, symmetric starts and label switching do not apply")
+    elif isinstance(hmm, MultilevelHMM):
+        flags.extend(_check_subjects(hmm, kept, distance, measurements, notes))
 
     contraction = None
     convergence = convergence_statistics(

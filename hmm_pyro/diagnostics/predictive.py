@@ -434,7 +434,8 @@ def predictive_checks(
             if data.covariates is None
             else data.covariates.select(list(range(data.num_sequences)) * copies)
         )
-        replicas, _ = simulate(hmm, params, lengths * copies, covariates=covariates, seed=child)
+        model = hmm.repeated(copies)  # a model tied to its sequences (subjects) covers copies
+        replicas, _ = simulate(model, params, lengths * copies, covariates=covariates, seed=child)
         values = _masked(replicas, observed, copies)
         for name, (_, coordinate, statistic) in statistics.items():
             replicated[name].append(statistic(values[..., coordinate]))
@@ -445,9 +446,9 @@ def predictive_checks(
                 covariates=covariates,
             )
             if stack:
-                inputs.append(hmm.kernel_inputs(params, hmm.prepare_data(batch)))
+                inputs.append(model.kernel_inputs(params, model.prepare_data(batch)))
             else:
-                paths.append(hmm.viterbi(params, batch)[0].numpy())
+                paths.append(model.viterbi(params, batch)[0].numpy())
             draw_params.append(params)
     dwell: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if hmm.num_states > 1:

@@ -95,6 +95,10 @@ class Emission(ABC):
     simplex_params: tuple[str, ...] = ()
     positive_params: tuple[str, ...] = ()
     integer_valued: bool = False
+    random_effect_params: tuple[tuple[str, str], ...] = ()
+    """Parameters that may vary between subjects in a :class:`~hmm_pyro.MultilevelHMM`, each
+    with its kind: ``"logit"`` (probability rows; a subject's row is ``softmax(log row + tau
+    z)``) or ``"location"`` (a subject's value is ``value + tau z``); see docs/multilevel.md."""
 
     # ------------------------------------------------------------------ description
     @property

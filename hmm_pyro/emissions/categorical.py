@@ -103,6 +103,7 @@ class Categorical(Emission):
     family = "categorical"
     param_names = ("B",)
     simplex_params = ("B",)
+    random_effect_params = (("B", "logit"),)
     integer_valued = True
 
     def __init__(self, num_symbols: int, symbols: Sequence[str] | None = None) -> None:

@@ -118,6 +118,7 @@ class Gaussian(Coordinatewise):
     family = "gaussian"
     param_names = ("mu", "sigma")
     positive_params = ("sigma",)
+    random_effect_params = (("mu", "location"),)
     hyperparameter_names = ("mu_loc", "mu_scale", "variance_shape", "variance_scale")
 
     def validate_data(self, data: Sequences) -> None:

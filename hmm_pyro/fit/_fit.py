@@ -11,7 +11,9 @@ import pandas as pd
 import torch
 import xarray as xr
 
-import hmm_pyro.covariate_model  # noqa: F401  (registers CovariateHMM for HMM.from_config)
+# imported to register CovariateHMM and MultilevelHMM for HMM.from_config
+import hmm_pyro.covariate_model
+import hmm_pyro.multilevel  # noqa: F401
 from hmm_pyro._archive import READ_ERRORS, file_label
 from hmm_pyro._io import atomic_path
 from hmm_pyro._random import make_generator, resolve_seed

@@ -1,6 +1,7 @@
 """Build ArviZ ``InferenceData`` for HMM fits: the only module that knows ArviZ's API.
 
-Groups written: ``posterior`` (parameters, ``(chain, draw, ...)``), ``sample_stats``,
+Groups written: ``posterior`` (parameters, ``(chain, draw, ...)``, and the model's
+:meth:`~hmm_pyro.HMM.derived_params`, e.g. subject-level parameters), ``sample_stats``,
 ``log_likelihood`` (``y``: one value per sequence, for PSIS-LOO over sequences), ``log_prior``
 (one variable per parameter site, for power-scaling sensitivity), ``prior`` (draws from the
 prior), ``observed_data`` (``y``, NaN-padded) and ``constant_data`` (``lengths``; with
@@ -135,7 +136,11 @@ def build_inference_data(
     log_lik = hmm.log_likelihood(params, data)
     log_prior = hmm.log_prior_terms(params)
     prior_draws = hmm.sample_prior(_PRIOR_DRAWS, seed=prior_seed)
+    # deterministic functions of the parameters (a multilevel model's subject-level values)
+    derived = {key: value.detach() for key, value in hmm.derived_params(params).items()}
+    prior_derived = {key: value.detach() for key, value in hmm.derived_params(prior_draws).items()}
     dims = {name: list(value) for name, value in hmm.param_dims().items()}
+    dims.update({name: list(value) for name, value in hmm.derived_dims().items()})
     dims[OBSERVED] = ["sequence", "time"] + (["dim"] if data.dim > 1 else [])
     observed_dims = {OBSERVED: dims[OBSERVED]}
     dims_all = {**dims, **(sample_stats_dims or {})}
@@ -143,10 +148,13 @@ def build_inference_data(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         idata = az.from_dict(
-            posterior=_numpy(params),
+            posterior=_numpy({**params, **derived}),
             sample_stats=sample_stats,
             log_likelihood={OBSERVED: log_lik.detach().cpu().numpy()},
-            prior={name: value[None] for name, value in _numpy(prior_draws).items()},
+            prior={
+                name: value[None]
+                for name, value in _numpy({**prior_draws, **prior_derived}).items()
+            },
             observed_data={OBSERVED: _observed(data)},
             constant_data=_constant_data(data),
             coords=_coords(hmm, data),

@@ -13,6 +13,7 @@ the runners in ``inference``, ``diagnostics`` and everything above import it, ne
 from hmm_pyro.learning.em import fit_em
 from hmm_pyro.learning.em_steps import em_start, initial_params, run_em
 from hmm_pyro.learning.monitor import ConvergenceMonitor
+from hmm_pyro.learning.subjects import fit_subjects_separately
 from hmm_pyro.learning.supervised import fit_supervised
 from hmm_pyro.learning.viterbi_training import fit_viterbi_training, run_viterbi_training
 
@@ -20,6 +21,7 @@ __all__ = [
     "ConvergenceMonitor",
     "em_start",
     "fit_em",
+    "fit_subjects_separately",
     "fit_supervised",
     "fit_viterbi_training",
     "initial_params",

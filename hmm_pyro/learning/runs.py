@@ -16,16 +16,16 @@ __all__ = ["Run", "check_homogeneous", "is_valid", "to_float64"]
 
 
 def check_homogeneous(hmm: HMM) -> None:
-    """Refuse a model whose transitions change with covariates: its M-step has no closed form.
+    """Refuse a model without one ``pi`` and one ``A``: the classical M-step does not apply.
 
     The classical learners update ``pi`` and ``A`` from expected counts; regression
-    coefficients would need an iterative M-step, which is not implemented.
+    coefficients (:class:`~hmm_pyro.CovariateHMM`) or per-subject matrices
+    (:class:`~hmm_pyro.MultilevelHMM`) would need an iterative M-step, which is not implemented.
     """
-    if hmm.time_varying:
+    if hmm.not_classical:
         raise ValueError(
-            f"hmm: {hmm!r} has transitions that change with covariates; EM, Viterbi training "
-            "and supervised counting update one transition matrix. Fit it with fit_map, "
-            "fit_nuts or fit_svi"
+            f"hmm: {hmm!r}: {hmm.not_classical}; EM, Viterbi training and supervised counting "
+            "update one transition matrix. Fit it with fit_map, fit_nuts or fit_svi"
         )
 
 

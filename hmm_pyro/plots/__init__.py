@@ -14,6 +14,7 @@ from hmm_pyro.plots.compare import plot_comparison, save_comparison
 from hmm_pyro.plots.covariates import plot_covariate_transitions
 from hmm_pyro.plots.diagnostics import plot_emissions, plot_relabel_traces, plot_state_distances
 from hmm_pyro.plots.fit import plot_losses, plot_state_paths, plot_state_probs, plot_transitions
+from hmm_pyro.plots.multilevel import plot_shrinkage
 from hmm_pyro.plots.predictive import plot_predictive_checks
 from hmm_pyro.plots.save import FIT_PLOT_KINDS, save_fit_plots, skipped_plots
 from hmm_pyro.plots.trace import plot_trace
@@ -26,6 +27,7 @@ __all__ = [
     "plot_losses",
     "plot_predictive_checks",
     "plot_relabel_traces",
+    "plot_shrinkage",
     "plot_state_distances",
     "plot_state_paths",
     "plot_state_probs",
