@@ -139,6 +139,11 @@ def main(argv=None):
                 "the redundant state is nearly empty: it is not below the empty-state threshold, "
                 "but its emission parameters are prior-dominated (flag `prior_dominated`)"
             )
+        elif result.flag("too_many_states") is not None:
+            behaviour = (
+                "no state is collapsed, empty or prior-dominated, but a refitted model with "
+                "fewer states fits as well (flag `too_many_states`)"
+            )
         else:
             behaviour = "neither collapse nor an empty or prior-dominated state was flagged"
         lines.append(
