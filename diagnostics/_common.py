@@ -150,12 +150,10 @@ def flag_lines(report, indent: str = "  ") -> list[str]:
 
 
 def collapse_cause(report) -> str:
-    """``"prior"``, ``"data"``, ``"symmetric start"`` or ``"-"``: why states were merged."""
+    """Why states were merged: the collapse flag's ``cause_kind`` (``"prior"``, ``"data"``,
+    ``"symmetric start"``, ...; ``"not established"`` without the refits of ``deep=True``), or
+    ``"-"`` without a collapse flag."""
     flag = report.flag("emission_collapse")
     if flag is None:
         return "-"
-    if flag.cause.startswith("symmetric start"):
-        return "symmetric start"
-    if flag.cause.startswith("the prior"):
-        return "prior"
-    return "data"
+    return flag.cause_kind or "-"

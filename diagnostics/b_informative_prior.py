@@ -96,13 +96,16 @@ def main(argv=None):
     lines = ["## Reading"]
     for name in ("first-symbol", "uniform-strong"):
         row = table.loc[name]
+        cause = _common.collapse_cause(comparison.reports[name])
+        if cause == "not established":
+            cause += " (compare_priors runs diagnose with deep=False, without the refits)"
         lines.append(
             f"- `{name}`: ELPD {row['elpd']:.1f} against {table.loc[best, 'elpd']:.1f} for "
             f"`{best}` (difference {row['elpd_diff']:.1f} +/- {row['diff_se']:.1f}, "
             f"{abs(row['elpd_diff']) / max(row['diff_se'], 1e-9):.1f} standard errors); "
             f"smallest pairwise distance {row['min_hellinger']:.3f} (weak prior: "
-            f"{table.loc['weak', 'min_hellinger']:.3f}); collapse flag cause: "
-            f"{_common.collapse_cause(comparison.reports[name])}; sensitivity: "
+            f"{table.loc['weak', 'min_hellinger']:.3f}); collapse flag cause: {cause}; "
+            "sensitivity: "
             f"{row['sensitivity']} (largest emission-prior sensitivity {row['psens_prior']:.3f},"
             f" likelihood {row['psens_likelihood']:.3f})."
         )
