@@ -59,6 +59,20 @@ def _check_tensor(name: str, value: object, min_dim: int) -> torch.Tensor:
     return value
 
 
+def _check_states(log_pi: torch.Tensor, log_lik: torch.Tensor) -> tuple[int, int]:
+    """``(T, K)`` of ``log_lik``, at least one each, with ``log_pi``'s last dimension ``K``."""
+    num_steps, num_states = log_lik.shape[-2:]
+    if num_steps < 1 or num_states < 1:
+        raise ValueError(
+            f"log_lik: expected T >= 1 steps and K >= 1 states, got {describe(log_lik)}"
+        )
+    if log_pi.shape[-1] != num_states:
+        raise ValueError(
+            f"log_pi: expected last dimension K={num_states} (from log_lik), got {describe(log_pi)}"
+        )
+    return num_steps, num_states
+
+
 def _check_lengths(lengths: object, num_steps: int, device: torch.device) -> torch.Tensor:
     """``lengths`` as a long tensor of values in ``[1, T]`` (all ``T`` when ``None``)."""
     if lengths is None:
@@ -114,16 +128,7 @@ def prepare_inputs(
     log_pi = _check_tensor("log_pi", log_pi, 1)
     log_A = _check_tensor("log_A", log_A, 3 if time_varying else 2)
     log_lik = _check_tensor("log_lik", log_lik, 2)
-    num_states = log_lik.shape[-1]
-    num_steps = log_lik.shape[-2]
-    if num_steps < 1 or num_states < 1:
-        raise ValueError(
-            f"log_lik: expected T >= 1 steps and K >= 1 states, got {describe(log_lik)}"
-        )
-    if log_pi.shape[-1] != num_states:
-        raise ValueError(
-            f"log_pi: expected last dimension K={num_states} (from log_lik), got {describe(log_pi)}"
-        )
+    num_steps, num_states = _check_states(log_pi, log_lik)
     matrix = (num_steps, num_states, num_states) if time_varying else (num_states, num_states)
     if log_A.shape[-len(matrix) :] != matrix:
         what = "last three dimensions (T, K, K) = " if time_varying else "last two dimensions "
@@ -178,16 +183,8 @@ def prepare_regression_inputs(
     coefficients = _check_tensor("coefficients", coefficients, 3)
     design = _check_tensor("design", design, 2)
     log_lik = _check_tensor("log_lik", log_lik, 2)
-    num_steps, num_states = log_lik.shape[-2:]
+    num_steps, num_states = _check_states(log_pi, log_lik)
     num_covariates = design.shape[-1]
-    if num_steps < 1 or num_states < 1:
-        raise ValueError(
-            f"log_lik: expected T >= 1 steps and K >= 1 states, got {describe(log_lik)}"
-        )
-    if log_pi.shape[-1] != num_states:
-        raise ValueError(
-            f"log_pi: expected last dimension K={num_states} (from log_lik), got {describe(log_pi)}"
-        )
     if design.shape[-2] != num_steps or num_covariates < 1:
         raise ValueError(
             f"design: expected last two dimensions (T={num_steps}, P >= 1) (T from log_lik), "
