@@ -43,7 +43,7 @@ def decreasing_root(
     ----------
     function : callable
         ``function(x) -> (g(x), g'(x))`` elementwise on float64 NumPy arrays of the shape of
-        ``start``.
+        ``start``, or with one extra leading axis (both ends of the interval at once).
     lower, upper : float
         The interval, ``0 < lower < upper``.
     start : torch.Tensor or numpy.ndarray
@@ -65,8 +65,9 @@ def decreasing_root(
 def _solve(function: Condition, lower: float, upper: float, start: np.ndarray) -> np.ndarray:
     log_low = np.full_like(start, math.log(lower))
     log_high = np.full_like(start, math.log(upper))
-    value_low, _ = function(np.full_like(start, lower))
-    value_high, _ = function(np.full_like(start, upper))
+    # Both ends in one call (the condition broadcasts over a leading axis).
+    ends, _ = function(np.stack([np.full_like(start, lower), np.full_like(start, upper)]))
+    value_low, value_high = ends[0], ends[1]
     at_low, at_high = value_low <= 0, value_high >= 0
     usable = np.isfinite(start) & (start > 0)
     log_x = np.where(usable, np.log(np.clip(np.where(usable, start, 1.0), lower, upper)), 0.0)
