@@ -243,7 +243,9 @@ class VonMises(Coordinatewise):
         Without the prior one cycle is exact; a coordinate without weight keeps its previous
         parameters (NaN when ``previous`` is ``None``), and so does a mean direction whose
         resultant is zero. With the prior the cycles repeat (at most 100) to relative change
-        ``1e-12``. The cycles run in NumPy on the ``(K, D)`` statistics.
+        ``1e-12``, except under a prior without weight on the direction (``angle_concentration
+        = 0``, the default), where ``mu`` does not depend on ``kappa`` and one cycle is exact.
+        The cycles run in NumPy on the ``(K, D)`` statistics.
         """
         stats = {
             name: statistics[name].to(STATISTICS_DTYPE).numpy() for name in ("n", "cos", "sin")
@@ -284,8 +286,8 @@ class VonMises(Coordinatewise):
                 (np.abs(new_kappa - kappa) <= _ECM_RTOL * np.abs(kappa)).all()
             )
             mu, kappa = new_mu, new_kappa
-            if done:
-                break
+            if done or not weight.any():
+                break  # without a prior weight on the direction, mu is atan2(S, C): one cycle
         return self._params(torch.from_numpy(mu), torch.from_numpy(kappa))
 
     def pooled_params(self, data: Sequences) -> Params:
