@@ -5,9 +5,9 @@ columns hold, how :meth:`hmm_pyro.Sequences.from_file` (or ``hmm-pyro fit``) rea
 the numbers come from. A new data set is its CSV file in this folder, one registry entry and,
 for convenience, a loader function like :func:`earthquakes`. The data sets: :func:`earthquakes`
 (yearly counts, Poisson), :func:`fetal_lamb` (counts per 5 seconds, Poisson),
-:func:`old_faithful` (a geyser's waiting times, Gaussian), :func:`declaration` (the letters
-of a text, categorical) and :func:`seattle_weather` (daily rain with a seasonal covariate,
-categorical, for :class:`~hmm_pyro.CovariateHMM`). ``hmm-pyro datasets`` lists them and copies one out;
+:func:`old_faithful` (a geyser's waiting times, Gaussian), :func:`declaration` (the
+letters of a text, categorical) and :func:`seattle_weather` (daily rain with a seasonal
+covariate, categorical, for :class:`~hmm_pyro.CovariateHMM`). ``hmm-pyro datasets`` lists them and copies one out;
 ``docs/datasets.md`` describes the sources and the numbers each reproduces.
 
 Layer rule: ``datasets`` imports ``data`` (and the private utilities); the layers above it may
@@ -84,8 +84,10 @@ class Dataset:
         return pd.read_csv(self.path)
 
     def sequences(self) -> Sequences:
-        """The observations, read by :meth:`hmm_pyro.Sequences.from_file` with :attr:`read`
-        (and :attr:`covariates` attached, standardised, when there are any)."""
+        """The observations, read by :meth:`hmm_pyro.Sequences.from_file` with :attr:`read`.
+
+        :attr:`covariates`, when there are any, are attached (standardised).
+        """
         covariates = list(self.covariates) if self.covariates else None
         return Sequences.from_file(self.path, **self.read, covariates=covariates)
 

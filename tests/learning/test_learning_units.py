@@ -126,9 +126,10 @@ def test_one_ecm_cycle_maximises_each_exact_conditional_objective():
     best_mu = minimize_scalar(
         lambda m: -objective(m, sigma0), bounds=(-10, 10), method="bounded", options=options
     ).x
-    assert float(mu.item()) == pytest.approx(best_mu, abs=1e-6)
+    new_mu = float(mu.item())
+    assert new_mu == pytest.approx(best_mu, abs=1e-6)
     best_sigma = minimize_scalar(
-        lambda s: -objective(float(mu.item()), s), bounds=(1e-3, 20), method="bounded", options=options
+        lambda s: -objective(new_mu, s), bounds=(1e-3, 20), method="bounded", options=options
     ).x
     assert float(np.sqrt(var).item()) == pytest.approx(best_sigma, abs=1e-6)
 
