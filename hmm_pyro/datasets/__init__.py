@@ -7,8 +7,9 @@ for convenience, a loader function like :func:`earthquakes`. The data sets: :fun
 (yearly counts, Poisson), :func:`fetal_lamb` (counts per 5 seconds, Poisson),
 :func:`old_faithful` (a geyser's waiting times, Gaussian), :func:`declaration` (the
 letters of a text, categorical) and :func:`seattle_weather` (daily rain with a seasonal
-covariate, categorical, for :class:`~hmm_pyro.CovariateHMM`). ``hmm-pyro datasets`` lists them and copies one out;
-``docs/datasets.md`` describes the sources and the numbers each reproduces.
+covariate, categorical, for :class:`~hmm_pyro.CovariateHMM`). ``hmm-pyro datasets`` lists
+them and copies one out; ``docs/datasets.md`` describes the sources and the numbers each
+reproduces.
 
 Layer rule: ``datasets`` imports ``data`` (and the private utilities); the layers above it may
 import it, nothing below.
