@@ -57,6 +57,14 @@ MC_SEED = 0
 _MC_CHUNK = 2**22
 """Largest ``n x draws x K x K`` block of log densities held at once (32 MiB in float64)."""
 _LBFGS_ITERATIONS = 500
+_UPDATE_ITERATIONS = 4
+"""L-BFGS iterations of an M-step that starts at the current parameters (an EM update): a
+generalised EM step (Dempster, Laird and Rubin 1977), which only has to increase ``Q`` plus
+the log prior, from a start that the previous update left close to the new maximiser. EM keeps
+its fixed points (where the gradient vanishes L-BFGS does not move) and its monotone objective
+(the strong-Wolfe line search only accepts decreases of the loss). Measured on the diagnostics'
+refits of a two-state Student-t fit (500 steps): 5.6 objective evaluations per update against
+28 for runs to convergence, diagnose 14.4 -> 3.6 s CPU."""
 _LBFGS_TOLERANCE_GRAD = 1e-11
 """Stop the numerical M-step when every coordinate of the gradient of ``Q / (total weight + 1)``
 is below this."""
@@ -360,7 +368,9 @@ class DistributionEmission(Emission):
     ) -> Params:
         """Numerical M-step: L-BFGS on ``Q`` (plus the log prior) over unconstrained coordinates.
 
-        Starts at ``previous`` (else :meth:`start_for_maximize`). Without the prior, a state
+        Starts at ``previous`` (else :meth:`start_for_maximize`) and runs to convergence
+        without ``previous``; from ``previous`` (an EM update) it stops after
+        :data:`_UPDATE_ITERATIONS` iterations, a generalised EM step. Without the prior, a state
         without weight keeps its previous value (NaN when ``previous`` is ``None``).
         """
         weights = statistics["weights"]
@@ -371,7 +381,8 @@ class DistributionEmission(Emission):
         def objective(params: Params) -> torch.Tensor:
             return self.weighted_log_density(params, statistics)
 
-        result = _lbfgs_maximize(self, objective, start, priors, float(weights.sum()))
+        iterations = _LBFGS_ITERATIONS if previous is None else _UPDATE_ITERATIONS
+        result = _lbfgs_maximize(self, objective, start, priors, float(weights.sum()), iterations)
         if use_prior:
             return result
         empty = weights.sum(0) <= 0  # (K,)
@@ -422,8 +433,9 @@ def _lbfgs_maximize(
     start: Params,
     priors: dict[str, dist.TorchDistribution],
     total_weight: float,
+    iterations: int = _LBFGS_ITERATIONS,
 ) -> Params:
-    """Maximise ``objective(params) + sum of prior log densities`` by L-BFGS.
+    """Maximise ``objective(params) + sum of prior log densities`` by L-BFGS (``iterations``).
 
     Over the unconstrained coordinates of :meth:`DistributionEmission.bijection`, in float64,
     with ``Q`` divided by ``total_weight + 1`` (the maximiser is unchanged; the gradient
@@ -447,8 +459,8 @@ def _lbfgs_maximize(
     optimizer = torch.optim.LBFGS(
         list(coords.values()),
         lr=1.0,
-        max_iter=_LBFGS_ITERATIONS,
-        max_eval=2 * _LBFGS_ITERATIONS,
+        max_iter=iterations,
+        max_eval=2 * iterations,
         tolerance_grad=_LBFGS_TOLERANCE_GRAD,
         tolerance_change=1e-16,
         history_size=20,
