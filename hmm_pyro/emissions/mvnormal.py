@@ -61,6 +61,11 @@ _CORR_ATOL = 1e-6
 _MIN_START_SCALE = 1e-3
 _BFGS_ITERATIONS = 1000
 _BFGS_GTOL = 1e-10
+_UPDATE_ITERATIONS = 3
+"""BFGS iterations of a MAP M-step that starts at the current parameters (an EM update): a
+generalised EM step, as :data:`hmm_pyro.emissions.distribution._UPDATE_ITERATIONS` explains
+(the Wolfe line search only accepts increases of ``Q`` plus the log prior; the fixed points of
+EM are unchanged)."""
 _CORRELATION = biject_to(constraints.corr_matrix)
 _COORDINATE_HYPERPARAMETERS = ("mu_loc", "mu_scale", "variance_shape", "variance_scale")
 
@@ -259,7 +264,10 @@ class MultivariateNormal(Emission):
         else:
             start_mu = fallback["mu"] - shift
             start_sigma, start_corr = fallback["sigma"], fallback["corr"]
-        mu, sigma, corr = _map_step(statistics, hyperparameters, start_mu, start_sigma, start_corr)
+        iterations = _BFGS_ITERATIONS if previous is None else _UPDATE_ITERATIONS
+        mu, sigma, corr = _map_step(
+            statistics, hyperparameters, start_mu, start_sigma, start_corr, iterations
+        )
         return {"mu": mu + shift, "sigma": sigma, "corr": corr}
 
     @staticmethod
@@ -429,6 +437,7 @@ def _map_step(
     mu: torch.Tensor,
     sigma: torch.Tensor,
     corr: torch.Tensor,
+    iterations: int = _BFGS_ITERATIONS,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Maximise ``Q + log prior`` by BFGS from ``(mu, sigma, corr)`` (``mu`` shifted).
 
@@ -463,7 +472,7 @@ def _map_step(
         start.numpy().reshape(-1),
         jac=True,
         method="BFGS",
-        options={"maxiter": _BFGS_ITERATIONS, "gtol": _BFGS_GTOL},
+        options={"maxiter": iterations, "gtol": _BFGS_GTOL},
     )
     theta = torch.from_numpy(result.x.reshape(num, -1))
     corr = MultivariateNormal._tidy(_CORRELATION(theta[:, 2 * dim :]))
