@@ -28,22 +28,26 @@ from hmm_pyro.emissions.negative_binomial import NegativeBinomial
 from hmm_pyro.emissions.poisson import Poisson
 from hmm_pyro.emissions.product import Product
 from hmm_pyro.emissions.pyro_emission import Parameter, PyroEmission, defined_family
+from hmm_pyro.emissions.regression import GaussianRegression, Regression
 from hmm_pyro.emissions.student_t import StudentT
 from hmm_pyro.emissions.vonmises import VonMises
 
 __all__ = [
     "FAMILIES",
+    "REGRESSIONS",
     "Categorical",
     "DistributionEmission",
     "Emission",
     "Gamma",
     "Gaussian",
+    "GaussianRegression",
     "MultivariateNormal",
     "NegativeBinomial",
     "Parameter",
     "Poisson",
     "Product",
     "PyroEmission",
+    "Regression",
     "StudentT",
     "VonMises",
     "from_config",
@@ -62,6 +66,15 @@ FAMILIES: dict[str, type[Emission]] = {
 }
 """The registry: family name -> class. A new family is one module plus one entry here."""
 
+REGRESSIONS: dict[str, type[Emission]] = {
+    GaussianRegression.family: GaussianRegression,
+}
+"""The emission regressions (:mod:`hmm_pyro.emissions.regression`): family name -> class.
+
+Apart from :data:`FAMILIES` (the choices of the CLI's ``--emission``): a regression is built from
+a plain family and covariate names (:meth:`Emission.with_covariates`, ``--emission-covariates``).
+"""
+
 
 def from_config(config: Mapping[str, Any]) -> Emission:
     """Rebuild an emission family from :meth:`Emission.to_config` output.
@@ -73,6 +86,8 @@ def from_config(config: Mapping[str, Any]) -> Emission:
     family = options.pop("family", None)
     if family in FAMILIES:
         return FAMILIES[family].from_config_options(options, from_config)
+    if family in REGRESSIONS:
+        return REGRESSIONS[family].from_config_options(options, from_config)
     user_defined = defined_family(family, options) if isinstance(family, str) else None
     if user_defined is None:
         raise ValueError(
