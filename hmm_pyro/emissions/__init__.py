@@ -26,6 +26,7 @@ from hmm_pyro.emissions.gaussian import Gaussian
 from hmm_pyro.emissions.mvnormal import MultivariateNormal
 from hmm_pyro.emissions.negative_binomial import NegativeBinomial
 from hmm_pyro.emissions.poisson import Poisson
+from hmm_pyro.emissions.poisson_regression import PoissonRegression
 from hmm_pyro.emissions.product import Product
 from hmm_pyro.emissions.pyro_emission import Parameter, PyroEmission, defined_family
 from hmm_pyro.emissions.regression import GaussianRegression, Regression
@@ -45,6 +46,7 @@ __all__ = [
     "NegativeBinomial",
     "Parameter",
     "Poisson",
+    "PoissonRegression",
     "Product",
     "PyroEmission",
     "Regression",
@@ -68,6 +70,7 @@ FAMILIES: dict[str, type[Emission]] = {
 
 REGRESSIONS: dict[str, type[Emission]] = {
     GaussianRegression.family: GaussianRegression,
+    PoissonRegression.family: PoissonRegression,
 }
 """The emission regressions (:mod:`hmm_pyro.emissions.regression`): family name -> class.
 
