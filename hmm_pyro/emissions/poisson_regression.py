@@ -11,8 +11,8 @@ one prior standard deviation away (docs/covariates.md#emission-regressions).
 M-step (:meth:`PoissonRegression.maximize`): no closed form; per state, Newton's method on the
 weighted log likelihood plus the log prior, ``g = X'(u (y - mu)) - L (w - m)``,
 ``H = -X' diag(u mu) X - L`` (``u`` the state weights, ``mu = exp(X w)``), with step halving
-so that every step increases the objective, to relative change :data:`_NEWTON_RTOL` (at most
-:data:`_NEWTON_STEPS`). The objective is concave, so this is its maximiser. Without the prior a
+so that no step decreases the objective
+(:func:`~hmm_pyro.emissions.regression.newton_maximize`). The objective is concave, so this is its maximiser. Without the prior a
 state whose weighted counts are all zero has no maximiser (its intercept goes to ``-inf``); the
 steps stop at the cap with a finite, very small rate.
 """
@@ -25,15 +25,12 @@ import torch
 from hmm_pyro._types import Params
 from hmm_pyro.data import Sequences
 from hmm_pyro.emissions._counts import check_counts
-from hmm_pyro.emissions.regression import Regression
+from hmm_pyro.emissions.regression import Regression, newton_maximize
 from hmm_pyro.emissions.statistics import STATISTICS_DTYPE
 from hmm_pyro.priors import Prior
 
 __all__ = ["PoissonRegression"]
 
-_NEWTON_STEPS = 100
-_NEWTON_RTOL = 1e-12
-_HALVINGS = 40
 _DEFAULT_SLOPE_SCALE = 1.0
 _MAX_ETA = 700.0
 """Largest linear predictor exponentiated (``exp(700)`` is near float64's largest value)."""
@@ -157,27 +154,16 @@ class PoissonRegression(Regression):
             if use_prior:
                 w = torch.where(has_data[:, None], w, loc)
         start = w.clone()
-        value = self._objective(w, statistics, loc, precision)
-        for _ in range(_NEWTON_STEPS):
+
+        def derivatives(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             mu = (design @ w.T).clamp(max=_MAX_ETA).exp()  # (M, K)
             gradient = ((weights * (counts[:, None] - mu)).T @ design) - precision * (w - loc)
             curvature = torch.einsum("mk,mq,mr->kqr", weights * mu, design, design)
-            curvature = curvature + torch.diag_embed(precision)
-            step = torch.linalg.lstsq(curvature, gradient.unsqueeze(-1)).solution.squeeze(-1)
-            size = torch.ones(num, dtype=STATISTICS_DTYPE)
-            for _ in range(_HALVINGS):
-                trial = w + size[:, None] * step
-                new_value = self._objective(trial, statistics, loc, precision)
-                worse = ~(new_value >= value) & (size > 0)
-                if not bool(worse.any()):
-                    break
-                size = torch.where(worse, size / 2, size)
-            better = new_value >= value
-            trial = torch.where(better[:, None], trial, w)
-            change = (trial - w).abs().max() / w.abs().max().clamp(min=1.0)
-            w, value = trial, torch.where(better, new_value, value)
-            if float(change) <= _NEWTON_RTOL:
-                break
+            return gradient, curvature + torch.diag_embed(precision)
+
+        w = newton_maximize(
+            w, lambda w: self._objective(w, statistics, loc, precision), derivatives
+        )
         if not use_prior:
             w = torch.where(has_data[:, None], w, start)
         return {"w": w}

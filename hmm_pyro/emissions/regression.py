@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyro.distributions as dist
@@ -52,13 +52,16 @@ from hmm_pyro.emissions.base import Emission
 from hmm_pyro.emissions.statistics import STATISTICS_DTYPE
 from hmm_pyro.priors import Prior
 
-__all__ = ["GaussianRegression", "Regression", "reference_rows"]
+__all__ = ["GaussianRegression", "Regression", "newton_maximize", "reference_rows"]
 
 _HALF_LOG_TWO_PI = 0.5 * math.log(2 * math.pi)
 _ECM_CYCLES = 100
 _ECM_RTOL = 1e-12
 _MIN_START_SCALE = 1e-3
 """Smallest standard deviation of a data-driven start (data with no spread)."""
+_NEWTON_STEPS = 100
+_NEWTON_RTOL = 1e-12
+_HALVINGS = 40
 _DESIGN_CACHE = "_emission_designs"
 """Attribute of a :class:`~hmm_pyro.Covariates` under which its design matrices are kept."""
 
@@ -71,6 +74,51 @@ def reference_rows(count: int, dtype: torch.dtype = torch.float64) -> torch.Tens
         rows[1 + 2 * p, 1 + p] = 1.0
         rows[2 + 2 * p, 1 + p] = -1.0
     return rows
+
+
+def newton_maximize(
+    start: torch.Tensor,
+    objective: Callable[[torch.Tensor], torch.Tensor],
+    derivatives: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+) -> torch.Tensor:
+    """Maximise a concave objective per state by Newton's method with step halving.
+
+    Parameters
+    ----------
+    start : torch.Tensor
+        ``(K, F)`` starting coefficients, one row per state.
+    objective : callable
+        ``(K, F) -> (K,)``: the value of each state's objective.
+    derivatives : callable
+        ``(K, F) -> ((K, F), (K, F, F))``: the gradient and the negative Hessian.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(K, F)``: each step is halved (at most :data:`_HALVINGS` times) until it does not
+        decrease the objective; iterations stop at relative change :data:`_NEWTON_RTOL` (at
+        most :data:`_NEWTON_STEPS`). Where the maximum is at infinity (separable data without a
+        prior) the result is the last finite iterate.
+    """
+    w, value = start, objective(start)
+    for _ in range(_NEWTON_STEPS):
+        gradient, curvature = derivatives(w)
+        step = torch.linalg.lstsq(curvature, gradient.unsqueeze(-1)).solution.squeeze(-1)
+        size = torch.ones(w.shape[0], dtype=w.dtype)
+        for _ in range(_HALVINGS):
+            trial = w + size[:, None] * step
+            new_value = objective(trial)
+            worse = ~(new_value >= value)
+            if not bool(worse.any()):
+                break
+            size = torch.where(worse, size / 2, size)
+        better = new_value >= value
+        trial = torch.where(better[:, None], trial, w)
+        change = (trial - w).abs().max() / w.abs().max().clamp(min=1.0)
+        w, value = trial, torch.where(better, new_value, value)
+        if float(change) <= _NEWTON_RTOL:
+            break
+    return w
 
 
 def _per_row(value: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
