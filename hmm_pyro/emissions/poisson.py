@@ -16,7 +16,7 @@ import torch
 
 from hmm_pyro._types import Params
 from hmm_pyro.data import Sequences
-from hmm_pyro.emissions._counts import MAX_COUNT, check_counts
+from hmm_pyro.emissions._integers import MAX_COUNT, check_counts
 from hmm_pyro.emissions.base import Emission, OptionError
 from hmm_pyro.emissions.coordinatewise import Coordinatewise
 from hmm_pyro.emissions.poisson_regression import PoissonRegression

@@ -12,9 +12,9 @@ M-step (:meth:`PoissonRegression.maximize`): no closed form; per state, Newton's
 weighted log likelihood plus the log prior, ``g = X'(u (y - mu)) - L (w - m)``,
 ``H = -X' diag(u mu) X - L`` (``u`` the state weights, ``mu = exp(X w)``), with step halving
 so that no step decreases the objective
-(:func:`~hmm_pyro.emissions.regression.newton_maximize`). The objective is concave, so this is its maximiser. Without the prior a
-state whose weighted counts are all zero has no maximiser (its intercept goes to ``-inf``); the
-steps stop at the cap with a finite, very small rate.
+(:func:`~hmm_pyro.emissions.regression.newton_maximize`). The objective is concave, so this is
+its maximiser. Without the prior a state whose weighted counts are all zero has no maximiser
+(its intercept goes to ``-inf``); the steps stop at the cap with a finite, very small rate.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 
 from hmm_pyro._types import Params
 from hmm_pyro.data import Sequences
-from hmm_pyro.emissions._counts import check_counts
+from hmm_pyro.emissions._integers import check_counts
 from hmm_pyro.emissions.regression import Regression, newton_maximize
 from hmm_pyro.emissions.statistics import STATISTICS_DTYPE
 from hmm_pyro.priors import Prior
@@ -201,9 +201,10 @@ class PoissonRegression(Regression):
         return values * eta - eta.clamp(max=_MAX_ETA).exp() - log_factorial
 
     def _step_law(
-        self, params: Params, states: torch.Tensor, eta: torch.Tensor
+        self, params: Params, states: torch.Tensor, eta: torch.Tensor, observed: torch.Tensor
     ) -> dist.TorchDistribution:
-        return dist.Poisson(eta.clamp(max=_MAX_ETA).exp())
+        law = dist.Poisson(eta.unsqueeze(-1).clamp(max=_MAX_ETA).exp())
+        return law.mask(observed).to_event(1)
 
     def _draw(
         self, params: Params, states: torch.Tensor, eta: torch.Tensor, generator: torch.Generator

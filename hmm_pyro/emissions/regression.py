@@ -297,11 +297,15 @@ class Regression(Emission):
         """Not defined without covariates: ``ValueError`` (see :meth:`sample_with_covariates`)."""
         raise ValueError(f"covariates: {self!r} needs the covariates to simulate from")
 
+    def _predict(self, selected: torch.Tensor, design: torch.Tensor) -> torch.Tensor:
+        """Linear predictors of coefficients picked per entry, ``(..., Q)``, at design rows."""
+        return (selected * design.to(selected.dtype)).sum(-1)
+
     @abstractmethod
     def _step_law(
-        self, params: Params, states: torch.Tensor, eta: torch.Tensor
+        self, params: Params, states: torch.Tensor, eta: torch.Tensor, observed: torch.Tensor
     ) -> dist.TorchDistribution:
-        """The law of one observation (no event dimension) of ``states`` at predictors ``eta``."""
+        """One step's law given ``states`` at predictors ``eta``, masked by ``observed (N, 1)``."""
 
     def conditional_at(
         self,
@@ -313,9 +317,8 @@ class Regression(Emission):
     ) -> dist.TorchDistribution:
         """The law of step ``step`` given ``states``, at that step's covariate rows."""
         design = self.design(covariates)[:, step]  # (N, Q)
-        coefficients = params[self.coefficient_name][states]  # (..., N or 1, Q)
-        eta = (coefficients * design.to(coefficients.dtype)).sum(-1)
-        return self._step_law(params, states, eta.unsqueeze(-1)).mask(observed).to_event(1)
+        eta = self._predict(params[self.coefficient_name][states], design)
+        return self._step_law(params, states, eta, observed)
 
     def sample_with_covariates(
         self,
@@ -331,8 +334,7 @@ class Regression(Emission):
                 f"covariates: expected {tuple(states.shape)} sequences and steps (the states), "
                 f"got {tuple(design.shape[:2])}"
             )
-        coefficients = params[self.coefficient_name][states]  # (N, T, Q)
-        eta = (coefficients * design.to(coefficients.dtype)).sum(-1)
+        eta = self._predict(params[self.coefficient_name][states], design)
         return self._draw(params, states, eta, generator).unsqueeze(-1)
 
     @abstractmethod
@@ -549,9 +551,10 @@ class GaussianRegression(Regression):
         return -0.5 * z * z - torch.log(sigma) - _HALF_LOG_TWO_PI
 
     def _step_law(
-        self, params: Params, states: torch.Tensor, eta: torch.Tensor
+        self, params: Params, states: torch.Tensor, eta: torch.Tensor, observed: torch.Tensor
     ) -> dist.TorchDistribution:
-        return dist.Normal(eta, params["sigma"][states].unsqueeze(-1))
+        law = dist.Normal(eta.unsqueeze(-1), params["sigma"][states].unsqueeze(-1))
+        return law.mask(observed).to_event(1)
 
     def _draw(
         self, params: Params, states: torch.Tensor, eta: torch.Tensor, generator: torch.Generator
