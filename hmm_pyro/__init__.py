@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from hmm_pyro.diagnostics import DegeneracyReport, Flag, Remedy, diagnose, relabel
     from hmm_pyro.emissions import (
         Categorical,
+        CategoricalRegression,
         Emission,
         Gamma,
         Gaussian,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HMM",
     "Categorical",
+    "CategoricalRegression",
     "CoefficientPrior",
     "CovariateHMM",
     "Covariates",
@@ -112,6 +114,7 @@ _SUBPACKAGES = ("datasets", "kernels", "plots")
 _SOURCES = {
     "HMM": "hmm_pyro.model",
     "Categorical": "hmm_pyro.emissions",
+    "CategoricalRegression": "hmm_pyro.emissions",
     "CoefficientPrior": "hmm_pyro.covariate_model",
     "CovariateHMM": "hmm_pyro.covariate_model",
     "MultilevelHMM": "hmm_pyro.multilevel",

@@ -20,6 +20,7 @@ from typing import Any
 
 from hmm_pyro.emissions.base import Emission
 from hmm_pyro.emissions.categorical import Categorical
+from hmm_pyro.emissions.categorical_regression import CategoricalRegression
 from hmm_pyro.emissions.distribution import DistributionEmission
 from hmm_pyro.emissions.gamma import Gamma
 from hmm_pyro.emissions.gaussian import Gaussian
@@ -37,6 +38,7 @@ __all__ = [
     "FAMILIES",
     "REGRESSIONS",
     "Categorical",
+    "CategoricalRegression",
     "DistributionEmission",
     "Emission",
     "Gamma",
@@ -69,6 +71,7 @@ FAMILIES: dict[str, type[Emission]] = {
 """The registry: family name -> class. A new family is one module plus one entry here."""
 
 REGRESSIONS: dict[str, type[Emission]] = {
+    CategoricalRegression.family: CategoricalRegression,
     GaussianRegression.family: GaussianRegression,
     PoissonRegression.family: PoissonRegression,
 }

@@ -29,6 +29,7 @@ from hmm_pyro.emissions.base import (
     dirichlet_log_normalizer,
     transition_logs,
 )
+from hmm_pyro.emissions.categorical_regression import CategoricalRegression
 from hmm_pyro.emissions.statistics import _STATISTICS_CACHE
 from hmm_pyro.kernels import _numba
 from hmm_pyro.kernels import categorical as categorical_kernel
@@ -161,6 +162,10 @@ class Categorical(Emission):
     def entry_axis_label(self) -> str | None:
         """``"state:symbol"``."""
         return "state:symbol"
+
+    def with_covariates(self, names: tuple[str, ...]) -> CategoricalRegression:
+        """The multinomial-logit regression on ``names`` (the GLM-HMM), same symbols."""
+        return CategoricalRegression(self.num_symbols, names, symbols=self.symbols)
 
     def validate_data(self, data: Sequences) -> None:
         """Require integer symbols in ``[0, V)``."""
