@@ -3,7 +3,8 @@
 
 Usage::
 
-    PYTHONPATH=. python benchmarks/emission_regression_coverage.py [--family gaussian|poisson]
+    PYTHONPATH=. python benchmarks/emission_regression_coverage.py
+        [--family gaussian|poisson|categorical]
         [--replications 24] [--length 200] [--chains 1] [--warmup 150] [--draws 150]
 
 Model: 2 states with homogeneous transitions, the emission a regression on two covariates,
@@ -13,16 +14,19 @@ each replication), both standardised (the covariates of ``benchmarks/covariate_c
 ``Prior(mu_loc=[-2, 2], mu_scale=1)`` (intercepts ``Normal(-+2, 1)``, which fixes the labels;
 slopes ``Normal(0, 1)``), the default variance prior. ``--family poisson``: log rate
 ``x_t . w_k``, the default prior (intercepts Normal with the moments of the log of a
-``Gamma(1, 0.1)`` rate, slopes ``Normal(0, 1)``); labels fixed by ordering the states by their
-posterior mean intercept.
+``Gamma(1, 0.1)`` rate, slopes ``Normal(0, 1)``). ``--family categorical``: 3 symbols, the
+log-odds of symbols 1 and 2 against symbol 0 regressions ``x_t . W[k, v]``, the default prior
+(intercepts ``Normal(0, 2)``, slopes ``Normal(0, 1)``). Poisson and categorical labels are fixed
+by ordering the states by their first posterior mean coefficient (an intercept).
 
 Every replication simulates one sequence of ``--length`` steps from the fixed ``PLANTED``
 parameters (slopes of both signs and a null effect), runs NUTS (``--chains`` chains of
 ``--warmup`` + ``--draws``, in this process, one thread), matches the states to the truth by
-their intercepts, and records whether the central 90% interval of each of the 6 coefficients
-covers the truth. Per coefficient the covered count is Binomial(R, 0.9) under nominal coverage;
-the pooled count is reported with a two-sided binomial p-value that treats the coefficients as
-independent (those of one fit share its data: a screen, not an exact test).
+their intercepts, and records whether the central 90% interval of each coefficient (6; 12 for
+the categorical family) covers the truth. Per coefficient the covered count is Binomial(R, 0.9)
+under nominal coverage; the pooled count is reported with a two-sided binomial p-value that
+treats the coefficients as independent (those of one fit share its data: a screen, not an
+exact test).
 
 Writes the section ``--family`` of ``benchmarks/results/emission_regression_coverage.json``
 after every replication (a partial run keeps what it finished), with the command line, and
@@ -45,7 +49,15 @@ import torch
 from scipy import stats
 
 import hmm_pyro
-from hmm_pyro import HMM, Covariates, GaussianRegression, PoissonRegression, Prior, simulate
+from hmm_pyro import (
+    HMM,
+    CategoricalRegression,
+    Covariates,
+    GaussianRegression,
+    PoissonRegression,
+    Prior,
+    simulate,
+)
 from hmm_pyro._io import atomic_write
 
 RESULTS = Path(__file__).resolve().parent / "results" / "emission_regression_coverage.json"
@@ -56,6 +68,10 @@ TRANSITIONS = {"pi": [0.5, 0.5], "A": [[0.9, 0.1], [0.15, 0.85]]}
 PLANTED = {
     "gaussian": {**TRANSITIONS, "w": [[-2.0, 1.0, 0.0], [2.0, -0.5, 0.8]], "sigma": [1.0, 1.0]},
     "poisson": {**TRANSITIONS, "w": [[0.5, 0.5, 0.0], [2.0, -0.3, 0.4]]},
+    "categorical": {
+        **TRANSITIONS,
+        "W": [[[1.5, 1.0, 0.0], [-1.0, 0.0, 0.5]], [[-1.0, -0.5, 0.0], [1.5, 0.5, -0.8]]],
+    },
 }
 
 
@@ -63,6 +79,8 @@ def model(family: str) -> HMM:
     """The fitted model of ``family``."""
     if family == "gaussian":
         return HMM(2, GaussianRegression(NAMES), prior=Prior(mu_loc=[-2.0, 2.0], mu_scale=1.0))
+    if family == "categorical":
+        return HMM(2, CategoricalRegression(3, NAMES))
     return HMM(2, PoissonRegression(NAMES))
 
 
@@ -97,14 +115,21 @@ def _replicate(replication: int, args: argparse.Namespace) -> dict:
         progress=False,
     )
     seconds = time.perf_counter() - began
-    order = torch.argsort(fit.posterior_mean()["w"][:, 0])
-    w = fit.draws()["w"].reshape(-1, 2, len(TERMS))[:, order].numpy()
-    planted = truth["w"][torch.argsort(truth["w"][:, 0])].numpy()
+    name = "W" if args.family == "categorical" else "w"
+    shape = tuple(truth[name].shape)
+    if len(shape) == 3:  # (state, symbol with log-odds, term)
+        labels = [f"symbol {v + 1} {term}" for v in range(shape[1]) for term in TERMS]
+    else:
+        labels = list(TERMS)
+    # states matched to the truth by their first coefficient (an intercept)
+    order = torch.argsort(fit.posterior_mean()[name].reshape(2, -1)[:, 0])
+    draws = fit.draws()[name].reshape(-1, *shape)[:, order].reshape(-1, 2, len(labels))
+    planted = truth[name][torch.argsort(truth[name].reshape(2, -1)[:, 0])].reshape(2, -1).numpy()
     values, covered, means, sds = {}, {}, {}, {}
     for state in range(2):
-        for k, term in enumerate(TERMS):
-            key = f"w[{state}] {term}"
-            samples = w[:, state, k]
+        for k, label in enumerate(labels):
+            key = f"{name}[{state}] {label}"
+            samples = draws[:, state, k].numpy()
             low, high = np.quantile(samples, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
             values[key] = float(planted[state, k])
             covered[key] = bool(low <= planted[state, k] <= high)
