@@ -26,6 +26,7 @@ from hmm_pyro.emissions.gamma import Gamma
 from hmm_pyro.emissions.gaussian import Gaussian
 from hmm_pyro.emissions.mvnormal import MultivariateNormal
 from hmm_pyro.emissions.negative_binomial import NegativeBinomial
+from hmm_pyro.emissions.negative_binomial_regression import NegativeBinomialRegression
 from hmm_pyro.emissions.poisson import Poisson
 from hmm_pyro.emissions.poisson_regression import PoissonRegression
 from hmm_pyro.emissions.product import Product
@@ -46,6 +47,7 @@ __all__ = [
     "GaussianRegression",
     "MultivariateNormal",
     "NegativeBinomial",
+    "NegativeBinomialRegression",
     "Parameter",
     "Poisson",
     "PoissonRegression",
@@ -73,6 +75,7 @@ FAMILIES: dict[str, type[Emission]] = {
 REGRESSIONS: dict[str, type[Emission]] = {
     CategoricalRegression.family: CategoricalRegression,
     GaussianRegression.family: GaussianRegression,
+    NegativeBinomialRegression.family: NegativeBinomialRegression,
     PoissonRegression.family: PoissonRegression,
 }
 """The emission regressions (:mod:`hmm_pyro.emissions.regression`): family name -> class.

@@ -1,4 +1,4 @@
-"""Checks of integer-valued data shared by families and their regressions (counts, symbols)."""
+"""Integer-valued data (counts, symbols): checks and bounds shared by families and regressions."""
 
 from __future__ import annotations
 
@@ -6,11 +6,22 @@ import torch
 
 from hmm_pyro.data import Sequences
 
-__all__ = ["MAX_COUNT", "check_counts", "check_symbols_in_range"]
+__all__ = [
+    "MAX_COUNT",
+    "MAX_DISPERSION",
+    "MIN_DISPERSION",
+    "check_counts",
+    "check_symbols_in_range",
+]
 
 MAX_COUNT = 2.0**53
 """Largest count accepted: every integer up to it is exact in float64, and ``y log(rate)``
 stays finite for any finite rate."""
+MIN_DISPERSION = 1e-8
+MAX_DISPERSION = 1e6
+"""The negative binomial M-steps' search interval for the dispersion ``r``. At the upper end
+the variance exceeds Poisson's by ``rate**2 / 1e6``; beyond it the sign of the derivative in
+``r`` (terms of order ``1 / r**2``) is lost in the round-off of ``psi(u + r) - psi(r)``."""
 
 
 def check_counts(data: Sequences, family: str) -> None:

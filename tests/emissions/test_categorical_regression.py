@@ -117,10 +117,10 @@ def test_m_step_maximises_the_weighted_objective_like_scipy(use_prior):
 def test_em_recovers_planted_coefficients():
     """Two states with distinct symbol laws whose log-odds move with ``hour`` (slopes 0.5-1.5),
     600 steps. Log-odds coefficients have standard errors of about 0.15-0.25 with ~300 steps a
-    state; EM to the MAP point must match the maximum-likelihood fit given the true states (the oracle, no
-    prior) to 0.3 (symbol laws overlap, so steps of uncertain state move the estimates by up to
-    about one standard error) and the truth to 0.6 (detects a slope of the wrong sign or a
-    symbol mix-up)."""
+    state; EM (to the MAP point) must match the maximum-likelihood fit given the true states
+    (the oracle, no prior) to 0.3 (symbol laws overlap, so steps of uncertain state move the
+    estimates by up to about one standard error) and the truth to 0.6 (detects a slope of the
+    wrong sign or a symbol mix-up)."""
     hmm = hp.HMM(2, CategoricalRegression(3, NAMES))
     rng = np.random.default_rng(2)
     covariates = Covariates([rng.normal(size=(300, 1)) for _ in range(2)], names=list(NAMES))
