@@ -10,8 +10,9 @@ unless ``--raw-covariates``; the means and standard deviations are kept in the f
 :class:`~hmm_pyro.CovariateHMM` (NUTS, SVI or MAP); the plots of the transition probabilities
 against each covariate are written next to the fit. ``--emission-covariates`` reads columns
 the same way and makes the emission a regression on them (the family's
-:meth:`~hmm_pyro.emissions.Emission.with_covariates`: Gaussian mean ``x_t . w_k``, Poisson log
-rate); with it alone the transitions stay homogeneous and every method applies.
+:meth:`~hmm_pyro.emissions.Emission.with_covariates`: Gaussian mean ``x_t . w_k``, Poisson and
+negative binomial log mean, categorical log-odds); with it alone the transitions stay
+homogeneous and every method applies.
 ``--subject-column`` names each sequence's subject and fits a :class:`~hmm_pyro.MultilevelHMM`
 (NUTS, SVI or MAP); the shrinkage plot is written next to the fit.
 """
@@ -435,8 +436,9 @@ def add_parser(commands: Any) -> None:
         "--emission-covariates",
         metavar="COLS",
         help="comma-separated columns of the CSV data file that the emission depends on: "
-        "--emission gaussian regresses the mean on them, poisson the log rate (univariate "
-        "data; any --method; with --transition-covariates too, nuts, svi or map)",
+        "--emission gaussian regresses the mean on them, poisson and negative_binomial the "
+        "log mean, categorical the log-odds against symbol 0 (univariate data; any --method; "
+        "with --transition-covariates too, nuts, svi or map)",
     )
     covariates.add_argument(
         "--raw-covariates",
