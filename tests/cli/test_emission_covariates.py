@@ -46,8 +46,8 @@ def test_fit_regresses_the_emission_on_standardised_columns(tmp_path):
     code, _, stderr = run("diagnose", str(out))
     assert code in (0, 1) and "Traceback" not in stderr, stderr
     code, _, stderr = run(
-        "fit", str(path), "--states", "2", "--emission", "categorical", "--symbols", "3",
+        "fit", str(path), "--states", "2", "--emission", "vonmises",
         "--emission-covariates", "temp", "--out", str(tmp_path / "x.nc"),
     )  # fmt: skip
-    assert code == 2 and "--emission-covariates: Categorical" in stderr, stderr
+    assert code == 2 and "--emission-covariates: VonMises" in stderr, stderr
     assert "has no emission regression" in stderr and stderr.count("\n") == 1
