@@ -24,6 +24,7 @@ from hmm_pyro.emissions.categorical_regression import CategoricalRegression
 from hmm_pyro.emissions.distribution import DistributionEmission
 from hmm_pyro.emissions.gamma import Gamma
 from hmm_pyro.emissions.gaussian import Gaussian
+from hmm_pyro.emissions.gaussian_regression import GaussianRegression
 from hmm_pyro.emissions.mvnormal import MultivariateNormal
 from hmm_pyro.emissions.negative_binomial import NegativeBinomial
 from hmm_pyro.emissions.negative_binomial_regression import NegativeBinomialRegression
@@ -31,7 +32,7 @@ from hmm_pyro.emissions.poisson import Poisson
 from hmm_pyro.emissions.poisson_regression import PoissonRegression
 from hmm_pyro.emissions.product import Product
 from hmm_pyro.emissions.pyro_emission import Parameter, PyroEmission, defined_family
-from hmm_pyro.emissions.regression import GaussianRegression, Regression
+from hmm_pyro.emissions.regression import Regression
 from hmm_pyro.emissions.student_t import StudentT
 from hmm_pyro.emissions.vonmises import VonMises
 

@@ -32,8 +32,8 @@ from hmm_pyro._types import Params
 from hmm_pyro.data import Sequences
 from hmm_pyro.emissions.base import OptionError
 from hmm_pyro.emissions.coordinatewise import Coordinatewise
+from hmm_pyro.emissions.gaussian_regression import GaussianRegression
 from hmm_pyro.emissions.potential_terms import PotentialTerms, potential_data
-from hmm_pyro.emissions.regression import GaussianRegression
 from hmm_pyro.emissions.statistics import STATISTICS_DTYPE, moment_statistics, quantile_locations
 from hmm_pyro.kernels._numba import (
     EntryKernels,

@@ -36,8 +36,8 @@ from hmm_pyro._types import Params
 from hmm_pyro.data import Sequences
 from hmm_pyro.emissions._integers import MAX_DISPERSION, MIN_DISPERSION
 from hmm_pyro.emissions._roots import decreasing_root
-from hmm_pyro.emissions.poisson_regression import _MAX_ETA, PoissonRegression
-from hmm_pyro.emissions.regression import _per_row, newton_maximize
+from hmm_pyro.emissions.poisson_regression import MAX_ETA, PoissonRegression
+from hmm_pyro.emissions.regression import newton_maximize, per_row
 from hmm_pyro.emissions.statistics import STATISTICS_DTYPE
 from hmm_pyro.priors import Prior
 
@@ -54,7 +54,7 @@ _MAX_SUPPORT = 100_000
 def _log_pmf(values: torch.Tensor, eta: torch.Tensor, dispersion: torch.Tensor) -> torch.Tensor:
     """``log NB(values | mean exp(eta), dispersion)``, all arguments broadcast."""
     log_r = torch.log(dispersion)
-    log_sum = torch.logaddexp(log_r, eta.clamp(max=_MAX_ETA))
+    log_sum = torch.logaddexp(log_r, eta.clamp(max=MAX_ETA))
     return (
         torch.lgamma(values + dispersion)
         - torch.lgamma(dispersion)
@@ -145,13 +145,13 @@ class NegativeBinomialRegression(PoissonRegression):
         y = counts[:, None]
 
         def objective(w: torch.Tensor) -> torch.Tensor:
-            eta = (design @ w.T).clamp(max=_MAX_ETA)
+            eta = (design @ w.T).clamp(max=MAX_ETA)
             log_sum = torch.logaddexp(torch.log(r), eta)
             fit = (weights * (y * eta - (y + r) * log_sum)).sum(0)
             return fit - 0.5 * (precision * (w - loc) ** 2).sum(-1)
 
         def derivatives(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            m = (design @ w.T).clamp(max=_MAX_ETA).exp()  # (M, K)
+            m = (design @ w.T).clamp(max=MAX_ETA).exp()  # (M, K)
             gradient = (weights * r * (y - m) / (r + m)).T @ design - precision * (w - loc)
             scale = weights * r * m * (y + r) / (r + m) ** 2
             curvature = torch.einsum("mk,mq,mr->kqr", scale, design, design)
@@ -164,7 +164,7 @@ class NegativeBinomialRegression(PoissonRegression):
 
         for _ in range(_ECM_CYCLES):
             new_w = newton_maximize(w, objective, derivatives)
-            m = (design @ new_w.T).clamp(max=_MAX_ETA).exp()
+            m = (design @ new_w.T).clamp(max=MAX_ETA).exp()
 
             def condition(r: torch.Tensor, m: torch.Tensor = m) -> tuple[torch.Tensor, ...]:
                 value = slope_in_r(r, m)
@@ -201,10 +201,10 @@ class NegativeBinomialRegression(PoissonRegression):
 
     # ------------------------------------------------------------------ likelihood
     def _log_density(self, params: Params, eta: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        return _log_pmf(values, eta, _per_row(params["dispersion"], eta))
+        return _log_pmf(values, eta, per_row(params["dispersion"], eta))
 
     def _law(self, eta: torch.Tensor, dispersion: torch.Tensor) -> dist.TorchDistribution:
-        logits = eta.clamp(max=_MAX_ETA) - torch.log(dispersion)
+        logits = eta.clamp(max=MAX_ETA) - torch.log(dispersion)
         return dist.NegativeBinomial(total_count=dispersion, logits=logits)
 
     def _step_law(
@@ -218,7 +218,7 @@ class NegativeBinomialRegression(PoissonRegression):
     ) -> torch.Tensor:
         """Gamma-Poisson draws; the gamma from torch's generator seeded from ``generator``."""
         dispersion = params["dispersion"][states]
-        mean = eta.clamp(max=_MAX_ETA).exp()
+        mean = eta.clamp(max=MAX_ETA).exp()
         seed = int(torch.randint(2**62, (), generator=generator))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -227,8 +227,8 @@ class NegativeBinomialRegression(PoissonRegression):
 
     def _row_bhattacharyya(self, params: Params, eta: torch.Tensor) -> torch.Tensor:
         """``sum_y sqrt(p_i(y) p_j(y))`` per row over ``y = 0 .. Y`` (module notes)."""
-        dispersion = _per_row(params["dispersion"], eta)  # (..., 1, K)
-        mean = eta.clamp(max=_MAX_ETA).exp()
+        dispersion = per_row(params["dispersion"], eta)  # (..., 1, K)
+        mean = eta.clamp(max=MAX_ETA).exp()
         spread = (mean + mean * mean / dispersion).sqrt()
         top = float((mean + 12.0 * spread).max())
         support = torch.arange(min(math.ceil(top) + 1, _MAX_SUPPORT + 1), dtype=eta.dtype)

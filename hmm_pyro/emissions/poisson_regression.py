@@ -29,10 +29,10 @@ from hmm_pyro.emissions.regression import Regression, newton_maximize
 from hmm_pyro.emissions.statistics import STATISTICS_DTYPE
 from hmm_pyro.priors import Prior
 
-__all__ = ["PoissonRegression"]
+__all__ = ["MAX_ETA", "PoissonRegression"]
 
 _DEFAULT_SLOPE_SCALE = 1.0
-_MAX_ETA = 700.0
+MAX_ETA = 700.0
 """Largest linear predictor exponentiated (``exp(700)`` is near float64's largest value)."""
 
 
@@ -117,7 +117,7 @@ class PoissonRegression(Regression):
         w: torch.Tensor, statistics: Params, loc: torch.Tensor, precision: torch.Tensor
     ) -> torch.Tensor:
         """Weighted log likelihood (without ``log y!``) plus log prior, per state ``(K,)``."""
-        eta = (statistics["design"] @ w.T).clamp(max=_MAX_ETA)  # (M, K)
+        eta = (statistics["design"] @ w.T).clamp(max=MAX_ETA)  # (M, K)
         fit = (statistics["weights"] * (statistics["counts"][:, None] * eta - eta.exp())).sum(0)
         return fit - 0.5 * (precision * (w - loc) ** 2).sum(-1)
 
@@ -156,7 +156,7 @@ class PoissonRegression(Regression):
         start = w.clone()
 
         def derivatives(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            mu = (design @ w.T).clamp(max=_MAX_ETA).exp()  # (M, K)
+            mu = (design @ w.T).clamp(max=MAX_ETA).exp()  # (M, K)
             gradient = ((weights * (counts[:, None] - mu)).T @ design) - precision * (w - loc)
             curvature = torch.einsum("mk,mq,mr->kqr", weights * mu, design, design)
             return gradient, curvature + torch.diag_embed(precision)
@@ -198,22 +198,22 @@ class PoissonRegression(Regression):
     # ------------------------------------------------------------------ likelihood
     def _log_density(self, params: Params, eta: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         log_factorial = torch.lgamma(values + 1.0)
-        return values * eta - eta.clamp(max=_MAX_ETA).exp() - log_factorial
+        return values * eta - eta.clamp(max=MAX_ETA).exp() - log_factorial
 
     def _step_law(
         self, params: Params, states: torch.Tensor, eta: torch.Tensor, observed: torch.Tensor
     ) -> dist.TorchDistribution:
-        law = dist.Poisson(eta.unsqueeze(-1).clamp(max=_MAX_ETA).exp())
+        law = dist.Poisson(eta.unsqueeze(-1).clamp(max=MAX_ETA).exp())
         return law.mask(observed).to_event(1)
 
     def _draw(
         self, params: Params, states: torch.Tensor, eta: torch.Tensor, generator: torch.Generator
     ) -> torch.Tensor:
-        return torch.poisson(eta.clamp(max=_MAX_ETA).exp(), generator=generator)
+        return torch.poisson(eta.clamp(max=MAX_ETA).exp(), generator=generator)
 
     def _row_bhattacharyya(self, params: Params, eta: torch.Tensor) -> torch.Tensor:
         """``exp(-(sqrt(rate_i) - sqrt(rate_j))**2 / 2)`` per row."""
-        root = (0.5 * eta.clamp(max=_MAX_ETA)).exp()  # (..., R, K)
+        root = (0.5 * eta.clamp(max=MAX_ETA)).exp()  # (..., R, K)
         return (-0.5 * (root.unsqueeze(-1) - root.unsqueeze(-2)) ** 2).exp()
 
     def _check_param_values(self, name: str, value: torch.Tensor) -> None:

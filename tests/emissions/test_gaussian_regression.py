@@ -17,7 +17,8 @@ from scipy.special import log_softmax
 import hmm_pyro as hp
 from hmm_pyro.covariates import Covariates
 from hmm_pyro.emissions import from_config
-from hmm_pyro.emissions.regression import GaussianRegression, reference_rows
+from hmm_pyro.emissions.gaussian_regression import GaussianRegression
+from hmm_pyro.emissions.regression import reference_rows
 
 DTYPE = torch.float64
 NAMES = ("hour", "temp")
