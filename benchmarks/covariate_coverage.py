@@ -1,10 +1,13 @@
 """Coverage study: NUTS recovers planted transition coefficients of a ``CovariateHMM``
-(posterior 90% intervals cover the truth at a rate consistent with 90%).
+(posterior 90% intervals cover the truth at a rate consistent with 90%), and a
+simulation-based calibration (SBC) check on one small configuration.
 
 Usage::
 
     PYTHONPATH=. python benchmarks/covariate_coverage.py [--replications 24] [--length 400]
         [--chains 2] [--warmup 200] [--draws 200] [--truth planted|prior]
+    PYTHONPATH=. python benchmarks/covariate_coverage.py --truth sbc [--replications 60]
+        [--length 200] [--chains 1] [--warmup 150] [--draws 190] [--ranks 19]
 
 Model: 2 Gaussian states, transitions on two covariates, ``hour`` (a daily cycle,
 ``sin(2 pi t / 24)``) and ``temp`` (a Gaussian AR(1) series, coefficient 0.9, new each
@@ -21,6 +24,13 @@ then for each of the 6 off-diagonal coefficients whether the central 90% interva
 covers the truth. Per coefficient the covered count is Binomial(R, 0.9) under nominal coverage;
 the pooled count is reported with a two-sided binomial p-value that treats the coefficients as
 independent (those of one fit share its data: a screen, not an exact test).
+
+``--truth sbc``: every replication draws the parameters from the prior, simulates, fits and
+keeps ``--ranks`` evenly thinned draws; the rank of the truth among them is uniform on
+``0..L`` for a calibrated posterior (Talts et al. 2018). Ranks of each coefficient are put in
+5 bins; a chi-square test per coefficient and pooled (coefficients of one fit share its data:
+a screen). It detects a posterior whose scale is off by about a third or whose centre is off
+by about half a posterior sd over 60 replications, not smaller miscalibrations.
 
 Writes the section ``--truth`` of ``benchmarks/results/covariate_coverage.json`` after every
 replication (a partial run keeps what it finished) and prints a Markdown table. The machine is
@@ -48,6 +58,7 @@ from hmm_pyro._io import atomic_write
 
 RESULTS = Path(__file__).resolve().parent / "results" / "covariate_coverage.json"
 LEVEL = 0.9
+SBC_BINS = 5
 NAMES = ("hour", "temp")
 PLANTED = {
     "pi": [0.5, 0.5],
@@ -82,7 +93,7 @@ def _replicate(replication: int, args: argparse.Namespace) -> dict:
     hmm = model()
     generator = np.random.default_rng(replication)
     covariates = _covariates(args.length, generator)
-    if args.truth == "prior":
+    if args.truth in ("prior", "sbc"):
         truth = hmm.sample_prior(seed=10_000 + replication)
     else:
         truth = {name: torch.tensor(value, dtype=torch.float64) for name, value in PLANTED.items()}
@@ -103,7 +114,8 @@ def _replicate(replication: int, args: argparse.Namespace) -> dict:
     order = torch.argsort(fit.posterior_mean()["mu"])
     beta = fit.draws()["beta_A"].reshape(-1, 2, 2, len(TERMS))[:, order][:, :, order].numpy()
     planted = truth["beta_A"][truth_order][:, truth_order].numpy()
-    values, covered, means, sds = {}, {}, {}, {}
+    values, covered, means, sds, ranks = {}, {}, {}, {}, {}
+    keep = np.unique(np.linspace(0, beta.shape[0] - 1, args.ranks).round().astype(int))
     for i, j in PAIRS:
         for k, term in enumerate(TERMS):
             key = f"{i}->{j} {term}"
@@ -112,10 +124,13 @@ def _replicate(replication: int, args: argparse.Namespace) -> dict:
             values[key] = float(planted[i, j, k])
             covered[key] = bool(low <= planted[i, j, k] <= high)
             means[key], sds[key] = float(samples.mean()), float(samples.std())
+            ranks[key] = int((samples[keep] < planted[i, j, k]).sum())
     sample_stats = fit.idata.sample_stats
     return {
         "replication": replication,
         "truth": values,
+        "rank": ranks,
+        "thinned_draws": int(keep.size),
         "covered": covered,
         "posterior_mean": means,
         "posterior_sd": sds,
@@ -154,6 +169,35 @@ def _summary(runs: list[dict]) -> dict:
     }
 
 
+def _sbc_summary(runs: list[dict]) -> dict:
+    """Chi-square tests of uniform ranks, per coefficient and pooled."""
+    keys = list(runs[0]["rank"])
+    size = runs[0]["thinned_draws"]
+    edges = np.linspace(0, size + 1, SBC_BINS + 1)
+    per_coefficient, pooled = {}, np.zeros(SBC_BINS)
+    for key in keys:
+        counts = np.histogram([run["rank"][key] for run in runs], bins=edges)[0]
+        pooled += counts
+        per_coefficient[key] = {
+            "bin_counts": counts.tolist(),
+            "chi2_p": float(stats.chisquare(counts).pvalue),
+        }
+    smallest = min(value["chi2_p"] for value in per_coefficient.values())
+    return {
+        "replications": len(runs),
+        "thinned_draws": size,
+        "rank_bins": SBC_BINS,
+        "per_coefficient": per_coefficient,
+        "pooled_bin_counts": pooled.astype(int).tolist(),
+        "pooled_chi2_p": float(stats.chisquare(pooled).pvalue),
+        "smallest_p": smallest,
+        "smallest_p_bonferroni": min(1.0, smallest * len(keys)),
+        "median_seconds": float(np.median([run["seconds"] for run in runs])),
+        "divergences": int(sum(run["divergences"] for run in runs)),
+        "runs": runs,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the study and write its JSON section."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -162,12 +206,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--draws", type=int, default=200)
-    parser.add_argument("--truth", choices=("planted", "prior"), default="planted")
+    parser.add_argument("--truth", choices=("planted", "prior", "sbc"), default="planted")
+    parser.add_argument("--ranks", type=int, default=19, help="sbc: thinned draws kept")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     context = {
         "settings": {**vars(args), "states": 2, "level": LEVEL, "covariates": list(NAMES)},
+        "command": "PYTHONPATH=. python benchmarks/covariate_coverage.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
         "planted": PLANTED if args.truth == "planted" else "drawn from the prior",
         "machine": {
             "python": sys.version.split()[0],
@@ -186,10 +233,20 @@ def main(argv: list[str] | None = None) -> int:
     for replication in range(args.replications):
         runs.append(_replicate(replication, args))
         print(f"{replication}: {runs[-1]['seconds']:.1f} s", flush=True)
-        results[args.truth] = {**context, **_summary(runs)}
+        summarise = _sbc_summary if args.truth == "sbc" else _summary
+        results[args.truth] = {**context, **summarise(runs)}
         with atomic_write(RESULTS) as handle:
             handle.write(json.dumps(results, indent=2) + "\n")
     summary = results[args.truth]
+    if args.truth == "sbc":
+        print("| replications | pooled bins | pooled chi2 p | smallest p (Bonferroni) |")
+        print("|---|---|---|---|")
+        print(
+            f"| {summary['replications']} | {summary['pooled_bin_counts']} | "
+            f"{summary['pooled_chi2_p']:.3f} | {summary['smallest_p']:.3f} "
+            f"({summary['smallest_p_bonferroni']:.3f}) |"
+        )
+        return 0
     print("| truth | replications | pooled coverage | binomial p | z mean | z sd | outside 95% |")
     print("|---|---|---|---|---|---|---|")
     print(

@@ -7,6 +7,7 @@ Usage::
     PYTHONPATH=. python benchmarks/diagnose_accuracy.py --report   # tables from saved results
     ... --results /tmp/trial   # write elsewhere (trial runs leave the committed results alone)
     ... --scenarios holdout    # the held-out scenarios of diagnose_holdout.py (*_holdout.*)
+    ... --scenarios fresh      # a later held-out set, diagnose_fresh.py (*_fresh.*)
 
 Every scenario plants a truth, simulates data, fits it (``fit_map`` with its defaults, and
 ``fit_em`` with its defaults under a sparse prior, where no MAP exists and ``fit_map`` says so:
@@ -51,7 +52,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from diagnose_holdout import KINDS as HOLDOUT  # benchmarks/ is on sys.path
+from diagnose_fresh import KINDS as FRESH  # benchmarks/ is on sys.path
+from diagnose_holdout import KINDS as HOLDOUT
 from diagnose_scenarios import KINDS as MAIN
 from diagnose_scenarios import POINT_EXPECT, SEPARATE
 
@@ -63,8 +65,8 @@ JSON_PATH = RESULTS / "diagnose_accuracy.json"
 MD_PATH = RESULTS / "diagnose_accuracy.md"
 PARTIAL = RESULTS / "diagnose_accuracy.partial.jsonl"
 METHODS = ("map", "svi", "nuts")
-KINDS = {**MAIN, **HOLDOUT}
-SCENARIOS = {"main": MAIN, "holdout": HOLDOUT}
+KINDS = {**MAIN, **HOLDOUT, **FRESH}
+SCENARIOS = {"main": MAIN, "holdout": HOLDOUT, "fresh": FRESH}
 
 
 # ---------------------------------------------------------------------------- one task
@@ -358,7 +360,10 @@ def main(argv: list[str] | None = None) -> None:
         "--scenarios",
         choices=list(SCENARIOS),
         default="main",
-        help="main: diagnose_scenarios.py; holdout: diagnose_holdout.py (results *_holdout)",
+        help=(
+            "main: diagnose_scenarios.py; holdout: diagnose_holdout.py (results *_holdout); "
+            "fresh: diagnose_fresh.py (results *_fresh)"
+        ),
     )
     parser.add_argument("--kinds", nargs="+", choices=list(KINDS), help="default: every kind")
     parser.add_argument("--workers", type=int, default=1)
@@ -368,9 +373,8 @@ def main(argv: list[str] | None = None) -> None:
         "--results", type=Path, default=RESULTS, help="folder of the results (for trial runs)"
     )
     args = parser.parse_args(argv)
-    _use_results(
-        args.results, "diagnose_accuracy" if args.scenarios == "main" else "diagnose_holdout"
-    )
+    stems = {"main": "diagnose_accuracy", "holdout": "diagnose_holdout", "fresh": "diagnose_fresh"}
+    _use_results(args.results, stems[args.scenarios])
     kinds = args.kinds or list(SCENARIOS[args.scenarios])
     meta = {
         "command": "python benchmarks/diagnose_accuracy.py " + " ".join(sys.argv[1:]),

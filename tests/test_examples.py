@@ -2,7 +2,7 @@
 colliding text before it is saved (:mod:`tests.plots.render`). All examples run one after the
 other in one subprocess (the module fixture :func:`series`: one import of torch and Pyro instead
 of seven, about 4 s of CPU each), each as its own ``__main__`` (``runpy``), and each has its own
-test of what it printed and wrote; the real-data examples (04-07) must print their data set's
+test of what it printed and wrote; the real-data examples (04-08) must print their data set's
 reproduced number equal, to the printed digits, to the published or independently computed
 one."""
 
@@ -32,6 +32,7 @@ DATA_EXAMPLES = {
     "05_fetal_lamb.py": ["lamb_states.png"],
     "06_old_faithful.py": ["faithful_states.png", "faithful_emissions.png"],
     "07_declaration.py": ["declaration_emissions.png"],
+    "08_seasonal_rain.py": ["seasonal_switching.png"],
 }
 """The real-data examples (``hmm_pyro.datasets``) and the plots each writes."""
 REPRODUCED = re.compile(

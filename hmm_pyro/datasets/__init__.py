@@ -5,9 +5,11 @@ columns hold, how :meth:`hmm_pyro.Sequences.from_file` (or ``hmm-pyro fit``) rea
 the numbers come from. A new data set is its CSV file in this folder, one registry entry and,
 for convenience, a loader function like :func:`earthquakes`. The data sets: :func:`earthquakes`
 (yearly counts, Poisson), :func:`fetal_lamb` (counts per 5 seconds, Poisson),
-:func:`old_faithful` (a geyser's waiting times, Gaussian) and :func:`declaration` (the letters
-of a text, categorical). ``hmm-pyro datasets`` lists them and copies one out;
-``docs/datasets.md`` describes the sources and the numbers each reproduces.
+:func:`old_faithful` (a geyser's waiting times, Gaussian), :func:`declaration` (the
+letters of a text, categorical) and :func:`seattle_weather` (daily rain with a seasonal
+covariate, categorical, for :class:`~hmm_pyro.CovariateHMM`). ``hmm-pyro datasets`` lists
+them and copies one out; ``docs/datasets.md`` describes the sources and the numbers each
+reproduces.
 
 Layer rule: ``datasets`` imports ``data`` (and the private utilities); the layers above it may
 import it, nothing below.
@@ -33,6 +35,7 @@ __all__ = [
     "earthquakes",
     "fetal_lamb",
     "old_faithful",
+    "seattle_weather",
 ]
 
 _FOLDER = Path(__file__).resolve().parent
@@ -59,6 +62,8 @@ class Dataset:
         ``time``, ``value``).
     emission : str
         The emission family the data call for (``--emission``).
+    covariates : tuple of str
+        Columns meant as transition covariates (``--transition-covariates``), if any.
     """
 
     name: str
@@ -68,6 +73,7 @@ class Dataset:
     columns: Mapping[str, str]
     read: Mapping[str, Any] = field(default_factory=dict)
     emission: str = "categorical"
+    covariates: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -79,8 +85,12 @@ class Dataset:
         return pd.read_csv(self.path)
 
     def sequences(self) -> Sequences:
-        """The observations, read by :meth:`hmm_pyro.Sequences.from_file` with :attr:`read`."""
-        return Sequences.from_file(self.path, **self.read)
+        """The observations, read by :meth:`hmm_pyro.Sequences.from_file` with :attr:`read`.
+
+        :attr:`covariates`, when there are any, are attached (standardised).
+        """
+        covariates = list(self.covariates) if self.covariates else None
+        return Sequences.from_file(self.path, **self.read, covariates=covariates)
 
     def cli_options(self) -> list[str]:
         """The ``hmm-pyro fit`` options that read the file as :meth:`sequences` does."""
@@ -90,7 +100,10 @@ class Dataset:
                 setting = self.read[key]
                 text = "none" if setting is None else str(setting)
                 options += [f"--{key}-column", text]
-        return [*options, "--emission", self.emission]
+        options += ["--emission", self.emission]
+        if self.covariates:
+            options += ["--transition-covariates", ",".join(self.covariates)]
+        return options
 
 
 DATASETS: dict[str, Dataset] = {
@@ -144,6 +157,30 @@ DATASETS: dict[str, Dataset] = {
         columns={"letter": "a to z, or '_' for a break between words (one row per symbol)"},
         read={"sequence": None, "time": None, "value": "letter"},
         emission="categorical",
+    ),
+    "seattle_weather": Dataset(
+        name="seattle_weather",
+        file="seattle_weather.csv",
+        title="Daily weather at Seattle, 2012-2015: rain in three classes, with the season",
+        source="NOAA National Centers for Environmental Information, Climate Data Online, "
+        "daily observations for Seattle, Washington (public domain), as distributed in the "
+        "vega-datasets collection (seattle-weather.csv); the columns rain, season_cos and "
+        "season_sin are derived here (docs/datasets.md)",
+        columns={
+            "day": "day number, 1 (2012-01-01) to 1461 (2015-12-31), no gaps",
+            "date": "calendar date, YYYY-MM-DD",
+            "precipitation": "precipitation that day (mm)",
+            "temp_max": "highest temperature (degrees C)",
+            "temp_min": "lowest temperature (degrees C)",
+            "wind": "mean wind speed (m/s)",
+            "weather": "the day's weather label of the source (sun, fog, drizzle, rain, snow)",
+            "rain": "precipitation in three classes: dry (0 mm), light (under 5 mm), heavy",
+            "season_cos": "cos(2 pi (day of year - 1) / days in the year)",
+            "season_sin": "sin(2 pi (day of year - 1) / days in the year)",
+        },
+        read={"sequence": None, "time": "day", "value": "rain"},
+        emission="categorical",
+        covariates=("season_cos", "season_sin"),
     ),
 }
 """The registry of shipped data sets: name -> :class:`Dataset`."""
@@ -245,3 +282,25 @@ def declaration() -> pd.DataFrame:
     (7856, 'when_in_the_course_of_huma')
     """
     return DATASETS["declaration"].frame()
+
+
+def seattle_weather() -> pd.DataFrame:
+    """Daily weather at Seattle from 2012 to 2015 (1461 days), with rain classes and the season.
+
+    NOAA's daily observations (precipitation, temperatures, wind) with three derived columns:
+    ``rain`` (``dry`` on days without precipitation, ``light`` under 5 mm, ``heavy`` from 5 mm)
+    and ``season_cos`` / ``season_sin``, the day of the year on the unit circle, the covariates
+    of the seasonal rain example (``examples/08_seasonal_rain.py``; ``docs/datasets.md``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per day in date order; columns as :data:`DATASETS` lists them.
+
+    Examples
+    --------
+    >>> table = seattle_weather()
+    >>> len(table), table["rain"].value_counts().to_dict()
+    (1461, {'dry': 838, 'light': 360, 'heavy': 263})
+    """
+    return DATASETS["seattle_weather"].frame()

@@ -187,34 +187,42 @@ class Gamma(Coordinatewise):
         """
         n, s1, slog = statistics["n"], statistics["s1"], statistics["slog"]
         if use_prior:
-            a_alpha = hyperparameters["concentration_shape"].to(STATISTICS_DTYPE)
-            b_alpha = hyperparameters["concentration_rate"].to(STATISTICS_DTYPE)
-            a_beta = hyperparameters["rate_shape"].to(STATISTICS_DTYPE)
-            b_beta = hyperparameters["rate_rate"].to(STATISTICS_DTYPE)
+            a_alpha, b_alpha, a_beta, b_beta = (
+                hyperparameters[name].to(STATISTICS_DTYPE).expand_as(n).numpy()
+                for name in (
+                    "concentration_shape",
+                    "concentration_rate",
+                    "rate_shape",
+                    "rate_rate",
+                )
+            )
         else:
-            a_alpha = a_beta = torch.ones_like(n)
-            b_alpha = b_beta = torch.zeros_like(n)
+            a_alpha = a_beta = np.ones(n.shape)
+            b_alpha = b_beta = np.zeros(n.shape)
         has_data = n > 0
-        usable = has_data | torch.tensor(use_prior)
-        safe_n = torch.where(usable, n, 1.0)  # rows without data (ML) are replaced below
-        denominator = torch.where(usable, s1 + b_beta, 1.0)
+        usable = has_data.numpy() | use_prior
+        safe_n = np.where(usable, n.numpy(), 1.0)  # rows without data (ML) are replaced below
+        denominator = np.where(usable, s1.numpy() + b_beta, 1.0)
+        safe_slog = np.where(usable, slog.numpy(), 0.0)
 
-        def rate_of(alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        def rate_of(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             raw = (alpha * safe_n + a_beta - 1.0) / denominator
             clamped = raw <= MIN_RATE
-            return raw.clamp(min=MIN_RATE), clamped
+            return np.maximum(raw, MIN_RATE), clamped
 
-        def condition(alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        def condition(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             beta, clamped = rate_of(alpha)
             value = (
-                safe_n * (torch.log(beta) - torch.digamma(alpha))
-                + torch.where(usable, slog, 0.0)
+                safe_n * (np.log(beta) - special.digamma(alpha))
+                + safe_slog
                 + (a_alpha - 1.0) / alpha
                 - b_alpha
             )
-            slope_beta = torch.where(clamped, 0.0, safe_n * safe_n / (denominator * beta))
+            slope_beta = np.where(clamped, 0.0, safe_n * safe_n / (denominator * beta))
             slope = (
-                slope_beta - safe_n * torch.polygamma(1, alpha) - (a_alpha - 1.0) / (alpha * alpha)
+                slope_beta
+                - safe_n * special.polygamma(1, alpha)
+                - (a_alpha - 1.0) / (alpha * alpha)
             )
             return value, slope
 
@@ -223,7 +231,7 @@ class Gamma(Coordinatewise):
         else:
             start = self._columns(previous)[0].to(STATISTICS_DTYPE).expand_as(n)
         alpha = decreasing_root(condition, MIN_CONCENTRATION, MAX_CONCENTRATION, start)
-        beta, _ = rate_of(alpha)
+        beta = torch.from_numpy(rate_of(alpha.numpy())[0])
         if not use_prior:
             if previous is None:
                 old_alpha = old_beta = torch.full_like(n, float("nan"))

@@ -54,50 +54,51 @@ _MIN_START_SCALE = 1e-3
 """Smallest standard deviation of a data-driven start (data with no spread)."""
 
 
+Arrays = dict[str, np.ndarray]
+
+
 def _ecm_step(
-    stats: dict[str, torch.Tensor],
-    prior: dict[str, torch.Tensor],
-    mu: torch.Tensor,
-    var: torch.Tensor,
-    emission_prior: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One ECM update in shifted coordinates: ``mu | var``, then ``var | mu``."""
+    stats: Arrays, prior: Arrays, mu: np.ndarray, var: np.ndarray, emission_prior: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """One ECM update in shifted coordinates: ``mu | var``, then ``var | mu`` (NumPy arrays)."""
     n, s1, s2 = stats["n"], stats["s1"], stats["s2"]
     if emission_prior:
         loc = prior["mu_loc"] - stats["shift"]
         tau2 = prior["mu_scale"] ** 2
         mu = (tau2 * s1 + var * loc) / (tau2 * n + var)
-        spread = (s2 - 2.0 * mu * s1 + mu * mu * n).clamp(min=0.0)
+        spread = np.maximum(s2 - 2.0 * mu * s1 + mu * mu * n, 0.0)
         var = (spread + 2.0 * prior["variance_scale"]) / (n + 2.0 * prior["variance_shape"] + 1.0)
         return mu, var
     has_data = n > 0
-    safe_n = torch.where(has_data, n, 1.0)
+    safe_n = np.where(has_data, n, 1.0)
     new_mu = s1 / safe_n
-    spread = (s2 - 2.0 * new_mu * s1 + new_mu * new_mu * n).clamp(min=0.0)
+    spread = np.maximum(s2 - 2.0 * new_mu * s1 + new_mu * new_mu * n, 0.0)
     new_var = spread / safe_n
-    return torch.where(has_data, new_mu, mu), torch.where(has_data, new_var, var)
+    return np.where(has_data, new_mu, mu), np.where(has_data, new_var, var)
 
 
 def _ecm_cycles(
-    stats: dict[str, torch.Tensor],
-    prior: dict[str, torch.Tensor],
-    mu: torch.Tensor,
-    var: torch.Tensor,
-    emission_prior: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    stats: Arrays, prior: Arrays, mu: np.ndarray, var: np.ndarray, emission_prior: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Repeat ECM cycles to convergence (one cycle is exact without the prior)."""
     mu, var = _ecm_step(stats, prior, mu, var, emission_prior)
     if not emission_prior:
         return mu, var
     for _ in range(_ECM_CYCLES - 1):
         new_mu, new_var = _ecm_step(stats, prior, mu, var, emission_prior)
-        done = torch.allclose(new_mu, mu, rtol=_ECM_RTOL, atol=0) and torch.allclose(
-            new_var, var, rtol=_ECM_RTOL, atol=0
+        done = bool(
+            (np.abs(new_mu - mu) <= _ECM_RTOL * np.abs(mu)).all()
+            and (np.abs(new_var - var) <= _ECM_RTOL * np.abs(var)).all()
         )
         mu, var = new_mu, new_var
         if done:
             break
     return mu, var
+
+
+def _arrays(values: Params, names: tuple[str, ...]) -> Arrays:
+    """float64 NumPy copies of ``values[name]`` (the M-step's few ``(K, D)`` numbers)."""
+    return {name: values[name].to(STATISTICS_DTYPE).numpy() for name in names}
 
 
 class Gaussian(Coordinatewise):
@@ -174,23 +175,23 @@ class Gaussian(Coordinatewise):
         from the ML estimates, or from ``mu_loc`` and ``variance_scale`` where those are
         undefined.
         """
-        shift = statistics["shift"]
+        stats = _arrays(statistics, ("n", "s1", "s2", "shift"))
+        prior = _arrays(hyperparameters, self.hyperparameter_names) if use_prior else {}
+        shift = stats["shift"]
         if previous is None:
-            nan = torch.full_like(statistics["n"], float("nan"))
-            mu, var = _ecm_step(statistics, hyperparameters, nan, nan, emission_prior=False)
-            if not use_prior:
-                return self._params(mu + shift, var.sqrt())
-            loc = hyperparameters["mu_loc"] - shift
-            mu = torch.where(torch.isfinite(mu), mu, loc)
-            var = torch.where(
-                torch.isfinite(var) & (var > 0), var, hyperparameters["variance_scale"]
-            )
+            nan = np.full(stats["n"].shape, np.nan)
+            mu, var = _ecm_step(stats, prior, nan, nan, emission_prior=False)
+            if use_prior:
+                loc = prior["mu_loc"] - shift
+                mu = np.where(np.isfinite(mu), mu, loc)
+                var = np.where(np.isfinite(var) & (var > 0), var, prior["variance_scale"])
+                mu, var = _ecm_cycles(stats, prior, mu, var, True)
         else:
-            old_mu, old_sigma = self._columns(previous)
-            mu = old_mu.to(STATISTICS_DTYPE) - shift
-            var = old_sigma.to(STATISTICS_DTYPE) ** 2
-        mu, var = _ecm_cycles(statistics, hyperparameters, mu, var, use_prior)
-        return self._params(mu + shift, var.sqrt())
+            old_mu, old_sigma = (
+                value.to(STATISTICS_DTYPE).numpy() for value in self._columns(previous)
+            )
+            mu, var = _ecm_cycles(stats, prior, old_mu - shift, old_sigma**2, use_prior)
+        return self._params(torch.from_numpy(mu + shift), torch.from_numpy(np.sqrt(var)))
 
     def pooled_params(self, data: Sequences) -> Params:
         """Pooled mean and standard deviation (floored at ``1e-12``) of the observed values."""

@@ -18,8 +18,10 @@ difference, started at the previous ``r`` (EM moves it little between updates).
 
 from __future__ import annotations
 
+import numpy as np
 import pyro.distributions as dist
 import torch
+from scipy import special
 from torch.distributions import constraints
 from torch.distributions.constraints import Constraint
 
@@ -133,46 +135,49 @@ class NegativeBinomial(Coordinatewise, DistributionEmission):
         (NaN when ``previous`` is ``None``).
         """
         values, counts = statistics["values"], statistics["counts"]  # (U,), (K, D, U)
+        n_tensor = counts.sum(-1)
+        values, counts = values.to(STATISTICS_DTYPE).numpy(), counts.numpy()
         n, total = counts.sum(-1), (counts * values).sum(-1)
         if use_prior:
             a, b, c, e = (
-                hyperparameters[name].to(STATISTICS_DTYPE) for name in self.hyperparameter_names
+                hyperparameters[name].to(STATISTICS_DTYPE).expand_as(n_tensor).numpy()
+                for name in self.hyperparameter_names
             )
         else:
-            a, c = torch.ones_like(n), torch.ones_like(n)
-            b, e = torch.zeros_like(n), torch.zeros_like(n)
+            a, c = np.ones(n.shape), np.ones(n.shape)
+            b, e = np.zeros(n.shape), np.zeros(n.shape)
 
-        def mean(r: torch.Tensor) -> torch.Tensor:
+        def mean(r: np.ndarray) -> np.ndarray:
             slope = r * (n + b) - (a - 1.0)
-            free = ((total + a - 1.0) * r).clamp(min=0.0)
-            root = torch.sqrt(slope * slope + 4.0 * b * free)
+            free = np.maximum((total + a - 1.0) * r, 0.0)
+            root = np.sqrt(slope * slope + 4.0 * b * free)
             # The positive root without cancellation: 2 C / (B + sqrt(.)) when B > 0.
-            stable = 2.0 * free / torch.where(slope > 0, slope + root, 1.0)
-            other = (root - slope) / torch.where(b > 0, 2.0 * b, 1.0)
-            return torch.where(slope > 0, stable, other).clamp(min=MIN_RATE)
+            stable = 2.0 * free / np.where(slope > 0, slope + root, 1.0)
+            other = (root - slope) / np.where(b > 0, 2.0 * b, 1.0)
+            return np.maximum(np.where(slope > 0, stable, other), MIN_RATE)
 
-        def slope_in_r(r: torch.Tensor) -> torch.Tensor:
+        def slope_in_r(r: np.ndarray) -> np.ndarray:
             m = mean(r)
-            digammas = torch.digamma(values + r.unsqueeze(-1)) - torch.digamma(r).unsqueeze(-1)
+            digammas = special.digamma(values + r[..., None]) - special.digamma(r)[..., None]
             return (
                 (counts * digammas).sum(-1)
-                - n * torch.log1p(m / r)
+                - n * np.log1p(m / r)
                 + (n * m - total) / (r + m)
                 + (c - 1.0) / r
                 - e
             )
 
-        def condition(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        def condition(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             value = slope_in_r(r)
             shifted = r * (1.0 + _SLOPE_STEP)
             return value, (slope_in_r(shifted) - value) / (shifted - r)
 
-        old_rate = old_dispersion = torch.full_like(n, float("nan"))
+        old_rate = old_dispersion = torch.full_like(n_tensor, float("nan"))
         if previous is not None:
             old_rate, old_dispersion = (c.to(STATISTICS_DTYPE) for c in self._columns(previous))
         dispersion = decreasing_root(condition, MIN_DISPERSION, MAX_DISPERSION, old_dispersion)
-        rate = mean(dispersion)
+        rate = torch.from_numpy(mean(dispersion.numpy()))
         if not use_prior:
-            rate = torch.where(n > 0, rate, old_rate)
-            dispersion = torch.where(n > 0, dispersion, old_dispersion)
+            rate = torch.where(n_tensor > 0, rate, old_rate)
+            dispersion = torch.where(n_tensor > 0, dispersion, old_dispersion)
         return self._params(rate, dispersion)

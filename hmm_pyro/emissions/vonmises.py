@@ -209,19 +209,20 @@ class VonMises(Coordinatewise):
         transposed = weights.T
         return {"n": transposed @ observed, "cos": transposed @ cosines, "sin": transposed @ sines}
 
+    @staticmethod
     def _kappa_step(
-        self, stats: Params, prior: Params, mu: torch.Tensor, kappa: torch.Tensor, use_prior: bool
-    ) -> torch.Tensor:
-        """``kappa`` maximising ``Q + log prior`` given ``mu`` (module notes)."""
+        stats: dict[str, np.ndarray],
+        shape: np.ndarray,
+        rate: np.ndarray,
+        mu: np.ndarray,
+        kappa: np.ndarray,
+    ) -> np.ndarray:
+        """``kappa`` maximising ``Q + log prior`` given ``mu`` (module notes; NumPy arrays)."""
         n = stats["n"]
-        projection = stats["cos"] * torch.cos(mu) + stats["sin"] * torch.sin(mu)
-        if use_prior:
-            shape, rate = prior["kappa_shape"], prior["kappa_rate"]
-        else:
-            shape, rate = torch.ones_like(n), torch.zeros_like(n)
+        projection = stats["cos"] * np.cos(mu) + stats["sin"] * np.sin(mu)
 
-        def condition(value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            resultant = mean_resultant(value)
+        def condition(value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            resultant = special.i1e(value) / special.i0e(value)
             slope_a = 1.0 - resultant / value - resultant**2
             return (
                 projection - rate - n * resultant + (shape - 1.0) / value,
@@ -242,42 +243,52 @@ class VonMises(Coordinatewise):
         Without the prior one cycle is exact; a coordinate without weight keeps its previous
         parameters (NaN when ``previous`` is ``None``), and so does a mean direction whose
         resultant is zero. With the prior the cycles repeat (at most 100) to relative change
-        ``1e-12``.
+        ``1e-12``, except under a prior without weight on the direction (``angle_concentration
+        = 0``, the default), where ``mu`` does not depend on ``kappa`` and one cycle is exact.
+        The cycles run in NumPy on the ``(K, D)`` statistics.
         """
-        n, cosines, sines = statistics["n"], statistics["cos"], statistics["sin"]
+        stats = {
+            name: statistics[name].to(STATISTICS_DTYPE).numpy() for name in ("n", "cos", "sin")
+        }
+        n, cosines, sines = stats["n"], stats["cos"], stats["sin"]
         if previous is None:
-            old_mu = old_kappa = torch.full_like(n, float("nan"))
+            old_mu = old_kappa = np.full(n.shape, np.nan)
         else:
             old_mu, old_kappa = (
-                p.to(STATISTICS_DTYPE).expand_as(n) for p in self._columns(previous)
+                np.broadcast_to(p.to(STATISTICS_DTYPE).numpy(), n.shape)
+                for p in self._columns(previous)
             )
         if not use_prior:
             defined = n > 0
             direction = (cosines != 0) | (sines != 0)
-            mu = torch.atan2(sines, cosines)  # 0 where there is no resultant
-            kappa = self._kappa_step(statistics, hyperparameters, mu, old_kappa, use_prior=False)
-            mu = torch.where(direction, mu, old_mu)
-            kappa = torch.where(direction, kappa, MIN_KAPPA)
-            mu = torch.where(defined, mu, old_mu)
-            kappa = torch.where(defined, kappa, old_kappa)
-            return self._params(mu, kappa)
-        loc = hyperparameters["angle_loc"].to(STATISTICS_DTYPE)
-        weight = hyperparameters["angle_concentration"].to(STATISTICS_DTYPE)
-        mu = torch.where(torch.isfinite(old_mu), old_mu, loc)
-        kappa = torch.where(torch.isfinite(old_kappa), old_kappa, 1.0)
+            mu = np.arctan2(sines, cosines)  # 0 where there is no resultant
+            ones, zeros = np.ones(n.shape), np.zeros(n.shape)
+            kappa = self._kappa_step(stats, ones, zeros, mu, old_kappa)
+            mu = np.where(direction, mu, old_mu)
+            kappa = np.where(direction, kappa, MIN_KAPPA)
+            mu = np.where(defined, mu, old_mu)
+            kappa = np.where(defined, kappa, old_kappa)
+            return self._params(torch.from_numpy(mu), torch.from_numpy(kappa))
+        loc, weight, shape, rate = (
+            np.broadcast_to(hyperparameters[name].to(STATISTICS_DTYPE).numpy(), n.shape)
+            for name in ("angle_loc", "angle_concentration", "kappa_shape", "kappa_rate")
+        )
+        mu = np.where(np.isfinite(old_mu), old_mu, loc)
+        kappa = np.where(np.isfinite(old_kappa), old_kappa, 1.0)
+        prior_x, prior_y = weight * np.cos(loc), weight * np.sin(loc)
         for _ in range(_ECM_CYCLES):
-            x = kappa * cosines + weight * torch.cos(loc)
-            y = kappa * sines + weight * torch.sin(loc)
-            new_mu = torch.where((x != 0) | (y != 0), torch.atan2(y, x), mu)
-            new_kappa = self._kappa_step(statistics, hyperparameters, new_mu, kappa, True)
-            turn = _wrap(new_mu - mu).abs()
-            done = bool((turn <= _ECM_RTOL * (1.0 + mu.abs())).all()) and torch.allclose(
-                new_kappa, kappa, rtol=_ECM_RTOL, atol=0
+            x = kappa * cosines + prior_x
+            y = kappa * sines + prior_y
+            new_mu = np.where((x != 0) | (y != 0), np.arctan2(y, x), mu)
+            new_kappa = self._kappa_step(stats, shape, rate, new_mu, kappa)
+            turn = np.abs(np.remainder(new_mu - mu + math.pi, 2.0 * math.pi) - math.pi)
+            done = bool((turn <= _ECM_RTOL * (1.0 + np.abs(mu))).all()) and bool(
+                (np.abs(new_kappa - kappa) <= _ECM_RTOL * np.abs(kappa)).all()
             )
             mu, kappa = new_mu, new_kappa
-            if done:
-                break
-        return self._params(mu, kappa)
+            if done or not weight.any():
+                break  # without a prior weight on the direction, mu is atan2(S, C): one cycle
+        return self._params(torch.from_numpy(mu), torch.from_numpy(kappa))
 
     def pooled_params(self, data: Sequences) -> Params:
         """The ML von Mises fit to all observed angles of each coordinate."""

@@ -59,6 +59,24 @@ def _check_tensor(name: str, value: object, min_dim: int) -> torch.Tensor:
     return value
 
 
+def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """The broadcast of ``shapes`` (``torch.broadcast_shapes``' rule in plain Python).
+
+    Called on every kernel call with a few short shapes, where torch's version (symbolic-shape
+    guards for tracing) costs tens of microseconds. Raises ``RuntimeError`` as torch's does.
+    """
+    ndim = max((len(shape) for shape in shapes), default=0)
+    result = [1] * ndim
+    for shape in shapes:
+        for index, size in enumerate(shape, start=ndim - len(shape)):
+            if size == 1 or size == result[index]:
+                continue
+            if result[index] != 1:
+                raise RuntimeError(f"shapes {[tuple(item) for item in shapes]} do not broadcast")
+            result[index] = size
+    return tuple(result)
+
+
 def _check_states(log_pi: torch.Tensor, log_lik: torch.Tensor) -> tuple[int, int]:
     """``(T, K)`` of ``log_lik``, at least one each, with ``log_pi``'s last dimension ``K``."""
     num_steps, num_states = log_lik.shape[-2:]
@@ -135,7 +153,7 @@ def prepare_inputs(
         raise ValueError(f"log_A: expected {what}{matrix}, got {describe(log_A)}")
     lengths = _check_lengths(lengths, num_steps, log_lik.device)
     try:
-        batch = torch.broadcast_shapes(
+        batch = broadcast_shapes(
             log_pi.shape[:-1], log_A.shape[: -len(matrix)], log_lik.shape[:-2], lengths.shape
         )
     except RuntimeError as error:
@@ -205,7 +223,7 @@ def prepare_regression_inputs(
         "lengths": lengths.shape,
     }
     try:
-        batch = torch.broadcast_shapes(*shapes.values())
+        batch = broadcast_shapes(*shapes.values())
     except RuntimeError as error:
         raise ValueError(
             "log_pi, coefficients, design, log_lik, lengths: leading (batch) dimensions do not "

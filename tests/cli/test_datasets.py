@@ -11,7 +11,8 @@ def test_list_describe_and_copy(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     listed = [line.split(maxsplit=1) for line in lines[: len(DATASETS)]]
     assert listed == [[name, entry.title] for name, entry in DATASETS.items()]
-    assert lines[0].startswith("earthquakes   Annual counts of major earthquakes")
+    width = max(len(name) for name in DATASETS)  # names padded to the longest, then 2 spaces
+    assert lines[0].startswith("earthquakes".ljust(width + 2) + "Annual counts of major")
     out = tmp_path / "copy" / "quakes.csv"
     assert main(["datasets", "earthquakes", "--out", str(out)]) == 0
     printed = capsys.readouterr().out

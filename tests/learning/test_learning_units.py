@@ -116,21 +116,22 @@ def test_one_ecm_cycle_maximises_each_exact_conditional_objective():
     mu0, sigma0 = 0.3, 2.0
     prior = prior_tensors(hmm).emission
     mu, var = _ecm_step(
-        stats.emission,
-        prior,
-        torch.tensor([[mu0]], dtype=DTYPE),
-        torch.tensor([[sigma0**2]], dtype=DTYPE),
+        {name: value.numpy() for name, value in stats.emission.items()},
+        {name: value.numpy() for name, value in prior.items()},
+        np.array([[mu0]]),
+        np.array([[sigma0**2]]),
         True,
     )
     options = {"xatol": 1e-10}
     best_mu = minimize_scalar(
         lambda m: -objective(m, sigma0), bounds=(-10, 10), method="bounded", options=options
     ).x
-    assert float(mu) == pytest.approx(best_mu, abs=1e-6)
+    new_mu = float(mu.item())
+    assert new_mu == pytest.approx(best_mu, abs=1e-6)
     best_sigma = minimize_scalar(
-        lambda s: -objective(float(mu), s), bounds=(1e-3, 20), method="bounded", options=options
+        lambda s: -objective(new_mu, s), bounds=(1e-3, 20), method="bounded", options=options
     ).x
-    assert float(var.sqrt()) == pytest.approx(best_sigma, abs=1e-6)
+    assert float(np.sqrt(var).item()) == pytest.approx(best_sigma, abs=1e-6)
 
 
 def test_gaussian_m_step_reaches_the_joint_maximum():
