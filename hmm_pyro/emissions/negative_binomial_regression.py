@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pyro.distributions as dist
 import torch
 
@@ -158,18 +159,22 @@ class NegativeBinomialRegression(PoissonRegression):
             return gradient, curvature + torch.diag_embed(precision)
 
         def slope_in_r(r: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-            digammas = torch.digamma(y + r) - torch.digamma(r)
-            terms = digammas - torch.log1p(m / r) + (m - y) / (r + m)
-            return (weights * terms).sum(0) + (c - 1.0) / r - e
+            """The derivative in ``r (..., K)`` (leading axes: the root finder's ends)."""
+            each = r.unsqueeze(-2)  # (..., 1, K) against the steps' (M, K)
+            digammas = torch.digamma(y + each) - torch.digamma(each)
+            terms = digammas - torch.log1p(m / each) + (m - y) / (each + m)
+            return (weights * terms).sum(-2) + (c - 1.0) / r - e
 
         for _ in range(_ECM_CYCLES):
             new_w = newton_maximize(w, objective, derivatives)
             m = (design @ new_w.T).clamp(max=MAX_ETA).exp()
 
-            def condition(r: torch.Tensor, m: torch.Tensor = m) -> tuple[torch.Tensor, ...]:
-                value = slope_in_r(r, m)
-                shifted = r * (1.0 + _SLOPE_STEP)
-                return value, (slope_in_r(shifted, m) - value) / (shifted - r)
+            def condition(r: np.ndarray, m: torch.Tensor = m) -> tuple[np.ndarray, np.ndarray]:
+                at = torch.from_numpy(r)
+                value = slope_in_r(at, m)
+                shifted = at * (1.0 + _SLOPE_STEP)
+                slope = (slope_in_r(shifted, m) - value) / (shifted - at)
+                return value.numpy(), slope.numpy()
 
             new_r = decreasing_root(condition, MIN_DISPERSION, MAX_DISPERSION, r)
             change = max(
