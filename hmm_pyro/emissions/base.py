@@ -517,8 +517,8 @@ class Emission(ABC):
         """The family whose law depends on the covariates ``names`` (an emission regression).
 
         ``OptionError`` (argument ``emission_covariates``) for a family without one; the
-        Gaussian, Poisson and categorical families have one
-        (:mod:`hmm_pyro.emissions.regression`).
+        univariate Gaussian, Poisson, negative binomial and categorical families have one
+        (:mod:`hmm_pyro.emissions.regression` and the ``*_regression`` modules).
         """
         raise OptionError(
             "emission_covariates", f"{self!r} has no emission regression on covariates"
