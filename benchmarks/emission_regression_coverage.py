@@ -24,8 +24,10 @@ parameters (slopes of both signs and a null effect; ``--truth prior``: parameter
 model's prior, new each replication, where a calibrated posterior's coverage is nominal on
 average), runs NUTS (``--chains`` chains of
 ``--warmup`` + ``--draws``, in this process, one thread), matches the states to the truth by
-their intercepts, and records whether the central 90% interval of each coefficient (6; 12 for
-the categorical family) covers the truth. Per coefficient the covered count is Binomial(R, 0.9)
+their first coefficients (an intercept; ``--match nearest``: the labelling whose posterior means
+are nearest the truth's coefficients, for truths whose states share an intercept), and
+records whether the central 90% interval of each coefficient (6; 12 for the categorical
+family) covers the truth. Per coefficient the covered count is Binomial(R, 0.9)
 under nominal coverage; the pooled count is reported with a two-sided binomial p-value that
 treats the coefficients as independent (those of one fit share its data: a screen, not an
 exact test).
@@ -127,10 +129,14 @@ def _replicate(replication: int, args: argparse.Namespace) -> dict:
         labels = [f"symbol {v + 1} {term}" for v in range(shape[1]) for term in TERMS]
     else:
         labels = list(TERMS)
-    # states matched to the truth by their first coefficient (an intercept)
-    order = torch.argsort(fit.posterior_mean()[name].reshape(2, -1)[:, 0])
-    draws = fit.draws()[name].reshape(-1, *shape)[:, order].reshape(-1, 2, len(labels))
     planted = truth[name][torch.argsort(truth[name].reshape(2, -1)[:, 0])].reshape(2, -1).numpy()
+    mean = fit.posterior_mean()[name].reshape(2, -1)
+    if args.match == "intercept":  # states matched to the truth by their first coefficient
+        order = torch.argsort(mean[:, 0])
+    else:  # the labelling whose posterior means are nearest the truth's coefficients
+        gaps = [float(((mean[list(p)].numpy() - planted) ** 2).sum()) for p in ((0, 1), (1, 0))]
+        order = torch.tensor((0, 1) if gaps[0] <= gaps[1] else (1, 0))
+    draws = fit.draws()[name].reshape(-1, *shape)[:, order].reshape(-1, 2, len(labels))
     values, covered, means, sds = {}, {}, {}, {}
     for state in range(2):
         for k, label in enumerate(labels):
@@ -192,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=150)
     parser.add_argument("--draws", type=int, default=150)
     parser.add_argument("--truth", choices=("planted", "prior"), default="planted")
+    parser.add_argument("--match", choices=("intercept", "nearest"), default="intercept")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -216,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     section = args.family if args.truth == "planted" else f"{args.family} (truth from the prior)"
+    if args.match == "nearest":
+        section += " (nearest labelling)"
     runs = []
     for replication in range(args.replications):
         runs.append(_replicate(replication, args))
