@@ -546,14 +546,20 @@ class HMM:
         )
 
     def sample_observations(
-        self, params: Params, states: torch.Tensor, generator: torch.Generator
+        self,
+        params: Params,
+        states: torch.Tensor,
+        generator: torch.Generator,
+        covariates: Any = None,
     ) -> torch.Tensor:
         """Observations ``(N, T, D)`` of one parameter set given state paths ``(N, T)``.
 
-        The emission family's :meth:`~hmm_pyro.emissions.Emission.sample`; a model with
-        parameters per sequence (:class:`~hmm_pyro.MultilevelHMM`) draws each with its own.
+        The emission family's :meth:`~hmm_pyro.emissions.Emission.sample_with_covariates`
+        (``covariates``: the sequences' :class:`~hmm_pyro.Covariates`, read by an emission
+        regression); a model with parameters per sequence (:class:`~hmm_pyro.MultilevelHMM`)
+        draws each with its own.
         """
-        return self.emission.sample(params, states, generator)
+        return self.emission.sample_with_covariates(params, states, generator, covariates)
 
     # ------------------------------------------------------------------ Pyro models
     def sample_params(self) -> Params:
@@ -608,6 +614,6 @@ class HMM:
                 )
                 pyro.sample(
                     f"y_{t}",
-                    self.emission.conditional(params, state, observed[:, t]),
+                    self.emission.conditional_at(params, state, observed[:, t], data.covariates, t),
                     obs=self.emission.observation(values[:, t]),
                 )

@@ -123,7 +123,7 @@ def simulate(
         state = draw_categorical(moves, generator)
         columns.append(state)
     states = torch.stack(columns, dim=-1)
-    values = hmm.sample_observations(params, states, generator)
+    values = hmm.sample_observations(params, states, generator, covariates)
     valid = torch.arange(max_length) < torch.tensor(lengths)[:, None]
     data = Sequences(
         [values[n, : lengths[n]] for n in range(num_sequences)],

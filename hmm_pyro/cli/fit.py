@@ -8,9 +8,13 @@ estimates, elapsed time).
 ``--transition-covariates`` reads columns of the CSV data file as covariates (standardised
 unless ``--raw-covariates``; the means and standard deviations are kept in the fit) and fits a
 :class:`~hmm_pyro.CovariateHMM` (NUTS, SVI or MAP); the plots of the transition probabilities
-against each covariate are written next to the fit. ``--subject-column`` names each
-sequence's subject and fits a :class:`~hmm_pyro.MultilevelHMM` (NUTS, SVI or MAP); the
-shrinkage plot is written next to the fit.
+against each covariate are written next to the fit. ``--emission-covariates`` reads columns
+the same way and makes the emission a regression on them (the family's
+:meth:`~hmm_pyro.emissions.Emission.with_covariates`: Gaussian mean ``x_t . w_k``, Poisson and
+negative binomial log mean, categorical log-odds); with it alone the transitions stay
+homogeneous and every method applies.
+``--subject-column`` names each sequence's subject and fits a :class:`~hmm_pyro.MultilevelHMM`
+(NUTS, SVI or MAP); the shrinkage plot is written next to the fit.
 """
 
 from __future__ import annotations
@@ -137,17 +141,25 @@ def _columns(text: str | None) -> list[str]:
 
 
 def _check_covariate_options(args: argparse.Namespace, streaming: bool) -> None:
-    """Covariates: CSV columns, in memory, for the runners of a CovariateHMM."""
+    """Covariates: CSV columns, in memory; transition ones for the runners of a CovariateHMM."""
     given = _columns(args.transition_covariates)
     if args.transition_covariates is not None and not given:
         raise ValueError("--transition-covariates: expected comma-separated column names")
+    emitted = _columns(args.emission_covariates)
+    if args.emission_covariates is not None and not emitted:
+        raise ValueError("--emission-covariates: expected comma-separated column names")
+    if emitted and streaming:
+        raise ValueError(
+            "--emission-covariates: covariates are read from a CSV data file in memory; "
+            "not with --batch-size or a store"
+        )
     if not given:
-        for flag, value in (
-            ("--initial-covariates", args.initial_covariates),
-            ("--raw-covariates", args.raw_covariates or None),
-        ):
-            if value is not None:
-                raise ValueError(f"{flag}: goes with --transition-covariates")
+        if args.initial_covariates is not None:
+            raise ValueError("--initial-covariates: goes with --transition-covariates")
+        if args.raw_covariates and not emitted:
+            raise ValueError(
+                "--raw-covariates: goes with --transition-covariates or --emission-covariates"
+            )
         return
     if streaming:
         raise ValueError(
@@ -167,8 +179,12 @@ def _check_subject_options(args: argparse.Namespace, streaming: bool) -> None:
         return
     if not args.subject_column.strip():
         raise ValueError("--subject-column: expected a column name")
-    if args.transition_covariates is not None:
-        raise ValueError("--subject-column: not with --transition-covariates (one or the other)")
+    for flag, value in (
+        ("--transition-covariates", args.transition_covariates),
+        ("--emission-covariates", args.emission_covariates),
+    ):
+        if value is not None:
+            raise ValueError(f"--subject-column: not with {flag} (one or the other)")
     if streaming:
         raise ValueError(
             "--subject-column: subjects are read from a CSV data file in memory; not with "
@@ -235,13 +251,30 @@ def _multilevel_model(args: argparse.Namespace, data: Any, prior: Any) -> Any:
 
 
 def _covariate_model(args: argparse.Namespace, data: Any, prior: Any) -> Any:
-    """The :class:`~hmm_pyro.CovariateHMM` of the model options and the covariate columns."""
+    """The model of the options and the covariate columns.
+
+    An :class:`~hmm_pyro.HMM` whose emission is a regression (``--emission-covariates``), a
+    :class:`~hmm_pyro.CovariateHMM` (``--transition-covariates``), or both.
+    """
     from hmm_pyro.covariate_model import CovariateHMM
+    from hmm_pyro.model import HMM
 
     plain = model_of(args, data, prior=prior)  # the emission and prior options, checked
+    emission = plain.emission
+    emitted = _columns(args.emission_covariates)
+    if emitted:
+        try:
+            emission = emission.with_covariates(tuple(emitted))
+        except ValueError as error:
+            message = str(error)
+            if getattr(error, "argument", None) == "emission_covariates":  # an OptionError
+                message = f"--emission-covariates:{message.partition(':')[2]}"
+            raise ValueError(message) from error
+    if not _columns(args.transition_covariates):
+        return HMM(plain.num_states, emission, prior=plain.prior)
     return CovariateHMM(
         plain.num_states,
-        plain.emission,
+        emission,
         _columns(args.transition_covariates),
         _columns(args.initial_covariates),
         prior=plain.prior,
@@ -252,7 +285,11 @@ def _fit_in_memory(args: argparse.Namespace) -> Fit:
     from hmm_pyro.priors import Prior
     from hmm_pyro.runners import get_runner
 
-    covariates = _columns(args.transition_covariates) + _columns(args.initial_covariates)
+    covariates = [
+        *_columns(args.transition_covariates),
+        *_columns(args.initial_covariates),
+        *_columns(args.emission_covariates),
+    ]
     columns = list(dict.fromkeys(covariates))
     options = {"covariates": columns, "standardize": not args.raw_covariates} if columns else {}
     data = load_data(args, **options)
@@ -380,7 +417,9 @@ def add_parser(commands: Any) -> None:
         help="plain maximum likelihood: no emission prior and flat Dirichlet priors "
         "(concentration 1, no stickiness) on pi and A; refuses the prior options",
     )
-    covariates = parser.add_argument_group("covariates (non-homogeneous transitions)")
+    covariates = parser.add_argument_group(
+        "covariates (non-homogeneous transitions, emission regressions)"
+    )
     covariates.add_argument(
         "--transition-covariates",
         metavar="COLS",
@@ -392,6 +431,14 @@ def add_parser(commands: Any) -> None:
         "--initial-covariates",
         metavar="COLS",
         help="columns whose first-step values the initial distribution depends on",
+    )
+    covariates.add_argument(
+        "--emission-covariates",
+        metavar="COLS",
+        help="comma-separated columns of the CSV data file that the emission depends on: "
+        "--emission gaussian regresses the mean on them, poisson and negative_binomial the "
+        "log mean, categorical the log-odds against symbol 0 (univariate data; any --method; "
+        "with --transition-covariates too, nuts, svi or map)",
     )
     covariates.add_argument(
         "--raw-covariates",

@@ -28,7 +28,6 @@ import numpy as np
 import torch
 
 from hmm_pyro._types import Params
-from hmm_pyro.data import Sequences
 from hmm_pyro.diagnostics.folds import MIN_LOO_SEQUENCES, make_folds
 from hmm_pyro.fit import Fit
 from hmm_pyro.fit.inference_data import az
@@ -101,8 +100,7 @@ def pointwise_elpd(fit: Fit) -> tuple[np.ndarray, np.ndarray, str]:
         full = hmm.log_likelihood(draws, data).numpy()
         log_lik = np.empty((full.shape[0], split.num_units))
         for fold in range(count):
-            values, lengths = split.train[fold]
-            rest = Sequences(values, lengths=lengths, dim=values.shape[-1])
+            rest = split.sequences(fold, "train")
             log_lik[:, split.units[fold]] = full - hmm.log_likelihood(draws, rest).numpy()
         text = f"PSIS leave-one-block-out ({count} contiguous time blocks per sequence)"
     smoothed, pareto_k = az.psislw(-log_lik.T)  # (units, draws): normalised log weights

@@ -13,10 +13,11 @@ Used by :func:`~hmm_pyro.compare.compare_priors` and by the refits of :func:`hmm
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from hmm_pyro.covariates import Covariates
 from hmm_pyro.data import Sequences
 
 __all__ = [
@@ -94,6 +95,9 @@ class Folds:
         Per fold: the pointwise unit of each test column.
     num_units : int
         Sequences, or sequences times folds for blocks.
+    covariates : list of (Covariates or None, Covariates or None)
+        Per fold: the covariates of the training and of the test sequences (empty when the
+        data have none).
     """
 
     kind: str
@@ -101,6 +105,13 @@ class Folds:
     test: list[tuple[np.ndarray, np.ndarray]]
     units: list[list[int]]
     num_units: int
+    covariates: list[tuple[Covariates | None, Covariates | None]] = field(default_factory=list)
+
+    def sequences(self, fold: int, part: str) -> Sequences:
+        """The training (``part="train"``) or test sequences of ``fold``, with their covariates."""
+        values, lengths = (self.train if part == "train" else self.test)[fold]
+        covariates = self.covariates[fold][part != "train"] if self.covariates else None
+        return Sequences(values, lengths=lengths, dim=values.shape[-1], covariates=covariates)
 
 
 def make_folds(data: Sequences, folds: int) -> Folds:
@@ -127,6 +138,8 @@ def make_folds(data: Sequences, folds: int) -> Folds:
     lengths = data.lengths.numpy()
     num = data.num_sequences
     train, test, units = [], [], []
+    covariates = data.covariates
+    parts: list[tuple[Covariates | None, Covariates | None]] = []
     if num >= folds:
         assignment = np.arange(num) % folds
         for fold in range(folds):
@@ -134,7 +147,9 @@ def make_folds(data: Sequences, folds: int) -> Folds:
             train.append(_trim(values[keep], lengths[keep]))
             test.append(_trim(values[out], lengths[out]))
             units.append([int(n) for n in out])
-        return Folds("sequences", train, test, units, num)
+            if covariates is not None:
+                parts.append((covariates.select(keep.tolist()), covariates.select(out.tolist())))
+        return Folds("sequences", train, test, units, num, parts)
     short = int(lengths.min())
     if short < folds:
         raise ValueError(
@@ -149,7 +164,9 @@ def make_folds(data: Sequences, folds: int) -> Folds:
         train.append((masked, lengths))
         test.append((values, lengths))
         units.append([n * folds + fold for n in range(num)])
-    return Folds("blocks", train, test, units, num * folds)
+        if covariates is not None:
+            parts.append((covariates, covariates))
+    return Folds("blocks", train, test, units, num * folds, parts)
 
 
 def _trim(values: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -334,10 +334,6 @@ def bic(point: PointFit, data: Sequences) -> float:
     return -2.0 * point.log_likelihood + count * math.log(max(data.num_observed, 1))
 
 
-def _sequences(values: np.ndarray, lengths: np.ndarray) -> Sequences:
-    return Sequences(values, lengths=lengths, dim=values.shape[-1])
-
-
 def _fold_start(hmm: HMM, params: Params, train: Sequences) -> Params:
     """:data:`SHRINK` of the way from ``params`` to the one-state fit of ``train``."""
     num = hmm.num_states
@@ -394,8 +390,8 @@ def held_out(
             todo.append(row)
     with torch_threads(1):
         for fold in range(count):
-            train = _sequences(*split.train[fold])
-            test = _sequences(*split.test[fold])
+            train = split.sequences(fold, "train")
+            test = split.sequences(fold, "test")
             for row in todo:
                 point = points[row]
                 hmm = point.hmm

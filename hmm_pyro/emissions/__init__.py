@@ -20,30 +20,41 @@ from typing import Any
 
 from hmm_pyro.emissions.base import Emission
 from hmm_pyro.emissions.categorical import Categorical
+from hmm_pyro.emissions.categorical_regression import CategoricalRegression
 from hmm_pyro.emissions.distribution import DistributionEmission
 from hmm_pyro.emissions.gamma import Gamma
 from hmm_pyro.emissions.gaussian import Gaussian
+from hmm_pyro.emissions.gaussian_regression import GaussianRegression
 from hmm_pyro.emissions.mvnormal import MultivariateNormal
 from hmm_pyro.emissions.negative_binomial import NegativeBinomial
+from hmm_pyro.emissions.negative_binomial_regression import NegativeBinomialRegression
 from hmm_pyro.emissions.poisson import Poisson
+from hmm_pyro.emissions.poisson_regression import PoissonRegression
 from hmm_pyro.emissions.product import Product
 from hmm_pyro.emissions.pyro_emission import Parameter, PyroEmission, defined_family
+from hmm_pyro.emissions.regression import Regression
 from hmm_pyro.emissions.student_t import StudentT
 from hmm_pyro.emissions.vonmises import VonMises
 
 __all__ = [
     "FAMILIES",
+    "REGRESSIONS",
     "Categorical",
+    "CategoricalRegression",
     "DistributionEmission",
     "Emission",
     "Gamma",
     "Gaussian",
+    "GaussianRegression",
     "MultivariateNormal",
     "NegativeBinomial",
+    "NegativeBinomialRegression",
     "Parameter",
     "Poisson",
+    "PoissonRegression",
     "Product",
     "PyroEmission",
+    "Regression",
     "StudentT",
     "VonMises",
     "from_config",
@@ -62,6 +73,18 @@ FAMILIES: dict[str, type[Emission]] = {
 }
 """The registry: family name -> class. A new family is one module plus one entry here."""
 
+REGRESSIONS: dict[str, type[Emission]] = {
+    CategoricalRegression.family: CategoricalRegression,
+    GaussianRegression.family: GaussianRegression,
+    NegativeBinomialRegression.family: NegativeBinomialRegression,
+    PoissonRegression.family: PoissonRegression,
+}
+"""The emission regressions (:mod:`hmm_pyro.emissions.regression`): family name -> class.
+
+Apart from :data:`FAMILIES` (the choices of the CLI's ``--emission``): a regression is built from
+a plain family and covariate names (:meth:`Emission.with_covariates`, ``--emission-covariates``).
+"""
+
 
 def from_config(config: Mapping[str, Any]) -> Emission:
     """Rebuild an emission family from :meth:`Emission.to_config` output.
@@ -73,6 +96,8 @@ def from_config(config: Mapping[str, Any]) -> Emission:
     family = options.pop("family", None)
     if family in FAMILIES:
         return FAMILIES[family].from_config_options(options, from_config)
+    if family in REGRESSIONS:
+        return REGRESSIONS[family].from_config_options(options, from_config)
     user_defined = defined_family(family, options) if isinstance(family, str) else None
     if user_defined is None:
         raise ValueError(

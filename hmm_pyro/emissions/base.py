@@ -25,6 +25,7 @@ from torch.distributions.transforms import Transform
 from hmm_pyro import kernels
 from hmm_pyro._types import Params
 from hmm_pyro._validation import describe
+from hmm_pyro.covariates import Covariates
 from hmm_pyro.data import Sequences
 from hmm_pyro.emissions.potential_terms import PotentialTerms, dirichlet_log_normalizer
 from hmm_pyro.emissions.statistics import STATISTICS_DTYPE
@@ -473,6 +474,21 @@ class Emission(ABC):
         ``observed`` the ``(N, D)`` mask of the step.
         """
 
+    def conditional_at(
+        self,
+        params: Params,
+        states: torch.Tensor,
+        observed: torch.Tensor,
+        covariates: Covariates | None,
+        step: int,
+    ) -> dist.TorchDistribution:
+        """:meth:`conditional` at step ``step`` of sequences with ``covariates``.
+
+        The enumerated Pyro model calls this; a family whose law depends on the covariates
+        (an emission regression) reads the step's covariate rows. The default ignores them.
+        """
+        return self.conditional(params, states, observed)
+
     def observation(self, values: torch.Tensor) -> torch.Tensor:
         """One step's filled values ``(N, D)`` in the form :meth:`conditional` scores."""
         return values
@@ -482,6 +498,31 @@ class Emission(ABC):
         self, params: Params, states: torch.Tensor, generator: torch.Generator
     ) -> torch.Tensor:
         """Draw observations ``(*states.shape, D)`` given a single parameter set and states."""
+
+    def sample_with_covariates(
+        self,
+        params: Params,
+        states: torch.Tensor,
+        generator: torch.Generator,
+        covariates: Covariates | None,
+    ) -> torch.Tensor:
+        """:meth:`sample` for states ``(N, T)`` of sequences with ``covariates`` (or none).
+
+        The simulator calls this; a family whose law depends on the covariates (an emission
+        regression) reads them. The default ignores them.
+        """
+        return self.sample(params, states, generator)
+
+    def with_covariates(self, names: tuple[str, ...]) -> Emission:
+        """The family whose law depends on the covariates ``names`` (an emission regression).
+
+        ``OptionError`` (argument ``emission_covariates``) for a family without one; the
+        univariate Gaussian, Poisson, negative binomial and categorical families have one
+        (:mod:`hmm_pyro.emissions.regression` and the ``*_regression`` modules).
+        """
+        raise OptionError(
+            "emission_covariates", f"{self!r} has no emission regression on covariates"
+        )
 
     # ------------------------------------------------------------------ distances
     @abstractmethod

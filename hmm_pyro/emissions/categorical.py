@@ -19,6 +19,7 @@ from hmm_pyro._tables import check_symbols
 from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_int
 from hmm_pyro.data import Sequences
+from hmm_pyro.emissions._integers import check_symbols_in_range
 from hmm_pyro.emissions.base import (
     STATISTICS_DTYPE,
     Emission,
@@ -28,6 +29,7 @@ from hmm_pyro.emissions.base import (
     dirichlet_log_normalizer,
     transition_logs,
 )
+from hmm_pyro.emissions.categorical_regression import CategoricalRegression
 from hmm_pyro.emissions.statistics import _STATISTICS_CACHE
 from hmm_pyro.kernels import _numba
 from hmm_pyro.kernels import categorical as categorical_kernel
@@ -161,21 +163,14 @@ class Categorical(Emission):
         """``"state:symbol"``."""
         return "state:symbol"
 
+    def with_covariates(self, names: tuple[str, ...]) -> CategoricalRegression:
+        """The multinomial-logit regression on ``names`` (the GLM-HMM), same symbols."""
+        return CategoricalRegression(self.num_symbols, names, symbols=self.symbols)
+
     def validate_data(self, data: Sequences) -> None:
         """Require integer symbols in ``[0, V)``."""
         self._check_dim(data)
-        values = self._observed_values(data)
-        if values.numel() == 0:
-            return
-        if not torch.equal(values, values.round()):
-            bad = values[values != values.round()][0].item()
-            raise ValueError(f"data: expected integer symbols for {self!r}, got {bad}")
-        low, high = int(values.min()), int(values.max())
-        if low < 0 or high >= self.num_symbols:
-            raise ValueError(
-                f"data: expected symbols in [0, {self.num_symbols - 1}] for {self!r}, "
-                f"got values in [{low}, {high}]"
-            )
+        check_symbols_in_range(data, self.num_symbols, repr(self))
 
     def prior_distributions(
         self, prior: Prior, num_states: int, dtype: torch.dtype

@@ -30,7 +30,9 @@ from pyro.distributions.transforms import PowerTransform
 
 from hmm_pyro._types import Params
 from hmm_pyro.data import Sequences
+from hmm_pyro.emissions.base import OptionError
 from hmm_pyro.emissions.coordinatewise import Coordinatewise
+from hmm_pyro.emissions.gaussian_regression import GaussianRegression
 from hmm_pyro.emissions.potential_terms import PotentialTerms, potential_data
 from hmm_pyro.emissions.statistics import STATISTICS_DTYPE, moment_statistics, quantile_locations
 from hmm_pyro.kernels._numba import (
@@ -121,6 +123,14 @@ class Gaussian(Coordinatewise):
     positive_params = ("sigma",)
     random_effect_params = (("mu", "location"),)
     hyperparameter_names = ("mu_loc", "mu_scale", "variance_shape", "variance_scale")
+
+    def with_covariates(self, names: tuple[str, ...]) -> GaussianRegression:
+        """The Gaussian regression on ``names`` (univariate data only)."""
+        if self._dim is not None:
+            raise OptionError(
+                "emission_covariates", f"a regression of univariate data only, not {self!r}"
+            )
+        return GaussianRegression(names)
 
     def validate_data(self, data: Sequences) -> None:
         """Require the right dimension (finiteness is checked by :class:`Sequences`)."""

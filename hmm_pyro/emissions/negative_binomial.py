@@ -27,18 +27,16 @@ from torch.distributions.constraints import Constraint
 
 from hmm_pyro._types import Params
 from hmm_pyro.data import Sequences
+from hmm_pyro.emissions._integers import MAX_DISPERSION, MIN_DISPERSION
 from hmm_pyro.emissions._roots import decreasing_root
+from hmm_pyro.emissions.base import Emission, OptionError
 from hmm_pyro.emissions.coordinatewise import Coordinatewise
 from hmm_pyro.emissions.distribution import DistributionEmission
+from hmm_pyro.emissions.negative_binomial_regression import NegativeBinomialRegression
 from hmm_pyro.emissions.poisson import MIN_RATE, Poisson
 from hmm_pyro.emissions.statistics import _STATISTICS_CACHE, STATISTICS_DTYPE
 
 __all__ = ["MAX_DISPERSION", "MIN_DISPERSION", "NegativeBinomial"]
-MIN_DISPERSION = 1e-8
-MAX_DISPERSION = 1e6
-"""The M-step's search interval for ``r``. At the upper end the variance exceeds Poisson's by
-``rate**2 / 1e6``; beyond it the sign of the derivative in ``r`` (terms of order ``1 / r**2``)
-is lost in the round-off of ``psi(u + r) - psi(r)``."""
 _SLOPE_STEP = 1e-6
 """Relative step of ``r`` for the forward difference that gives Newton its slope (the root
 itself does not depend on it: the bracket and the tolerance of ``decreasing_root`` do)."""
@@ -90,6 +88,14 @@ class NegativeBinomial(Coordinatewise, DistributionEmission):
     def location(self, params: Params) -> torch.Tensor:
         """Mean of the first channel: ``(..., K)``."""
         return self._columns(params)[0][..., 0]
+
+    def with_covariates(self, names: tuple[str, ...]) -> Emission:
+        """The negative binomial log-link regression on ``names`` (univariate counts only)."""
+        if self._dim is not None:
+            raise OptionError(
+                "emission_covariates", f"a regression of univariate counts only, not {self!r}"
+            )
+        return NegativeBinomialRegression(names)
 
     def start_from_data(
         self, data: Sequences, num_states: int, generator: torch.Generator, dtype: torch.dtype

@@ -16,7 +16,10 @@ import torch
 
 from hmm_pyro._types import Params
 from hmm_pyro.data import Sequences
+from hmm_pyro.emissions._integers import MAX_COUNT, check_counts
+from hmm_pyro.emissions.base import Emission, OptionError
 from hmm_pyro.emissions.coordinatewise import Coordinatewise
+from hmm_pyro.emissions.poisson_regression import PoissonRegression
 from hmm_pyro.emissions.potential_terms import PotentialTerms, potential_data
 from hmm_pyro.emissions.statistics import STATISTICS_DTYPE, moment_statistics, quantile_locations
 from hmm_pyro.kernels._numba import (
@@ -30,9 +33,6 @@ from hmm_pyro.priors import Prior
 
 __all__ = ["MAX_COUNT", "MIN_RATE", "Poisson"]
 
-MAX_COUNT = 2.0**53
-"""Largest count accepted: every integer up to it is exact in float64, and ``y log(rate)``
-stays finite for any finite rate."""
 MIN_RATE = 1e-12
 """Smallest Poisson rate an M-step returns (the update is a maximisation over ``rate >= it``)."""
 
@@ -55,24 +55,18 @@ class Poisson(Coordinatewise):
     integer_valued = True
     hyperparameter_names = ("rate_shape", "rate_rate")
 
+    def with_covariates(self, names: tuple[str, ...]) -> Emission:
+        """The Poisson log-link regression on ``names`` (univariate counts only)."""
+        if self._dim is not None:
+            raise OptionError(
+                "emission_covariates", f"a regression of univariate counts only, not {self!r}"
+            )
+        return PoissonRegression(names)
+
     def validate_data(self, data: Sequences) -> None:
         """Require non-negative integer counts up to :data:`MAX_COUNT` (``2**53``)."""
         self._check_dim(data)
-        values = self._observed_values(data)
-        if values.numel() == 0:
-            return
-        if not torch.equal(values, values.round()):
-            bad = values[values != values.round()][0].item()
-            raise ValueError(f"data: expected integer counts for {self!r}, got {bad}")
-        if (values < 0).any():
-            raise ValueError(
-                f"data: expected non-negative counts for {self!r}, got {values.min().item()}"
-            )
-        if (values > MAX_COUNT).any():
-            raise ValueError(
-                f"data: expected counts up to 2**53 for {self!r} (integers exactly representable "
-                f"in float64; larger ones overflow the log density), got {values.max().item():g}"
-            )
+        check_counts(data, repr(self))
 
     def prior_distributions(
         self, prior: Prior, num_states: int, dtype: torch.dtype

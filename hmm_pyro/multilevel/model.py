@@ -511,12 +511,16 @@ class MultilevelHMM(HMM):
         return params["pi"], subject.index_select(-3, self.subject_index)
 
     def sample_observations(
-        self, params: Params, states: torch.Tensor, generator: torch.Generator
+        self,
+        params: Params,
+        states: torch.Tensor,
+        generator: torch.Generator,
+        covariates: Any = None,
     ) -> torch.Tensor:
         """Observations ``(N, T, D)``: each sequence's from its subject's emission parameters."""
         emitted = [name for name in self.random_effects if name in self.emission.param_names]
         if not emitted:
-            return self.emission.sample(params, states, generator)
+            return self.emission.sample_with_covariates(params, states, generator, covariates)
         subject = self.subject_emission_params(params)
         values = None
         for position in range(self.num_subjects):

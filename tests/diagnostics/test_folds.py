@@ -26,3 +26,21 @@ def test_sequence_folds_partition_the_sequences():
     folds = make_folds(data, 2)
     assert folds.kind == "sequences"
     assert sorted(unit for units in folds.units for unit in units) == list(range(5))
+
+
+def test_folds_carry_the_covariates_of_their_sequences():
+    """Refits of models that read covariates (emission regressions) need them in every fold."""
+    lengths = (4, 5, 6)
+    columns = [np.arange(n, dtype=float) + 10 * index for index, n in enumerate(lengths)]
+    covariates = hp.Covariates(columns, names=["x"], standardize=False)
+    data = hp.Sequences([np.zeros(n) for n in lengths], covariates=covariates)
+    folds = make_folds(data, 3)
+    for fold in range(3):
+        test = folds.sequences(fold, "test")
+        assert test.covariates.raw[0, 0, 0].item() == 10 * fold  # sequence `fold` held out
+        assert folds.sequences(fold, "train").covariates.lengths.tolist() == [
+            n for index, n in enumerate(lengths) if index != fold
+        ]
+    blocks = make_folds(data, 4)  # fewer sequences than folds: time blocks
+    assert blocks.kind == "blocks" and blocks.sequences(1, "train").covariates is covariates
+    assert make_folds(hp.Sequences([np.zeros(4)]), 2).sequences(0, "test").covariates is None

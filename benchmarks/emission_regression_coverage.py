@@ -1,0 +1,247 @@
+"""Coverage study: NUTS recovers planted emission-regression coefficients of an ``HMM``
+(posterior 90% intervals cover the truth at a rate consistent with 90%).
+
+Usage::
+
+    PYTHONPATH=. python benchmarks/emission_regression_coverage.py
+        [--family gaussian|poisson|categorical]
+        [--replications 24] [--length 200] [--chains 1] [--warmup 150] [--draws 150]
+
+Model: 2 states with homogeneous transitions, the emission a regression on two covariates,
+``hour`` (``sin(2 pi t / 24)``) and ``temp`` (a Gaussian AR(1) series, coefficient 0.9, new
+each replication), both standardised (the covariates of ``benchmarks/covariate_coverage.py``).
+``--family gaussian``: ``y_t | z_t = k ~ Normal(x_t . w_k, sigma_k)``, prior
+``Prior(mu_loc=[-2, 2], mu_scale=1)`` (intercepts ``Normal(-+2, 1)``, which fixes the labels;
+slopes ``Normal(0, 1)``), the default variance prior. ``--family poisson``: log rate
+``x_t . w_k``, the default prior (intercepts Normal with the moments of the log of a
+``Gamma(1, 0.1)`` rate, slopes ``Normal(0, 1)``). ``--family categorical``: 3 symbols, the
+log-odds of symbols 1 and 2 against symbol 0 regressions ``x_t . W[k, v]``, the default prior
+(intercepts ``Normal(0, 2)``, slopes ``Normal(0, 1)``). Poisson and categorical labels are fixed
+by ordering the states by their first posterior mean coefficient (an intercept).
+
+Every replication simulates one sequence of ``--length`` steps from the fixed ``PLANTED``
+parameters (slopes of both signs and a null effect; ``--truth prior``: parameters drawn from the
+model's prior, new each replication, where a calibrated posterior's coverage is nominal on
+average), runs NUTS (``--chains`` chains of
+``--warmup`` + ``--draws``, in this process, one thread), matches the states to the truth by
+their first coefficients (an intercept; ``--match nearest``: the labelling whose posterior means
+are nearest the truth's coefficients, for truths whose states share an intercept), and
+records whether the central 90% interval of each coefficient (6; 12 for the categorical
+family) covers the truth. Per coefficient the covered count is Binomial(R, 0.9)
+under nominal coverage; the pooled count is reported with a two-sided binomial p-value that
+treats the coefficients as independent (those of one fit share its data: a screen, not an
+exact test).
+
+Writes the section ``--family`` (with ``(truth from the prior)`` for ``--truth prior``) of
+``benchmarks/results/emission_regression_coverage.json`` after every replication (a partial run
+keeps what it finished), with the command line, and prints a Markdown table. The machine is
+shared: times are CPU-bound wall times, indicative only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyro
+import torch
+from scipy import stats
+
+import hmm_pyro
+from hmm_pyro import (
+    HMM,
+    CategoricalRegression,
+    Covariates,
+    GaussianRegression,
+    PoissonRegression,
+    Prior,
+    simulate,
+)
+from hmm_pyro._io import atomic_write
+
+RESULTS = Path(__file__).resolve().parent / "results" / "emission_regression_coverage.json"
+LEVEL = 0.9
+NAMES = ("hour", "temp")
+TERMS = ("intercept", *NAMES)
+TRANSITIONS = {"pi": [0.5, 0.5], "A": [[0.9, 0.1], [0.15, 0.85]]}
+PLANTED = {
+    "gaussian": {**TRANSITIONS, "w": [[-2.0, 1.0, 0.0], [2.0, -0.5, 0.8]], "sigma": [1.0, 1.0]},
+    "poisson": {**TRANSITIONS, "w": [[0.5, 0.5, 0.0], [2.0, -0.3, 0.4]]},
+    "categorical": {
+        **TRANSITIONS,
+        "W": [[[1.5, 1.0, 0.0], [-1.0, 0.0, 0.5]], [[-1.0, -0.5, 0.0], [1.5, 0.5, -0.8]]],
+    },
+}
+
+
+def model(family: str) -> HMM:
+    """The fitted model of ``family``."""
+    if family == "gaussian":
+        return HMM(2, GaussianRegression(NAMES), prior=Prior(mu_loc=[-2.0, 2.0], mu_scale=1.0))
+    if family == "categorical":
+        return HMM(2, CategoricalRegression(3, NAMES))
+    return HMM(2, PoissonRegression(NAMES))
+
+
+def _covariates(length: int, generator: np.random.Generator) -> Covariates:
+    steps = np.arange(length)
+    temp = np.zeros(length)
+    noise = generator.normal(size=length)
+    for t in range(1, length):
+        temp[t] = 0.9 * temp[t - 1] + noise[t]
+    columns = np.column_stack([np.sin(2 * np.pi * steps / 24), temp])
+    return Covariates([columns], list(NAMES))
+
+
+def _replicate(replication: int, args: argparse.Namespace) -> dict:
+    hmm = model(args.family)
+    generator = np.random.default_rng(replication)
+    covariates = _covariates(args.length, generator)
+    if args.truth == "prior":
+        truth = hmm.sample_prior(seed=10_000 + replication)
+    else:
+        truth = {
+            name: torch.tensor(value, dtype=torch.float64)
+            for name, value in PLANTED[args.family].items()
+        }
+    data, _ = simulate(hmm, truth, covariates=covariates, seed=replication)
+    began = time.perf_counter()
+    fit = hmm_pyro.fit_nuts(
+        hmm,
+        data,
+        chains=args.chains,
+        warmup=args.warmup,
+        draws=args.draws,
+        seed=replication,
+        parallel=False,
+        progress=False,
+    )
+    seconds = time.perf_counter() - began
+    name = "W" if args.family == "categorical" else "w"
+    shape = tuple(truth[name].shape)
+    if len(shape) == 3:  # (state, symbol with log-odds, term)
+        labels = [f"symbol {v + 1} {term}" for v in range(shape[1]) for term in TERMS]
+    else:
+        labels = list(TERMS)
+    planted = truth[name][torch.argsort(truth[name].reshape(2, -1)[:, 0])].reshape(2, -1).numpy()
+    mean = fit.posterior_mean()[name].reshape(2, -1)
+    if args.match == "intercept":  # states matched to the truth by their first coefficient
+        order = torch.argsort(mean[:, 0])
+    else:  # the labelling whose posterior means are nearest the truth's coefficients
+        gaps = [float(((mean[list(p)].numpy() - planted) ** 2).sum()) for p in ((0, 1), (1, 0))]
+        order = torch.tensor((0, 1) if gaps[0] <= gaps[1] else (1, 0))
+    draws = fit.draws()[name].reshape(-1, *shape)[:, order].reshape(-1, 2, len(labels))
+    values, covered, means, sds = {}, {}, {}, {}
+    for state in range(2):
+        for k, label in enumerate(labels):
+            key = f"{name}[{state}] {label}"
+            samples = draws[:, state, k].numpy()
+            low, high = np.quantile(samples, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+            values[key] = float(planted[state, k])
+            covered[key] = bool(low <= planted[state, k] <= high)
+            means[key], sds[key] = float(samples.mean()), float(samples.std())
+    sample_stats = fit.idata.sample_stats
+    return {
+        "replication": replication,
+        "truth": values,
+        "covered": covered,
+        "posterior_mean": means,
+        "posterior_sd": sds,
+        "seconds": seconds,
+        "divergences": int(sample_stats["diverging"].sum()),
+        "mean_leapfrog_steps": float(sample_stats["n_steps"].mean()),
+    }
+
+
+def _summary(runs: list[dict]) -> dict:
+    keys = list(runs[0]["covered"])
+    per_coefficient = {key: int(sum(run["covered"][key] for run in runs)) for key in keys}
+    total, trials = sum(per_coefficient.values()), len(keys) * len(runs)
+    test = stats.binomtest(total, trials, LEVEL)
+    low, high = stats.binom.ppf([0.025, 0.975], len(runs), LEVEL)
+    z = [
+        (run["posterior_mean"][key] - run["truth"][key]) / run["posterior_sd"][key]
+        for run in runs
+        for key in keys
+    ]
+    return {
+        "replications": len(runs),
+        "covered_per_coefficient": per_coefficient,
+        "coefficient_range_95": [int(low), int(high)],
+        "coefficients_outside_range": [
+            key for key, value in per_coefficient.items() if not low <= value <= high
+        ],
+        "pooled_coverage": total / trials,
+        "pooled_binomial_p": float(test.pvalue),
+        "z_mean": float(np.mean(z)),
+        "z_sd": float(np.std(z)),
+        "median_seconds": float(np.median([run["seconds"] for run in runs])),
+        "total_seconds": float(sum(run["seconds"] for run in runs)),
+        "divergences": int(sum(run["divergences"] for run in runs)),
+        "runs": runs,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the study and write its JSON section."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--family", choices=tuple(PLANTED), default="gaussian")
+    parser.add_argument("--replications", type=int, default=24)
+    parser.add_argument("--length", type=int, default=200)
+    parser.add_argument("--chains", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=150)
+    parser.add_argument("--draws", type=int, default=150)
+    parser.add_argument("--truth", choices=("planted", "prior"), default="planted")
+    parser.add_argument("--match", choices=("intercept", "nearest"), default="intercept")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    command = "PYTHONPATH=. python benchmarks/emission_regression_coverage.py " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
+    context = {
+        "command": command.strip(),
+        "settings": {**vars(args), "states": 2, "level": LEVEL, "covariates": list(NAMES)},
+        "planted": PLANTED[args.family] if args.truth == "planted" else "drawn from the prior",
+        "machine": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cores_available": len(os.sched_getaffinity(0)),
+            "load_average_at_start": list(os.getloadavg()),
+            "note": "shared machine (about 6 sessions on 2 cores): times are indicative only",
+        },
+        "versions": {
+            "hmm_pyro": hmm_pyro.__version__,
+            "torch": torch.__version__,
+            "pyro": pyro.__version__,
+        },
+    }
+    section = args.family if args.truth == "planted" else f"{args.family} (truth from the prior)"
+    if args.match == "nearest":
+        section += " (nearest labelling)"
+    runs = []
+    for replication in range(args.replications):
+        runs.append(_replicate(replication, args))
+        print(f"{replication}: {runs[-1]['seconds']:.1f} s", flush=True)
+        results[section] = {**context, **_summary(runs)}
+        with atomic_write(RESULTS) as handle:
+            handle.write(json.dumps(results, indent=2) + "\n")
+    summary = results[section]
+    print("| family | replications | pooled coverage | binomial p | z mean | z sd | outside 95% |")
+    print("|---|---|---|---|---|---|---|")
+    print(
+        f"| {args.family} | {summary['replications']} | {summary['pooled_coverage']:.3f} | "
+        f"{summary['pooled_binomial_p']:.3f} | {summary['z_mean']:.2f} | {summary['z_sd']:.2f} "
+        f"| {summary['coefficients_outside_range'] or 'none'} |"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
