@@ -1,4 +1,4 @@
-"""NUTS over the marginalised model: several chains, in parallel processes where possible.
+"""NUTS over the marginalised model: several chains, side by side on the cores.
 
 Each chain runs Pyro's ``NUTS`` kernel on
 :class:`~hmm_pyro.inference.potential.Potential`: the model's log joint over
@@ -13,7 +13,6 @@ settle in different labellings of the states; the draws are brought into one
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass, replace
@@ -28,15 +27,15 @@ from hmm_pyro._parallel import (
     ProgressReporter,
     available_cores,
     check_client,
-    numba_threads,
+    prestart_workers,
     run_tasks,
-    torch_threads,
 )
 from hmm_pyro._random import resolve_seed
 from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_bool, check_int, check_positive, describe
 from hmm_pyro.covariates import Covariates
 from hmm_pyro.data import Sequences
+from hmm_pyro.emissions import user_defined_families
 from hmm_pyro.fit import LABELS_ATTR, RAW, Fit
 from hmm_pyro.fit.inference_data import build_inference_data
 from hmm_pyro.inference._chains import (
@@ -46,7 +45,6 @@ from hmm_pyro.inference._chains import (
     save_chain,
     saved_seed,
 )
-from hmm_pyro.inference.coordinates import Coordinates
 from hmm_pyro.inference.potential import Potential
 from hmm_pyro.labels import align_labels
 from hmm_pyro.learning import initial_params
@@ -54,60 +52,9 @@ from hmm_pyro.model import HMM
 from hmm_pyro.starts import derive_seeds, min_separation
 from hmm_pyro.store import MemoryStore
 
-__all__ = ["PARALLEL_MIN_SECONDS", "fit_nuts"]
+__all__ = ["fit_nuts"]
 
 _REPORT_EVERY = 10
-PARALLEL_MIN_SECONDS = 30.0
-"""Estimated sequential sampling time below which ``parallel=None`` keeps the chains in this
-process. Starting the embedded cluster and importing torch in its workers costs seconds: on
-2 cores, 2 chains x (100 + 100) on the small benchmark workload took 14.5 s in 2 worker
-processes and 7.1 s one after the other."""
-_STEPS_SCALE = 5.5
-"""Leapfrog steps per NUTS iteration (warm-up and draws together) assumed by the estimate:
-``_STEPS_SCALE * sqrt(P)`` for ``P`` unconstrained parameters, at most ``2**max_tree_depth - 1``.
-Fitted to the steps Pyro's NUTS took (8.5 per iteration for P = 7, 16-34 for P = 14-20, 67 for
-P = 77, about 55 for P = 139); ``benchmarks/parallel_estimate.py`` measures the estimate
-against the time taken. Step counts vary with the data and the seed (17-25 per draw on one
-workload), so the estimate is good to about a factor 2, not better."""
-_PILOT_SECONDS = 0.3
-"""Wall time of the pilot run that measures the seconds per leapfrog step."""
-_PILOT_TREE_DEPTH = 5
-"""Tree depth cap of the pilot (at most 31 steps per iteration: a pilot iteration stays short
-even where the first iterations of a chain build deep trees)."""
-
-
-def _seconds_per_step(
-    hmm: HMM, data: Sequences, start: dict[str, torch.Tensor], target_accept: float
-) -> float:
-    """Seconds per leapfrog step of Pyro's NUTS on this model and data, from a pilot run.
-
-    A few warm-up iterations from ``start``, one torch and one numba thread (as the chains
-    run), under a forked torch random state: the gradient evaluation and Pyro's bookkeeping
-    around it, which costs more than the gradient on small data sets. Takes about
-    :data:`_PILOT_SECONDS` (at least one iteration).
-    """
-    potential = Potential(hmm, data)
-    kernel = NUTS(
-        potential_fn=potential,
-        adapt_step_size=True,
-        adapt_mass_matrix=True,
-        full_mass=False,
-        target_accept_prob=target_accept,
-        max_tree_depth=_PILOT_TREE_DEPTH,
-    )
-    kernel.initial_params = potential.unconstrain(start)
-    with torch.random.fork_rng(devices=[]), torch_threads(1), numba_threads(1):
-        torch.manual_seed(0)
-        kernel.setup(warmup_steps=1000)  # loads (or compiles) the numba code; not timed
-        params = kernel.initial_params
-        first, began = potential.num_evaluations, time.perf_counter()
-        while True:
-            params = kernel.sample(params)
-            seconds = time.perf_counter() - began
-            if seconds >= _PILOT_SECONDS:
-                break
-        kernel.cleanup()
-    return seconds / max(1, potential.num_evaluations - first)
 
 
 RESTART_START_NATS = 2.0
@@ -146,24 +93,6 @@ def _restart_starts(
     keep = [int(r) for r in order if float(log_post[order[0]] - log_post[r]) <= RESTART_START_NATS]
     chosen = [keep[c % len(keep)] for c in range(chains)]
     return [{name: points[name][r] for name in hmm.param_names} for r in chosen], chosen
-
-
-def _estimated_sequential_seconds(
-    hmm: HMM,
-    data: Sequences,
-    start: dict[str, torch.Tensor],
-    iterations: int,
-    chains: int,
-    target_accept: float = 0.8,
-    max_tree_depth: int = 10,
-) -> float:
-    """Sampling time of ``chains`` chains of ``iterations`` iterations run one after another.
-
-    Iterations x leapfrog steps per iteration (:data:`_STEPS_SCALE` by the number of
-    parameters) x seconds per step (measured by :func:`_seconds_per_step`).
-    """
-    steps = min(_STEPS_SCALE * math.sqrt(Coordinates(hmm).size), 2.0**max_tree_depth - 1)
-    return chains * iterations * steps * _seconds_per_step(hmm, data, start, target_accept)
 
 
 @dataclass(frozen=True)
@@ -306,11 +235,13 @@ def fit_nuts(
     max_tree_depth : int
         Maximum NUTS tree depth.
     parallel : bool, optional
-        Run the chains as tasks on an embedded Dask cluster (one single-threaded worker
-        process per chain, at most one per core). Default: when there are several chains and
-        cores and the sampling, estimated from a short timed pilot run, would take at least
-        :data:`PARALLEL_MIN_SECONDS` in sequence (starting the workers costs seconds); the
-        estimate is kept in ``fit.attrs["estimated_sequential_seconds"]``.
+        Run the chains side by side on this process's worker pool: single-threaded worker
+        processes, at most one per chain and per core, started by the first such call
+        (about 2-3 s of imports, overlapped with the preparation of the chains) and kept for
+        later calls (see ``docs/parallel.md``). ``False``: one after the other in this process
+        (one torch and one numba thread), the same draws bit for bit. Default: in the pool
+        when there are several chains and cores and the model's families are built in (the
+        workers do not run your script, so they cannot rebuild a user-defined family).
     progress : bool
         Show progress bars.
     client : distributed.Client or str, optional
@@ -361,6 +292,10 @@ def fit_nuts(
     if not 0.0 < target_accept < 1.0:
         raise ValueError(f"target_accept: expected a value in (0, 1), got {target_accept}")
     parallel = check_bool("parallel", parallel, allow_none=True)
+    if parallel is None:  # the workers cannot rebuild a family defined by the caller's script
+        parallel = client is not None or (
+            chains > 1 and available_cores() > 1 and not user_defined_families(hmm.to_config())
+        )
     progress = check_bool("progress", progress)
     relabel = check_bool("relabel", relabel)
     check_client(client)
@@ -368,6 +303,8 @@ def fit_nuts(
         raise ValueError("parallel: False contradicts client= (chains would run here)")
     if chain_dir is not None and not isinstance(chain_dir, (str, os.PathLike)):
         raise TypeError(f"chain_dir: expected a folder path or None, got {describe(chain_dir)}")
+    if parallel and client is None:  # the workers import while the chains are prepared here
+        prestart_workers(min(chains, available_cores()), [__name__])
     if chain_dir is not None and seed is None:
         seed = saved_seed(chain_dir, chains)
     seed = resolve_seed(seed)
@@ -435,20 +372,6 @@ def fit_nuts(
             tasks[c] = replace(task, save_path=str(chain_path(chain_dir, c)), signature=signature)
     pending = [c for c in range(chains) if c not in saved]
     tasks = [replace(tasks[c], index=position) for position, c in enumerate(pending)]
-    estimated = None
-    if parallel is None:
-        parallel = client is not None
-        if not parallel and len(tasks) > 1 and available_cores() > 1:
-            estimated = _estimated_sequential_seconds(
-                hmm,
-                data,
-                starts[pending[0]],
-                warmup + draws,
-                len(tasks),
-                target_accept,
-                max_tree_depth,
-            )
-            parallel = estimated >= PARALLEL_MIN_SECONDS
     began = time.perf_counter()
     finished = (
         run_tasks(
@@ -456,7 +379,7 @@ def fit_nuts(
             tasks,
             totals=[warmup + draws] * len(tasks),
             labels=[f"NUTS chain {c}" for c in pending],
-            parallel=bool(parallel),
+            parallel=parallel,
             progress=progress,
             client=client,
             desc="NUTS",
@@ -482,8 +405,7 @@ def fit_nuts(
         "num_draws": draws,
         "target_accept": target_accept,
         "max_tree_depth": max_tree_depth,
-        "parallel": bool(parallel),
-        "estimated_sequential_seconds": estimated,
+        "parallel": parallel,
         "chain_seconds": [r.seconds for r in results],
         "sampling_time": wall,
         "reused_chains": sorted(saved),
