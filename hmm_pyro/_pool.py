@@ -5,9 +5,10 @@ calls and stopped at interpreter exit. Each worker is a fresh interpreter starte
 ``python -c "from hmm_pyro._pool import serve; serve()"``: it never imports the caller's main
 module (scripts need no ``if __name__ == "__main__":`` guard; ``python -c`` and the REPL work),
 it imports torch, Pyro and hmm_pyro once, sets one torch and one numba thread, and keeps its
-loaded numba kernels for every later task. Tasks and results travel pickled over the worker's
-standard input and output (functions by reference); a task's prints go to the worker's
-standard error, kept in a temporary file read only to explain a worker that died.
+loaded numba kernels for every later task. Tasks and results travel over the worker's
+standard input and output, pickled with cloudpickle as on Dask (functions of importable modules
+by reference, those of a script by value); a task's prints go to the worker's standard error,
+kept in a temporary file read only to explain a worker that died.
 
 A worker runs one task at a time, so tasks that use process-wide state (torch's global random
 generator, Pyro's handler stack and parameter store) stay isolated from each other: no two
@@ -121,8 +122,10 @@ class _Worker:
 
     def send(self, message: tuple[Any, ...]) -> None:
         """Send a message; a worker that has exited is reported by its reader instead."""
+        import cloudpickle
+
         assert self.process.stdin is not None
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        data = cloudpickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         with contextlib.suppress(BrokenPipeError):
             self.process.stdin.write(data)
             self.process.stdin.flush()
@@ -287,8 +290,8 @@ def _start_failure(reason: str) -> RuntimeError:
 
 def _reissue(caught: list[tuple[Any, ...]], registry: dict[Any, Any]) -> None:
     """Issue here the warnings a task raised in a worker (this process's filters apply)."""
-    for message, category, filename, lineno, module in caught:
-        warnings.warn_explicit(message, category, filename, lineno, module, registry)
+    for message, category, filename, lineno in caught:
+        warnings.warn_explicit(message, category, filename, lineno, registry=registry)
 
 
 def get_pool() -> WorkerPool:
@@ -349,7 +352,7 @@ def _portable_warnings(caught: list[warnings.WarningMessage]) -> list[tuple[Any,
             pickle.loads(pickle.dumps(category))
         except Exception:
             category = UserWarning
-        result.append((str(record.message), category, record.filename, record.lineno, None))
+        result.append((str(record.message), category, record.filename, record.lineno))
     return result
 
 
@@ -369,9 +372,10 @@ def serve() -> None:
     channel = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a task's prints: not on the channel
     lock = threading.Lock()
+    import cloudpickle
 
     def send(message: tuple[Any, ...]) -> None:
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        data = cloudpickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         with lock:
             channel.write(data)
             channel.flush()

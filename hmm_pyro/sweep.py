@@ -400,8 +400,9 @@ def sweep(
         ``"tcp://host:8786"``).
     parallel : bool, optional
         Without ``client``: run the points on the worker pool (single-threaded worker
-        processes kept across calls, at most one per core) instead of one after the other here. Default:
-        when there are several points and cores. The results are the same bit for bit.
+        processes kept across calls, at most one per core) instead of one after the other
+        here. Default: when there are several points and cores. The results are the same bit
+        for bit.
     progress : bool
         Show a progress bar that advances as points finish.
     **runner_kwargs
