@@ -1,6 +1,6 @@
 """NUTS over the marginalised model: several chains, side by side on the cores.
 
-Each chain runs Pyro's ``NUTS`` kernel on
+Each chain (:mod:`hmm_pyro.inference._chain_task`) runs Pyro's ``NUTS`` kernel on
 :class:`~hmm_pyro.inference.potential.Potential`: the model's log joint over
 Pyro's unconstrained coordinates (flattened to one site), hidden states summed out by a
 forward-backward sweep, value and gradient from one numba call (equal to Pyro's model-based
@@ -15,37 +15,28 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from pyro.infer.mcmc import NUTS
 
-from hmm_pyro._parallel import (
-    ProgressReporter,
-    available_cores,
-    check_client,
-    prestart_workers,
-    run_tasks,
-)
+from hmm_pyro._parallel import available_cores, check_client, prestart_workers, run_tasks
 from hmm_pyro._random import resolve_seed
 from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_bool, check_int, check_positive, describe
-from hmm_pyro.covariates import Covariates
 from hmm_pyro.data import Sequences
 from hmm_pyro.emissions import user_defined_families
 from hmm_pyro.fit import LABELS_ATTR, RAW, Fit
 from hmm_pyro.fit.inference_data import build_inference_data
+from hmm_pyro.inference._chain_task import ChainResult, ChainTask, run_chain
 from hmm_pyro.inference._chains import (
     chain_path,
     chain_signature,
     load_chain,
-    save_chain,
     saved_seed,
 )
-from hmm_pyro.inference.potential import Potential
 from hmm_pyro.labels import align_labels
 from hmm_pyro.learning import initial_params
 from hmm_pyro.model import HMM
@@ -53,9 +44,6 @@ from hmm_pyro.starts import derive_seeds, min_separation
 from hmm_pyro.store import MemoryStore
 
 __all__ = ["fit_nuts"]
-
-_REPORT_EVERY = 10
-
 
 RESTART_START_NATS = 2.0
 """``init=<Fit>`` starts chains only at restart points whose log posterior is within 2 nats of
@@ -93,101 +81,6 @@ def _restart_starts(
     keep = [int(r) for r in order if float(log_post[order[0]] - log_post[r]) <= RESTART_START_NATS]
     chosen = [keep[c % len(keep)] for c in range(chains)]
     return [{name: points[name][r] for name in hmm.param_names} for r in chosen], chosen
-
-
-@dataclass(frozen=True)
-class _ChainTask:
-    index: int
-    hmm_config: dict[str, Any]
-    values: np.ndarray
-    lengths: np.ndarray
-    init: dict[str, np.ndarray]
-    warmup: int
-    draws: int
-    seed: int
-    target_accept: float
-    max_tree_depth: int
-    save_path: str | None = None
-    signature: str = ""
-    covariates: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class _ChainResult:
-    draws: dict[str, np.ndarray]
-    stats: dict[str, np.ndarray]
-    seconds: float
-
-
-def _run_chain(task: _ChainTask, reporter: ProgressReporter) -> _ChainResult:
-    """Run one chain (module level so that worker processes can unpickle it)."""
-    hmm = HMM.from_config(task.hmm_config)
-    covariates = None
-    if task.covariates is not None:
-        covariates = Covariates.from_standardization(**task.covariates)
-    data = Sequences(
-        task.values, lengths=task.lengths, dim=task.values.shape[-1], covariates=covariates
-    )
-    potential = Potential(hmm, data)
-    start = potential.unconstrain({k: torch.as_tensor(v) for k, v in task.init.items()})
-    kernel = NUTS(
-        potential_fn=potential,
-        adapt_step_size=True,
-        adapt_mass_matrix=True,
-        full_mass=False,
-        target_accept_prob=task.target_accept,
-        max_tree_depth=task.max_tree_depth,
-    )
-    kernel.initial_params = start
-    names = list(start)
-    samples: dict[str, list[torch.Tensor]] = {name: [] for name in names}
-    stats: dict[str, list[float]] = {
-        key: [] for key in ("diverging", "step_size", "acceptance_rate", "n_steps", "lp")
-    }
-    began = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(task.seed)
-        kernel.setup(task.warmup)
-        params = kernel.initial_params
-        previous_mean, divergences = 0.0, 0
-        for iteration in range(task.warmup + task.draws):
-            before = potential.num_evaluations
-            params = kernel.sample(params)
-            if iteration >= task.warmup:
-                count = iteration - task.warmup + 1
-                # Pyro keeps a running mean of the acceptance probability; recover this step's.
-                mean = float(kernel._mean_accept_prob)
-                stats["acceptance_rate"].append(mean * count - previous_mean * (count - 1))
-                previous_mean = mean
-                stats["diverging"].append(len(kernel._divergences) > divergences)
-                divergences = len(kernel._divergences)
-                stats["step_size"].append(float(kernel.step_size))
-                stats["n_steps"].append(potential.num_evaluations - before)
-                stats["lp"].append(-float(kernel._potential_energy_last))
-                for name in names:
-                    samples[name].append(params[name].detach().clone())
-            if (iteration + 1) % _REPORT_EVERY == 0 or iteration + 1 == task.warmup + task.draws:
-                reporter.report(task.index, iteration + 1)
-        kernel.cleanup()
-    seconds = time.perf_counter() - began
-    unconstrained = {name: torch.stack(values) for name, values in samples.items()}
-    constrained = potential.constrain(unconstrained)
-    steps = np.asarray(stats["n_steps"], dtype=np.int64)
-    result = _ChainResult(
-        draws={name: value.numpy() for name, value in constrained.items()},
-        stats={
-            "diverging": np.asarray(stats["diverging"], dtype=bool),
-            "step_size": np.asarray(stats["step_size"]),
-            "acceptance_rate": np.asarray(stats["acceptance_rate"]).clip(0.0, 1.0),
-            "n_steps": steps,
-            "tree_depth": np.floor(np.log2(np.maximum(steps, 1))).astype(np.int64) + 1,
-            "lp": np.asarray(stats["lp"]),
-        },
-        seconds=seconds,
-    )
-    if task.save_path is not None:  # written by the worker as soon as the chain finishes
-        save_chain(task.save_path, result.draws, result.stats, seconds, task.signature)
-    return result
 
 
 def fit_nuts(
@@ -304,7 +197,7 @@ def fit_nuts(
     if chain_dir is not None and not isinstance(chain_dir, (str, os.PathLike)):
         raise TypeError(f"chain_dir: expected a folder path or None, got {describe(chain_dir)}")
     if parallel and client is None:  # the workers import while the chains are prepared here
-        prestart_workers(min(chains, available_cores()), [__name__])
+        prestart_workers(min(chains, available_cores()), [run_chain.__module__])
     if chain_dir is not None and seed is None:
         seed = saved_seed(chain_dir, chains)
     seed = resolve_seed(seed)
@@ -334,7 +227,7 @@ def fit_nuts(
             "standardized": data.covariates.standardized,
         }
     tasks = [
-        _ChainTask(
+        ChainTask(
             index=c,
             hmm_config=hmm.to_config(),
             values=data.values.numpy(),
@@ -349,7 +242,7 @@ def fit_nuts(
         )
         for c in range(chains)
     ]
-    saved: dict[int, _ChainResult] = {}
+    saved: dict[int, ChainResult] = {}
     if chain_dir is not None:
         Path(chain_dir).mkdir(parents=True, exist_ok=True)
         fingerprint = MemoryStore(data).fingerprint
@@ -368,14 +261,14 @@ def fit_nuts(
             )
             loaded = load_chain(chain_path(chain_dir, c), signature)
             if loaded is not None:
-                saved[c] = _ChainResult(*loaded)
+                saved[c] = ChainResult(*loaded)
             tasks[c] = replace(task, save_path=str(chain_path(chain_dir, c)), signature=signature)
     pending = [c for c in range(chains) if c not in saved]
     tasks = [replace(tasks[c], index=position) for position, c in enumerate(pending)]
     began = time.perf_counter()
     finished = (
         run_tasks(
-            _run_chain,
+            run_chain,
             tasks,
             totals=[warmup + draws] * len(tasks),
             labels=[f"NUTS chain {c}" for c in pending],
