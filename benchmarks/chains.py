@@ -19,7 +19,12 @@ interpreter, times the pool's start alone: from starting 2 workers to both havin
 torch, Pyro and hmm_pyro's NUTS module, and a first trivial task's round trip.
 
 The machine may be shared: the 1-minute load average (``uptime``) is recorded before and after
-each repeat. Run: ``PYTHONPATH=. python benchmarks/chains.py [--repeats 3]``; writes
+each repeat, and before each repeat a control measures what parallelism the machine gives this
+session at that moment: ``control_ratio`` = wall time of two independent single-threaded
+CPU-bound processes run at once / run one after the other (0.5 on 2 idle cores, 1.0 when other
+sessions take the cores: Linux shares the CPU between sessions, ``sched_autogroup``).
+
+Run: ``PYTHONPATH=. python benchmarks/chains.py [--repeats 3]``; writes
 ``benchmarks/results/chains.json`` (atomically).
 """
 
@@ -42,6 +47,24 @@ ITERATIONS = 300
 
 def _load() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+_SPIN = "x = 0\nfor i in range(15_000_000):\n    x += i\n"
+
+
+def _control() -> float:
+    """Wall time of two CPU-bound processes at once / one after the other."""
+
+    def spin(count: int) -> float:
+        began = time.perf_counter()
+        processes = [subprocess.Popen([sys.executable, "-c", _SPIN]) for _ in range(count)]
+        for process in processes:
+            process.wait()
+        return time.perf_counter() - began
+
+    together = spin(2)
+    apart = spin(1) + spin(1)
+    return together / apart
 
 
 def _repeat(seed: int) -> dict:
@@ -133,8 +156,9 @@ def main() -> None:
     repeats = []
     for repeat in range(args.repeats):
         before = _load()
+        control = _control()
         result = _child("repeat", repeat)
-        result.update(seed=repeat, load_before=before, load_after=_load())
+        result.update(seed=repeat, load_before=before, load_after=_load(), control_ratio=control)
         one = result["one_chain"]["wall_seconds"]
         for name in ("pool_cold", "pool_warm", "sequential"):
             result[f"ratio_{name}"] = result[name]["wall_seconds"] / (4 * one)
@@ -151,7 +175,7 @@ def main() -> None:
     startup = _child("startup", 0)
     startup.update(load_before=before, load_after=_load())
     keys = [f"ratio_{n}" for n in ("pool_cold", "pool_warm", "sequential")]
-    keys += ["vs_sequential_pool_cold", "vs_sequential_pool_warm"]
+    keys += ["vs_sequential_pool_cold", "vs_sequential_pool_warm", "control_ratio"]
     summary = {key: statistics.median(r[key] for r in repeats) for key in keys}
     output = {
         "benchmark": "chains",

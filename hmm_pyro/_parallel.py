@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numba
 import torch
 
-from hmm_pyro._pool import get_pool, in_pool_worker, prestart
+from hmm_pyro._pool import get_pool, in_pool_worker
 from hmm_pyro._progress import Progress
 from hmm_pyro._validation import describe
 
@@ -53,7 +53,6 @@ __all__ = [
     "available_cores",
     "check_client",
     "numba_threads",
-    "prestart_workers",
     "run_tasks",
     "torch_threads",
 ]
@@ -152,17 +151,6 @@ def _in_dask_worker() -> bool:
     except ValueError:
         return False
     return True
-
-
-def prestart_workers(count: int, modules: Sequence[str] = ()) -> None:
-    """Start ``count`` pool workers in the background (importing ``modules``), for a call soon.
-
-    A later :func:`run_tasks` with ``parallel=True`` finds them started, or ready: their
-    imports overlap whatever the caller does meanwhile. Nothing happens inside a pool or Dask
-    worker (tasks there run in their own process) or for fewer than 2 workers.
-    """
-    if count >= 2 and not in_pool_worker() and not _in_dask_worker():
-        prestart(count, modules)
 
 
 def _run_in_worker(func: Callable[..., Any], task: Any, reporter: ProgressReporter) -> Any:

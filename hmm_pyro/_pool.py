@@ -49,7 +49,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
-__all__ = ["WorkerPool", "get_pool", "in_pool_worker", "prestart", "serve", "worker_environment"]
+__all__ = ["WorkerPool", "get_pool", "in_pool_worker", "serve", "worker_environment"]
 
 _ADVICE = "run here with parallel=False (CLI --serial) or pass client= to use a Dask cluster"
 _ENTRY = "from hmm_pyro._pool import serve; serve()"
@@ -294,6 +294,16 @@ def _reissue(caught: list[tuple[Any, ...]], registry: dict[Any, Any]) -> None:
         warnings.warn_explicit(message, category, filename, lineno, registry=registry)
 
 
+def _forget_in_child() -> None:
+    """A forked child starts without a pool: the workers belong to its parent."""
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def get_pool() -> WorkerPool:
     """The pool of this process (created on first use, stopped at exit)."""
     global _POOL
@@ -302,23 +312,6 @@ def get_pool() -> WorkerPool:
             _POOL = WorkerPool()
             atexit.register(_POOL.shutdown)
         return _POOL
-
-
-def prestart(count: int, modules: Sequence[str] = ()) -> None:
-    """Start ``count`` workers now, without waiting: their imports overlap the caller's work.
-
-    New workers import ``modules`` first.
-
-    Does nothing inside a pool worker or when another thread is running tasks on the pool.
-    """
-    if _IN_WORKER or count < 2:
-        return
-    pool = get_pool()
-    if pool._lock.acquire(blocking=False):
-        try:
-            pool.start(count, modules)
-        finally:
-            pool._lock.release()
 
 
 # ----------------------------------------------------------------------------- the worker side

@@ -18,7 +18,6 @@ import psutil
 import pytest
 import torch
 
-from hmm_pyro import _pool
 from hmm_pyro._parallel import run_tasks
 from hmm_pyro._pool import WorkerPool, get_pool
 
@@ -172,15 +171,6 @@ def test_a_worker_process_that_exits_at_start_raises_one_line(tmp_path, monkeypa
     assert "could not start worker processes" in message
     assert "exited with code 3: ImportError: no torch here" in message
     assert "parallel=False" in message
-
-
-def test_prestart_does_nothing_in_a_worker_or_for_one_worker(monkeypatch):
-    started = []
-    monkeypatch.setattr(WorkerPool, "start", lambda self, count, modules=(): started.append(1))
-    _pool.prestart(1)
-    monkeypatch.setattr(_pool, "_IN_WORKER", True)
-    _pool.prestart(2)
-    assert started == []
 
 
 UNGUARDED_SCRIPT = textwrap.dedent(

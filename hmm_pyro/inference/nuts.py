@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hmm_pyro._parallel import available_cores, check_client, prestart_workers, run_tasks
+from hmm_pyro._parallel import available_cores, check_client, run_tasks
 from hmm_pyro._random import resolve_seed
 from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_bool, check_int, check_positive, describe
@@ -130,11 +130,11 @@ def fit_nuts(
     parallel : bool, optional
         Run the chains side by side on this process's worker pool: single-threaded worker
         processes, at most one per chain and per core, started by the first such call
-        (about 2-3 s of imports, overlapped with the preparation of the chains) and kept for
-        later calls (see ``docs/parallel.md``). ``False``: one after the other in this process
-        (one torch and one numba thread), the same draws bit for bit. Default: in the pool
-        when there are several chains and cores and the model's families are built in (the
-        workers do not run your script, so they cannot rebuild a user-defined family).
+        (a few seconds of imports) and kept for later calls (see ``docs/parallel.md``).
+        ``False``: one after the other in this process (one torch and one numba thread), the
+        same draws bit for bit. Default: in the pool when there are several chains and cores
+        and the model's families are built in (the workers do not run your script, so they
+        cannot rebuild a user-defined family).
     progress : bool
         Show progress bars.
     client : distributed.Client or str, optional
@@ -196,8 +196,6 @@ def fit_nuts(
         raise ValueError("parallel: False contradicts client= (chains would run here)")
     if chain_dir is not None and not isinstance(chain_dir, (str, os.PathLike)):
         raise TypeError(f"chain_dir: expected a folder path or None, got {describe(chain_dir)}")
-    if parallel and client is None:  # the workers import while the chains are prepared here
-        prestart_workers(min(chains, available_cores()), [run_chain.__module__])
     if chain_dir is not None and seed is None:
         seed = saved_seed(chain_dir, chains)
     seed = resolve_seed(seed)

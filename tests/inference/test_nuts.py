@@ -204,11 +204,11 @@ def test_nuts_recovers_gaussian_and_poisson_emissions(emission, align_rows):
 def test_default_runs_chains_in_the_pool_with_several_chains_and_cores(
     workload_hmm, small_data, monkeypatch, cores, chains, user_defined, expected
 ):
-    """``parallel=None``: the pool when there are >= 2 chains and cores (workers started at
-    once, before the chains are prepared), else here; here for a user-defined family."""
+    """``parallel=None``: the pool when there are >= 2 chains and cores, else here; here for a
+    user-defined family."""
     from hmm_pyro.inference import nuts
 
-    seen, started = [], []
+    seen = []
 
     class Stop(Exception):
         pass
@@ -219,10 +219,8 @@ def test_default_runs_chains_in_the_pool_with_several_chains_and_cores(
 
     monkeypatch.setattr(nuts, "available_cores", lambda: cores)
     monkeypatch.setattr(nuts, "run_tasks", recording)
-    monkeypatch.setattr(nuts, "prestart_workers", lambda count, modules: started.append(count))
     if user_defined:
         monkeypatch.setattr(nuts, "user_defined_families", lambda config: ["zip_counts"])
     with pytest.raises(Stop):
         _quick(workload_hmm, small_data, parallel=None, chains=chains)
     assert seen == [expected]
-    assert started == ([min(chains, cores)] if expected else [])
