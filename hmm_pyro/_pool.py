@@ -113,22 +113,21 @@ class _Worker:
         """Forward the worker's messages to the pool's inbox; ``("exit",)`` when it is gone."""
         assert self.process.stdout is not None
         while True:
-            try:
-                message = pickle.load(self.process.stdout)
-            except Exception:  # end of stream (the worker exited) or a damaged message
+            frame = _read_frame(self.process.stdout)
+            if frame is None:  # end of stream: the worker exited
                 self._inbox.put((self, ("exit",)))
                 return
+            try:
+                message = pickle.loads(frame)
+            except Exception as error:  # a result that cannot be rebuilt here
+                message = ("unreadable", f"{type(error).__name__}: {error}")
             self._inbox.put((self, message))
 
     def send(self, message: tuple[Any, ...]) -> None:
         """Send a message; a worker that has exited is reported by its reader instead."""
-        import cloudpickle
-
         assert self.process.stdin is not None
-        data = cloudpickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         with contextlib.suppress(BrokenPipeError):
-            self.process.stdin.write(data)
-            self.process.stdin.flush()
+            _write_frame(self.process.stdin, message)
 
     def exit_message(self) -> str:
         """Exit code and the last line the worker wrote (waits a moment for it to exit)."""
@@ -206,7 +205,7 @@ class WorkerPool:
         with self._lock:
             self._drain()
             self.start(workers, [getattr(func, "__module__", None) or "hmm_pyro"])
-            return self._run(func, tasks, labels, update, finish)
+            return self._run(func, tasks, labels, workers, update, finish)
 
     def _drain(self) -> None:
         """Read what came in between calls: workers ready, workers gone, stale messages."""
@@ -228,6 +227,7 @@ class WorkerPool:
         func: Callable[..., Any],
         tasks: Sequence[Any],
         labels: Sequence[str],
+        workers: int,
         update: Callable[[int, int], None],
         finish: Callable[[int], None],
     ) -> list[Any]:
@@ -237,10 +237,10 @@ class WorkerPool:
         remaining = len(tasks)
         registry: dict[Any, Any] = {}
         try:
-            for worker in self._workers:
+            for worker in self._workers[:workers]:
                 if pending:
                     worker.task = pending.pop()
-                    worker.send(("task", worker.task, func, tasks[worker.task]))
+                    worker.send(("task", worker.task, _payload(func, tasks[worker.task])))
             while remaining:
                 worker, message = self._inbox.get()
                 kind = message[0]
@@ -261,7 +261,10 @@ class WorkerPool:
                     remaining -= 1
                     if pending:
                         worker.task = pending.pop()
-                        worker.send(("task", worker.task, func, tasks[worker.task]))
+                        worker.send(("task", worker.task, _payload(func, tasks[worker.task])))
+                elif kind == "unreadable":
+                    label = labels[worker.task] if worker.task is not None else "a task"
+                    raise RuntimeError(f"{label}: its result cannot be read here ({message[1]})")
                 elif kind == "exit":
                     self._workers.remove(worker)
                     reason = worker.exit_message()
@@ -281,6 +284,35 @@ class WorkerPool:
                     self._workers.remove(worker)
                     worker.task = None
                     worker.stop(kill=True)
+
+
+def _payload(func: Callable[..., Any], task: Any) -> bytes:
+    """A task as the worker reads it, pickled on its own.
+
+    A task that cannot be rebuilt in the worker then fails as that task, with its error.
+    """
+    import cloudpickle
+
+    return cloudpickle.dumps((func, task), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _write_frame(stream: IO[bytes], message: tuple[Any, ...]) -> None:
+    """Write one message: its length (8 bytes) and its cloudpickle."""
+    import cloudpickle
+
+    data = cloudpickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(len(data).to_bytes(8, "little") + data)
+    stream.flush()
+
+
+def _read_frame(stream: IO[bytes]) -> bytes | None:
+    """Read one message's bytes; ``None`` at the end of the stream."""
+    header = stream.read(8)
+    if len(header) < 8:
+        return None
+    size = int.from_bytes(header, "little")
+    data = stream.read(size)
+    return data if len(data) == size else None
 
 
 def _start_failure(reason: str) -> RuntimeError:
@@ -365,13 +397,10 @@ def serve() -> None:
     channel = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a task's prints: not on the channel
     lock = threading.Lock()
-    import cloudpickle
 
     def send(message: tuple[Any, ...]) -> None:
-        data = cloudpickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         with lock:
-            channel.write(data)
-            channel.flush()
+            _write_frame(channel, message)
 
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     import numba
@@ -387,16 +416,20 @@ def serve() -> None:
     reporter = _Reporter(send)
     inbox = sys.stdin.buffer
     while True:
-        try:
-            message = pickle.load(inbox)
-        except EOFError:
+        frame = _read_frame(inbox)
+        if frame is None:  # the caller closed the pool, or is gone
             return
-        _, index, func, task = message
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("default")
+            _, index, payload = pickle.loads(frame)  # ints and bytes: always readable
             try:
+                func, task = pickle.loads(payload)
                 result = func(task, reporter)
             except BaseException as error:
                 send(("error", index, _portable(error), _portable_warnings(caught)))
                 continue
-        send(("done", index, result, _portable_warnings(caught)))
+        try:
+            send(("done", index, result, _portable_warnings(caught)))
+        except Exception as error:  # a result that does not pickle
+            failure = RuntimeError(f"the task's result cannot be sent back ({error})")
+            send(("error", index, failure, []))

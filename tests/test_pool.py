@@ -65,6 +65,16 @@ def _warn(task, reporter):
     return task
 
 
+class _Unbuildable:
+    """A task that pickles here and cannot be rebuilt in a worker."""
+
+    def __init__(self):
+        self.state = 1
+
+    def __setstate__(self, state):
+        raise ValueError("task: cannot be rebuilt here")
+
+
 def _nested(task, reporter):
     inner = run_tasks(_probe, [(0, 1), (1, 2)], [1, 1], ["a", "b"], parallel=True, progress=False)
     return [result["pid"] for result in inner], os.getpid()
@@ -102,6 +112,12 @@ def test_a_worker_error_is_raised_here_as_one_line_and_the_pool_goes_on():
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
     assert run_tasks(_fail_on_one, [0, 2], [1, 1], ["t"] * 2, True, False) == [0, 2]
     assert set(get_pool().pids) & before  # the idle worker was kept
+
+
+@ON_THE_POOL
+def test_a_task_that_cannot_be_rebuilt_in_the_worker_fails_as_that_task():
+    with pytest.raises(ValueError, match=r"^task: cannot be rebuilt here$"):
+        run_tasks(_fail_on_one, [0, _Unbuildable()], [1, 1], ["a", "b"], True, False)
 
 
 @ON_THE_POOL
