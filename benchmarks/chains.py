@@ -11,6 +11,13 @@ inside the timed call), and measures, in this order:
 3. ``pool_warm``: the same 4 chains again (the pool's workers kept from the call before);
 4. ``sequential``: the same 4 chains with ``parallel=False``, one after the other here.
 
+Beside each wall time, CPU seconds: the calling process's and each worker process's (with
+``pool_cold``, the workers' imports included), and ``projected_idle_wall_seconds`` = the
+caller's CPU + the busiest worker's CPU: the wall time on 2 idle cores if the processes never
+waited for anything else (a projection from CPU time, not a measurement; it tells what the
+wall times mean when other sessions take the cores); ``projected_ratio_*`` are the ratios of
+these.
+
 The chains of 2-4 are the same chains (bitwise-equal draws, so the same leapfrog steps).
 Ratios: ``ratio_*`` = wall(4 chains) / (4 x wall(1 chain)) (the issue's target: <= 0.6), and
 ``vs_sequential_*`` = wall(4 chains in the pool) / wall(the same 4 chains one after the other),
@@ -76,6 +83,18 @@ def _repeat(seed: int) -> dict:
     hmm, data, _ = workload("small")
     settings = {"warmup": ITERATIONS, "draws": ITERATIONS, "seed": seed, "progress": False}
     hp.fit_nuts(hmm, data, chains=1, warmup=5, draws=5, seed=seed, progress=False)  # untimed
+    import psutil
+
+    here = psutil.Process()
+
+    def worker_cpu() -> dict[int, float]:
+        """CPU seconds (user + system) of each worker process since it started."""
+        seconds = {}
+        for child in here.children():
+            times = child.cpu_times()
+            seconds[child.pid] = times.user + times.system
+        return seconds
+
     result = {}
     for name, chains, parallel in (
         ("one_chain", 1, None),
@@ -83,10 +102,20 @@ def _repeat(seed: int) -> dict:
         ("pool_warm", 4, None),
         ("sequential", 4, False),
     ):
+        workers_before, cpu_before = worker_cpu(), time.process_time()
         began = time.perf_counter()
         fit = hp.fit_nuts(hmm, data, chains=chains, parallel=parallel, **settings)
+        wall = time.perf_counter() - began
+        caller_cpu = time.process_time() - cpu_before
+        workers = {
+            pid: seconds - workers_before.get(pid, 0.0) for pid, seconds in worker_cpu().items()
+        }
+        workers = {pid: seconds for pid, seconds in workers.items() if seconds > 0.01}
         result[name] = {
-            "wall_seconds": time.perf_counter() - began,
+            "wall_seconds": wall,
+            "caller_cpu_seconds": caller_cpu,
+            "worker_cpu_seconds": sorted(workers.values()),
+            "projected_idle_wall_seconds": caller_cpu + max(workers.values(), default=0.0),
             "parallel": fit.attrs["parallel"],
             "chain_seconds": fit.attrs["chain_seconds"],
             "leapfrog_steps": int(fit.idata.sample_stats["n_steps"].sum()),
@@ -162,6 +191,10 @@ def main() -> None:
         one = result["one_chain"]["wall_seconds"]
         for name in ("pool_cold", "pool_warm", "sequential"):
             result[f"ratio_{name}"] = result[name]["wall_seconds"] / (4 * one)
+        projected = result["one_chain"]["projected_idle_wall_seconds"]
+        for name in ("pool_cold", "pool_warm", "sequential"):
+            ratio = result[name]["projected_idle_wall_seconds"] / (4 * projected)
+            result[f"projected_ratio_{name}"] = ratio
         for name in ("pool_cold", "pool_warm"):
             sequential = result["sequential"]["wall_seconds"]
             result[f"vs_sequential_{name}"] = result[name]["wall_seconds"] / sequential
@@ -176,6 +209,7 @@ def main() -> None:
     startup.update(load_before=before, load_after=_load())
     keys = [f"ratio_{n}" for n in ("pool_cold", "pool_warm", "sequential")]
     keys += ["vs_sequential_pool_cold", "vs_sequential_pool_warm", "control_ratio"]
+    keys += [f"projected_ratio_{n}" for n in ("pool_cold", "pool_warm", "sequential")]
     summary = {key: statistics.median(r[key] for r in repeats) for key in keys}
     output = {
         "benchmark": "chains",
