@@ -1,26 +1,27 @@
-"""Run independent tasks (chains, restarts, fits) here or on a Dask cluster, with progress.
+"""Run independent tasks (chains, restarts, fits) here, on worker processes or on Dask.
 
 Three ways to run the same list of tasks, all giving bitwise-identical results:
 
 * **here**, one after the other (``parallel=False``, or a single task);
-* on an **embedded** Dask cluster started and closed by the call (``parallel=True`` without
-  a client; :mod:`hmm_pyro._cluster`): one single-threaded worker process per task, at most
-  one per core;
+* on this process's **worker pool** (``parallel=True`` without a client;
+  :mod:`hmm_pyro._pool`): single-threaded worker processes, at most one per core, started on
+  the first parallel call and kept for later ones;
 * on a **given cluster** (``client=``: a :class:`distributed.Client` or a scheduler address such
   as ``"tcp://10.0.0.5:8786"``).
 
 Every task runs with one torch intra-op thread and one numba thread, here as well as in the
 workers, so ``workers x threads`` never exceeds the cores (oversubscribed torch threads slowed a
 measured NUTS run 17x: 811 s vs 41-48 s) and a result does not depend on where it was computed.
-Tasks carry their own seeds; nothing depends on the order in which they finish. A worker that
-dies has its task rescheduled on another worker by the Dask scheduler (up to
-``distributed.scheduler.allowed-failures`` times, 3 by default).
+Tasks carry their own seeds; nothing depends on the order in which they finish. On a Dask
+cluster a worker that dies has its task rescheduled on another worker by the Dask scheduler (up
+to ``distributed.scheduler.allowed-failures`` times, 3 by default); in the pool it raises a
+one-line ``RuntimeError``.
 
-The embedded cluster's workers are fresh interpreters that never import the caller's main
-module, so scripts need no ``if __name__ == "__main__":`` guard, and ``python -c`` and the REPL
-work too; a worker process that cannot start raises a one-line ``RuntimeError``. Progress goes
-through :class:`hmm_pyro._progress.Progress` (bars on a terminal, a line every ~10 s
-elsewhere). On a cluster of your own, the workers need hmm_pyro
+The pool's workers are fresh interpreters that never import the caller's main module, so
+scripts need no ``if __name__ == "__main__":`` guard, and ``python -c`` and the REPL work too; a
+worker process that cannot start raises a one-line ``RuntimeError``. Progress goes through
+:class:`hmm_pyro._progress.Progress` (bars on a terminal, a line every ~10 s elsewhere), fed
+by the workers' reports as they happen. On a cluster of your own, the workers need hmm_pyro
 installed (tasks are module-level functions, pickled by reference) and are best started with one
 thread each (``dask worker ADDRESS --nthreads 1``): tasks use process-wide state (torch's random
 generator, Pyro's parameter store), so within one worker process they run one at a time.
@@ -40,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numba
 import torch
 
+from hmm_pyro._pool import get_pool, in_pool_worker
 from hmm_pyro._progress import Progress
 from hmm_pyro._validation import describe
 
@@ -160,8 +162,8 @@ def _run_in_worker(func: Callable[..., Any], task: Any, reporter: ProgressReport
 
 
 @contextlib.contextmanager
-def _connect(client: Client | str | None, workers: int) -> Iterator[Client]:
-    """The given client; a client connected to an address; or an embedded cluster's."""
+def _connect(client: Client | str) -> Iterator[Client]:
+    """The given client, or a client connected to an address (closed on exit)."""
     from distributed import Client
 
     if isinstance(client, Client):
@@ -185,11 +187,6 @@ def _connect(client: Client | str | None, workers: int) -> Iterator[Client]:
             raise failure
         with connected:
             yield connected
-        return
-    from hmm_pyro._cluster import embedded_client
-
-    with embedded_client(workers) as embedded:
-        yield embedded
 
 
 def run_tasks(
@@ -216,10 +213,10 @@ def run_tasks(
     labels : sequence of str
         Progress bar labels.
     parallel : bool or None
-        Run the tasks on an embedded Dask cluster (one single-threaded worker process per
-        task, at most one per core) instead of one after the other here. Ignored with a
-        single task and inside a Dask worker (no nested clusters). ``None``: when there is a
-        ``client``, or several tasks and cores.
+        Run the tasks on this process's worker pool (single-threaded worker processes kept
+        across calls, at most one per task and per core) instead of one after the other
+        here. Ignored with a single task and inside a pool or Dask worker (no nesting).
+        ``None``: when there is a ``client``, or several tasks and cores.
     progress : bool
         Show progress (:class:`~hmm_pyro._progress.Progress`: bars on a terminal, a line
         every ~10 s elsewhere): per task when tasks report several units of work (NUTS
@@ -244,7 +241,7 @@ def run_tasks(
     OSError
         The scheduler at ``client`` cannot be reached.
     RuntimeError
-        The embedded cluster's worker processes cannot start.
+        The pool's worker processes cannot start, or one died running a task.
     """
     check_client(client)
     if client is not None and parallel is False:
@@ -278,18 +275,19 @@ def run_tasks(
                 bars.update(1)
 
     try:
-        on_dask = client is not None or (parallel and count > 1 and not _in_dask_worker())
-        if not on_dask:
-            reporter = ProgressReporter(callback=update)
-            results = []
-            with torch_threads(threads), numba_threads(threads):
-                for index, task in enumerate(tasks):
-                    results.append(func(task, reporter))
-                    finish(index)
-            return results
-        workers = max(1, min(count, available_cores()))
-        with _connect(client, workers) as connected:
-            return _run_on_dask(connected, func, tasks, labels, update, finish)
+        if client is not None:
+            with _connect(client) as connected:
+                return _run_on_dask(connected, func, tasks, labels, update, finish)
+        if parallel and count > 1 and not in_pool_worker() and not _in_dask_worker():
+            workers = min(count, available_cores())
+            return get_pool().run(func, tasks, labels, workers, update, finish)
+        reporter = ProgressReporter(callback=update)
+        results = []
+        with torch_threads(threads), numba_threads(threads):
+            for index, task in enumerate(tasks):
+                results.append(func(task, reporter))
+                finish(index)
+        return results
     finally:
         bars.close()
 

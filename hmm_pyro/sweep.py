@@ -7,7 +7,7 @@ prior and (SVI) ELBO, the number of free parameters and BIC (point estimates), t
 :func:`hmm_pyro.diagnose` (``deep=False``: the grid itself compares the models), the smallest
 squared Hellinger distance between states and the seconds taken.
 
-The tasks run here, on an embedded Dask cluster (``parallel=True``, the default with
+The tasks run here, on the worker pool (``parallel=True``, the default with
 several points and cores) or on a cluster of your own (``client=``); see
 :mod:`hmm_pyro._parallel`. Point ``i`` always uses child seed ``i`` of the master
 seed, and every task runs with one torch and one numba thread, so the table and the fits are
@@ -399,9 +399,10 @@ def sweep(
         Run the points as tasks on this Dask cluster (a client, or a scheduler address such as
         ``"tcp://host:8786"``).
     parallel : bool, optional
-        Without ``client``: run the points on an embedded Dask cluster (one
-        single-threaded worker process per core) instead of one after the other here. Default:
-        when there are several points and cores. The results are the same bit for bit.
+        Without ``client``: run the points on the worker pool (single-threaded worker
+        processes kept across calls, at most one per core) instead of one after the other
+        here. Default: when there are several points and cores. The results are the same bit
+        for bit.
     progress : bool
         Show a progress bar that advances as points finish.
     **runner_kwargs
@@ -426,9 +427,10 @@ def sweep(
     Notes
     -----
     Data are shipped to the workers with every task (fine for data of a few MB; every point
-    needs all of it). A worker that dies has its task rerun on another worker; a point whose
-    fit raises stops the sweep with that exception. Scripts that run in parallel need the
-    ``if __name__ == "__main__":`` guard (worker processes are spawned).
+    needs all of it). On a Dask cluster a worker that dies has its task rerun on another
+    worker (in the pool it stops the sweep with a one-line error); a point whose fit raises
+    stops the sweep with that exception. Scripts need no
+    ``if __name__ == "__main__":`` guard: the worker processes never import them.
 
     Examples
     --------

@@ -239,7 +239,7 @@ def test_relabel_decode_plot(nuts_fit, work):
 @pytest.mark.slow
 def test_compare_penalises_a_contradicting_prior(work):
     # --serial: the table does not depend on where the fits run (test_compare.py checks it bit
-    # for bit); the default embedded cluster cost two worker processes' imports (about 10 s).
+    # for bit); the default worker pool would cost two worker processes' imports (about 10 s).
     result = run(
         "compare", "data.csv", "--states", "3",
         "--prior", "flat", "--prior", "sticky:stickiness=10", "--prior", "strong:B=100",

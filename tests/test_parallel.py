@@ -1,4 +1,4 @@
-"""run_tasks: here or on a given Dask cluster; same results (the embedded cluster: test_cluster)."""
+"""run_tasks: here or on a given Dask cluster; same results (the worker pool: test_pool)."""
 
 import os
 import time

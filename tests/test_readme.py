@@ -7,10 +7,9 @@ namespace (a block cannot use another block's variables or imports), with the gl
 numpy and ``random`` generators and Pyro's parameter store reset to what a fresh interpreter
 starts with. A block may read the files an earlier block wrote (the job-1 block writes
 ``data.csv``, which the prior-comparison and sweep blocks read, as a reader following the
-README would have it). ``sys.modules["__main__"]`` is the block's own module while it runs, so
-the worker processes of the embedded Dask cluster (the sweep block) re-run that block's file
-as their ``__mp_main__``, exactly as for a script run directly: this checks that scripts need no
-``if __name__ == "__main__":`` guard.
+README would have it). ``sys.modules["__main__"]`` is the block's own module while it runs, as
+for a script run directly; the worker processes of the pool (the sweep block) never import it,
+so scripts need no ``if __name__ == "__main__":`` guard.
 
 One interpreter instead of one per block saves an import of torch, Pyro and ArviZ per block
 (about 3.5 s of CPU each); the blocks themselves are kept small (short chains, few steps), and

@@ -7,8 +7,8 @@ share one), each registering its sub-parser; the options they share are in
 ``value``; a file without ``sequence`` is one sequence, skipped times are missing observations,
 text values are named symbols), ``.npy`` or ``.npz`` (see
 :meth:`hmm_pyro.Sequences.from_file`). Fits are ArviZ NetCDF files. ``fit`` (NUTS chains),
-``compare`` and ``sweep`` run their independent fits as tasks on a local Dask cluster, or on
-``--scheduler ADDRESS``.
+``compare`` and ``sweep`` run their independent fits as tasks on local worker processes
+(one per core), or on the Dask cluster at ``--scheduler ADDRESS``.
 
 Exit codes: 0 success; 1 ``diagnose`` found degeneracy (so scripts can gate on it); 2 bad input
 (one line on stderr naming the problem, no traceback).

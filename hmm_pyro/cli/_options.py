@@ -462,7 +462,7 @@ def add_runner_options(
         "--serial",
         action="store_true",
         help="run everything in this process (default: NUTS chains, or compare's and sweep's "
-        "fits, as tasks on a local Dask cluster, one worker process per core)",
+        "fits, as tasks on local worker processes, one per core)",
     )
     group.add_argument(
         "--scheduler",

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     where = (
         "here"
         if args.serial or points == 1
-        else (f"on {args.scheduler}" if args.scheduler else "on a local Dask cluster")
+        else (f"on {args.scheduler}" if args.scheduler else "on local worker processes")
     )
     print(
         f"data: {data}\nsweeping {points} fit(s) by {args.method} {where}: states "
@@ -88,7 +88,7 @@ def add_parser(commands: Any) -> None:
         description="Fit one model per point of the grid --states x --prior and tabulate, per "
         "point: log likelihood, log prior, ELBO (SVI), free parameters, BIC (point estimates), "
         "diagnose flags, smallest Hellinger distance between states, seconds. The fits run as "
-        "tasks on a local Dask cluster (or --scheduler, or --serial here) with per-point seeds, "
+        "tasks on local worker processes (or --scheduler, or --serial here) with per-point seeds, "
         "so every way gives the same numbers. Prints the table; writes sweep.csv, sweep.json, "
         "sweep.md and sweep_fit_NNN.nc (NetCDF, one per point) into --out.",
         epilog="Example: hmm-pyro sweep data.csv --states 2 3 4 --prior flat "

@@ -100,8 +100,9 @@ def compare_priors(
     folds : int
         Number of folds for ``"kfold"``.
     parallel : bool, optional
-        Run the fits (settings and folds) as tasks on an embedded Dask cluster, one
-        single-threaded worker process per core; each runs its NUTS chains one after the other.
+        Run the fits (settings and folds) as tasks on the worker pool (single-threaded
+        worker processes kept across calls, at most one per core; :mod:`hmm_pyro._parallel`);
+        each runs its NUTS chains one after the other.
         Default: when there are several fits and cores, or a ``client``.
     progress : bool
         A progress bar that advances as fits finish.
@@ -109,7 +110,7 @@ def compare_priors(
         Power-scaling step ``delta`` of ``az.psens`` (``alpha`` in ``[1/(1+delta), 1+delta]``).
     client : distributed.Client or str, optional
         Run the fits as tasks on this Dask cluster (a client, or a scheduler address such as
-        ``"tcp://host:8786"``) instead of an embedded cluster; same table bit for bit.
+        ``"tcp://host:8786"``) instead of the pool; same table bit for bit.
     **runner_kwargs
         Passed to the runner (``chains``, ``warmup``, ``draws``, ``init``, ``guide``,
         ``optimizer``, ``steps``, ``restarts``, ...); the runner's ``seed``, ``progress`` and

@@ -58,6 +58,7 @@ __all__ = [
     "StudentT",
     "VonMises",
     "from_config",
+    "user_defined_families",
 ]
 
 FAMILIES: dict[str, type[Emission]] = {
@@ -102,7 +103,23 @@ def from_config(config: Mapping[str, Any]) -> Emission:
     if user_defined is None:
         raise ValueError(
             f"config: expected a family in {sorted(FAMILIES)} or a user-defined family of this "
-            f"process, got {family!r} (define it with PyroEmission({family!r}, ...) at module "
-            "level before loading: worker processes re-import the script)"
+            f"process, got {family!r} (define it with PyroEmission({family!r}, ...) before "
+            "loading; worker processes do not run your script: fit such a family with "
+            "parallel=False)"
         )
     return user_defined
+
+
+def user_defined_families(config: Any) -> list[str]:
+    """Names of the user-defined families in a configuration (nested ones included).
+
+    Such families exist only in the process that defined them: worker processes, which do not
+    run the caller's script, cannot rebuild them.
+    """
+    if isinstance(config, Mapping):
+        family = config.get("family")
+        found = [family] if isinstance(family, str) and family not in FAMILIES else []
+        return found + [name for value in config.values() for name in user_defined_families(value)]
+    if isinstance(config, (list, tuple)):
+        return [name for value in config for name in user_defined_families(value)]
+    return []

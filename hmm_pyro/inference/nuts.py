@@ -1,6 +1,6 @@
-"""NUTS over the marginalised model: several chains, in parallel processes where possible.
+"""NUTS over the marginalised model: several chains, side by side on the cores.
 
-Each chain runs Pyro's ``NUTS`` kernel on
+Each chain (:mod:`hmm_pyro.inference._chain_task`) runs Pyro's ``NUTS`` kernel on
 :class:`~hmm_pyro.inference.potential.Potential`: the model's log joint over
 Pyro's unconstrained coordinates (flattened to one site), hidden states summed out by a
 forward-backward sweep, value and gradient from one numba call (equal to Pyro's model-based
@@ -13,102 +13,37 @@ settle in different labellings of the states; the draws are brought into one
 
 from __future__ import annotations
 
-import math
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from pyro.infer.mcmc import NUTS
 
-from hmm_pyro._parallel import (
-    ProgressReporter,
-    available_cores,
-    check_client,
-    numba_threads,
-    run_tasks,
-    torch_threads,
-)
+from hmm_pyro._parallel import available_cores, check_client, run_tasks
 from hmm_pyro._random import resolve_seed
 from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_bool, check_int, check_positive, describe
-from hmm_pyro.covariates import Covariates
 from hmm_pyro.data import Sequences
+from hmm_pyro.emissions import user_defined_families
 from hmm_pyro.fit import LABELS_ATTR, RAW, Fit
 from hmm_pyro.fit.inference_data import build_inference_data
+from hmm_pyro.inference._chain_task import ChainResult, ChainTask, run_chain
 from hmm_pyro.inference._chains import (
     chain_path,
     chain_signature,
     load_chain,
-    save_chain,
     saved_seed,
 )
-from hmm_pyro.inference.coordinates import Coordinates
-from hmm_pyro.inference.potential import Potential
 from hmm_pyro.labels import align_labels
 from hmm_pyro.learning import initial_params
 from hmm_pyro.model import HMM
 from hmm_pyro.starts import derive_seeds, min_separation
 from hmm_pyro.store import MemoryStore
 
-__all__ = ["PARALLEL_MIN_SECONDS", "fit_nuts"]
-
-_REPORT_EVERY = 10
-PARALLEL_MIN_SECONDS = 30.0
-"""Estimated sequential sampling time below which ``parallel=None`` keeps the chains in this
-process. Starting the embedded cluster and importing torch in its workers costs seconds: on
-2 cores, 2 chains x (100 + 100) on the small benchmark workload took 14.5 s in 2 worker
-processes and 7.1 s one after the other."""
-_STEPS_SCALE = 5.5
-"""Leapfrog steps per NUTS iteration (warm-up and draws together) assumed by the estimate:
-``_STEPS_SCALE * sqrt(P)`` for ``P`` unconstrained parameters, at most ``2**max_tree_depth - 1``.
-Fitted to the steps Pyro's NUTS took (8.5 per iteration for P = 7, 16-34 for P = 14-20, 67 for
-P = 77, about 55 for P = 139); ``benchmarks/parallel_estimate.py`` measures the estimate
-against the time taken. Step counts vary with the data and the seed (17-25 per draw on one
-workload), so the estimate is good to about a factor 2, not better."""
-_PILOT_SECONDS = 0.3
-"""Wall time of the pilot run that measures the seconds per leapfrog step."""
-_PILOT_TREE_DEPTH = 5
-"""Tree depth cap of the pilot (at most 31 steps per iteration: a pilot iteration stays short
-even where the first iterations of a chain build deep trees)."""
-
-
-def _seconds_per_step(
-    hmm: HMM, data: Sequences, start: dict[str, torch.Tensor], target_accept: float
-) -> float:
-    """Seconds per leapfrog step of Pyro's NUTS on this model and data, from a pilot run.
-
-    A few warm-up iterations from ``start``, one torch and one numba thread (as the chains
-    run), under a forked torch random state: the gradient evaluation and Pyro's bookkeeping
-    around it, which costs more than the gradient on small data sets. Takes about
-    :data:`_PILOT_SECONDS` (at least one iteration).
-    """
-    potential = Potential(hmm, data)
-    kernel = NUTS(
-        potential_fn=potential,
-        adapt_step_size=True,
-        adapt_mass_matrix=True,
-        full_mass=False,
-        target_accept_prob=target_accept,
-        max_tree_depth=_PILOT_TREE_DEPTH,
-    )
-    kernel.initial_params = potential.unconstrain(start)
-    with torch.random.fork_rng(devices=[]), torch_threads(1), numba_threads(1):
-        torch.manual_seed(0)
-        kernel.setup(warmup_steps=1000)  # loads (or compiles) the numba code; not timed
-        params = kernel.initial_params
-        first, began = potential.num_evaluations, time.perf_counter()
-        while True:
-            params = kernel.sample(params)
-            seconds = time.perf_counter() - began
-            if seconds >= _PILOT_SECONDS:
-                break
-        kernel.cleanup()
-    return seconds / max(1, potential.num_evaluations - first)
-
+__all__ = ["fit_nuts"]
 
 RESTART_START_NATS = 2.0
 """``init=<Fit>`` starts chains only at restart points whose log posterior is within 2 nats of
@@ -146,119 +81,6 @@ def _restart_starts(
     keep = [int(r) for r in order if float(log_post[order[0]] - log_post[r]) <= RESTART_START_NATS]
     chosen = [keep[c % len(keep)] for c in range(chains)]
     return [{name: points[name][r] for name in hmm.param_names} for r in chosen], chosen
-
-
-def _estimated_sequential_seconds(
-    hmm: HMM,
-    data: Sequences,
-    start: dict[str, torch.Tensor],
-    iterations: int,
-    chains: int,
-    target_accept: float = 0.8,
-    max_tree_depth: int = 10,
-) -> float:
-    """Sampling time of ``chains`` chains of ``iterations`` iterations run one after another.
-
-    Iterations x leapfrog steps per iteration (:data:`_STEPS_SCALE` by the number of
-    parameters) x seconds per step (measured by :func:`_seconds_per_step`).
-    """
-    steps = min(_STEPS_SCALE * math.sqrt(Coordinates(hmm).size), 2.0**max_tree_depth - 1)
-    return chains * iterations * steps * _seconds_per_step(hmm, data, start, target_accept)
-
-
-@dataclass(frozen=True)
-class _ChainTask:
-    index: int
-    hmm_config: dict[str, Any]
-    values: np.ndarray
-    lengths: np.ndarray
-    init: dict[str, np.ndarray]
-    warmup: int
-    draws: int
-    seed: int
-    target_accept: float
-    max_tree_depth: int
-    save_path: str | None = None
-    signature: str = ""
-    covariates: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class _ChainResult:
-    draws: dict[str, np.ndarray]
-    stats: dict[str, np.ndarray]
-    seconds: float
-
-
-def _run_chain(task: _ChainTask, reporter: ProgressReporter) -> _ChainResult:
-    """Run one chain (module level so that worker processes can unpickle it)."""
-    hmm = HMM.from_config(task.hmm_config)
-    covariates = None
-    if task.covariates is not None:
-        covariates = Covariates.from_standardization(**task.covariates)
-    data = Sequences(
-        task.values, lengths=task.lengths, dim=task.values.shape[-1], covariates=covariates
-    )
-    potential = Potential(hmm, data)
-    start = potential.unconstrain({k: torch.as_tensor(v) for k, v in task.init.items()})
-    kernel = NUTS(
-        potential_fn=potential,
-        adapt_step_size=True,
-        adapt_mass_matrix=True,
-        full_mass=False,
-        target_accept_prob=task.target_accept,
-        max_tree_depth=task.max_tree_depth,
-    )
-    kernel.initial_params = start
-    names = list(start)
-    samples: dict[str, list[torch.Tensor]] = {name: [] for name in names}
-    stats: dict[str, list[float]] = {
-        key: [] for key in ("diverging", "step_size", "acceptance_rate", "n_steps", "lp")
-    }
-    began = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(task.seed)
-        kernel.setup(task.warmup)
-        params = kernel.initial_params
-        previous_mean, divergences = 0.0, 0
-        for iteration in range(task.warmup + task.draws):
-            before = potential.num_evaluations
-            params = kernel.sample(params)
-            if iteration >= task.warmup:
-                count = iteration - task.warmup + 1
-                # Pyro keeps a running mean of the acceptance probability; recover this step's.
-                mean = float(kernel._mean_accept_prob)
-                stats["acceptance_rate"].append(mean * count - previous_mean * (count - 1))
-                previous_mean = mean
-                stats["diverging"].append(len(kernel._divergences) > divergences)
-                divergences = len(kernel._divergences)
-                stats["step_size"].append(float(kernel.step_size))
-                stats["n_steps"].append(potential.num_evaluations - before)
-                stats["lp"].append(-float(kernel._potential_energy_last))
-                for name in names:
-                    samples[name].append(params[name].detach().clone())
-            if (iteration + 1) % _REPORT_EVERY == 0 or iteration + 1 == task.warmup + task.draws:
-                reporter.report(task.index, iteration + 1)
-        kernel.cleanup()
-    seconds = time.perf_counter() - began
-    unconstrained = {name: torch.stack(values) for name, values in samples.items()}
-    constrained = potential.constrain(unconstrained)
-    steps = np.asarray(stats["n_steps"], dtype=np.int64)
-    result = _ChainResult(
-        draws={name: value.numpy() for name, value in constrained.items()},
-        stats={
-            "diverging": np.asarray(stats["diverging"], dtype=bool),
-            "step_size": np.asarray(stats["step_size"]),
-            "acceptance_rate": np.asarray(stats["acceptance_rate"]).clip(0.0, 1.0),
-            "n_steps": steps,
-            "tree_depth": np.floor(np.log2(np.maximum(steps, 1))).astype(np.int64) + 1,
-            "lp": np.asarray(stats["lp"]),
-        },
-        seconds=seconds,
-    )
-    if task.save_path is not None:  # written by the worker as soon as the chain finishes
-        save_chain(task.save_path, result.draws, result.stats, seconds, task.signature)
-    return result
 
 
 def fit_nuts(
@@ -306,11 +128,13 @@ def fit_nuts(
     max_tree_depth : int
         Maximum NUTS tree depth.
     parallel : bool, optional
-        Run the chains as tasks on an embedded Dask cluster (one single-threaded worker
-        process per chain, at most one per core). Default: when there are several chains and
-        cores and the sampling, estimated from a short timed pilot run, would take at least
-        :data:`PARALLEL_MIN_SECONDS` in sequence (starting the workers costs seconds); the
-        estimate is kept in ``fit.attrs["estimated_sequential_seconds"]``.
+        Run the chains side by side on this process's worker pool: single-threaded worker
+        processes, at most one per chain and per core, started by the first such call
+        (a few seconds of imports) and kept for later calls (see ``docs/parallel.md``).
+        ``False``: one after the other in this process (one torch and one numba thread), the
+        same draws bit for bit. Default: in the pool when there are several chains and cores
+        and the model's families are built in (the workers do not run your script, so they
+        cannot rebuild a user-defined family).
     progress : bool
         Show progress bars.
     client : distributed.Client or str, optional
@@ -361,6 +185,10 @@ def fit_nuts(
     if not 0.0 < target_accept < 1.0:
         raise ValueError(f"target_accept: expected a value in (0, 1), got {target_accept}")
     parallel = check_bool("parallel", parallel, allow_none=True)
+    if parallel is None:  # the workers cannot rebuild a family defined by the caller's script
+        parallel = client is not None or (
+            chains > 1 and available_cores() > 1 and not user_defined_families(hmm.to_config())
+        )
     progress = check_bool("progress", progress)
     relabel = check_bool("relabel", relabel)
     check_client(client)
@@ -397,7 +225,7 @@ def fit_nuts(
             "standardized": data.covariates.standardized,
         }
     tasks = [
-        _ChainTask(
+        ChainTask(
             index=c,
             hmm_config=hmm.to_config(),
             values=data.values.numpy(),
@@ -412,7 +240,7 @@ def fit_nuts(
         )
         for c in range(chains)
     ]
-    saved: dict[int, _ChainResult] = {}
+    saved: dict[int, ChainResult] = {}
     if chain_dir is not None:
         Path(chain_dir).mkdir(parents=True, exist_ok=True)
         fingerprint = MemoryStore(data).fingerprint
@@ -431,32 +259,18 @@ def fit_nuts(
             )
             loaded = load_chain(chain_path(chain_dir, c), signature)
             if loaded is not None:
-                saved[c] = _ChainResult(*loaded)
+                saved[c] = ChainResult(*loaded)
             tasks[c] = replace(task, save_path=str(chain_path(chain_dir, c)), signature=signature)
     pending = [c for c in range(chains) if c not in saved]
     tasks = [replace(tasks[c], index=position) for position, c in enumerate(pending)]
-    estimated = None
-    if parallel is None:
-        parallel = client is not None
-        if not parallel and len(tasks) > 1 and available_cores() > 1:
-            estimated = _estimated_sequential_seconds(
-                hmm,
-                data,
-                starts[pending[0]],
-                warmup + draws,
-                len(tasks),
-                target_accept,
-                max_tree_depth,
-            )
-            parallel = estimated >= PARALLEL_MIN_SECONDS
     began = time.perf_counter()
     finished = (
         run_tasks(
-            _run_chain,
+            run_chain,
             tasks,
             totals=[warmup + draws] * len(tasks),
             labels=[f"NUTS chain {c}" for c in pending],
-            parallel=bool(parallel),
+            parallel=parallel,
             progress=progress,
             client=client,
             desc="NUTS",
@@ -482,8 +296,7 @@ def fit_nuts(
         "num_draws": draws,
         "target_accept": target_accept,
         "max_tree_depth": max_tree_depth,
-        "parallel": bool(parallel),
-        "estimated_sequential_seconds": estimated,
+        "parallel": parallel,
         "chain_seconds": [r.seconds for r in results],
         "sampling_time": wall,
         "reused_chains": sorted(saved),

@@ -18,7 +18,7 @@ import torch
 from torch.distributions import constraints
 
 import hmm_pyro as hp
-from hmm_pyro.emissions import from_config
+from hmm_pyro.emissions import from_config, user_defined_families
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 DTYPE = torch.float64
@@ -171,3 +171,17 @@ def test_registry_priors_and_dtypes():
     assert math.isclose(
         float(per_state.bhattacharyya({"rate": torch.tensor([3.0, 3.0])})[0, 1]), 1.0
     )
+
+
+def test_user_defined_families_are_found_in_nested_configurations():
+    """What fit_nuts checks before sending chains to worker processes (which cannot rebuild
+    a family defined by the caller's script)."""
+    counts = hp.PyroEmission(
+        "counts_for_workers",
+        lambda rate: dist.Poisson(rate),
+        rate=hp.Parameter(dist.Gamma(2.0, 0.5), constraint=constraints.positive),
+    )
+    assert user_defined_families(hp.HMM(2, hp.Gaussian()).to_config()) == []
+    assert user_defined_families(hp.HMM(2, counts).to_config()) == ["counts_for_workers"]
+    nested = hp.HMM(2, hp.Product(level=hp.Gaussian(), counts=counts)).to_config()
+    assert user_defined_families(nested) == ["counts_for_workers"]

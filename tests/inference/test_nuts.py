@@ -67,7 +67,9 @@ def test_log_likelihood_group_equals_forward_algorithm(workload_hmm, small_data)
     assert np.isfinite(lp).all()
 
 
+@pytest.mark.xdist_group("pool")  # this process's worker pool, shared with tests/test_pool.py
 def test_same_seed_same_draws_sequential_and_parallel(workload_hmm, small_data):
+    """Chains in the worker pool (one thread each) equal chains here with one thread, bitwise."""
     first = _quick(workload_hmm, small_data, seed=5)
     second = _quick(workload_hmm, small_data, seed=5)
     parallel = _quick(workload_hmm, small_data, seed=5, parallel=True)
@@ -152,9 +154,8 @@ def test_nuts_recovers_the_reference_hmm(workload_hmm, workload_data, true_param
     chains as with 4 (the test used 4 chains, 20 s of CPU, until the suite's time was cut).
     """
     # In this process: the draws are the same bit for bit wherever the chains run (tested
-    # above), and the default (parallel=None) sent them to an embedded cluster whenever the
-    # pilot-run estimate was >= 30 s, paying two workers' imports (about 10 s of CPU) for
-    # cores that pytest-xdist already fills.
+    # above), and the default (parallel=None) would start two pool workers (about 6 s of CPU
+    # for their imports) on cores that pytest-xdist already fills.
     fit = fit_nuts(
         workload_hmm,
         workload_data,
@@ -195,30 +196,31 @@ def test_nuts_recovers_gaussian_and_poisson_emissions(emission, align_rows):
         assert bool((distance < 4).all()), distance
 
 
-def test_default_keeps_short_runs_in_process_and_sends_long_ones_to_workers(
-    workload_hmm, small_data, monkeypatch
+@pytest.mark.parametrize(
+    ("cores", "chains", "user_defined", "expected"),
+    [(2, 2, False, True), (2, 1, False, False), (1, 4, False, False), (2, 2, True, False)],
+    ids=["2 cores 2 chains: pool", "1 chain: here", "1 core: here", "user family: here"],
+)
+def test_default_runs_chains_in_the_pool_with_several_chains_and_cores(
+    workload_hmm, small_data, monkeypatch, cores, chains, user_defined, expected
 ):
-    """``parallel=None``: the pilot-run estimate decides; it is of the right order."""
-    from hmm_pyro import _parallel
+    """``parallel=None``: the pool when there are >= 2 chains and cores, else here; here for a
+    user-defined family."""
     from hmm_pyro.inference import nuts
 
-    monkeypatch.setattr(_parallel, "available_cores", lambda: 2)
-    monkeypatch.setattr(nuts, "available_cores", lambda: 2)
-    fit = _quick(workload_hmm, small_data, parallel=None)
-    estimate = fit.attrs["estimated_sequential_seconds"]
-    assert fit.attrs["parallel"] is False and 0 < estimate < nuts.PARALLEL_MIN_SECONDS
-    actual = sum(fit.attrs["chain_seconds"])
-    assert 0.1 < estimate / actual < 10
-
     seen = []
-    run_tasks = nuts.run_tasks
+
+    class Stop(Exception):
+        pass
 
     def recording(*args, parallel, **kwargs):
         seen.append(parallel)
-        return run_tasks(*args, parallel=False, **kwargs)
+        raise Stop
 
+    monkeypatch.setattr(nuts, "available_cores", lambda: cores)
     monkeypatch.setattr(nuts, "run_tasks", recording)
-    monkeypatch.setattr(nuts, "PARALLEL_MIN_SECONDS", 0.0)
-    assert _quick(workload_hmm, small_data, parallel=None).attrs["parallel"] is True
-    assert seen == [True]
-    assert _quick(workload_hmm, small_data, parallel=None, chains=1).attrs["parallel"] is False
+    if user_defined:
+        monkeypatch.setattr(nuts, "user_defined_families", lambda config: ["zip_counts"])
+    with pytest.raises(Stop):
+        _quick(workload_hmm, small_data, parallel=None, chains=chains)
+    assert seen == [expected]
