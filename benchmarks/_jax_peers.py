@@ -76,29 +76,35 @@ class Worker:
         self.forward = log_likelihoods(jax, jnp)
         self.samplers: dict[tuple, tuple] = {}
         self.data = None
+        self.compiled: dict[str, tuple] = {}
 
     # ------------------------------------------------------------------------- kernels
     def kernel(self, inputs: str, grads_out: str, repeats: int) -> dict:
+        """Value + gradient of both forward algorithms: compiled (and their value and
+        gradients saved) on the first request for ``inputs``, then ``repeats`` timing samples
+        each (:func:`~benchmarks._timing.interleaved_samples`)."""
         jax, jnp = self.jax, self.jnp
-        arrays = np.load(inputs)
-        args = [jnp.asarray(arrays[k], dtype=self.dtype) for k in ("log_pi", "log_A", "log_B")]
-        args.append(jnp.asarray(arrays["symbols"]))
-        results, runs, saved = {}, {}, {}
-        for name, func in self.forward.items():
-            compiled = jax.jit(jax.value_and_grad(func, argnums=(0, 1, 2)))
-            began = time.perf_counter()
-            value, grads = jax.block_until_ready(compiled(*args))
-            results[name] = {
-                "compile_seconds": time.perf_counter() - began,
-                "value": float(value),
-            }
-            for index, grad in enumerate(grads):
-                saved[f"{name}:{index}"] = np.asarray(grad, dtype=np.float64)
-            runs[name] = lambda compiled=compiled: jax.block_until_ready(compiled(*args))
-        np.savez(grads_out, **saved)
-        for name, samples in interleaved_samples(runs, repeats).items():
-            results[name]["samples"] = samples
-        return results
+        if inputs not in self.compiled:
+            arrays = np.load(inputs)
+            args = [jnp.asarray(arrays[k], dtype=self.dtype) for k in ("log_pi", "log_A", "log_B")]
+            args.append(jnp.asarray(arrays["symbols"]))
+            facts, runs, saved = {}, {}, {}
+            for name, func in self.forward.items():
+                compiled = jax.jit(jax.value_and_grad(func, argnums=(0, 1, 2)))
+                began = time.perf_counter()
+                value, grads = jax.block_until_ready(compiled(*args))
+                facts[name] = {
+                    "compile_seconds": time.perf_counter() - began,
+                    "value": float(value),
+                }
+                for index, grad in enumerate(grads):
+                    saved[f"{name}:{index}"] = np.asarray(grad, dtype=np.float64)
+                runs[name] = lambda compiled=compiled: jax.block_until_ready(compiled(*args))
+            np.savez(grads_out, **saved)
+            self.compiled[inputs] = (facts, runs)
+        facts, runs = self.compiled[inputs]
+        samples = interleaved_samples(runs, repeats)
+        return {name: facts[name] | {"samples": samples[name]} for name in runs}
 
     # ------------------------------------------------------------------------- NUTS
     def model(self, kind: str, num_states: int, num_symbols: int):

@@ -11,8 +11,9 @@ workloads of ``benchmarks/speed.py``, flat Dirichlet priors.
    a JAX worker process per precision (``_jax_peers.py``) dynamax's ``hmm_filter`` (scaled
    forward, vmapped over sequences) and the log-space ``logsumexp`` ``lax.scan``, both
    ``jax.jit(jax.value_and_grad(...))``, float32 and float64. Torch-based rows take turns
-   sample by sample; hmmlearn and each JAX worker are timed on their own after them. Values
-   and (row-normalised) gradients are checked against ours.
+   sample by sample; hmmlearn is timed on its own after them; the JAX workers take turns
+   with ours sample by sample (their ratios are against those samples of ours). Values and
+   (row-normalised) gradients are checked against ours.
 2. NUTS, 1 chain, warm-up = draws = ``--draws``, seeds 0..``--seeds``-1, taking turns seed by
    seed: hmm_pyro (float64), NumPyro (``jit_model_args=True``, persistent compilation cache,
    the first run of each model not timed) with the ``logsumexp`` scan and with dynamax's
@@ -207,28 +208,37 @@ def kernel_benchmark(name: str, repeats: int, workers: dict, scratch: Path) -> d
         log_B=logs64[2].numpy(),
         symbols=symbols.numpy().astype(np.int32),
     )
-    for precision, worker in workers.items():
-        grads_out = scratch / f"grads_{name}_{precision}.npz"
-        answers = worker("kernel", inputs=str(inputs), grads_out=str(grads_out), repeats=repeats)
-        saved = np.load(grads_out)
-        for kind, answer in answers.items():
-            grads = [torch.as_tensor(saved[f"{kind}:{i}"]) for i in range(3)]
-            pairs = zip(tangent(grads, probs), reference_grads, strict=True)
-            label = f"jax {NUMPYRO_MODELS[kind]} {precision}"
-            rows[label] = {
-                "precision": precision,
-                "settings": "jit(value_and_grad), vmapped over sequences"
-                if kind == "scaled"
-                else "jit(value_and_grad), batched lax.scan",
-                "threads": "XLA default",
-                "compile_seconds": answer["compile_seconds"],
-                "value_gap": abs(answer["value"] - reference),
-                "grad_gap": max(float((g - r).abs().max()) for g, r in pairs),
-                **summarise_samples(answer["samples"]),
-            }
+    # The JAX workers take turns with ours, one timing sample at a time: each JAX row's
+    # ratio is against ours timed in the same turns ("ours_seconds_adjacent").
+    answers, adjacent = {}, {precision: [] for precision in workers}
+    for _ in range(repeats):
+        for precision, worker in workers.items():
+            adjacent[precision] += interleaved_samples({"ours": ours}, 1)["ours"]
+            grads_out = scratch / f"grads_{name}_{precision}.npz"
+            for kind, answer in worker(
+                "kernel", inputs=str(inputs), grads_out=str(grads_out), repeats=1
+            ).items():
+                entry = answers.setdefault((precision, kind), answer | {"samples": []})
+                entry["samples"] += answer["samples"]
+    for (precision, kind), answer in answers.items():
+        saved = np.load(scratch / f"grads_{name}_{precision}.npz")
+        grads = [torch.as_tensor(saved[f"{kind}:{i}"]) for i in range(3)]
+        pairs = zip(tangent(grads, probs), reference_grads, strict=True)
+        rows[f"jax {NUMPYRO_MODELS[kind]} {precision}"] = {
+            "precision": precision,
+            "settings": "jit(value_and_grad), vmapped over sequences"
+            if kind == "scaled"
+            else "jit(value_and_grad), batched lax.scan",
+            "threads": "XLA default",
+            "compile_seconds": answer["compile_seconds"],
+            "value_gap": abs(answer["value"] - reference),
+            "grad_gap": max(float((g - r).abs().max()) for g, r in pairs),
+            **summarise_samples(answer["samples"]),
+            "ours_seconds_adjacent": float(np.median(adjacent[precision])),
+        }
     base = rows[OURS]["seconds"]
     for row in rows.values():
-        row["x_ours"] = row["seconds"] / base
+        row["x_ours"] = row["seconds"] / row.get("ours_seconds_adjacent", base)
     return rows
 
 
@@ -250,7 +260,7 @@ def nuts_hmm_pyro(name: str, seed: int, iterations: int) -> dict:
         Potential.__call__ = original
     run["gradient_evaluations"] = round(run["mean_leapfrog_steps"] * iterations)
     run["ms_per_gradient_all_evaluations"] = 1e3 * run["seconds"] / counter["calls"]
-    return run
+    return finish(run)
 
 
 def nuts_numpyro(
@@ -459,7 +469,7 @@ def leapfrog_costs(name: str, workers: dict, configs: list, scratch: Path) -> di
             symbols=str(path),
             num_states=params["B"].shape[0],
             num_symbols=params["B"].shape[1],
-            counts=[3, 15],
+            counts=[4, 20],
             max_tree_depth=5,
         ) | {"how": "trees capped at depth 5, no warm-up: slope of seconds against steps"}
     return out
@@ -563,7 +573,7 @@ def parse_configs(text: str) -> list[tuple[str, str]]:
     for item in text.split(","):
         precision, _, kind = item.partition(":")
         if precision not in ("float32", "float64") or kind not in NUMPYRO_MODELS:
-            raise SystemExit(f"--numpyro: expected precision:model items, got {item!r}")
+            raise SystemExit(f"expected precision:model items (float32:scan), got {item!r}")
         configs.append((precision, kind))
     return configs
 
@@ -580,6 +590,11 @@ def main(argv: list[str] | None = None) -> int:
         "--numpyro",
         default="float32:scan,float32:scaled,float64:scaled",
         help="NumPyro configurations precision:model, model scan or scaled",
+    )
+    parser.add_argument(
+        "--probe",
+        default="float32:scaled,float32:scan,float64:scaled",
+        help="NumPyro configurations whose cost per leapfrog step is probed on large",
     )
     parser.add_argument(
         "--peers-large",
@@ -648,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 write()
                 results["leapfrog_cost"] = {
-                    "large": leapfrog_costs("large", workers, configs, scratch)
+                    "large": leapfrog_costs("large", workers, parse_configs(args.probe), scratch)
                 }
                 ours = results["nuts"]["large"]["samplers"][OURS]["per_seed"]
                 results["leapfrog_cost"]["large"][OURS] = {
