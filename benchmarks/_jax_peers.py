@@ -78,6 +78,10 @@ class Worker:
         self.data = None
         self.compiled: dict[str, tuple] = {}
 
+    def ready(self) -> dict:
+        """Answers once JAX is imported and configured (start-up is not timed alongside)."""
+        return {"jax": self.jax.__version__, "devices": [str(d) for d in self.jax.devices()]}
+
     # ------------------------------------------------------------------------- kernels
     def kernel(self, inputs: str, grads_out: str, repeats: int) -> dict:
         """Value + gradient of both forward algorithms: compiled (and their value and

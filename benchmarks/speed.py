@@ -27,7 +27,10 @@ Measured (medians of repeated timings; ratios are ours against the peer in the s
 5. Peak RSS of a MAP fit on 1,000 x 1,000 steps, K=10 (subprocess), against the size of the
    forward-backward tables.
 
-Peers are an optional extra: ``pip install -e .[bench]``. Run:
+Peers are an optional extra: ``pip install -e .[bench]``. Peers at their best settings
+(dynamax's scaled forward, float32 and float64, NumPyro with ``jit_model_args=True``, Pyro
+``DiscreteHMM`` traced, Stan), ratios per seed: ``benchmarks/speed_peers.py`` in the
+environment of ``make bench-env``. Run:
 ``python benchmarks/speed.py [--quick] [--out benchmarks/results/speed.json]``; writes JSON and a
 Markdown table next to it.
 """

@@ -637,6 +637,8 @@ def main(argv: list[str] | None = None) -> int:
         cache = str(scratch / "jax_cache")
         workers = {p: JaxWorker(p, cache) for p in ("float32", "float64")}
         try:
+            # Their start-up (seconds of imports) must not overlap the first timings.
+            results["metadata"]["jax_workers"] = {p: w("ready") for p, w in workers.items()}
             if not args.skip_kernels:
                 results["kernels"] = {
                     name: kernel_benchmark(name, args.repeats, workers, scratch)
