@@ -243,9 +243,8 @@ def kernel_benchmark(name: str, repeats: int, workers: dict, scratch: Path) -> d
 
 
 # ----------------------------------------------------------------------------- 2. NUTS
-def nuts_hmm_pyro(name: str, seed: int, iterations: int) -> dict:
-    """Our NUTS (``fit_nuts``, 1 chain, float64), counting every potential evaluation."""
-    hmm, data, _ = workload(name)
+def counting_potential_calls():
+    """Patch ``Potential.__call__`` to count calls; returns the counter and the undo."""
     counter = {"calls": 0}
     original = Potential.__call__
 
@@ -254,13 +253,52 @@ def nuts_hmm_pyro(name: str, seed: int, iterations: int) -> dict:
         return original(self, coords)
 
     Potential.__call__ = counting
+
+    def undo() -> None:
+        Potential.__call__ = original
+
+    return counter, undo
+
+
+def nuts_hmm_pyro(name: str, seed: int, iterations: int) -> dict:
+    """Our NUTS (``fit_nuts``, 1 chain, float64), counting every potential evaluation."""
+    hmm, data, _ = workload(name)
+    counter, undo = counting_potential_calls()
     try:
         run = nuts_ours(hmm, data, seed, iterations)
     finally:
-        Potential.__call__ = original
+        undo()
     run["gradient_evaluations"] = round(run["mean_leapfrog_steps"] * iterations)
     run["ms_per_gradient_all_evaluations"] = 1e3 * run["seconds"] / counter["calls"]
     return finish(run)
+
+
+def probe_hmm_pyro(name: str, draws: int = 20, max_tree_depth: int = 5) -> dict:
+    """Milliseconds per potential evaluation inside our NUTS: a short run without warm-up,
+    trees capped at ``2**max_tree_depth - 1`` steps (the step-size search included)."""
+    hmm, data, _ = workload(name)
+    counter, undo = counting_potential_calls()
+    try:
+        fit = hp.fit_nuts(
+            hmm,
+            data,
+            chains=1,
+            warmup=0,
+            draws=draws,
+            seed=0,
+            max_tree_depth=max_tree_depth,
+            progress=False,
+            parallel=False,
+        )
+    finally:
+        undo()
+    seconds = float(fit.attrs["chain_seconds"][0])
+    return {
+        "ms_per_leapfrog_step": 1e3 * seconds / counter["calls"],
+        "evaluations": counter["calls"],
+        "how": f"{draws} draws, no warm-up, trees capped at depth {max_tree_depth}: seconds "
+        "over potential evaluations",
+    }
 
 
 def nuts_numpyro(
@@ -603,7 +641,12 @@ def main(argv: list[str] | None = None) -> int:
         "NumPyro's cost per leapfrog step there",
     )
     parser.add_argument("--skip-kernels", action="store_true", help="no kernel timings")
-    parser.add_argument("--skip-large-nuts", action="store_true", help="no NUTS on large")
+    parser.add_argument("--skip-small-nuts", action="store_true", help="no NUTS on small")
+    parser.add_argument(
+        "--skip-large-nuts",
+        action="store_true",
+        help="no NUTS runs on large (the costs per leapfrog step are still measured)",
+    )
     parser.add_argument("--skip-stan", action="store_true", help="no Stan runs")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speed_peers.json"))
     args = parser.parse_args(argv)
@@ -646,12 +689,12 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 write()
             stan = stan_problem is None
-            results["nuts"] = {
-                "small": nuts_benchmark(
+            results["nuts"] = {}
+            if not args.skip_small_nuts:
+                results["nuts"]["small"] = nuts_benchmark(
                     "small", args.seeds, args.draws, workers, configs, stan, scratch
                 )
-            }
-            write()
+                write()
             if not args.skip_large_nuts:
                 peers = configs if args.peers_large else []
                 results["nuts"]["large"] = nuts_benchmark(
@@ -664,17 +707,9 @@ def main(argv: list[str] | None = None) -> int:
                     scratch,
                 )
                 write()
-                results["leapfrog_cost"] = {
-                    "large": leapfrog_costs("large", workers, parse_configs(args.probe), scratch)
-                }
-                ours = results["nuts"]["large"]["samplers"][OURS]["per_seed"]
-                results["leapfrog_cost"]["large"][OURS] = {
-                    "ms_per_leapfrog_step": float(
-                        np.median([r["ms_per_gradient_all_evaluations"] for r in ours])
-                    ),
-                    "how": "seconds of its large NUTS runs over all their potential "
-                    "evaluations (warm-up included), median over seeds",
-                }
+            probes = results["leapfrog_cost"] = {"large": {OURS: probe_hmm_pyro("large")}}
+            write()
+            probes["large"] |= leapfrog_costs("large", workers, parse_configs(args.probe), scratch)
         finally:
             for worker in workers.values():
                 worker.close()
