@@ -145,7 +145,12 @@ class Worker:
 
         key = (kind, num_states, num_symbols, warmup, draws, max_tree_depth)
         if key not in self.samplers:
-            kernel = NUTS(self.model(kind, num_states, num_symbols), max_tree_depth=max_tree_depth)
+            kernel = NUTS(
+                self.model(kind, num_states, num_symbols),
+                max_tree_depth=max_tree_depth,
+                # without warm-up (the probes), a step size of 1 diverges at the first step
+                find_heuristic_step_size=warmup == 0,
+            )
             mcmc = MCMC(
                 kernel,
                 num_warmup=warmup,
