@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-env clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,5 +30,20 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check hmm_pyro tests examples diagnostics benchmarks
 	$(VENV)/bin/lint-imports
 
+# The peers of benchmarks/speed_peers.py (JAX, NumPyro, dynamax, PyStan) in their own
+# environment, never in the test environment .venv: `make bench-env`, then
+# `.venv-bench/bin/python benchmarks/speed_peers.py`.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP): pyproject.toml constraints.txt benchmarks/requirements-peers.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -c constraints.txt -e . \
+		-r benchmarks/requirements-peers.txt
+	touch $(BENCH_STAMP)
+
+bench-env: $(BENCH_STAMP)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .ruff_cache *.egg-info

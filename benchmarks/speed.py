@@ -27,7 +27,10 @@ Measured (medians of repeated timings; ratios are ours against the peer in the s
 5. Peak RSS of a MAP fit on 1,000 x 1,000 steps, K=10 (subprocess), against the size of the
    forward-backward tables.
 
-Peers are an optional extra: ``pip install -e .[bench]``. Run:
+Peers are an optional extra: ``pip install -e .[bench]``. Peers at their best settings
+(dynamax's scaled forward, float32 and float64, NumPyro with ``jit_model_args=True``, Pyro
+``DiscreteHMM`` traced, Stan), ratios per seed: ``benchmarks/speed_peers.py`` in the
+environment of ``make bench-env``. Run:
 ``python benchmarks/speed.py [--quick] [--out benchmarks/results/speed.json]``; writes JSON and a
 Markdown table next to it.
 """
@@ -56,6 +59,7 @@ import pyro.distributions as dist  # noqa: E402
 import torch  # noqa: E402
 
 import hmm_pyro as hp  # noqa: E402
+from benchmarks._timing import interleaved_medians, median_time  # noqa: E402
 from hmm_pyro import kernels  # noqa: E402
 from hmm_pyro._io import atomic_write  # noqa: E402
 from hmm_pyro.kernels.categorical import SymbolLanes, categorical_log_likelihood  # noqa: E402
@@ -88,38 +92,6 @@ def workload(name: str) -> tuple[hp.HMM, hp.Sequences, dict[str, torch.Tensor]]:
     hmm = hp.HMM(params["A"].shape[0], hp.Categorical(num_symbols=params["B"].shape[1]))
     data, _ = hp.simulate(hmm, params, [shape[1]] * shape[0], seed=0)
     return hmm, data, params
-
-
-SAMPLE_SECONDS = 0.02
-"""Each timing sample loops a call until it takes about this long (sub-millisecond calls
-timed one at a time mostly measure the machine's noise)."""
-
-
-def interleaved_medians(funcs: dict, repeats: int, warmup: int = 2) -> dict[str, float]:
-    """Median seconds per call of each function, the samples taken in turns.
-
-    Taking turns means a slow spell of the (shared) machine hits every implementation alike,
-    so the ratios between them hold even when the absolute times drift.
-    """
-    numbers = {}
-    for name, func in funcs.items():
-        for _ in range(warmup):
-            func()
-        began = time.perf_counter()
-        func()
-        numbers[name] = max(1, int(SAMPLE_SECONDS / max(time.perf_counter() - began, 1e-7)))
-    samples: dict[str, list[float]] = {name: [] for name in funcs}
-    for _ in range(repeats):
-        for name, func in funcs.items():
-            began = time.perf_counter()
-            for _ in range(numbers[name]):
-                func()
-            samples[name].append((time.perf_counter() - began) / numbers[name])
-    return {name: float(np.median(values)) for name, values in samples.items()}
-
-
-def median_time(func, repeats: int, warmup: int = 2) -> float:
-    return interleaved_medians({"func": func}, repeats, warmup)["func"]
 
 
 # ----------------------------------------------------------------------------- 1. kernels
