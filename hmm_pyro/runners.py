@@ -18,8 +18,10 @@ from typing import Any
 from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_choice
 from hmm_pyro.fit import Fit
-from hmm_pyro.inference import fit_map, fit_nuts, fit_svi
+from hmm_pyro.inference.map import fit_map
+from hmm_pyro.inference.nuts import fit_nuts
 from hmm_pyro.inference.stream import fit_svi_stream
+from hmm_pyro.inference.svi import fit_svi
 from hmm_pyro.learning import fit_em, fit_supervised, fit_viterbi_training
 from hmm_pyro.model import HMM
 
