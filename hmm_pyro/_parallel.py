@@ -62,12 +62,31 @@ _TASK_LOCK = threading.Lock()
 generator, Pyro's parameter store), so a worker with several threads runs them one at a time."""
 
 
+CORES_VARIABLE = "HMM_PYRO_CORES"
+"""Environment variable that caps the cores parallel work uses (a positive integer)."""
+
+
 def available_cores() -> int:
-    """Cores this process may use."""
+    """Cores this process may use: its CPU affinity, capped by ``HMM_PYRO_CORES`` when set.
+
+    ``HMM_PYRO_CORES=1`` keeps every default in this process (chains one after the other, no
+    worker pool): for a machine shared with other work, or a test suite that already runs one
+    process per core. Raises ``ValueError`` for a value that is not a positive integer.
+    """
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    setting = os.environ.get(CORES_VARIABLE)
+    if setting is None or setting.strip() == "":
+        return cores
+    try:
+        cap = int(setting)
+    except ValueError:
+        cap = 0
+    if cap < 1:
+        raise ValueError(f"{CORES_VARIABLE}: expected a positive integer, got {setting!r}")
+    return min(cores, cap)
 
 
 @contextlib.contextmanager

@@ -5,7 +5,8 @@ Nothing here catches exceptions or relaxes warnings: a failure inside a fixture 
 Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) every worker runs with one
 torch intra-op thread and one numba thread, and passes ``OMP_NUM_THREADS=1`` to the processes
 it starts (CLI and example subprocesses, Dask workers): the workers already fill the cores, and
-small HMM tensors are slower with two threads competing for them. Tests that share an
+small HMM tensors are slower with two threads competing for them. For the same reason it sets
+``HMM_PYRO_CORES=1``: parallel defaults (NUTS chains, comparisons) stay in the process. Tests that share an
 expensive module-scoped fixture carry an ``xdist_group`` mark so that one worker computes it.
 """
 
@@ -33,6 +34,10 @@ def pytest_configure(config: pytest.Config) -> None:
     numba.set_num_threads(1)  # numba's setting is per thread: this is the thread running tests
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(name, "1")  # inherited by subprocesses and Dask workers
+    # The workers fill the cores: defaults run chains here, not in a worker pool of their own
+    # (each CLI or example subprocess would otherwise start two workers, ~3 s of CPU each).
+    # Tests of the pool set it back (tests/test_pool.py).
+    os.environ.setdefault("HMM_PYRO_CORES", "1")
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -24,6 +24,25 @@ from hmm_pyro._pool import WorkerPool, get_pool
 ON_THE_POOL = pytest.mark.xdist_group("pool")
 
 
+@pytest.fixture(autouse=True)
+def _all_cores(monkeypatch):
+    """The pool on every core of the machine (the suite caps parallel defaults at one core)."""
+    monkeypatch.delenv("HMM_PYRO_CORES", raising=False)
+
+
+def test_cores_variable_caps_the_cores_and_rejects_bad_values(monkeypatch):
+    """``HMM_PYRO_CORES`` caps :func:`available_cores` and is checked to be a positive integer."""
+    cores = available_cores()
+    monkeypatch.setenv("HMM_PYRO_CORES", "1")
+    assert available_cores() == 1
+    monkeypatch.setenv("HMM_PYRO_CORES", str(cores + 5))
+    assert available_cores() == cores
+    for bad in ("0", "-2", "two", "1.5"):
+        monkeypatch.setenv("HMM_PYRO_CORES", bad)
+        with pytest.raises(ValueError, match="HMM_PYRO_CORES: expected a positive integer"):
+            available_cores()
+
+
 def _probe(task, reporter):
     """Seeded torch work plus what the task saw of its process."""
     index, seed = task
