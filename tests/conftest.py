@@ -6,8 +6,9 @@ Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) every worker r
 torch intra-op thread and one numba thread, and passes ``OMP_NUM_THREADS=1`` to the processes
 it starts (CLI and example subprocesses, Dask workers): the workers already fill the cores, and
 small HMM tensors are slower with two threads competing for them. For the same reason it sets
-``HMM_PYRO_CORES=1``: parallel defaults (NUTS chains, comparisons) stay in the process. Tests that share an
-expensive module-scoped fixture carry an ``xdist_group`` mark so that one worker computes it.
+``HMM_PYRO_CORES=1``: parallel defaults (NUTS chains, comparisons) stay in the process. Tests
+that share an expensive module-scoped fixture carry an ``xdist_group`` mark so that one worker
+computes it.
 """
 
 from __future__ import annotations
