@@ -67,14 +67,6 @@ class GaussianRegression(Regression):
     positive_params = ("sigma",)
     hyperparameter_names = ("mu_loc", "mu_scale", "variance_shape", "variance_scale")
 
-    def param_shapes(self, num_states: int) -> dict[str, tuple[int, ...]]:
-        """``w (K, 1 + P)``, ``sigma (K,)``."""
-        return {"w": (num_states, self.num_terms), "sigma": (num_states,)}
-
-    def param_dims(self) -> dict[str, tuple[str, ...]]:
-        """``w``: ``("state", "emission_term")``; ``sigma``: ``("state",)``."""
-        return {"w": ("state", "emission_term"), "sigma": ("state",)}
-
     # ------------------------------------------------------------------ prior
     def prior_hyperparameters(
         self, prior: Prior, num_states: int, dtype: torch.dtype

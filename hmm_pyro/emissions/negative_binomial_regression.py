@@ -90,14 +90,6 @@ class NegativeBinomialRegression(PoissonRegression):
     positive_params = ("dispersion",)
     hyperparameter_names = ("rate_shape", "rate_rate", "dispersion_shape", "dispersion_rate")
 
-    def param_shapes(self, num_states: int) -> dict[str, tuple[int, ...]]:
-        """``w (K, 1 + P)``, ``dispersion (K,)``."""
-        return {"w": (num_states, self.num_terms), "dispersion": (num_states,)}
-
-    def param_dims(self) -> dict[str, tuple[str, ...]]:
-        """``w``: ``("state", "emission_term")``; ``dispersion``: ``("state",)``."""
-        return {"w": ("state", "emission_term"), "dispersion": ("state",)}
-
     def prior_distributions(
         self, prior: Prior, num_states: int, dtype: torch.dtype
     ) -> dict[str, dist.TorchDistribution]:

@@ -61,14 +61,6 @@ class PoissonRegression(Regression):
     integer_valued = True
     hyperparameter_names = ("rate_shape", "rate_rate")
 
-    def param_shapes(self, num_states: int) -> dict[str, tuple[int, ...]]:
-        """``w (K, 1 + P)``."""
-        return {"w": (num_states, self.num_terms)}
-
-    def param_dims(self) -> dict[str, tuple[str, ...]]:
-        """``w``: ``("state", "emission_term")``."""
-        return {"w": ("state", "emission_term")}
-
     def validate_data(self, data: Sequences) -> None:
         """Non-negative integer counts (as :class:`~hmm_pyro.Poisson`) and the covariates."""
         super().validate_data(data)

@@ -174,6 +174,18 @@ class Regression(Emission):
         """One (univariate observations)."""
         return 1
 
+    def param_shapes(self, num_states: int) -> dict[str, tuple[int, ...]]:
+        """``w (K, 1 + P)``, then one number per state for each other parameter."""
+        shapes = {self.coefficient_name: (num_states, self.num_terms)}
+        shapes.update({name: (num_states,) for name in self.param_names[1:]})
+        return shapes
+
+    def param_dims(self) -> dict[str, tuple[str, ...]]:
+        """``w``: ``("state", "emission_term")``; the others ``("state",)``."""
+        dims = {self.coefficient_name: ("state", "emission_term")}
+        dims.update({name: ("state",) for name in self.param_names[1:]})
+        return dims
+
     def to_config(self) -> dict[str, Any]:
         """``{"family", "covariates", "slope_scale"}``."""
         return {
