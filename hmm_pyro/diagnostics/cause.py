@@ -2,9 +2,10 @@
 
 :func:`apply_evidence` takes the :class:`~hmm_pyro.diagnostics.evidence.Evidence` of
 ``diagnose(deep=True)`` and names the cause of the state flags ("prior", "data", "insufficient
-data", or "optimizer" when EM from a point estimate separates its collapsed states) with the
-numbers it rests on, orders their remedies ("fewer states" first when the smaller model is as
-good), raises ``too_many_states`` when no other flag names the redundant states and
+data", or "optimizer" when EM from a point estimate separates its collapsed states or a split
+move finds a better solution) with the numbers it rests on, orders their remedies ("fewer
+states" first when the smaller model is as good), raises ``too_many_states`` when no other flag
+names the redundant states, ``local_optimum`` when a split move found a better solution and
 ``no_temporal_structure`` when a mixture fits as well; it sets every flag's ``cause_kind`` and
 keeps relabelling advice off fits whose draws already share one labelling. Without evidence
 (``deep=False``) the cause of collapse stays "not established". :func:`insufficient_data_flag`
@@ -19,6 +20,7 @@ from hmm_pyro.diagnostics.collapse import min_pairwise
 from hmm_pyro.diagnostics.evidence import Evidence, min_distance
 from hmm_pyro.diagnostics.flags import Flag, Remedy
 from hmm_pyro.diagnostics.occupancy import free_emission_parameters
+from hmm_pyro.diagnostics.splits import SPLIT_GAIN_NATS
 from hmm_pyro.diagnostics.temporal import temporal_flag
 from hmm_pyro.diagnostics.thresholds import (
     COLLAPSE_DISTANCE,
@@ -84,6 +86,13 @@ def _attribution(
     first = evidence.comparisons[0] if evidence.comparisons else None
     prior = evidence.prior
     mode = min_distance(evidence.point)
+    if evidence.split is not None and not evidence.smaller_as_good:
+        return (
+            "optimizer",
+            f"the fit is at a local optimum: {evidence.split.describe()}, and at that solution "
+            f"fewer states fit worse ({first.describe() if first else 'not compared'}).",
+            (Remedy.MORE_RESTARTS, Remedy.SYMMETRY_BREAKING_INIT),
+        )
     if collapsed is not None and mode >= COLLAPSE_DISTANCE and not evidence.smaller_as_good:
         return (
             "optimizer",
@@ -147,6 +156,29 @@ def _too_many_states_flag(evidence: Evidence, cause: tuple[str, str, tuple[Remed
         remedies=remedies,
         states=tuple(first.merged),
         cause_kind=kind,
+    )
+
+
+def _local_optimum_flag(evidence: Evidence, num_states: int) -> Flag:
+    """A better ``K``-state solution than the fit's, found by a split move (error)."""
+    split = evidence.split
+    first = evidence.comparisons[0]
+    return Flag(
+        kind="local_optimum",
+        severity="error",
+        summary=(
+            f"The fit is not at the best {num_states}-state solution: {split.describe()}; at "
+            f"that solution the data support {evidence.supported} state(s) ({first.describe()})."
+        ),
+        measured=split.to_dict(),
+        threshold={"gain_nats": SPLIT_GAIN_NATS, "bic": "the split solution's BIC is lower"},
+        cause=(
+            "the optimiser (or the chains) ended at a local optimum: two states the data "
+            "separate share one state there, and a spare state copies another."
+        ),
+        remedies=(Remedy.MORE_RESTARTS, Remedy.SYMMETRY_BREAKING_INIT),
+        states=(split.state, num_states - 1),
+        cause_kind="optimizer",
     )
 
 
@@ -220,6 +252,9 @@ def apply_evidence(
         after_relabelling = flag.kind == "label_switching" and (
             flag.remedies[:1] == (Remedy.FEWER_STATES,)
         )
+        if flag.kind == "misspecification" and evidence is not None and evidence.split:
+            # the misfit of a fit at a local optimum: refit first, then check the model again
+            flag = _with_remedies(flag, (Remedy.MORE_RESTARTS,), drop)
         if flag.kind == "label_switching" and (degenerate or after_relabelling):
             # states that still trade places (after relabelling, or among degenerate states)
             # are states the data do not tell apart
@@ -232,6 +267,8 @@ def apply_evidence(
             flag = dataclasses.replace(flag, cause_kind=_KIND_CAUSES.get(flag.kind, default))
         result.append(flag)
     if evidence is not None and cause is not None:
+        if evidence.split is not None:
+            result.append(_local_optimum_flag(evidence, fit.hmm.num_states))
         if evidence.smaller_as_good and not kinds & {"emission_collapse", "empty_states"}:
             result.append(_too_many_states_flag(evidence, cause))
         if evidence.temporal is not None:

@@ -67,6 +67,7 @@ DEFAULT_MAX_DRAWS = 1000
 SUPERVISED = "supervised"
 """The method name of fits whose states were observed (``fit_supervised``)."""
 FIRST_KINDS = (
+    "local_optimum",
     "emission_collapse",
     "symmetric_start",
     "empty_states",

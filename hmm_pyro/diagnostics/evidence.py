@@ -12,7 +12,10 @@
    *as good* when neither criterion prefers the larger (held-out or ELPD difference within
    :data:`~hmm_pyro.diagnostics.thresholds.ELPD_SMALL_DIFFERENCE` nats or
    :data:`~hmm_pyro.diagnostics.thresholds.ELPD_SE_FACTOR` standard errors, and, for points,
-   BIC no worse).
+   BIC no worse). When the smaller model is as good, a split move checks that the ``K``-state
+   mode is not a local optimum (:mod:`hmm_pyro.diagnostics.splits`); if splitting a state of
+   the smaller model reaches a better ``K``-state solution, it replaces the mode and the
+   comparison is made again from it.
 3. Prior sensitivity, when there is something to explain: the model refitted without the
    emission prior (its power-scaling limit, maximum likelihood). The prior is blamed only when
    that moves the states apart and the data then support more states, or indistinguishable
@@ -46,6 +49,7 @@ from hmm_pyro.diagnostics.refits import (
     held_out,
     point_fit,
 )
+from hmm_pyro.diagnostics.splits import Split, split_search
 from hmm_pyro.diagnostics.temporal import TemporalTest, temporal_test
 from hmm_pyro.diagnostics.thresholds import (
     COLLAPSE_DISTANCE,
@@ -239,6 +243,7 @@ class Evidence:
     temporal: TemporalTest | None
     seconds: float
     notes: tuple[str, ...]
+    split: Split | None = None
 
     @property
     def smaller_as_good(self) -> bool:
@@ -257,6 +262,8 @@ class Evidence:
             result["prior_sensitivity"] = self.prior.to_dict()
         if self.temporal is not None:
             result["temporal"] = self.temporal.to_dict()
+        if self.split is not None:
+            result["split"] = self.split.to_dict()
         return result
 
 
@@ -484,6 +491,13 @@ def gather_evidence(fit: Fit, start: Params, relevant: bool) -> Evidence:
             "likelihood) at the mode"
         )
     comparisons, points = _step_down(point, data, cache, fit if posterior else None, notes)
+    split = None
+    if comparisons and comparisons[0].as_good:
+        # fewer states look as good: unless the fit sits at a local optimum a split escapes
+        split = split_search(point, points[hmm.num_states - 1], data)
+        if split is not None:
+            point = split.point
+            comparisons, points = _step_down(point, data, cache, None, notes)
     supported = _supported(hmm, comparisons)
     prior = None
     if relevant or (comparisons and comparisons[0].as_good):
@@ -497,4 +511,5 @@ def gather_evidence(fit: Fit, start: Params, relevant: bool) -> Evidence:
         temporal=temporal,
         seconds=time.perf_counter() - began,
         notes=tuple(notes),
+        split=split,
     )

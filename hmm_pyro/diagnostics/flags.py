@@ -26,6 +26,7 @@ class Remedy(str, Enum):
     STACK_CHAINS = "stack the chains"
     OTHER_FAMILY = "other emission family"
     MORE_STATES = "more states"
+    MORE_RESTARTS = "more restarts"
 
     @property
     def advice(self) -> str:
@@ -79,6 +80,11 @@ _ADVICE = {
     Remedy.MORE_STATES: (
         "fit more states (HMM(num_states=...)) and compare by held-out likelihood: the Markov "
         "chain with these states does not reproduce the data's dwell times or autocorrelation"
+    ),
+    Remedy.MORE_RESTARTS: (
+        "fit again with more restarts (fit_map/fit_em/fit_svi restarts=...), or start from the "
+        "better solution diagnose found: init=report.flag('local_optimum').measured"
+        "['better_params'] (fit_nuts: chains started there, or at the best MAP restarts)"
     ),
     Remedy.OTHER_FAMILY: (
         "model what the check shows: an emission family with heavier tails or overdispersion, "

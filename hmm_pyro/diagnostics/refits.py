@@ -82,7 +82,7 @@ MERGE_CANDIDATES = 1
 whose merge costs least is the one a redundant state duplicates."""
 FOLDS = 5
 """Cross-validation folds of the held-out likelihood (as ``compare_priors``' default)."""
-FOLD_MAX_ITER = 50
+FOLD_MAX_ITER = 20
 """EM updates at most per fold refit. From the shrunk start, states the training data clearly
 separate come apart within tens of updates, while a spurious split (a flat direction, where EM
 crawls) does not come back: a cap that also keeps the refits cheap."""

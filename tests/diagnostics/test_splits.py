@@ -1,0 +1,100 @@
+"""Split moves: a fit at a local optimum is found and named, a degenerate fit is left alone."""
+
+import numpy as np
+import pytest
+import torch
+
+from hmm_pyro import HMM, Categorical, Fit, Gaussian, Poisson, simulate
+from hmm_pyro._random import make_generator
+from hmm_pyro.diagnostics import diagnose
+from hmm_pyro.diagnostics.refits import fewer_states, point_fit
+from hmm_pyro.diagnostics.splits import SPLIT_GAIN_NATS, split_search, split_start
+from tests.diagnostics.helpers import tensors
+
+STAY = 0.85
+FOUR = np.full((4, 4), (1 - STAY) / 3) + (STAY - (1 - STAY) / 3) * np.eye(4)
+TRUTH = {"pi": np.full(4, 0.25), "A": FOUR, "mu": [-6.0, -2.0, 2.0, 6.0], "sigma": [1.0] * 4}
+# the -6 and -2 states merged into one wide state, the spare state a near-copy of the 2 state
+LOCAL = {"pi": np.full(4, 0.25), "A": FOUR, "mu": [-4.0, 1.8, 2.2, 6.0], "sigma": [2.2, 1, 1, 1]}
+
+
+def _data(seed: int = 0):
+    return simulate(HMM(4, Gaussian()), tensors(TRUTH), [60] * 8, seed=seed)[0]
+
+
+def _local_optimum(seed: int = 0):
+    hmm = HMM(4, Gaussian())
+    data = hmm.prepare_data(_data(seed))
+    return hmm, data, point_fit(hmm, data, tensors(LOCAL))
+
+
+def test_split_start_keeps_the_other_states_and_splits_the_probabilities():
+    hmm, data, point = _local_optimum()
+    smaller = fewer_states(point, data)
+    start = split_start(hmm, smaller, data, 0, make_generator(0))
+    assert start is not None
+    for name in ("mu", "sigma"):
+        torch.testing.assert_close(start[name][1:3], smaller.params[name][1:3])
+    assert start["mu"][0] != start["mu"][3]  # the halves are placed apart
+    assert bool((start["sigma"] > 0).all())
+    torch.testing.assert_close(start["pi"].sum(), torch.tensor(1.0, dtype=torch.float64))
+    torch.testing.assert_close(start["A"].sum(-1), torch.ones(4, dtype=torch.float64))
+    torch.testing.assert_close(start["pi"][0], start["pi"][3])
+    torch.testing.assert_close(start["A"][0], start["A"][3])
+
+
+def test_split_search_escapes_a_merged_local_optimum():
+    _, data, point = _local_optimum()
+    found = split_search(point, fewer_states(point, data), data)
+    assert found is not None
+    assert found.gain > 50.0  # the merged -6/-2 state costs far more than a few nats
+    means = np.sort(found.point.params["mu"].numpy())
+    np.testing.assert_allclose(means, TRUTH["mu"], atol=0.5)
+    assert found.to_dict()["gain"] == pytest.approx(found.gain)
+
+
+def test_diagnose_names_the_local_optimum_not_too_many_states():
+    hmm, data, point = _local_optimum()
+    fit = Fit.from_params(hmm, data, point.params, method="map")
+    report = diagnose(fit)
+    flag = report.flags[0]
+    assert flag.kind == "local_optimum" and flag.severity == "error"
+    assert flag.remedies[0].value == "more restarts"
+    assert report.flag("too_many_states") is None
+    gain = flag.measured["gain"]
+    assert f"{gain:.1f} nats above the fit's mode" in flag.summary
+    assert "the data support 4 state(s)" in flag.summary
+    # the better solution is a valid start for a refit
+    better = {
+        name: torch.as_tensor(value) for name, value in flag.measured["better_params"].items()
+    }
+    assert hmm.validate_params(better)["mu"].shape == (4,)
+
+
+@pytest.mark.parametrize(
+    ("emission", "truth", "states"),
+    [
+        (Gaussian(), {"mu": [0.5], "sigma": [1.0]}, 3),
+        (Poisson(), {"rate": [4.0]}, 2),
+        (Categorical(3), {"B": [[0.5, 0.3, 0.2]]}, 3),
+    ],
+)
+def test_no_split_gain_when_the_data_have_one_state(emission, truth, states):
+    """On one-state data fitted with too many states a split reaches other over-fitted solutions
+    (up to a few nats higher), at which BIC still prefers fewer states: on 5 seeds per family no
+    split may be returned. A rule on the gain alone fails here (Gaussian seeds 0 and 3 gain 5.5
+    and 4.5 nats over the 2-nat threshold)."""
+    found = []
+    for seed in range(5):
+        params = tensors(
+            {"pi": [1.0], "A": [[1.0]], **{k: np.asarray(v) for k, v in truth.items()}}
+        )
+        data = simulate(HMM(1, emission), params, [300], seed=seed)[0]
+        hmm = HMM(states, emission)
+        data = hmm.prepare_data(data)
+        start = hmm.sample_prior(seed=seed)
+        point = point_fit(hmm, data, start)
+        result = split_search(point, fewer_states(point, data), data)
+        found.append(None if result is None else result.gain)
+    assert found == [None] * 5, found
+    assert SPLIT_GAIN_NATS == 2.0
