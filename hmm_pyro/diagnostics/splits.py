@@ -11,7 +11,10 @@ best is run to convergence, and if it ends more than :data:`SPLIT_GAIN_NATS` abo
 mode *and* BIC prefers it to its own ``K - 1``-state refit, :func:`split_search` returns it
 (docs/degeneracy.md#local-optima). The second condition keeps what matters: on data with fewer
 states, splits reach other over-fitted ``K``-state solutions a few nats higher (up to 5.5 nats
-in the tests' one-state Gaussian data), which change nothing in the verdict.
+in the tests' one-state Gaussian data), which change nothing in the verdict. A split whose log
+likelihood after the short run does not exceed the ``K - 1``-state refit's by half BIC's
+penalty for the extra state is not run to convergence (a sparse prior's density alone can make
+a split look a dozen nats better, with the likelihood unchanged).
 
 A split of state ``j`` keeps the other states as they are; ``j``'s observations (those whose
 most probable state is ``j``) are given to the emission family's data start for two states
@@ -22,6 +25,7 @@ fits), and the two halves share ``j``'s initial and transition probabilities equ
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,6 +192,12 @@ def split_search(point: PointFit, smaller: PointFit, data: Sequences) -> Split |
         if best is None or run.final_objective > best[1].final_objective:
             best = (state, run)
     if best is None or best[1].final_objective <= point.log_posterior + SPLIT_GAIN_NATS:
+        return None
+    # BIC's verdict needs the likelihood to pay for the extra state; a gain of the prior's
+    # density alone (a sparse prior rewards emptier rows) cannot, so no refit to convergence
+    extra = point.hmm.num_free_params() - smaller.hmm.num_free_params()
+    needed = 0.5 * extra * math.log(max(data.num_observed, 1))
+    if best[1].final_log_likelihood - smaller.log_likelihood <= needed:
         return None
     better = point_fit(point.hmm, data, best[1].params, emission_prior=point.emission_prior)
     if better.log_posterior <= point.log_posterior + SPLIT_GAIN_NATS:
