@@ -141,6 +141,11 @@ def main(argv=None):
         for label, result in (("worst", bad_report), ("merge/split", split_report))
         if result is not None and result.flag("misspecification") is not None
     ]
+    found = [
+        label
+        for label, result in (("worst", bad_report), ("merge/split", split_report))
+        if result is not None and result.flag("local_optimum") is not None
+    ]
     report.add(
         "## Reading",
         "- Local optima are not rare: prior-draw starts put means far outside the data, and the "
@@ -152,9 +157,13 @@ def main(argv=None):
         "fires. The predictive checks (`misspecification`) flagged "
         + (" and ".join(f"the {label} optimum" for label in flagged) or "neither optimum")
         + " shown above: a merged or emptied state leaves the autocorrelation, runs or dwell "
-        "times of the data unexplained. The flags' causes are written for a fit that reached "
-        "its best optimum ('more states than the data need' for an emptied state); for a kept "
-        "local optimum the remedy is more restarts, which the restart log posteriors reveal.",
+        "times of the data unexplained.",
+        "- `diagnose`'s split moves (docs/degeneracy.md#local-optima) flagged "
+        + (" and ".join(f"the {label} optimum" for label in found) or "neither optimum")
+        + " (`local_optimum`, with the better solution's log posterior and parameters): "
+        "where fewer states look as good, each state of the smaller refit is split and EM run "
+        "from there, and a solution that needs all the states is reported. "
+        "The state flags of such a fit name it as their cause and more restarts as the remedy.",
     )
     figure, ax = plt.subplots(figsize=(7, 3.2))
     for row, (_, log_post) in enumerate(ends.values()):

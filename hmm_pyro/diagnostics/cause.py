@@ -173,8 +173,8 @@ def _local_optimum_flag(evidence: Evidence, num_states: int) -> Flag:
         measured=split.to_dict(),
         threshold={"gain_nats": SPLIT_GAIN_NATS, "bic": "the split solution's BIC is lower"},
         cause=(
-            "the optimiser (or the chains) ended at a local optimum: two states the data "
-            "separate share one state there, and a spare state copies another."
+            "the optimiser (or the chains) ended at a local optimum: states the data separate "
+            "share one state there, and the spare states copy another or are empty."
         ),
         remedies=(Remedy.MORE_RESTARTS, Remedy.SYMMETRY_BREAKING_INIT),
         states=(split.state, num_states - 1),
@@ -267,8 +267,8 @@ def apply_evidence(
             flag = dataclasses.replace(flag, cause_kind=_KIND_CAUSES.get(flag.kind, default))
         result.append(flag)
     if evidence is not None and cause is not None:
-        if evidence.split is not None:
-            result.append(_local_optimum_flag(evidence, fit.hmm.num_states))
+        if evidence.split is not None:  # first: the root cause of the state flags
+            result.insert(0, _local_optimum_flag(evidence, fit.hmm.num_states))
         if evidence.smaller_as_good and not kinds & {"emission_collapse", "empty_states"}:
             result.append(_too_many_states_flag(evidence, cause))
         if evidence.temporal is not None:

@@ -64,11 +64,14 @@ class Split:
         The state of the ``K - 1``-state refit that was split.
     original : float
         Log posterior of the mode that ``diagnose`` found from the fit.
+    rounds : int
+        Splits made one after the other to get there (see :func:`split_search`).
     """
 
     point: PointFit
     state: int
     original: float
+    rounds: int = 1
 
     @property
     def gain(self) -> float:
@@ -77,9 +80,14 @@ class Split:
 
     def describe(self) -> str:
         """The numbers, in words."""
+        how = (
+            f"splitting state {self.state} of the {self.point.num_states - 1}-state refit"
+            if self.rounds == 1
+            else f"{self.rounds} splits in turn (each of a state of the {self.point.num_states - 1}"
+            "-state refit of the solution before)"
+        )
         return (
-            f"splitting state {self.state} of the {self.point.num_states - 1}-state refit and "
-            f"running EM reaches log posterior {self.point.log_posterior:.1f}, "
+            f"{how} and running EM reaches log posterior {self.point.log_posterior:.1f}, "
             f"{self.gain:.1f} nats above the fit's mode ({self.original:.1f})"
         )
 
@@ -87,6 +95,7 @@ class Split:
         """The numbers, JSON-friendly (with the better solution's parameters)."""
         return {
             "split_state": self.state,
+            "rounds": self.rounds,
             "log_posterior": self.point.log_posterior,
             "original_log_posterior": self.original,
             "gain": self.gain,
@@ -157,24 +166,8 @@ def split_start(
     return start
 
 
-def split_search(point: PointFit, smaller: PointFit, data: Sequences) -> Split | None:
-    """A better ``K``-state solution than ``point`` from splitting a state of ``smaller``.
-
-    Parameters
-    ----------
-    point : PointFit
-        The ``K``-state mode found from the fit.
-    smaller : PointFit
-        Its ``K - 1``-state refit (same prior use).
-    data : Sequences
-        The observations (prepared for the model).
-
-    Returns
-    -------
-    Split or None
-        ``None`` when no split ends more than :data:`SPLIT_GAIN_NATS` above ``point``, or when
-        BIC prefers fewer states at the split solution too.
-    """
+def _best_split(point: PointFit, smaller: PointFit, data: Sequences) -> tuple[int, PointFit] | None:
+    """The split of a state of ``smaller`` that ends highest, if it beats ``point`` (see module)."""
     generator = make_generator(SPLIT_SEED)
     best: tuple[int, Any] | None = None
     for state in range(smaller.num_states):
@@ -202,6 +195,40 @@ def split_search(point: PointFit, smaller: PointFit, data: Sequences) -> Split |
     better = point_fit(point.hmm, data, best[1].params, emission_prior=point.emission_prior)
     if better.log_posterior <= point.log_posterior + SPLIT_GAIN_NATS:
         return None
-    if bic(fewer_states(better, data), data) <= bic(better, data):
-        return None  # another over-fitted solution: fewer states still fit as well
-    return Split(point=better, state=best[0], original=point.log_posterior)
+    return best[0], better
+
+
+def split_search(point: PointFit, smaller: PointFit, data: Sequences) -> Split | None:
+    """A better ``K``-state solution than ``point`` from splitting states of ``smaller``.
+
+    A split that ends higher but where BIC still prefers fewer states (another over-fitted
+    solution, or a local optimum that needs a second split: two emptied states next to one
+    state across three regimes) is split again, from its own ``K - 1``-state refit, at most
+    ``K - 1`` times, each time more than :data:`SPLIT_GAIN_NATS` higher.
+
+    Parameters
+    ----------
+    point : PointFit
+        The ``K``-state mode found from the fit.
+    smaller : PointFit
+        Its ``K - 1``-state refit (same prior use).
+    data : Sequences
+        The observations (prepared for the model).
+
+    Returns
+    -------
+    Split or None
+        ``None`` when no split ends more than :data:`SPLIT_GAIN_NATS` above ``point``, or when
+        BIC prefers fewer states at every split solution reached.
+    """
+    current = point
+    for rounds in range(1, point.num_states):
+        found = _best_split(current, smaller, data)
+        if found is None:
+            return None
+        state, better = found
+        smaller = fewer_states(better, data)
+        if bic(smaller, data) > bic(better, data):
+            return Split(point=better, state=state, original=point.log_posterior, rounds=rounds)
+        current = better  # over-fitted, or one split short: split again from there
+    return None
