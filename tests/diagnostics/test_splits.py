@@ -98,3 +98,25 @@ def test_no_split_gain_when_the_data_have_one_state(emission, truth, states):
         found.append(None if result is None else result.gain)
     assert found == [None] * 5, found
     assert SPLIT_GAIN_NATS == 2.0
+
+
+def test_two_emptied_states_need_two_splits():
+    """Three regimes (-3, 0, 3) fitted at the optimum of study j: two empty states and one
+    state across all regimes. One split reaches only two regimes (BIC still prefers fewer
+    states there); the second split reaches all three."""
+    stay = np.full((3, 3), 0.025) + 0.925 * np.eye(3)
+    truth = {"pi": np.full(3, 1 / 3), "A": stay, "mu": [-3.0, 0.0, 3.0], "sigma": [1.0] * 3}
+    hmm = HMM(3, Gaussian())
+    data = hmm.prepare_data(simulate(hmm, tensors(truth), [500], seed=0)[0])
+    local = {
+        "pi": np.array([0.0005, 0.0005, 0.999]),
+        "A": np.full((3, 3), 1 / 3),
+        "mu": [0.0, 0.0, 1.0],
+        "sigma": [0.6, 0.6, 2.6],
+    }
+    point = point_fit(hmm, data, tensors(local))
+    found = split_search(point, fewer_states(point, data), data)
+    assert found is not None and found.rounds == 2
+    assert found.gain > 100.0
+    np.testing.assert_allclose(np.sort(found.point.params["mu"].numpy()), truth["mu"], atol=0.3)
+    assert "2 splits in turn" in found.describe()
