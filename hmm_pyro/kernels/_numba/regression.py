@@ -180,8 +180,10 @@ def _shifted_row(coefficients, x, i, entries, sums):  # noqa: ANN001, ANN202
 def _forward(emis, coefficients, xt, entries, sums, lengths, alpha, scale, log_z, dead):  # noqa: ANN001, ANN202
     """Scaled forward sweep, building each chunk of matrices as it reaches it.
 
-    ``entries (chunks or 1, K, K, C, n)``: with one chunk of storage (no backward sweep to
-    follow) each chunk overwrites the last; ``sums (C * n,)`` is the builder's scratch.
+    ``entries (chunks or 1, K, K, C, n)``: a chunk is built at the first step that reads it
+    (step ``t`` reads the matrix out of step ``t - 1``), so with one chunk of storage (no
+    backward sweep to follow) each chunk overwrites the last once that one has been read;
+    ``sums (C * n,)`` is the builder's scratch.
     """
     steps, num_states, lanes = emis.shape
     num_covariates, chunk = xt.shape[1], xt.shape[2]
@@ -190,8 +192,8 @@ def _forward(emis, coefficients, xt, entries, sums, lengths, alpha, scale, log_z
     inverse = np.empty(lanes)
     product = np.ones(lanes)
     for t in range(steps):
-        if t % chunk == 0 and t + 1 < steps:
-            block, slot = t // chunk, (t // chunk) % kept
+        if t >= 1 and (t - 1) % chunk == 0:  # the matrices out of steps t - 1 .. t + chunk - 2
+            block, slot = (t - 1) // chunk, ((t - 1) // chunk) % kept
             _build_chunk(
                 coefficients,
                 xt[block].reshape(num_covariates, chunk * lanes),
