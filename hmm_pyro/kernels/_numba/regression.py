@@ -121,21 +121,43 @@ def _build_chunk(coefficients, x, entries, sums):  # noqa: ANN001, ANN202
                         partial += w3 * x[p + 3, q]
                     entries[i, j, q] = partial if p == 4 else entries[i, j, q] + partial
             w0, w1, w2, w3 = _relative(coefficients, i, j, 0)
-            more = num_covariates > 4
-            for q in range(size):
-                logit = w0 * x[0, q]
-                if width > 1:
-                    logit += w1 * x[1, q]
-                if width > 2:
-                    logit += w2 * x[2, q]
-                if width > 3:
-                    logit += w3 * x[3, q]
-                if more:
+            # one loop per number of covariates: tests inside the loop cost 10% (measured)
+            if num_covariates > 4:
+                for q in range(size):
+                    logit = w0 * x[0, q] + w1 * x[1, q] + w2 * x[2, q] + w3 * x[3, q]
                     logit += entries[i, j, q]
-                large += logit > _OVERFLOW
-                value = fast_exp2(logit)
-                entries[i, j, q] = value
-                sums[q] += value
+                    large += logit > _OVERFLOW
+                    value = fast_exp2(logit)
+                    entries[i, j, q] = value
+                    sums[q] += value
+            elif width == 4:
+                for q in range(size):
+                    logit = w0 * x[0, q] + w1 * x[1, q] + w2 * x[2, q] + w3 * x[3, q]
+                    large += logit > _OVERFLOW
+                    value = fast_exp2(logit)
+                    entries[i, j, q] = value
+                    sums[q] += value
+            elif width == 3:
+                for q in range(size):
+                    logit = w0 * x[0, q] + w1 * x[1, q] + w2 * x[2, q]
+                    large += logit > _OVERFLOW
+                    value = fast_exp2(logit)
+                    entries[i, j, q] = value
+                    sums[q] += value
+            elif width == 2:
+                for q in range(size):
+                    logit = w0 * x[0, q] + w1 * x[1, q]
+                    large += logit > _OVERFLOW
+                    value = fast_exp2(logit)
+                    entries[i, j, q] = value
+                    sums[q] += value
+            else:
+                for q in range(size):
+                    logit = w0 * x[0, q]
+                    large += logit > _OVERFLOW
+                    value = fast_exp2(logit)
+                    entries[i, j, q] = value
+                    sums[q] += value
         if large:
             _shifted_row(coefficients, x, i, entries, sums)
             for q in range(size):
