@@ -29,7 +29,8 @@ preparation and folding of scale factors). Per block of lanes:
   sequential pass first, :func:`_warm`);
 - the backward sweep writes each step's summands above (weighted per lane; ``j != i`` only, as
   a row's summands add up to zero) into a chunk-sized buffer and, once a chunk is done, adds
-  their products with the covariates into the gradient.
+  their products with the covariates into the gradient; gamma goes out time-major, ``(T, K,
+  B)`` as the homogeneous kernel's, each block's lanes copied in after its backward sweep.
 
 Steps whose transition is not used (the last step of a sequence and its padding) get zero
 covariates, hence finite matrices and zero gradient whatever the design holds there. A lane of
