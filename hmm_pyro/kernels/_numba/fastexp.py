@@ -1,15 +1,26 @@
-"""An exponential that numba can vectorise: ``exp`` inlined into the loops that call it.
+"""Exponentials that numba can vectorise: ``exp`` and ``2**x`` inlined into the loops calling them.
 
 numba compiles ``math.exp`` to a call into the C library (there is no SVML here), which stops
 the loop around it from being vectorised: a scalar exponential per entry cost about 4 ns
-against about 0.8 ns for this one inside a vectorised loop (measured over 10**5 entries). The
-method is the textbook one: ``exp(x) = 2**k exp(r)`` with ``k = round(x / log 2)`` and
-``r = x - k log 2`` (``log 2`` split in two parts, Cody and Waite 1980, so that ``r`` is exact
-to about 1e-20), ``exp(r)`` by its Taylor polynomial of degree 13 (``|r| <= log(2) / 2``:
+against about 0.8 ns for :func:`fast_exp` inside a vectorised loop (measured over 10**5
+entries). The method is the textbook one: ``exp(x) = 2**k exp(r)`` with ``k = round(x / log 2)``
+and ``r = x - k log 2`` (``log 2`` split in two parts, Cody and Waite 1980, so that ``r`` is
+exact to about 1e-20), ``exp(r)`` by its Taylor polynomial of degree 13 (``|r| <= log(2) / 2``:
 remainder below 4e-18 relative), and ``2**k`` built from its IEEE-754 bits, as two factors so
 that results down to the smallest subnormal number come out right. Branch-free: the input is
 clamped to ``[-746, 710]`` (beyond which the result is ``0`` or ``inf`` anyway) and NaN is
-passed through. Tested against ``numpy.exp`` to 1 unit in the last place
+passed through.
+
+:func:`fast_exp2` takes ``2**x`` with fewer operations, for callers that can scale their
+arguments by ``log2(e)`` for free (the regression kernel folds it into its coefficients):
+``2**x = 2**k 2**f`` with ``k = round(x)`` and ``f = x - k`` (exact, ``|f| <= 1/2``, no
+splitting of a constant), ``2**f = 1 + f q(f)`` with ``q`` of degree 10 fitted to
+``(2**f - 1) / f`` on ``[-1/2, 1/2]`` (Chebyshev fit, ``mpmath.chebyfit``, near-minimax): with
+its coefficients rounded to float64 the polynomial is within 2.0e-17 relative of ``2**f``
+(evaluated at 20001 points with 40 digits), against the 13 terms and three extra operations of
+the Taylor route. About 0.65 ns against 0.8 ns per entry in a vectorised loop (measured).
+
+Both are tested against NumPy to 1 unit in the last place
 (``tests/kernels/_numba/test_fastexp.py``).
 """
 
@@ -22,7 +33,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-__all__ = ["fast_exp"]
+__all__ = ["fast_exp", "fast_exp2"]
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # log 2 rounded to 33 bits: k * _LN2_HI is exact
@@ -30,6 +41,18 @@ _LN2_LO = 1.90821492927058770002e-10  # log 2 - _LN2_HI
 _C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12, _C13 = (
     1.0 / math.factorial(n) for n in range(2, 14)
 )
+# 2**f = 1 + _E1 f + _E2 f**2 + ... + _E11 f**11 on [-1/2, 1/2] (see the module docstring)
+_E1 = 0.6931471805599453
+_E2 = 0.24022650695910097
+_E3 = 0.0555041086648216
+_E4 = 0.009618129107606888
+_E5 = 0.0013333558146416936
+_E6 = 0.0001540353044173605
+_E7 = 1.525273382983612e-05
+_E8 = 1.321544258792169e-06
+_E9 = 1.0178062445845774e-07
+_E10 = 7.072585949269223e-09
+_E11 = 4.4549605981865186e-10
 
 
 @intrinsic
@@ -42,6 +65,16 @@ def _float_from_bits(typingctx, bits):  # noqa: ANN001, ANN202
         return builder.bitcast(args[0], ir.DoubleType())
 
     return types.float64(types.int64), codegen
+
+
+@numba.njit(inline="always", nogil=True, error_model="numpy")
+def _times_power_of_two(p, k):  # noqa: ANN001, ANN202
+    """``p * 2**k`` for an integer ``k`` in ``[-1076, 1025]``, as two normal factors."""
+    exponent = numba.int64(k)
+    half = exponent >> 1
+    return (
+        p * _float_from_bits((half + 1023) << 52) * _float_from_bits((exponent - half + 1023) << 52)
+    )
 
 
 @numba.njit(inline="always", nogil=True, error_model="numpy", fastmath={"contract"})
@@ -63,10 +96,26 @@ def fast_exp(x):  # noqa: ANN001, ANN202
     p = p * r + _C2
     p = p * r + 1.0
     p = p * r + 1.0
-    exponent = numba.int64(k)
-    half = exponent >> 1
-    # 2**k as 2**half * 2**(k - half): each factor stays a normal number for k in [-1076, 1024]
-    result = (
-        p * _float_from_bits((half + 1023) << 52) * _float_from_bits((exponent - half + 1023) << 52)
-    )
+    result = _times_power_of_two(p, k)
+    return result if x == x else x
+
+
+@numba.njit(inline="always", nogil=True, error_model="numpy", fastmath={"contract"})
+def fast_exp2(x):  # noqa: ANN001, ANN202
+    """``2**x`` for a float64, within 1 unit in the last place; NaN gives NaN."""
+    y = min(max(x, -1076.0), 1025.0)
+    k = math.floor(y + 0.5)
+    f = y - k
+    p = _E11 * f + _E10
+    p = p * f + _E9
+    p = p * f + _E8
+    p = p * f + _E7
+    p = p * f + _E6
+    p = p * f + _E5
+    p = p * f + _E4
+    p = p * f + _E3
+    p = p * f + _E2
+    p = p * f + _E1
+    p = p * f + 1.0
+    result = _times_power_of_two(p, k)
     return result if x == x else x

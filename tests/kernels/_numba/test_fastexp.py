@@ -1,9 +1,9 @@
-"""The vectorisable exponential against NumPy's."""
+"""The vectorisable exponentials against NumPy's."""
 
 import numba
 import numpy as np
 
-from hmm_pyro.kernels._numba.fastexp import fast_exp
+from hmm_pyro.kernels._numba.fastexp import fast_exp, fast_exp2
 
 
 @numba.njit
@@ -31,3 +31,37 @@ def test_special_values():
     with np.errstate(over="ignore"):
         expected = np.exp(values)
     np.testing.assert_array_equal(_fast_exp_all(values), expected)
+
+
+@numba.njit
+def _fast_exp2_all(values):
+    out = np.empty_like(values)
+    for q in range(values.size):
+        out[q] = fast_exp2(values[q])
+    return out
+
+
+def test_exp2_within_one_unit_in_the_last_place_of_numpy_exp2():
+    rng = np.random.default_rng(1)
+    values = np.concatenate(
+        [
+            rng.uniform(-1074.0, 1023.9, 200_000),
+            rng.uniform(-40.0, 8.0, 200_000),
+            rng.uniform(-0.5, 0.5, 100_000),  # the polynomial's whole interval
+        ]
+    )
+    expected = np.exp2(values)
+    got = _fast_exp2_all(values)
+    normal = expected > np.finfo(np.float64).tiny
+    ulps = np.abs(got[normal] - expected[normal]) / np.spacing(expected[normal])
+    assert ulps.max() <= 1.0
+    # subnormal results: within one subnormal step
+    assert np.abs(got[~normal] - expected[~normal]).max() <= np.spacing(0.0)
+
+
+def test_exp2_special_values():
+    values = np.array([-np.inf, np.inf, np.nan, 0.0, -0.0, 1e-300, 1023.99, 1024.0, 2000.0])
+    values = np.concatenate([values, [-1074.0, -1075.0, -1076.0, -2000.0]])
+    with np.errstate(over="ignore"):
+        expected = np.exp2(values)
+    np.testing.assert_array_equal(_fast_exp2_all(values), expected)

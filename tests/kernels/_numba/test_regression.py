@@ -1,6 +1,7 @@
 """The regression sweeps in blocks of lanes, chunks of steps and threads equal one pass."""
 
 import numpy as np
+import pytest
 import torch
 
 from hmm_pyro import kernels
@@ -41,3 +42,30 @@ def test_blocks_chunks_and_threads_give_the_single_pass_results(monkeypatch):
     for a, b, c in zip(blocked, threaded, reference, strict=True):
         torch.testing.assert_close(a, c, rtol=0, atol=1e-12)
         torch.testing.assert_close(b, c, rtol=0, atol=1e-12)
+
+
+def test_value_without_gradient_over_several_chunks(monkeypatch):
+    """The forward sweep alone keeps one chunk of matrices: each step must still read its own."""
+    rng = np.random.default_rng(31)
+    log_pi, coefficients, design, log_lik = regression_inputs(rng, (), 3, 9, 3, 2)
+    lengths = torch.tensor([9, 4, 7])
+    reference = kernels.regression_log_likelihood(
+        log_pi, coefficients, design, log_lik, lengths, backend="torch"
+    )
+    monkeypatch.setattr(regression, "CHUNK_BYTES", 8 * 9 * 3 * 2)  # chunks of 2 steps
+    value = kernels.regression_log_likelihood(
+        log_pi, coefficients, design, log_lik, lengths, backend="numba"
+    )
+    torch.testing.assert_close(value, reference, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("num_covariates", [1, 2, 3, 4, 5, 9])
+def test_every_number_of_covariates_matches_torch(num_covariates):
+    """The logits have a loop per number of covariates (up to four, then groups of four with
+    their partial sums first): value and gradients against the torch route."""
+    rng = np.random.default_rng(40 + num_covariates)
+    arguments = (*regression_inputs(rng, (), 3, 6, 3, num_covariates), torch.tensor([6, 2, 5]))
+    blocked = _value_and_gradients(*arguments)
+    reference = _value_and_gradients(*arguments, backend="torch")
+    for a, c in zip(blocked, reference, strict=True):
+        torch.testing.assert_close(a, c, rtol=0, atol=1e-12)
