@@ -32,6 +32,15 @@ REPORT_EVERY = 10
 
 @dataclass(frozen=True)
 class ChainTask:
+    """One chain's model, data, start and settings.
+
+    ``dense_mass`` (Pyro's ``full_mass``: a dense instead of a diagonal mass matrix adapted in
+    warm-up) and ``simplex`` (the coordinates of the simplex rows, see
+    :class:`~hmm_pyro.inference.potential.Potential`) are internal switches that
+    :func:`~hmm_pyro.inference.nuts.fit_nuts` leaves at their defaults; they are kept for
+    ``benchmarks/ess_per_gradient.py``, which measured them.
+    """
+
     index: int
     hmm_config: dict[str, Any]
     values: np.ndarray
@@ -45,6 +54,8 @@ class ChainTask:
     save_path: str | None = None
     signature: str = ""
     covariates: dict[str, Any] | None = None
+    dense_mass: bool = False
+    simplex: str = "stick-breaking"
 
 
 @dataclass(frozen=True)
@@ -67,13 +78,13 @@ def run_chain(task: ChainTask, reporter: Any) -> ChainResult:
     data = Sequences(
         task.values, lengths=task.lengths, dim=task.values.shape[-1], covariates=covariates
     )
-    potential = Potential(hmm, data)
+    potential = Potential(hmm, data, simplex=task.simplex)
     start = potential.unconstrain({k: torch.as_tensor(v) for k, v in task.init.items()})
     kernel = NUTS(
         potential_fn=potential,
         adapt_step_size=True,
         adapt_mass_matrix=True,
-        full_mass=False,
+        full_mass=task.dense_mass,
         target_accept_prob=task.target_accept,
         max_tree_depth=task.max_tree_depth,
     )
