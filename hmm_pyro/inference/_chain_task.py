@@ -34,11 +34,10 @@ REPORT_EVERY = 10
 class ChainTask:
     """One chain's model, data, start and settings.
 
-    ``dense_mass`` (Pyro's ``full_mass``: a dense instead of a diagonal mass matrix adapted in
-    warm-up) and ``simplex`` (the coordinates of the simplex rows, see
-    :class:`~hmm_pyro.inference.potential.Potential`) are internal switches that
-    :func:`~hmm_pyro.inference.nuts.fit_nuts` leaves at their defaults; they are kept for
-    ``benchmarks/ess_per_gradient.py``, which measured them.
+    ``dense_mass`` is :func:`~hmm_pyro.inference.nuts.fit_nuts`'s (Pyro's ``full_mass``);
+    ``simplex`` (the coordinates of the simplex rows, see
+    :class:`~hmm_pyro.inference.potential.Potential`) is an internal switch that ``fit_nuts``
+    leaves at stick-breaking, kept for ``benchmarks/ess_per_gradient.py``, which measured it.
     """
 
     index: int

@@ -5,7 +5,11 @@ The coordinates are Pyro's (``biject_to`` of each prior's support), written out:
 - simplex rows (``pi``, rows of ``A`` and ``B``): stick-breaking, ``z_k = sigmoid(x_k -
   log(K - 1 - k))`` for ``k < K - 1``, ``y_k = z_k prod_{j<k} (1 - z_j)``, with
   ``log|det J| = sum_{k<K-1} [log(1 - z_k) + log y_k]`` (additive log-ratio coordinates were
-  tried: 2.5x more leapfrog steps per iteration on the reference workload, 29.6 against 11.7);
+  tried: 2.5x more leapfrog steps per iteration on the reference workload, 29.6 against 11.7;
+  isometric log-ratio coordinates, :meth:`Coordinates.stick_from_isometric`, measured in
+  ``benchmarks/results/ess_per_gradient.md``: 0.65-1.05x the ESS per gradient with the
+  diagonal mass matrix; a Dirichlet posterior is a product of independent Betas in
+  stick-breaking coordinates, which a diagonal mass matrix fits);
 - positive parameters (``sigma``, ``rate``): ``log``, ``log|det J| = u`` for ``u = log x``;
 - real parameters (``mu``): as they are;
 - angles (``mu`` of von Mises emissions): as they are, the family's log density being periodic
