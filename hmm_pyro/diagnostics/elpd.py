@@ -123,6 +123,8 @@ def _settings(fit: Fit) -> dict[str, Any] | None:
             "draws": int(attrs["num_draws"]),
             "target_accept": float(attrs["target_accept"]),
             "max_tree_depth": int(attrs["max_tree_depth"]),
+            # fits saved before the option existed ran with a diagonal mass matrix
+            "dense_mass": bool(attrs.get("dense_mass", False)),
             "parallel": False,
             "relabel": False,
         }

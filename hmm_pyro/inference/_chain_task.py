@@ -32,6 +32,14 @@ REPORT_EVERY = 10
 
 @dataclass(frozen=True)
 class ChainTask:
+    """One chain's model, data, start and settings.
+
+    ``dense_mass`` is :func:`~hmm_pyro.inference.nuts.fit_nuts`'s (Pyro's ``full_mass``);
+    ``simplex`` (the coordinates of the simplex rows, see
+    :class:`~hmm_pyro.inference.potential.Potential`) is an internal switch that ``fit_nuts``
+    leaves at stick-breaking, kept for ``benchmarks/ess_per_gradient.py``, which measured it.
+    """
+
     index: int
     hmm_config: dict[str, Any]
     values: np.ndarray
@@ -45,6 +53,8 @@ class ChainTask:
     save_path: str | None = None
     signature: str = ""
     covariates: dict[str, Any] | None = None
+    dense_mass: bool = False
+    simplex: str = "stick-breaking"
 
 
 @dataclass(frozen=True)
@@ -67,13 +77,13 @@ def run_chain(task: ChainTask, reporter: Any) -> ChainResult:
     data = Sequences(
         task.values, lengths=task.lengths, dim=task.values.shape[-1], covariates=covariates
     )
-    potential = Potential(hmm, data)
+    potential = Potential(hmm, data, simplex=task.simplex)
     start = potential.unconstrain({k: torch.as_tensor(v) for k, v in task.init.items()})
     kernel = NUTS(
         potential_fn=potential,
         adapt_step_size=True,
         adapt_mass_matrix=True,
-        full_mass=False,
+        full_mass=task.dense_mass,
         target_accept_prob=task.target_accept,
         max_tree_depth=task.max_tree_depth,
     )

@@ -5,7 +5,11 @@ The coordinates are Pyro's (``biject_to`` of each prior's support), written out:
 - simplex rows (``pi``, rows of ``A`` and ``B``): stick-breaking, ``z_k = sigmoid(x_k -
   log(K - 1 - k))`` for ``k < K - 1``, ``y_k = z_k prod_{j<k} (1 - z_j)``, with
   ``log|det J| = sum_{k<K-1} [log(1 - z_k) + log y_k]`` (additive log-ratio coordinates were
-  tried: 2.5x more leapfrog steps per iteration on the reference workload, 29.6 against 11.7);
+  tried: 2.5x more leapfrog steps per iteration on the reference workload, 29.6 against 11.7;
+  isometric log-ratio coordinates, :meth:`Coordinates.stick_from_isometric`, measured in
+  ``benchmarks/results/ess_per_gradient.md``: 0.65-1.05x the ESS per gradient with the
+  diagonal mass matrix; a Dirichlet posterior is a product of independent Betas in
+  stick-breaking coordinates, which a diagonal mass matrix fits);
 - positive parameters (``sigma``, ``rate``): ``log``, ``log|det J| = u`` for ``u = log x``;
 - real parameters (``mu``): as they are;
 - angles (``mu`` of von Mises emissions): as they are, the family's log density being periodic
@@ -41,12 +45,37 @@ from hmm_pyro.emissions.base import dirichlet_log_normalizer
 from hmm_pyro.emissions.potential_terms import coordinate_shape
 from hmm_pyro.model import HMM
 
-__all__ = ["KINDS", "Coordinates", "log_simplex"]
+__all__ = [
+    "KINDS",
+    "SIMPLEX_COORDINATES",
+    "Coordinates",
+    "isometric_basis",
+    "log_simplex",
+]
 
 KINDS = ("simplex", "log", "real", "angle", "bijection")
 """Coordinate kinds: stick-breaking rows of a simplex, the log of a positive value, as is, an
 angle (as is, wrapped to ``[-pi, pi)`` as a parameter), and the family's own transform."""
+SIMPLEX_COORDINATES = ("stick-breaking", "isometric log-ratio")
+"""Coordinates of the simplex rows seen by NUTS: stick-breaking (the default, the one the
+numba potentials decode) or isometric log-ratio (:meth:`Coordinates.stick_from_isometric`, mapped
+to stick-breaking in torch before each evaluation)."""
 _STICK = StickBreakingTransform()
+
+
+def isometric_basis(width: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Helmert basis ``V (width, width - 1)``: orthonormal columns, each summing to zero.
+
+    Column ``j`` is ``(1, ..., 1, -(j + 1), 0, ..., 0) / sqrt((j + 1)(j + 2))`` with ``j + 1``
+    ones. The isometric log-ratio coordinates of a simplex row ``y`` are ``u = V^T log y``,
+    and ``y = softmax(V u)``.
+    """
+    basis = torch.zeros(width, width - 1, dtype=dtype)
+    for j in range(width - 1):
+        basis[: j + 1, j] = 1.0
+        basis[j + 1, j] = -(j + 1.0)
+        basis[:, j] /= math.sqrt((j + 1.0) * (j + 2.0))
+    return basis
 
 
 def log_simplex(x: torch.Tensor) -> torch.Tensor:
@@ -124,6 +153,55 @@ class Coordinates:
         self.size = sum(math.prod(shape) for _, _, shape in self.layout)
         self.concentration = hmm.dirichlet_concentrations()
         self.constant = sum(map(dirichlet_log_normalizer, self.concentration.values()), 0.0)
+
+    def isometric_from_stick(self, flat: torch.Tensor) -> torch.Tensor:
+        """Flat coordinates with the simplex rows in isometric log-ratio instead of stick-breaking.
+
+        The inverse of :meth:`stick_from_isometric`; other parameters are left as they are.
+        """
+        coords = self.split(flat)
+        for name, kind, shape in self.layout:
+            if kind == "simplex":
+                basis = isometric_basis(shape[-1] + 1, flat.dtype)
+                coords[name] = log_simplex(coords[name]) @ basis
+        return self.join(coords)
+
+    def stick_from_isometric(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stick-breaking coordinates from isometric log-ratio ones, and ``log|det|`` of the map.
+
+        Each simplex row ``y = softmax(V u)`` (:func:`isometric_basis`) has
+        ``log|det dy/du| = sum_k log y_k + log(W) / 2`` for ``W`` entries (over the first
+        ``W - 1`` entries of ``y``), so the map ``u -> x`` to the stick-breaking coordinates
+        ``x`` has that minus the stick-breaking log-Jacobian. Differentiable in torch.
+
+        Parameters
+        ----------
+        flat : torch.Tensor
+            ``(..., P)`` coordinates, simplex rows in isometric log-ratio coordinates.
+
+        Returns
+        -------
+        stick : torch.Tensor
+            ``(..., P)`` the same point in stick-breaking coordinates (other parameters as
+            they are).
+        log_det : torch.Tensor
+            ``(...)`` ``log|det d stick / d flat|``.
+        """
+        coords = self.split(flat)
+        log_det = torch.zeros(flat.shape[:-1], dtype=flat.dtype, device=flat.device)
+        for name, kind, shape in self.layout:
+            if kind != "simplex":
+                continue
+            width = shape[-1] + 1
+            log_y = torch.log_softmax(coords[name] @ isometric_basis(width, flat.dtype).T, -1)
+            # log of the stick left before entry k: logsumexp of log y over entries k.., k < W - 1
+            left = torch.logcumsumexp(log_y.flip(-1), -1).flip(-1)
+            offset = torch.arange(width - 1, 0, -1, dtype=flat.dtype, device=flat.device).log()
+            stick = log_y[..., :-1] - left[..., 1:] + offset
+            coords[name] = stick
+            row_log_det = log_y.sum(-1) + 0.5 * math.log(width) - _stick_log_det(stick, log_y)
+            log_det = log_det + _sum_last(row_log_det, len(shape) - 1)
+        return self.join(coords), log_det
 
     def split(self, flat: torch.Tensor) -> Params:
         """Flat coordinates ``(..., P)`` to per-parameter coordinates."""

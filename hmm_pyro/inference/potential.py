@@ -38,7 +38,7 @@ import torch
 
 from hmm_pyro._types import Params
 from hmm_pyro.data import Sequences
-from hmm_pyro.inference.coordinates import Coordinates
+from hmm_pyro.inference.coordinates import SIMPLEX_COORDINATES, Coordinates
 from hmm_pyro.model import HMM
 
 __all__ = ["SITE", "Potential"]
@@ -71,6 +71,12 @@ class Potential:
         The model.
     data : Sequences or array-like
         The observations (validated for the model).
+    simplex : {"stick-breaking", "isometric log-ratio"}
+        Coordinates of the simplex rows (:data:`SIMPLEX_COORDINATES`). Stick-breaking is what
+        the potentials decode; isometric log-ratio coordinates are mapped to it in torch before
+        each evaluation (:meth:`Coordinates.stick_from_isometric`), the gradient carried back by
+        autograd: an internal switch kept for ``benchmarks/ess_per_gradient.py``, which measured
+        it against stick-breaking.
 
     Attributes
     ----------
@@ -84,7 +90,10 @@ class Potential:
         Calls of the potential so far.
     """
 
-    def __init__(self, hmm: HMM, data: Sequences) -> None:
+    def __init__(self, hmm: HMM, data: Sequences, simplex: str = "stick-breaking") -> None:
+        if simplex not in SIMPLEX_COORDINATES:
+            raise ValueError(f"simplex: expected one of {SIMPLEX_COORDINATES}, got {simplex!r}")
+        self.simplex = simplex
         self.hmm = hmm
         self.data = hmm.prepare_data(data)
         self.coordinates = Coordinates(hmm)
@@ -113,11 +122,17 @@ class Potential:
 
     def unconstrain(self, params: Params) -> dict[str, torch.Tensor]:
         """Parameters to ``{SITE: flat coordinates}``."""
-        return {SITE: self.coordinates.unconstrain(params)}
+        flat = self.coordinates.unconstrain(params)
+        if self.simplex != "stick-breaking":
+            flat = self.coordinates.isometric_from_stick(flat)
+        return {SITE: flat}
 
     def constrain(self, coords: dict[str, torch.Tensor]) -> Params:
         """``{SITE: flat coordinates (..., P)}`` to parameters."""
-        return self.coordinates.constrain(coords[SITE])
+        flat = coords[SITE]
+        if self.simplex != "stick-breaking":
+            flat = self.coordinates.stick_from_isometric(flat)[0]
+        return self.coordinates.constrain(flat)
 
     def value_and_gradient(
         self, flat: torch.Tensor, jacobian: bool = True
@@ -126,6 +141,14 @@ class Potential:
 
         With ``jacobian=False``: the MAP objective ``log p(y, T(z))`` and its gradient in ``z``.
         """
+        if self.simplex != "stick-breaking":
+            return self._isometric_value_and_gradient(flat, jacobian)
+        return self._stick_value_and_gradient(flat, jacobian)
+
+    def _stick_value_and_gradient(
+        self, flat: torch.Tensor, jacobian: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`value_and_gradient` at stick-breaking coordinates."""
         if self.route == "torch":
             value, gradient = self._torch_log_joint(flat, jacobian)
         else:
@@ -139,6 +162,27 @@ class Potential:
             torch.tensor(value + self.constant, dtype=flat.dtype),
             torch.from_numpy(gradient).to(flat.dtype),
         )
+
+    def _isometric_value_and_gradient(
+        self, flat: torch.Tensor, jacobian: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`value_and_gradient` at isometric log-ratio coordinates.
+
+        The stick-breaking potential at the mapped point plus the map's log-Jacobian; the
+        gradient by the chain rule.
+        """
+        point = flat.detach().to(torch.float64).requires_grad_()
+        with torch.enable_grad():
+            stick, log_det = self.coordinates.stick_from_isometric(point)
+        value, gradient = self._stick_value_and_gradient(stick.detach(), jacobian)
+        if not math.isfinite(float(value)):
+            return value.to(flat.dtype), torch.zeros_like(flat)
+        with torch.enable_grad():
+            total = (stick * gradient.to(torch.float64)).sum() + (log_det if jacobian else 0.0)
+            (chained,) = torch.autograd.grad(total, point)
+        if jacobian:
+            value = value + log_det.detach()
+        return value.to(flat.dtype), chained.to(flat.dtype)
 
     def _torch_log_joint(self, flat: torch.Tensor, jacobian: bool) -> tuple[float, np.ndarray]:
         """The log joint without the Dirichlet constants (``pi``, ``A``), and its gradient.

@@ -8,7 +8,7 @@ from torch.distributions import biject_to
 
 from hmm_pyro import HMM, Categorical, Gamma, Gaussian, MultivariateNormal, Poisson, VonMises
 from hmm_pyro.emissions.base import dirichlet_log_normalizer
-from hmm_pyro.inference.coordinates import KINDS, Coordinates, log_simplex
+from hmm_pyro.inference.coordinates import KINDS, Coordinates, isometric_basis, log_simplex
 
 FAMILIES = [
     Categorical(num_symbols=4),
@@ -100,3 +100,37 @@ def test_dirichlet_log_normalizer_is_the_log_density_constant():
     density = torch.distributions.Dirichlet(alpha).log_prob(point).sum()
     kernel = ((alpha - 1) * point.log()).sum()
     assert abs(dirichlet_log_normalizer(alpha) - float(density - kernel)) < 1e-12
+
+
+@pytest.mark.parametrize("width", [2, 3, 5])
+def test_isometric_basis_is_orthonormal_with_columns_summing_to_zero(width):
+    basis = isometric_basis(width)
+    assert basis.shape == (width, width - 1)
+    torch.testing.assert_close(basis.T @ basis, torch.eye(width - 1, dtype=torch.float64))
+    torch.testing.assert_close(basis.sum(0), torch.zeros(width - 1, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("emission", [Categorical(num_symbols=4), Gaussian()], ids=repr)
+def test_isometric_coordinates_map_to_stick_breaking_with_the_autograd_log_det(emission):
+    """Softmax of ``V u`` is the simplex row; ``log|det|`` equals autograd's full Jacobian."""
+    coordinates = Coordinates(HMM(3, emission))
+    flat = torch.randn(
+        coordinates.size, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    )
+    stick, log_det = coordinates.stick_from_isometric(flat)
+    jacobian = torch.autograd.functional.jacobian(
+        lambda u: coordinates.stick_from_isometric(u)[0], flat
+    )
+    sign, expected = torch.linalg.slogdet(jacobian)
+    assert sign != 0
+    torch.testing.assert_close(log_det, expected, rtol=0, atol=1e-10)
+    rows, coords = coordinates.split(stick), coordinates.split(flat)
+    for name, kind, shape in coordinates.layout:
+        if kind == "simplex":
+            expected_rows = torch.softmax(coords[name] @ isometric_basis(shape[-1] + 1).T, -1)
+            torch.testing.assert_close(log_simplex(rows[name]).exp(), expected_rows)
+        else:
+            assert torch.equal(rows[name], coords[name])
+    draws = torch.stack([flat, 2 * flat])  # leading draw dimensions
+    back = coordinates.isometric_from_stick(coordinates.stick_from_isometric(draws)[0])
+    torch.testing.assert_close(back, draws, rtol=0, atol=1e-12)

@@ -121,6 +121,8 @@ def test_bad_arguments_are_named(workload_hmm, small_data):
         fit_nuts(workload_hmm, small_data, target_accept=1.5)
     with pytest.raises(TypeError, match="draws"):
         fit_nuts(workload_hmm, small_data, draws=2.5)
+    with pytest.raises(TypeError, match="dense_mass"):
+        fit_nuts(workload_hmm, small_data, dense_mass="yes")
     with pytest.raises(ValueError, match="data"):
         fit_nuts(workload_hmm, [[0, 1, 7]])  # symbol 7 is out of range for V=5
 

@@ -42,6 +42,8 @@ def test_chains_from_other_settings_are_refused(workload_hmm, small_data, tmp_pa
     fit_nuts(workload_hmm, small_data, seed=1, chain_dir=tmp_path, **settings)
     with pytest.raises(ValueError, match=r"chain_dir: .* other settings"):
         fit_nuts(workload_hmm, small_data, seed=1, chain_dir=tmp_path, **{**settings, "draws": 6})
+    with pytest.raises(ValueError, match=r"chain_dir: .* other settings"):  # the mass matrix
+        fit_nuts(workload_hmm, small_data, seed=1, chain_dir=tmp_path, **settings, dense_mass=True)
     (tmp_path / "chain_0.npz").write_bytes(b"junk")
     with pytest.raises(ValueError, match="not a saved chain"):
         fit_nuts(workload_hmm, small_data, seed=1, chain_dir=tmp_path, **settings)
