@@ -81,6 +81,13 @@ _RUNNER_FLAGS: tuple[tuple[str, dict[str, Any], str], ...] = (
     ("chains", {"type": int}, "NUTS chains"),
     ("warmup", {"type": int}, "NUTS warm-up iterations"),
     ("draws", {"type": int}, "NUTS draws per chain"),
+    ("target_accept", {"type": float}, "NUTS step-size adaptation's target acceptance"),
+    (
+        "dense_mass",
+        {"action": "store_const", "const": True},
+        "NUTS: adapt a dense mass matrix (more ESS per gradient when the parameters are "
+        "correlated, e.g. categorical emissions; benchmarks/results/ess_per_gradient.md)",
+    ),
     ("guide", {"choices": _library.constant("hmm_pyro.inference.svi:GUIDES")}, "SVI guide"),
     (
         "optimizer",

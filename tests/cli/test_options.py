@@ -68,6 +68,12 @@ def test_runner_options_read_from_the_source_are_the_runners(method):
             {"seed": 0, "progress": True, "checkpoint": "c", "resume": True, "batch_size": 5},
         ),
         (["fit", "x.csv", "-K", "2", "--restarts", "3", "--seed", "4"], "supervised", {}),
+        (
+            ["fit", "x.csv", "-K", "2", "--dense-mass", "--target-accept", "0.9"],
+            "nuts",
+            {"seed": 0, "progress": True, "dense_mass": True, "target_accept": 0.9},
+        ),
+        (["fit", "x.csv", "-K", "2", "--dense-mass"], "svi", {"seed": 0, "progress": True}),
     ],
 )
 def test_runner_options_are_those_set_and_taken_by_the_runner(argv, method, expected):
