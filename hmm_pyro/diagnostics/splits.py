@@ -40,7 +40,14 @@ from hmm_pyro.learning import run_em
 from hmm_pyro.model import HMM
 from hmm_pyro.starts import window_start
 
-__all__ = ["SPLIT_GAIN_NATS", "SPLIT_MAX_ITER", "Split", "split_search", "split_start"]
+__all__ = [
+    "SPLIT_GAIN_NATS",
+    "SPLIT_MAX_ITER",
+    "Split",
+    "most_probable",
+    "split_search",
+    "split_start",
+]
 
 SPLIT_MAX_ITER = 20
 """EM updates from each split start before the best is chosen (and run to convergence): a split
@@ -103,10 +110,14 @@ class Split:
         }
 
 
-def _assigned(smaller: PointFit, data: Sequences, state: int) -> Sequences | None:
+def most_probable(smaller: PointFit, data: Sequences) -> torch.Tensor:
+    """``(N, T)`` most probable state of every step under ``smaller`` (smoothed)."""
+    return smaller.hmm.forward_backward(smaller.params, data).gamma.argmax(-1)
+
+
+def _assigned(data: Sequences, labels: torch.Tensor, state: int) -> Sequences | None:
     """``data`` with every observation whose most probable state is not ``state`` missing."""
-    gamma = smaller.hmm.forward_backward(smaller.params, data).gamma
-    keep = (gamma.argmax(-1) == state) & data.observed.any(-1)
+    keep = (labels == state) & data.observed.any(-1)
     if int(keep.sum()) < 2:
         return None
     values = data.values.clone()
@@ -115,7 +126,12 @@ def _assigned(smaller: PointFit, data: Sequences, state: int) -> Sequences | Non
 
 
 def split_start(
-    hmm: HMM, smaller: PointFit, data: Sequences, state: int, generator: torch.Generator
+    hmm: HMM,
+    smaller: PointFit,
+    data: Sequences,
+    state: int,
+    generator: torch.Generator,
+    labels: torch.Tensor | None = None,
 ) -> Params | None:
     """The ``K``-state start that splits ``state`` of the ``K - 1``-state solution ``smaller``.
 
@@ -131,13 +147,16 @@ def split_start(
         The state to split; its halves are ``state`` and ``K - 1``.
     generator : torch.Generator
         Source of randomness of the family's data start.
+    labels : torch.Tensor, optional
+        :func:`most_probable` of ``smaller`` (computed here when not given).
 
     Returns
     -------
     dict of torch.Tensor or None
         ``None`` when fewer than two observations are assigned to ``state``.
     """
-    subset = _assigned(smaller, data, state)
+    labels = most_probable(smaller, data) if labels is None else labels
+    subset = _assigned(data, labels, state)
     if subset is None:
         return None
     emission = hmm.emission
@@ -169,9 +188,10 @@ def split_start(
 def _best_split(point: PointFit, smaller: PointFit, data: Sequences) -> tuple[int, PointFit] | None:
     """The split of a state of ``smaller`` that ends highest, if it beats ``point`` (see module)."""
     generator = make_generator(SPLIT_SEED)
+    labels = most_probable(smaller, data)  # one smoothing pass for every candidate
     best: tuple[int, Any] | None = None
     for state in range(smaller.num_states):
-        start = split_start(point.hmm, smaller, data, state, generator)
+        start = split_start(point.hmm, smaller, data, state, generator, labels)
         if start is None:
             continue
         run = run_em(
