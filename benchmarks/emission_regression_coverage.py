@@ -48,9 +48,11 @@ also the rank of the truth's log joint density ``log p(y, theta)`` among the dra
 label-invariant statistic, uniform under exact inference; a Kolmogorov-Smirnov p-value), the
 smallest bulk ESS of the coefficients per replication, and R-hat with several chains.
 
-Writes the section ``--family`` (with ``(truth from the prior)`` for ``--truth prior``) of
-``benchmarks/results/emission_regression_coverage.json`` after every replication (a partial run
-keeps what it finished), with the command line, and prints a Markdown table. The machine is
+Writes the section ``--family`` (with ``(truth from the prior)`` for ``--truth prior``,
+``(<match> labelling)`` for another ``--match`` and ``(replications a-b)`` for ``--first`` other
+than 0) of ``benchmarks/results/emission_regression_coverage.json`` after every replication (a
+partial run keeps what it finished; sections written meanwhile by other runs are kept), with
+the command line, and prints a Markdown table. The machine is
 shared: times are CPU-bound wall times, indicative only.
 """
 
@@ -273,7 +275,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--match", choices=MATCHES, default="sorted")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     command = "PYTHONPATH=. python benchmarks/emission_regression_coverage.py " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
@@ -303,10 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     for replication in range(args.first, args.first + args.replications):
         runs.append(_replicate(replication, args))
         print(f"{replication}: {runs[-1]['seconds']:.1f} s", flush=True)
-        results[section] = {**context, **_summary(runs)}
+        summary = {**context, **_summary(runs)}
+        stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        stored[section] = summary  # sections written meanwhile by other runs are kept
         with atomic_write(RESULTS) as handle:
-            handle.write(json.dumps(results, indent=2) + "\n")
-    summary = results[section]
+            handle.write(json.dumps(stored, indent=2) + "\n")
     print(
         "| family | replications | pooled coverage | binomial p | replication t p | "
         "log-joint rank KS p | z mean | z sd | outside 95% |"

@@ -250,7 +250,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--simulator", choices=("library", "numpy"), default="library")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     command = "PYTHONPATH=. python benchmarks/emission_regression_reference.py " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
@@ -274,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{replication}: {runs[-1]['seconds']:.1f} s", flush=True)
         hits = np.array([run["covered"] for run in runs])
         ranks = [run["truth_log_joint_rank"] for run in runs]
-        results[section] = {
+        summary = {
             **context,
             "replications": len(runs),
             "covered_per_coefficient": hits.sum(0).tolist(),
@@ -288,10 +287,9 @@ def main(argv: list[str] | None = None) -> int:
             "runs": runs,
         }
         stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-        results = {**stored, section: results[section]}  # keep sections written meanwhile
+        stored[section] = summary  # sections written meanwhile by other runs are kept
         with atomic_write(RESULTS) as handle:
-            handle.write(json.dumps(results, indent=2) + "\n")
-    summary = results[section]
+            handle.write(json.dumps(stored, indent=2) + "\n")
     print(
         f"{section}: covered {int(hits.sum())} of {hits.size} ({summary['pooled_coverage']:.3f}),"
         f" binomial p {summary['pooled_binomial_p']:.3f}, replication t p "
