@@ -255,6 +255,16 @@ def apply_evidence(
         if flag.kind == "misspecification" and evidence is not None and evidence.split:
             # the misfit of a fit at a local optimum: refit first, then check the model again
             flag = _with_remedies(flag, (Remedy.MORE_RESTARTS,), drop)
+            flag = dataclasses.replace(
+                flag,
+                cause=(
+                    "the checks ran at a local optimum: a better solution with as many states "
+                    f"exists ({evidence.split.describe()}), so the misfit may be the "
+                    "optimizer's, not the model's; refit from there and check again. If it "
+                    "stays: " + flag.cause
+                ),
+                cause_kind="optimizer",
+            )
         if flag.kind == "label_switching" and (degenerate or after_relabelling):
             # states that still trade places (after relabelling, or among degenerate states)
             # are states the data do not tell apart

@@ -431,12 +431,14 @@ def _step_down(
     fit: Fit | None = None,
     notes: list[str] | None = None,
     always: bool = False,
+    first: PointFit | None = None,
 ) -> tuple[tuple[Comparison, ...], dict[int, PointFit]]:
     """Fewer states, one at a time, while the smaller model is as good (at most MAX_STEPS).
 
     The first step compares posterior fits by ELPD when ``fit`` is given (falling back to point
     estimates when PSIS is unreliable), point estimates by BIC and (when BIC prefers fewer
     states, or ``always``) held-out likelihood; later steps only count states, by BIC.
+    ``first``: the first step's ``K - 1``-state refit when it was already made.
     """
     comparisons: list[Comparison] = []
     points = {point.num_states: point}
@@ -444,7 +446,7 @@ def _step_down(
     for step in range(MAX_STEPS):
         if larger.num_states < 2:
             break
-        smaller = fewer_states(larger, data)
+        smaller = first if step == 0 and first is not None else fewer_states(larger, data)
         points[smaller.num_states] = smaller
         comparison = None
         if step == 0 and fit is not None:
@@ -497,7 +499,7 @@ def gather_evidence(fit: Fit, start: Params, relevant: bool) -> Evidence:
         split = split_search(point, points[hmm.num_states - 1], data)
         if split is not None:
             point = split.point
-            comparisons, points = _step_down(point, data, cache, None, notes)
+            comparisons, points = _step_down(point, data, cache, None, notes, first=split.smaller)
     supported = _supported(hmm, comparisons)
     prior = None
     if relevant or (comparisons and comparisons[0].as_good):

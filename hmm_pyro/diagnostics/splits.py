@@ -73,12 +73,16 @@ class Split:
         Log posterior of the mode that ``diagnose`` found from the fit.
     rounds : int
         Splits made one after the other to get there (see :func:`split_search`).
+    smaller : PointFit or None
+        The better solution's own ``K - 1``-state refit (:func:`split_search` made it to
+        compare the two by BIC; the evidence's step down reuses it).
     """
 
     point: PointFit
     state: int
     original: float
     rounds: int = 1
+    smaller: PointFit | None = None
 
     @property
     def gain(self) -> float:
@@ -249,6 +253,12 @@ def split_search(point: PointFit, smaller: PointFit, data: Sequences) -> Split |
         state, better = found
         smaller = fewer_states(better, data)
         if bic(smaller, data) > bic(better, data):
-            return Split(point=better, state=state, original=point.log_posterior, rounds=rounds)
+            return Split(
+                point=better,
+                state=state,
+                original=point.log_posterior,
+                rounds=rounds,
+                smaller=smaller,
+            )
         current = better  # over-fitted, or one split short: split again from there
     return None

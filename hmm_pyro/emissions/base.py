@@ -20,14 +20,18 @@ from typing import Any
 import pyro.distributions as dist
 import torch
 from pyro.ops.special import safe_log
-from torch.distributions.transforms import Transform
 
 from hmm_pyro import kernels
 from hmm_pyro._types import Params
 from hmm_pyro._validation import describe
 from hmm_pyro.covariates import Covariates
 from hmm_pyro.data import Sequences
-from hmm_pyro.emissions.potential_terms import PotentialTerms, dirichlet_log_normalizer
+from hmm_pyro.emissions.names import EmissionNames
+from hmm_pyro.emissions.potential_terms import (
+    EmissionPotential,
+    PotentialTerms,
+    dirichlet_log_normalizer,
+)
 from hmm_pyro.emissions.statistics import STATISTICS_DTYPE
 from hmm_pyro.kernels import _numba
 from hmm_pyro.priors import Prior
@@ -68,7 +72,7 @@ class OptionError(ValueError):
         self.argument = argument
 
 
-class Emission(ABC):
+class Emission(EmissionPotential, EmissionNames, ABC):
     """Base class of emission families.
 
     Built-in families answer every question in closed form (and the NUTS/MAP potential in
@@ -545,33 +549,6 @@ class Emission(ABC):
         ``sum_v v B[k, v]`` (categorical). Torch in, torch out; leading dimensions broadcast.
         """
 
-    def entry_label(self, name: str, state: int, index: int) -> str:
-        """Short label of entry ``index`` (last axis) of parameter ``name`` for ``state``.
-
-        The default is ``"name[state]"``.
-        """
-        return f"{name}[{state}]"
-
-    def entry_axis_label(self) -> str | None:
-        """Axis label for a row of :meth:`entry_label` labels (``None``: none needed)."""
-        return None
-
-    @property
-    def symbol_names(self) -> tuple[str, ...] | None:
-        """Names of the observed symbols (text data), or ``None`` when observations are numbers.
-
-        Data with named symbols (:attr:`hmm_pyro.Sequences.symbols`) fit only a family whose
-        names are the same (:meth:`hmm_pyro.HMM.prepare_data` checks).
-        """
-        return None
-
-    def param_coords(self) -> dict[str, list[Any]]:
-        """Coordinate values of the dimensions of :meth:`param_dims` that are not ``0 .. n-1``.
-
-        For the ArviZ output (and so the summaries and plots): e.g. the symbol names.
-        """
-        return {}
-
     # ------------------------------------------------------------------ parameters
     @abstractmethod
     def _check_param_values(self, name: str, value: torch.Tensor) -> None:
@@ -619,50 +596,3 @@ class Emission(ABC):
 
     def __hash__(self) -> int:
         return hash(json.dumps(self.to_config(), sort_keys=True))
-
-    # ---- potential (NUTS/MAP)
-    @abstractmethod
-    def potential_coordinates(self) -> dict[str, str]:
-        """Unconstrained coordinates of each parameter in the NUTS/MAP potential.
-
-        Returns
-        -------
-        dict of str
-            Per parameter, in :attr:`param_names` order: ``"simplex"`` (each row by
-            stick-breaking), ``"log"`` (a positive parameter), ``"real"`` (as it is) or
-            ``"bijection"`` (the transform :meth:`bijection` names); see
-            :mod:`hmm_pyro.inference.coordinates`.
-        """
-
-    def bijection(self, name: str) -> Transform:
-        """The map from unconstrained coordinates to parameter ``name`` of kind ``"bijection"``.
-
-        ``ValueError`` for a parameter without one (see :meth:`potential_coordinates`).
-        """
-        raise ValueError(f"name: {self!r} has no 'bijection' coordinate {name!r}")
-
-    def potential_terms(
-        self, prior: Prior, num_states: int, dtype: torch.dtype, data: Sequences
-    ) -> PotentialTerms | None:
-        """The family's numba log joint over flat coordinates, its arguments and constant.
-
-        ``None`` (the default): the family has none, and the potential is evaluated in torch
-        (autograd through :meth:`sequence_log_likelihood` and the prior's densities, see
-        :class:`~hmm_pyro.inference.potential.Potential`).
-
-        Parameters
-        ----------
-        prior : Prior
-            Hyperparameters of the emission prior.
-        num_states : int
-            ``K``.
-        dtype : torch.dtype
-            Floating-point type the hyperparameters are resolved in.
-        data : Sequences
-            Observations, validated for this family.
-
-        Returns
-        -------
-        PotentialTerms or None
-        """
-        return None

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -16,8 +17,15 @@ import torch
 from torch.distributions.transforms import Transform
 
 from hmm_pyro.data import Sequences
+from hmm_pyro.priors import Prior
 
-__all__ = ["PotentialTerms", "coordinate_shape", "dirichlet_log_normalizer", "potential_data"]
+__all__ = [
+    "EmissionPotential",
+    "PotentialTerms",
+    "coordinate_shape",
+    "dirichlet_log_normalizer",
+    "potential_data",
+]
 
 
 class PotentialTerms(NamedTuple):
@@ -107,3 +115,57 @@ def coordinate_shape(
             raise ValueError("bijection: expected the transform of a 'bijection' coordinate")
         return tuple(bijection.inverse_shape(torch.Size(shape)))
     return tuple(shape)
+
+
+class EmissionPotential(ABC):
+    """The part of the :class:`~hmm_pyro.emissions.Emission` interface that builds the potential.
+
+    How each parameter is mapped to unconstrained coordinates, and the family's closed-form log
+    joint where it has one. :class:`~hmm_pyro.emissions.Emission` inherits it.
+    """
+
+    @abstractmethod
+    def potential_coordinates(self) -> dict[str, str]:
+        """Unconstrained coordinates of each parameter in the NUTS/MAP potential.
+
+        Returns
+        -------
+        dict of str
+            Per parameter, in :attr:`param_names` order: ``"simplex"`` (each row by
+            stick-breaking), ``"log"`` (a positive parameter), ``"real"`` (as it is) or
+            ``"bijection"`` (the transform :meth:`bijection` names); see
+            :mod:`hmm_pyro.inference.coordinates`.
+        """
+
+    def bijection(self, name: str) -> Transform:
+        """The map from unconstrained coordinates to parameter ``name`` of kind ``"bijection"``.
+
+        ``ValueError`` for a parameter without one (see :meth:`potential_coordinates`).
+        """
+        raise ValueError(f"name: {self!r} has no 'bijection' coordinate {name!r}")
+
+    def potential_terms(
+        self, prior: Prior, num_states: int, dtype: torch.dtype, data: Sequences
+    ) -> PotentialTerms | None:
+        """The family's numba log joint over flat coordinates, its arguments and constant.
+
+        ``None`` (the default): the family has none, and the potential is evaluated in torch
+        (autograd through :meth:`sequence_log_likelihood` and the prior's densities, see
+        :class:`~hmm_pyro.inference.potential.Potential`).
+
+        Parameters
+        ----------
+        prior : Prior
+            Hyperparameters of the emission prior.
+        num_states : int
+            ``K``.
+        dtype : torch.dtype
+            Floating-point type the hyperparameters are resolved in.
+        data : Sequences
+            Observations, validated for this family.
+
+        Returns
+        -------
+        PotentialTerms or None
+        """
+        return None

@@ -1,12 +1,16 @@
 """Split moves: a fit at a local optimum is found and named, a degenerate fit is left alone."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from hmm_pyro import HMM, Categorical, Fit, Gaussian, Poisson, fit_map, simulate
 from hmm_pyro._random import make_generator
-from hmm_pyro.diagnostics import diagnose
+from hmm_pyro.diagnostics import Flag, Remedy, diagnose, evidence
+from hmm_pyro.diagnostics.cause import apply_evidence
+from hmm_pyro.diagnostics.evidence import gather_evidence
 from hmm_pyro.diagnostics.refits import fewer_states, point_fit
 from hmm_pyro.diagnostics.splits import SPLIT_GAIN_NATS, split_search, split_start
 from tests.diagnostics.helpers import tensors
@@ -51,11 +55,20 @@ def test_split_search_escapes_a_merged_local_optimum():
     means = np.sort(found.point.params["mu"].numpy())
     np.testing.assert_allclose(means, TRUTH["mu"], atol=0.5)
     assert found.to_dict()["gain"] == pytest.approx(found.gain)
+    # the split's own K - 1 refit is kept for diagnose's step down: it is fewer_states' result
+    again = fewer_states(found.point, data)
+    assert found.smaller is not None
+    assert found.smaller.log_posterior == pytest.approx(again.log_posterior, abs=1e-9)
 
 
-def test_diagnose_names_the_local_optimum_not_too_many_states():
+def test_diagnose_names_the_local_optimum_not_too_many_states(monkeypatch):
     hmm, data, point = _local_optimum()
     fit = Fit.from_params(hmm, data, point.params, method="map")
+    refitted = []
+    step_down = evidence.fewer_states
+    monkeypatch.setattr(
+        evidence, "fewer_states", lambda point, *a: refitted.append(point) or step_down(point, *a)
+    )
     report = diagnose(fit)
     flag = report.flags[0]
     assert flag.kind == "local_optimum" and flag.severity == "error"
@@ -64,6 +77,13 @@ def test_diagnose_names_the_local_optimum_not_too_many_states():
     gain = flag.measured["gain"]
     assert f"{gain:.1f} nats above the fit's mode" in flag.summary
     assert "the data support 4 state(s)" in flag.summary
+    # the step down from the adopted split's solution reuses the K - 1 refit the split search
+    # made: fewer states from the fit's mode, none from the split's solution
+    better = torch.tensor(flag.measured["better_params"]["mu"], dtype=torch.float64)
+    assert refitted and refitted[0].num_states == hmm.num_states
+    assert not any(
+        p.num_states == hmm.num_states and torch.allclose(p.params["mu"], better) for p in refitted
+    )
     # the remedy works: fit_map started at the better solution ends clean
     refit = fit_map(hmm, data, init=flag.measured["better_params"], restarts=1, seed=0)
     means = np.sort(refit.posterior_mean()["mu"].numpy())
@@ -120,3 +140,27 @@ def test_two_emptied_states_need_two_splits():
     assert found.gain > 100.0
     np.testing.assert_allclose(np.sort(found.point.params["mu"].numpy()), truth["mu"], atol=0.3)
     assert "2 splits in turn" in found.describe()
+
+
+def test_a_misfit_found_at_a_local_optimum_names_the_optimizer_first():
+    """The predictive checks of a fit at a local optimum test the optimizer's solution: the
+    misspecification flag says so (cause kind, cause text with the split's gain) and puts
+    "more restarts" first, keeping the model-level causes after it."""
+    hmm, data, point = _local_optimum()
+    fit = Fit.from_params(hmm, data, point.params, method="map")
+    at_optimum = gather_evidence(fit, point.params, relevant=False)
+    found = at_optimum.split
+    assert found is not None
+    misfit = Flag(
+        "misspecification", "warning", "The model does not reproduce ...", {}, {},
+        "the emission family does not describe the data's marginal law",
+        (Remedy.OTHER_FAMILY, Remedy.FEWER_STATES),
+    )  # fmt: skip
+    plain = dataclasses.replace(at_optimum, split=None)
+    before = apply_evidence([misfit], plain, fit, aligned=True)[0]
+    assert before.cause_kind == "misspecification" and before.remedies[0] is Remedy.OTHER_FAMILY
+    flag = next(f for f in apply_evidence([misfit], at_optimum, fit, True) if f.kind == misfit.kind)
+    assert flag.cause_kind == "optimizer"
+    assert flag.remedies[:2] == (Remedy.MORE_RESTARTS, Remedy.OTHER_FAMILY)
+    assert f"{found.gain:.1f} nats above" in flag.cause
+    assert flag.cause.endswith(misfit.cause)
