@@ -3,8 +3,12 @@
 The lane sweeps of :mod:`~hmm_pyro.kernels._numba.lanes` spread work over sequences, so a
 batch of one never uses a second core. For a single long sequence the forward recursion and a
 backward recursion normalised on its own (it never reads alpha) are independent, so they run
-on two threads at once; they meet in a third pass, split over the two threads by halves of
-time, that forms the smoothed marginals and the summed pair probabilities:
+on two threads at once: first the forward recursion over the first half of time beside the
+backward recursion over the second half, each storing its vectors; then each goes on into the
+other half, where it meets the stored vectors and forms the smoothed marginals and the summed
+pair probabilities step by step (a combination step beside each recursion step, whose work
+overlaps the recursion's chain of dependent steps; the vectors of only half the steps go
+through memory):
 
 * forward: ``alpha_t = (alpha_{t-1} A) * e_t / c_t`` with ``c_t`` its sum; the log likelihood
   is the sum of the emission shifts and of ``log c_t`` (Rabiner 1989, section V.A);
@@ -149,8 +153,8 @@ def _forward(pi, trans, rows, symbols, steps, alpha, scale):  # noqa: ANN001, AN
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def _backward(pi, trans, rows, symbols, steps, beta):  # noqa: ANN001, ANN202
-    """Backward recursion over ``[0, steps)``, normalised on its own; returns ``dead``.
+def _backward(pi, trans, rows, symbols, steps, beta, stop):  # noqa: ANN001, ANN202
+    """Backward recursion over ``[stop, steps)``, normalised on its own; returns ``dead``.
 
     ``beta[steps - 1] = 1``; ``beta[t]`` is ``A (e_{t+1} * beta[t + 1])`` divided by the sum of
     ``beta[t + 1]`` (any positive factor per step would do: the combination normalises).
@@ -160,7 +164,7 @@ def _backward(pi, trans, rows, symbols, steps, beta):  # noqa: ANN001, ANN202
     for k in range(num_states):
         beta[steps - 1, k] = 1.0
     inverse = 1.0
-    for t in range(steps - 2, -1, -1):
+    for t in range(steps - 2, stop - 1, -1):
         row = t + 1 if symbols is None else symbols[t + 1]
         total = 0.0
         for i in range(num_states):
@@ -177,34 +181,115 @@ def _backward(pi, trans, rows, symbols, steps, beta):  # noqa: ANN001, ANN202
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def _combine(pi, trans, rows, symbols, alpha, scale, beta, start, stop, xi, counts):  # noqa: ANN001, ANN202
-    """Gamma over ``beta`` at steps ``[start, stop)``; ``xi (K, K)`` gains the pairs ending there.
+def _forward_combining(pi, trans, rows, symbols, start, steps, alpha, beta, xi, counts):  # noqa: ANN001, ANN202
+    """The forward recursion over ``[start, steps)``, combined with ``beta`` as it goes.
 
-    With ``g_s = sum_k alpha[s, k] beta[s, k]``: ``gamma[s] = alpha[s] * beta[s] / g_s`` and
-    ``xi[i, j] += alpha[s - 1, i] trans[i, j] e_s(j) beta[s, j] scale[s] / g_s`` (the sum of
-    these numerators over ``(i, j)`` is ``g_s / scale[s]``). Step ``s`` reads ``alpha[s - 1]``,
-    ``alpha[s]`` and ``beta[s]`` and then writes ``gamma[s]`` over ``beta[s]``, so two calls on
-    adjacent ranges may run at once. With symbols, ``counts (V + 1, K)`` gains
-    ``gamma[s]`` in row ``symbols[s]`` (None on the general route).
+    Continues from ``alpha[start - 1]`` (the first half's last step, ``start >= 1``); keeps
+    ``alpha`` in registers, not in memory. At each step ``s``, with the forward vector
+    ``alpha_s`` (``c_s`` times the filtered distribution) and ``g_s = sum_k alpha_s(k)
+    beta[s, k]``: ``xi[i, j] += alpha_{s-1}(i) trans[i, j] e_s(j) beta[s, j] / (c_{s-1} g_s)``
+    (the sum of these numerators over ``(i, j)`` is ``g_s c_{s-1}``), then ``gamma_s =
+    alpha_s * beta[s] / g_s`` is written over ``beta[s]``; with symbols, ``counts (V + 1, K)``
+    gains ``gamma_s`` in row ``symbols[s]`` (None on the general route). Returns ``(sum of log
+    c_s over [start, steps), dead)``.
     """
     num_states = len(pi)
-    for s in range(start, stop):
+    previous = np.empty(num_states)
+    current = np.empty(num_states)
+    total = 0.0
+    for k in range(num_states):
+        previous[k] = alpha[start - 1, k]
+        total += previous[k]
+    inverse = 1.0 / total
+    log_sum = 0.0
+    product = 1.0
+    for t in range(start, steps):
+        row = t if symbols is None else symbols[t]
+        total = 0.0
         norm = 0.0
-        for k in range(num_states):
-            norm += alpha[s, k] * beta[s, k]
-        inverse = 1.0 / norm
-        row = s if symbols is None else symbols[s]
-        if s > 0:
-            weight = scale[s] * inverse
+        for j in range(num_states):
+            value = 0.0
             for i in range(num_states):
-                previous = alpha[s - 1, i] * weight
-                for j in range(num_states):
-                    xi[i, j] += previous * trans[i * num_states + j] * (rows[row, j] * beta[s, j])
+                value += previous[i] * trans[i * num_states + j]
+            value *= rows[row, j] * inverse
+            current[j] = value
+            total += value
+            norm += value * beta[t, j]
+        if not total > 0.0:
+            return log_sum, True
+        weight = inverse / norm
+        for i in range(num_states):
+            scaled = previous[i] * weight
+            for j in range(num_states):
+                xi[i, j] += scaled * trans[i * num_states + j] * (rows[row, j] * beta[t, j])
+        weight = 1.0 / norm
         for k in range(num_states):
-            beta[s, k] = alpha[s, k] * beta[s, k] * inverse
-        if counts is not None:
-            for k in range(num_states):
-                counts[row, k] += beta[s, k]
+            value = current[k] * beta[t, k] * weight
+            beta[t, k] = value
+            previous[k] = current[k]
+            if counts is not None:
+                counts[row, k] += value
+        inverse = 1.0 / total
+        if total < FLUSH_BELOW:
+            log_sum += math.log(total)
+        else:
+            product *= total
+            if product < FLUSH_BELOW:
+                log_sum += math.log(product)
+                product = 1.0
+    return log_sum + math.log(product), False
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def _backward_combining(pi, trans, rows, symbols, stop, edge, alpha, scale, beta, xi, counts):  # noqa: ANN001, ANN202
+    """The backward recursion over ``[0, stop)``, combined with ``alpha`` as it goes.
+
+    Continues from ``edge``, a copy of ``beta[stop]`` as the second half's backward
+    recursion left it (the other thread writes gamma over ``beta[stop]`` meanwhile); keeps
+    ``beta`` in registers. At each step ``s`` (from ``stop - 1`` down), with its backward
+    vector ``beta_s`` and ``g_s = sum_k alpha[s, k] beta_s(k)``: the pairs ending at ``s > 0``,
+    ``xi[i, j] += alpha[s - 1, i] trans[i, j] e_s(j) beta_s(j) scale[s] / g_s``, and ``gamma_s
+    = alpha[s] * beta_s / g_s`` written into ``beta[s]`` (``counts`` as in
+    :func:`_forward_combining`). Returns ``dead``.
+    """
+    num_states = len(pi)
+    following = np.empty(num_states)
+    current = np.empty(num_states)
+    total = 0.0
+    for k in range(num_states):
+        following[k] = edge[k]
+        total += edge[k]
+    inverse = 1.0 / total
+    for t in range(stop - 1, -1, -1):
+        after = t + 1 if symbols is None else symbols[t + 1]
+        total = 0.0
+        norm = 0.0
+        for i in range(num_states):
+            value = 0.0
+            for j in range(num_states):
+                value += trans[i * num_states + j] * (rows[after, j] * following[j])
+            value *= inverse
+            current[i] = value
+            total += value
+            norm += alpha[t, i] * value
+        if not total > 0.0:
+            return True
+        inverse = 1.0 / total
+        row = t if symbols is None else symbols[t]
+        if t > 0:
+            weight = scale[t] / norm
+            for i in range(num_states):
+                scaled = alpha[t - 1, i] * weight
+                for j in range(num_states):
+                    xi[i, j] += scaled * trans[i * num_states + j] * (rows[row, j] * current[j])
+        weight = 1.0 / norm
+        for k in range(num_states):
+            value = alpha[t, k] * current[k] * weight
+            beta[t, k] = value
+            following[k] = current[k]
+            if counts is not None:
+                counts[row, k] += value
+    return False
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -282,7 +367,14 @@ def _sweep_pair(
     steps: int,
     total_steps: int,
 ) -> tuple[float, bool, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Forward and backward recursions at once, then the combination by halves of time.
+    """Forward-backward of one sequence as two halves of time on two threads.
+
+    First the forward recursion over the first half of time beside the backward recursion
+    over the second half (each stores its vectors); then each recursion goes on into the
+    other half, where it meets the vectors stored there and forms gamma and the pair sums as
+    it goes (:func:`_forward_combining`, :func:`_backward_combining`). Each thread runs one
+    recursion step and one combination step per time step, and the vectors of only half the
+    steps go through memory.
 
     Returns the sum of ``log c_t``, ``dead``, gamma ``(total_steps, K)`` (zero from ``steps``
     on), summed xi ``(K, K)`` and, with ``symbols``, the summed gamma of each row of ``rows``
@@ -290,26 +382,40 @@ def _sweep_pair(
     """
     num_states = trans.shape[0]
     pi, trans = _kernel_arguments(pi, trans)
-    alpha = np.empty((total_steps, num_states))
-    scale = np.empty(total_steps)
+    middle = max(steps // 2, 1)
+    alpha = np.empty((middle, num_states))
+    scale = np.empty(middle)
     beta = np.empty((total_steps, num_states))
     beta[steps:] = 0.0
-    (log_sum, dead), dead_backward = _pair(
+    (first_sum, dead), dead_backward = _pair(
         pool,
-        lambda: _forward(pi, trans, rows, symbols, steps, alpha, scale),
-        lambda: _backward(pi, trans, rows, symbols, steps, beta),
+        lambda: _forward(pi, trans, rows, symbols, middle, alpha, scale),
+        lambda: steps > middle and _backward(pi, trans, rows, symbols, steps, beta, middle),
     )
     xi = np.zeros((2, num_states, num_states))
     counts = None if symbols is None else np.zeros((2, *rows.shape))
     if dead or dead_backward:
+        return first_sum, True, beta, xi[0], None if counts is None else counts[0]
+    if steps == middle:  # one step: gamma is the filtered distribution
+        beta[0] = alpha[0] / alpha[0].sum()
+        if counts is not None:
+            counts[0, symbols[0]] += beta[0]
+        return first_sum, False, beta, xi[0], None if counts is None else counts[0]
+    edge = beta[middle].copy()
+    (second_sum, dead), dead_backward = _pair(
+        pool,
+        lambda: _forward_combining(
+            pi, trans, rows, symbols, middle, steps, alpha, beta, xi[0],
+            None if counts is None else counts[0],
+        ),
+        lambda: _backward_combining(
+            pi, trans, rows, symbols, middle, edge, alpha, scale, beta, xi[1],
+            None if counts is None else counts[1],
+        ),
+    )  # fmt: skip
+    log_sum = first_sum + second_sum
+    if dead or dead_backward:
         return log_sum, True, beta, xi[0], None if counts is None else counts[0]
-    middle = steps // 2
-
-    def half(part: int, start: int, stop: int) -> None:
-        part_counts = None if counts is None else counts[part]
-        _combine(pi, trans, rows, symbols, alpha, scale, beta, start, stop, xi[part], part_counts)
-
-    _pair(pool, lambda: half(0, 0, middle), lambda: half(1, middle, steps))
     return log_sum, False, beta, xi[0] + xi[1], None if counts is None else counts[0] + counts[1]
 
 
