@@ -104,6 +104,21 @@ def takes_split(batch: int, steps: int, states: int, symbols: bool = False) -> b
     return batch == 1 and steps * states**2 >= (SYMBOL_SPLIT_MIN_WORK if few else SPLIT_MIN_WORK)
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _fold(total, log_sum, product):  # noqa: ANN001, ANN202
+    """A step's forward scale factor into ``(log_sum, product)``.
+
+    ``product`` is the running product of the factors, folded into the log below
+    ``FLUSH_BELOW``; a factor below it goes straight into the log.
+    """
+    if total < FLUSH_BELOW:
+        return log_sum + math.log(total), product
+    product *= total
+    if product < FLUSH_BELOW:
+        return log_sum + math.log(product), 1.0
+    return log_sum, product
+
+
 # ------------------------------------------------------------------------------ the kernels
 # ``rows[r]`` is the shifted emission row of step ``t`` with ``r = t`` (the general route,
 # ``symbols`` is None: numba compiles that case without the look-up) or ``r = symbols[t]``.
@@ -142,13 +157,7 @@ def _forward(pi, trans, rows, symbols, steps, alpha, scale):  # noqa: ANN001, AN
         if not total > 0.0:
             return log_sum, True
         inverse = 1.0 / total
-        if total < FLUSH_BELOW:
-            log_sum += math.log(total)
-        else:
-            product *= total
-            if product < FLUSH_BELOW:
-                log_sum += math.log(product)
-                product = 1.0
+        log_sum, product = _fold(total, log_sum, product)
     return log_sum + math.log(product), False
 
 
@@ -230,13 +239,7 @@ def _forward_combining(pi, trans, rows, symbols, start, steps, alpha, beta, xi, 
             if counts is not None:
                 counts[row, k] += value
         inverse = 1.0 / total
-        if total < FLUSH_BELOW:
-            log_sum += math.log(total)
-        else:
-            product *= total
-            if product < FLUSH_BELOW:
-                log_sum += math.log(product)
-                product = 1.0
+        log_sum, product = _fold(total, log_sum, product)
     return log_sum + math.log(product), False
 
 
