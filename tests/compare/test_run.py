@@ -199,7 +199,11 @@ def test_held_out_block_scores_use_every_steps_covariates(
     """Blocked CV with covariates, recomputed apart: fold f refits by MAP (same seed and options
     as the comparison's fold task) on the data with block f masked and the covariates of every
     step (standardised over all the data), and its held-out score is the NumPy forward
-    recursion's log p(y) - log p(y with block f missing) at the refit's mode."""
+    recursion's log p(y) - log p(y with block f missing) at the refit's mode. Agreement to
+    1e-7 relative, about 2e-6 nats (the task may sum in another order, moving the mode by
+    about 1e-10). Measured once on these data: zeroing the held-out steps' covariates moves the
+    three scores by 0.19, 0.48 and 1.27 nats, standardising over the training steps only by
+    0.009, 0.22 and 0.054."""
     symbols = covariate_data.values[0, :, 0].numpy()
     hours = covariate_data.covariates.raw[0, :, 0].numpy()
     design = _design(hours)
@@ -215,7 +219,7 @@ def test_held_out_block_scores_use_every_steps_covariates(
         args = (mode["pi"], mode["beta_A"], mode["B"], design)
         expected = forward_log_likelihood(*args, symbols) - forward_log_likelihood(*args, masked)
         got = covariate_map_comparison.pointwise.loc[f"sequence 0 block {fold}", "flat"]
-        np.testing.assert_allclose(got, expected, rtol=1e-9)
+        np.testing.assert_allclose(got, expected, rtol=1e-7)
 
 
 def test_nuts_comparison_of_a_covariate_model_computes_loo_and_sensitivity(
@@ -223,7 +227,8 @@ def test_nuts_comparison_of_a_covariate_model_computes_loo_and_sensitivity(
 ):
     """PSIS-LOO over sequences and power-scaling use the covariate likelihood: the per-sequence
     log likelihood the fit stores (what az.loo and az.psens read) equals the NumPy forward
-    recursion with the covariates, draw by draw."""
+    recursion with the covariates, draw by draw. (60 + 30 iterations: seeds 0-9 all gave
+    finite p_loo and sensitivities.)"""
     hours = [12.0 + 6.0 * np.sin(2 * np.pi * (np.arange(16) + 5 * n) / 24) for n in range(5)]
     covariates = hp.Covariates(hours, ["hour"])
     data, _ = hp.simulate(covariate_hmm, covariate_truth, [16] * 5, covariates=covariates, seed=4)
@@ -235,8 +240,8 @@ def test_nuts_comparison_of_a_covariate_model_computes_loo_and_sensitivity(
         seed=0,
         parallel=False,
         chains=1,
-        warmup=25,
-        draws=25,
+        warmup=60,  # with 25 a chain stayed put in 1 of 6 seeds (p_loo 0, psens NaN)
+        draws=30,
     )
     row = comparison.table.loc["flat"]
     assert comparison.elpd_method.startswith("PSIS-LOO")
@@ -245,7 +250,7 @@ def test_nuts_comparison_of_a_covariate_model_computes_loo_and_sensitivity(
     fit = comparison.fits["flat"]
     stored = fit.idata.log_likelihood["y"].values[0]  # (draw, sequence)
     draws = {name: value[0].numpy() for name, value in fit.draws().items()}
-    for s in (0, 12, 24):
+    for s in (0, 15, 29):
         for n in range(5):
             expected = forward_log_likelihood(
                 draws["pi"][s],
