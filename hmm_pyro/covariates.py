@@ -229,6 +229,27 @@ class Covariates:
         covariates.standardized = bool(standardized)
         return covariates
 
+    def to_standardization(self) -> dict[str, Any]:
+        """The plain arrays that :meth:`from_standardization` rebuilds these covariates from.
+
+        What a task run in another process carries (NumPy arrays, a list, a flag: picklable
+        and light): ``Covariates.from_standardization(**record)`` gives the same raw values,
+        names, means, standard deviations and standardised values, bit for bit.
+
+        Returns
+        -------
+        dict
+            ``raw`` ``(N, T_max, P)`` (NaN at padding), ``names``, ``means`` and ``sds``
+            ``(P,)``, ``standardized``.
+        """
+        return {
+            "raw": self.raw.numpy(),
+            "names": list(self.names),
+            "means": self.means.numpy(),
+            "sds": self.sds.numpy(),
+            "standardized": self.standardized,
+        }
+
     # ------------------------------------------------------------------ properties
     @property
     def num_sequences(self) -> int:

@@ -38,6 +38,7 @@ from hmm_pyro._random import resolve_seed
 from hmm_pyro._report import TableReport, markdown_table
 from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_choice, describe
+from hmm_pyro.covariates import Covariates
 from hmm_pyro.data import Sequences
 from hmm_pyro.diagnostics import DegeneracyReport, diagnose
 from hmm_pyro.fit import Fit, fit_statistics
@@ -80,6 +81,8 @@ class _PointTask:
     method: str
     seed: int
     runner_kwargs: dict[str, Any]
+    # Covariates.to_standardization() of the data's covariates, or None without covariates
+    covariates: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,13 @@ def _run_point(task: _PointTask, reporter: Any) -> _PointResult:
     """Fit one grid point and measure it (module level: picklable by reference)."""
     began = time.perf_counter()
     hmm = HMM.from_config(task.hmm_config)
-    data = Sequences(task.values, lengths=task.lengths, dim=task.values.shape[-1])
+    covariates = task.covariates
+    data = Sequences(
+        task.values,
+        lengths=task.lengths,
+        dim=task.values.shape[-1],
+        covariates=None if covariates is None else Covariates.from_standardization(**covariates),
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         # points are the tasks: NUTS chains run one after the other within a point
@@ -209,8 +218,6 @@ def _build(hmm_factory: Callable[..., HMM], point: dict[str, Any], text: str) ->
         raise kind(f"hmm_factory({text}): {error}") from error
     if not isinstance(hmm, HMM):
         raise TypeError(f"hmm_factory({text}): expected a hmm_pyro.HMM, got {describe(hmm)}")
-    if hmm.time_varying:  # the points rebuild the data from values and lengths alone
-        raise ValueError(f"hmm_factory({text}): sweep does not carry covariates yet; got {hmm!r}")
     return hmm
 
 
@@ -427,10 +434,13 @@ def sweep(
     Notes
     -----
     Data are shipped to the workers with every task (fine for data of a few MB; every point
-    needs all of it). On a Dask cluster a worker that dies has its task rerun on another
-    worker (in the pool it stops the sweep with a one-line error); a point whose fit raises
-    stops the sweep with that exception. Scripts need no
-    ``if __name__ == "__main__":`` guard: the worker processes never import them.
+    needs all of it), with their covariates as given and the standardisation of all the data
+    (:meth:`~hmm_pyro.Covariates.to_standardization`), so that models reading covariates
+    (:class:`~hmm_pyro.CovariateHMM`, emission regressions) fit the same data in every point.
+    On a Dask cluster a worker that dies has its task rerun on another worker (in the pool it
+    stops the sweep with a one-line error); a point whose fit raises stops the sweep with that
+    exception. Scripts need no ``if __name__ == "__main__":`` guard: the worker processes
+    never import them.
 
     Examples
     --------
@@ -467,6 +477,8 @@ def sweep(
         except (TypeError, ValueError) as error:
             kind = TypeError if isinstance(error, TypeError) else ValueError
             raise kind(f"data: does not fit the model of grid point {text}: {error}") from None
+        # the data's covariates as given, with their standardisation (that of all the data)
+        covariates = prepared.covariates
         tasks.append(
             _PointTask(
                 index=index,
@@ -476,6 +488,7 @@ def sweep(
                 method=method,
                 seed=seeds[index],
                 runner_kwargs=dict(runner_kwargs),
+                covariates=None if covariates is None else covariates.to_standardization(),
             )
         )
         hmms.append(hmm)

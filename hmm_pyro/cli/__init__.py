@@ -3,7 +3,8 @@
 Commands: ``simulate``, ``fit``, ``store``, ``diagnose``, ``relabel``, ``compare``, ``sweep``,
 ``decode``, ``plot``, ``datasets`` and ``demo``, one module each (``diagnose`` and ``relabel``
 share one), each registering its sub-parser; the options they share are in
-:mod:`hmm_pyro.cli._options`. Data files: CSV in long format (columns ``sequence``, ``time``,
+:mod:`hmm_pyro.cli._options` (the covariate options of ``fit``, ``compare`` and ``sweep`` in
+:mod:`hmm_pyro.cli._covariates`). Data files: CSV in long format (columns ``sequence``, ``time``,
 ``value``; a file without ``sequence`` is one sequence, skipped times are missing observations,
 text values are named symbols), ``.npy`` or ``.npz`` (see
 :meth:`hmm_pyro.Sequences.from_file`). Fits are ArviZ NetCDF files. ``fit`` (NUTS chains),

@@ -7,6 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from hmm_pyro.cli import _library
+from hmm_pyro.cli._covariates import (
+    add_covariate_options,
+    check_covariate_options,
+    columns,
+    covariate_model,
+    load_covariate_data,
+)
 from hmm_pyro.cli._options import (
     EXIT_OK,
     add_command,
@@ -14,8 +21,6 @@ from hmm_pyro.cli._options import (
     check_scheduler,
     job_kwargs,
     library_default,
-    load_data,
-    model_of,
     set_only,
 )
 from hmm_pyro.cli._prior_specs import add_prior_specs, prior_settings
@@ -34,9 +39,17 @@ def run(args: argparse.Namespace) -> int:
     from hmm_pyro.plots import save_comparison
 
     check_scheduler(args)
+    check_covariate_options(args)
+    if columns(args.transition_covariates) and not args.prior:
+        raise ValueError(
+            "--prior: the default settings vary the stickiness of the transition prior, which "
+            "a model with --transition-covariates has not (its transitions are regressions); "
+            "name the settings to compare (--prior NAME:KEY=VALUE with keys of pi or of the "
+            "emission prior, e.g. --prior flat --prior tight:mu_scale=0.1)"
+        )
     priors = prior_settings(args, DEFAULT_SETTINGS)
-    data = load_data(args)
-    hmm = model_of(args, data)
+    data = load_covariate_data(args)
+    hmm = covariate_model(args, data)
     data = hmm.prepare_data(data)
     print(
         f"data: {data}\nmodel: {hmm!r}\ncomparing {len(priors)} prior settings by "
@@ -76,6 +89,7 @@ def add_parser(commands: Any) -> None:
         default=library_default(_COMPARE_PRIORS, "method"),
     )
     add_prior_specs(parser, default=f"{DEFAULT_SETTINGS[0]} (no change) and {DEFAULT_SETTINGS[1]}")
+    add_covariate_options(parser)
     parser.add_argument(
         "--elpd",
         choices=_library.constant("hmm_pyro.compare:ELPD_METHODS"),

@@ -25,6 +25,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hmm_pyro.cli._covariates import (
+    COVARIATE_METHODS,
+    add_covariate_options,
+    check_covariate_options,
+    covariate_model,
+    has_covariates,
+    load_covariate_data,
+)
 from hmm_pyro.cli._options import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -48,8 +56,6 @@ __all__ = ["FIT_METHODS", "add_parser"]
 
 FIT_METHODS = ("nuts", "svi", "map", "em", "viterbi", "supervised")
 """The runners of ``fit --method`` (in-memory data; stores always use ``svi_stream``)."""
-COVARIATE_METHODS = ("nuts", "svi", "map")
-"""The runners that fit a model with transition covariates."""
 
 
 def _read_states(path: str) -> list[np.ndarray]:
@@ -136,43 +142,6 @@ def _fit_stream(args: argparse.Namespace) -> Fit:
     return get_runner("svi_stream")(hmm, store, **options)
 
 
-def _columns(text: str | None) -> list[str]:
-    return [] if text is None else [column.strip() for column in text.split(",") if column.strip()]
-
-
-def _check_covariate_options(args: argparse.Namespace, streaming: bool) -> None:
-    """Covariates: CSV columns, in memory; transition ones for the runners of a CovariateHMM."""
-    given = _columns(args.transition_covariates)
-    if args.transition_covariates is not None and not given:
-        raise ValueError("--transition-covariates: expected comma-separated column names")
-    emitted = _columns(args.emission_covariates)
-    if args.emission_covariates is not None and not emitted:
-        raise ValueError("--emission-covariates: expected comma-separated column names")
-    if emitted and streaming:
-        raise ValueError(
-            "--emission-covariates: covariates are read from a CSV data file in memory; "
-            "not with --batch-size or a store"
-        )
-    if not given:
-        if args.initial_covariates is not None:
-            raise ValueError("--initial-covariates: goes with --transition-covariates")
-        if args.raw_covariates and not emitted:
-            raise ValueError(
-                "--raw-covariates: goes with --transition-covariates or --emission-covariates"
-            )
-        return
-    if streaming:
-        raise ValueError(
-            "--transition-covariates: covariates are read from a CSV data file in memory; "
-            "not with --batch-size or a store"
-        )
-    if args.method not in COVARIATE_METHODS:
-        raise ValueError(
-            f"--transition-covariates: fitted by --method {', '.join(COVARIATE_METHODS)} "
-            f"(transition regressions have no closed-form M-step); got --method {args.method}"
-        )
-
-
 def _check_subject_options(args: argparse.Namespace, streaming: bool) -> None:
     """Subjects: a CSV column, in memory, for the runners of a MultilevelHMM."""
     if args.subject_column is None:
@@ -250,53 +219,15 @@ def _multilevel_model(args: argparse.Namespace, data: Any, prior: Any) -> Any:
     return MultilevelHMM(plain.num_states, plain.emission, _subjects(args, data), prior=plain.prior)
 
 
-def _covariate_model(args: argparse.Namespace, data: Any, prior: Any) -> Any:
-    """The model of the options and the covariate columns.
-
-    An :class:`~hmm_pyro.HMM` whose emission is a regression (``--emission-covariates``), a
-    :class:`~hmm_pyro.CovariateHMM` (``--transition-covariates``), or both.
-    """
-    from hmm_pyro.covariate_model import CovariateHMM
-    from hmm_pyro.model import HMM
-
-    plain = model_of(args, data, prior=prior)  # the emission and prior options, checked
-    emission = plain.emission
-    emitted = _columns(args.emission_covariates)
-    if emitted:
-        try:
-            emission = emission.with_covariates(tuple(emitted))
-        except ValueError as error:
-            message = str(error)
-            if getattr(error, "argument", None) == "emission_covariates":  # an OptionError
-                message = f"--emission-covariates:{message.partition(':')[2]}"
-            raise ValueError(message) from error
-    if not _columns(args.transition_covariates):
-        return HMM(plain.num_states, emission, prior=plain.prior)
-    return CovariateHMM(
-        plain.num_states,
-        emission,
-        _columns(args.transition_covariates),
-        _columns(args.initial_covariates),
-        prior=plain.prior,
-    )
-
-
 def _fit_in_memory(args: argparse.Namespace) -> Fit:
     from hmm_pyro.priors import Prior
     from hmm_pyro.runners import get_runner
 
-    covariates = [
-        *_columns(args.transition_covariates),
-        *_columns(args.initial_covariates),
-        *_columns(args.emission_covariates),
-    ]
-    columns = list(dict.fromkeys(covariates))
-    options = {"covariates": columns, "standardize": not args.raw_covariates} if columns else {}
-    data = load_data(args, **options)
+    data = load_covariate_data(args)
     # --mle: flat Dirichlet priors of pi and A (the likelihood's maximiser) and no emission prior
     prior = Prior(pi=1.0, A=1.0, stickiness=0.0) if args.mle else None
-    if columns:
-        hmm = _covariate_model(args, data, prior)
+    if has_covariates(args):
+        hmm = covariate_model(args, data, prior)
     elif args.subject_column is not None:
         hmm = _multilevel_model(args, data, prior)
     else:
@@ -334,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
 
     streaming = args.batch_size is not None or is_store(args.data)
     _check_fit_options(args, streaming)
-    _check_covariate_options(args, streaming)
+    check_covariate_options(args, streaming)
     _check_subject_options(args, streaming)
     began = time.perf_counter()
     try:
@@ -417,35 +348,7 @@ def add_parser(commands: Any) -> None:
         help="plain maximum likelihood: no emission prior and flat Dirichlet priors "
         "(concentration 1, no stickiness) on pi and A; refuses the prior options",
     )
-    covariates = parser.add_argument_group(
-        "covariates (non-homogeneous transitions, emission regressions)"
-    )
-    covariates.add_argument(
-        "--transition-covariates",
-        metavar="COLS",
-        help="comma-separated columns of the CSV data file that the transitions depend on "
-        "(multinomial-logit rows, staying as reference; --method nuts, svi or map); the "
-        "plots of the transition probabilities against each are written next to --out",
-    )
-    covariates.add_argument(
-        "--initial-covariates",
-        metavar="COLS",
-        help="columns whose first-step values the initial distribution depends on",
-    )
-    covariates.add_argument(
-        "--emission-covariates",
-        metavar="COLS",
-        help="comma-separated columns of the CSV data file that the emission depends on: "
-        "--emission gaussian regresses the mean on them, poisson and negative_binomial the "
-        "log mean, categorical the log-odds against symbol 0 (univariate data; any --method; "
-        "with --transition-covariates too, nuts, svi or map)",
-    )
-    covariates.add_argument(
-        "--raw-covariates",
-        action="store_true",
-        help="use the covariates as they are (default: standardised to mean 0 and sd 1, the "
-        "means and sds kept in the fit)",
-    )
+    add_covariate_options(parser, plots=True)
     subjects = parser.add_argument_group("subjects (multilevel model)")
     subjects.add_argument(
         "--subject-column",

@@ -7,6 +7,14 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from hmm_pyro.cli import _library
+from hmm_pyro.cli._covariates import (
+    add_covariate_options,
+    check_covariate_options,
+    columns,
+    covariate_emission,
+    load_covariate_data,
+    regression_model,
+)
 from hmm_pyro.cli._options import (
     EXIT_OK,
     add_command,
@@ -15,7 +23,6 @@ from hmm_pyro.cli._options import (
     emission_of,
     job_kwargs,
     library_default,
-    load_data,
     prior_of,
     set_only,
 )
@@ -29,11 +36,18 @@ if TYPE_CHECKING:
 __all__ = ["add_parser"]
 
 
-def _sweep_model(num_states: int, prior: Prior, emission: Emission) -> HMM:
-    """The sweep command's HMM factory (module level, used through ``functools.partial``)."""
-    from hmm_pyro.model import HMM
+def _sweep_model(
+    num_states: int,
+    prior: Prior,
+    emission: Emission,
+    transition_covariates: tuple[str, ...] = (),
+    initial_covariates: tuple[str, ...] = (),
+) -> HMM:
+    """The sweep command's HMM factory (module level, used through ``functools.partial``).
 
-    return HMM(num_states, emission, prior=prior)
+    A :class:`~hmm_pyro.CovariateHMM` with transition covariates, else an HMM.
+    """
+    return regression_model(num_states, emission, prior, transition_covariates, initial_covariates)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,19 +55,26 @@ def run(args: argparse.Namespace) -> int:
     from hmm_pyro.sweep import sweep
 
     check_scheduler(args)
+    check_covariate_options(args)
     states = list(args.states)
     for count in states:
         if states.count(count) > 1:
             raise ValueError(f"--states: {count} is given twice")
     priors = prior_settings(args, []) if args.prior else {}
-    data = load_data(args)
-    emission = emission_of(args, data)
+    data = load_covariate_data(args)
+    emission = covariate_emission(args, emission_of(args, data))
+    model = functools.partial(
+        _sweep_model,
+        emission=emission,
+        transition_covariates=tuple(columns(args.transition_covariates)),
+        initial_covariates=tuple(columns(args.initial_covariates)),
+    )
     grid: dict[str, Any] = {"num_states": states}
     if priors:
         grid["prior"] = priors
-        factory = functools.partial(_sweep_model, emission=emission)
+        factory = model
     else:
-        factory = functools.partial(_sweep_model, emission=emission, prior=prior_of(args))
+        factory = functools.partial(model, prior=prior_of(args))
     points = len(states) * max(len(priors), 1)
     where = (
         "here"
@@ -101,5 +122,6 @@ def add_parser(commands: Any) -> None:
         several_states=True,
     )
     add_prior_specs(parser, default="the model prior options only")
+    add_covariate_options(parser)
     parser.add_argument("--no-fits", action="store_true", help="do not write the fits (.nc)")
     parser.add_argument("--out", default="sweep", help="output folder (default: %(default)s)")

@@ -21,6 +21,7 @@ from hmm_pyro._types import SequencesLike
 from hmm_pyro._validation import check_choice, check_int, check_positive, describe
 from hmm_pyro.compare.result import PriorComparison
 from hmm_pyro.compare.worker import SettingResult, Task, run_compare_task
+from hmm_pyro.data import Sequences
 from hmm_pyro.diagnostics.folds import (
     ELPD_METHODS,
     HIGH_PARETO_K,
@@ -37,12 +38,12 @@ from hmm_pyro.model import HMM
 from hmm_pyro.priors import Prior, describe_prior
 from hmm_pyro.starts import derive_seeds
 
-__all__ = ["COMPARE_METHODS", "compare_priors"]
+__all__ = ["COMPARE_METHODS", "compare_priors", "make_tasks"]
 
 COMPARE_METHODS = ("nuts", "svi", "map")
 
 
-def _check_priors(priors: Any) -> dict[str, Prior]:
+def _check_priors(priors: Any, hmm: HMM) -> dict[str, Prior]:
     if not isinstance(priors, Mapping) or not priors:
         raise TypeError(
             "priors: expected a non-empty dict {name: Prior(...)}, got " + describe(priors)
@@ -58,6 +59,11 @@ def _check_priors(priors: Any) -> dict[str, Prior]:
                 f"priors[{name!r}]: expected a hmm_pyro.Prior (or a dict of its fields), "
                 f"got {describe(prior)}"
             )
+        try:  # e.g. a CovariateHMM has no Dirichlet transition prior to set
+            hmm.with_prior(prior)
+        except (TypeError, ValueError) as error:
+            kind = TypeError if isinstance(error, TypeError) else ValueError
+            raise kind(f"priors[{name!r}]: {error}") from None
         checked[name] = prior
     return checked
 
@@ -83,9 +89,11 @@ def compare_priors(
     hmm : HMM
         The model; its own prior is replaced by each setting (``hmm.with_prior``).
     data : Sequences or array-like
-        The observations.
+        The observations, with their covariates where the model reads any (see Notes).
     priors : dict of Prior
-        ``{name: Prior(...)}``; a dict of ``Prior`` fields is accepted too.
+        ``{name: Prior(...)}``; a dict of ``Prior`` fields is accepted too. A
+        :class:`~hmm_pyro.CovariateHMM` has no Dirichlet transition prior: settings of ``A`` or
+        ``stickiness`` are refused, naming the setting.
     method : {"nuts", "svi", "map"}
         Runner: :func:`hmm_pyro.fit_nuts`, :func:`hmm_pyro.fit_svi` (Gaussian guide draws) or
         :func:`hmm_pyro.fit_map` (one point: the ELPD is K-fold with a plug-in density).
@@ -160,6 +168,12 @@ def compare_priors(
     With MAP (one point), the predictive density is the plug-in ``log p(y_block | y_rest,
     theta_hat)``.
 
+    *Covariates.* Every task carries the covariates of its sequences with the standardisation
+    of all the data (:func:`make_tasks`): folds of whole sequences their own sequences',
+    folds of time blocks every step's (only the observations are held out, so ``log
+    p(y_block | y_rest)`` uses the covariates of the held-out steps too). PSIS-LOO and
+    power-scaling read the fit's log likelihood, computed with the covariates.
+
     *Parallelism.* The fits (one per setting, plus one per fold and setting) are independent
     tasks run by :func:`hmm_pyro._parallel.run_tasks` in worker processes; NUTS
     chains inside a task run sequentially. Parallelising at this level keeps every core busy
@@ -186,10 +200,8 @@ def compare_priors(
     """
     if not isinstance(hmm, HMM):
         raise TypeError(f"hmm: expected a hmm_pyro.HMM, got {describe(hmm)}")
-    if hmm.time_varying:  # the workers rebuild the data from values and lengths alone
-        raise ValueError(f"hmm: compare_priors does not carry covariates yet; got {hmm!r}")
     data = hmm.prepare_data(data)
-    settings = _check_priors(priors)
+    settings = _check_priors(priors, hmm)
     check_choice("method", method, COMPARE_METHODS)
     check_choice("elpd", elpd, ELPD_METHODS)
     folds = check_int("folds", folds, minimum=2)
@@ -201,49 +213,17 @@ def compare_priors(
     point = method == "map"
     elpd = choose_elpd(elpd, data.num_sequences, point)
     fold_data = make_folds(data, folds) if elpd == "kfold" else None
-    fold_seeds = derive_seeds(seed, folds)
-    values, lengths = data.values.numpy(), data.lengths.numpy()
-
-    tasks: list[Task] = []
-    for name, prior in settings.items():
-        whole = Task(
-            index=len(tasks),
-            setting=name,
-            fold=-1,
-            hmm_config=hmm.with_prior(prior).to_config(),
-            values=values,
-            lengths=lengths,
-            test_values=None,
-            test_lengths=None,
-            blocked=False,
-            method=method,
-            seed=seed,
-            runner_kwargs=dict(runner_kwargs),
-            loo=elpd == "loo",
-            psens_delta=psens_delta,
-        )
-        tasks.append(whole)
-        if fold_data is None:
-            continue
-        for fold in range(folds):
-            (train_values, train_lengths), (test_values, test_lengths) = (
-                fold_data.train[fold],
-                fold_data.test[fold],
-            )
-            tasks.append(
-                dataclasses.replace(
-                    whole,
-                    index=len(tasks),
-                    fold=fold,
-                    values=train_values,
-                    lengths=train_lengths,
-                    test_values=test_values,
-                    test_lengths=test_lengths,
-                    blocked=fold_data.kind == "blocks",
-                    seed=fold_seeds[fold],
-                    loo=False,
-                )
-            )
+    tasks = make_tasks(
+        hmm,
+        data,
+        settings,
+        fold_data,
+        method=method,
+        seed=seed,
+        runner_kwargs=runner_kwargs,
+        loo=elpd == "loo",
+        psens_delta=psens_delta,
+    )
     task_client = client
     if len(tasks) == 1 and method == "nuts" and parallel is not False:
         # One fit: run it here, its chains in parallel (on the client's cluster if given).
@@ -263,6 +243,92 @@ def compare_priors(
     )
     elpd_method = elpd_description(elpd, fold_data, folds, point)
     return _assemble(hmm, settings, tasks, results, fold_data, method, elpd_method, seed)
+
+
+def make_tasks(
+    hmm: HMM,
+    data: Sequences,
+    settings: Mapping[str, Prior],
+    fold_data: Folds | None,
+    method: str,
+    seed: int,
+    runner_kwargs: Mapping[str, Any],
+    loo: bool,
+    psens_delta: float,
+) -> list[Task]:
+    """One task per setting (all the data), then one per fold and setting (``fold_data``).
+
+    Every task carries its sequences' covariates with the standardisation of all the data
+    (:meth:`~hmm_pyro.Covariates.to_standardization`): whole-sequence folds carry the
+    covariates of their own sequences, masked-block folds every step's (only observations are
+    held out). Fold ``f`` of every setting uses child seed ``f`` of ``seed``.
+
+    Parameters
+    ----------
+    hmm : HMM
+        The model; each setting's prior replaces its own.
+    data : Sequences
+        The prepared observations (with covariates, if any).
+    settings : dict of Prior
+        The checked prior settings.
+    fold_data : Folds or None
+        The folds of :func:`~hmm_pyro.diagnostics.folds.make_folds`, or ``None`` (PSIS-LOO).
+    method, seed, runner_kwargs, loo, psens_delta
+        As the fields of :class:`~hmm_pyro.compare.worker.Task`.
+
+    Returns
+    -------
+    list of Task
+    """
+    covariates = None if data.covariates is None else data.covariates.to_standardization()
+    fold_seeds = derive_seeds(seed, len(fold_data.train)) if fold_data is not None else []
+    tasks: list[Task] = []
+    for name, prior in settings.items():
+        whole = Task(
+            index=len(tasks),
+            setting=name,
+            fold=-1,
+            hmm_config=hmm.with_prior(prior).to_config(),
+            values=data.values.numpy(),
+            lengths=data.lengths.numpy(),
+            test_values=None,
+            test_lengths=None,
+            blocked=False,
+            method=method,
+            seed=seed,
+            runner_kwargs=dict(runner_kwargs),
+            loo=loo,
+            psens_delta=psens_delta,
+            covariates=covariates,
+        )
+        tasks.append(whole)
+        if fold_data is None:
+            continue
+        for fold, ((train_values, train_lengths), (test_values, test_lengths)) in enumerate(
+            zip(fold_data.train, fold_data.test, strict=True)
+        ):
+            train_covariates = test_covariates = None
+            if fold_data.covariates:
+                train_part, test_part = fold_data.covariates[fold]
+                train_covariates = None if train_part is None else train_part.to_standardization()
+                test_covariates = None if test_part is None else test_part.to_standardization()
+            tasks.append(
+                dataclasses.replace(
+                    whole,
+                    index=len(tasks),
+                    fold=fold,
+                    values=train_values,
+                    lengths=train_lengths,
+                    test_values=test_values,
+                    test_lengths=test_lengths,
+                    blocked=fold_data.kind == "blocks",
+                    seed=fold_seeds[fold],
+                    loo=False,
+                    covariates=train_covariates,
+                    test_covariates=test_covariates,
+                )
+            )
+    return tasks
 
 
 def _assemble(

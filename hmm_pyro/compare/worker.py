@@ -2,10 +2,12 @@
 
 A task fits one prior setting to all the data, or to the training part of one cross-validation
 fold. :func:`run_compare_task` is module level (picklable by reference); it rebuilds the model
-from its configuration, fits it with :func:`hmm_pyro.runners.run_task`, and returns either the
-held-out log densities of the fold (:class:`FoldResult`) or everything measured on the fit to
-all the data (:class:`SettingResult`): ``diagnose`` (on relabelled draws when the chains
-switched labels), PSIS-LOO, power-scaling sensitivity of the emission entries, emission
+from its configuration and the data from plain arrays (:func:`task_data`: the covariates on
+the recorded standardisation of all the data), fits it with
+:func:`hmm_pyro.runners.run_task`, and returns either the held-out log densities of the fold
+(:class:`FoldResult`) or everything measured on the fit to all the data
+(:class:`SettingResult`): ``diagnose`` (on relabelled draws when the chains switched labels),
+PSIS-LOO, power-scaling sensitivity of the emission entries, emission
 summaries with the states in a canonical order, and the smallest pairwise distance per draw.
 """
 
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from hmm_pyro.covariates import Covariates
 from hmm_pyro.data import Sequences
 from hmm_pyro.diagnostics import DegeneracyReport, diagnose, relabel
 from hmm_pyro.fit import Fit
@@ -35,6 +38,7 @@ __all__ = [
     "SettingResult",
     "Task",
     "run_compare_task",
+    "task_data",
 ]
 
 PSENS_THRESHOLD = 0.05
@@ -67,6 +71,10 @@ class Task:
     runner_kwargs: dict[str, Any]
     loo: bool
     psens_delta: float
+    # Covariates.to_standardization() of the training and test sequences' covariates (the
+    # standardisation of all the data), or None without covariates
+    covariates: dict[str, Any] | None = None
+    test_covariates: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -96,8 +104,25 @@ class SettingResult:
     seconds: float
 
 
-def _sequences(values: np.ndarray, lengths: np.ndarray) -> Sequences:
-    return Sequences(values, lengths=lengths, dim=values.shape[-1])
+def _sequences(
+    values: np.ndarray, lengths: np.ndarray, covariates: dict[str, Any] | None
+) -> Sequences:
+    rebuilt = None if covariates is None else Covariates.from_standardization(**covariates)
+    return Sequences(values, lengths=lengths, dim=values.shape[-1], covariates=rebuilt)
+
+
+def task_data(task: Task) -> tuple[Sequences, Sequences | None]:
+    """The training and test sequences of ``task`` (test ``None`` for a fit to all the data).
+
+    Rebuilt from the task's arrays, with their covariates on the recorded standardisation (that
+    of all the data, in every fold).
+    """
+    train = _sequences(task.values, task.lengths, task.covariates)
+    if task.fold < 0:
+        return train, None
+    if task.test_values is None or task.test_lengths is None:
+        raise ValueError(f"task: fold {task.fold} of {task.setting!r} has no test data")
+    return train, _sequences(task.test_values, task.test_lengths, task.test_covariates)
 
 
 def _emission_location(hmm: HMM, draws: dict[str, np.ndarray]) -> np.ndarray:
@@ -295,22 +320,20 @@ def run_compare_task(task: Task, reporter: Any) -> FoldResult | SettingResult:
     """
     began = time.perf_counter()
     hmm = HMM.from_config(task.hmm_config)
-    train = hmm.prepare_data(_sequences(task.values, task.lengths))
-    if task.fold < 0:
+    train, test = task_data(task)
+    train = hmm.prepare_data(train)
+    if test is None:
         with warnings.catch_warnings(record=True) as caught:  # e.g. relabelling, kept as notes
             warnings.simplefilter("always")
             fit = run_task(task.method, hmm, train, task.seed, task.runner_kwargs)
         result: FoldResult | SettingResult = _analyse(fit, task, began, caught)
     else:
-        if task.test_values is None or task.test_lengths is None:
-            raise ValueError(f"task: fold {task.fold} of {task.setting!r} has no test data")
         options = dict(task.runner_kwargs)
         if task.method == "nuts":
             options["relabel"] = False  # held-out log densities do not depend on the labels
         fit = run_task(task.method, hmm, train, task.seed, options)
         draws = fit.flat_draws()
-        test = _sequences(task.test_values, task.test_lengths)
-        held = hmm.log_likelihood(draws, test)
+        held = hmm.log_likelihood(draws, test)  # every step's covariates, held out or not
         if task.blocked:
             held = held - hmm.log_likelihood(draws, train)
         result = FoldResult(held.detach().numpy(), time.perf_counter() - began)

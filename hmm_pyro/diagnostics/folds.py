@@ -124,6 +124,9 @@ def make_folds(data: Sequences, folds: int) -> Folds:
     folds : int
         Number of folds. With at least ``folds`` sequences, sequence ``n`` is held out in fold
         ``n % folds``; with fewer, fold ``f`` holds out block ``f`` of every sequence.
+        Covariates are known at every step: folds of sequences carry their own sequences'
+        (on the standardisation of all the data), folds of blocks all of them (only the
+        observations of the block are marked missing).
 
     Returns
     -------

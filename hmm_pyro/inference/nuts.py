@@ -223,15 +223,8 @@ def fit_nuts(
     else:
         starts = [initial_params(hmm, data, init, seed=s) for s in chain_seeds]
         init_name = init if isinstance(init, str) else "user"
-    covariates = None
-    if data.covariates is not None:  # what the workers need to rebuild them exactly
-        covariates = {
-            "raw": data.covariates.raw.numpy(),
-            "names": list(data.covariates.names),
-            "means": data.covariates.means.numpy(),
-            "sds": data.covariates.sds.numpy(),
-            "standardized": data.covariates.standardized,
-        }
+    # what the workers need to rebuild the covariates exactly
+    covariates = None if data.covariates is None else data.covariates.to_standardization()
     tasks = [
         ChainTask(
             index=c,

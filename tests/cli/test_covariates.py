@@ -86,3 +86,31 @@ def test_covariate_options_are_checked(csv_file, tmp_path, options, message):
     assert code == 2 and message in stderr and stderr.count("\n") == 1
     code, _, stderr = run("fit", str(csv_file), "-K", "2", "--initial-covariates", "hour")
     assert code == 2 and "--initial-covariates: goes with --transition-covariates" in stderr
+
+
+def test_compare_and_sweep_take_the_covariate_options(csv_file, tmp_path):
+    """``compare`` and ``sweep`` read the covariate columns as ``fit`` does and fit the
+    CovariateHMM in their tasks; ``compare`` asks for settings, as its default varies the
+    stickiness the model does not have."""
+    common = (str(csv_file), "--emission", "gaussian", "--method", "map", "--restarts", "1")
+    options = ("--transition-covariates", "hour", "--serial", "--no-progress")
+    code, _, stderr = run("compare", *common, "-K", "2", *options)
+    assert code == 2 and "error: --prior: the default settings vary the stickiness" in stderr
+    assert stderr.count("\n") == 1
+    out = tmp_path / "compare"
+    code, stdout, stderr = run(
+        "compare", *common, "-K", "2", *options, "--prior", "flat", "--prior",
+        "tight:mu_scale=0.1", "--folds", "2", "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "CovariateHMM(num_states=2" in stdout
+    table = pd.read_csv(out / "compare.csv")
+    assert table["setting"].tolist() == ["flat", "tight"] and table["elpd"].notna().all()
+    assert (table["elpd_method"].str.startswith("2-fold CV over whole sequences")).all()
+    code, stdout, stderr = run(
+        "sweep", *common, "--states", "2", *options, "--no-fits", "--out", str(tmp_path / "s"),
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert pd.read_csv(tmp_path / "s" / "sweep.csv")["log_likelihood"].notna().all()
+    code, _, stderr = run("sweep", *common, "--states", "2", *options[:2], "--method", "em")
+    assert code == 2 and "--transition-covariates: fitted by --method nuts, svi, map" in stderr

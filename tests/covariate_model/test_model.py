@@ -184,7 +184,5 @@ def test_description_config_and_checks():
     windy = hp.CovariateHMM(2, hp.Poisson(), ["wind"])
     with pytest.raises(ValueError, match=r"^hmm: CovariateHMM.* fit_map, fit_nuts or fit_svi"):
         hp.fit_em(windy, other)
-    with pytest.raises(ValueError, match=r"^hmm: compare_priors does not carry covariates"):
-        hp.compare_priors(windy, other, {"a": hp.Prior(), "b": hp.Prior(rate_rate=1.0)})
     with pytest.raises(ValueError, match=r"^hmm: fit_svi_stream does not carry covariates"):
         hp.fit_svi_stream(windy, other)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 import hmm_pyro as hp
 from hmm_pyro.diagnostics.folds import make_folds
@@ -44,3 +45,25 @@ def test_folds_carry_the_covariates_of_their_sequences():
     blocks = make_folds(data, 4)  # fewer sequences than folds: time blocks
     assert blocks.kind == "blocks" and blocks.sequences(1, "train").covariates is covariates
     assert make_folds(hp.Sequences([np.zeros(4)]), 2).sequences(0, "test").covariates is None
+
+
+def test_folds_keep_the_standardisation_of_all_the_data():
+    """Sequence folds carry their own sequences' covariates coded on the scale of all the data
+    (not restandardised over the fold); block folds mask observations only: every step keeps
+    its covariates, held out or not."""
+    raw = [np.linspace(0.0, 1.0, 5) ** 2 + index for index in range(3)]
+    covariates = hp.Covariates(raw, names=["x"])  # standardised over all 15 steps
+    data = hp.Sequences([np.arange(5) % 2 for _ in raw], covariates=covariates)
+    folds = make_folds(data, 3)
+    for fold in range(3):
+        for part, kept in (("train", [n for n in range(3) if n != fold]), ("test", [fold])):
+            carried = folds.sequences(fold, part).covariates
+            assert torch.equal(carried.means, covariates.means)
+            assert torch.equal(carried.sds, covariates.sds)
+            assert torch.equal(carried.values, covariates.values[kept])
+    blocks = make_folds(data.select([0]), 2)
+    for fold in range(2):
+        train = blocks.sequences(fold, "train")
+        assert train.num_observed == 5 - len(np.array_split(np.arange(5), 2)[fold])
+        assert torch.equal(train.covariates.values, covariates.values[[0]])
+        assert train.covariates.lengths.tolist() == [5]
