@@ -164,6 +164,11 @@ class CovariateHMM(HMM):
         coefficient_prior: CoefficientPrior | None = None,
         dtype: torch.dtype = torch.float64,
     ) -> None:
+        if isinstance(num_states, int) and not isinstance(num_states, bool) and num_states < 2:
+            raise ValueError(
+                f"num_states: a CovariateHMM needs at least 2 states, got {num_states} (with one "
+                "state there is no transition for covariates to act on: use HMM(1, emission))"
+            )
         self.transition_covariates = _check_names("transition_covariates", transition_covariates)
         self.initial_covariates = _check_names("initial_covariates", initial_covariates)
         if coefficient_prior is None:

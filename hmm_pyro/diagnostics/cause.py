@@ -187,6 +187,7 @@ _KIND_CAUSES = {
     "symmetric_start": "symmetric start",
     "label_switching": "label switching",
     "not_converged": "sampler",
+    "stuck_chains": "sampler",
     "divergences": "sampler",
     "optimizer_not_converged": "optimizer",
     "labels_not_identifiable": "weak identifiability",

@@ -39,6 +39,7 @@ from hmm_pyro.diagnostics.occupancy import (
 from hmm_pyro.diagnostics.predictive import PREDICTIVE_REPLICATES
 from hmm_pyro.diagnostics.report import DegeneracyReport
 from hmm_pyro.diagnostics.restarts import restart_comparison, weak_identifiability_flag
+from hmm_pyro.diagnostics.stuck import stuck_chains_flag
 from hmm_pyro.diagnostics.subjects import subject_flags, subject_statistics
 from hmm_pyro.diagnostics.symmetry import symmetry_evidence
 from hmm_pyro.diagnostics.thresholds import (
@@ -67,6 +68,7 @@ DEFAULT_MAX_DRAWS = 1000
 SUPERVISED = "supervised"
 """The method name of fits whose states were observed (``fit_supervised``)."""
 FIRST_KINDS = (
+    "stuck_chains",
     "local_optimum",
     "emission_collapse",
     "symmetric_start",
@@ -511,6 +513,8 @@ def diagnose(
         flags = _fold_convergence_into_modes(flags)
     elif kept.num_kept >= 2:
         notes.append("R-hat and ESS need at least 2 chains of 4 draws")
+    if _diverging(fit) is not None:  # draws of a sampler (a stuck chain repeats its draw)
+        flags.append(stuck_chains_flag(to_numpy(fit.draws())))
     flags.append(optimizer_flag(attrs))
     restarts = _restart_measurements(fit, attrs)
     if restarts is not None:

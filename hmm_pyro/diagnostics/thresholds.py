@@ -31,6 +31,7 @@ __all__ = [
     "INSUFFICIENT_DATA_FACTOR",
     "MAX_TIME_POINTS",
     "METHOD_DISAGREEMENT",
+    "MIN_MOVE_FRACTION",
     "MODE_GAP_SD",
     "MODE_OVERLAP_QUANTILE",
     "MODE_SEPARATION",
@@ -137,6 +138,13 @@ ESS_PER_CHAIN = 100
 DIVERGENCE_FRACTION = 0.0
 """Any divergent transition means NUTS could not explore a region of high curvature, which
 can bias the draws (Betancourt 2017, arXiv:1701.02434, section 6.2; Stan warns on any)."""
+
+MIN_MOVE_FRACTION = 0.5
+"""A sampled chain that moves in fewer than half of its transitions (a draw equal, entry for
+entry, to the one before it) is stuck: its draws are not a sample. Healthy NUTS chains move in
+nearly every transition (98.5-100% in 18 chains of 200 draws of Poisson, categorical and
+Gaussian HMMs, docs/degeneracy.md#stuck-chains); R-hat and ESS cannot show it (undefined for
+constant draws, and not computed for one chain)."""
 
 WITHIN_CHAIN_SWITCH_FRACTION = 0.01
 """A chain switches labels when more than 1% of its draws are relabelled by a permutation other

@@ -171,6 +171,8 @@ def test_description_config_and_checks():
         hmm.validate_params(dict(params, beta_pi=params["beta_pi"] + 1.0))
     with pytest.raises(ValueError, match=r"^prior: \['stickiness'\] set"):
         hp.CovariateHMM(2, hp.Poisson(), ["hour"], prior=hp.Prior(stickiness=3.0))
+    with pytest.raises(ValueError, match=r"^num_states: a CovariateHMM needs at least 2 states"):
+        hp.CovariateHMM(1, hp.Poisson(), ["hour"])
     with pytest.raises(ValueError, match=r"^transition_covariates: 'intercept' is always"):
         hp.CovariateHMM(2, hp.Poisson(), ["intercept"])
     with pytest.raises(ValueError, match=r"^slope_scale: expected a number finite and > 0"):
