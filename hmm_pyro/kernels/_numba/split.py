@@ -354,6 +354,18 @@ def _pair(pool: ThreadPoolExecutor | None, here: Callable[[], Any], there: Calla
     return first, future.result()
 
 
+def _apart(shape: tuple[int, ...]) -> np.ndarray:
+    """Zeros ``(2, *shape)``, one part per thread, the parts at least 512 bytes apart.
+
+    Each thread adds into its part at every step: parts in one cache line would bounce the line
+    between the cores at every step (false sharing; with ``K = 2`` the two ``(K, K)`` sums of
+    adjacent parts are 32 bytes each).
+    """
+    size = int(np.prod(shape))
+    padded = np.zeros((2, size + 64))
+    return padded[:, 64:].reshape(2, *shape)
+
+
 def _kernel_arguments(pi: np.ndarray, trans: np.ndarray) -> tuple[Any, Any]:
     """``pi`` and the flat ``trans`` as the kernels take them (tuples up to UNROLLED_STATES)."""
     if pi.shape[0] <= UNROLLED_STATES:
@@ -395,8 +407,8 @@ def _sweep_pair(
         lambda: _forward(pi, trans, rows, symbols, middle, alpha, scale),
         lambda: steps > middle and _backward(pi, trans, rows, symbols, steps, beta, middle),
     )
-    xi = np.zeros((2, num_states, num_states))
-    counts = None if symbols is None else np.zeros((2, *rows.shape))
+    xi = _apart((num_states, num_states))
+    counts = None if symbols is None else _apart(rows.shape)
     if dead or dead_backward:
         return first_sum, True, beta, xi[0], None if counts is None else counts[0]
     if steps == middle:  # one step: gamma is the filtered distribution
