@@ -124,7 +124,8 @@ def fit_nuts(
     seed : int, optional
         Master seed; chain ``c`` uses an independent child seed, which seeds the chain's own
         NumPy generator (no global random state). The same seed gives the same draws bit for
-        bit, in parallel or sequential execution, and in repeated calls in one process. ``None`` draws one and records it.
+        bit, in parallel or sequential execution, and in repeated calls in one process.
+        ``None`` draws one and records it.
     init : {"auto", "prior", "data", "em"}, dict, list of dicts, or Fit
         Starting points (see :func:`hmm_pyro.starts.initial_params`), drawn
         independently per chain so that no chain starts with identical states; a list gives one
