@@ -62,7 +62,8 @@ def start_point(name: str, seed: int) -> tuple[Potential, np.ndarray, int, dict]
 
 
 def run_numpy(potential, start, seed, warmup, draws, max_tree_depth=10):
-    """Our sampler: kept positions ``(draws, P)`` and leapfrog steps per kept draw."""
+    """Our sampler: kept positions ``(draws, P)``, leapfrog steps per kept draw, step size and
+    mean acceptance statistic of the draws."""
     sampler = NUTS(
         potential.numpy_value_and_gradient,
         start,
@@ -71,7 +72,13 @@ def run_numpy(potential, start, seed, warmup, draws, max_tree_depth=10):
         max_tree_depth=max_tree_depth,
     )
     kept = [sampler.step() for _ in range(warmup + draws)][warmup:]
-    return np.stack([t.position for t in kept]), np.array([t.n_steps for t in kept])
+    accept = float(np.mean([t.accept_stat for t in kept]))
+    return (
+        np.stack([t.position for t in kept]),
+        np.array([t.n_steps for t in kept]),
+        sampler.step_size,
+        accept,
+    )
 
 
 def run_pyro(potential, start, seed, warmup, draws, max_tree_depth=10):
@@ -83,7 +90,7 @@ def run_pyro(potential, start, seed, warmup, draws, max_tree_depth=10):
         max_tree_depth=max_tree_depth,
     )
     kernel.initial_params = {SITE: torch.from_numpy(start)}
-    positions, steps = [], []
+    positions, steps, accept = [], [], 0.0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         kernel.setup(warmup)
@@ -94,8 +101,9 @@ def run_pyro(potential, start, seed, warmup, draws, max_tree_depth=10):
             if iteration >= warmup:
                 positions.append(params[SITE].detach().numpy().copy())
                 steps.append(potential.num_evaluations - before)
+        accept = float(kernel._mean_accept_prob)  # Pyro's running mean over the draws
         kernel.cleanup()
-    return np.stack(positions), np.array(steps)
+    return np.stack(positions), np.array(steps), float(kernel.step_size), accept
 
 
 RUNNERS = {"numpy": run_numpy, "pyro": run_pyro}
@@ -129,7 +137,9 @@ def step_cost(name: str, iterations: int, max_tree_depth: int) -> dict:
 def ess_run(sampler: str, seed: int, warmup: int, draws: int) -> dict:
     potential, start, chain_seed, truth = start_point("small", seed)
     began = time.process_time()
-    positions, steps = RUNNERS[sampler](potential, start, chain_seed, warmup, draws)
+    positions, steps, step_size, accept = RUNNERS[sampler](
+        potential, start, chain_seed, warmup, draws
+    )
     cpu = time.process_time() - began
     params = potential.constrain({SITE: torch.from_numpy(positions)})
     chain, switched = aligned({k: v.numpy() for k, v in params.items()}, truth["B"].numpy(), "B")
@@ -143,6 +153,8 @@ def ess_run(sampler: str, seed: int, warmup: int, draws: int) -> dict:
         "cpu_seconds": cpu,
         "ess_per_cpu_second": ess / cpu,
         "mean_leapfrog_steps": float(steps.mean()),
+        "step_size": step_size,
+        "mean_acceptance": accept,
         "switched_draw_fraction": switched,
     }
 
@@ -170,8 +182,8 @@ def markdown(results: dict) -> str:
             f"## ESS per gradient, small workload, {results['ess']['settings']}",
             "",
             "| sampler | seed | min bulk ESS | gradients | ESS/gradient | CPU s | ESS/CPU s "
-            "| leapfrog | switched |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| leapfrog | step size | acceptance | switched |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for sampler, runs in results["ess"]["runs"].items():
             for run in runs:
@@ -179,7 +191,18 @@ def markdown(results: dict) -> str:
                     f"| {sampler} | {run['seed']} | {run['min_bulk_ess']:.0f} | "
                     f"{run['gradient_evaluations']} | {run['ess_per_gradient']:.4f} | "
                     f"{run['cpu_seconds']:.1f} | {run['ess_per_cpu_second']:.1f} | "
-                    f"{run['mean_leapfrog_steps']:.1f} | {run['switched_draw_fraction']:.3f} |"
+                    f"{run['mean_leapfrog_steps']:.1f} | {run['step_size']:.3f} | "
+                    f"{run['mean_acceptance']:.3f} | {run['switched_draw_fraction']:.3f} |"
+                )
+        runs = results["ess"]["runs"]
+        if len(runs["numpy"]) == len(runs["pyro"]) > 0:
+            lines += ["", "| seed | ESS/gradient, ours / Pyro | ESS/CPU s, ours / Pyro |"]
+            lines.append("|---:|---:|---:|")
+            for ours, pyro in zip(runs["numpy"], runs["pyro"], strict=True):
+                lines.append(
+                    f"| {ours['seed']} | "
+                    f"{ours['ess_per_gradient'] / pyro['ess_per_gradient']:.2f} | "
+                    f"{ours['ess_per_cpu_second'] / pyro['ess_per_cpu_second']:.2f} |"
                 )
     return "\n".join(lines) + "\n"
 
@@ -215,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.skip_cost:
         results["step_cost"] = {}
-        for name, iterations, depth in (("small", 150, 10), ("large", 10, 6)):
+        for name, iterations, depth in (("small", 150, 10), ("large", 25, 6)):
             results["step_cost"][name] = row = step_cost(name, iterations, depth)
             print(name, json.dumps(row), flush=True)
             save()
