@@ -125,6 +125,9 @@ def fit_nuts(
         Master seed; chain ``c`` uses an independent child seed, which seeds the chain's own
         NumPy generator (no global random state). The same seed gives the same draws bit for
         bit, in parallel or sequential execution, and in repeated calls in one process.
+        (Each chain starts at its start's unconstrained coordinates rounded to float32
+        precision: some starts, such as an emission regression's data-driven start, are
+        computed with BLAS calls whose last bits depend on memory alignment.)
         ``None`` draws one and records it.
     init : {"auto", "prior", "data", "em"}, dict, list of dicts, or Fit
         Starting points (see :func:`hmm_pyro.starts.initial_params`), drawn
