@@ -7,13 +7,13 @@ seed). Variants (internal switches of the chain task, everything else at the def
 
 - ``default``: target acceptance 0.8, diagonal mass matrix, stick-breaking simplex rows;
 - ``target 0.65`` / ``target 0.9``: step-size adaptation's target acceptance;
-- ``dense mass``: a dense mass matrix (Pyro's ``full_mass``), adapted in the same windows;
+- ``dense mass``: a dense mass matrix, adapted in the same windows;
 - ``isometric log-ratio``: simplex rows in isometric log-ratio coordinates (mapped to
   stick-breaking in torch before each evaluation: the same potential, another
   parameterisation; that map costs time per evaluation that a numba version would not);
 - ``isometric log-ratio + dense mass``, ``dense mass + target 0.65``: both.
 
-Warm-up windows are Pyro's, which are Stan's (a 75-iteration start buffer, windows of
+Warm-up windows are Stan's (a 75-iteration start buffer, windows of
 25, 50, 100, ... iterations, a 50-iteration end buffer, step size re-searched after each
 window), so they are not a variant.
 

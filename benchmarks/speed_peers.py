@@ -244,18 +244,19 @@ def kernel_benchmark(name: str, repeats: int, workers: dict, scratch: Path) -> d
 
 # ----------------------------------------------------------------------------- 2. NUTS
 def counting_potential_calls():
-    """Patch ``Potential.__call__`` to count calls; returns the counter and the undo."""
+    """Patch ``Potential.numpy_value_and_gradient`` (what our sampler calls) to count calls;
+    returns the counter and the undo."""
     counter = {"calls": 0}
-    original = Potential.__call__
+    original = Potential.numpy_value_and_gradient
 
-    def counting(self, coords):
+    def counting(self, point):
         counter["calls"] += 1
-        return original(self, coords)
+        return original(self, point)
 
-    Potential.__call__ = counting
+    Potential.numpy_value_and_gradient = counting
 
     def undo() -> None:
-        Potential.__call__ = original
+        Potential.numpy_value_and_gradient = original
 
     return counter, undo
 

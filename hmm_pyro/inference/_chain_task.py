@@ -1,9 +1,11 @@
 """One NUTS chain as a task: what the worker processes import, and nothing more.
 
 :func:`run_chain` rebuilds the model and data from a :class:`ChainTask` (plain arrays and a
-configuration), runs Pyro's ``NUTS`` on :class:`~hmm_pyro.inference.potential.Potential`
-under the chain's own seed, and returns the draws and per-iteration statistics. It lives apart
-from :mod:`hmm_pyro.inference.nuts` so that a worker imports torch, Pyro's NUTS and the model,
+configuration), runs :class:`~hmm_pyro.inference.sampler.NUTS` on
+:meth:`Potential.numpy_value_and_gradient
+<hmm_pyro.inference.potential.Potential.numpy_value_and_gradient>` under the chain's own seed,
+and returns the draws and per-iteration statistics. It lives apart from
+:mod:`hmm_pyro.inference.nuts` so that a worker imports torch, the sampler and the model,
 but not ArviZ, xarray and matplotlib (which ``fit_nuts`` needs to build its result): measured,
 that halves a worker's start-up imports.
 """
@@ -16,12 +18,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from pyro.infer.mcmc import NUTS
 
 from hmm_pyro.covariates import Covariates
 from hmm_pyro.data import Sequences
 from hmm_pyro.inference._chains import save_chain
-from hmm_pyro.inference.potential import Potential
+from hmm_pyro.inference.potential import SITE, Potential
+from hmm_pyro.inference.sampler import NUTS, Transition
 from hmm_pyro.model import HMM
 
 __all__ = ["REPORT_EVERY", "ChainResult", "ChainTask", "run_chain"]
@@ -34,7 +36,7 @@ REPORT_EVERY = 10
 class ChainTask:
     """One chain's model, data, start and settings.
 
-    ``dense_mass`` is :func:`~hmm_pyro.inference.nuts.fit_nuts`'s (Pyro's ``full_mass``);
+    ``dense_mass`` is :func:`~hmm_pyro.inference.nuts.fit_nuts`'s;
     ``simplex`` (the coordinates of the simplex rows, see
     :class:`~hmm_pyro.inference.potential.Potential`) is an internal switch that ``fit_nuts``
     leaves at stick-breaking, kept for ``benchmarks/ess_per_gradient.py``, which measured it.
@@ -65,10 +67,12 @@ class ChainResult:
 
 
 def run_chain(task: ChainTask, reporter: Any) -> ChainResult:
-    """Run one chain: Pyro's NUTS on the potential, driven step by step, statistics kept.
+    """Run one chain: :class:`~hmm_pyro.inference.sampler.NUTS` on the potential, statistics kept.
 
-    ``reporter.report(task.index, iterations_done)`` every :data:`REPORT_EVERY` iterations.
-    Module level, so that worker processes unpickle it by reference.
+    The chain's generator is seeded by ``task.seed`` alone (no global random state), so a
+    chain is the same bit for bit in any process. ``reporter.report(task.index,
+    iterations_done)`` every :data:`REPORT_EVERY` iterations. Module level, so that worker
+    processes unpickle it by reference.
     """
     hmm = HMM.from_config(task.hmm_config)
     covariates = None
@@ -78,59 +82,42 @@ def run_chain(task: ChainTask, reporter: Any) -> ChainResult:
         task.values, lengths=task.lengths, dim=task.values.shape[-1], covariates=covariates
     )
     potential = Potential(hmm, data, simplex=task.simplex)
-    start = potential.unconstrain({k: torch.as_tensor(v) for k, v in task.init.items()})
-    kernel = NUTS(
-        potential_fn=potential,
-        adapt_step_size=True,
-        adapt_mass_matrix=True,
-        full_mass=task.dense_mass,
-        target_accept_prob=task.target_accept,
-        max_tree_depth=task.max_tree_depth,
-    )
-    kernel.initial_params = start
-    names = list(start)
-    samples: dict[str, list[torch.Tensor]] = {name: [] for name in names}
-    stats: dict[str, list[float]] = {
-        key: [] for key in ("diverging", "step_size", "acceptance_rate", "n_steps", "lp")
-    }
+    start = potential.unconstrain({k: torch.as_tensor(v) for k, v in task.init.items()})[SITE]
+    # Rounded to float32 precision: a start computed with MKL (an emission regression's
+    # data-driven start) can differ in its last bits between calls (results depend on memory
+    # alignment), and NUTS amplifies any difference; rounded, the chain follows from the seed.
+    dtype = start.dtype
+    start = start.to(torch.float32).to(torch.float64)
     began = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(task.seed)
-        kernel.setup(task.warmup)
-        params = kernel.initial_params
-        previous_mean, divergences = 0.0, 0
-        for iteration in range(task.warmup + task.draws):
-            before = potential.num_evaluations
-            params = kernel.sample(params)
-            if iteration >= task.warmup:
-                count = iteration - task.warmup + 1
-                # Pyro keeps a running mean of the acceptance probability; recover this step's.
-                mean = float(kernel._mean_accept_prob)
-                stats["acceptance_rate"].append(mean * count - previous_mean * (count - 1))
-                previous_mean = mean
-                stats["diverging"].append(len(kernel._divergences) > divergences)
-                divergences = len(kernel._divergences)
-                stats["step_size"].append(float(kernel.step_size))
-                stats["n_steps"].append(potential.num_evaluations - before)
-                stats["lp"].append(-float(kernel._potential_energy_last))
-                for name in names:
-                    samples[name].append(params[name].detach().clone())
-            if (iteration + 1) % REPORT_EVERY == 0 or iteration + 1 == task.warmup + task.draws:
-                reporter.report(task.index, iteration + 1)
-        kernel.cleanup()
+    sampler = NUTS(
+        potential.numpy_value_and_gradient,
+        start.detach().numpy(),
+        seed=task.seed,
+        warmup=task.warmup,
+        target_accept=task.target_accept,
+        max_tree_depth=task.max_tree_depth,
+        dense_mass=task.dense_mass,
+    )
+    total = task.warmup + task.draws
+    kept: list[Transition] = []
+    for iteration in range(total):
+        transition = sampler.step()
+        if iteration >= task.warmup:
+            kept.append(transition)
+        if (iteration + 1) % REPORT_EVERY == 0 or iteration + 1 == total:
+            reporter.report(task.index, iteration + 1)
     seconds = time.perf_counter() - began
-    unconstrained = {name: torch.stack(values) for name, values in samples.items()}
-    constrained = potential.constrain(unconstrained)
-    steps = np.asarray(stats["n_steps"], dtype=np.int64)
+    positions = torch.from_numpy(np.stack([t.position for t in kept])).to(dtype)
+    constrained = potential.constrain({SITE: positions})
     result = ChainResult(
         draws={name: value.numpy() for name, value in constrained.items()},
         stats={
-            "diverging": np.asarray(stats["diverging"], dtype=bool),
-            "step_size": np.asarray(stats["step_size"]),
-            "acceptance_rate": np.asarray(stats["acceptance_rate"]).clip(0.0, 1.0),
-            "n_steps": steps,
-            "tree_depth": np.floor(np.log2(np.maximum(steps, 1))).astype(np.int64) + 1,
-            "lp": np.asarray(stats["lp"]),
+            "diverging": np.array([t.diverging for t in kept], dtype=bool),
+            "step_size": np.array([t.step_size for t in kept]),
+            "acceptance_rate": np.array([t.accept_stat for t in kept]),
+            "n_steps": np.array([t.n_steps for t in kept], dtype=np.int64),
+            "tree_depth": np.array([t.tree_depth for t in kept], dtype=np.int64),
+            "lp": np.array([t.log_density for t in kept]),
         },
         seconds=seconds,
     )

@@ -1,12 +1,13 @@
 """NUTS over the marginalised model: several chains, side by side on the cores.
 
-Each chain (:mod:`hmm_pyro.inference._chain_task`) runs Pyro's ``NUTS`` kernel on
-:class:`~hmm_pyro.inference.potential.Potential`: the model's log joint over
-Pyro's unconstrained coordinates (flattened to one site), hidden states summed out by a
-forward-backward sweep, value and gradient from one numba call (equal to Pyro's model-based
-potential, which re-traces the model and runs autograd at every gradient). Chains are driven
-step by step so that per-iteration statistics are kept: divergences, step
-size, acceptance probability, leapfrog steps, tree depth and log density. Chains started apart
+Each chain (:mod:`hmm_pyro.inference._chain_task`) runs our NumPy NUTS
+(:class:`hmm_pyro.inference.sampler.NUTS`: multinomial NUTS with Stan's warm-up, see
+``docs/inference.md``) on :class:`~hmm_pyro.inference.potential.Potential`: the model's log
+joint over Pyro's unconstrained coordinates (flattened to one vector), hidden states summed
+out by a forward-backward sweep, value and gradient from one numba call (equal to Pyro's
+model-based potential, which re-traces the model and runs autograd at every gradient). Chains
+are driven step by step so that per-iteration statistics are kept: divergences, step size,
+acceptance statistic, leapfrog steps, tree depth and log density. Chains started apart
 settle in different labellings of the states; the draws are brought into one
 (:func:`hmm_pyro.labels.align_labels`) before the ``Fit`` is returned.
 """
@@ -102,6 +103,14 @@ def fit_nuts(
 ) -> Fit:
     """Sample the posterior of the HMM parameters with NUTS, hidden states marginalised.
 
+    The sampler is multinomial NUTS as Stan runs it (Betancourt 2017: trajectory doubling,
+    multinomial and biased progressive sampling, the generalised no-U-turn criterion with
+    Stan's extra checks across subtrees, divergence at an energy error above 1000), with
+    Stan's warm-up: an initial step-size search, dual averaging towards ``target_accept``, and
+    the mass matrix re-estimated in Stan's windows (75-iteration buffer, windows of 25, 50,
+    100, ..., 50-iteration terminal buffer), regularised as Stan does. It runs in NumPy on the
+    potential's numba function (``docs/inference.md``; ``hmm_pyro.inference.sampler``).
+
     Parameters
     ----------
     hmm : HMM
@@ -113,8 +122,13 @@ def fit_nuts(
     warmup, draws : int
         Warm-up (adaptation) iterations and kept draws per chain.
     seed : int, optional
-        Master seed; chain ``c`` uses an independent child seed. The same seed gives the same
-        draws, in parallel or sequential execution. ``None`` draws one and records it.
+        Master seed; chain ``c`` uses an independent child seed, which seeds the chain's own
+        NumPy generator (no global random state). The same seed gives the same draws bit for
+        bit, in parallel or sequential execution, and in repeated calls in one process.
+        (Each chain starts at its start's unconstrained coordinates rounded to float32
+        precision: some starts, such as an emission regression's data-driven start, are
+        computed with BLAS calls whose last bits depend on memory alignment.)
+        ``None`` draws one and records it.
     init : {"auto", "prior", "data", "em"}, dict, list of dicts, or Fit
         Starting points (see :func:`hmm_pyro.starts.initial_params`), drawn
         independently per chain so that no chain starts with identical states; a list gives one
@@ -129,8 +143,8 @@ def fit_nuts(
     max_tree_depth : int
         Maximum NUTS tree depth.
     dense_mass : bool
-        Adapt a dense mass matrix in warm-up (Pyro's ``full_mass``, in the same windows)
-        instead of a diagonal one. Measured (``benchmarks/results/ess_per_gradient_dense.md``,
+        Adapt a dense mass matrix in warm-up (in the same windows) instead of a diagonal
+        one. Measured (``benchmarks/results/ess_per_gradient_dense.md``,
         1000 warm-up + 1000 draws, 3 seeds): 2.0-3.5x the ESS per gradient of the diagonal one
         on the reference categorical workload, but 0.56-1.03x on a Gaussian and 0.70-1.24x on
         a Poisson workload, hence not the default.

@@ -151,17 +151,44 @@ class Potential:
         """:meth:`value_and_gradient` at stick-breaking coordinates."""
         if self.route == "torch":
             value, gradient = self._torch_log_joint(flat, jacobian)
+            value, gradient = self._finite(value, gradient)
         else:
             point = np.ascontiguousarray(flat.detach().to(torch.float64).numpy())
-            value, gradient = self._function(point, *self._arguments, 1.0 if jacobian else 0.0)
-        if not (np.isfinite(value) and np.isfinite(gradient).all()):
-            # A point where some sequence has zero likelihood (or the coordinates overflow):
-            # log density -inf; a zero gradient lets line searches and NUTS reject it.
-            value, gradient = -math.inf, np.zeros_like(gradient)
+            value, gradient = self._stick_numpy(point, jacobian)
         return (
-            torch.tensor(value + self.constant, dtype=flat.dtype),
+            torch.tensor(value, dtype=flat.dtype),
             torch.from_numpy(gradient).to(flat.dtype),
         )
+
+    def _finite(self, value: float, gradient: np.ndarray) -> tuple[float, np.ndarray]:
+        """The log joint with :attr:`constant` added; ``-inf`` and a zero gradient off support.
+
+        A point where some sequence has zero likelihood (or the coordinates overflow) has log
+        density ``-inf``; a zero gradient lets line searches and NUTS reject it.
+        """
+        if not (math.isfinite(value) and np.isfinite(gradient).all()):
+            return -math.inf, np.zeros_like(gradient)
+        return value + self.constant, gradient
+
+    def _stick_numpy(self, point: np.ndarray, jacobian: bool) -> tuple[float, np.ndarray]:
+        """The numba log joint at stick-breaking coordinates (float64, contiguous)."""
+        value, gradient = self._function(point, *self._arguments, 1.0 if jacobian else 0.0)
+        return self._finite(float(value), gradient)
+
+    def numpy_value_and_gradient(self, point: np.ndarray) -> tuple[float, np.ndarray]:
+        """``log_joint(point)`` (Jacobian included) and its gradient, in NumPy; counts.
+
+        The hot path of :class:`~hmm_pyro.inference.sampler.NUTS`: with the numba route and
+        stick-breaking coordinates one numba call and no torch; the torch route and isometric
+        coordinates go through :meth:`value_and_gradient`. ``point`` is a float64 vector of
+        length :attr:`size`; off the support the value is ``-inf`` (gradient zero). Each call
+        adds one to :attr:`num_evaluations`.
+        """
+        self.num_evaluations += 1
+        if self.route == "numba" and self.simplex == "stick-breaking":
+            return self._stick_numpy(point, True)
+        value, gradient = self.value_and_gradient(torch.from_numpy(point))
+        return float(value), gradient.numpy()
 
     def _isometric_value_and_gradient(
         self, flat: torch.Tensor, jacobian: bool

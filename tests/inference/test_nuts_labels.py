@@ -15,11 +15,13 @@ TWO_STATES = {
     "A": torch.tensor([[0.9, 0.1], [0.1, 0.9]], dtype=torch.float64),
     "B": torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.1, 0.8]], dtype=torch.float64),
 }
-SETTINGS = {"chains": 4, "warmup": 150, "draws": 400, "seed": 1, "parallel": False, "init": "prior"}
-"""Seed 1 with prior-draw starts (measured): the four chains end in both labellings, two each
-(checked below on the raw draws); B's R-hat is 1.74 before alignment and 1.005 after, the
-invariant R-hat 1.005; Viterbi and state-probability accuracy 0.92 as returned and after
-relabel, 0.51 and 0.61 on the raw draws."""
+SETTINGS = {"chains": 4, "warmup": 150, "draws": 400, "seed": 3, "parallel": False, "init": "prior"}
+"""Seed 3 with prior-draw starts (measured with the NumPy sampler; seed 1 was chosen for Pyro's
+NUTS, with which it split 2-2, and splits 3-1 now; seeds 1-6 split 3-1, 3-1, 2-2, 2-2, 3-1,
+4-0): the four chains end in both labellings, two each (checked below on the raw draws); B's
+R-hat is 1.73 before alignment and 1.005 after, the invariant R-hat 1.005; Viterbi and
+state-probability accuracy 0.92 as returned and after relabel, 0.51 and 0.57 on the raw
+draws."""
 
 
 def accuracy(paths, states):

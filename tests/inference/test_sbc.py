@@ -42,15 +42,16 @@ effect stated above is one of bin probabilities, which does not depend on ``L``;
 ``L`` only coarsens the ranks inside the bins, and cut 30% of the test's cost. Seeds depend
 only on the replication index, so every version shares its first replications.)
 
-Cost: about 0.8 s of CPU per replication (100 warm-up + 38 draws, thinned by 2 to 19 draws:
-the effective sample size of 98 consecutive draws was typically 30 to 90 in a sample of
-replications, so the thinned draws are roughly independent), dominated by Pyro's NUTS
-tree building (about 0.3 ms per leapfrog step, 13 steps per iteration; ``fit_nuts``'s own
-per-call overhead is about 20 ms); a warm-up of 50 would save 30% but gave 10 divergences in
-12 replications (none with 100). Replications run in one single-threaded worker process per
-core, or in the test's own process inside a pytest-xdist worker (the workers already fill the
-cores, and worker processes would each pay seconds of imports); their seeds depend only on
-the replication index, so the ranks do not depend on the number of workers.
+Cost: about 0.8 s of CPU per replication with Pyro's NUTS (100 warm-up + 38 draws, thinned by 2
+to 19 draws: the effective sample size of 98 consecutive draws was typically 30 to 90 in a
+sample of replications, so the thinned draws are roughly independent), then dominated by Pyro's
+tree building (about 0.3 ms per leapfrog step, 13 steps per iteration; ``fit_nuts``'s own per-
+call overhead is about 20 ms), less with the NumPy sampler that replaced it; a warm-up of 50
+would save 30% but gave 10 divergences in 12 replications (none with 100). Replications run in
+one single-threaded worker process per core, or in the test's own process inside a pytest-xdist
+worker (the workers already fill the cores, and worker processes would each pay seconds of
+imports); their seeds depend only on the replication index, so the ranks do not depend on the
+number of workers.
 """
 
 from __future__ import annotations
