@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hmm_pyro.kernels._numba import batch, split, symbols
+from hmm_pyro.kernels._numba import batch, symbol_sweeps, symbols
 
 __all__ = [
     "CategoricalLogLikelihood",
@@ -298,11 +298,11 @@ def categorical_expected_counts(
     the autograd machinery: ``(N,)`` log likelihoods, first-step weights ``(K,)``, transition
     counts ``(K, K)`` and emission counts ``(K, V)``, in the dtype of ``log_B``.
     """
-    log_z, gamma, xi, counts = split.categorical_sweeps(
+    sweeps = symbol_sweeps.categorical_sweeps(
         _numpy64(log_pi), _numpy64(log_A), _numpy64(log_B), lanes, lengths, True
     )
-    weights = np.ones(log_z.shape[0])
-    counts = split.symbol_statistics(gamma, xi, counts, lanes, weights, log_B.shape[1])
+    log_z = sweeps.log_z
+    counts = sweeps.statistics(np.ones(log_z.shape[0]), log_B.shape[1])
     dtype = log_B.dtype
     return (_tensor(log_z, dtype), *(_tensor(array, dtype) for array in counts))
 
@@ -408,7 +408,7 @@ def _categorical_forward(
     lengths: np.ndarray,
 ) -> torch.Tensor:
     """The categorical sweeps; what the backward pass needs is kept on ``ctx``."""
-    log_z, gamma, xi, counts = split.categorical_sweeps(
+    sweeps = symbol_sweeps.categorical_sweeps(
         _numpy64(log_pi),
         _numpy64(log_A),
         _numpy64(log_B),
@@ -416,13 +416,11 @@ def _categorical_forward(
         lengths,
         any(ctx.needs_input_grad[:3]),
     )
-    ctx.lanes, ctx.gamma, ctx.xi, ctx.counts = lanes, gamma, xi, counts
+    ctx.sweeps = sweeps
     ctx.num_symbols = log_B.shape[1]
-    return _tensor(log_z, log_B.dtype)
+    return _tensor(sweeps.log_z, log_B.dtype)
 
 
 def _categorical_counts(ctx: Any, grad: torch.Tensor) -> tuple[np.ndarray, ...]:
     """Gradients with respect to ``log pi``, ``log A``, ``log B`` (float64 arrays)."""
-    return split.symbol_statistics(
-        ctx.gamma, ctx.xi, ctx.counts, ctx.lanes, _numpy64(grad), ctx.num_symbols
-    )
+    return ctx.sweeps.statistics(_numpy64(grad), ctx.num_symbols)

@@ -47,19 +47,17 @@ import numpy as np
 
 from hmm_pyro.kernels._numba.lanes import FLUSH_BELOW, lane_sweeps
 from hmm_pyro.kernels._numba.symbols import UNROLLED_STATES as SYMBOL_UNROLLED_STATES
-from hmm_pyro.kernels._numba.symbols import categorical_lanes, symbol_rows, weighted_statistics
+from hmm_pyro.kernels._numba.symbols import symbol_rows
 
 __all__ = [
     "SPLIT_MIN_WORK",
     "SYMBOL_SPLIT_MIN_WORK",
     "THREADS_MIN_WORK",
     "UNROLLED_STATES",
-    "categorical_sweeps",
     "split_categorical",
     "split_log_likelihood",
     "split_sweeps",
     "sweeps",
-    "symbol_statistics",
     "takes_split",
 ]
 
@@ -562,41 +560,3 @@ def split_categorical(
         )
     log_z = np.array([shift_pi + first + second + log_sum])
     return log_z, gamma[:, :, None], xi[:, :, None], np.ascontiguousarray(counts[:-1].T)
-
-
-def categorical_sweeps(
-    log_pi: np.ndarray,
-    log_A: np.ndarray,
-    log_B: np.ndarray,
-    symbols: np.ndarray,
-    lengths: np.ndarray,
-    backward: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """:func:`split_categorical` where it applies (with ``backward``), else the lanes.
-
-    Returns :func:`~hmm_pyro.kernels._numba.symbols.categorical_lanes`'s three results and the
-    emission counts of :func:`split_categorical` (None from the lanes); pass all four to
-    :func:`symbol_statistics`.
-    """
-    if backward and takes_split(symbols.shape[1], symbols.shape[0], log_pi.shape[0], True):
-        return split_categorical(log_pi, log_A, log_B, symbols, lengths)
-    return (*categorical_lanes(log_pi, log_A, log_B, symbols, lengths, backward), None)
-
-
-def symbol_statistics(
-    gamma: np.ndarray,
-    xi: np.ndarray,
-    counts: np.ndarray | None,
-    symbols: np.ndarray,
-    weights: np.ndarray,
-    num_symbols: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted first-step gamma, xi and emission counts of :func:`categorical_sweeps`.
-
-    As :func:`~hmm_pyro.kernels._numba.symbols.weighted_statistics`, from the counts that
-    :func:`split_categorical` formed where it ran (one sequence: scaled by its weight).
-    """
-    if counts is None:
-        return weighted_statistics(gamma, xi, symbols, weights, num_symbols)
-    weight = weights[0]
-    return weight * gamma[0, :, 0], weight * xi[:, :, 0], weight * counts

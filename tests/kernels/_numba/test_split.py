@@ -8,7 +8,7 @@ import torch
 
 from hmm_pyro import HMM, Categorical, Gaussian, Prior, kernels, simulate
 from hmm_pyro.inference.potential import Potential
-from hmm_pyro.kernels._numba import lanes, split, symbols
+from hmm_pyro.kernels._numba import lanes, split, symbol_sweeps, symbols
 from tests.kernels._numba.per_sequence_reference import random_inputs
 
 pytestmark = pytest.mark.xdist_group("split")  # one worker compiles the passes
@@ -130,7 +130,8 @@ def test_categorical_route_equals_the_symbol_lanes(states, steps, length):
     for threads in (True, False):
         got = split.split_categorical(*args, threads=threads)
         _assert_equal(got[:3], expected)
-        _assert_equal(split.symbol_statistics(*got[1:], args[3], weights, 4), statistics)
+        sweeps = symbol_sweeps.categorical_sweeps(*args, True, threads=threads)
+        _assert_equal(sweeps.statistics(weights, 4), statistics)  # split where it applies
 
 
 @pytest.mark.parametrize("where", ["symbol", "transition"])
