@@ -5,7 +5,8 @@ workloads of ``benchmarks/speed.py``, flat Dirichlet priors.
 
 1. Kernel value + gradient w.r.t. (log pi, log A, log B) over all sequences, inputs prepared
    once: hmm_pyro's categorical numba kernel (float64: it computes in float64 whatever the
-   input dtype, so it has no float32 row), Pyro ``DiscreteHMM`` (autograd; eager and
+   input dtype, so it has no float32 row) on 1 thread and on numba's default 2 threads (the
+   JAX rows run with XLA's default threads; torch and the rest of this script 1 thread), Pyro ``DiscreteHMM`` (autograd; eager and
    ``torch.jit.trace``, the tracing Pyro's ``jit_compile=True`` applies; float64 and
    float32), hmmlearn ``score`` (value only, float64, ``implementation="scaling"``), and in
    a JAX worker process per precision (``_jax_peers.py``) dynamax's ``hmm_filter`` (scaled
@@ -46,6 +47,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numba
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +67,7 @@ from hmm_pyro.inference.potential import Potential  # noqa: E402
 from hmm_pyro.kernels.categorical import SymbolLanes, categorical_log_likelihood  # noqa: E402
 
 OURS = "hmm_pyro numba"
+OURS_TWO_THREADS = "hmm_pyro numba, 2 threads"
 NUMPYRO_MODELS = {"scan": "logsumexp lax.scan", "scaled": "dynamax hmm_filter (scaled forward)"}
 STAN_CODE = """
 data {
@@ -175,18 +178,26 @@ def kernel_benchmark(name: str, repeats: int, workers: dict, scratch: Path) -> d
 
         return run
 
+    def ours_two_threads():
+        numba.set_num_threads(2)  # numba's default on 2 cores (this script sets 1 for the rest)
+        try:
+            return ours()
+        finally:
+            numba.set_num_threads(1)
+
     rows = {
-        OURS: {
+        OURS: {"precision": "float64", "settings": "SymbolLanes prepared once, 1 thread"},
+        OURS_TWO_THREADS: {
             "precision": "float64",
-            "settings": "SymbolLanes prepared once, numba's default threads (2 here: a batch "
-            "with enough work sweeps two halves of its lanes on two threads)",
-        }
+            "settings": "SymbolLanes prepared once, numba threads 2 (numba's default here): a "
+            "batch with enough work sweeps two halves of its lanes on two threads",
+        },
     }
-    runs = {OURS: ours}
+    runs = {OURS: ours, OURS_TWO_THREADS: ours_two_threads}
     for dtype, precision in ((torch.float64, "float64"), (torch.float32, "float32")):
         for jit, how in ((False, "eager"), (True, "torch.jit.trace")):
             label = f"pyro DiscreteHMM {precision}, {how}"
-            rows[label] = {"precision": precision, "settings": f"autograd, {how}, torch threads 2"}
+            rows[label] = {"precision": precision, "settings": f"autograd, {how}, 1 thread"}
             runs[label] = pyro_run(dtype, jit)
     reference, reference_grads = ours()
     reference_grads = tangent(reference_grads, probs)
