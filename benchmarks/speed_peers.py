@@ -8,7 +8,8 @@ workloads of ``benchmarks/speed.py``, flat Dirichlet priors.
    input dtype, so it has no float32 row) on 1 thread and on numba's default 2 threads (the
    JAX rows run with XLA's default threads; torch and the rest of this script 1 thread),
    Pyro ``DiscreteHMM`` (autograd; eager and ``torch.jit.trace``, the tracing Pyro's
-   ``jit_compile=True`` applies; float64 and float32), hmmlearn ``score`` (value only, float64, ``implementation="scaling"``), and in
+   ``jit_compile=True`` applies; float64 and float32), hmmlearn ``score`` (value only,
+   float64, ``implementation="scaling"``), and in
    a JAX worker process per precision (``_jax_peers.py``) dynamax's ``hmm_filter`` (scaled
    forward, vmapped over sequences) and the log-space ``logsumexp`` ``lax.scan``, both
    ``jax.jit(jax.value_and_grad(...))``, float32 and float64. Torch-based rows take turns
