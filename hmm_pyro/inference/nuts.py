@@ -144,8 +144,9 @@ def fit_nuts(
         Maximum NUTS tree depth.
     dense_mass : bool
         Adapt a dense mass matrix in warm-up (in the same windows) instead of a diagonal
-        one. Measured (``benchmarks/results/ess_per_gradient_dense.md``,
-        1000 warm-up + 1000 draws, 3 seeds): 2.0-3.5x the ESS per gradient of the diagonal one
+        one. Measured with Pyro's NUTS, before ``fit_nuts`` switched to the sampler above
+        (``benchmarks/results/ess_per_gradient_dense.md``, 1000 warm-up + 1000 draws, 3
+        seeds): 2.0-3.5x the ESS per gradient of the diagonal one
         on the reference categorical workload, but 0.56-1.03x on a Gaussian and 0.70-1.24x on
         a Poisson workload, hence not the default.
     parallel : bool, optional

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -54,6 +55,7 @@ __all__ = [
     "SYMBOL_SPLIT_MIN_WORK",
     "THREADS_MIN_WORK",
     "UNROLLED_STATES",
+    "second_thread",
     "split_categorical",
     "split_log_likelihood",
     "split_sweeps",
@@ -81,7 +83,9 @@ THREADS_MIN_WORK = 2**17
 
 Starting the second thread and handing it three passes cost 170 us (wall time, 1 x 1024 steps,
 K = 2, on a busy machine) against 0.8 ms for the passes one after the other on 1 x 2^15 steps,
-K = 2 (work 2^17), of which the second thread can take about half."""
+K = 2 (work 2^17), of which the second thread can take about half. (Measured when a thread
+was started per call; the thread is now kept, :func:`second_thread`, so the threshold is
+conservative.)"""
 
 UNROLLED_STATES = 6
 """Up to this many states the passes here are compiled for each ``K`` (CPU time per pass on
@@ -328,16 +332,32 @@ def _symbol_shifts(shifts, symbols, start, stop):  # noqa: ANN001, ANN202
 
 
 # ------------------------------------------------------------------------- orchestration
+_SECOND: dict[int, ThreadPoolExecutor] = {}
+
+
+def second_thread() -> ThreadPoolExecutor:
+    """One worker thread beside this one, started by the first call and kept (per process).
+
+    Starting a thread per call cost about 0.1-0.2 ms. Keyed by process id: a child forked after
+    the thread started inherits the executor but not its thread, and gets its own.
+    """
+    pid = os.getpid()
+    if pid not in _SECOND:
+        _SECOND.clear()
+        _SECOND[pid] = ThreadPoolExecutor(1, thread_name_prefix="hmm_pyro-kernels")
+    return _SECOND[pid]
+
+
 def _pool(
     threads: bool | None, work: int
 ) -> contextlib.AbstractContextManager[ThreadPoolExecutor | None]:
-    """A pool of one thread beside this one, or none.
+    """:func:`second_thread`, or none (a context manager, for ``with`` blocks).
 
-    ``threads=None``: a pool with several numba threads and ``work >= THREADS_MIN_WORK``.
+    ``threads=None``: the thread with several numba threads and ``work >= THREADS_MIN_WORK``.
     """
     if threads is None:
         threads = work >= THREADS_MIN_WORK and numba.get_num_threads() > 1
-    return ThreadPoolExecutor(1) if threads else contextlib.nullcontext()
+    return contextlib.nullcontext(second_thread() if threads else None)
 
 
 def _pair(pool: ThreadPoolExecutor | None, here: Callable[[], Any], there: Callable[[], Any]):  # noqa: ANN202

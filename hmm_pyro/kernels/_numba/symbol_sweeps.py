@@ -21,14 +21,12 @@ likelihood.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numba
 import numpy as np
 
-from hmm_pyro.kernels._numba.split import split_categorical, takes_split
+from hmm_pyro.kernels._numba.split import second_thread, split_categorical, takes_split
 from hmm_pyro.kernels._numba.symbols import categorical_lanes, weighted_statistics
 
 __all__ = ["HALF_LANES", "LANE_THREADS_MIN_WORK", "SymbolSweeps", "categorical_sweeps"]
@@ -84,27 +82,10 @@ class SymbolSweeps(NamedTuple):
 
         if len(self.parts) == 1:
             return part_statistics(0)
-        future = _second_thread().submit(part_statistics, 1)  # the halves' counts side by side
+        future = second_thread().submit(part_statistics, 1)  # the halves' counts side by side
         first = part_statistics(0)
         second = future.result()
         return first[0] + second[0], first[1] + second[1], first[2] + second[2]
-
-
-_POOL: dict[int, ThreadPoolExecutor] = {}
-
-
-def _second_thread() -> ThreadPoolExecutor:
-    """One worker thread for this process, started by its first call and kept.
-
-    (Starting one per call cost about 0.1-0.2 ms, twice per value and gradient.) Keyed by
-    process id: a child forked after the thread started inherits the executor but not its
-    thread, and gets its own.
-    """
-    pid = os.getpid()
-    if pid not in _POOL:
-        _POOL.clear()
-        _POOL[pid] = ThreadPoolExecutor(1, thread_name_prefix="hmm_pyro-lanes")
-    return _POOL[pid]
 
 
 def _halves(batch: int) -> int:
@@ -163,7 +144,7 @@ def categorical_sweeps(
     def sweep(part: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return categorical_lanes(log_pi, log_A, log_B, *parts[part], backward)
 
-    future = _second_thread().submit(sweep, 1)
+    future = second_thread().submit(sweep, 1)
     first = sweep(0)
     second = future.result()
     return SymbolSweeps(
