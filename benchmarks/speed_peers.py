@@ -14,11 +14,14 @@ workloads of ``benchmarks/speed.py``, flat Dirichlet priors.
    forward, vmapped over sequences) and the log-space ``logsumexp`` ``lax.scan``, both
    ``jax.jit(jax.value_and_grad(...))``, float32 and float64. Torch-based rows take turns
    sample by sample; hmmlearn is timed on its own after them; the JAX workers take turns
-   with ours sample by sample (their ratios are against those samples of ours). Values and
+   with ours (on one thread and on numba's default threads) sample by sample: each JAX row
+   has two ratios, against those samples of ours on one thread and on the default threads
+   (XLA runs on its default threads too: defaults against defaults). Values and
    (row-normalised) gradients are checked against ours.
 2. NUTS, 1 chain, warm-up = draws = ``--draws``, seeds 0..``--seeds``-1, taking turns seed by
-   seed: hmm_pyro (float64), NumPyro (``jit_model_args=True``, persistent compilation cache,
-   the first run of each model not timed) with the ``logsumexp`` scan and with dynamax's
+   seed: hmm_pyro (float64, ``fit_nuts`` defaults: numba on the available cores), NumPyro
+   (``jit_model_args=True``, persistent compilation cache, the first run of each model not
+   timed) with the ``logsumexp`` scan and with dynamax's
    scaled forward as the likelihood, in float32 and float64, and Stan (PyStan 3,
    ``hmm_marginal``, float64) when it is installed. All at their defaults: target
    acceptance 0.8, maximum tree depth 10, diagonal mass matrix. Per run: wall seconds, min
@@ -228,10 +231,15 @@ def kernel_benchmark(name: str, repeats: int, workers: dict, scratch: Path) -> d
     )
     # The JAX workers take turns with ours, one timing sample at a time: each JAX row's
     # ratio is against ours timed in the same turns ("ours_seconds_adjacent").
-    answers, adjacent = {}, {precision: [] for precision in workers}
+    # Ours is timed beside them both ways: one thread, and numba's default threads (XLA, too,
+    # runs on its default threads, so "x ours, default threads" is defaults against defaults).
+    answers = {}
+    adjacent = {precision: {OURS: [], OURS_TWO_THREADS: []} for precision in workers}
     for _ in range(repeats):
         for precision, worker in workers.items():
-            adjacent[precision] += interleaved_samples({"ours": ours}, 1)["ours"]
+            turns = interleaved_samples({OURS: ours, OURS_TWO_THREADS: ours_two_threads}, 1)
+            for label, samples in turns.items():
+                adjacent[precision][label] += samples
             grads_out = scratch / f"grads_{name}_{precision}.npz"
             for kind, answer in worker(
                 "kernel", inputs=str(inputs), grads_out=str(grads_out), repeats=1
@@ -252,11 +260,17 @@ def kernel_benchmark(name: str, repeats: int, workers: dict, scratch: Path) -> d
             "value_gap": abs(answer["value"] - reference),
             "grad_gap": max(float((g - r).abs().max()) for g, r in pairs),
             **summarise_samples(answer["samples"]),
-            "ours_seconds_adjacent": float(np.median(adjacent[precision])),
+            "ours_seconds_adjacent": float(np.median(adjacent[precision][OURS])),
+            "ours_two_threads_seconds_adjacent": float(
+                np.median(adjacent[precision][OURS_TWO_THREADS])
+            ),
         }
-    base = rows[OURS]["seconds"]
+    base, base_two = rows[OURS]["seconds"], rows[OURS_TWO_THREADS]["seconds"]
     for row in rows.values():
         row["x_ours"] = row["seconds"] / row.get("ours_seconds_adjacent", base)
+        row["x_ours_two_threads"] = row["seconds"] / row.get(
+            "ours_two_threads_seconds_adjacent", base_two
+        )
     return rows
 
 
@@ -467,7 +481,11 @@ def nuts_benchmark(
 ) -> dict:
     """Every sampler seed by seed, taking turns; ratios and agreement against ours."""
     samplers: dict[str, dict] = {
-        OURS: {"precision": "float64", "settings": "fit_nuts, chains=1", "runs": []}
+        OURS: {
+            "precision": "float64",
+            "settings": "fit_nuts, chains=1, defaults (numba on the available cores)",
+            "runs": [],
+        }
     }
     for precision, kind in configs:
         samplers[f"numpyro {NUMPYRO_MODELS[kind]} {precision}"] = {
@@ -573,9 +591,9 @@ def markdown(results: dict) -> str:
         lines += [
             f"## Log likelihood + gradient, {name} workload",
             "",
-            "| implementation | precision | settings | median ms (min-max) | x ours | "
-            "value gap | gradient gap |",
-            "|---|---|---|---:|---:|---:|---:|",
+            "| implementation | precision | settings | median ms (min-max) | x ours, 1 thread | "
+            "x ours, default threads | value gap | gradient gap |",
+            "|---|---|---|---:|---:|---:|---:|---:|",
         ]
         for label, row in rows.items():
             gap = f"{row['grad_gap']:.1e}" if "grad_gap" in row else "-"
@@ -583,6 +601,7 @@ def markdown(results: dict) -> str:
                 f"| {label} | {row['precision']} | {row['settings']} | "
                 f"{row['seconds'] * 1e3:.3f} ({row['seconds_min'] * 1e3:.3f}-"
                 f"{row['seconds_max'] * 1e3:.3f}) | {row['x_ours']:.1f} | "
+                f"{row.get('x_ours_two_threads', float('nan')):.1f} | "
                 f"{row['value_gap']:.1e} | {gap} |"
             )
         lines.append("")

@@ -241,7 +241,12 @@ def run_tasks(
         every ~10 s elsewhere): per task when tasks report several units of work (NUTS
         iterations), otherwise as tasks finish.
     threads : int
-        torch and numba threads for sequential execution (1: bitwise equal to Dask workers).
+        torch threads for sequential execution (1: bitwise equal to pool and Dask workers).
+        numba runs here with :func:`available_cores` threads: its routes cut their work by
+        shape only, never by thread count, so they give the same bits on one thread or
+        several (``tests/kernels/_numba/test_symbol_sweeps.py``, ``test_split.py``,
+        ``tests/test_parallel.py``), and a single chain on a large batch of symbols uses the
+        second core (its lanes in two halves side by side).
     client : distributed.Client or str, optional
         Run the tasks on this Dask cluster (a client or a scheduler address) whatever
         ``parallel`` says, unless it is ``False``.
@@ -302,7 +307,7 @@ def run_tasks(
             return get_pool().run(func, tasks, labels, workers, update, finish)
         reporter = ProgressReporter(callback=update)
         results = []
-        with torch_threads(threads), numba_threads(threads):
+        with torch_threads(threads), numba_threads(available_cores()):
             for index, task in enumerate(tasks):
                 results.append(func(task, reporter))
                 finish(index)

@@ -12,11 +12,13 @@ restart's status and final parameters.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+import torch
 
 from hmm_pyro._progress import Progress
 from hmm_pyro._random import resolve_seed
@@ -50,7 +52,16 @@ def _starts(
     hmm: HMM, data: Sequences, init: str | Mapping[str, Any], seeds: list[int]
 ) -> list[Params]:
     if isinstance(init, Mapping):
-        return [initial_params(hmm, data, init)]
+        params = initial_params(hmm, data, init)
+        impossible = torch.nonzero(hmm.log_likelihood(params, data) == -math.inf).flatten()
+        if impossible.numel():
+            raise ValueError(
+                f"init: the data have zero probability under the given parameters (sequence "
+                f"{int(impossible[0])}{' and others' if impossible.numel() > 1 else ''}); "
+                "EM and Viterbi training cannot move from there: give every observed value a "
+                "positive probability"
+            )
+        return [params]
     if not isinstance(init, str) or init not in INIT_METHODS:
         raise ValueError(
             f"init: expected one of {INIT_METHODS} or a dict of parameters, got {describe(init)}"

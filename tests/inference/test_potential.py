@@ -10,6 +10,7 @@ from hmm_pyro import HMM, Categorical, Gaussian, Poisson, Prior, simulate
 from hmm_pyro.inference.coordinates import isometric_basis
 from hmm_pyro.inference.potential import SITE, Potential
 from hmm_pyro.kernels import _numba, categorical
+from hmm_pyro.kernels._numba import symbol_sweeps
 from tests.inference.reference_potentials import ClosedFormPotential, DistributionPotential
 
 FAMILIES = [Categorical(num_symbols=4), Gaussian(), Gaussian(dim=2), Poisson(), Poisson(dim=2)]
@@ -107,6 +108,38 @@ def test_categorical_potential_equals_the_table_route(num_states, monkeypatch):
         expected_grads, expected = potential_grad(table, table.unconstrain(params))
         assert abs(float(value) - float(expected)) < 1e-9
         assert torch.allclose(grads[SITE], ours.join(expected_grads), atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("num_states", [3, 9])
+def test_categorical_potential_in_two_halves(num_states, monkeypatch):
+    """A batch with enough work sweeps its lanes in two halves (side by side with two numba
+    threads): value and gradient equal the table route to 1e-9, and the one-thread and
+    two-thread results are equal bit for bit (a chain's draws must not depend on the number of
+    threads). The halves are counted, so a route that stopped cutting would fail."""
+    hmm = HMM(num_states, Categorical(num_symbols=5), Prior(B=0.8))
+    data, _ = simulate(hmm, hmm.sample_prior(seed=num_states), [30] * 20, seed=2)
+    values = [np.array(row) for row in data.to_list()]
+    values[4][7] = np.nan
+    ours = Potential(hmm, values)
+    table = ClosedFormPotential(hmm, values)
+    monkeypatch.setattr(symbol_sweeps, "LANE_THREADS_MIN_WORK", 1)
+    widths = []
+    lanes = symbol_sweeps.categorical_lanes
+    monkeypatch.setattr(
+        symbol_sweeps, "categorical_lanes", lambda *a: widths.append(a[3].shape[1]) or lanes(*a)
+    )
+    params = hmm.sample_prior(seed=5)
+    point = ours.unconstrain(params)[SITE].numpy()
+    results = []
+    for threads in (1, 2):
+        monkeypatch.setattr(symbol_sweeps.numba, "get_num_threads", lambda threads=threads: threads)
+        results.append(ours.numpy_value_and_gradient(point))
+    assert sorted(widths) == [8, 8, 12, 12]  # 20 lanes cut at 8 (a multiple of HALF_LANES), twice
+    assert results[0][0] == results[1][0]
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    expected_grads, expected = potential_grad(table, table.unconstrain(params))
+    assert abs(results[0][0] + float(expected)) < 1e-9  # Pyro's potential energy: -log joint
+    np.testing.assert_allclose(results[0][1], -ours.join(expected_grads).numpy(), atol=1e-9, rtol=0)
 
 
 TORCH_ROUTE = [

@@ -186,3 +186,19 @@ def test_argument_validation(poisson_problem):
         fit_em(hmm, data, init="median", progress=False)
     with pytest.raises(ValueError, match="data"):
         fit_em(hmm, [0.5, 1.5], progress=False)
+
+
+def test_a_given_start_under_which_the_data_are_impossible_is_named():
+    """Symbol 2 has probability zero in every state of the given start: EM's first E-step has
+    nothing to work with, so the start is refused with one line instead of a warning after the
+    run (found by the property tests: ``test_bad_input_properties.py``)."""
+    from hmm_pyro.learning import fit_viterbi_training
+
+    hmm = HMM(2, Categorical(num_symbols=3))
+    init = {"pi": [0.5, 0.5], "A": [[0.9, 0.1], [0.1, 0.9]], "B": [[0.5, 0.5, 0.0]] * 2}
+    data = [[0, 1, 0, 1], [2, 2, 0]]
+    for fit in (fit_em, fit_viterbi_training):
+        with pytest.raises(ValueError, match=r"^init: the data have zero probability .*sequence 1"):
+            fit(hmm, data, init=init, max_iter=2, progress=False)
+    init["B"] = [[0.5, 0.4, 0.1], [0.1, 0.4, 0.5]]
+    assert isinstance(fit_em(hmm, data, init=init, max_iter=2, progress=False), Fit)

@@ -39,7 +39,8 @@ from typing import Any, NamedTuple
 import numba
 import numpy as np
 
-from hmm_pyro.kernels._numba.split import split_categorical, sweeps, takes_split
+from hmm_pyro.kernels._numba.split import sweeps, takes_split
+from hmm_pyro.kernels._numba.symbol_sweeps import categorical_sweeps, lanes_in_halves
 from hmm_pyro.kernels._numba.symbols import categorical_lanes, weighted_statistics
 
 __all__ = [
@@ -132,15 +133,19 @@ def categorical_potential(z, alpha_pi, alpha_A, alpha_B, symbols, lengths, jac):
 
     ``alpha_B (K, V)``; ``symbols (T, N)`` time-major, with ``V`` at unobserved and padded
     steps (:func:`~hmm_pyro.kernels._numba.symbols.time_major_symbols`); ``lengths (N,)``.
-    One compiled call, except for a single long sequence on several threads, whose sweeps run
-    on two threads (:func:`~hmm_pyro.kernels._numba.split.split_categorical`).
+    One compiled call, except where the sweeps run on two threads
+    (:func:`~hmm_pyro.kernels._numba.symbol_sweeps.categorical_sweeps`): a single long
+    sequence (its forward and backward recursions side by side), or a batch with enough work
+    on several numba threads (two halves of its lanes, :func:`lanes_in_halves`).
     """
-    if not takes_split(symbols.shape[1], symbols.shape[0], alpha_A.shape[0], True):
+    steps, batch = symbols.shape
+    split = takes_split(batch, steps, alpha_A.shape[0], True)
+    if not split and not lanes_in_halves(batch, steps, alpha_A.shape[0]):
         return _categorical_lanes_potential(z, alpha_pi, alpha_A, alpha_B, symbols, lengths, jac)
     head = _categorical_head(z, alpha_pi, alpha_A, alpha_B, jac)
-    log_z, gamma, xi, counts = split_categorical(head[1][0], head[3], head[5], symbols, lengths)
-    statistics = (gamma[0, :, 0].copy(), xi[:, :, 0].copy(), counts)
-    return _categorical_tail(head, log_z, statistics, alpha_pi, alpha_A, alpha_B, jac)
+    result = categorical_sweeps(head[1][0], head[3], head[5], symbols, lengths, True)
+    statistics = result.statistics(np.ones(batch), alpha_B.shape[1])
+    return _categorical_tail(head, result.log_z, statistics, alpha_pi, alpha_A, alpha_B, jac)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

@@ -4,15 +4,19 @@
 
 * one long sequence: the forward and backward recursions on two threads
   (:func:`~hmm_pyro.kernels._numba.split.split_categorical`);
-* a batch with enough work (:data:`LANE_THREADS_MIN_WORK`) and several numba threads: its lanes
-  in two halves, each swept by
-  :func:`~hmm_pyro.kernels._numba.symbols.categorical_lanes` on its own thread (the sweeps
-  release the GIL). Sequences are independent, so the halves need no exchange; the halves'
-  expected counts are added when the gradient is formed (also on two threads). Each half is
-  a view of the symbols (no copy). Value and gradient of 100 x 1000 symbols with K = 10 (the
-  large workload of ``benchmarks/speed_peers.py``), 2 idle cores, best of 61 calls: 7.4-8.3 ms
-  on one thread, 4.0-4.2 ms in two halves on two threads;
+* a batch with enough work (:data:`LANE_THREADS_MIN_WORK`): its lanes in two halves, each
+  swept by :func:`~hmm_pyro.kernels._numba.symbols.categorical_lanes`, the second on the kept
+  second thread where numba has several threads (the sweeps release the GIL), else after the
+  first. Sequences are independent, so the halves need no exchange; the halves' expected
+  counts are added when the gradient is formed (also side by side). Each half is a view of the
+  symbols (no copy). Value and gradient of 100 x 1000 symbols with K = 10 (the large workload
+  of ``benchmarks/speed_peers.py``), 2 idle cores, best of 61 calls: 7.4-8.3 ms on one
+  thread, 4.0-4.2 ms in two halves on two threads;
 * otherwise all lanes at once on this thread.
+
+Whether a batch is cut depends on its shape only, never on the number of threads: the same
+call gives the same numbers, bit for bit, on one thread or two (a chain sampled here with two
+threads equals one in a single-threaded worker process).
 
 The result keeps each part's smoothed marginals until the gradient asks for the weighted counts
 (:meth:`SymbolSweeps.statistics`): the weights are the upstream gradient of each sequence's log
@@ -21,7 +25,8 @@ likelihood.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, TypeVar
 
 import numba
 import numpy as np
@@ -29,7 +34,15 @@ import numpy as np
 from hmm_pyro.kernels._numba.split import second_thread, split_categorical, takes_split
 from hmm_pyro.kernels._numba.symbols import categorical_lanes, weighted_statistics
 
-__all__ = ["HALF_LANES", "LANE_THREADS_MIN_WORK", "SymbolSweeps", "categorical_sweeps"]
+T = TypeVar("T")
+
+__all__ = [
+    "HALF_LANES",
+    "LANE_THREADS_MIN_WORK",
+    "SymbolSweeps",
+    "categorical_sweeps",
+    "lanes_in_halves",
+]
 
 LANE_THREADS_MIN_WORK = 2**19
 """Smallest ``T N K^2`` of a batch whose lanes are swept in two halves on two threads.
@@ -58,10 +71,13 @@ class SymbolSweeps(NamedTuple):
         pair probabilities ``(K, K, n)``, the emission counts of a single long sequence
         (:func:`~hmm_pyro.kernels._numba.split.split_categorical`; ``None`` from the lanes)
         and the part's time-major symbols ``(T, n)``.
+    side_by_side : bool
+        Two parts ran on two threads; their counts are then formed on two threads too.
     """
 
     log_z: np.ndarray
     parts: tuple[tuple[slice, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray], ...]
+    side_by_side: bool = False
 
     def statistics(
         self, weights: np.ndarray, num_symbols: int
@@ -82,15 +98,22 @@ class SymbolSweeps(NamedTuple):
 
         if len(self.parts) == 1:
             return part_statistics(0)
-        future = second_thread().submit(part_statistics, 1)  # the halves' counts side by side
-        first = part_statistics(0)
-        second = future.result()
+        first, second = _both(part_statistics, self.side_by_side)
         return first[0] + second[0], first[1] + second[1], first[2] + second[2]
 
 
 def _halves(batch: int) -> int:
     """Where the lanes are cut: about the middle, at a multiple of :data:`HALF_LANES`."""
     return max(HALF_LANES, min(batch - HALF_LANES, round(batch / 2 / HALF_LANES) * HALF_LANES))
+
+
+def lanes_in_halves(batch: int, steps: int, states: int) -> bool:
+    """True when :func:`categorical_sweeps` sweeps a batch of this shape in two halves by default.
+
+    At least ``2 * HALF_LANES`` lanes and :data:`LANE_THREADS_MIN_WORK` of ``T N K^2``; the
+    number of threads only decides whether the halves run side by side.
+    """
+    return batch >= 2 * HALF_LANES and steps * batch * states**2 >= LANE_THREADS_MIN_WORK
 
 
 def categorical_sweeps(
@@ -116,8 +139,9 @@ def categorical_sweeps(
     backward : bool
         Run the backward sweep too (for gradients).
     threads : bool, optional
-        Two halves on two threads (``True``), all lanes here (``False``); default: with
-        several numba threads and at least :data:`LANE_THREADS_MIN_WORK` of work.
+        Two halves on two threads (``True``), all lanes here (``False``); default: two
+        halves where :func:`lanes_in_halves` says so, side by side with several numba
+        threads (``numba.get_num_threads()``), else one after the other here.
 
     Returns
     -------
@@ -128,13 +152,8 @@ def categorical_sweeps(
     if backward and takes_split(batch, steps, num_states, True):
         log_z, gamma, xi, counts = split_categorical(log_pi, log_A, log_B, symbols, lengths)
         return SymbolSweeps(log_z, ((slice(0, 1), gamma, xi, counts, symbols),))
-    if threads is None:
-        threads = (
-            batch >= 2 * HALF_LANES
-            and steps * batch * num_states**2 >= LANE_THREADS_MIN_WORK
-            and numba.get_num_threads() > 1
-        )
-    if not threads or batch < 2 * HALF_LANES:
+    halves = lanes_in_halves(batch, steps, num_states) if threads is None else threads
+    if not halves or batch < 2 * HALF_LANES:
         log_z, gamma, xi = categorical_lanes(log_pi, log_A, log_B, symbols, lengths, backward)
         return SymbolSweeps(log_z, ((slice(0, batch), gamma, xi, None, symbols),))
     middle = _halves(batch)
@@ -144,13 +163,22 @@ def categorical_sweeps(
     def sweep(part: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return categorical_lanes(log_pi, log_A, log_B, *parts[part], backward)
 
-    future = second_thread().submit(sweep, 1)
-    first = sweep(0)
-    second = future.result()
+    side_by_side = threads or numba.get_num_threads() > 1
+    first, second = _both(sweep, side_by_side)
     return SymbolSweeps(
         np.concatenate([first[0], second[0]]),
         tuple(
             (cut, result[1], result[2], None, part[0])
             for cut, result, part in zip(cuts, (first, second), parts, strict=True)
         ),
+        side_by_side,
     )
+
+
+def _both(work: Callable[[int], T], side_by_side: bool) -> tuple[T, T]:
+    """``work(0)`` here and ``work(1)`` on :func:`second_thread` (or after it, here)."""
+    if not side_by_side:
+        return work(0), work(1)
+    future = second_thread().submit(work, 1)
+    first = work(0)
+    return first, future.result()

@@ -57,15 +57,36 @@ def test_a_dead_sequence_in_either_half():
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
 
 
-def test_the_default_takes_the_halves_only_with_threads_and_work(monkeypatch):
+def test_the_default_cuts_by_work_and_uses_the_second_thread_only_with_threads(monkeypatch):
     rng = np.random.default_rng(5)
     args = _batch(rng, 40, 100, 10)  # T N K^2 = 400,000: below the threshold
     monkeypatch.setattr(symbol_sweeps.numba, "get_num_threads", lambda: 2)
     assert len(symbol_sweeps.categorical_sweeps(*args, True).parts) == 1
     monkeypatch.setattr(symbol_sweeps, "LANE_THREADS_MIN_WORK", 10**5)
-    assert len(symbol_sweeps.categorical_sweeps(*args, True).parts) == 2
+    two = symbol_sweeps.categorical_sweeps(*args, True)
+    assert len(two.parts) == 2 and two.side_by_side
     monkeypatch.setattr(symbol_sweeps.numba, "get_num_threads", lambda: 1)
-    assert len(symbol_sweeps.categorical_sweeps(*args, True).parts) == 1
+    one = symbol_sweeps.categorical_sweeps(*args, True)
+    assert len(one.parts) == 2 and not one.side_by_side
+
+
+@pytest.mark.parametrize("states", [3, 10])
+def test_one_thread_and_two_give_the_same_bits(monkeypatch, states):
+    """The cut depends on the shape only: on one thread the halves run one after the other
+    and every number equals the two-thread one exactly (a NUTS chain sampled here with two
+    threads must equal the same chain in a single-threaded worker process)."""
+    rng = np.random.default_rng(states)
+    args = _batch(rng, 37, 80, states)
+    weights = rng.uniform(0.5, 2.0, size=37)
+    monkeypatch.setattr(symbol_sweeps, "LANE_THREADS_MIN_WORK", 1)
+    results = {}
+    for threads in (1, 2):
+        monkeypatch.setattr(symbol_sweeps.numba, "get_num_threads", lambda threads=threads: threads)
+        sweeps = symbol_sweeps.categorical_sweeps(*args, True)
+        results[threads] = (sweeps.log_z, *sweeps.statistics(weights, 5))
+    assert [len(r) for r in results.values()] == [4, 4]
+    for one, two in zip(results[1], results[2], strict=True):
+        np.testing.assert_array_equal(one, two)
 
 
 def test_the_public_likelihood_and_its_gradient_through_the_halves(monkeypatch):
