@@ -133,10 +133,11 @@ def categorical_potential(z, alpha_pi, alpha_A, alpha_B, symbols, lengths, jac):
 
     ``alpha_B (K, V)``; ``symbols (T, N)`` time-major, with ``V`` at unobserved and padded
     steps (:func:`~hmm_pyro.kernels._numba.symbols.time_major_symbols`); ``lengths (N,)``.
-    One compiled call, except where the sweeps run on two threads
-    (:func:`~hmm_pyro.kernels._numba.symbol_sweeps.categorical_sweeps`): a single long
-    sequence (its forward and backward recursions side by side), or a batch with enough work
-    on several numba threads (two halves of its lanes, :func:`lanes_in_halves`).
+    One compiled call, except for the two shapes that
+    :func:`~hmm_pyro.kernels._numba.symbol_sweeps.categorical_sweeps` cuts in two: a single
+    long sequence (its forward and backward recursions) and a batch with enough work (two
+    halves of its lanes, :func:`lanes_in_halves`), the two parts side by side with several
+    numba threads and one after the other with one (the same bits either way).
     """
     steps, batch = symbols.shape
     split = takes_split(batch, steps, alpha_A.shape[0], True)

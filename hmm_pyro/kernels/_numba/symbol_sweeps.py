@@ -45,7 +45,8 @@ __all__ = [
 ]
 
 LANE_THREADS_MIN_WORK = 2**19
-"""Smallest ``T N K^2`` of a batch whose lanes are swept in two halves on two threads.
+"""Smallest ``T N K^2`` of a batch whose lanes are swept in two halves (on two threads when
+numba has several; the cut itself never depends on the threads).
 
 Value and gradient (best of 41 calls, 2 idle cores), all lanes on one thread against two
 halves on two threads: ``T N K^2`` = 72,000 (16 x 500, K = 3) 0.097 against 0.231 ms, 90,000
