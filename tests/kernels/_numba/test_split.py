@@ -55,6 +55,9 @@ def test_table_route_equals_the_lane_sweeps(states, steps, threads):
         lengths = np.array([length])
         expected = lanes.lane_sweeps(log_pi, log_A, log_lik, lengths)
         got = split.split_sweeps(log_pi, log_A, log_lik, lengths, threads=threads)
+        other = split.split_sweeps(log_pi, log_A, log_lik, lengths, threads=not threads)
+        for a, b in zip(got, other, strict=True):  # the same passes on one thread or two
+            np.testing.assert_array_equal(a, b)
         assert not expected[3][0] and not got[3][0]
         gamma = expected[1].copy()
         gamma[length:] = 0.0
@@ -127,11 +130,15 @@ def test_categorical_route_equals_the_symbol_lanes(states, steps, length):
     expected = symbols.categorical_lanes(*args, True)
     weights = np.array([0.7])
     statistics = symbols.weighted_statistics(*expected[1:], args[3], weights, 4)
+    results = []
     for threads in (True, False):
         got = split.split_categorical(*args, threads=threads)
         _assert_equal(got[:3], expected)
         sweeps = symbol_sweeps.categorical_sweeps(*args, True, threads=threads)
         _assert_equal(sweeps.statistics(weights, 4), statistics)  # split where it applies
+        results.append(got)
+    for two, one in zip(*results, strict=True):  # the same passes: the same bits
+        np.testing.assert_array_equal(two, one)
 
 
 @pytest.mark.parametrize("where", ["symbol", "transition"])
