@@ -242,11 +242,11 @@ def run_tasks(
         iterations), otherwise as tasks finish.
     threads : int
         torch threads for sequential execution (1: bitwise equal to pool and Dask workers).
-        numba runs here with :func:`available_cores` threads: its routes cut their work by
-        shape only, never by thread count, so they give the same bits on one thread or
-        several (``tests/kernels/_numba/test_symbol_sweeps.py``, ``test_split.py``,
-        ``tests/test_parallel.py``), and a single chain on a large batch of symbols uses the
-        second core (its lanes in two halves side by side).
+        numba runs here with :func:`available_cores` threads: its routes give the same bits
+        on one thread or several (``tests/kernels/_numba/test_symbol_sweeps.py``,
+        ``test_split.py``, ``test_batch.py``, ``tests/inference/test_nuts.py``), and a single
+        chain on a large batch of symbols uses the second core (its lanes in two halves side
+        by side).
     client : distributed.Client or str, optional
         Run the tasks on this Dask cluster (a client or a scheduler address) whatever
         ``parallel`` says, unless it is ``False``.
