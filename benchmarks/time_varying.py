@@ -21,6 +21,13 @@ a fit differentiates), numba backend:
 - ``log_A_given``: ``kernels.log_likelihood(..., time_varying=True)`` on a given
   ``log_A (N, T, K, K)``, gradient ``(N, T, K, K)`` (the generic time-varying kernel).
 
+- ``exponentials``: the ``K (K - 1)`` exponentials per step that the regression kernel takes
+  and the homogeneous one does not, alone: :func:`fast_exp2` over that many logits in a loop
+  compiled as the kernel's matrix builder compiles its own (widest vectors), a chunk that stays
+  in the cache at a time. ``homogeneous + exponentials`` over ``homogeneous`` is what the
+  regression kernel's ratio cannot go below with its exponentials at this cost, whatever the
+  rest of it costs.
+
 Reported: CPU time (``time.process_time``, not wall time: the machine is shared with other
 processes) per call and per sequence-step, the best of ``repeats`` rounds of a few calls each,
 all routes alternating within a round; and the ratios to ``homogeneous``. Also the numba sweeps
@@ -39,6 +46,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -50,11 +58,13 @@ import torch
 import hmm_pyro
 from hmm_pyro import kernels
 from hmm_pyro._io import atomic_write
+from hmm_pyro.kernels._numba.fastexp import fast_exp2, prefer_wide_vectors
 from hmm_pyro.kernels._numba.lanes import forward_backward_lanes
 from hmm_pyro.kernels._numba.regression import regression_sweeps
 from hmm_pyro.kernels._numba.varying import varying_forward_backward
 
-RESULTS = Path(__file__).resolve().parent / "results" / "time_varying.json"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "time_varying.json"
 WORKLOADS = [(20, 500, 2), (20, 500, 3), (100, 1000, 3), (100, 1000, 5), (50, 500, 8)]
 
 
@@ -124,6 +134,30 @@ def _routes(x: dict) -> dict:
     }
 
 
+@numba.njit(nogil=True, error_model="numpy", fastmath={"contract"})
+def _exponentiate(logits: np.ndarray, out: np.ndarray, rounds: int) -> None:
+    """``out = 2**logits`` ``rounds`` times over (a chunk in the cache, as the builder's)."""
+    prefer_wide_vectors()
+    for _ in range(rounds):
+        for q in range(logits.size):
+            out[q] = fast_exp2(logits[q])
+
+
+def _exponentials(num_sequences: int, num_steps: int, num_states: int) -> dict:
+    """The ``K (K - 1)`` exponentials per step alone (see the module docstring)."""
+    chunk = 2**14  # 128 KiB of float64, the kernel's chunk size
+    total = num_sequences * num_steps * num_states * (num_states - 1)
+    rounds, rest = divmod(total, chunk)
+    logits = np.random.default_rng(0).uniform(-3.0, 3.0, chunk)
+    out = np.empty(chunk)
+
+    def exponentials() -> None:
+        _exponentiate(logits, out, rounds)
+        _exponentiate(logits[:rest], out[:rest], 1)
+
+    return {"exponentials": exponentials}
+
+
 def _sweeps(x: dict) -> dict:
     """The numba sweeps alone, on float64 arrays (no torch, no autograd)."""
     arrays = {name: value.detach().numpy() for name, value in x.items()}
@@ -158,7 +192,8 @@ def run_workload(
     """Time every route on one workload."""
     x = _inputs(num_sequences, num_steps, num_states, num_covariates)
     calls = max(1, int(2e6 // (num_sequences * num_steps * num_states**2)))
-    seconds = _best_seconds({**_routes(x), **_sweeps(x)}, repeats, calls)
+    exponentials = _exponentials(num_sequences, num_steps, num_states)
+    seconds = _best_seconds({**_routes(x), **_sweeps(x), **exponentials}, repeats, calls)
     steps = num_sequences * num_steps
     ratios = {
         name: seconds[name] / seconds["homogeneous"]
@@ -170,6 +205,9 @@ def run_workload(
             for name in ("regression_sweeps", "log_A_given_sweeps")
         }
     )
+    ratios["homogeneous_plus_exponentials"] = (
+        seconds["homogeneous"] + seconds["exponentials"]
+    ) / seconds["homogeneous"]
     return {
         "sequences": num_sequences,
         "steps": num_steps,
@@ -214,6 +252,18 @@ def main() -> None:
             "numba": numba.__version__,
             "numpy": np.__version__,
         },
+        "commit": subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
+        "uncommitted_changes": bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+        ),
+        "command": "PYTHONPATH=. python " + " ".join(["benchmarks/time_varying.py", *sys.argv[1:]]),
         "repeats": args.repeats,
         "results": results,
     }
@@ -222,16 +272,18 @@ def main() -> None:
         handle.write(json.dumps(record, indent=2) + "\n")
     print(
         "| N x T x K (P) | homogeneous ns/step | regression ns/step | ratio | unfused ratio "
-        "| log_A given ratio | sweeps-only ratio (regression) |"
+        "| log_A given ratio | sweeps-only ratio (regression) | exponentials ns/step "
+        "| (homogeneous + exponentials) / homogeneous |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in results:
         per_step, ratio = row["cpu_ns_per_step"], row["ratio_to_homogeneous"]
         print(
             f"| {row['sequences']} x {row['steps']} x {row['states']} ({row['design_columns']}) "
             f"| {per_step['homogeneous']:.1f} | {per_step['regression']:.1f} "
             f"| {ratio['regression']:.2f} | {ratio['regression_unfused']:.2f} "
-            f"| {ratio['log_A_given']:.2f} | {ratio['regression_sweeps']:.2f} |"
+            f"| {ratio['log_A_given']:.2f} | {ratio['regression_sweeps']:.2f} "
+            f"| {per_step['exponentials']:.1f} | {ratio['homogeneous_plus_exponentials']:.2f} |"
         )
 
 

@@ -3,7 +3,8 @@
 Modules: :mod:`~hmm_pyro.kernels._numba.lanes` (the general sweeps, sequences as vector
 lanes), :mod:`~hmm_pyro.kernels._numba.varying` (the same with one transition matrix per step),
 :mod:`~hmm_pyro.kernels._numba.regression` (matrices computed inside the sweeps from covariates
-and multinomial-logit coefficients, gradient with respect to the coefficients),
+and multinomial-logit coefficients, gradient with respect to the coefficients; the matrices
+themselves in :mod:`~hmm_pyro.kernels._numba.regression_build`),
 :mod:`~hmm_pyro.kernels._numba.symbols` (sweeps over symbol sequences, rows looked up
 per symbol), :mod:`~hmm_pyro.kernels._numba.split` (one long sequence: forward and backward
 recursions on two threads at once), :mod:`~hmm_pyro.kernels._numba.batch` (large batches in

@@ -22,6 +22,13 @@ the Taylor route. About 0.65 ns against 0.8 ns per entry in a vectorised loop (m
 
 Both are tested against NumPy to 1 unit in the last place
 (``tests/kernels/_numba/test_fastexp.py``).
+
+:func:`prefer_wide_vectors`, called in a compiled function, lets LLVM vectorise that
+function's loops with the processor's widest vectors. LLVM's default for the Intel processors
+with 512-bit registers (AVX-512) is 256 bits, for code whose clock drops on wide
+instructions; a loop that does little but exponentials gains from them: :func:`fast_exp2`
+over 4,000 entries in L1 took 0.78 instead of 1.12 ns per entry on this project's benchmark
+machine (a Xeon with AVX-512, numba 0.68, best of 200 rounds, both compiled in one process).
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-__all__ = ["fast_exp", "fast_exp2"]
+__all__ = ["fast_exp", "fast_exp2", "prefer_wide_vectors"]
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # log 2 rounded to 33 bits: k * _LN2_HI is exact
@@ -65,6 +72,24 @@ def _float_from_bits(typingctx, bits):  # noqa: ANN001, ANN202
         return builder.bitcast(args[0], ir.DoubleType())
 
     return types.float64(types.int64), codegen
+
+
+@intrinsic
+def prefer_wide_vectors(typingctx):  # noqa: ANN001, ANN202
+    """Mark the compiled function that calls this to be vectorised with the widest vectors.
+
+    Sets LLVM's ``"prefer-vector-width"="512"`` function attribute on the function being
+    compiled (an intrinsic's code goes into its caller); it only raises the width that LLVM
+    prefers, never above what the processor supports, so it changes nothing without AVX-512.
+    llvmlite accepts only a list of known attributes, hence the set's own ``add``; the
+    attribute is printed as written, in LLVM's syntax for string attributes.
+    """
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        return context.get_dummy_value()
+
+    return types.none(), codegen
 
 
 @numba.njit(inline="always", nogil=True, error_model="numpy")

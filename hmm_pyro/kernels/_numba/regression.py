@@ -20,13 +20,10 @@ time-major arrays, scaled recursions of Rabiner 1989, section V.A, the same emis
 preparation and folding of scale factors). Per block of lanes:
 
 - the matrices are built chunk of steps by chunk of steps during the forward sweep, each chunk
-  laid out ``(K, K, steps x lanes)`` so that every pass over it is one long vectorised loop:
-  the logits relative to the diagonal, in base 2 (the coefficients' differences times
-  ``log2(e)``), ``exp(eta_ij - eta_ii)`` as ``2**(...)`` by :func:`fast_exp2` (``K - 1``
-  exponentials per row; a row with a logit 700 above its diagonal is recomputed shifted by its
-  maximum), then each row divided by its sum; the forward sweep reads the chunk while it is
-  still in the cache, and the backward sweep reads the stored chunks back (each in one
-  sequential pass first, :func:`_warm`);
+  laid out ``(K, K, steps x lanes)`` (:mod:`~hmm_pyro.kernels._numba.regression_build`:
+  ``K - 1`` exponentials per row); the forward sweep reads the chunk while it is still in the
+  cache, and the backward sweep reads the stored chunks back (each in one sequential pass
+  first, :func:`_warm`);
 - the backward sweep writes each step's summands above (weighted per lane; ``j != i`` only, as
   a row's summands add up to zero) into a chunk-sized buffer and, once a chunk is done, adds
   their products with the covariates into the gradient; gamma goes out time-major, ``(T, K,
@@ -45,8 +42,9 @@ import math
 import numba
 import numpy as np
 
-from hmm_pyro.kernels._numba.fastexp import fast_exp, fast_exp2
+from hmm_pyro.kernels._numba.fastexp import fast_exp, prefer_wide_vectors
 from hmm_pyro.kernels._numba.lanes import accumulate_scale, prepare_emissions
+from hmm_pyro.kernels._numba.regression_build import build_chunk, design_block
 
 __all__ = [
     "BLOCK_LANES",
@@ -64,150 +62,6 @@ run vectors of 4 and 8 and finish a width that is not a multiple of 4 one lane a
 busy machine)."""
 CHUNK_BYTES = 2**17
 """Target size of one chunk of matrices (``K * K * steps * lanes`` float64)."""
-_LOG2E = 1.4426950408889634
-"""``log2(e)``: the logits are built in base 2 (``exp(eta) = 2**(eta log2(e))``)."""
-_OVERFLOW = 700.0 * _LOG2E
-"""A logit (base 2) this far above its row's diagonal logit (700 in base e): the row is
-shifted by its maximum."""
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _design_block(design, first, lengths, xt):  # noqa: ANN001, ANN202
-    """Chunked time-major covariates of lanes ``first ..``: ``xt (chunks, P, C, n)``.
-
-    Lane ``b`` reads design row ``(first + b) % len(design)``; zero where step ``t + 1`` is
-    not valid (the transition out of step ``t`` is not used).
-    """
-    chunks, num_covariates, chunk, lanes = xt.shape
-    last = design.shape[1] - 1
-    source = np.empty(lanes, dtype=np.int64)
-    for b in range(lanes):
-        source[b] = (first + b) % design.shape[0]
-    for block in range(chunks):
-        for p in range(num_covariates):
-            for c in range(chunk):
-                t = block * chunk + c
-                for b in range(lanes):
-                    used = t + 1 < lengths[b]
-                    xt[block, p, c, b] = design[source[b], min(t, last), p] if used else 0.0
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def _build_chunk(coefficients, x, entries, sums):  # noqa: ANN001, ANN202
-    """One chunk of matrices ``entries[i, j] = A[i, j]`` at every position ``q``.
-
-    ``coefficients (K, K, P)``, ``x (P, Q)`` (positions: steps x lanes, up to four covariates
-    per pass); ``A[i, j] = exp(eta_ij - eta_ii) / sum_l exp(eta_il - eta_ii)``, with
-    ``sums (Q,)`` as scratch for the row sums.
-    """
-    num_states, num_covariates, size = entries.shape[0], x.shape[0], entries.shape[2]
-    width = min(num_covariates, 4)
-    for i in range(num_states):
-        for q in range(size):
-            sums[q] = 1.0
-        large = 0
-        for j in range(num_states):
-            if j == i:
-                continue
-            for p in range(4, num_covariates, 4):  # covariates beyond the first four, if any
-                w0, w1, w2, w3 = _relative(coefficients, i, j, p)
-                extra = min(num_covariates - p, 4)
-                for q in range(size):
-                    partial = w0 * x[p, q]
-                    if extra > 1:
-                        partial += w1 * x[p + 1, q]
-                    if extra > 2:
-                        partial += w2 * x[p + 2, q]
-                    if extra > 3:
-                        partial += w3 * x[p + 3, q]
-                    entries[i, j, q] = partial if p == 4 else entries[i, j, q] + partial
-            w0, w1, w2, w3 = _relative(coefficients, i, j, 0)
-            # one loop per number of covariates: tests inside the loop cost 10% (measured)
-            if num_covariates > 4:
-                for q in range(size):
-                    logit = w0 * x[0, q] + w1 * x[1, q] + w2 * x[2, q] + w3 * x[3, q]
-                    logit += entries[i, j, q]
-                    large += logit > _OVERFLOW
-                    value = fast_exp2(logit)
-                    entries[i, j, q] = value
-                    sums[q] += value
-            elif width == 4:
-                for q in range(size):
-                    logit = w0 * x[0, q] + w1 * x[1, q] + w2 * x[2, q] + w3 * x[3, q]
-                    large += logit > _OVERFLOW
-                    value = fast_exp2(logit)
-                    entries[i, j, q] = value
-                    sums[q] += value
-            elif width == 3:
-                for q in range(size):
-                    logit = w0 * x[0, q] + w1 * x[1, q] + w2 * x[2, q]
-                    large += logit > _OVERFLOW
-                    value = fast_exp2(logit)
-                    entries[i, j, q] = value
-                    sums[q] += value
-            elif width == 2:
-                for q in range(size):
-                    logit = w0 * x[0, q] + w1 * x[1, q]
-                    large += logit > _OVERFLOW
-                    value = fast_exp2(logit)
-                    entries[i, j, q] = value
-                    sums[q] += value
-            else:
-                for q in range(size):
-                    logit = w0 * x[0, q]
-                    large += logit > _OVERFLOW
-                    value = fast_exp2(logit)
-                    entries[i, j, q] = value
-                    sums[q] += value
-        if large:
-            _shifted_row(coefficients, x, i, entries, sums)
-            for q in range(size):
-                sums[q] = 1.0 / sums[q]
-            for q in range(size):
-                entries[i, i, q] *= sums[q]
-        else:
-            for q in range(size):
-                sums[q] = 1.0 / sums[q]
-                entries[i, i, q] = sums[q]  # exp(0) / sum
-        for j in range(num_states):
-            if j != i:
-                for q in range(size):
-                    entries[i, j, q] *= sums[q]
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _relative(coefficients, i, j, p):  # noqa: ANN001, ANN202
-    """Coefficients ``p .. p + 3`` of entry ``(i, j)`` minus the diagonal's, times ``log2(e)``.
-
-    The logits are built in base 2. Zero past the last coefficient.
-    """
-    last = coefficients.shape[2]
-    return (
-        (coefficients[i, j, p] - coefficients[i, i, p]) * _LOG2E,
-        (coefficients[i, j, p + 1] - coefficients[i, i, p + 1]) * _LOG2E if p + 1 < last else 0.0,
-        (coefficients[i, j, p + 2] - coefficients[i, i, p + 2]) * _LOG2E if p + 2 < last else 0.0,
-        (coefficients[i, j, p + 3] - coefficients[i, i, p + 3]) * _LOG2E if p + 3 < last else 0.0,
-    )
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _shifted_row(coefficients, x, i, entries, sums):  # noqa: ANN001, ANN202
-    """Row ``i`` of a chunk again, each position shifted by its largest logit (no overflow)."""
-    num_states, num_covariates, size = entries.shape[0], x.shape[0], entries.shape[2]
-    for q in range(size):
-        largest = -math.inf
-        for j in range(num_states):
-            logit = 0.0
-            for p in range(num_covariates):
-                logit += (coefficients[i, j, p] - coefficients[i, i, p]) * x[p, q]
-            entries[i, j, q] = logit
-            largest = max(largest, logit)
-        total = 0.0
-        for j in range(num_states):
-            value = math.exp(entries[i, j, q] - largest)
-            entries[i, j, q] = value
-            total += value
-        sums[q] = total
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
@@ -228,7 +82,7 @@ def _forward(emis, coefficients, xt, entries, sums, lengths, alpha, scale, log_z
     for t in range(steps):
         if t >= 1 and (t - 1) % chunk == 0:  # the matrices out of steps t - 1 .. t + chunk - 2
             block, slot = (t - 1) // chunk, ((t - 1) // chunk) % kept
-            _build_chunk(
+            build_chunk(
                 coefficients,
                 xt[block].reshape(num_covariates, chunk * lanes),
                 entries[slot].reshape(num_states, num_states, chunk * lanes),
@@ -272,6 +126,7 @@ def _covariate_products(summands, x, grad):  # noqa: ANN001, ANN202
     row's summands add up to zero (a softmax is unchanged by a constant added to its logits),
     so the diagonal gets minus the sum of the others.
     """
+    prefer_wide_vectors()
     num_states, num_covariates, size = summands.shape[0], x.shape[0], summands.shape[2]
     count = num_states * (num_states - 1)
     rows = np.empty(count + 1, dtype=np.int64)
@@ -433,6 +288,7 @@ def _blocks(start: int, stop: int, per_draw: int) -> np.ndarray:
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def _exp_in_place(values):  # noqa: ANN001, ANN202
     """``values = exp(values)`` over a contiguous array (vectorised :func:`fast_exp`)."""
+    prefer_wide_vectors()
     flat = values.reshape(values.size)
     for q in range(flat.size):
         flat[q] = fast_exp(flat[q])
@@ -516,7 +372,7 @@ def _sweep_blocks(  # noqa: ANN202
         block_z, block_dead, block_lengths = log_z[low:high], dead[low:high], lengths[low:high]
         prepare_emissions(block_pi, log_lik[low:high], block_lengths, emis, block_z, block_dead)
         _exp_in_place(emis)
-        _design_block(design, start, block_lengths, xt)
+        design_block(design, start, block_lengths, xt)
         _forward(
             emis,
             coefficients[draw],

@@ -3,7 +3,7 @@
 import numba
 import numpy as np
 
-from hmm_pyro.kernels._numba.fastexp import fast_exp, fast_exp2
+from hmm_pyro.kernels._numba.fastexp import fast_exp, fast_exp2, prefer_wide_vectors
 
 
 @numba.njit
@@ -65,3 +65,26 @@ def test_exp2_special_values():
     with np.errstate(over="ignore"):
         expected = np.exp2(values)
     np.testing.assert_array_equal(_fast_exp2_all(values), expected)
+
+
+@numba.njit
+def _wide_exp2_all(values):
+    prefer_wide_vectors()
+    out = np.empty_like(values)
+    for q in range(values.size):
+        out[q] = fast_exp2(values[q])
+    return out
+
+
+def test_wide_vectors_are_requested_and_change_no_result():
+    """The attribute reaches the compiled function's LLVM IR; the exponentials are the same bits.
+
+    Without the attribute in the IR (an intrinsic whose code did not go into its caller) the
+    first assertion fails; a vectorisation that changed a result fails the second.
+    """
+    values = np.random.default_rng(3).uniform(-1070.0, 1020.0, 10_001)  # an odd tail as well
+    np.testing.assert_array_equal(_wide_exp2_all(values), _fast_exp2_all(values))
+    (ir,) = _wide_exp2_all.inspect_llvm().values()
+    assert '"prefer-vector-width"="512"' in ir
+    (plain,) = _fast_exp2_all.inspect_llvm().values()
+    assert '"prefer-vector-width"="512"' not in plain
