@@ -64,8 +64,7 @@ def build_chunk(coefficients, x, entries, sums):  # noqa: ANN001, ANN202
     num_states, num_covariates, size = entries.shape[0], x.shape[0], entries.shape[2]
     width = min(num_covariates, 4)
     for i in range(num_states):
-        for q in range(size):
-            sums[q] = 1.0
+        first = 1 if i == 0 else 0  # the row's first entry off the diagonal starts the sums
         large = 0
         for j in range(num_states):
             if j == i:
@@ -91,49 +90,58 @@ def build_chunk(coefficients, x, entries, sums):  # noqa: ANN001, ANN202
                     large += logit > _OVERFLOW
                     value = fast_exp2(logit)
                     entries[i, j, q] = value
-                    sums[q] += value
+                    sums[q] = value + (1.0 if j == first else sums[q])
             elif width == 4:
                 for q in range(size):
                     logit = w0 * x[0, q] + w1 * x[1, q] + w2 * x[2, q] + w3 * x[3, q]
                     large += logit > _OVERFLOW
                     value = fast_exp2(logit)
                     entries[i, j, q] = value
-                    sums[q] += value
+                    sums[q] = value + (1.0 if j == first else sums[q])
             elif width == 3:
                 for q in range(size):
                     logit = w0 * x[0, q] + w1 * x[1, q] + w2 * x[2, q]
                     large += logit > _OVERFLOW
                     value = fast_exp2(logit)
                     entries[i, j, q] = value
-                    sums[q] += value
+                    sums[q] = value + (1.0 if j == first else sums[q])
             elif width == 2:
                 for q in range(size):
                     logit = w0 * x[0, q] + w1 * x[1, q]
                     large += logit > _OVERFLOW
                     value = fast_exp2(logit)
                     entries[i, j, q] = value
-                    sums[q] += value
+                    sums[q] = value + (1.0 if j == first else sums[q])
             else:
                 for q in range(size):
                     logit = w0 * x[0, q]
                     large += logit > _OVERFLOW
                     value = fast_exp2(logit)
                     entries[i, j, q] = value
-                    sums[q] += value
+                    sums[q] = value + (1.0 if j == first else sums[q])
         if large:
             _shifted_row(coefficients, x, i, entries, sums)
             for q in range(size):
                 sums[q] = 1.0 / sums[q]
             for q in range(size):
                 entries[i, i, q] *= sums[q]
+            for j in range(num_states):
+                if j != i:
+                    for q in range(size):
+                        entries[i, j, q] *= sums[q]
+        elif num_states > 1:  # the first entry's pass also inverts the sums and sets the diagonal
+            for q in range(size):
+                inverse = 1.0 / sums[q]
+                sums[q] = inverse
+                entries[i, i, q] = inverse  # exp(0) / sum
+                entries[i, first, q] *= inverse
+            for j in range(first + 1, num_states):
+                if j != i:
+                    for q in range(size):
+                        entries[i, j, q] *= sums[q]
         else:
             for q in range(size):
-                sums[q] = 1.0 / sums[q]
-                entries[i, i, q] = sums[q]  # exp(0) / sum
-        for j in range(num_states):
-            if j != i:
-                for q in range(size):
-                    entries[i, j, q] *= sums[q]
+                entries[i, i, q] = 1.0
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
