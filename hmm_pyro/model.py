@@ -17,10 +17,10 @@ from typing import Any
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro.ops.indexing import Vindex
 from pyro.ops.special import safe_log
 
 from hmm_pyro import kernels
+from hmm_pyro._enumeration import enumerated_likelihood
 from hmm_pyro._random import make_generator
 from hmm_pyro._types import Params, SequencesLike
 from hmm_pyro._validation import check_choice, check_int, describe
@@ -591,29 +591,5 @@ class HMM:
             self._enumerated_likelihood(params, data)
 
     def _enumerated_likelihood(self, params: Params, data: Sequences) -> None:
-        num = self.num_states
-        values = torch.where(data.observed, data.values, self.emission.fill_value()).to(self.dtype)
-        observed = data.observed
-        valid = data.mask
-        initial, transition = self.chain_probabilities(params, data.covariates)
-        rows = torch.arange(data.num_sequences)
-        with pyro.plate("sequences", data.num_sequences, dim=-1):
-            state = None
-            for t in pyro.markov(range(data.max_length)):
-                if state is None:
-                    probs = initial
-                else:
-                    stay = torch.nn.functional.one_hot(state, num).to(self.dtype)
-                    if transition.dim() == 2:
-                        moves = transition[state]
-                    else:  # one matrix per sequence and step; the one from step t - 1
-                        moves = Vindex(transition)[rows, t - 1, state]
-                    probs = torch.where(valid[:, t, None], moves, stay)
-                state = pyro.sample(
-                    f"z_{t}", dist.Categorical(probs), infer={"enumerate": "parallel"}
-                )
-                pyro.sample(
-                    f"y_{t}",
-                    self.emission.conditional_at(params, state, observed[:, t], data.covariates, t),
-                    obs=self.emission.observation(values[:, t]),
-                )
+        """The ``pyro.markov`` model's sites (:mod:`hmm_pyro._enumeration`)."""
+        enumerated_likelihood(self, params, data)

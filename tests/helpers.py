@@ -55,3 +55,12 @@ def random_params(
     else:
         raise AssertionError(f"unknown emission {emission!r}")
     return {name: torch.as_tensor(value, dtype=torch.float64) for name, value in params.items()}
+
+
+def placement_free(results: list[dict]) -> list[dict]:
+    """Task results without what differs by where a task ran: its process id, and numba's
+    threads (the available cores when the task runs here, one in a worker; the numba routes
+    give the same bits either way)."""
+    return [
+        {k: v for k, v in result.items() if k not in ("pid", "numba_threads")} for result in results
+    ]

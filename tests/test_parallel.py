@@ -10,6 +10,7 @@ import torch
 
 from hmm_pyro import _parallel
 from hmm_pyro._parallel import run_tasks
+from tests.helpers import placement_free
 
 
 def _probe(task, reporter):
@@ -47,12 +48,6 @@ def _nested(task, reporter):
     return _parallel._in_dask_worker(), [result["pid"] for result in inner], os.getpid()
 
 
-def _without(results, keys=("pid", "numba_threads")):
-    """The results without the keys that differ by where a task ran (numba runs here with
-    the available cores, in a worker with one thread: the same bits either way)."""
-    return [{k: v for k, v in result.items() if k not in keys} for result in results]
-
-
 TASKS = [(index, 100 + index) for index in range(5)]
 LABELS = [f"task {index}" for index in range(5)]
 ON_THE_CLIENT = pytest.mark.xdist_group("parallel_client")
@@ -78,7 +73,8 @@ def test_serial_tasks_run_here_with_one_torch_thread_and_restore_the_settings(co
 def test_tasks_on_a_client_equal_serial_in_task_order(client):
     serial = run_tasks(_probe, TASKS, [1] * 5, LABELS, parallel=False, progress=False)
     remote = run_tasks(_probe, TASKS, [1] * 5, LABELS, parallel=None, progress=False, client=client)
-    assert _without(remote) == _without(serial)  # bitwise: float totals compared with ==
+    # bitwise: float totals compared with ==
+    assert placement_free(remote) == placement_free(serial)
     workers = set(client.run(os.getpid).values())
     assert {result["pid"] for result in remote} <= workers
     assert os.getpid() not in workers

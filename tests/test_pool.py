@@ -20,6 +20,7 @@ import torch
 
 from hmm_pyro._parallel import available_cores, run_tasks
 from hmm_pyro._pool import WorkerPool, get_pool
+from tests.helpers import placement_free
 
 ON_THE_POOL = pytest.mark.xdist_group("pool")
 
@@ -103,21 +104,13 @@ TASKS = [(index, 100 + index) for index in range(5)]
 LABELS = [f"task {index}" for index in range(5)]
 
 
-def _without_pid(results):
-    """Without what differs by where a task ran: the process, and numba's threads (the
-    available cores here, one in a worker; its routes give the same bits either way)."""
-    return [
-        {k: v for k, v in result.items() if k not in ("pid", "numba_threads")} for result in results
-    ]
-
-
 @ON_THE_POOL
 def test_pool_equals_serial_and_is_reused_across_calls():
     """Bitwise-equal results (global generator reseeded per task), same workers twice."""
     serial = run_tasks(_probe, TASKS, [1] * 5, LABELS, parallel=False, progress=False)
     first = run_tasks(_probe, TASKS, [1] * 5, LABELS, parallel=True, progress=False)
     second = run_tasks(_probe, TASKS, [1] * 5, LABELS, parallel=True, progress=False)
-    assert _without_pid(first) == _without_pid(serial) == _without_pid(second)
+    assert placement_free(first) == placement_free(serial) == placement_free(second)
     assert {result["torch_threads"] for result in first} == {1}
     assert {result["numba_threads"] for result in first} == {1}
     pids = {result["pid"] for result in first}
