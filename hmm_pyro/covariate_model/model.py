@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import pyro.distributions as dist
 import torch
 from pyro.ops.special import safe_log
@@ -35,6 +36,8 @@ from hmm_pyro.covariate_model.distributions import (
 from hmm_pyro.covariates import INTERCEPT, Covariates
 from hmm_pyro.data import Sequences
 from hmm_pyro.emissions import Emission, from_config
+from hmm_pyro.emissions.potential_terms import PotentialTerms
+from hmm_pyro.kernels import _numba
 from hmm_pyro.model import HMM, INITIAL_MODES
 from hmm_pyro.priors import Prior
 
@@ -332,9 +335,35 @@ class CovariateHMM(HMM):
             return SumToZeroTransform(self.num_states)
         return self.emission.bijection(name)
 
-    def potential_terms(self, data: Sequences) -> None:
-        """None: the potential runs in torch (autograd through the regressions)."""
-        return None
+    def potential_terms(self, data: Sequences) -> PotentialTerms | None:
+        """The numba log joint where there is one, else None (the potential runs in torch).
+
+        With ``pi`` a simplex (no initial covariates) and an emission family given per entry
+        (its own numba log joint is
+        :func:`~hmm_pyro.kernels._numba.potentials.entry_potential`), the log joint is
+        :func:`~hmm_pyro.kernels._numba.regression_potential.regression_entry_potential`:
+        the regression kernel on the family's table, gradients in closed form. Otherwise
+        (initial covariates, categorical emissions, families without a numba log joint) the
+        torch route: autograd through the regressions.
+        """
+        if self.initial_covariates:
+            return None
+        terms = self.emission.potential_terms(self.prior, self.num_states, self.dtype, data)
+        if terms is None or terms.function is not _numba.entry_potential:
+            return None
+        prior = self._prior_distributions["beta_A"]
+        loc, scale = (
+            np.ascontiguousarray(t.to(torch.float64).numpy()) for t in (prior.loc, prior.scale)
+        )
+        off_diagonal = ~np.eye(self.num_states, dtype=bool)
+        constant = -float((np.log(scale) + 0.5 * math.log(2.0 * math.pi))[off_diagonal].sum())
+        steps, _ = self._designs(data.covariates)
+        design = np.ascontiguousarray(steps.to(torch.float64).numpy())
+        return PotentialTerms(
+            _numba.regression_entry_potential,
+            (loc, scale, design, *terms.arguments),
+            terms.constant + constant,
+        )
 
     # ------------------------------------------------------------------ validation
     def _check_transition_params(self, converted: Params) -> None:

@@ -22,9 +22,12 @@ distribution, :mod:`hmm_pyro.emissions.distribution`) gets the same potential in
 coordinates mapped with their log-Jacobian (:meth:`Coordinates.constrain_with_log_det`), the
 Dirichlet rows of ``pi`` and ``A`` in log space, the other priors' ``log_prob`` and the
 model's :meth:`~hmm_pyro.HMM.sequence_log_likelihood` (the per-state table into the fused
-forward kernel), differentiated by autograd. The same route serves
-:class:`~hmm_pyro.CovariateHMM` (coefficients with Normal priors, one transition matrix per
-step into the time-varying kernel).
+forward kernel), differentiated by autograd. A :class:`~hmm_pyro.CovariateHMM` takes the numba
+route where it has one
+(:func:`~hmm_pyro.kernels._numba.regression_potential.regression_entry_potential`: ``pi`` a
+simplex and a family given per entry) and this torch route otherwise (initial covariates,
+categorical emissions: coefficients with Normal priors, the regression kernel differentiated
+by autograd).
 """
 
 from __future__ import annotations
@@ -104,11 +107,9 @@ class Potential:
         """``"numba"``: the family's closed-form log joint; ``"torch"``: autograd."""
         if terms is not None:
             self._function = terms.function
-            self._arguments = (
-                concentration["pi"].numpy()[None],
-                concentration["A"].numpy(),
-                *terms.arguments,
-            )
+            # A CovariateHMM has no Dirichlet rows on A: its potential does not read them.
+            alpha_A = concentration["A"].numpy() if "A" in concentration else np.empty((0, 0))
+            self._arguments = (concentration["pi"].numpy()[None], alpha_A, *terms.arguments)
         self.constant = self.coordinates.constant + (terms.constant if terms is not None else 0.0)
         self.num_evaluations = 0
 

@@ -13,7 +13,9 @@ threads),
 :mod:`~hmm_pyro.kernels._numba.viterbi` (max-product decoding),
 :mod:`~hmm_pyro.kernels._numba.checks` (value checks of parameters on every call) and
 :mod:`~hmm_pyro.kernels._numba.potentials` (log joint and gradient for NUTS and MAP: the
-transition part, the categorical potential and the one route of every other numba family).
+transition part, the categorical potential and the one route of every other numba family) and
+:mod:`~hmm_pyro.kernels._numba.regression_potential` (the same with transition rows as
+regressions, for a covariate HMM).
 A family's own numba functions (its prior, per-entry density and statistics) live in its
 module of :mod:`hmm_pyro.emissions`, which hands them to
 :func:`~hmm_pyro.kernels._numba.potentials.entry_potential`.
@@ -55,6 +57,7 @@ from hmm_pyro.kernels._numba.potentials import (
     fill_table,
     weighted_sums,
 )
+from hmm_pyro.kernels._numba.regression_potential import regression_entry_potential
 from hmm_pyro.kernels._numba.symbols import time_major_symbols
 from hmm_pyro.kernels._numba.viterbi import viterbi_batch
 
@@ -73,6 +76,7 @@ __all__ = [
     "fill_table",
     "fused_forward_backward",
     "probability_rows",
+    "regression_entry_potential",
     "supports",
     "time_major_symbols",
     "varying_forward_backward",

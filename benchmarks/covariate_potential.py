@@ -1,0 +1,143 @@
+"""Benchmark: a covariate HMM's NUTS/MAP potential, numba route against the torch route.
+
+Usage::
+
+    PYTHONPATH=. python benchmarks/covariate_potential.py [--repeats 31] [--fit]
+
+A :class:`~hmm_pyro.CovariateHMM` with Gaussian emissions, three states and two covariates
+(``pi`` a simplex: the case the numba route covers), data simulated from planted
+coefficients. For each size, one value and gradient of
+:meth:`~hmm_pyro.inference.potential.Potential.numpy_value_and_gradient` (what the sampler
+calls), by the numba route
+(:func:`~hmm_pyro.kernels._numba.regression_potential.regression_entry_potential`) and by the
+torch route (the same model differentiated by autograd: what every covariate model ran
+before), alternating within each round; wall time, best of the rounds, one thread. With
+``--fit``: ``fit_nuts`` (one chain, 300 warm-up + 300 draws, seed 0) by each route on the
+smaller data, wall time of one run each. Results go to
+``benchmarks/results/covariate_potential.json`` with the commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+import torch
+
+import hmm_pyro as hp
+from hmm_pyro._io import atomic_write
+from hmm_pyro.covariates import Covariates
+from hmm_pyro.inference.potential import Potential
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "covariate_potential.json"
+SIZES = [(20, 500), (100, 1000)]
+STATES = 3
+
+
+def _model_and_data(num_sequences: int, num_steps: int) -> tuple[hp.CovariateHMM, hp.Sequences]:
+    hmm = hp.CovariateHMM(STATES, hp.Gaussian(), ["hour", "temp"])
+    rng = np.random.default_rng(0)
+    steps = np.arange(num_steps)
+    columns = [
+        np.column_stack([np.sin(2 * np.pi * (steps + 5 * n) / 24), rng.normal(size=num_steps)])
+        for n in range(num_sequences)
+    ]
+    beta = torch.zeros(STATES, STATES, 3, dtype=torch.float64)
+    for i in range(STATES):
+        for j in range(STATES):
+            if i != j:
+                beta[i, j, 0], beta[i, j, 1] = -2.5, (1.0 if j > i else -1.0)
+    truth = {
+        "pi": torch.full((STATES,), 1.0 / STATES, dtype=torch.float64),
+        "beta_A": beta,
+        "mu": torch.tensor([-2.0, 0.0, 2.0], dtype=torch.float64),
+        "sigma": torch.ones(STATES, dtype=torch.float64),
+    }
+    data, _ = hp.simulate(hmm, truth, covariates=Covariates(columns, ["hour", "temp"]), seed=1)
+    return hmm, data
+
+
+class _TorchRoute(hp.CovariateHMM):
+    """The same model without its numba log joint: the potential runs in torch."""
+
+    def potential_terms(self, data: hp.Sequences) -> None:
+        return None
+
+
+def _torch_route(hmm: hp.CovariateHMM) -> _TorchRoute:
+    return _TorchRoute(hmm.num_states, hmm.emission, hmm.transition_covariates)
+
+
+def _potentials(num_sequences: int, num_steps: int, repeats: int) -> dict:
+    hmm, data = _model_and_data(num_sequences, num_steps)
+    routes = {"numba": Potential(hmm, data), "torch": Potential(_torch_route(hmm), data)}
+    assert [p.route for p in routes.values()] == ["numba", "torch"]
+    point = routes["numba"].unconstrain(hmm.sample_prior(seed=2))["z"].numpy()
+    values = {name: p.numpy_value_and_gradient(point) for name, p in routes.items()}
+    difference = abs(values["numba"][0] - values["torch"][0])
+    best = dict.fromkeys(routes, float("inf"))
+    for _ in range(repeats):
+        for name, potential in routes.items():
+            began = time.perf_counter()
+            potential.numpy_value_and_gradient(point)
+            best[name] = min(best[name], time.perf_counter() - began)
+    return {
+        "sequences": num_sequences,
+        "steps": num_steps,
+        "ms_per_evaluation": {name: 1e3 * value for name, value in best.items()},
+        "speedup": best["torch"] / best["numba"],
+        "value_difference": difference,
+    }
+
+
+def _fits() -> dict:
+    hmm, data = _model_and_data(*SIZES[0])
+    results = {}
+    for name, model in (("numba", hmm), ("torch", _torch_route(hmm))):
+        hp.fit_nuts(model, data, chains=1, warmup=20, draws=20, seed=0, progress=False)
+        began = time.perf_counter()
+        fit = hp.fit_nuts(model, data, chains=1, warmup=300, draws=300, seed=0, progress=False)
+        mu = fit.idata.posterior["mu"].mean(("chain", "draw")).values
+        results[name] = {"seconds": time.perf_counter() - began, "posterior_mean_mu": mu.tolist()}
+    results["speedup"] = results["torch"]["seconds"] / results["numba"]["seconds"]
+    return results
+
+
+def main() -> None:
+    """Time both routes, write the JSON results and print them."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=31)
+    parser.add_argument("--fit", action="store_true", help="also time fit_nuts by each route")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    load = list(os.getloadavg())
+    record = {
+        "commit": subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
+        "command": "PYTHONPATH=. python "
+        + " ".join(["benchmarks/covariate_potential.py", *sys.argv[1:]]),
+        "model": f"CovariateHMM({STATES}, Gaussian(), ['hour', 'temp'])",
+        "load_average_at_start": load,
+        "potential": [_potentials(n, t, args.repeats) for n, t in SIZES],
+    }
+    if args.fit:
+        record["fit_nuts"] = _fits()
+    record["load_average_at_end"] = list(os.getloadavg())
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(RESULTS) as handle:
+        handle.write(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()
