@@ -32,6 +32,7 @@ from hmm_pyro.covariate_model.distributions import (
     OffDiagonalTransform,
     SumToZeroNormal,
     SumToZeroTransform,
+    helmert_basis,
 )
 from hmm_pyro.covariates import INTERCEPT, Covariates
 from hmm_pyro.data import Sequences
@@ -45,6 +46,12 @@ __all__ = ["CoefficientPrior", "CovariateHMM", "stationary_distribution"]
 
 _SUM_ATOL = 1e-6
 """Largest column sum of ``beta_pi`` accepted as zero (relative to the column's size)."""
+_HALF_LOG_TWO_PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def _float64(tensor: torch.Tensor) -> np.ndarray:
+    """A C-contiguous float64 copy for the numba potential."""
+    return np.ascontiguousarray(tensor.detach().to(torch.float64).numpy())
 
 
 @dataclass(frozen=True)
@@ -338,30 +345,32 @@ class CovariateHMM(HMM):
     def potential_terms(self, data: Sequences) -> PotentialTerms | None:
         """The numba log joint where there is one, else None (the potential runs in torch).
 
-        With ``pi`` a simplex (no initial covariates) and an emission family given per entry
-        (its own numba log joint is
+        With an emission family given per entry (its own numba log joint is
         :func:`~hmm_pyro.kernels._numba.potentials.entry_potential`), the log joint is
         :func:`~hmm_pyro.kernels._numba.regression_potential.regression_entry_potential`:
         the regression kernel on the family's table, gradients in closed form. Otherwise
-        (initial covariates, categorical emissions, families without a numba log joint) the
-        torch route: autograd through the regressions.
+        (categorical emissions, families without a numba log joint) the torch route:
+        autograd through the regressions.
         """
-        if self.initial_covariates:
-            return None
         terms = self.emission.potential_terms(self.prior, self.num_states, self.dtype, data)
         if terms is None or terms.function is not _numba.entry_potential:
             return None
-        prior = self._prior_distributions["beta_A"]
-        loc, scale = (
-            np.ascontiguousarray(t.to(torch.float64).numpy()) for t in (prior.loc, prior.scale)
-        )
+        priors = self._prior_distributions
+        loc, scale = (_float64(t) for t in (priors["beta_A"].loc, priors["beta_A"].scale))
         off_diagonal = ~np.eye(self.num_states, dtype=bool)
-        constant = -float((np.log(scale) + 0.5 * math.log(2.0 * math.pi))[off_diagonal].sum())
-        steps, _ = self._designs(data.covariates)
-        design = np.ascontiguousarray(steps.to(torch.float64).numpy())
+        constant = -float((np.log(scale) + _HALF_LOG_TWO_PI)[off_diagonal].sum())
+        steps, first = self._designs(data.covariates)
+        initial: tuple[np.ndarray, ...] = ()
+        if first is not None:
+            initial_scale = _float64(priors["beta_pi"].scale)
+            constant -= (self.num_states - 1) * float(
+                (np.log(initial_scale) + _HALF_LOG_TWO_PI).sum()
+            )
+            helmert = helmert_basis(self.num_states, torch.float64)
+            initial = (_float64(helmert), initial_scale, _float64(first))
         return PotentialTerms(
             _numba.regression_entry_potential,
-            (loc, scale, design, *terms.arguments),
+            (initial, loc, scale, _float64(steps), *terms.arguments),
             terms.constant + constant,
         )
 

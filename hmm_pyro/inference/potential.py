@@ -23,11 +23,10 @@ coordinates mapped with their log-Jacobian (:meth:`Coordinates.constrain_with_lo
 Dirichlet rows of ``pi`` and ``A`` in log space, the other priors' ``log_prob`` and the
 model's :meth:`~hmm_pyro.HMM.sequence_log_likelihood` (the per-state table into the fused
 forward kernel), differentiated by autograd. A :class:`~hmm_pyro.CovariateHMM` takes the numba
-route where it has one
-(:func:`~hmm_pyro.kernels._numba.regression_potential.regression_entry_potential`: ``pi`` a
-simplex and a family given per entry) and this torch route otherwise (initial covariates,
-categorical emissions: coefficients with Normal priors, the regression kernel differentiated
-by autograd).
+route where its family has one given per entry
+(:func:`~hmm_pyro.kernels._numba.regression_potential.regression_entry_potential`) and this
+torch route otherwise (categorical emissions, families without a numba log joint:
+coefficients with Normal priors, the regression kernel differentiated by autograd).
 """
 
 from __future__ import annotations
@@ -107,9 +106,12 @@ class Potential:
         """``"numba"``: the family's closed-form log joint; ``"torch"``: autograd."""
         if terms is not None:
             self._function = terms.function
-            # A CovariateHMM has no Dirichlet rows on A: its potential does not read them.
-            alpha_A = concentration["A"].numpy() if "A" in concentration else np.empty((0, 0))
-            self._arguments = (concentration["pi"].numpy()[None], alpha_A, *terms.arguments)
+            # A CovariateHMM has no Dirichlet rows on A (nor on pi with initial covariates):
+            # its potential does not read them.
+            empty = np.empty((0, 0))
+            alpha_pi = concentration["pi"].numpy()[None] if "pi" in concentration else empty
+            alpha_A = concentration["A"].numpy() if "A" in concentration else empty
+            self._arguments = (alpha_pi, alpha_A, *terms.arguments)
         self.constant = self.coordinates.constant + (terms.constant if terms is not None else 0.0)
         self.num_evaluations = 0
 

@@ -114,13 +114,12 @@ def test_constant_covariates_give_the_homogeneous_hmm():
 def test_potential_equals_the_potential_pyro_builds(initial):
     """Value and gradient (with and without the Jacobian) against ``initialize_model``.
 
-    Without initial covariates the numba route (``regression_entry_potential``), with them
-    the torch route.
+    The numba route (``regression_entry_potential``) with and without initial covariates.
     """
     data = small_data(lengths=(6, 4))
     hmm = hp.CovariateHMM(2, hp.Gaussian(), ["hour", "temp"], initial_covariates=initial)
     ours = Potential(hmm, data)
-    assert ours.route == ("torch" if initial else "numba")
+    assert ours.route == "numba"
     _, pyro_potential, _, _ = initialize_model(hmm.model, model_args=(ours.data,))
     for seed in range(2):
         params = hmm.sample_prior(seed=10 + seed)

@@ -1,23 +1,30 @@
 """Numba log joint and gradient of a covariate HMM's posterior (NUTS and MAP).
 
-The potential of a :class:`~hmm_pyro.CovariateHMM` whose initial distribution is a simplex
-(no initial covariates) and whose emission family is given per entry
+The potential of a :class:`~hmm_pyro.CovariateHMM` whose emission family is given per entry
 (:func:`~hmm_pyro.kernels._numba.potentials.entry_potential`'s families): the same closed-form
 route as a homogeneous HMM's, with the transition rows' regression in place of ``A``.
-Coordinates, in order: ``pi`` by stick-breaking (``K - 1``), the off-diagonal transition
-coefficients ``beta_A[i, j, :]`` for ``j != i`` as they are (``(K, K - 1, P)`` row-major, the
-diagonal being the zeros of each row's reference category), then the family's.
+Coordinates, in order: the initial distribution's, the off-diagonal transition coefficients
+``beta_A[i, j, :]`` for ``j != i`` as they are (``(K, K - 1, P)`` row-major, the diagonal
+being the zeros of each row's reference category), then the family's. The initial
+distribution's are either ``pi``'s stick-breaking coordinates (``K - 1``), or, with initial
+covariates ``w_n`` (the first step's, intercept in front, ``Q`` columns), the coordinates
+``u (K - 1, Q)`` of ``beta_pi = H u`` (``H`` the ``(K, K - 1)`` Helmert basis: columns of
+``beta_pi`` summing to zero), ``pi_n = softmax(beta_pi w_n)``.
 
 - Prior: ``pi``'s Dirichlet rows with the stick-breaking log-Jacobian, as
-  :func:`~hmm_pyro.kernels._numba.potentials.entry_potential`; independent
-  ``Normal(loc, scale)`` coefficients (their normalising constants are the caller's);
+  :func:`~hmm_pyro.kernels._numba.potentials.entry_potential`, or ``u ~ Normal(0, scale)``;
+  independent ``Normal(loc, scale)`` transition coefficients (the normalising constants are
+  the caller's);
 - likelihood: :func:`~hmm_pyro.kernels._numba.regression.regression_sweeps` on the family's
   emission table, which returns the gradient with respect to the coefficients and gamma;
-- gradient: ``pi`` from the first step's summed gamma, the coefficients from the sweeps (the
-  diagonal's dropped), the family's from gamma (its ``finish``).
+- gradient: ``pi`` from the first step's summed gamma (with initial covariates
+  ``d/d beta_pi = sum_n (gamma_n0 - pi_n) w_n'`` and ``d/du = H' d/d beta_pi``), the
+  coefficients from the sweeps (the diagonal's dropped), the family's from gamma (its
+  ``finish``).
 
 Same signature as the other potentials, ``f(z, alpha_pi, alpha_A, *arguments, jac) -> (value,
-gradient)``; ``alpha_A`` is not read (no Dirichlet rows on the transitions). The value is
+gradient)``; ``alpha_A`` is not read (no Dirichlet rows on the transitions), nor ``alpha_pi``
+with initial covariates. The value is
 ``-inf`` where some sequence has zero likelihood. Everything is float64.
 """
 
@@ -38,18 +45,69 @@ __all__ = ["regression_entry_potential"]
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _regression_head(z, alpha_pi, loc, scale, grad, jac):
-    """Decode ``pi`` and ``beta_A``; the prior (gradient of the coefficients' into ``grad``).
+def _initial_regression(z, helmert, initial_scale, first, grad):
+    """Decode ``u``: ``log pi (N, K)`` of every sequence, ``pi``, and ``u``'s Normal prior.
 
-    Returns ``(value, log_pi (1, K), sig_pi, coefficients (K, K, P))``.
+    The prior's gradient goes into ``grad``; returns ``(value, log_pi, pi)``.
+    """
+    num, columns, batch = helmert.shape[0], first.shape[1], first.shape[0]
+    beta = np.zeros((num, columns))
+    value = 0.0
+    for m in range(num - 1):
+        for q in range(columns):
+            u = z[m * columns + q]
+            value -= 0.5 * (u / initial_scale[q]) ** 2
+            grad[m * columns + q] = -u / initial_scale[q] ** 2
+            for k in range(num):
+                beta[k, q] += helmert[k, m] * u
+    log_pi = np.empty((batch, num))
+    pi = np.empty((batch, num))
+    for n in range(batch):
+        largest = -math.inf
+        for k in range(num):
+            eta = 0.0
+            for q in range(columns):
+                eta += beta[k, q] * first[n, q]
+            log_pi[n, k] = eta
+            largest = max(largest, eta)
+        total = 0.0
+        for k in range(num):
+            total += math.exp(log_pi[n, k] - largest)
+        shift = largest + math.log(total)
+        for k in range(num):
+            log_pi[n, k] -= shift
+            pi[n, k] = math.exp(log_pi[n, k])
+    return value, log_pi, pi
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _initial_regression_gradient(helmert, first, pi, gamma, grad):
+    """Add ``d/du`` of the log likelihood: ``H' sum_n (gamma_n0 - pi_n) w_n'``."""
+    num, columns, batch = helmert.shape[0], first.shape[1], first.shape[0]
+    beta_grad = np.zeros((num, columns))
+    for n in range(batch):
+        for k in range(num):
+            weight = gamma[0, k, n] - pi[n, k]
+            for q in range(columns):
+                beta_grad[k, q] += weight * first[n, q]
+    for m in range(num - 1):
+        for q in range(columns):
+            total = 0.0
+            for k in range(num):
+                total += helmert[k, m] * beta_grad[k, q]
+            grad[m * columns + q] += total
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _transition_coefficients(z, start, loc, scale, grad):
+    """Decode ``beta_A`` from ``z[start:]``; its prior (gradient into ``grad``).
+
+    Returns ``(value, coefficients (K, K, P))``.
     """
     num, covariates = loc.shape[0], loc.shape[2]
-    log_pi = np.empty((1, num))
-    sig_pi = np.empty((1, num - 1))
-    value = _stick_rows(z[: num - 1], num, 1, log_pi, sig_pi, jac)
-    value += _prior_simplex(log_pi, alpha_pi)
+    value = 0.0
     coefficients = np.zeros((num, num, covariates))
-    index = num - 1
+    index = start
     for i in range(num):
         for j in range(num):
             if j == i:
@@ -61,19 +119,25 @@ def _regression_head(z, alpha_pi, loc, scale, grad, jac):
                 grad[index] = -standard / scale[i, j, p]
                 coefficients[i, j, p] = beta
                 index += 1
-    return value, log_pi, sig_pi, coefficients
+    return value, coefficients
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _regression_tail(grad, alpha_pi, sig_pi, gamma, coefficient_grad, jac):
-    """Add the likelihood's gradient of ``pi`` (first-step gamma ``(T, K, N)``) and ``beta_A``."""
-    num, covariates = coefficient_grad.shape[1], coefficient_grad.shape[3]
+def _stick_initial_gradient(grad, alpha_pi, sig_pi, gamma, jac):
+    """Add the gradient of ``pi``'s stick-breaking coordinates (first-step gamma ``(T, K, N)``)."""
+    num = alpha_pi.shape[1]
     start = np.zeros((1, num))
     for k in range(num):
         for n in range(gamma.shape[2]):
             start[0, k] += gamma[0, k, n]
     _stick_gradient(start, alpha_pi, sig_pi, grad, 0, jac)
-    index = num - 1
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _coefficient_gradient(grad, start, coefficient_grad):
+    """Add the sweeps' gradient of the off-diagonal coefficients at ``grad[start:]``."""
+    num, covariates = coefficient_grad.shape[1], coefficient_grad.shape[3]
+    index = start
     for i in range(num):
         for j in range(num):
             if j == i:
@@ -84,19 +148,43 @@ def _regression_tail(grad, alpha_pi, sig_pi, gamma, coefficient_grad, jac):
 
 
 def regression_entry_potential(
-    z, alpha_pi, alpha_A, loc, scale, design, kernels, hyper, features, observed, lengths, jac
+    z,
+    alpha_pi,
+    alpha_A,
+    initial,
+    loc,
+    scale,
+    design,
+    kernels,
+    hyper,
+    features,
+    observed,
+    lengths,
+    jac,
 ):
     """The log joint of a covariate HMM with a per-entry emission family (module notes).
 
-    ``loc``, ``scale (K, K, P)`` the coefficients' Normal priors; ``design (M, T, P)`` the
-    covariates of each step's transition (intercept column included; sequence ``n`` reads row
-    ``n % M``); ``kernels``, ``hyper``, ``features``, ``observed``, ``lengths`` as
+    ``initial``: ``()`` for ``pi`` a simplex (``alpha_pi (1, K)`` its concentrations), or
+    ``(helmert (K, K - 1), initial_scale (Q,), first (N, Q))`` for initial covariates;
+    ``loc``, ``scale (K, K, P)`` the transition coefficients' Normal priors; ``design (M, T,
+    P)`` the covariates of each step's transition (intercept column included; sequence ``n``
+    reads row ``n % M``); ``kernels``, ``hyper``, ``features``, ``observed``, ``lengths`` as
     :func:`~hmm_pyro.kernels._numba.potentials.entry_potential` takes them.
     """
     num, covariates = loc.shape[0], loc.shape[2]
-    offset = num - 1 + num * (num - 1) * covariates
     grad = np.zeros(z.shape[0])
-    value, log_pi, sig_pi, coefficients = _regression_head(z, alpha_pi, loc, scale, grad, jac)
+    if initial:
+        helmert, initial_scale, first = initial
+        start = (num - 1) * first.shape[1]
+        value, log_pi, pi = _initial_regression(z, helmert, initial_scale, first, grad)
+    else:
+        start = num - 1
+        log_pi, sig_pi = np.empty((1, num)), np.empty((1, num - 1))
+        value = _stick_rows(z[:start], num, 1, log_pi, sig_pi, jac)
+        value += _prior_simplex(log_pi, alpha_pi)
+    prior_A, coefficients = _transition_coefficients(z, start, loc, scale, grad)
+    value += prior_A
+    offset = start + num * (num - 1) * covariates
     theta, emission_grad = z[offset:], grad[offset:]
     prior, table, context = kernels.start(theta, emission_grad, jac, features, observed, *hyper)
     log_z, gamma, coefficient_grad = regression_sweeps(
@@ -106,6 +194,10 @@ def regression_entry_potential(
     if not math.isfinite(total):
         return -math.inf, grad
     time_major = gamma.transpose(1, 2, 0)  # the sweeps' own (T, K, N) array
-    _regression_tail(grad, alpha_pi, sig_pi, time_major, coefficient_grad, jac)
+    if initial:
+        _initial_regression_gradient(helmert, first, pi, time_major, grad)
+    else:
+        _stick_initial_gradient(grad, alpha_pi, sig_pi, time_major, jac)
+    _coefficient_gradient(grad, start, coefficient_grad)
     kernels.finish(theta, context, time_major, features, observed, emission_grad)
     return value + prior + total, grad

@@ -35,21 +35,32 @@ def _emission(family: str) -> hp.Emission:
     }[family]
 
 
-@pytest.mark.parametrize("family", ["gaussian", "poisson", "gamma"])
+@pytest.mark.parametrize(
+    ("family", "initial"),
+    [
+        ("gaussian", ()),
+        ("poisson", ()),
+        ("gamma", ()),
+        ("gaussian", ("temp",)),
+        ("poisson", ("hour", "temp")),
+    ],
+)
 @pytest.mark.parametrize("jacobian", [True, False])
-def test_numba_route_equals_autograd(monkeypatch, family, jacobian):
+def test_numba_route_equals_autograd(monkeypatch, family, initial, jacobian):
     """Value and gradient of every coordinate at random points, three states, unequal lengths.
 
     The torch route is the same model differentiated by autograd (``potential_terms`` made to
-    return None). A wrong index of a coefficient, a missing prior term, a gradient of the
-    diagonal kept or a Jacobian applied to the MAP objective moves them by far more than the
-    tolerances (round-off of sums over ~100 steps).
+    return None), with ``pi`` a simplex or a regression on initial covariates. A wrong index
+    of a coefficient, a missing prior term or constant, a gradient of the diagonal kept, a
+    wrong Helmert column or a Jacobian applied to the MAP objective moves them by far more than
+    the tolerances (round-off of sums over ~100 steps).
     """
     data = _data(family, (40, 25, 7), seed=3)
     hmm = hp.CovariateHMM(
         3,
         _emission(family),
         ["hour", "temp"],
+        initial_covariates=initial,
         coefficient_prior=hp.CoefficientPrior(intercept_loc=-1.0, slope_scale=0.7),
     )
     fast = Potential(hmm, data)
@@ -66,11 +77,11 @@ def test_numba_route_equals_autograd(monkeypatch, family, jacobian):
 
 
 def test_the_numba_route_only_where_it_applies():
-    """Initial covariates and categorical or distribution-given emissions keep the torch route."""
+    """Categorical emissions and families without a numba log joint keep the torch route."""
     data = _data("gaussian", (10, 6), seed=4)
     assert Potential(hp.CovariateHMM(2, hp.Gaussian(), ["hour"]), data).route == "numba"
     with_initial = hp.CovariateHMM(2, hp.Gaussian(), ["hour"], initial_covariates=["temp"])
-    assert Potential(with_initial, data).route == "torch"
+    assert Potential(with_initial, data).route == "numba"
     without = hp.CovariateHMM(2, hp.StudentT(), ["hour"])  # no numba log joint of its own
     assert Potential(without, data).route == "torch"
     rng = np.random.default_rng(5)
