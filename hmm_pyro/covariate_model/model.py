@@ -346,14 +346,18 @@ class CovariateHMM(HMM):
         """The numba log joint where there is one, else None (the potential runs in torch).
 
         With an emission family given per entry (its own numba log joint is
-        :func:`~hmm_pyro.kernels._numba.potentials.entry_potential`), the log joint is
-        :func:`~hmm_pyro.kernels._numba.regression_potential.regression_entry_potential`:
-        the regression kernel on the family's table, gradients in closed form. Otherwise
-        (categorical emissions, families without a numba log joint) the torch route:
-        autograd through the regressions.
+        :func:`~hmm_pyro.kernels._numba.potentials.entry_potential`) or categorical
+        emissions, the log joint is the matching function of
+        :mod:`~hmm_pyro.kernels._numba.regression_potential`: the regression kernel on the
+        family's table, gradients in closed form. Otherwise (families without a numba log
+        joint) the torch route: autograd through the regressions.
         """
         terms = self.emission.potential_terms(self.prior, self.num_states, self.dtype, data)
-        if terms is None or terms.function is not _numba.entry_potential:
+        functions = {
+            _numba.entry_potential: _numba.regression_entry_potential,
+            _numba.categorical_potential: _numba.regression_categorical_potential,
+        }
+        if terms is None or terms.function not in functions:
             return None
         priors = self._prior_distributions
         loc, scale = (_float64(t) for t in (priors["beta_A"].loc, priors["beta_A"].scale))
@@ -369,7 +373,7 @@ class CovariateHMM(HMM):
             helmert = helmert_basis(self.num_states, torch.float64)
             initial = (_float64(helmert), initial_scale, _float64(first))
         return PotentialTerms(
-            _numba.regression_entry_potential,
+            functions[terms.function],
             (initial, loc, scale, _float64(steps), *terms.arguments),
             terms.constant + constant,
         )

@@ -57,7 +57,10 @@ from hmm_pyro.kernels._numba.potentials import (
     fill_table,
     weighted_sums,
 )
-from hmm_pyro.kernels._numba.regression_potential import regression_entry_potential
+from hmm_pyro.kernels._numba.regression_potential import (
+    regression_categorical_potential,
+    regression_entry_potential,
+)
 from hmm_pyro.kernels._numba.symbols import time_major_symbols
 from hmm_pyro.kernels._numba.viterbi import viterbi_batch
 
@@ -76,6 +79,7 @@ __all__ = [
     "fill_table",
     "fused_forward_backward",
     "probability_rows",
+    "regression_categorical_potential",
     "regression_entry_potential",
     "supports",
     "time_major_symbols",

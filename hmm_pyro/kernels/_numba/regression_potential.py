@@ -1,8 +1,11 @@
 """Numba log joint and gradient of a covariate HMM's posterior (NUTS and MAP).
 
 The potential of a :class:`~hmm_pyro.CovariateHMM` whose emission family is given per entry
-(:func:`~hmm_pyro.kernels._numba.potentials.entry_potential`'s families): the same closed-form
-route as a homogeneous HMM's, with the transition rows' regression in place of ``A``.
+(:func:`~hmm_pyro.kernels._numba.potentials.entry_potential`'s families,
+:func:`regression_entry_potential`) or categorical (:func:`regression_categorical_potential`:
+``B``'s rows by stick-breaking, its table looked up per symbol, its gradient from the
+expected counts): the same closed-form route as a homogeneous HMM's, with the transition
+rows' regression in place of ``A``.
 Coordinates, in order: the initial distribution's, the off-diagonal transition coefficients
 ``beta_A[i, j, :]`` for ``j != i`` as they are (``(K, K - 1, P)`` row-major, the diagonal
 being the zeros of each row's reference category), then the family's. The initial
@@ -41,7 +44,7 @@ import numpy as np
 from hmm_pyro.kernels._numba.potentials import _prior_simplex, _stick_gradient, _stick_rows
 from hmm_pyro.kernels._numba.regression import regression_sweeps
 
-__all__ = ["regression_entry_potential"]
+__all__ = ["regression_categorical_potential", "regression_entry_potential"]
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -147,6 +150,71 @@ def _coefficient_gradient(grad, start, coefficient_grad):
                 index += 1
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _symbol_table(log_b, symbols):
+    """Emission log likelihoods ``(N, T, K)`` of time-major ``symbols (T, N)``.
+
+    ``log_b[k, s]`` for symbol ``s``; zero where the symbol is ``V`` (missing or padded).
+    """
+    steps, batch = symbols.shape
+    num, count = log_b.shape
+    table = np.zeros((batch, steps, num))
+    for n in range(batch):
+        for t in range(steps):
+            symbol = symbols[t, n]
+            if symbol < count:
+                for k in range(num):
+                    table[n, t, k] = log_b[k, symbol]
+    return table
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _symbol_counts(gamma, symbols, count):
+    """Expected emission counts ``(K, V)``: gamma ``(T, K, N)`` summed per observed symbol."""
+    steps, num, batch = gamma.shape
+    counts = np.zeros((num, count))
+    for t in range(steps):
+        for n in range(batch):
+            symbol = symbols[t, n]
+            if symbol < count:
+                for k in range(num):
+                    counts[k, symbol] += gamma[t, k, n]
+    return counts
+
+
+def _transition_head(z, alpha_pi, initial, loc, scale, grad, jac):
+    """Decode the initial distribution and ``beta_A``; their prior and what the rest needs.
+
+    Returns ``(value, log_pi, coefficients, offset of the emission coordinates, context)``.
+    """
+    num, covariates = loc.shape[0], loc.shape[2]
+    if initial:
+        helmert, initial_scale, first = initial
+        start = (num - 1) * first.shape[1]
+        value, log_pi, pi = _initial_regression(z, helmert, initial_scale, first, grad)
+        context = (start, pi)
+    else:
+        start = num - 1
+        log_pi, sig_pi = np.empty((1, num)), np.empty((1, num - 1))
+        value = _stick_rows(z[:start], num, 1, log_pi, sig_pi, jac)
+        value += _prior_simplex(log_pi, alpha_pi)
+        context = (start, sig_pi)
+    prior_A, coefficients = _transition_coefficients(z, start, loc, scale, grad)
+    offset = start + num * (num - 1) * covariates
+    return value + prior_A, log_pi, coefficients, offset, context
+
+
+def _transition_tail(grad, alpha_pi, initial, context, gamma, coefficient_grad, jac):
+    """Add the likelihood's gradient of the initial distribution and of ``beta_A``."""
+    start, extra = context
+    if initial:
+        helmert, _, first = initial
+        _initial_regression_gradient(helmert, first, extra, gamma, grad)
+    else:
+        _stick_initial_gradient(grad, alpha_pi, extra, gamma, jac)
+    _coefficient_gradient(grad, start, coefficient_grad)
+
+
 def regression_entry_potential(
     z,
     alpha_pi,
@@ -171,22 +239,12 @@ def regression_entry_potential(
     reads row ``n % M``); ``kernels``, ``hyper``, ``features``, ``observed``, ``lengths`` as
     :func:`~hmm_pyro.kernels._numba.potentials.entry_potential` takes them.
     """
-    num, covariates = loc.shape[0], loc.shape[2]
     grad = np.zeros(z.shape[0])
-    if initial:
-        helmert, initial_scale, first = initial
-        start = (num - 1) * first.shape[1]
-        value, log_pi, pi = _initial_regression(z, helmert, initial_scale, first, grad)
-    else:
-        start = num - 1
-        log_pi, sig_pi = np.empty((1, num)), np.empty((1, num - 1))
-        value = _stick_rows(z[:start], num, 1, log_pi, sig_pi, jac)
-        value += _prior_simplex(log_pi, alpha_pi)
-    prior_A, coefficients = _transition_coefficients(z, start, loc, scale, grad)
-    value += prior_A
-    offset = start + num * (num - 1) * covariates
+    value, log_pi, coefficients, offset, context = _transition_head(
+        z, alpha_pi, initial, loc, scale, grad, jac
+    )
     theta, emission_grad = z[offset:], grad[offset:]
-    prior, table, context = kernels.start(theta, emission_grad, jac, features, observed, *hyper)
+    prior, table, emission = kernels.start(theta, emission_grad, jac, features, observed, *hyper)
     log_z, gamma, coefficient_grad = regression_sweeps(
         log_pi, coefficients[None], design, table, lengths, lengths.shape[0]
     )
@@ -194,10 +252,38 @@ def regression_entry_potential(
     if not math.isfinite(total):
         return -math.inf, grad
     time_major = gamma.transpose(1, 2, 0)  # the sweeps' own (T, K, N) array
-    if initial:
-        _initial_regression_gradient(helmert, first, pi, time_major, grad)
-    else:
-        _stick_initial_gradient(grad, alpha_pi, sig_pi, time_major, jac)
-    _coefficient_gradient(grad, start, coefficient_grad)
-    kernels.finish(theta, context, time_major, features, observed, emission_grad)
+    _transition_tail(grad, alpha_pi, initial, context, time_major, coefficient_grad, jac)
+    kernels.finish(theta, emission, time_major, features, observed, emission_grad)
     return value + prior + total, grad
+
+
+def regression_categorical_potential(
+    z, alpha_pi, alpha_A, initial, loc, scale, design, alpha_B, symbols, lengths, jac
+):
+    """The log joint of a covariate HMM with categorical emissions (module notes).
+
+    ``initial``, ``loc``, ``scale``, ``design`` as :func:`regression_entry_potential`;
+    ``alpha_B (K, V)`` the Dirichlet rows of ``B`` (stick-breaking coordinates after the
+    transitions'), ``symbols (T, N)`` time-major with ``V`` at missing and padded steps, and
+    ``lengths`` as :func:`~hmm_pyro.kernels._numba.potentials.categorical_potential` takes
+    them.
+    """
+    num, count = alpha_B.shape
+    grad = np.zeros(z.shape[0])
+    value, log_pi, coefficients, offset, context = _transition_head(
+        z, alpha_pi, initial, loc, scale, grad, jac
+    )
+    log_b, sig_b = np.empty((num, count)), np.empty((num, count - 1))
+    value += _stick_rows(z[offset:], count, num, log_b, sig_b, jac)
+    value += _prior_simplex(log_b, alpha_B)
+    log_z, gamma, coefficient_grad = regression_sweeps(
+        log_pi, coefficients[None], design, _symbol_table(log_b, symbols), lengths, lengths.shape[0]
+    )
+    total = float(log_z.sum())
+    if not math.isfinite(total):
+        return -math.inf, grad
+    time_major = gamma.transpose(1, 2, 0)
+    _transition_tail(grad, alpha_pi, initial, context, time_major, coefficient_grad, jac)
+    counts = _symbol_counts(time_major, symbols, count)
+    _stick_gradient(counts, alpha_B, sig_b, grad, offset, jac)
+    return value + total, grad

@@ -14,7 +14,9 @@ def _data(family: str, lengths: tuple[int, ...], seed: int) -> hp.Sequences:
     rng = np.random.default_rng(seed)
     values = []
     for length in lengths:
-        if family == "poisson":
+        if family == "categorical":
+            value = rng.integers(0, 4, size=length).astype(float)
+        elif family == "poisson":
             value = rng.poisson(3.0, size=(length, 2)).astype(float)
         elif family == "gamma":
             value = rng.gamma(2.0, 1.5, size=length)
@@ -32,6 +34,7 @@ def _emission(family: str) -> hp.Emission:
         "gaussian": hp.Gaussian(),
         "poisson": hp.Poisson(dim=2),
         "gamma": hp.Gamma(),
+        "categorical": hp.Categorical(num_symbols=4),
     }[family]
 
 
@@ -42,6 +45,8 @@ def _emission(family: str) -> hp.Emission:
         ("poisson", ()),
         ("gamma", ()),
         ("gaussian", ("temp",)),
+        ("categorical", ()),
+        ("categorical", ("temp",)),
         ("poisson", ("hour", "temp")),
     ],
 )
@@ -77,7 +82,7 @@ def test_numba_route_equals_autograd(monkeypatch, family, initial, jacobian):
 
 
 def test_the_numba_route_only_where_it_applies():
-    """Categorical emissions and families without a numba log joint keep the torch route."""
+    """Families without a numba log joint keep the torch route; the others take numba."""
     data = _data("gaussian", (10, 6), seed=4)
     assert Potential(hp.CovariateHMM(2, hp.Gaussian(), ["hour"]), data).route == "numba"
     with_initial = hp.CovariateHMM(2, hp.Gaussian(), ["hour"], initial_covariates=["temp"])
@@ -90,7 +95,7 @@ def test_the_numba_route_only_where_it_applies():
         covariates=Covariates([rng.normal(size=(8, 1)), rng.normal(size=(5, 1))], ["hour"]),
     )
     categorical = hp.CovariateHMM(2, hp.Categorical(num_symbols=3), ["hour"])
-    assert Potential(categorical, symbols).route == "torch"
+    assert Potential(categorical, symbols).route == "numba"
 
 
 def test_a_sequence_of_zero_likelihood_gives_minus_infinity():
