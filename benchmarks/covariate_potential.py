@@ -4,8 +4,8 @@ Usage::
 
     PYTHONPATH=. python benchmarks/covariate_potential.py [--repeats 31] [--fit]
 
-A :class:`~hmm_pyro.CovariateHMM` with Gaussian emissions, three states and two covariates
-(``pi`` a simplex: the case the numba route covers), data simulated from planted
+A :class:`~hmm_pyro.CovariateHMM` with Gaussian (or categorical, four symbols) emissions,
+three states and two covariates, ``pi`` a simplex, data simulated from planted
 coefficients. For each size, one value and gradient of
 :meth:`~hmm_pyro.inference.potential.Potential.numpy_value_and_gradient` (what the sampler
 calls), by the numba route
@@ -13,9 +13,8 @@ calls), by the numba route
 torch route (the same model differentiated by autograd: what every covariate model ran
 before; the model's numba log joint switched off), alternating within each round; wall time,
 best of the rounds, one thread. With ``--fit``: ``fit_nuts`` (one chain, 300 warm-up + 300
-draws, seed 0, in this process) by each route on the smaller data, wall time of one run each.
-Results go to
-``benchmarks/results/covariate_potential.json`` with the commit.
+draws, seed 0, in this process) by each route on the smaller Gaussian data, wall time of one
+run each. Results go to ``benchmarks/results/covariate_potential.json`` with the commit.
 """
 
 from __future__ import annotations
@@ -45,8 +44,14 @@ SIZES = [(20, 500), (100, 1000)]
 STATES = 3
 
 
-def _model_and_data(num_sequences: int, num_steps: int) -> tuple[hp.CovariateHMM, hp.Sequences]:
-    hmm = hp.CovariateHMM(STATES, hp.Gaussian(), ["hour", "temp"])
+FAMILIES = ("gaussian", "categorical")
+
+
+def _model_and_data(
+    family: str, num_sequences: int, num_steps: int
+) -> tuple[hp.CovariateHMM, hp.Sequences]:
+    emission = hp.Gaussian() if family == "gaussian" else hp.Categorical(num_symbols=4)
+    hmm = hp.CovariateHMM(STATES, emission, ["hour", "temp"])
     rng = np.random.default_rng(0)
     steps = np.arange(num_steps)
     columns = [
@@ -63,7 +68,12 @@ def _model_and_data(num_sequences: int, num_steps: int) -> tuple[hp.CovariateHMM
         "beta_A": beta,
         "mu": torch.tensor([-2.0, 0.0, 2.0], dtype=torch.float64),
         "sigma": torch.ones(STATES, dtype=torch.float64),
+        "B": torch.tensor(
+            [[0.7, 0.1, 0.1, 0.1], [0.1, 0.7, 0.1, 0.1], [0.1, 0.1, 0.1, 0.7]],
+            dtype=torch.float64,
+        ),
     }
+    truth = {name: truth[name] for name in hmm.param_names}
     data, _ = hp.simulate(hmm, truth, covariates=Covariates(columns, ["hour", "temp"]), seed=1)
     return hmm, data
 
@@ -83,8 +93,8 @@ def _torch_route() -> Iterator[None]:
         hp.CovariateHMM.potential_terms = numba_route
 
 
-def _potentials(num_sequences: int, num_steps: int, repeats: int) -> dict:
-    hmm, data = _model_and_data(num_sequences, num_steps)
+def _potentials(family: str, num_sequences: int, num_steps: int, repeats: int) -> dict:
+    hmm, data = _model_and_data(family, num_sequences, num_steps)
     numba_route = Potential(hmm, data)
     with _torch_route():
         routes = {"numba": numba_route, "torch": Potential(hmm, data)}
@@ -99,6 +109,7 @@ def _potentials(num_sequences: int, num_steps: int, repeats: int) -> dict:
             potential.numpy_value_and_gradient(point)
             best[name] = min(best[name], time.perf_counter() - began)
     return {
+        "emissions": family,
         "sequences": num_sequences,
         "steps": num_steps,
         "ms_per_evaluation": {name: 1e3 * value for name, value in best.items()},
@@ -108,7 +119,7 @@ def _potentials(num_sequences: int, num_steps: int, repeats: int) -> dict:
 
 
 def _fits() -> dict:
-    hmm, data = _model_and_data(*SIZES[0])
+    hmm, data = _model_and_data("gaussian", *SIZES[0])
     results = {}
     options = {"chains": 1, "seed": 0, "parallel": False, "progress": False}
     for name in ("numba", "torch"):
@@ -143,9 +154,11 @@ def main() -> None:
         ).stdout.strip(),
         "command": "PYTHONPATH=. python "
         + " ".join(["benchmarks/covariate_potential.py", *sys.argv[1:]]),
-        "model": f"CovariateHMM({STATES}, Gaussian(), ['hour', 'temp'])",
+        "model": f"CovariateHMM({STATES}, Gaussian() or Categorical(4), ['hour', 'temp'])",
         "load_average_at_start": load,
-        "potential": [_potentials(n, t, args.repeats) for n, t in SIZES],
+        "potential": [
+            _potentials(family, n, t, args.repeats) for family in FAMILIES for n, t in SIZES
+        ],
     }
     if args.fit:
         record["fit_nuts"] = _fits()

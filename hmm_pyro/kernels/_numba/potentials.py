@@ -48,6 +48,9 @@ __all__ = [
     "categorical_potential",
     "entry_potential",
     "fill_table",
+    "prior_simplex",
+    "stick_gradient",
+    "stick_rows",
     "weighted_sums",
 ]
 
@@ -60,7 +63,7 @@ def _log_sigmoid(x):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _stick_rows(x, width, rows, log_y, sig, jac):
+def stick_rows(x, width, rows, log_y, sig, jac):
     """Decode ``rows`` stick-breaking rows of ``width - 1`` coordinates from flat ``x``.
 
     Fills ``log_y (rows, width)`` and ``sig (rows, width - 1)``; returns ``jac`` times the
@@ -83,7 +86,7 @@ def _stick_rows(x, width, rows, log_y, sig, jac):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _stick_gradient(counts, alpha, sig, out, offset, jac):
+def stick_gradient(counts, alpha, sig, out, offset, jac):
     """Gradient of ``sum_k (alpha_k - 1 + counts_k) log y_k + jac * log|J|`` for each row."""
     rows, width = counts.shape
     free = width - 1
@@ -97,7 +100,8 @@ def _stick_gradient(counts, alpha, sig, out, offset, jac):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _prior_simplex(log_y, alpha):
+def prior_simplex(log_y, alpha):
+    """``sum (alpha - 1) log y`` over Dirichlet rows (without their normalising constants)."""
     total = 0.0
     rows, width = log_y.shape
     for r in range(rows):
@@ -114,9 +118,9 @@ def _transition_part(z, alpha_pi, alpha_A, jac):
     sig_pi = np.empty((1, num - 1))
     log_a = np.empty((num, num))
     sig_a = np.empty((num, num - 1))
-    value = _stick_rows(z[: num - 1], num, 1, log_pi, sig_pi, jac)
-    value += _stick_rows(z[num - 1 : num - 1 + num * (num - 1)], num, num, log_a, sig_a, jac)
-    value += _prior_simplex(log_pi, alpha_pi) + _prior_simplex(log_a, alpha_A)
+    value = stick_rows(z[: num - 1], num, 1, log_pi, sig_pi, jac)
+    value += stick_rows(z[num - 1 : num - 1 + num * (num - 1)], num, num, log_a, sig_a, jac)
+    value += prior_simplex(log_pi, alpha_pi) + prior_simplex(log_a, alpha_A)
     return value, log_pi, sig_pi, log_a, sig_a
 
 
@@ -124,8 +128,8 @@ def _transition_part(z, alpha_pi, alpha_A, jac):
 def _transition_gradient(start, pairs, alpha_pi, alpha_A, sig_pi, sig_a, grad, jac):
     """Gradient of ``pi`` and ``A`` from first-step gamma ``(K,)`` and summed xi ``(K, K)``."""
     num = alpha_A.shape[0]
-    _stick_gradient(start.reshape((1, num)), alpha_pi, sig_pi, grad, 0, jac)
-    _stick_gradient(pairs, alpha_A, sig_a, grad, num - 1, jac)
+    stick_gradient(start.reshape((1, num)), alpha_pi, sig_pi, grad, 0, jac)
+    stick_gradient(pairs, alpha_A, sig_a, grad, num - 1, jac)
 
 
 def categorical_potential(z, alpha_pi, alpha_A, alpha_B, symbols, lengths, jac):
@@ -168,8 +172,8 @@ def _categorical_head(z, alpha_pi, alpha_A, alpha_B, jac):
     offset_b = num - 1 + num * (num - 1)
     log_b = np.empty((num, symbols_count))
     sig_b = np.empty((num, symbols_count - 1))
-    value += _stick_rows(z[offset_b:], symbols_count, num, log_b, sig_b, jac)
-    value += _prior_simplex(log_b, alpha_B)
+    value += stick_rows(z[offset_b:], symbols_count, num, log_b, sig_b, jac)
+    value += prior_simplex(log_b, alpha_B)
     return value, log_pi, sig_pi, log_a, sig_a, log_b, sig_b
 
 
@@ -189,7 +193,7 @@ def _categorical_tail(head, log_z, statistics, alpha_pi, alpha_A, alpha_B, jac):
         return -math.inf, grad
     start, xi, counts = statistics
     _transition_gradient(start, xi, alpha_pi, alpha_A, sig_pi, sig_a, grad, jac)
-    _stick_gradient(counts, alpha_B, sig_b, grad, offset_b, jac)
+    stick_gradient(counts, alpha_B, sig_b, grad, offset_b, jac)
     return value + total, grad
 
 

@@ -6,6 +6,7 @@ The potential of a :class:`~hmm_pyro.CovariateHMM` whose emission family is give
 ``B``'s rows by stick-breaking, its table looked up per symbol, its gradient from the
 expected counts): the same closed-form route as a homogeneous HMM's, with the transition
 rows' regression in place of ``A``.
+
 Coordinates, in order: the initial distribution's, the off-diagonal transition coefficients
 ``beta_A[i, j, :]`` for ``j != i`` as they are (``(K, K - 1, P)`` row-major, the diagonal
 being the zeros of each row's reference category), then the family's. The initial
@@ -27,8 +28,8 @@ covariates ``w_n`` (the first step's, intercept in front, ``Q`` columns), the co
 
 Same signature as the other potentials, ``f(z, alpha_pi, alpha_A, *arguments, jac) -> (value,
 gradient)``; ``alpha_A`` is not read (no Dirichlet rows on the transitions), nor ``alpha_pi``
-with initial covariates. The value is
-``-inf`` where some sequence has zero likelihood. Everything is float64.
+with initial covariates. The value is ``-inf`` where some sequence has zero likelihood.
+Everything is float64.
 """
 
 # Numba-compiled functions take untyped array arguments.
@@ -41,7 +42,7 @@ import math
 import numba
 import numpy as np
 
-from hmm_pyro.kernels._numba.potentials import _prior_simplex, _stick_gradient, _stick_rows
+from hmm_pyro.kernels._numba.potentials import prior_simplex, stick_gradient, stick_rows
 from hmm_pyro.kernels._numba.regression import regression_sweeps
 
 __all__ = ["regression_categorical_potential", "regression_entry_potential"]
@@ -133,7 +134,7 @@ def _stick_initial_gradient(grad, alpha_pi, sig_pi, gamma, jac):
     for k in range(num):
         for n in range(gamma.shape[2]):
             start[0, k] += gamma[0, k, n]
-    _stick_gradient(start, alpha_pi, sig_pi, grad, 0, jac)
+    stick_gradient(start, alpha_pi, sig_pi, grad, 0, jac)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -196,8 +197,8 @@ def _transition_head(z, alpha_pi, initial, loc, scale, grad, jac):
     else:
         start = num - 1
         log_pi, sig_pi = np.empty((1, num)), np.empty((1, num - 1))
-        value = _stick_rows(z[:start], num, 1, log_pi, sig_pi, jac)
-        value += _prior_simplex(log_pi, alpha_pi)
+        value = stick_rows(z[:start], num, 1, log_pi, sig_pi, jac)
+        value += prior_simplex(log_pi, alpha_pi)
         context = (start, sig_pi)
     prior_A, coefficients = _transition_coefficients(z, start, loc, scale, grad)
     offset = start + num * (num - 1) * covariates
@@ -274,8 +275,8 @@ def regression_categorical_potential(
         z, alpha_pi, initial, loc, scale, grad, jac
     )
     log_b, sig_b = np.empty((num, count)), np.empty((num, count - 1))
-    value += _stick_rows(z[offset:], count, num, log_b, sig_b, jac)
-    value += _prior_simplex(log_b, alpha_B)
+    value += stick_rows(z[offset:], count, num, log_b, sig_b, jac)
+    value += prior_simplex(log_b, alpha_B)
     log_z, gamma, coefficient_grad = regression_sweeps(
         log_pi, coefficients[None], design, _symbol_table(log_b, symbols), lengths, lengths.shape[0]
     )
@@ -285,5 +286,5 @@ def regression_categorical_potential(
     time_major = gamma.transpose(1, 2, 0)
     _transition_tail(grad, alpha_pi, initial, context, time_major, coefficient_grad, jac)
     counts = _symbol_counts(time_major, symbols, count)
-    _stick_gradient(counts, alpha_B, sig_b, grad, offset, jac)
+    stick_gradient(counts, alpha_B, sig_b, grad, offset, jac)
     return value + total, grad
