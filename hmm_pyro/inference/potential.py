@@ -23,10 +23,9 @@ coordinates mapped with their log-Jacobian (:meth:`Coordinates.constrain_with_lo
 Dirichlet rows of ``pi`` and ``A`` in log space, the other priors' ``log_prob`` and the
 model's :meth:`~hmm_pyro.HMM.sequence_log_likelihood` (the per-state table into the fused
 forward kernel), differentiated by autograd. A :class:`~hmm_pyro.CovariateHMM` takes the numba
-route where its family has one given per entry
-(:func:`~hmm_pyro.kernels._numba.regression_potential.regression_entry_potential`) and this
-torch route otherwise (categorical emissions, families without a numba log joint:
-coefficients with Normal priors, the regression kernel differentiated by autograd).
+route where its family has one (per entry or categorical:
+:mod:`~hmm_pyro.kernels._numba.regression_potential`) and this torch route otherwise
+(coefficients with Normal priors, the regression kernel differentiated by autograd).
 """
 
 from __future__ import annotations
