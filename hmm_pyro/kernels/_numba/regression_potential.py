@@ -102,28 +102,22 @@ def _initial_regression_gradient(helmert, first, pi, gamma, grad):
             grad[m * columns + q] += total
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _transition_coefficients(z, start, loc, scale, grad):
     """Decode ``beta_A`` from ``z[start:]``; its prior (gradient into ``grad``).
 
-    Returns ``(value, coefficients (K, K, P))``.
+    The coordinates are the off-diagonal entries in row-major ``(i, j)`` order, which is the
+    order of a boolean mask of the off-diagonal cells. Returns ``(value, coefficients (K, K,
+    P))``.
     """
     num, covariates = loc.shape[0], loc.shape[2]
-    value = 0.0
+    off_diagonal = ~np.eye(num, dtype=np.bool_)
+    stop = start + num * (num - 1) * covariates
+    beta = z[start:stop].reshape(num * (num - 1), covariates)
+    standard = (beta - loc[off_diagonal]) / scale[off_diagonal]
+    grad[start:stop] = (-standard / scale[off_diagonal]).reshape(-1)
     coefficients = np.zeros((num, num, covariates))
-    index = start
-    for i in range(num):
-        for j in range(num):
-            if j == i:
-                continue
-            for p in range(covariates):
-                beta = z[index]
-                standard = (beta - loc[i, j, p]) / scale[i, j, p]
-                value -= 0.5 * standard * standard
-                grad[index] = -standard / scale[i, j, p]
-                coefficients[i, j, p] = beta
-                index += 1
-    return value, coefficients
+    coefficients[off_diagonal] = beta
+    return -0.5 * float((standard * standard).sum()), coefficients
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -135,20 +129,6 @@ def _stick_initial_gradient(grad, alpha_pi, sig_pi, gamma, jac):
         for n in range(gamma.shape[2]):
             start[0, k] += gamma[0, k, n]
     stick_gradient(start, alpha_pi, sig_pi, grad, 0, jac)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _coefficient_gradient(grad, start, coefficient_grad):
-    """Add the sweeps' gradient of the off-diagonal coefficients at ``grad[start:]``."""
-    num, covariates = coefficient_grad.shape[1], coefficient_grad.shape[3]
-    index = start
-    for i in range(num):
-        for j in range(num):
-            if j == i:
-                continue
-            for p in range(covariates):
-                grad[index] += coefficient_grad[0, i, j, p]
-                index += 1
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -213,7 +193,9 @@ def _transition_tail(grad, alpha_pi, initial, context, gamma, coefficient_grad, 
         _initial_regression_gradient(helmert, first, extra, gamma, grad)
     else:
         _stick_initial_gradient(grad, alpha_pi, extra, gamma, jac)
-    _coefficient_gradient(grad, start, coefficient_grad)
+    num = coefficient_grad.shape[1]
+    entries = coefficient_grad[0][~np.eye(num, dtype=np.bool_)].reshape(-1)  # (i, j) row-major
+    grad[start : start + entries.size] += entries
 
 
 def regression_entry_potential(
