@@ -5,9 +5,9 @@ configuration), runs :class:`~hmm_pyro.inference.sampler.NUTS` on
 :meth:`Potential.numpy_value_and_gradient
 <hmm_pyro.inference.potential.Potential.numpy_value_and_gradient>` under the chain's own seed,
 and returns the draws and per-iteration statistics. It lives apart from
-:mod:`hmm_pyro.inference.nuts` so that a worker imports torch, the sampler and the model,
-but not ArviZ, xarray and matplotlib (which ``fit_nuts`` needs to build its result): measured,
-that halves a worker's start-up imports.
+:mod:`hmm_pyro.inference.nuts` so that a worker imports torch, the sampler and the models
+(the plain, covariate and multilevel HMMs), but not ArviZ, xarray and matplotlib (which
+``fit_nuts`` needs to build its result): measured, that halves a worker's start-up imports.
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
+# Imported so that HMM.from_config knows their kinds in a worker process, where nothing else
+# has imported them (without it a CovariateHMM's or MultilevelHMM's chains failed in the pool).
+import hmm_pyro.covariate_model
+import hmm_pyro.multilevel  # noqa: F401
 from hmm_pyro.covariates import Covariates
 from hmm_pyro.data import Sequences
 from hmm_pyro.inference._chains import save_chain
