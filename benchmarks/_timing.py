@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -42,3 +44,23 @@ def interleaved_medians(funcs: dict, repeats: int, warmup: int = 2) -> dict[str,
 
 def median_time(func, repeats: int, warmup: int = 2) -> float:
     return interleaved_medians({"func": func}, repeats, warmup)["func"]
+
+
+def provenance(script: str, arguments: list[str]) -> dict[str, object]:
+    """Where a result comes from: the commit, whether tracked files differ from it, the command.
+
+    ``script`` is the benchmark's path from the repository root (``benchmarks/x.py``) and
+    ``arguments`` its command-line arguments (``sys.argv[1:]``).
+    """
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "command": "PYTHONPATH=. python " + " ".join([script, *arguments]),
+    }

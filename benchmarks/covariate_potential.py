@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -39,6 +38,10 @@ from hmm_pyro.covariates import Covariates
 from hmm_pyro.inference.potential import Potential
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from anywhere: benchmarks._timing
+
+from benchmarks._timing import provenance  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "covariate_potential.json"
 SIZES = [(20, 500), (100, 1000)]
 STATES = 3
@@ -149,11 +152,7 @@ def main() -> None:
     numba.set_num_threads(1)
     load = list(os.getloadavg())
     record = {
-        "commit": subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
-        "command": "PYTHONPATH=. python "
-        + " ".join(["benchmarks/covariate_potential.py", *sys.argv[1:]]),
+        **provenance("benchmarks/covariate_potential.py", sys.argv[1:]),
         "model": f"CovariateHMM({STATES}, Gaussian() or Categorical(4), ['hour', 'temp'])",
         "load_average_at_start": load,
         "potential": [

@@ -46,7 +46,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -64,6 +63,10 @@ from hmm_pyro.kernels._numba.regression import regression_sweeps
 from hmm_pyro.kernels._numba.varying import varying_forward_backward
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from anywhere: benchmarks._timing
+
+from benchmarks._timing import provenance  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "time_varying.json"
 WORKLOADS = [(20, 500, 2), (20, 500, 3), (100, 1000, 3), (100, 1000, 5), (50, 500, 8)]
 
@@ -252,18 +255,7 @@ def main() -> None:
             "numba": numba.__version__,
             "numpy": np.__version__,
         },
-        "commit": subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
-        "uncommitted_changes": bool(
-            subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-            ).stdout.strip()
-        ),
-        "command": "PYTHONPATH=. python " + " ".join(["benchmarks/time_varying.py", *sys.argv[1:]]),
+        **provenance("benchmarks/time_varying.py", sys.argv[1:]),
         "repeats": args.repeats,
         "results": results,
     }

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -44,6 +43,10 @@ from hmm_pyro.kernels._numba import regression, regression_build
 from hmm_pyro.kernels._numba.lanes import lane_sweeps, prepare_emissions
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from anywhere: benchmarks._timing
+
+from benchmarks._timing import provenance  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "time_varying_parts.json"
 LANES, STEPS, COVARIATES = 24, 500, 3
 
@@ -159,11 +162,7 @@ def main() -> None:
     load = list(os.getloadavg())
     results = {str(k): run(k, args.repeats) for k in args.states}
     record = {
-        "commit": subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
-        "command": "PYTHONPATH=. python "
-        + " ".join(["benchmarks/time_varying_parts.py", *sys.argv[1:]]),
+        **provenance("benchmarks/time_varying_parts.py", sys.argv[1:]),
         "block": {"lanes": LANES, "steps": STEPS, "design_columns": COVARIATES},
         "load_average_at_start": load,
         "load_average_at_end": list(os.getloadavg()),
