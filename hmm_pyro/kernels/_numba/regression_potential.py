@@ -44,6 +44,7 @@ import numpy as np
 
 from hmm_pyro.kernels._numba.potentials import prior_simplex, stick_gradient, stick_rows
 from hmm_pyro.kernels._numba.regression import regression_sweeps
+from hmm_pyro.kernels._numba.symbols import weighted_statistics
 
 __all__ = ["regression_categorical_potential", "regression_entry_potential"]
 
@@ -147,20 +148,6 @@ def _symbol_table(log_b, symbols):
                 for k in range(num):
                     table[n, t, k] = log_b[k, symbol]
     return table
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _symbol_counts(gamma, symbols, count):
-    """Expected emission counts ``(K, V)``: gamma ``(T, K, N)`` summed per observed symbol."""
-    steps, num, batch = gamma.shape
-    counts = np.zeros((num, count))
-    for t in range(steps):
-        for n in range(batch):
-            symbol = symbols[t, n]
-            if symbol < count:
-                for k in range(num):
-                    counts[k, symbol] += gamma[t, k, n]
-    return counts
 
 
 def _transition_head(z, alpha_pi, initial, loc, scale, grad, jac):
@@ -267,6 +254,10 @@ def regression_categorical_potential(
         return -math.inf, grad
     time_major = gamma.transpose(1, 2, 0)
     _transition_tail(grad, alpha_pi, initial, context, time_major, coefficient_grad, jac)
-    counts = _symbol_counts(time_major, symbols, count)
+    # the expected emission counts, as the homogeneous categorical potential takes them (the
+    # regression kernel has no lane xi: zeros, which only fill the unused pair counts)
+    batch = time_major.shape[2]
+    no_pairs = np.zeros((num, num, batch))
+    counts = weighted_statistics(time_major, no_pairs, symbols, np.ones(batch), count)[2]
     stick_gradient(counts, alpha_B, sig_b, grad, offset, jac)
     return value + total, grad
